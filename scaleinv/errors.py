@@ -1,0 +1,94 @@
+"""The exceptions scaleinv raises.
+
+Every failure a user can cause is a :class:`ScaleinvError`; each subclass carries the data
+it complains about and builds a deterministic message from it (as pint's errors do).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ScaleinvError",
+    "ParseError",
+    "SpecError",
+    "ProblemError",
+    "NoInverseError",
+    "BudgetExceeded",
+    "DimensionError",
+    "GraphError",
+]
+
+
+class ScaleinvError(Exception):
+    """Base class of every error scaleinv raises on purpose."""
+
+
+class ParseError(ScaleinvError, ValueError):
+    """An expression string uses something outside the allowed grammar.
+
+    Parameters
+    ----------
+    text : str
+        The whole expression string.
+    offending : str
+        The part of it that is not allowed.
+    reason : str
+        Why it is not allowed.
+    """
+
+    def __init__(self, text: str, offending: str, reason: str) -> None:
+        self.text, self.offending, self.reason = text, offending, reason
+        super().__init__(f"cannot parse {text!r}: {reason}: {offending!r}")
+
+
+class SpecError(ScaleinvError, ValueError):
+    """A problem spec file (TOML) is malformed; names the file and the key at fault."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        self.source, self.key, self.reason = source, key, reason
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}[{key}] {reason}")
+
+
+class ProblemError(ScaleinvError, ValueError):
+    """A problem is inconsistent (unknown symbols, wrong sizes, singular matrices, ...)."""
+
+
+class NoInverseError(ScaleinvError, ArithmeticError):
+    """``P(x) = y`` has no real solution for some samples.
+
+    Parameters
+    ----------
+    count : int
+        How many samples have no solution.
+    total : int
+        How many samples were asked for.
+    example : tuple of float
+        The target ``y`` of the first failing sample.
+    """
+
+    def __init__(self, count: int, total: int, example: tuple[float, ...]) -> None:
+        self.count, self.total, self.example = count, total, example
+        super().__init__(
+            f"no real solution of P(x) = y for {count} of {total} samples "
+            f"(first: y = {example}); pass fallback='keep' or 'ig' to step anyway"
+        )
+
+
+class BudgetExceeded(ScaleinvError, TimeoutError):
+    """A symbolic step (solve, simplify) ran past its time budget."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        self.what, self.seconds = what, seconds
+        super().__init__(f"{what} exceeded its time budget of {seconds:g} s")
+
+
+class DimensionError(ScaleinvError, ValueError):
+    """Physical dimensions do not fit together; names the term at fault."""
+
+    def __init__(self, term: str, reason: str) -> None:
+        self.term, self.reason = term, reason
+        super().__init__(f"{reason}: {term}")
+
+
+class GraphError(ScaleinvError, ValueError):
+    """A function graph is malformed (cycle, dangling input, size mismatch)."""

@@ -1,0 +1,1 @@
+"""The numeric layer: compiled batched kernels, update rules, the driver and export."""

@@ -1,0 +1,213 @@
+"""Compile SymPy expressions into batched NumPy kernels — the only place SymPy becomes NumPy.
+
+A kernel is generated Python source (SymPy's NumPy printer after common-subexpression
+elimination) that unpacks its vector arguments from the last axis, broadcasts constants to the
+batch shape and writes a float64 array of shape ``batch + shape``. The same source is what
+:func:`scaleinv.export` writes to disk, so exported and in-process kernels are one code path.
+"""
+
+from __future__ import annotations
+
+import keyword
+import textwrap
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from scaleinv.symbolic import Problem
+
+__all__ = ["Kernel", "ProblemKernels", "compile_kernel", "kernel_source", "compile_problem"]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A compiled batched function: ``kernel(*arrays, **params) -> ndarray``.
+
+    Attributes
+    ----------
+    name : str
+        The function's name in :attr:`source`.
+    source : str
+        Standalone Python source (needs only ``import numpy``).
+    shape : tuple of int
+        Shape of one sample's output; the result has shape ``batch + shape``.
+    func : callable
+        The compiled function.
+    """
+
+    name: str
+    source: str
+    shape: tuple[int, ...]
+    func: Callable[..., np.ndarray]
+
+    def __call__(self, *args: Any, **params: Any) -> np.ndarray:
+        return self.func(*args, **params)
+
+
+def _identifier(symbol: sp.Symbol, taken: set[str]) -> str:
+    name = str(symbol)
+    ok = name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+    if not ok or name in taken or name in ("numpy", "out", "batch"):
+        name = f"_s{len(taken)}"
+    taken.add(name)
+    return name
+
+
+def kernel_source(
+    name: str,
+    exprs: sp.MatrixBase | Sequence[sp.Expr] | sp.Expr,
+    args: Sequence[tuple[str, Sequence[sp.Symbol]]],
+    params: Mapping[sp.Symbol, float] | None = None,
+    doc: str = "",
+) -> tuple[str, tuple[int, ...]]:
+    """Python source of a batched kernel evaluating ``exprs``, and its per-sample shape.
+
+    Parameters
+    ----------
+    name : str
+        Function name.
+    exprs : Matrix, sequence or scalar expression
+        What to evaluate; a Matrix keeps its shape (an m×1 column becomes shape ``(m,)``).
+    args : sequence of (name, symbols)
+        Positional array arguments; ``symbols`` are unpacked from the last axis in order.
+    params : mapping of Symbol to float
+        Keyword arguments with defaults; arrays broadcast against the batch.
+    """
+    params = dict(params or {})
+    if isinstance(exprs, sp.MatrixBase):
+        shape = (exprs.rows,) if exprs.cols == 1 else (exprs.rows, exprs.cols)
+        flat = list(exprs)
+    elif isinstance(exprs, (list, tuple)):
+        shape, flat = (len(exprs),), [sp.sympify(e) for e in exprs]
+    else:
+        shape, flat = (), [sp.sympify(exprs)]
+    taken: set[str] = set()
+    arg_names = [a for a, _ in args]
+    taken.update(arg_names)
+    rename: dict[sp.Symbol, sp.Symbol] = {}
+    unpack = []
+    for arg, symbols in args:
+        for i, s in enumerate(symbols):
+            ident = _identifier(s, taken)
+            rename[s] = sp.Symbol(ident)
+            unpack.append(f"{ident} = {arg}[..., {i}]")
+    param_sigs = []
+    for s in sorted(params, key=str):
+        ident = _identifier(s, taken)
+        rename[s] = sp.Symbol(ident)
+        param_sigs.append(f"{ident}={float(params[s])!r}")
+    flat = [e.xreplace(rename) for e in flat]
+    free = set().union(*(e.free_symbols for e in flat)) - set(rename.values())
+    if free:
+        raise ValueError(f"kernel {name}: expressions use symbols that are not arguments: {free}")
+    temps, reduced = sp.cse(flat, symbols=sp.numbered_symbols("_t"), optimizations="basic")
+    printer = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    body = [f"{a} = numpy.asarray({a}, dtype=numpy.float64)" for a in arg_names]
+    body += unpack
+    shapes = [f"numpy.shape({a})[:-1]" for a in arg_names]
+    shapes += [f"numpy.shape({str(rename[s])})" for s in sorted(params, key=str)]
+    body.append(f"batch = numpy.broadcast_shapes({', '.join(shapes)})")
+    body.append("with numpy.errstate(all='ignore'):")
+    inner = [f"{printer.doprint(t)} = {printer.doprint(e)}" for t, e in temps]
+    if shape == ():
+        inner.append("out = numpy.empty(batch)")
+        inner.append(f"out[...] = {printer.doprint(reduced[0])}")
+    else:
+        inner.append(f"out = numpy.zeros(batch + {shape!r})")
+        for index, expr in zip(np.ndindex(*shape), reduced):
+            if expr != 0:
+                inner.append(f"out[..., {', '.join(map(str, index))}] = {printer.doprint(expr)}")
+    body += ["    " + line for line in inner]
+    body.append("return out")
+    signature = ", ".join(arg_names) + (", *, " + ", ".join(param_sigs) if param_sigs else "")
+    docstring = f'    """{doc}"""\n' if doc else ""
+    source = f"def {name}({signature}):\n{docstring}" + textwrap.indent("\n".join(body), "    ")
+    return source + "\n", shape
+
+
+def compile_kernel(
+    name: str,
+    exprs: sp.MatrixBase | Sequence[sp.Expr] | sp.Expr,
+    args: Sequence[tuple[str, Sequence[sp.Symbol]]],
+    params: Mapping[sp.Symbol, float] | None = None,
+    doc: str = "",
+) -> Kernel:
+    """Generate (see :func:`kernel_source`) and compile a batched kernel.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> k = compile_kernel("square", [x**2, 1], [("x", [x])])
+    >>> k([[2.0], [3.0]])
+    array([[4., 1.],
+           [9., 1.]])
+    """
+    source, shape = kernel_source(name, exprs, args, params, doc)
+    namespace: dict[str, Any] = {"numpy": np}
+    # The source was printed from SymPy expressions built by scaleinv (never from user text).
+    exec(compile(source, f"<scaleinv kernel {name}>", "exec"), namespace)  # noqa: S102
+    return Kernel(name, source, shape, namespace[name])
+
+
+@dataclass(frozen=True)
+class ProblemKernels:
+    """The batched kernels of one :class:`~scaleinv.symbolic.Problem`.
+
+    ``P(x)`` → ``(..., m)``, ``jacobian(x)`` → ``(..., m, n)``, ``gradient(x)`` → ``(..., n)``,
+    ``hessian(x)`` → ``(..., n, n)``, ``loss(x)`` → ``(...)``; in y-space ``loss_y(y)`` →
+    ``(..., m)`` and ``newton_dy(y)`` → ``(..., m)`` (the unit-rate Newton step of L in y).
+    Params are keyword arguments with the problem's defaults.
+    """
+
+    P: Kernel
+    jacobian: Kernel
+    gradient: Kernel
+    hessian: Kernel
+    loss: Kernel
+    loss_of_y: Kernel
+    loss_y: Kernel
+    newton_dy: Kernel | None
+
+    def all(self) -> tuple[Kernel, ...]:
+        """Every kernel, in a fixed order (what :func:`scaleinv.export` writes)."""
+        ks = (self.P, self.jacobian, self.gradient, self.hessian, self.loss, self.loss_of_y, self.loss_y)
+        return ks + ((self.newton_dy,) if self.newton_dy is not None else ())
+
+
+_CACHE: weakref.WeakKeyDictionary[Problem, ProblemKernels] = weakref.WeakKeyDictionary()
+
+
+def compile_problem(problem: Problem) -> ProblemKernels:
+    """Compile (once per problem, cached) the kernels listed in :class:`ProblemKernels`."""
+    cached = _CACHE.get(problem)
+    if cached is not None:
+        return cached
+    from scaleinv.errors import ProblemError
+
+    x = [("x", problem.inputs)]
+    y = [("y", problem.output_symbols)]
+    ps = problem.params
+    try:
+        newton_dy = compile_kernel(
+            "newton_dy", problem.newton_dy, y, ps, "Unit-rate Newton step of L in y-space, (..., m)."
+        )
+    except ProblemError:
+        newton_dy = None
+    kernels = ProblemKernels(
+        P=compile_kernel("P", problem.P, x, ps, "P(x), shape (..., m)."),
+        jacobian=compile_kernel("jacobian", problem.jacobian, x, ps, "dP/dx, shape (..., m, n)."),
+        gradient=compile_kernel("gradient", problem.gradient, x, ps, "dL/dx, shape (..., n)."),
+        hessian=compile_kernel("hessian", problem.hessian, x, ps, "d2L/dx2, shape (..., n, n)."),
+        loss=compile_kernel("loss", problem.loss_x, x, ps, "L(P(x)), shape (...)."),
+        loss_of_y=compile_kernel("loss_of_y", problem.loss, y, ps, "L(y), shape (...)."),
+        loss_y=compile_kernel("loss_y", problem.loss_y, y, ps, "dL/dy, shape (..., m)."),
+        newton_dy=newton_dy,
+    )
+    _CACHE[problem] = kernels
+    return kernels

@@ -1,0 +1,9 @@
+"""The symbolic layer: problems, exact derivatives, local inverses and update formulas (SymPy only)."""
+
+from __future__ import annotations
+
+from scaleinv.symbolic.parsing import parse_expr
+from scaleinv.symbolic.problem import Problem, output_symbols
+from scaleinv.symbolic.spec import RuleSpec, Spec, load_spec, parse_spec
+
+__all__ = ["Problem", "output_symbols", "parse_expr", "Spec", "RuleSpec", "load_spec", "parse_spec"]

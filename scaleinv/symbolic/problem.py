@@ -1,0 +1,272 @@
+"""The :class:`Problem`: a physical function ``P(x)``, a loss ``L(y)`` and their exact derivatives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import sympy as sp
+
+from scaleinv.errors import ParseError, ProblemError
+from scaleinv.symbolic.budget import cheap_simplify
+from scaleinv.symbolic.parsing import check_name, make_symbol, parse_expr
+
+if TYPE_CHECKING:
+    from scaleinv.symbolic.inverse import LocalInverse
+
+__all__ = ["Problem", "output_symbols"]
+
+
+def output_symbols(m: int) -> tuple[sp.Symbol, ...]:
+    """The symbols ``y0 .. y{m-1}`` that stand for the outputs of ``P`` in a loss."""
+    return tuple(sp.Symbol(f"y{i}", real=True) for i in range(m))
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Minimize ``L(P(x))``: a physical function, a loss on its outputs, and defaults.
+
+    Parameters
+    ----------
+    inputs : sequence of Symbol
+        The parameters ``x`` (n of them).
+    outputs : sequence of Expr
+        ``P(x)`` (m expressions in ``inputs`` and ``params``).
+    loss : Expr, optional
+        ``L`` in terms of the output symbols ``y0..y{m-1}`` (see :func:`output_symbols`) and
+        params; default ``½ |y − y*|²``.
+    target : sequence, optional
+        ``y*`` (default 0).
+    params : mapping of Symbol to number, optional
+        Extra symbols such as ``alpha`` with their default values.
+
+    Examples
+    --------
+    >>> p = Problem.from_strings(["x0", "x1"], ["x0", "alpha*x1"], params={"alpha": 10})
+    >>> p.jacobian
+    Matrix([
+    [1,     0],
+    [0, alpha]])
+    >>> p.gradient.T
+    Matrix([[x0, alpha**2*x1]])
+    """
+
+    inputs: tuple[sp.Symbol, ...]
+    outputs: tuple[sp.Expr, ...]
+    loss: sp.Expr = None  # type: ignore[assignment]
+    target: tuple[sp.Expr, ...] = None  # type: ignore[assignment]
+    params: Mapping[sp.Symbol, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        inputs = tuple(self.inputs)
+        outputs = tuple(sp.sympify(e) for e in _as_sequence(self.outputs))
+        if not inputs or not outputs:
+            raise ProblemError("a problem needs at least one input and one output")
+        if not all(isinstance(s, sp.Symbol) for s in inputs) or len(set(inputs)) != len(inputs):
+            raise ProblemError(f"inputs must be distinct symbols, got {inputs}")
+        params = MappingProxyType(dict(self.params or {}))
+        ys = output_symbols(len(outputs))
+        target = (
+            tuple(sp.Integer(0) for _ in outputs)
+            if self.target is None
+            else tuple(sp.sympify(t) for t in _as_sequence(self.target))
+        )
+        if len(target) != len(outputs):
+            raise ProblemError(f"target has {len(target)} entries, P has {len(outputs)} outputs")
+        loss = (
+            sp.Rational(1, 2) * sum(((y - t) ** 2 for y, t in zip(ys, target)), sp.Integer(0))
+            if self.loss is None
+            else sp.sympify(self.loss)
+        )
+        allowed_x = set(inputs) | set(params)
+        for i, expr in enumerate(outputs):
+            _check_free(expr, allowed_x, f"output {i}")
+        _check_free(loss, set(ys) | set(params), "loss")
+        for i, t in enumerate(target):
+            _check_free(t, set(params), f"target {i}")
+        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "outputs", outputs)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "loss", loss)
+        object.__setattr__(self, "params", params)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_strings(
+        cls,
+        inputs: str | Sequence[str],
+        outputs: str | Sequence[str],
+        loss: str | None = None,
+        target: Sequence[str | float] | None = None,
+        params: Mapping[str, float] | None = None,
+    ) -> Problem:
+        """Build a problem from untrusted strings (parsed by an allow-list, never evaluated).
+
+        ``inputs`` may be a list of names or one string of names separated by commas or
+        spaces. Params with a positive default become positive symbols.
+        """
+        names = inputs.replace(",", " ").split() if isinstance(inputs, str) else list(inputs)
+        params = dict(params or {})
+        for name in [*names, *params]:
+            check_name(str(name))
+        if len(set(names) | set(params)) != len(names) + len(params):
+            raise ProblemError(f"names repeat among inputs and params: {names} {list(params)}")
+        xs = {n: make_symbol(n) for n in names}
+        ps = {}
+        for name, value in params.items():
+            value = _param_value(name, value)
+            ps[make_symbol(name, positive=value > 0)] = value
+        by_name = {**xs, **{str(s): s for s in ps}}
+        outs = [outputs] if isinstance(outputs, str) else list(outputs)
+        exprs = [parse_expr(o, by_name) for o in outs]
+        ys = {str(y): y for y in output_symbols(len(exprs))}
+        clash = set(ys) & set(by_name)
+        if clash:
+            raise ProblemError(f"names {sorted(clash)} are reserved for the outputs")
+        lexpr = None if loss is None else parse_expr(loss, {**ys, **{str(s): s for s in ps}})
+        tgt = None
+        if target is not None:
+            tgt = [parse_expr(t, {str(s): s for s in ps}) for t in _as_sequence(target)]
+        return cls(tuple(xs.values()), tuple(exprs), lexpr, tgt, ps)
+
+    # -- sizes and symbols ----------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of inputs."""
+        return len(self.inputs)
+
+    @property
+    def m(self) -> int:
+        """Number of outputs."""
+        return len(self.outputs)
+
+    @property
+    def output_symbols(self) -> tuple[sp.Symbol, ...]:
+        """``y0 .. y{m-1}``."""
+        return output_symbols(self.m)
+
+    @property
+    def param_symbols(self) -> tuple[sp.Symbol, ...]:
+        """The params in a fixed (sorted by name) order."""
+        return tuple(sorted(self.params, key=str))
+
+    def with_params(self, **values: float) -> Problem:
+        """The same problem with other default values for some params."""
+        by_name = {str(s): s for s in self.params}
+        unknown = set(values) - set(by_name)
+        if unknown:
+            raise ProblemError(f"unknown params {sorted(unknown)}; known: {sorted(by_name)}")
+        new = dict(self.params)
+        for name, value in values.items():
+            new[by_name[name]] = _param_value(name, value)
+        return Problem(self.inputs, self.outputs, self.loss, self.target, new)
+
+    # -- exact derivatives ----------------------------------------------------------------
+    @cached_property
+    def P(self) -> sp.Matrix:
+        """``P(x)`` as an m×1 column."""
+        return sp.Matrix(self.outputs)
+
+    @cached_property
+    def jacobian(self) -> sp.Matrix:
+        """``∂P/∂x`` (m×n)."""
+        return self.P.jacobian(self.inputs).applyfunc(cheap_simplify)
+
+    @cached_property
+    def loss_y(self) -> sp.Matrix:
+        """``∂L/∂y`` (m×1), in the output symbols."""
+        return sp.Matrix([sp.diff(self.loss, y) for y in self.output_symbols])
+
+    @cached_property
+    def loss_yy(self) -> sp.Matrix:
+        """``∂²L/∂y²`` (m×m), in the output symbols."""
+        return sp.hessian(self.loss, self.output_symbols)
+
+    @cached_property
+    def at_P(self) -> dict[sp.Symbol, sp.Expr]:
+        """The substitution ``y -> P(x)``."""
+        return dict(zip(self.output_symbols, self.outputs))
+
+    @cached_property
+    def loss_x(self) -> sp.Expr:
+        """``L(P(x))``."""
+        return self.loss.subs(self.at_P)
+
+    @cached_property
+    def gradient(self) -> sp.Matrix:
+        """``∂L/∂x`` as an n×1 column (chain rule ``Jᵀ ∂L/∂y``)."""
+        g = self.jacobian.T * self.loss_y.subs(self.at_P)
+        return g.applyfunc(cheap_simplify)
+
+    @cached_property
+    def hessian(self) -> sp.Matrix:
+        """``∂²L/∂x²`` (n×n)."""
+        h = self.gradient.jacobian(self.inputs)
+        return h.applyfunc(cheap_simplify)
+
+    @cached_property
+    def newton_dy(self) -> sp.Matrix:
+        """The unit-rate Newton step of ``L`` in y-space, ``−(∂²L/∂y²)⁻¹ ∂L/∂y`` (m×1).
+
+        IG and PG scale it by their ``eta``. For the default loss it is ``y* − y``.
+        """
+        hyy = self.loss_yy
+        if hyy.det() == 0:
+            raise ProblemError(
+                "the loss has a singular Hessian in y, so the Newton step in y-space that IG "
+                f"and PG use does not exist (loss = {self.loss})"
+            )
+        return (-(hyy.LUsolve(self.loss_y))).applyfunc(cheap_simplify)
+
+    # -- inverses and kernels -------------------------------------------------------------
+    def local_inverse(self, *, budget: float = 10.0) -> LocalInverse:
+        """Closed-form branches of ``P(x) = y`` and the nearest-branch local inverse."""
+        from scaleinv.symbolic.inverse import local_inverse
+
+        return local_inverse(self, budget=budget)
+
+    def compile(self) -> Any:
+        """Batched NumPy kernels of ``P``, the Jacobian, gradient, Hessian and loss.
+
+        A convenience front of :func:`scaleinv.numeric.compile_problem` (compiled once per
+        problem and cached); the numeric layer is imported here, on use, so that the symbolic
+        layer itself imports nothing above it.
+        """
+        from scaleinv.numeric.kernels import compile_problem
+
+        return compile_problem(self)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return (
+            f"Problem(inputs={list(self.inputs)}, outputs={list(self.outputs)}, "
+            f"loss={self.loss}, target={list(self.target)}" + (f", {params})" if params else ")")
+        )
+
+
+def _as_sequence(value: Any) -> list[Any]:
+    if isinstance(value, (str, int, float, sp.Basic)) and not isinstance(value, sp.MatrixBase):
+        return [value]
+    return list(value)
+
+
+def _param_value(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        value = parse_expr(value, {})
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ParseError(str(value), str(value), f"param {name!r} needs a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ParseError(str(value), str(value), f"param {name!r} needs a finite number")
+    return number
+
+
+def _check_free(expr: sp.Expr, allowed: Iterable[sp.Symbol], what: str) -> None:
+    unknown = expr.free_symbols - set(allowed)
+    if unknown:
+        names = ", ".join(sorted(map(str, unknown)))
+        raise ProblemError(f"{what} ({expr}) uses unknown symbols: {names}")
