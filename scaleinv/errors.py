@@ -15,6 +15,7 @@ __all__ = [
     "BudgetExceeded",
     "DimensionError",
     "GraphError",
+    "NumericOnlyError",
 ]
 
 
@@ -92,3 +93,11 @@ class DimensionError(ScaleinvError, ValueError):
 
 class GraphError(ScaleinvError, ValueError):
     """A function graph is malformed (cycle, dangling input, size mismatch)."""
+
+
+class NumericOnlyError(ScaleinvError, NotImplementedError):
+    """A rule has no symbolic update (HIG, BFGS); use its compiled kernel instead."""
+
+    def __init__(self, rule: str, why: str) -> None:
+        self.rule, self.why = rule, why
+        super().__init__(f"{rule} is numeric-only: {why}")

@@ -1,0 +1,1 @@
+"""The analysis layer: function graphs, units, invariance proofs and the claims ledger."""

@@ -1,0 +1,1 @@
+"""The reports layer: LaTeX/PDF reports, figures and the command-line front."""
