@@ -16,6 +16,7 @@ __all__ = [
     "DimensionError",
     "GraphError",
     "NumericOnlyError",
+    "RuleError",
 ]
 
 
@@ -101,3 +102,7 @@ class NumericOnlyError(ScaleinvError, NotImplementedError):
     def __init__(self, rule: str, why: str) -> None:
         self.rule, self.why = rule, why
         super().__init__(f"{rule} is numeric-only: {why}")
+
+
+class RuleError(ScaleinvError, ValueError):
+    """An update rule is unknown or has an invalid setting."""

@@ -1,1 +1,21 @@
 """The numeric layer: compiled batched kernels, update rules, the driver and export."""
+
+from __future__ import annotations
+
+from scaleinv.numeric import rules
+from scaleinv.numeric.compiled import CompiledRule
+from scaleinv.numeric.driver import Trajectory, minimize
+from scaleinv.numeric.kernels import Kernel, ProblemKernels, compile_kernel, compile_problem
+from scaleinv.numeric.status import Status
+
+__all__ = [
+    "rules",
+    "CompiledRule",
+    "Trajectory",
+    "minimize",
+    "Kernel",
+    "ProblemKernels",
+    "compile_kernel",
+    "compile_problem",
+    "Status",
+]

@@ -48,7 +48,6 @@ _BINARY = {
     ast.Mult: lambda a, b: a * b,
     ast.Div: lambda a, b: a / b,
     ast.Pow: lambda a, b: a**b,
-    ast.BitXor: lambda a, b: a**b,  # '^' means power, as in papers
 }
 
 
@@ -106,7 +105,8 @@ def parse_expr(text: str, symbols: Mapping[str, sp.Symbol]) -> sp.Expr:
     if len(text) > _MAX_LENGTH:
         raise ParseError(text[:40] + "...", text[:40], f"longer than {_MAX_LENGTH} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        # '^' means power, as in papers; replaced before parsing so it keeps power's precedence.
+        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
     except SyntaxError as err:
         raise ParseError(text, text, f"syntax error ({err.msg})") from None
     return _Builder(text, symbols).build(tree.body)
@@ -117,7 +117,8 @@ class _Builder:
         self.text, self.symbols = text, symbols
 
     def fail(self, node: ast.AST, reason: str) -> ParseError:
-        segment = ast.get_source_segment(self.text.strip(), node) or type(node).__name__
+        source = self.text.strip().replace("^", "**")
+        segment = ast.get_source_segment(source, node) or type(node).__name__
         return ParseError(self.text, segment, reason)
 
     def build(self, node: ast.AST) -> sp.Expr:
@@ -136,7 +137,7 @@ class _Builder:
             return -operand if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = self.build(node.left), self.build(node.right)
-            if type(node.op) in (ast.Pow, ast.BitXor) and _too_big_power(left, right):
+            if isinstance(node.op, ast.Pow) and _too_big_power(left, right):
                 raise self.fail(node, "exponent too large")
             return _BINARY[type(node.op)](left, right)
         if isinstance(node, ast.Call):
