@@ -38,7 +38,11 @@ def _run_one(kernels: ProblemKernels, x0: np.ndarray, steps: int) -> tuple[np.nd
         return kernels.gradient(x)
 
     result = scipy_minimize(
-        fun, x0, jac=jac, method="BFGS", callback=lambda xk: path.append(np.array(xk)),
+        fun,
+        x0,
+        jac=jac,
+        method="BFGS",
+        callback=lambda xk: path.append(np.array(xk)),
         options={"maxiter": steps, "gtol": 1e-12},
     )
     path = path[: steps + 1]

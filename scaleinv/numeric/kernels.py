@@ -176,7 +176,15 @@ class ProblemKernels:
 
     def all(self) -> tuple[Kernel, ...]:
         """Every kernel, in a fixed order (what :func:`scaleinv.export` writes)."""
-        ks = (self.P, self.jacobian, self.gradient, self.hessian, self.loss, self.loss_of_y, self.loss_y)
+        ks = (
+            self.P,
+            self.jacobian,
+            self.gradient,
+            self.hessian,
+            self.loss,
+            self.loss_of_y,
+            self.loss_y,
+        )
         return ks + ((self.newton_dy,) if self.newton_dy is not None else ())
 
 
@@ -195,7 +203,11 @@ def compile_problem(problem: Problem) -> ProblemKernels:
     ps = problem.params
     try:
         newton_dy = compile_kernel(
-            "newton_dy", problem.newton_dy, y, ps, "Unit-rate Newton step of L in y-space, (..., m)."
+            "newton_dy",
+            problem.newton_dy,
+            y,
+            ps,
+            "Unit-rate Newton step of L in y-space, (..., m).",
         )
     except ProblemError:
         newton_dy = None

@@ -24,16 +24,25 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from scaleinv.errors import RuleError
-from scaleinv.numeric import linalg
+from scaleinv.errors import NumericOnlyError, RuleError
+from scaleinv.numeric import runtime
 from scaleinv.numeric.bfgs import compile_bfgs
 from scaleinv.numeric.compiled import CompiledRule, stateless
-from scaleinv.numeric.status import Status
+from scaleinv.numeric.kernels import Kernel, ProblemKernels
 from scaleinv.symbolic import Problem, RuleSpec
 from scaleinv.symbolic import updates as formulas
 
 __all__ = ["Rule", "GD", "Newton", "IG", "PG", "HIG", "BFGS", "CompiledRule"]
-__all__ += ["gd", "newton", "ig", "pg", "hig", "bfgs", "REGISTRY", "make_rule"]
+__all__ += ["gd", "newton", "ig", "pg", "hig", "bfgs", "REGISTRY", "make_rule", "step_namespace"]
+
+
+def _require_newton_dy(kernels: ProblemKernels, rule: str) -> Kernel:
+    if kernels.newton_dy is None:
+        raise RuleError(
+            f"{rule} needs the Newton step of L in y-space, but the loss has a singular "
+            "Hessian in y (for example a loss linear in y)"
+        )
+    return kernels.newton_dy
 
 
 def _eta_number(rule: str, eta: Any) -> float:
@@ -54,17 +63,54 @@ def _check_eta(rule: str, eta: Any) -> None:
 
 @dataclass(frozen=True)
 class Rule:
-    """Base of the update rules: ``name``, ``label``, ``symbolic``, ``delta`` and ``compile``."""
+    """Base of the update rules: ``name``, ``label``, ``symbolic``, ``delta`` and ``compile``.
+
+    A rule with a batched step defines it as Python source (:meth:`step_source`) over the
+    problem's kernels and :mod:`scaleinv.numeric.runtime`; :meth:`compile` executes that source
+    and :func:`scaleinv.export` writes it, so both run the same code.
+    """
 
     name = "rule"
     label = "rule"
     symbolic = True
+    _step_body = ""
 
     def delta(self, problem: Problem) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def compile(self, problem: Problem) -> CompiledRule:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def settings(self) -> dict[str, Any]:
+        """The numeric settings the step source takes as keyword defaults."""
+        return {"eta": _eta_number(self.name, getattr(self, "eta", 1.0))}
+
+    def step_source(self) -> str:
+        """Source of ``{name}_step(x, **params) -> (dx, status)``."""
+        defaults = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        doc = (type(self).__doc__ or "").strip().splitlines()[0]
+        return (
+            f"def {self.name}_step(x, *, {defaults}, **params):\n"
+            f'    r"""{doc} Returns (dx, status), batched over leading axes."""\n'
+            f"    x = numpy.asarray(x, dtype=numpy.float64)\n{self._step_body}"
+        )
+
+    def compile(self, problem: Problem) -> CompiledRule:
+        """The batched step of this rule for ``problem`` (see :class:`CompiledRule`)."""
+        namespace = step_namespace(problem, needs_inverse=self.name == "pg")
+        if self.name in ("ig", "pg"):
+            _require_newton_dy(problem.compile(), self.name)
+        # The source is scaleinv's own template filled with numbers (never user text).
+        exec(self.step_source(), namespace)  # noqa: S102
+        return stateless(namespace[f"{self.name}_step"])
+
+
+def step_namespace(problem: Problem, needs_inverse: bool = False) -> dict[str, Any]:
+    """What step sources may call: NumPy, :mod:`runtime` and the problem's kernels."""
+    kernels = problem.compile()
+    namespace: dict[str, Any] = {"numpy": np}
+    namespace.update({k: v for k, v in vars(runtime).items() if not k.startswith("__")})
+    namespace.update({k.name: k.func for k in kernels.all()})
+    if needs_inverse:
+        namespace["local_inverse"] = problem.local_inverse().compile().solve
+    return namespace
 
 
 @dataclass(frozen=True)
@@ -74,16 +120,13 @@ class GD(Rule):
     eta: Any = 0.01
     name = "gd"
     label = "GD"
+    _step_body = "    return -eta * gradient(x, **params), numpy.zeros(x.shape[:-1], numpy.int8)\n"
 
     def __post_init__(self) -> None:
         _check_eta(self.name, self.eta)
 
     def delta(self, problem: Problem) -> sp.Matrix:
         return formulas.gd_delta(problem, self.eta)
-
-    def compile(self, problem: Problem) -> CompiledRule:
-        eta, kernels = _eta_number(self.name, self.eta), problem.compile()
-        return stateless(lambda x: (-eta * kernels.gradient(x), None))
 
 
 @dataclass(frozen=True)
@@ -93,21 +136,16 @@ class Newton(Rule):
     eta: Any = 1.0
     name = "newton"
     label = "Newton"
+    _step_body = (
+        "    dx, status = solve(hessian(x, **params), gradient(x, **params))\n"
+        "    return -eta * dx, status\n"
+    )
 
     def __post_init__(self) -> None:
         _check_eta(self.name, self.eta)
 
     def delta(self, problem: Problem) -> sp.Matrix:
         return formulas.newton_delta(problem, self.eta)
-
-    def compile(self, problem: Problem) -> CompiledRule:
-        eta, kernels = _eta_number(self.name, self.eta), problem.compile()
-
-        def step(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            dx, singular = linalg.solve(kernels.hessian(x), kernels.gradient(x))
-            return -eta * dx, singular
-
-        return stateless(step)
 
 
 @dataclass(frozen=True)
@@ -117,22 +155,16 @@ class IG(Rule):
     eta: Any = 1.0
     name = "ig"
     label = "IG"
+    _step_body = (
+        "    dy = eta * newton_dy(P(x, **params), **params)\n"
+        "    return inverse_jacobian_times(jacobian(x, **params), dy)\n"
+    )
 
     def __post_init__(self) -> None:
         _check_eta(self.name, self.eta)
 
     def delta(self, problem: Problem) -> sp.Matrix:
         return formulas.ig_delta(problem, self.eta)
-
-    def compile(self, problem: Problem) -> CompiledRule:
-        eta, kernels = _eta_number(self.name, self.eta), problem.compile()
-        newton_dy = linalg.require_newton_dy(kernels, self.name)
-
-        def step(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            dy = eta * newton_dy(kernels.P(x))
-            return linalg.inverse_jacobian_times(kernels.jacobian(x), dy)
-
-        return stateless(step)
 
 
 _PG_FALLBACKS = ("stop", "ig")
@@ -151,33 +183,29 @@ class PG(Rule):
     fallback: str = "stop"
     name = "pg"
     label = "PG"
+    _step_body = (
+        "    y = P(x, **params)\n"
+        "    x_new, ok = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
+        "    dx = numpy.where(ok[..., None], x_new - x, 0.0)\n"
+        "    status = numpy.where(ok, RUNNING, NO_INVERSE).astype(numpy.int8)\n"
+        "    if fallback_ig and not ok.all():\n"
+        "        dx_ig, status_ig = inverse_jacobian_times(\n"
+        "            jacobian(x, **params), eta * newton_dy(y, **params))\n"
+        "        dx = numpy.where(ok[..., None], dx, dx_ig)\n"
+        "        status = numpy.where(ok, status, status_ig).astype(numpy.int8)\n"
+        "    return dx, status\n"
+    )
 
     def __post_init__(self) -> None:
         _check_eta(self.name, self.eta)
         if self.fallback not in _PG_FALLBACKS:
             raise RuleError(f"pg: fallback must be one of {_PG_FALLBACKS}, got {self.fallback!r}")
 
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "fallback_ig": self.fallback == "ig"}
+
     def delta(self, problem: Problem) -> tuple[sp.Matrix, ...]:
         return formulas.pg_deltas(problem, self.eta)
-
-    def compile(self, problem: Problem) -> CompiledRule:
-        eta, kernels = _eta_number(self.name, self.eta), problem.compile()
-        newton_dy = linalg.require_newton_dy(kernels, self.name)
-        inverse = problem.local_inverse().compile()
-        ig_step = IG(self.eta).compile(problem).step if self.fallback == "ig" else None
-
-        def step(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            y = kernels.P(x)
-            x_new, ok, _ = inverse.solve(y + eta * newton_dy(y), x)
-            dx = np.where(ok[..., None], x_new - x, 0.0)
-            status = np.where(ok, Status.RUNNING, Status.NO_INVERSE).astype(np.int8)
-            if ig_step is not None and not ok.all():
-                dx_ig, st_ig, _ = ig_step(x, None)
-                dx = np.where(ok[..., None], dx, dx_ig)
-                status = np.where(ok, status, st_ig).astype(np.int8)
-            return dx, status
-
-        return stateless(step)
 
 
 @dataclass(frozen=True)
@@ -196,6 +224,11 @@ class HIG(Rule):
     name = "hig"
     label = "HIG"
     symbolic = False
+    _step_body = (
+        "    g = loss_y(P(x, **params), **params)\n"
+        "    dx = -eta * half_inverse(jacobian(x, **params), g, beta, rcond)\n"
+        "    return dx, numpy.zeros(x.shape[:-1], numpy.int8)\n"
+    )
 
     def __post_init__(self) -> None:
         _check_eta(self.name, self.eta)
@@ -204,20 +237,12 @@ class HIG(Rule):
         if self.rcond is not None and not (0 <= float(self.rcond) < 1):
             raise RuleError(f"hig: rcond must be in [0, 1), got {self.rcond!r}")
 
+    def settings(self) -> dict[str, Any]:
+        rcond = None if self.rcond is None else float(self.rcond)
+        return {**super().settings(), "beta": float(self.beta), "rcond": rcond}
+
     def delta(self, problem: Problem) -> sp.Matrix:
-        from scaleinv.errors import NumericOnlyError
-
         raise NumericOnlyError("hig", "its SVD cut-off depends on the whole batch")
-
-    def compile(self, problem: Problem) -> CompiledRule:
-        eta, kernels = _eta_number(self.name, self.eta), problem.compile()
-        beta, rcond = float(self.beta), self.rcond
-
-        def step(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            g = kernels.loss_y(kernels.P(x))
-            return -eta * linalg.half_inverse(kernels.jacobian(x), g, beta, rcond), None
-
-        return stateless(step)
 
 
 @dataclass(frozen=True)
@@ -229,9 +254,10 @@ class BFGS(Rule):
     symbolic = False
 
     def delta(self, problem: Problem) -> sp.Matrix:
-        from scaleinv.errors import NumericOnlyError
-
         raise NumericOnlyError("bfgs", "its Hessian estimate is built from the iterates")
+
+    def step_source(self) -> str:
+        raise NumericOnlyError("bfgs", "it runs through SciPy and has no standalone step")
 
     def compile(self, problem: Problem) -> CompiledRule:
         return compile_bfgs(problem.compile())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from scaleinv.numeric import runtime
+
 __all__ = ["Status"]
 
 
@@ -16,12 +18,12 @@ class Status(IntEnum):
     'P(x) = y had no real solution for the requested step'
     """
 
-    RUNNING = 0
-    CONVERGED = 1
-    MAX_STEPS = 2
-    DIVERGED = 3
-    NO_INVERSE = 4
-    SINGULAR = 5
+    RUNNING = runtime.RUNNING
+    CONVERGED = runtime.CONVERGED
+    MAX_STEPS = runtime.MAX_STEPS
+    DIVERGED = runtime.DIVERGED
+    NO_INVERSE = runtime.NO_INVERSE
+    SINGULAR = runtime.SINGULAR
 
     @property
     def message(self) -> str:

@@ -37,7 +37,17 @@ from scaleinv.symbolic.problem import Problem
 
 __all__ = ["Spec", "RuleSpec", "load_spec", "parse_spec"]
 
-_TOP_LEVEL = {"title", "description", "problem", "params", "run", "rules", "units", "analysis", "report"}
+_TOP_LEVEL = {
+    "title",
+    "description",
+    "problem",
+    "params",
+    "run",
+    "rules",
+    "units",
+    "analysis",
+    "report",
+}
 _RULE_SETTINGS = {"eta", "beta", "rcond", "fallback", "label"}
 
 
@@ -84,7 +94,9 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     """Build a :class:`Spec` from already-decoded TOML data."""
     unknown = set(data) - _TOP_LEVEL
     if unknown:
-        raise SpecError(source, ", ".join(sorted(unknown)), f"unknown table(s); known: {sorted(_TOP_LEVEL)}")
+        raise SpecError(
+            source, ", ".join(sorted(unknown)), f"unknown table(s); known: {sorted(_TOP_LEVEL)}"
+        )
     prob = _table(data, "problem", source, required=True)
     for key in ("inputs", "outputs"):
         if key not in prob:
@@ -164,10 +176,12 @@ def _starts(value: Any, n: int, source: str) -> tuple[tuple[float, ...], ...]:
 def _rule(value: Any, index: int, source: str) -> RuleSpec:
     key = f"rules[{index}]"
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        raise SpecError(source, key, "needs a name, e.g. name = \"gd\"")
+        raise SpecError(source, key, 'needs a name, e.g. name = "gd"')
     unknown = set(value) - _RULE_SETTINGS - {"name"}
     if unknown:
-        raise SpecError(source, key, f"unknown settings {sorted(unknown)}; known: {sorted(_RULE_SETTINGS)}")
+        raise SpecError(
+            source, key, f"unknown settings {sorted(unknown)}; known: {sorted(_RULE_SETTINGS)}"
+        )
     settings: dict[str, Any] = {}
     for name, setting in value.items():
         if name in ("name", "fallback", "label"):
