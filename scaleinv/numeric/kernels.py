@@ -72,7 +72,7 @@ def kernel_source(
     name : str
         Function name.
     exprs : Matrix, sequence or scalar expression
-        What to evaluate; a Matrix keeps its shape (an m×1 column becomes shape ``(m,)``).
+        What to evaluate; a Matrix keeps its 2-D shape, a sequence gives a vector.
     args : sequence of (name, symbols)
         Positional array arguments; ``symbols`` are unpacked from the last axis in order.
     params : mapping of Symbol to float
@@ -80,8 +80,7 @@ def kernel_source(
     """
     params = dict(params or {})
     if isinstance(exprs, sp.MatrixBase):
-        shape = (exprs.rows,) if exprs.cols == 1 else (exprs.rows, exprs.cols)
-        flat = list(exprs)
+        shape, flat = (exprs.rows, exprs.cols), list(exprs)
     elif isinstance(exprs, (list, tuple)):
         shape, flat = (len(exprs),), [sp.sympify(e) for e in exprs]
     else:
@@ -204,7 +203,7 @@ def compile_problem(problem: Problem) -> ProblemKernels:
     try:
         newton_dy = compile_kernel(
             "newton_dy",
-            problem.newton_dy,
+            list(problem.newton_dy),
             y,
             ps,
             "Unit-rate Newton step of L in y-space, (..., m).",
@@ -212,13 +211,13 @@ def compile_problem(problem: Problem) -> ProblemKernels:
     except ProblemError:
         newton_dy = None
     kernels = ProblemKernels(
-        P=compile_kernel("P", problem.P, x, ps, "P(x), shape (..., m)."),
+        P=compile_kernel("P", list(problem.P), x, ps, "P(x), shape (..., m)."),
         jacobian=compile_kernel("jacobian", problem.jacobian, x, ps, "dP/dx, shape (..., m, n)."),
-        gradient=compile_kernel("gradient", problem.gradient, x, ps, "dL/dx, shape (..., n)."),
+        gradient=compile_kernel("gradient", list(problem.gradient), x, ps, "dL/dx, shape (..., n)."),
         hessian=compile_kernel("hessian", problem.hessian, x, ps, "d2L/dx2, shape (..., n, n)."),
         loss=compile_kernel("loss", problem.loss_x, x, ps, "L(P(x)), shape (...)."),
         loss_of_y=compile_kernel("loss_of_y", problem.loss, y, ps, "L(y), shape (...)."),
-        loss_y=compile_kernel("loss_y", problem.loss_y, y, ps, "dL/dy, shape (..., m)."),
+        loss_y=compile_kernel("loss_y", list(problem.loss_y), y, ps, "dL/dy, shape (..., m)."),
         newton_dy=newton_dy,
     )
     _CACHE[problem] = kernels

@@ -163,6 +163,8 @@ class _Builder:
 
     def call(self, node: ast.Call) -> sp.Expr:
         func = node.func
+        if isinstance(func, ast.Attribute):
+            raise self.fail(func, "attribute access is not allowed")
         if not isinstance(func, ast.Name):
             raise self.fail(func, "only calls of allowed functions by name are allowed")
         if func.id not in FUNCTIONS:

@@ -1,0 +1,47 @@
+"""Reference problems shared by the tests (a catalogue crossed with the rule registry)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scaleinv import Problem
+
+#: name -> (problem, a sampler of points where every rule is defined)
+CATALOGUE: dict[str, Problem] = {
+    "comparison": Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], loss="y0**2 + y1**2"),
+    "scaling_toy": Problem.from_strings(
+        ["x1", "x2"], ["x1", "alpha*x2"], loss="y0**2 + y1**2", params={"alpha": 10}
+    ),
+    "coupled": Problem.from_strings(["a", "b"], ["a + b", "a*b"], target=[3, 2]),
+    "trig": Problem.from_strings(["x"], ["sin(x)"], target=[0.5]),
+    "cubic_exp": Problem.from_strings(["u", "v"], ["u**3", "exp(v)"], target=[8, 2]),
+    "overdetermined": Problem.from_strings(["x0", "x1"], ["x0", "x1", "x0*x1"], target=[1, 2, 2]),
+}
+
+
+def sample_points(name: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Random points where the problem's derivatives are regular."""
+    problem = CATALOGUE[name]
+    x = rng.uniform(0.5, 2.0, size=(size, problem.n)) * rng.choice([-1.0, 1.0], (size, problem.n))
+    if name == "coupled":  # keep a != b so the Jacobian [[1, 1], [b, a]] is regular
+        x[:, 1] = x[:, 0] + rng.uniform(0.5, 1.5, size)
+    if name == "trig":  # keep cos(x) away from 0
+        x = rng.uniform(-1.2, 1.2, size=(size, 1))
+    return x
+
+
+def evaluate(expr, problem: Problem, point: np.ndarray) -> np.ndarray:
+    """Evaluate a SymPy expression or matrix at one point by substitution (no kernels)."""
+    values = dict(zip(problem.inputs, map(float, point)))
+    values.update(problem.params)
+    return np.array(np.array(expr.subs(values).evalf(), dtype=float), dtype=float)
+
+
+def finite_difference(fn, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of ``fn`` (array -> array of shape s) at ``x``: shape ``s + (n,)``."""
+    cols = []
+    for j in range(x.shape[-1]):
+        e = np.zeros_like(x)
+        e[j] = h
+        cols.append((np.asarray(fn(x + e)) - np.asarray(fn(x - e))) / (2 * h))
+    return np.stack(cols, axis=-1)
