@@ -7,13 +7,30 @@ The compiled counterparts live in :mod:`scaleinv.numeric.rules`.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import sympy as sp
 
 from scaleinv.errors import NumericOnlyError, ProblemError
 from scaleinv.symbolic.budget import cheap_simplify
 from scaleinv.symbolic.problem import Problem
 
-__all__ = ["y_step", "gd_delta", "newton_delta", "ig_delta", "pg_deltas"]
+__all__ = ["y_step", "gd_delta", "newton_delta", "ig_delta", "pg_deltas", "exact_eta"]
+
+
+def exact_eta(eta: sp.Expr | float) -> sp.Expr:
+    """``eta`` as an exact SymPy number when a float is a short fraction (0.3 -> 3/10).
+
+    Examples
+    --------
+    >>> exact_eta(0.3), exact_eta(1 / 3), exact_eta(sp.Symbol("eta"))
+    (3/10, 1/3, eta)
+    """
+    if isinstance(eta, float):
+        frac = Fraction(eta).limit_denominator(10**6)
+        if float(frac) == eta:
+            return sp.Rational(frac.numerator, frac.denominator)
+    return sp.sympify(eta)
 
 
 def y_step(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
@@ -27,7 +44,7 @@ def y_step(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
     >>> y_step(p, sp.Rational(1, 2)).T
     Matrix([[2 - x**2/2]])
     """
-    return (sp.sympify(eta) * problem.newton_dy.subs(problem.at_P)).applyfunc(cheap_simplify)
+    return (exact_eta(eta) * problem.newton_dy.subs(problem.at_P)).applyfunc(cheap_simplify)
 
 
 def gd_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
@@ -41,7 +58,7 @@ def gd_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
     >>> gd_delta(p, sp.Symbol("eta")).T
     Matrix([[-eta*x0, -alpha**2*eta*x1]])
     """
-    return (-sp.sympify(eta) * problem.gradient).applyfunc(cheap_simplify)
+    return (-exact_eta(eta) * problem.gradient).applyfunc(cheap_simplify)
 
 
 def newton_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
@@ -59,7 +76,7 @@ def newton_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
     if hessian.det() == 0:
         raise ProblemError(f"the Hessian of L(P(x)) is singular everywhere: {hessian.tolist()}")
     step = hessian.LUsolve(problem.gradient)
-    return (-sp.sympify(eta) * step).applyfunc(cheap_simplify)
+    return (-exact_eta(eta) * step).applyfunc(cheap_simplify)
 
 
 def ig_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
@@ -95,7 +112,7 @@ def pg_deltas(problem: Problem, eta: sp.Expr | float) -> tuple[sp.Matrix, ...]:
     --------
     >>> p = Problem.from_strings(["x"], ["x**2"], loss="y0**2")
     >>> [d[0] for d in pg_deltas(p, sp.Symbol("eta"))]
-    [-x - sqrt(x**2*(1 - eta)), -x + sqrt(x**2*(1 - eta))]
+    [-x - sqrt(1 - eta)*Abs(x), -x + sqrt(1 - eta)*Abs(x)]
     """
     inverse = problem.local_inverse()
     if inverse.numeric or not inverse.branches:
