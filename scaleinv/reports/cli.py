@@ -1,0 +1,166 @@
+"""The ``scaleinv`` command line: ``run``, ``derive``, ``export`` (and the analysis and report
+commands registered below them). Bad input prints one line and exits nonzero, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from scaleinv.errors import ScaleinvError
+from scaleinv.numeric import Status, minimize
+from scaleinv.numeric.export import export
+from scaleinv.numeric.rules import make_rule
+from scaleinv.reports.text import format_expr, format_table, format_vector
+from scaleinv.symbolic import Spec, load_spec
+
+__all__ = ["main", "build_parser"]
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run every rule of the spec from every start point and print a table."""
+    spec = load_spec(args.spec)
+    steps = spec.steps if args.steps is None else args.steps
+    rows = []
+    for rule_spec in spec.rules:
+        rule = make_rule(rule_spec)
+        traj = minimize(spec.problem, rule, np.array(spec.starts), steps, spec.tol)
+        for i, start in enumerate(spec.starts):
+            rows.append(
+                [
+                    rule_spec.settings.get("label", rule.label),
+                    format_vector(np.array(start), 4),
+                    traj.steps,
+                    format_vector(traj.x[-1, i]),
+                    f"{traj.loss[-1, i]:.6g}",
+                    Status(int(traj.status[i])).label,
+                ]
+            )
+    print(f"{spec.title}\n")
+    print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
+    return 0
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    """Print the exact derivatives, the inverse branches and each rule's update."""
+    spec = load_spec(args.spec)
+    p = spec.problem
+    sections = [
+        ("P(x)", p.P),
+        ("L(y)", p.loss),
+        ("Jacobian dP/dx", p.jacobian),
+        ("gradient dL/dx", p.gradient),
+        ("Hessian d2L/dx2", p.hessian),
+    ]
+    print(f"{spec.title}\n")
+    for title, expr in sections:
+        print(f"{title}:\n{_indent(format_expr(expr))}\n")
+    print(_describe_inverse(spec))
+    for rule_spec in spec.rules:
+        rule = make_rule(rule_spec)
+        print(f"{rule.label} update ({_settings(rule_spec)}):")
+        try:
+            delta = rule.delta(p)
+        except ScaleinvError as err:
+            print(f"  {err}\n")
+            continue
+        deltas = delta if isinstance(delta, tuple) else (delta,)
+        for i, d in enumerate(deltas):
+            prefix = f"branch {i}: " if len(deltas) > 1 else ""
+            print(f"  {prefix}Δx = {format_expr(d)}")
+        print()
+    return 0
+
+
+def _describe_inverse(spec: Spec) -> str:
+    inverse = spec.problem.local_inverse()
+    if inverse.numeric:
+        return f"local inverse: numeric (warm-started at x0): {inverse.reason}\n"
+    lines = ["local inverse branches of P(x) = y:"]
+    for i, branch in enumerate(inverse.branches):
+        lines.append(f"  branch {i}: x = {format_expr(tuple(branch.solution))}")
+        lines.append(f"    valid where: {format_expr(branch.condition)}")
+        periods = [f"{x}: {t}" for x, t in zip(spec.problem.inputs, branch.period) if t is not None]
+        if periods:
+            lines.append(f"    periodic: {', '.join(periods)} (plus integer multiples)")
+    return "\n".join(lines) + "\n"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _settings(rule_spec) -> str:
+    return ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in rule_spec.settings.items()
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a standalone NumPy module with the spec's kernels and rule steps."""
+    spec = load_spec(args.spec)
+    rules = [make_rule(r) for r in spec.rules]
+    path = export(spec.problem, args.to, rules=rules, title=spec.title)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="scaleinv",
+        description="Exact derivations, local inverses and batched kernels for scale-invariant "
+        "optimization (GD, Newton, IG, PG, HIG).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the spec's rules and print a results table")
+    run.add_argument("spec", type=Path, help="problem spec file (TOML)")
+    run.add_argument("--steps", type=int, default=None, help="override the spec's steps")
+    run.set_defaults(func=cmd_run)
+    derive = sub.add_parser("derive", help="print J, ∇L, H, inverse branches and each Δx")
+    derive.add_argument("spec", type=Path, help="problem spec file (TOML)")
+    derive.set_defaults(func=cmd_derive)
+    exp = sub.add_parser("export", help="write a standalone NumPy module of the kernels")
+    exp.add_argument("spec", type=Path, help="problem spec file (TOML)")
+    exp.add_argument("--to", type=Path, required=True, metavar="FILE.py", help="output file")
+    exp.set_defaults(func=cmd_export)
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Registration functions of the analysis and report commands."""
+    return []
+
+
+_EXTRA_COMMANDS = _extra_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``scaleinv`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ScaleinvError as err:
+        print(f"scaleinv: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `scaleinv derive SPEC | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+    except OSError as err:
+        print(
+            f"scaleinv: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

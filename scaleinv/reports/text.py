@@ -1,0 +1,66 @@
+"""Plain-text rendering for the terminal: tables and readable formulas."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+__all__ = ["format_table", "format_vector", "format_expr"]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A left-aligned text table with a rule under the header.
+
+    Examples
+    --------
+    >>> print(format_table(["rule", "loss"], [["gd", "1.0"], ["newton", "0.5"]]))
+    rule    loss
+    ------  ----
+    gd      1.0
+    newton  0.5
+    """
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_vector(values: np.ndarray, digits: int = 6) -> str:
+    """``(a, b, ...)`` with ``digits`` significant digits.
+
+    Examples
+    --------
+    >>> format_vector(np.array([0.052, 2.0 / 3.0]))
+    '(0.052, 0.666667)'
+    """
+    return "(" + ", ".join(f"{float(v):.{digits}g}" for v in np.ravel(values)) + ")"
+
+
+def _inline(expr: Any) -> str:
+    # SymPy's plain string form: one line, and valid input for scaleinv's own parser.
+    return sp.sstr(expr)
+
+
+def format_expr(expr: Any) -> str:
+    """A SymPy expression, vector or matrix as plain text, one line per matrix row.
+
+    Examples
+    --------
+    >>> x = sp.Symbol("x")
+    >>> print(format_expr(sp.Matrix([x**2, 2 * x])))
+    (x**2, 2*x)
+    >>> print(format_expr(sp.Matrix([[1, x / 2], [0, 1]])))
+    [1, x/2]
+    [0, 1]
+    """
+    if isinstance(expr, (tuple, list)):
+        return "(" + ", ".join(_inline(e) for e in expr) + ")"
+    if isinstance(expr, sp.MatrixBase):
+        if expr.cols == 1:
+            return format_expr(list(expr))
+        return "\n".join("[" + ", ".join(_inline(e) for e in row) + "]" for row in expr.tolist())
+    return _inline(expr)
