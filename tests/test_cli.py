@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scaleinv import load_spec, minimize
+from scaleinv.numeric.rules import make_rule
+from scaleinv.reports.cli import main
+
+SPEC = "reports/comparison.toml"
+
+
+def test_run_prints_a_row_per_rule_with_the_driver_results(capsys) -> None:
+    assert main(["run", SPEC]) == 0
+    out = capsys.readouterr().out
+    spec = load_spec(SPEC)
+    for rule_spec in spec.rules:
+        rule = make_rule(rule_spec)
+        t = minimize(spec.problem, rule, np.array(spec.starts), spec.steps)
+        row = next(line for line in out.splitlines() if line.startswith(rule.label + " "))
+        assert f"{t.loss[-1, 0]:.6g}" in row and "max_steps" in row
+
+
+def test_derive_prints_derivatives_branches_and_updates(capsys) -> None:
+    assert main(["derive", SPEC]) == 0
+    out = capsys.readouterr().out
+    for text in ["[0, 2*x1]", "(2*x0, 4*x1**3)", "[0, 12*x1**2]", "x = (y0, sqrt(y1))", "y1 >= 0", "Δx = (-x0/3, -x1/9)"]:
+        assert text in out
+
+
+def test_export_writes_a_module(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "kernels.py"
+    assert main(["export", SPEC, "--to", str(target)]) == 0
+    assert target.exists() and "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["run", "derive", "export"])
+def test_help_for_every_command(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0 and "spec" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["run", "missing.toml"], "cannot be read"),
+        (["export", SPEC, "--to", "/nonexistent/dir/k.py"], "folder does not exist"),
+        (["export", SPEC, "--to", "k.txt"], "must be a .py file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, match: str, capsys) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scaleinv: error:") and match in err and err.count("\n") == 1
+
+
+def test_console_script_errors_have_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[problem]\ninputs = ["x"]\noutputs = ["x.__class__"]\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "scaleinv.reports.cli", "run", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "attribute access is not allowed" in result.stderr
