@@ -1,0 +1,353 @@
+"""Local inverses of ``P``: the closed-form real branches of ``P(x) = y``.
+
+:func:`local_inverse` solves ``P(x) = y`` for ``x`` (``sympy.solve``; linear maps by an exact
+matrix solve) within a time budget and keeps the real branches, each with the condition on
+``y`` under which its formula is real and the period of every input along which the whole
+family repeats. The local inverse ``P⁻¹(y; x₀)`` of the chapter is then the valid solution
+nearest to ``x₀``; evaluating it is the numeric layer's job (:meth:`LocalInverse.inv`). When
+no usable closed form exists the result says so (``numeric=True``) and the evaluator solves
+``P(x) = y`` numerically, warm-started at ``x₀``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sympy as sp
+from sympy.calculus.util import lcim, periodicity
+from sympy.solvers.solveset import NonlinearError
+
+from scaleinv.errors import BudgetExceeded
+from scaleinv.symbolic.budget import with_budget
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from scaleinv.symbolic.problem import Problem
+
+__all__ = ["Branch", "LocalInverse", "local_inverse"]
+
+T = TypeVar("T")
+
+#: Functions a closed form may use: each has a real NumPy counterpart in the kernel printer.
+_KERNEL_FUNCTIONS = (
+    *(sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.asin, sp.acos, sp.atan, sp.atan2),
+    *(sp.sinh, sp.cosh, sp.tanh, sp.asinh, sp.acosh, sp.atanh, sp.Abs, sp.sign),
+)
+#: Probe inputs for the completeness check (exact, so ``P(x*)`` is evaluated precisely).
+_PROBES = tuple(sp.Rational(p, 20) for p in (6, -14, 26, -38, 11, -8, 17))
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One closed-form real solution family of ``P(x) = y``.
+
+    Attributes
+    ----------
+    solution : tuple of Expr
+        ``x`` (one expression per input) in the output symbols ``y0..`` and the params.
+    condition : Boolean
+        Where the formula is real (arguments of even roots ≥ 0, of logs > 0, of ``asin`` and
+        ``acos`` in ``[-1, 1]``, denominators ≠ 0) and, when a cheap check can tell, where it
+        actually solves ``P(x) = y``. The numeric evaluator checks the residual regardless.
+    period : tuple of (Expr or None)
+        ``T_j`` such that ``x_j + k T_j`` (integer ``k``) solves ``P(x) = y`` as well;
+        ``None`` where ``P`` is not periodic in ``x_j``.
+    """
+
+    solution: tuple[sp.Expr, ...]
+    condition: sp.Basic
+    period: tuple[sp.Expr | None, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class LocalInverse:
+    """The branches of ``P(x) = y`` and the nearest-branch local inverse ``P⁻¹(y; x₀)``.
+
+    Attributes
+    ----------
+    problem : Problem
+        Whose ``P`` is inverted.
+    branches : tuple of Branch
+        The real closed-form branches (empty when ``numeric``).
+    numeric : bool
+        True when no complete closed form was found (or the time budget ran out): then
+        :meth:`inv` solves ``P(x) = y`` numerically, warm-started at ``x0``.
+    reason : str
+        How the branches were found, or why there are none.
+    """
+
+    problem: Problem
+    branches: tuple[Branch, ...]
+    numeric: bool
+    reason: str
+
+    def compile(self) -> Any:
+        """The batched evaluator (:class:`scaleinv.numeric.inverse.InverseEvaluator`), cached."""
+        from scaleinv.numeric.inverse import compile_inverse
+
+        return compile_inverse(self)
+
+    def inv(self, y: Any, x0: Any, *, fallback: str = "raise") -> np.ndarray:
+        """``P⁻¹(y; x0)``: the solution of ``P(x) = y`` nearest to ``x0``, batched.
+
+        ``y`` has shape ``(..., m)`` and ``x0`` ``(..., n)``; leading axes broadcast. Where
+        no real solution exists: ``fallback="raise"`` raises
+        :class:`~scaleinv.errors.NoInverseError`, ``"keep"`` returns ``x0``, ``"ig"`` the
+        inverse-gradient step ``x0 + J(x0)⁺ (y − P(x0))``.
+        """
+        return self.compile().inv(y, x0, fallback=fallback)
+
+
+class _Clock:
+    """One overall deadline for a derivation, run as a sequence of (never nested) budgets."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def _expired(self) -> BudgetExceeded:
+        return BudgetExceeded("the local inverse (sympy.solve and checks)", self.seconds)
+
+    def run(self, fn: Callable[[], T], what: str, cap: float | None = None) -> T:
+        """``fn()`` within ``cap`` seconds and the time left; over the cap raises ``_CapHit``."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self._expired()
+        try:
+            result = with_budget(fn, left if cap is None else min(cap, left), what)
+        except BudgetExceeded:
+            raise (self._expired() if self.deadline <= time.monotonic() else _CapHit()) from None
+        if self.deadline <= time.monotonic():  # SymPy may have swallowed the alarm
+            raise self._expired()
+        return result
+
+    def attempt(self, fn: Callable[[], T], what: str, cap: float) -> T | None:
+        """Like :meth:`run`, but None when the step gives up or runs over its cap."""
+        try:
+            return self.run(fn, what, cap)
+        except BudgetExceeded:
+            raise
+        except Exception:  # _CapHit, or SymPy giving up (NotImplementedError, ...)
+            return None
+
+    def tidy(self, expr: T, cap: float = 1.0) -> T:
+        """``sympy.simplify`` of a small expression within ``cap`` seconds, else ``expr``."""
+        if not isinstance(expr, sp.Basic) or sp.count_ops(expr) > 150:
+            return expr
+        try:
+            return self.run(lambda: sp.simplify(expr), "simplify", cap)
+        except _CapHit:
+            return expr
+
+
+class _CapHit(Exception):
+    """A capped step ran out of its own cap (the overall budget is not yet spent)."""
+
+
+def local_inverse(problem: Problem, budget: float = 10.0) -> LocalInverse:
+    """Closed-form real branches of ``P(x) = y``, or a flagged numeric local inverse.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem whose ``P`` to invert.
+    budget : float
+        Seconds for the whole derivation (solve, simplifications, checks); past it the
+        result is numeric with the reason.
+
+    Returns
+    -------
+    LocalInverse
+
+    Examples
+    --------
+    >>> from scaleinv.symbolic import Problem
+    >>> inverse = local_inverse(Problem.from_strings("x", "x**2"))
+    >>> [(b.solution, b.condition) for b in inverse.branches]
+    [((-sqrt(y0),), y0 >= 0), ((sqrt(y0),), y0 >= 0)]
+    >>> inverse.inv([9.0], [-2.0])
+    array([-3.])
+    >>> local_inverse(Problem.from_strings("x", "x + sin(x)")).numeric
+    True
+    """
+    clock = _Clock(budget)
+    try:
+        branches, reason = _derive(problem, clock)
+    except BudgetExceeded as exc:
+        return LocalInverse(problem, (), True, f"{exc}; solving numerically instead")
+    except Exception as exc:  # a SymPy failure outside solve: the numeric inverse still works
+        reason = f"deriving a closed form failed ({type(exc).__name__}: {exc}); solving numerically"
+        return LocalInverse(problem, (), True, reason)
+    return LocalInverse(problem, branches, not branches, reason)
+
+
+def _derive(problem: Problem, clock: _Clock) -> tuple[tuple[Branch, ...], str]:
+    ys, xs = problem.output_symbols, list(problem.inputs)
+    eqs = [p - y for p, y in zip(problem.outputs, ys)]
+    try:
+        A, b = clock.run(lambda: sp.linear_eq_to_matrix(eqs, xs), "linear_eq_to_matrix")
+    except NonlinearError:
+        A = None
+    if A is not None:
+        if A.rows != A.cols:
+            return (), f"P is linear but {A.rows}x{A.cols}: no unique inverse; solving numerically"
+        det = clock.tidy(A.det())
+        if det == 0:
+            return (), "P is linear with a singular matrix (det = 0); solving numerically"
+        solution = tuple(clock.tidy(e) for e in clock.run(lambda: A.LUsolve(b), "LUsolve"))
+        condition = _reality(solution, clock, [sp.Ne(det, 0)])
+        branch = Branch(solution, condition, (None,) * len(xs))
+        return (
+            branch,
+        ), "P is linear: exact matrix solve, x = A^-1 (y - b), valid where det A != 0"
+    try:
+        raw = clock.run(lambda: sp.solve(eqs, xs, dict=True), "sympy.solve")
+    except (BudgetExceeded, _CapHit):
+        raise
+    except Exception as exc:  # SymPy raises many types for "cannot solve"
+        return (), f"sympy.solve failed ({type(exc).__name__}: {exc}); solving numerically"
+    if not raw:
+        return (), "sympy.solve found no closed-form solution; solving numerically"
+    allowed = set(ys) | set(problem.params)
+    periods = _periods(problem, clock)
+    branches: dict[tuple[sp.Expr, ...], Branch] = {}
+    for sol in raw:
+        if set(sol) != set(xs) or any(sol[x].free_symbols - allowed for x in xs):
+            return (), f"sympy.solve gave a parametric answer {sol}; solving numerically"
+        exprs = tuple(_real_roots(sp.sympify(sol[x])) for x in xs)
+        foreign = {f.func for e in exprs for f in e.atoms(sp.Function)} - set(_KERNEL_FUNCTIONS)
+        if foreign or any(e.has(sp.RootOf, sp.Integral, sp.Subs, sp.Piecewise) for e in exprs):
+            what = ", ".join(sorted(map(str, foreign))) or "implicit roots or integrals"
+            return (), f"the closed form uses {what} (no NumPy kernel); solving numerically"
+        if any(e.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo) for e in exprs):
+            continue  # complex for every real y (odd roots were made real above)
+        condition = _reality(exprs, clock, _residual_conditions(problem, exprs, clock))
+        if condition is not sp.false:
+            branches[exprs] = Branch(exprs, condition, periods)
+    kept = tuple(sorted(branches.values(), key=lambda b: sp.default_sort_key(b.solution)))
+    if not kept:
+        return (), "sympy.solve found only complex solutions; solving numerically"
+    missed = _missed_probe(problem, kept, clock)
+    if missed:
+        return (), f"the closed form misses real solutions ({missed}); solving numerically"
+    return kept, f"sympy.solve: {len(kept)} real branch(es)"
+
+
+def _real_roots(expr: sp.Expr) -> sp.Expr:
+    """Make odd roots real for negative bases: ``b**(p/q)`` -> ``sign(b)**p |b|**(p/q)``."""
+
+    def odd_root(e: Any) -> bool:
+        return (
+            isinstance(e, sp.Pow)
+            and e.exp.is_Rational
+            and not e.exp.is_Integer
+            and e.exp.q % 2 == 1
+            and not e.base.is_nonnegative
+        )
+
+    def real(e: sp.Pow) -> sp.Expr:
+        root = sp.Abs(e.base) ** e.exp
+        return sp.sign(e.base) * root if e.exp.p % 2 else root
+
+    return expr.replace(odd_root, real)
+
+
+def _reality(exprs: tuple[sp.Expr, ...], clock: _Clock, extra: list[Any]) -> sp.Basic:
+    """Where every expression is real: walk for roots, logs, inverse trig and denominators."""
+    conds = list(extra)
+    for expr in exprs:
+        for node in sp.preorder_traversal(expr):
+            args = node.args
+            if isinstance(node, sp.Pow) and node.exp.is_Rational and node.exp.is_negative:
+                conds.append(sp.Ne(node.base, 0))
+            if isinstance(node, sp.Pow) and node.exp.is_Rational and node.exp.q % 2 == 0:
+                conds.append(node.base > 0 if node.exp.is_negative else node.base >= 0)
+            elif isinstance(node, sp.log):
+                conds.append(args[0] > 0)
+            elif isinstance(node, (sp.asin, sp.acos)):
+                conds += [args[0] >= -1, args[0] <= 1]
+            elif isinstance(node, sp.acosh):
+                conds.append(args[0] >= 1)
+            elif isinstance(node, sp.atanh):
+                conds += [args[0] > -1, args[0] < 1]
+    return clock.tidy(sp.And(*conds))
+
+
+def _residual_conditions(problem: Problem, exprs: tuple[sp.Expr, ...], clock: _Clock) -> list[Any]:
+    """Where ``P(solution) = y`` holds, for residuals small enough to decide in one ``y``."""
+    at = dict(zip(problem.inputs, exprs))
+    conds = []
+    for p, y in zip(problem.outputs, problem.output_symbols):
+        residual = clock.tidy(p.xreplace(at) - y)
+        if residual == 0 or residual.free_symbols != {y} or sp.count_ops(residual) > 12:
+            continue
+        where = clock.attempt(lambda r=residual, s=y: sp.solveset(r, s, sp.S.Reals), "solveset", 1)
+        if isinstance(where, sp.Set) and not isinstance(where, sp.ConditionSet):
+            conds.append(where.as_relational(y))
+    return conds
+
+
+def _periods(problem: Problem, clock: _Clock) -> tuple[sp.Expr | None, ...]:
+    """Per input, a common period of every output that depends on it (or None)."""
+    result: list[sp.Expr | None] = []
+    for x in problem.inputs:
+        found = [
+            clock.attempt(lambda p=p, x=x: periodicity(p, x), "periodicity", 2)
+            for p in problem.outputs
+            if p.has(x)
+        ]
+        period = None
+        if found and all(t is not None for t in found):
+            distinct = list(dict.fromkeys(found))
+            period = distinct[0] if len(distinct) == 1 else lcim(distinct)
+        result.append(None if period is None else clock.tidy(period))
+    return tuple(result)
+
+
+def _missed_probe(problem: Problem, branches: tuple[Branch, ...], clock: _Clock) -> str | None:
+    """A real ``x*`` that no branch (with its period shifts) recovers from ``P(x*)``, if any.
+
+    Guards against closed forms that are complete only over the complex numbers (the three
+    real roots of a cubic written with ``I``) or that SymPy returned incompletely.
+    """
+    params = {s: sp.Float(v, 30) for s, v in problem.params.items()}
+    periods = [None if t is None else _number(t, params, clock) for t in branches[0].period]
+    for k in range(4):
+        x_star = [_PROBES[(k + 2 * j) % len(_PROBES)] for j in range(problem.n)]
+        at = {**params, **dict(zip(problem.inputs, x_star))}
+        y_star = [_number(p, at, clock) for p in problem.outputs]
+        if any(v is None or abs(v.imag) > 1e-12 * (1 + abs(v)) for v in y_star):
+            continue  # P is not real at this probe
+        at_y = {
+            **params,
+            **{s: sp.Float(v.real, 30) for s, v in zip(problem.output_symbols, y_star)},
+        }
+        if not any(_recovers(b, at_y, x_star, periods, clock) for b in branches):
+            return f"x = {tuple(float(v) for v in x_star)} is not recovered"
+    return None
+
+
+def _recovers(branch: Branch, at: dict, x_star: list, periods: list, clock: _Clock) -> bool:
+    for expr, target, period in zip(branch.solution, x_star, periods):
+        value = _number(expr, at, clock)
+        if value is None or abs(value.imag) > 1e-9 * (1 + abs(value)):
+            return False
+        gap = value.real - float(target)
+        if period is not None and period.real != 0:
+            gap -= round(gap / period.real) * period.real
+        if abs(gap) > 1e-7 * (1 + abs(float(target))):
+            return False
+    return True
+
+
+def _number(expr: sp.Expr, at: dict, clock: _Clock) -> complex | None:
+    """``expr`` at ``at`` as a finite complex number, or None."""
+    try:
+        value = complex(clock.run(lambda: sp.sympify(expr).evalf(30, subs=at), "evalf", 2))
+    except (_CapHit, TypeError, ValueError):
+        return None
+    return value if value == value and abs(value) != float("inf") else None
