@@ -1,0 +1,307 @@
+"""Local inverses: closed-form branches, nearest-branch evaluation, numeric fallback."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scaleinv.errors import NoInverseError, ProblemError
+from scaleinv.symbolic import Problem
+from scaleinv.symbolic.inverse import Branch, LocalInverse, local_inverse
+
+floats = functools.partial(st.floats, allow_nan=False, allow_infinity=False)
+fast = settings(max_examples=40, deadline=None)
+
+
+@functools.cache
+def inverse(inputs: str, outputs: tuple[str, ...], **params: float) -> LocalInverse:
+    return Problem.from_strings(inputs, list(outputs), params=params or None).local_inverse()
+
+
+def round_trip(li: LocalInverse, x: np.ndarray, y: np.ndarray, tol: float = 1e-8) -> None:
+    """``P(x) == y`` within ``tol (1 + |y|)``, evaluated by the problem's own kernel."""
+    np.testing.assert_array_less(
+        np.abs(li.problem.compile().P(x) - y), tol * (1 + np.abs(y)) + 1e-300
+    )
+
+
+# -- x**2: the root with the sign of the guess --------------------------------------------------
+def test_square_picks_the_root_nearest_the_guess() -> None:
+    li = inverse("x", ("x**2",))
+    assert not li.numeric and len(li.branches) == 2
+    np.testing.assert_allclose(li.inv([9.0], [-2.0]), [-3.0])
+    np.testing.assert_allclose(li.inv([9.0], [0.1]), [3.0])
+
+
+@fast
+@given(floats(min_value=0, max_value=1e6), floats(min_value=-1e3, max_value=1e3))
+def test_square_round_trip(y: float, x0: float) -> None:
+    li = inverse("x", ("x**2",))
+    x = li.inv([y], [x0])
+    round_trip(li, x, np.array([y]))
+    assert abs(x[0] - x0) <= abs(-x[0] - x0)  # the other root is not nearer
+
+
+def test_no_real_solution_raises_or_falls_back() -> None:
+    li = inverse("x", ("x**2",))
+    with pytest.raises(NoInverseError, match=r"for 1 of 2 samples \(first: y = \(-1\.0,\)\)"):
+        li.inv([[4.0], [-1.0]], [[1.0], [1.0]])
+    np.testing.assert_allclose(li.inv([[4.0], [-1.0]], [1.0], fallback="keep"), [[2.0], [1.0]])
+    x0 = 1.5  # IG step by hand: x0 + (y - x0**2) / (2 x0)
+    got = li.inv([[4.0], [-1.0]], [x0], fallback="ig")
+    np.testing.assert_allclose(got, [[2.0], [x0 + (-1.0 - x0**2) / (2 * x0)]])
+    x, ok, numeric = li.compile().solve([[-1.0], [np.nan]], [x0])
+    assert not ok.any() and not numeric.any() and np.all(x == x0)
+
+
+def test_ig_fallback_without_a_finite_step_raises() -> None:
+    li = inverse("x", ("x**2",))  # J(0) = 0: the pseudo-inverse step is 0, so x0 stays
+    np.testing.assert_allclose(li.inv([-1.0], [0.0], fallback="ig"), [0.0])
+    with pytest.raises(NoInverseError, match="1 of 1 samples"):
+        inverse("x", ("sqrt(x)",)).inv([-1.0], [-1.0], fallback="ig")  # P(-1) is not real
+
+
+def test_bad_arguments_are_named() -> None:
+    li = inverse("x", ("x**2",))
+    with pytest.raises(ProblemError, match="fallback must be one of"):
+        li.inv([1.0], [1.0], fallback="zero")
+    with pytest.raises(ProblemError, match=r"y of shape \(\.\.\., 1\)"):
+        li.inv([1.0, 2.0], [1.0])
+
+
+# -- single real branches: x**3 (odd root made real) and exp ---------------------------------
+@fast
+@given(floats(min_value=-1e6, max_value=1e6), floats(min_value=-10, max_value=10))
+def test_cube_has_one_real_branch_for_every_sign(y: float, x0: float) -> None:
+    li = inverse("x", ("x**3",))
+    assert len(li.branches) == 1 and li.branches[0].condition is sp.true
+    x = li.inv([y], [x0])
+    np.testing.assert_allclose(x, [np.cbrt(y)], rtol=1e-12, atol=1e-300)
+
+
+@fast
+@given(floats(min_value=1e-300, max_value=1e300), floats(min_value=-10, max_value=10))
+def test_exp_inverse_is_log(y: float, x0: float) -> None:
+    li = inverse("x", ("exp(x)",))
+    np.testing.assert_allclose(li.inv([y], [x0]), [np.log(y)], rtol=1e-12)
+    with pytest.raises(NoInverseError, match="no real solution"):
+        li.inv([-y], [x0])
+
+
+# -- periodic families: the nearest period, not the principal value -------------------------
+def nearest(candidates: np.ndarray, x0: float) -> float:
+    return float(candidates[np.argmin(np.abs(candidates - x0))])
+
+
+def brute_force(fn: str, y: float, x0: float) -> float:
+    k = np.arange(-30, 31)
+    if fn == "sin":
+        roots = np.concatenate([np.arcsin(y) + 2 * np.pi * k, np.pi - np.arcsin(y) + 2 * np.pi * k])
+    elif fn == "cos":
+        roots = np.concatenate([np.arccos(y) + 2 * np.pi * k, -np.arccos(y) + 2 * np.pi * k])
+    else:
+        roots = np.arctan(y) + np.pi * k
+    return nearest(roots, x0)
+
+
+@fast
+@given(st.sampled_from(["sin", "cos", "tan"]), floats(-1, 1), floats(-60, 60))
+def test_trig_inverse_is_the_nearest_root(fn: str, y: float, x0: float) -> None:
+    li = inverse("x", (f"{fn}(x)",))
+    x = li.inv([y], [x0])
+    round_trip(li, x, np.array([y]))
+    assert abs(x[0] - x0) <= abs(brute_force(fn, y, x0) - x0) + 1e-9 * (1 + abs(x0))
+
+
+def test_sin_near_ten_and_periods() -> None:
+    li = inverse("x", ("sin(x)",))
+    np.testing.assert_allclose(li.inv([np.sin(10.0)], [10.2]), [10.0])
+    np.testing.assert_allclose(li.inv([0.0], [10.0]), [3 * np.pi])
+    assert {b.period for b in li.branches} == {(2 * sp.pi,)}
+    assert inverse("x", ("tan(x)",)).branches[0].period == (sp.pi,)
+    scaled = inverse("x", ("alpha*sin(beta*x)",), alpha=2.0, beta=3.0)
+    assert scaled.branches[0].period[0] == 2 * sp.pi / sp.Symbol("beta", positive=True)
+    x = scaled.inv([1.0], [7.0])
+    round_trip(scaled, x, np.array([1.0]))
+    assert abs(x[0] - 7.0) <= np.pi / 3  # solutions are at most 2 pi / 3 apart
+
+
+def test_period_is_a_period_of_p() -> None:
+    rng = np.random.default_rng(0)
+    for fn in ["sin(x)", "cos(x)", "tan(x)", "sin(x)**2"]:
+        li = inverse("x", (fn,))
+        period = float(li.branches[0].period[0])
+        x = rng.uniform(-3, 3, size=(50, 1))
+        P = li.problem.compile().P
+        np.testing.assert_allclose(P(x + 7 * period), P(x), atol=1e-9, rtol=1e-9)
+
+
+# -- a coupled system: both root pairs ---------------------------------------------------------
+@fast
+@given(floats(-100, 100), floats(-100, 100), floats(-1, 1), floats(-1, 1))
+def test_sum_and_product_give_the_nearest_root_pair(
+    a: float, b: float, da: float, db: float
+) -> None:
+    li = inverse("a b", ("a + b", "a*b"))
+    y = np.array([a + b, a * b])
+    x0 = np.array([a + da, b + db])
+    x = li.inv(y, x0)
+    round_trip(li, x, y, tol=1e-7)
+    best = min(np.linalg.norm(x0 - [a, b]), np.linalg.norm(x0 - [b, a]))
+    assert np.linalg.norm(x - x0) <= best + 1e-6 * (1 + abs(a) + abs(b))
+
+
+def test_sum_and_product_condition() -> None:
+    li = inverse("a b", ("a + b", "a*b"))
+    u, v = li.problem.output_symbols
+    assert [b.condition for b in li.branches] == [u**2 - 4 * v >= 0] * 2
+    with pytest.raises(NoInverseError, match="no real solution"):
+        li.inv([1.0, 1.0], [0.0, 0.0])  # u**2 - 4 v = -3 < 0
+
+
+# -- branch conditions, checked numerically ----------------------------------------------------
+@pytest.mark.parametrize(
+    ("inputs", "outputs"),
+    [
+        ("x", ("x**2",)),
+        ("x", ("exp(x)",)),
+        ("x", ("sin(x)",)),
+        ("x", ("cos(x)",)),
+        ("x", ("sqrt(x)",)),
+        ("x", ("cosh(x)",)),
+        ("x", ("1/x",)),
+        ("x", ("sin(x)**2",)),
+        ("a b", ("a + b", "a*b")),
+        ("a b", ("a", "b**2")),
+    ],
+)
+def test_condition_is_where_the_branch_solves(inputs: str, outputs: tuple[str, ...]) -> None:
+    li = inverse(inputs, outputs)
+    assert li.branches and not li.numeric
+    rng = np.random.default_rng(1)
+    ys = li.problem.output_symbols
+    P = li.problem.compile().P
+    seen = set()
+    samples = np.concatenate(
+        [np.zeros((1, li.problem.m)), rng.uniform(-3, 3, size=(40, li.problem.m))]
+    )
+    for y in samples.round(3):
+        at = dict(zip(ys, map(sp.Float, y)))
+        for branch in li.branches:
+            holds = bool(branch.condition.subs(at))
+            value = [number(e.subs(at)) for e in branch.solution]
+            real = all(abs(v.imag) < 1e-12 and np.isfinite(v.real) for v in value)
+            x = np.array([v.real for v in value])
+            solves = real and bool(np.all(np.abs(P(x) - y) <= 1e-9 * (1 + np.abs(y))))
+            assert holds == solves, (branch, y)
+            seen.add(holds)
+    assert seen == {True, False}
+
+
+def number(expr: sp.Expr) -> complex:
+    try:
+        return complex(expr.evalf())
+    except TypeError:  # zoo, nan
+        return complex(np.nan)
+
+
+# -- linear maps ---------------------------------------------------------------------------------
+def test_linear_map_matches_numpy_solve() -> None:
+    rng = np.random.default_rng(2)
+    A = rng.integers(-5, 6, size=(3, 3))
+    while round(np.linalg.det(A)) == 0:
+        A = rng.integers(-5, 6, size=(3, 3))
+    c = rng.integers(-3, 4, size=3)
+    xs = sp.symbols("x0:3", real=True)
+    outputs = [sum(int(A[i, j]) * xs[j] for j in range(3)) + int(c[i]) for i in range(3)]
+    li = local_inverse(Problem(xs, outputs))
+    assert len(li.branches) == 1 and li.branches[0].condition is sp.true
+    assert "linear" in li.reason
+    y = rng.normal(size=(4, 5, 3))
+    x = li.inv(y, np.zeros(3))
+    assert x.shape == (4, 5, 3)
+    np.testing.assert_allclose(x, np.linalg.solve(A, (y - c)[..., None])[..., 0], atol=1e-12)
+
+
+def test_linear_with_a_param_and_singular_or_wide_maps() -> None:
+    li = inverse("a b", ("a + alpha*b", "a - b"), alpha=2.0)
+    assert li.branches[0].condition is sp.true  # det = -(1 + alpha) != 0 as alpha > 0
+    round_trip(li, li.inv([3.0, 0.0], [0.0, 0.0]), np.array([3.0, 0.0]))
+    singular = inverse("a b", ("a + b", "2*a + 2*b"))
+    assert singular.numeric and "singular" in singular.reason
+    wide = inverse("a b", ("a + b",))
+    assert wide.numeric and "1x2" in wide.reason
+    x = wide.inv([[3.0], [-1.0]], [1.0, 1.0])
+    round_trip(wide, x, np.array([[3.0], [-1.0]]))
+
+
+# -- no closed form: a numeric inverse, flagged ----------------------------------------------
+@pytest.mark.parametrize("outputs", [("x + sin(x)",), ("x*exp(x) + x",), ("x**3 - 3*x",)])
+def test_numeric_inverse_round_trips(outputs: tuple[str, ...]) -> None:
+    li = inverse("x", outputs)
+    assert li.numeric and li.branches == () and "numerically" in li.reason
+    rng = np.random.default_rng(3)
+    y = rng.uniform(-5, 5, size=(4, 5, 1))
+    x, ok, numeric = li.compile().solve(y, rng.uniform(-3, 3, size=(5, 1)))
+    assert x.shape == (4, 5, 1) and ok.all() and numeric.all()
+    round_trip(li, x, y)
+
+
+def test_numeric_inverse_in_two_dimensions_and_without_solution() -> None:
+    li = inverse("a b", ("sin(a)", "cos(b) + a"))
+    assert li.numeric and "misses real solutions" in li.reason  # a = asin(y0) - 2 pi, ...
+    x_true = np.array([[-1.9, -0.4], [0.3, 2.0], [4.0, 1.0]])
+    y = li.problem.compile().P(x_true)
+    x = li.inv(y, x_true + 0.05)
+    np.testing.assert_allclose(x, x_true, atol=1e-8)
+    lambert = inverse("x", ("x*exp(x)",))  # LambertW has no kernel; no solution below -1/e
+    assert lambert.numeric and "LambertW" in lambert.reason
+    x, ok, _ = lambert.compile().solve([[-1.0], [2.0]], [0.5])
+    assert ok.tolist() == [False, True] and x[0, 0] == 0.5
+    with pytest.raises(NoInverseError, match=r"1 of 2 samples \(first: y = \(-1\.0,\)\)"):
+        lambert.inv([[-1.0], [2.0]], [0.5])
+
+
+# -- batching and the budget ----------------------------------------------------------------------
+def test_batched_shapes_broadcast() -> None:
+    li = inverse("a b", ("a", "b**2"))
+    rng = np.random.default_rng(4)
+    y = np.abs(rng.normal(size=(4, 5, 2)))
+    x0 = rng.normal(size=(5, 2))
+    x = li.inv(y, x0)
+    assert x.shape == (4, 5, 2)
+    np.testing.assert_allclose(x[..., 0], y[..., 0])
+    np.testing.assert_allclose(x[..., 1], np.sign(x0[..., 1]) * np.sqrt(y[..., 1]))
+    assert li.compile() is li.compile()
+
+
+def test_budget_exceeded_gives_a_numeric_inverse() -> None:
+    tiny = local_inverse(Problem.from_strings("x", "x**3"), budget=1e-6)
+    assert tiny.numeric and tiny.branches == () and "budget" in tiny.reason
+    np.testing.assert_allclose(tiny.inv([[8.0], [-27.0]], [[1.0], [-1.0]]), [[2.0], [-3.0]])
+
+
+def test_slow_solve_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow_solve(*args: object, **kwargs: object) -> list:
+        time.sleep(30)
+        return []
+
+    monkeypatch.setattr(sp, "solve", slow_solve)
+    start = time.monotonic()
+    li = local_inverse(Problem.from_strings("x", "x**2"), budget=0.3)
+    assert time.monotonic() - start < 5
+    assert li.numeric and "budget of 0.3 s" in li.reason
+    round_trip(li, li.inv([4.0], [1.0]), np.array([4.0]))
+
+
+def test_branch_is_frozen() -> None:
+    branch = inverse("x", ("x**2",)).branches[0]
+    assert isinstance(branch, Branch)
+    with pytest.raises(AttributeError):
+        branch.condition = sp.true  # type: ignore[misc]
