@@ -1,0 +1,219 @@
+r"""LaTeX building blocks: escaped text, numbers, tables, and formulas that fit the page.
+
+Formulas come from :func:`sympy.latex`; this module only arranges them. A long sum is split
+at its top-level terms into several lines of an ``aligned`` environment, a matrix too wide
+for one line is written entry by entry, and every display is wrapped in ``\fitmath``, which
+shrinks it to the line width only if it still overflows. Only packages of
+``texlive-latex-base`` and ``texlive-latex-recommended`` are used (no ``breqn``, no
+``adjustbox``): :data:`PREAMBLE` defines ``\fitmath`` with ``graphicx``'s ``\resizebox``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+
+import sympy as sp
+
+__all__ = ["PREAMBLE", "escape", "number", "vector", "tex", "visible_length"]
+__all__ += ["split_sum", "display", "equations", "table"]
+
+#: The document preamble (article class, base/recommended packages, ``\fitmath``).
+PREAMBLE = r"""\documentclass[10pt,a4paper]{article}
+\usepackage[margin=2.2cm]{geometry}
+\usepackage{amsmath,amssymb}
+\usepackage{graphicx}
+\usepackage{booktabs,longtable,array}
+\usepackage{float}
+\usepackage[font=small,labelfont=bf]{caption}
+\usepackage[hidelinks]{hyperref}
+\setlength{\parindent}{0pt}
+\setlength{\parskip}{0.5em}
+\setlength{\LTpre}{0.5em}
+\setlength{\LTpost}{0.5em}
+% A display that shrinks to the line width only when it would overflow.
+\newcommand{\fitmath}[1]{\begin{center}%
+\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{$\displaystyle #1$}%
+\end{center}}
+"""
+
+#: Visible characters per display line before a sum is split (10 pt, A4, 2.2 cm margins).
+LINE_BUDGET = 72
+#: Formulas longer than this many visible characters are not printed (say so instead).
+PRINT_LIMIT = 3000
+
+_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+}
+# fmt: off
+_UNICODE = {
+    "½": r"$\frac{1}{2}$", "²": r"$^2$", "³": r"$^3$", "⁻": r"$^{-}$", "¹": r"$^1$",
+    "→": r"$\to$", "←": r"$\leftarrow$", "↦": r"$\mapsto$", "∂": r"$\partial$",
+    "∇": r"$\nabla$", "Δ": r"$\Delta$", "η": r"$\eta$", "α": r"$\alpha$", "β": r"$\beta$",
+    "θ": r"$\theta$", "σ": r"$\sigma$", "Σ": r"$\Sigma$", "λ": r"$\lambda$", "μ": r"$\mu$",
+    "π": r"$\pi$", "τ": r"$\tau$", "ω": r"$\omega$", "φ": r"$\phi$", "γ": r"$\gamma$",
+    "≤": r"$\le$", "≥": r"$\ge$", "≠": r"$\ne$", "≈": r"$\approx$", "≡": r"$\equiv$",
+    "×": r"$\times$", "·": r"$\cdot$", "∘": r"$\circ$", "−": "-", "–": "--", "—": "---",
+    "‖": r"$\|$", "∞": r"$\infty$", "∈": r"$\in$", "√": r"$\surd$", "…": r"\dots{}",
+    "⁺": r"$^{+}$", "⊤": r"$^\top$", "ᵀ": r"$^\top$", "‘": "`", "’": "'", "“": "``",
+    "”": "''", "✓": "yes", "✗": "no",
+}
+# fmt: on
+_MACRO = re.compile(r"\\[A-Za-z]+|\\.")
+
+
+def escape(text: str) -> str:
+    r"""Plain text as LaTeX: specials escaped, common Unicode symbols as math.
+
+    Other non-ASCII characters are reduced to ASCII (accents dropped) or shown as ``?``,
+    so no user text can break the document.
+
+    Examples
+    --------
+    >>> escape("x_1 & 50% of ½|y − y*|² → η")
+    'x\\_1 \\& 50\\% of $\\frac{1}{2}$\\textbar{}y - y*\\textbar{}$^2$ $\\to$ $\\eta$'
+    """
+    out = []
+    for ch in text:
+        if ch in _SPECIAL:
+            out.append(_SPECIAL[ch])
+        elif ch in _UNICODE:
+            out.append(_UNICODE[ch])
+        elif ord(ch) < 128:
+            out.append(ch)
+        else:
+            plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+            out.append(escape(plain) if plain else "?")
+    return "".join(out)
+
+
+def number(value: float, digits: int = 4) -> str:
+    r"""A float as LaTeX math (no ``$``): ``1.5``, ``3 \times 10^{-7}``, ``\infty``.
+
+    Examples
+    --------
+    >>> number(0.0000325), number(2.0), number(float("inf"))
+    ('3.25 \\times 10^{-5}', '2', '\\infty')
+    """
+    value = float(value)
+    if math.isnan(value):
+        return r"\mathrm{nan}"
+    if math.isinf(value):
+        return r"\infty" if value > 0 else r"-\infty"
+    text = f"{value:.{digits}g}"
+    if "e" in text:
+        mantissa, exp = text.split("e")
+        return f"{mantissa} \\times 10^{{{int(exp)}}}"
+    return text
+
+
+def vector(values: Sequence[float], digits: int = 4) -> str:
+    """``(a, b, ...)`` as LaTeX math (no ``$``)."""
+    return r"\left(" + ", ".join(number(v, digits) for v in values) + r"\right)"
+
+
+def tex(expr: object) -> str:
+    """:func:`sympy.latex` of an expression, matrix, relation or boolean."""
+    return sp.latex(expr)
+
+
+def visible_length(latex: str) -> int:
+    r"""A rough width of rendered LaTeX in characters (macros count one, braces none).
+
+    Examples
+    --------
+    >>> visible_length(r"\alpha^{2} x_{1}")
+    4
+    """
+    stripped = latex.replace(r"\left", "").replace(r"\right", "")
+    stripped = _MACRO.sub("#", stripped)
+    return sum(1 for ch in stripped if ch not in "{}^_ ")
+
+
+def split_sum(expr: sp.Expr, budget: int = LINE_BUDGET) -> list[str]:
+    r"""``expr`` as LaTeX lines of at most about ``budget`` visible characters.
+
+    A sum is cut between its top-level terms (each later line starts with its sign); anything
+    else stays one line (``\fitmath`` shrinks it if needed).
+
+    Examples
+    --------
+    >>> x = sp.symbols("x0:12")
+    >>> lines = split_sum(sum(xi**2 for xi in x), budget=30)
+    >>> len(lines) > 1, lines[1].startswith("+")
+    (True, True)
+    """
+    expr = sp.sympify(expr)
+    whole = tex(expr)
+    if not isinstance(expr, sp.Add) or visible_length(whole) <= budget:
+        return [whole]
+    lines: list[str] = []
+    current = ""
+    for i, term in enumerate(expr.as_ordered_terms()):
+        negative = term.could_extract_minus_sign()
+        body = tex(-term if negative else term)
+        if isinstance(-term if negative else term, sp.Add):
+            body = rf"\left({body}\right)"
+        piece = ("- " if negative else "") + body if i == 0 else ("- " if negative else "+ ") + body
+        if current and visible_length(current + piece) > budget:
+            lines.append(current.rstrip())
+            current = ""
+        current += piece + " "
+    lines.append(current.rstrip())
+    return lines
+
+
+def display(latex: str) -> str:
+    r"""One display formula, shrunk to the line width if it would overflow."""
+    return f"\\fitmath{{{latex}}}\n"
+
+
+def equations(entries: Sequence[tuple[str, sp.Basic]], budget: int = LINE_BUDGET) -> str:
+    r"""Displays of ``lhs = rhs`` rows (lhs LaTeX, rhs SymPy), long sums split over lines.
+
+    Rows are grouped into ``aligned`` blocks of at most 12 lines so that page breaks can
+    fall between blocks. A formula longer than :data:`PRINT_LIMIT` visible characters is
+    replaced by a sentence saying how many operations it has.
+    """
+    lines: list[str] = []
+    for lhs, rhs in entries:
+        rhs = sp.sympify(rhs)
+        if visible_length(tex(rhs)) > PRINT_LIMIT:
+            note = rf"\text{{(too long to print: {sp.count_ops(rhs)} operations)}}"
+            lines.append(f"{lhs} &= {note}")
+            continue
+        parts = split_sum(rhs, max(budget - visible_length(lhs), 30))
+        lines.append(f"{lhs} &= {parts[0]}")
+        lines.extend(rf"&\quad {part}" for part in parts[1:])
+    blocks = [lines[i : i + 12] for i in range(0, len(lines), 12)]
+    return "".join(
+        display("\\begin{aligned}\n" + " \\\\\n".join(block) + "\n\\end{aligned}")
+        for block in blocks
+    )
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], spec: str) -> str:
+    r"""A ``longtable`` with booktabs rules; ``headers`` are plain text, cells are LaTeX.
+
+    ``spec`` is the column specification, e.g. ``"l l >{\raggedright\arraybackslash}p{6cm}"``.
+    """
+    head = " & ".join(rf"\textbf{{{escape(h)}}}" for h in headers) + r" \\"
+    body = "\n".join(" & ".join(row) + r" \\" for row in rows)
+    return (
+        f"\\begin{{longtable}}{{{spec}}}\n\\toprule\n{head}\n\\midrule\n\\endhead\n"
+        f"{body}\n\\bottomrule\n\\end{{longtable}}\n"
+    )
