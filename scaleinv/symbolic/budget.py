@@ -39,10 +39,19 @@ def with_budget(fn: Callable[[], T], seconds: float, what: str) -> T:
             signal.setitimer(signal.ITIMER_REAL, max(remaining - seconds, 1e-3))
 
 
-def cheap_simplify(expr, *, max_ops: int = 150, seconds: float = 1.0):
-    """``sympy.simplify`` for small expressions within ``seconds``; otherwise ``expr`` as is."""
+def cheap_simplify(expr, *, max_ops: int = 40, seconds: float = 1.0, max_entries: int = 36):
+    """``sympy.simplify`` where it is cheap; otherwise ``expr`` as it is.
+
+    Cheap means: an expression (or every entry of a matrix with at most ``max_entries``
+    entries) of at most ``max_ops`` operations, each simplified within ``seconds``. Larger
+    inputs are returned unchanged, so the cost stays bounded and the result deterministic.
+    """
     import sympy as sp
 
+    if isinstance(expr, sp.MatrixBase):
+        if expr.rows * expr.cols > max_entries:
+            return expr
+        return expr.applyfunc(lambda e: cheap_simplify(e, max_ops=max_ops, seconds=seconds))
     if not isinstance(expr, sp.Basic) or sp.count_ops(expr) > max_ops:
         return expr
     try:

@@ -173,7 +173,7 @@ class Problem:
     @cached_property
     def jacobian(self) -> sp.Matrix:
         """``∂P/∂x`` (m×n)."""
-        return self.P.jacobian(self.inputs).applyfunc(cheap_simplify)
+        return cheap_simplify(self.P.jacobian(self.inputs))
 
     @cached_property
     def loss_y(self) -> sp.Matrix:
@@ -198,14 +198,21 @@ class Problem:
     @cached_property
     def gradient(self) -> sp.Matrix:
         """``∂L/∂x`` as an n×1 column (chain rule ``Jᵀ ∂L/∂y``)."""
-        g = self.jacobian.T * self.loss_y.subs(self.at_P)
-        return g.applyfunc(cheap_simplify)
+        return cheap_simplify(self.jacobian.T * self.loss_y.subs(self.at_P))
 
     @cached_property
     def hessian(self) -> sp.Matrix:
-        """``∂²L/∂x²`` (n×n)."""
-        h = self.gradient.jacobian(self.inputs)
-        return h.applyfunc(cheap_simplify)
+        """``∂²L/∂x²`` (n×n), built by the chain rule ``Jᵀ L_yy J + Σ_k L_{y_k} ∇²P_k``.
+
+        Differentiating each (small) output twice is much cheaper than differentiating the
+        (large) gradient once more; the result is the same expression tree up to ordering.
+        """
+        jac = self.jacobian
+        hess = jac.T * self.loss_yy.subs(self.at_P) * jac
+        for weight, output in zip(self.loss_y.subs(self.at_P), self.outputs):
+            if weight != 0:
+                hess += weight * sp.hessian(output, self.inputs)
+        return cheap_simplify(hess)
 
     @cached_property
     def newton_dy(self) -> sp.Matrix:
@@ -219,7 +226,7 @@ class Problem:
                 "the loss has a singular Hessian in y, so the Newton step in y-space that IG "
                 f"and PG use does not exist (loss = {self.loss})"
             )
-        return (-(hyy.LUsolve(self.loss_y))).applyfunc(cheap_simplify)
+        return cheap_simplify(-hyy.LUsolve(self.loss_y))
 
     # -- inverses and kernels -------------------------------------------------------------
     def local_inverse(self, *, budget: float = 10.0) -> LocalInverse:

@@ -44,7 +44,7 @@ def y_step(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
     >>> y_step(p, sp.Rational(1, 2)).T
     Matrix([[2 - x**2/2]])
     """
-    return (exact_eta(eta) * problem.newton_dy.subs(problem.at_P)).applyfunc(cheap_simplify)
+    return cheap_simplify(exact_eta(eta) * problem.newton_dy.subs(problem.at_P))
 
 
 def gd_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
@@ -58,7 +58,7 @@ def gd_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
     >>> gd_delta(p, sp.Symbol("eta")).T
     Matrix([[-eta*x0, -alpha**2*eta*x1]])
     """
-    return (-exact_eta(eta) * problem.gradient).applyfunc(cheap_simplify)
+    return cheap_simplify(-exact_eta(eta) * problem.gradient)
 
 
 def newton_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
@@ -76,7 +76,7 @@ def newton_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
     if hessian.det() == 0:
         raise ProblemError(f"the Hessian of L(P(x)) is singular everywhere: {hessian.tolist()}")
     step = hessian.LUsolve(problem.gradient)
-    return (-exact_eta(eta) * step).applyfunc(cheap_simplify)
+    return cheap_simplify(-exact_eta(eta) * step)
 
 
 def ig_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
@@ -97,7 +97,7 @@ def ig_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
         step = jac.LUsolve(dy)
     else:
         step = jac.pinv() * dy
-    return step.applyfunc(cheap_simplify)
+    return cheap_simplify(step)
 
 
 def pg_deltas(problem: Problem, eta: sp.Expr | float) -> tuple[sp.Matrix, ...]:
@@ -121,6 +121,5 @@ def pg_deltas(problem: Problem, eta: sp.Expr | float) -> tuple[sp.Matrix, ...]:
     at_new = dict(zip(problem.output_symbols, y_new))
     x = sp.Matrix(problem.inputs)
     return tuple(
-        (sp.Matrix(branch.solution).subs(at_new) - x).applyfunc(cheap_simplify)
-        for branch in inverse.branches
+        cheap_simplify(sp.Matrix(branch.solution).subs(at_new) - x) for branch in inverse.branches
     )
