@@ -38,7 +38,9 @@ _KERNEL_FUNCTIONS = (
     *(sp.sinh, sp.cosh, sp.tanh, sp.asinh, sp.acosh, sp.atanh, sp.Abs, sp.sign),
 )
 #: Probe inputs for the completeness check (exact, so ``P(x*)`` is evaluated precisely).
-_PROBES = tuple(sp.Rational(p, 20) for p in (6, -14, 26, -38, 11, -8, 17))
+_PROBES = tuple(sp.Rational(p, 20) for p in (6, -14, 26, -38, 11, -134, 17, 82, -8))
+#: Inverses of periodic functions: their 2 pi k families are lost unless x_j has a period.
+_INVERSE_PERIODIC = (sp.asin, sp.acos, sp.atan, sp.acot, sp.asec, sp.acsc, sp.atan2)
 
 
 @dataclass(frozen=True)
@@ -191,30 +193,29 @@ def _derive(problem: Problem, clock: _Clock) -> tuple[tuple[Branch, ...], str]:
     try:
         A, b = clock.run(lambda: sp.linear_eq_to_matrix(eqs, xs), "linear_eq_to_matrix")
     except NonlinearError:
-        A = None
-    if A is not None:
-        if A.rows != A.cols:
-            return (), f"P is linear but {A.rows}x{A.cols}: no unique inverse; solving numerically"
-        det = clock.tidy(A.det())
-        if det == 0:
-            return (), "P is linear with a singular matrix (det = 0); solving numerically"
-        solution = tuple(clock.tidy(e) for e in clock.run(lambda: A.LUsolve(b), "LUsolve"))
-        condition = _reality(solution, clock, [sp.Ne(det, 0)])
-        branch = Branch(solution, condition, (None,) * len(xs))
-        return (
-            branch,
-        ), "P is linear: exact matrix solve, x = A^-1 (y - b), valid where det A != 0"
+        return _nonlinear(problem, eqs, clock)
+    if A.rows != A.cols:
+        return (), f"P is linear but {A.rows}x{A.cols}: no unique inverse; solving numerically"
+    det = clock.tidy(A.det())
+    if det == 0:
+        return (), "P is linear with a singular matrix (det = 0); solving numerically"
+    solution = tuple(clock.tidy(e) for e in clock.run(lambda: A.LUsolve(b), "LUsolve"))
+    branch = Branch(solution, _reality(solution, clock, [sp.Ne(det, 0)]), (None,) * len(xs))
+    return (branch,), "P is linear: exact matrix solve x = A^-1 (y - b), valid where det A != 0"
+
+
+def _nonlinear(problem: Problem, eqs: list, clock: _Clock) -> tuple[tuple[Branch, ...], str]:
+    xs = list(problem.inputs)
     try:
         raw = clock.run(lambda: sp.solve(eqs, xs, dict=True), "sympy.solve")
-    except (BudgetExceeded, _CapHit):
+    except BudgetExceeded:
         raise
     except Exception as exc:  # SymPy raises many types for "cannot solve"
         return (), f"sympy.solve failed ({type(exc).__name__}: {exc}); solving numerically"
     if not raw:
         return (), "sympy.solve found no closed-form solution; solving numerically"
-    allowed = set(ys) | set(problem.params)
-    periods = _periods(problem, clock)
-    branches: dict[tuple[sp.Expr, ...], Branch] = {}
+    allowed = set(problem.output_symbols) | set(problem.params)
+    solutions: dict[tuple[sp.Expr, ...], None] = {}
     for sol in raw:
         if set(sol) != set(xs) or any(sol[x].free_symbols - allowed for x in xs):
             return (), f"sympy.solve gave a parametric answer {sol}; solving numerically"
@@ -223,18 +224,27 @@ def _derive(problem: Problem, clock: _Clock) -> tuple[tuple[Branch, ...], str]:
         if foreign or any(e.has(sp.RootOf, sp.Integral, sp.Subs, sp.Piecewise) for e in exprs):
             what = ", ".join(sorted(map(str, foreign))) or "implicit roots or integrals"
             return (), f"the closed form uses {what} (no NumPy kernel); solving numerically"
-        if any(e.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo) for e in exprs):
-            continue  # complex for every real y (odd roots were made real above)
-        condition = _reality(exprs, clock, _residual_conditions(problem, exprs, clock))
-        if condition is not sp.false:
-            branches[exprs] = Branch(exprs, condition, periods)
-    kept = tuple(sorted(branches.values(), key=lambda b: sp.default_sort_key(b.solution)))
-    if not kept:
+        if not any(e.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo) for e in exprs):
+            solutions[exprs] = None  # else complex for every real y (odd roots are real now)
+    if not solutions:
         return (), "sympy.solve found only complex solutions; solving numerically"
-    missed = _missed_probe(problem, kept, clock)
+    periods = _periods(problem, clock)
+    for exprs in solutions:
+        for x, expr, period in zip(xs, exprs, periods):
+            if period is None and expr.has(*_INVERSE_PERIODIC):
+                return (), (
+                    f"{x} = {expr} inverts a periodic function but P is not periodic in {x}, so "
+                    "infinitely many solution families exist; solving numerically"
+                )
+    missed = _missed_probe(problem, list(solutions), periods, clock)
     if missed:
         return (), f"the closed form misses real solutions ({missed}); solving numerically"
-    return kept, f"sympy.solve: {len(kept)} real branch(es)"
+    branches = []
+    for exprs in sorted(solutions, key=sp.default_sort_key):
+        condition = _reality(exprs, clock, _residual_conditions(problem, exprs, clock))
+        if condition is not sp.false:
+            branches.append(Branch(exprs, condition, periods))
+    return tuple(branches), f"sympy.solve: {len(branches)} real branch(es)"
 
 
 def _real_roots(expr: sp.Expr) -> sp.Expr:
@@ -282,7 +292,8 @@ def _residual_conditions(problem: Problem, exprs: tuple[sp.Expr, ...], clock: _C
     at = dict(zip(problem.inputs, exprs))
     conds = []
     for p, y in zip(problem.outputs, problem.output_symbols):
-        residual = clock.tidy(p.xreplace(at) - y)
+        residual = p.xreplace(at) - y
+        residual = residual if residual == 0 else clock.tidy(residual)
         if residual == 0 or residual.free_symbols != {y} or sp.count_ops(residual) > 12:
             continue
         where = clock.attempt(lambda r=residual, s=y: sp.solveset(r, s, sp.S.Reals), "solveset", 1)
@@ -308,15 +319,17 @@ def _periods(problem: Problem, clock: _Clock) -> tuple[sp.Expr | None, ...]:
     return tuple(result)
 
 
-def _missed_probe(problem: Problem, branches: tuple[Branch, ...], clock: _Clock) -> str | None:
+def _missed_probe(
+    problem: Problem, solutions: list[tuple[sp.Expr, ...]], periods: tuple, clock: _Clock
+) -> str | None:
     """A real ``x*`` that no branch (with its period shifts) recovers from ``P(x*)``, if any.
 
     Guards against closed forms that are complete only over the complex numbers (the three
     real roots of a cubic written with ``I``) or that SymPy returned incompletely.
     """
     params = {s: sp.Float(v, 30) for s, v in problem.params.items()}
-    periods = [None if t is None else _number(t, params, clock) for t in branches[0].period]
-    for k in range(4):
+    values = [None if t is None else _number(t, params, clock) for t in periods]
+    for k in range(6):
         x_star = [_PROBES[(k + 2 * j) % len(_PROBES)] for j in range(problem.n)]
         at = {**params, **dict(zip(problem.inputs, x_star))}
         y_star = [_number(p, at, clock) for p in problem.outputs]
@@ -326,13 +339,13 @@ def _missed_probe(problem: Problem, branches: tuple[Branch, ...], clock: _Clock)
             **params,
             **{s: sp.Float(v.real, 30) for s, v in zip(problem.output_symbols, y_star)},
         }
-        if not any(_recovers(b, at_y, x_star, periods, clock) for b in branches):
+        if not any(_recovers(sol, at_y, x_star, values, clock) for sol in solutions):
             return f"x = {tuple(float(v) for v in x_star)} is not recovered"
     return None
 
 
-def _recovers(branch: Branch, at: dict, x_star: list, periods: list, clock: _Clock) -> bool:
-    for expr, target, period in zip(branch.solution, x_star, periods):
+def _recovers(solution: tuple, at: dict, x_star: list, periods: list, clock: _Clock) -> bool:
+    for expr, target, period in zip(solution, x_star, periods):
         value = _number(expr, at, clock)
         if value is None or abs(value.imag) > 1e-9 * (1 + abs(value)):
             return False
