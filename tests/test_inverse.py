@@ -255,11 +255,18 @@ def test_numeric_inverse_round_trips(outputs: tuple[str, ...]) -> None:
 
 def test_numeric_inverse_in_two_dimensions_and_without_solution() -> None:
     li = inverse("a b", ("sin(a)", "cos(b) + a"))
-    assert li.numeric and "misses real solutions" in li.reason  # a = asin(y0) - 2 pi, ...
+    assert li.numeric and "infinitely many solution families" in li.reason
     x_true = np.array([[-1.9, -0.4], [0.3, 2.0], [4.0, 1.0]])
     y = li.problem.compile().P(x_true)
     x = li.inv(y, x_true + 0.05)
     np.testing.assert_allclose(x, x_true, atol=1e-8)
+    # SymPy's branches alone (a = asin(y0) or -pi - asin(y0)) have no real b for y = (0, -10);
+    # the real solutions are a = 2 pi k, b = ±sqrt(-10 - 2 pi k) for k <= -2
+    far = inverse("a b", ("sin(a)", "b**2 + a"))
+    assert far.numeric and "not periodic in a" in far.reason
+    x = far.inv([0.0, -10.0], [-12.0, 1.0])
+    round_trip(far, x, np.array([0.0, -10.0]))
+    assert np.sin(x[0]) == pytest.approx(0.0, abs=1e-8) and x[0] < -2 * np.pi
     lambert = inverse("x", ("x*exp(x)",))  # LambertW has no kernel; no solution below -1/e
     assert lambert.numeric and "LambertW" in lambert.reason
     x, ok, _ = lambert.compile().solve([[-1.0], [2.0]], [0.5])
@@ -305,3 +312,38 @@ def test_branch_is_frozen() -> None:
     assert isinstance(branch, Branch)
     with pytest.raises(AttributeError):
         branch.condition = sp.true  # type: ignore[misc]
+
+
+# -- params and the standalone source (what export writes) ------------------------------------
+def test_params_override_the_defaults_in_closed_form_and_numeric_inverses() -> None:
+    li = inverse("x", ("alpha*sin(beta*x)",), alpha=2.0, beta=3.0)
+    P = li.problem.compile().P
+    x, ok, _ = li.compile().solve([[2.5], [0.5]], [1.0], alpha=np.array([3.0, 1.0]), beta=0.5)
+    assert ok.all()
+    np.testing.assert_allclose(P(x, alpha=np.array([3.0, 1.0]), beta=0.5), [[2.5], [0.5]])
+    assert not li.compile().solve([2.5], [1.0])[1]  # |y| > alpha = 2 with the defaults
+    numeric = inverse("x", ("x + alpha*sin(x)",), alpha=0.5)
+    assert numeric.numeric
+    alpha = np.array([[0.2], [0.9]])  # broadcasts against a (2, 3) batch
+    y = np.linspace(-4, 4, 6).reshape(2, 3, 1)
+    x, ok, flagged = numeric.compile().solve(y, np.zeros(1), alpha=alpha)
+    assert ok.all() and flagged.all()
+    np.testing.assert_allclose(numeric.problem.compile().P(x, alpha=alpha), y, atol=1e-7)
+
+
+def test_source_runs_standalone_and_matches_the_evaluator() -> None:
+    li = inverse("a b", ("sin(a)", "b**2 + cos(a)"))
+    assert [b.period for b in li.branches] == [(2 * sp.pi, None)] * len(li.branches)
+    evaluator = li.compile()
+    kernels = li.problem.compile()
+    namespace: dict = {"numpy": np}
+    exec(kernels.P.source + kernels.jacobian.source + evaluator.source, namespace)
+    rng = np.random.default_rng(5)
+    y = np.stack([rng.uniform(-1, 1, 20), rng.uniform(-2, 9, 20)], axis=-1)
+    x0 = rng.uniform(-9, 9, size=(20, 2))
+    x, ok = namespace["local_inverse"](y, x0)
+    want, want_ok, _ = evaluator.solve(y, x0)
+    np.testing.assert_array_equal(x, want)
+    np.testing.assert_array_equal(ok, want_ok)
+    round_trip(li, x[ok], y[ok])
+    assert li.numeric is False and evaluator.source.count("def inverse_branch") == len(li.branches)
