@@ -347,3 +347,15 @@ def test_source_runs_standalone_and_matches_the_evaluator() -> None:
     np.testing.assert_array_equal(ok, want_ok)
     round_trip(li, x[ok], y[ok])
     assert li.numeric is False and evaluator.source.count("def inverse_branch") == len(li.branches)
+
+
+def test_compiled_evaluators_are_cached_without_keeping_the_inverse_alive() -> None:
+    import gc
+    import weakref
+
+    li = local_inverse(Problem.from_strings("x", "x**2"))
+    assert li.compile() is li.compile()
+    ref = weakref.ref(li)
+    del li
+    gc.collect()
+    assert ref() is None  # the cached evaluator (a weak-key entry) holds no reference to it

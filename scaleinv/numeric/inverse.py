@@ -22,6 +22,7 @@ from scipy.optimize import least_squares
 
 from scaleinv.errors import NoInverseError, ProblemError
 from scaleinv.numeric.kernels import ProblemKernels, kernel_source
+from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import LocalInverse
 
 __all__ = ["InverseEvaluator", "compile_inverse"]
@@ -73,18 +74,21 @@ class InverseEvaluator:
 
     Attributes
     ----------
-    local : LocalInverse
-        What was compiled.
+    problem : Problem
+        Whose ``P`` is inverted.
+    numeric : bool
+        True when there is no closed form (``LocalInverse.numeric``): solve numerically.
     source : str
         NumPy-only source of the branch kernels and of ``local_inverse(y, x0, **params)``
-        (empty when ``local.numeric``); it calls the problem's kernels ``P`` and ``jacobian``.
+        (empty when ``numeric``); it calls the problem's kernels ``P`` and ``jacobian``.
     closed_form : callable or None
         The compiled ``local_inverse`` of :attr:`source`.
     kernels : ProblemKernels
         The problem's kernels.
     """
 
-    local: LocalInverse
+    problem: Problem
+    numeric: bool
     source: str
     closed_form: Any
     kernels: ProblemKernels
@@ -118,7 +122,7 @@ class InverseEvaluator:
         ([[3.0], [0.1]], [True, False], [False, False])
         """
         y, x0 = self._broadcast(y, x0)
-        if not self.local.numeric:
+        if not self.numeric:
             x, ok = self.closed_form(y, x0, **params)
             return x, ok, np.zeros_like(ok)
         batch, (m, n) = x0.shape[:-1], (y.shape[-1], x0.shape[-1])
@@ -159,7 +163,7 @@ class InverseEvaluator:
 
     # -- internals ---------------------------------------------------------------------------
     def _broadcast(self, y: Any, x0: Any) -> tuple[np.ndarray, np.ndarray]:
-        problem = self.local.problem
+        problem = self.problem
         y, x0 = np.asarray(y, dtype=np.float64), np.asarray(x0, dtype=np.float64)
         if y.ndim == 0 or y.shape[-1] != problem.m or x0.ndim == 0 or x0.shape[-1] != problem.n:
             raise ProblemError(
@@ -173,7 +177,7 @@ class InverseEvaluator:
         # (..., m, n) also when n == 1 (the kernel then drops the last axis)
         jac = self.kernels.jacobian(x, **params)
         lead = jac.ndim - len(self.kernels.jacobian.shape)
-        return jac.reshape(jac.shape[:lead] + (self.local.problem.m, self.local.problem.n))
+        return jac.reshape(jac.shape[:lead] + (self.problem.m, self.problem.n))
 
     def _valid(self, x: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -280,7 +284,8 @@ def compile_inverse(local: LocalInverse) -> InverseEvaluator:
         code = compile(source, f"<scaleinv local inverse of {problem.outputs}>", "exec")
         exec(code, namespace)  # noqa: S102  (scaleinv's own kernels and template, no user text)
         closed_form = namespace["local_inverse"]
-    evaluator = InverseEvaluator(local, source, closed_form, kernels)
+    # no reference back to `local`, so the cache entry dies with it
+    evaluator = InverseEvaluator(problem, closed_form is None, source, closed_form, kernels)
     _CACHE[local] = evaluator
     return evaluator
 
