@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+from scaleinv.analysis.claims import (
+    CLAIMS,
+    Claim,
+    ClaimResult,
+    ClaimVerdict,
+    LedgerReport,
+    run_ledger,
+)
 from scaleinv.analysis.graph import FunctionGraph
+from scaleinv.analysis.pg_identities import (
+    average_gradient,
+    local_inverse_limit,
+    pg_exactness,
+    pg_ig_agreement,
+    quotient_remainder,
+)
+from scaleinv.analysis.sensitivity import near_optimum, power_of, sensitivity
 from scaleinv.analysis.units import (
     Dimensions,
     UnitsReport,
@@ -26,4 +42,18 @@ __all__ = [
     "parse_dimension",
     "problem_dimensions",
     "same_dimension",
+    "CLAIMS",
+    "Claim",
+    "ClaimResult",
+    "ClaimVerdict",
+    "LedgerReport",
+    "run_ledger",
+    "pg_exactness",
+    "pg_ig_agreement",
+    "average_gradient",
+    "quotient_remainder",
+    "local_inverse_limit",
+    "sensitivity",
+    "near_optimum",
+    "power_of",
 ]
