@@ -12,8 +12,8 @@ array([0.052 , 0.9238])
 from __future__ import annotations
 
 from scaleinv import errors
-from scaleinv.numeric import Status, Trajectory, minimize, rules
+from scaleinv.numeric import Status, Trajectory, export, minimize, rules
 from scaleinv.symbolic import Problem, load_spec
 
-__all__ = ["Problem", "load_spec", "minimize", "Trajectory", "Status", "rules", "errors"]
+__all__ = ["Problem", "load_spec", "minimize", "Trajectory", "Status", "rules", "export", "errors"]
 __version__ = "0.1.0"

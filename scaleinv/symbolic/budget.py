@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -17,26 +18,39 @@ T = TypeVar("T")
 def with_budget(fn: Callable[[], T], seconds: float, what: str) -> T:
     """Return ``fn()``, or raise :class:`BudgetExceeded` after ``seconds``.
 
-    The budget uses ``SIGALRM``, which only the main thread can receive; elsewhere (or on a
-    platform without it) ``fn`` runs without a limit.
+    Budgets nest: an inner budget never outlives the one around it, and the outer one is
+    charged the time actually spent. The budget uses ``SIGALRM``, which only the main thread
+    can receive; elsewhere (or on a platform without it) ``fn`` runs without a limit.
+
+    Examples
+    --------
+    >>> with_budget(lambda: 1 + 1, 1.0, "adding")
+    2
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(
         signal, "setitimer"
     ):
         return fn()
+    started = time.monotonic()
+    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
+    previous = signal.getsignal(signal.SIGALRM)
 
     def _expire(signum: int, frame: object) -> None:
+        if outer_left and outer_left <= seconds and callable(previous):
+            previous(signum, frame)  # the enclosing budget ran out first
         raise BudgetExceeded(what, seconds)
 
-    previous = signal.signal(signal.SIGALRM, _expire)
-    remaining, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left else seconds)
     try:
         return fn()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        if remaining:  # an enclosing budget was running: give it back what is left
-            signal.setitimer(signal.ITIMER_REAL, max(remaining - seconds, 1e-3))
+        if outer_left:  # give the enclosing budget what it has left
+            signal.setitimer(
+                signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-4)
+            )
 
 
 def cheap_simplify(expr, *, max_ops: int = 40, seconds: float = 1.0, max_entries: int = 36):

@@ -230,10 +230,17 @@ class Problem:
 
     # -- inverses and kernels -------------------------------------------------------------
     def local_inverse(self, *, budget: float = 10.0) -> LocalInverse:
-        """Closed-form branches of ``P(x) = y`` and the nearest-branch local inverse."""
+        """Closed-form branches of ``P(x) = y`` and the nearest-branch local inverse.
+
+        Derived once per budget and cached, so PG's formulas, its compiled step and exports
+        all see the same branches.
+        """
         from scaleinv.symbolic.inverse import local_inverse
 
-        return local_inverse(self, budget=budget)
+        cache = self.__dict__.setdefault("_local_inverses", {})
+        if budget not in cache:
+            cache[budget] = local_inverse(self, budget=budget)
+        return cache[budget]
 
     def compile(self) -> Any:
         """Batched NumPy kernels of ``P``, the Jacobian, gradient, Hessian and loss.

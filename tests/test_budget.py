@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import sympy as sp
+
+from scaleinv.errors import BudgetExceeded
+from scaleinv.symbolic.budget import cheap_simplify, with_budget
+
+
+def _spin(seconds: float) -> float:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds
+
+
+def test_budget_stops_a_slow_step_and_lets_a_fast_one_finish() -> None:
+    assert with_budget(lambda: _spin(0.01), 1.0, "fast") == 0.01
+    with pytest.raises(BudgetExceeded, match="slow exceeded its time budget of 0.1 s"):
+        with_budget(lambda: _spin(2.0), 0.1, "slow")
+
+
+def test_nested_budgets_charge_the_outer_one_and_never_outlive_it() -> None:
+    with pytest.raises(BudgetExceeded, match="inner"):
+        with_budget(lambda: with_budget(lambda: _spin(2.0), 0.1, "inner"), 1.0, "outer")
+    with pytest.raises(BudgetExceeded, match="outer"):
+        with_budget(lambda: with_budget(lambda: _spin(2.0), 5.0, "inner"), 0.2, "outer")
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded, match="outer"):
+        with_budget(
+            lambda: [with_budget(lambda: _spin(0.1), 1.0, "inner") for _ in range(20)], 0.3, "outer"
+        )
+    assert time.monotonic() - started < 1.0
+
+
+def test_cheap_simplify_leaves_large_inputs_alone() -> None:
+    x = sp.Symbol("x")
+    assert cheap_simplify(sp.sin(x) ** 2 + sp.cos(x) ** 2) == 1
+    big = sum(sp.sin(k * x) ** 2 + sp.cos(k * x) ** 2 for k in range(1, 30))
+    assert cheap_simplify(big) == big  # too many operations: returned as is
+    matrix = sp.Matrix(7, 7, lambda i, j: sp.sin(x) ** 2 + sp.cos(x) ** 2)
+    assert cheap_simplify(matrix) == matrix  # too many entries
