@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Registration functions of the analysis and report commands."""
-    return []
+    from scaleinv.reports import verify_cmd
+
+    return [verify_cmd.register]
 
 
 _EXTRA_COMMANDS = _extra_commands()

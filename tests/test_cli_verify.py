@@ -1,0 +1,188 @@
+"""``scaleinv verify``: the ledger table, one spec's checks, exit codes and help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+from scaleinv import load_spec, rules
+from scaleinv.analysis import claims as ledger
+from scaleinv.analysis.claims import CLAIMS, Claim, ClaimVerdict
+from scaleinv.analysis.claims_checks import Finding
+from scaleinv.analysis.invariance import InputScaling, InvarianceReport, scale_invariance
+from scaleinv.analysis.verdict import Verdict
+from scaleinv.reports import verify_cmd
+from scaleinv.reports.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = """\
+title = "Scaling toy"
+
+[problem]
+inputs = ["x1", "x2"]
+outputs = ["x1", "alpha*x2"]
+loss = "y0**2 + y1**2"
+
+[params]
+alpha = 3
+
+[run]
+starts = [[1, 1]]
+steps = 5
+
+[[rules]]
+name = "gd"
+eta = 0.01
+
+[[rules]]
+name = "newton"
+
+[[rules]]
+name = "ig"
+
+[[rules]]
+name = "pg"
+
+[units]
+x1 = "length"
+x2 = "time"
+alpha = "length/time"
+
+[analysis]
+scalings = [{ x2 = "1/alpha" }]
+"""
+
+
+@pytest.fixture()
+def toy(tmp_path: Path) -> Path:
+    path = tmp_path / "toy.toml"
+    path.write_text(TOY)
+    return path
+
+
+def _rows(out: str) -> dict[tuple[str, str], list[str]]:
+    """Table rows keyed by (rule, check) -> [verdict, chapter]."""
+    found = {}
+    for line in out.splitlines():
+        parts = [p for p in line.split("  ") if p.strip()]
+        if len(parts) >= 4 and parts[0].strip() in ("GD", "Newton", "IG", "PG"):
+            found[(parts[0].strip(), parts[1].strip())] = [p.strip() for p in parts[2:4]]
+    return found
+
+
+def test_verify_prints_the_whole_ledger(capsys) -> None:
+    assert main(["verify"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for c in CLAIMS:
+        row = next(line for line in lines if line.startswith(c.id + " "))
+        assert c.expected.value in row
+    assert f"{len(CLAIMS)} claims:" in out and "corrected" in out
+
+
+def test_verify_one_claim_shows_quote_correction_and_derivation(capsys) -> None:
+    assert main(["verify", "--claim", "pg-quotient-remainder"]) == 0
+    out = capsys.readouterr().out
+    c = ledger.claim("pg-quotient-remainder")
+    assert c.quote in out and c.correction in out and "-1/(8*x**3)" in out
+
+
+def test_verify_exits_1_when_a_claim_that_should_hold_fails(monkeypatch, capsys) -> None:
+    def broken(budget: float) -> Finding:
+        return Finding(False, (), "made to fail")
+
+    fake = Claim("fake-claim", "Somewhere", "q", "a statement", ClaimVerdict.HOLDS, broken)
+    monkeypatch.setattr(ledger, "CLAIMS", (fake,))
+    assert main(["verify"]) == 1
+    out = capsys.readouterr().out
+    assert "fails !" in out and "fake-claim should hold but fails: made to fail" in out
+
+
+def test_verify_spec_checks_units_scalings_and_composition(toy, capsys) -> None:
+    assert main(["verify", str(toy)]) == 0
+    rows = _rows(capsys.readouterr().out)
+    scale = "scale: x = S u, x2 -> 1/alpha*x2"
+    assert rows[("GD", "units")] == ["inconsistent", "may fail"]
+    assert rows[("GD", scale)] == ["refuted", "may fail"]
+    for label in ("Newton", "IG", "PG"):
+        assert rows[(label, "units")] == ["consistent", "holds"]
+        assert rows[(label, scale)] == ["proved", "holds"]
+    assert rows[("IG", "composition")] == ["proved", "holds"]
+    assert rows[("PG", "composition")] == ["proved", "holds"]
+    # the same verdicts straight from the analysis layer
+    problem = load_spec(toy).problem
+    eta = sp.Symbol("eta", positive=True)
+    for name, label in (("gd", "GD"), ("newton", "Newton")):
+        r = scale_invariance(
+            problem, rules.REGISTRY[name](eta), InputScaling({"x2": "1/alpha"}), budget=300, rng=0
+        )
+        assert rows[(label, scale)][0] == r.verdict.value
+
+
+def test_verify_spec_units_from_the_command_line(capsys) -> None:
+    spec = str(ROOT / "reports" / "comparison.toml")
+    assert main(["verify", spec, "--units", "x0=length", "x1=length**(1/2)"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert rows[("GD", "units")][0] == "inconsistent"
+    assert rows[("Newton", "units")][0] == "consistent"
+    assert rows[("Newton", "composition")] == ["refuted", "may fail"]
+
+
+def test_verify_spec_exits_1_when_a_promised_invariance_fails(toy, monkeypatch, capsys) -> None:
+    real = verify_cmd.scale_invariance
+
+    def fake(problem, rule, transform, **kw) -> InvarianceReport:
+        found = real(problem, rule, transform, **kw)
+        if rule.name == "newton":
+            return InvarianceReport(rule.name, found.transform, Verdict.REFUTED, (), None, "fake")
+        return found
+
+    monkeypatch.setattr(verify_cmd, "scale_invariance", fake)
+    assert main(["verify", str(toy)]) == 1
+    out = capsys.readouterr().out
+    assert "refuted !" in out and "that should hold failed" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["verify", "--units", "x0=length"], "give a SPEC"),
+        (["verify", "--claim", "no-such-claim"], "unknown claim"),
+        (["verify", "--budget", "-1"], "must be positive"),
+        (["verify", "SPEC", "--units", "x0"], "NAME=DIMENSION"),
+        (["verify", "SPEC", "--units", "x0=length", "x1=time", "y1=time"], "dimension"),
+        (["verify", "SPEC", "--units", "x0=furlong", "x1=time"], "not a dimension"),
+        (["verify", "SPEC", "--claim", "gd-units"], "leave out the SPEC"),
+    ],
+)
+def test_verify_bad_input_exits_2(argv, message, capsys) -> None:
+    argv = [str(ROOT / "reports" / "comparison.toml") if a == "SPEC" else a for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_verify_help(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["verify", "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert "exit status" in out and "--units" in out and "scalings" in out
+
+
+@pytest.mark.slow
+def test_verify_as_a_subprocess() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scaleinv.reports.cli", "verify"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for c in CLAIMS:
+        assert f"\n{c.id} " in done.stdout
