@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-__all__ = ["PREAMBLE", "escape", "number", "vector", "tex", "visible_length"]
+__all__ = ["PREAMBLE", "escape", "number", "vector", "text_vector", "tex", "visible_length"]
 __all__ += ["split_sum", "display", "equations", "table"]
 
 #: The document preamble (article class, base/recommended packages, ``\fitmath``).
@@ -70,9 +70,15 @@ _UNICODE = {
     "×": r"$\times$", "·": r"$\cdot$", "∘": r"$\circ$", "−": "-", "–": "--", "—": "---",
     "‖": r"$\|$", "∞": r"$\infty$", "∈": r"$\in$", "√": r"$\surd$", "…": r"\dots{}",
     "⁺": r"$^{+}$", "⊤": r"$^\top$", "ᵀ": r"$^\top$", "‘": "`", "’": "'", "“": "``",
-    "”": "''", "✓": "yes", "✗": "no",
+    "”": "''", "✓": "yes", "✗": "no", "±": r"$\pm$", "∝": r"$\propto$",
+    "∥": r"$\parallel$", "∫": r"$\int$", "ˣ": r"$^{x}$", "ᵛ": r"$^{v}$", "ẋ": r"$\dot{x}$",
+    "⁽": r"$^{(}$", "⁾": r"$^{)}$", "∑": r"$\sum$", "∏": r"$\prod$", "≪": r"$\ll$",
+    "≫": r"$\gg$", "⇒": r"$\Rightarrow$", "⇔": r"$\Leftrightarrow$", "ℒ": r"$\mathcal{L}$",
+    "𝒫": r"$\mathcal{P}$", "∼": r"$\sim$",
 }
 # fmt: on
+_UNICODE.update({chr(0x2080 + d): f"$_{{{d}}}$" for d in range(10)})  # subscript digits
+_UNICODE.update({ch: f"$^{{{d}}}$" for d, ch in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")})  # superscripts
 _MACRO = re.compile(r"\\[A-Za-z]+|\\.")
 
 
@@ -124,6 +130,17 @@ def number(value: float, digits: int = 4) -> str:
 def vector(values: Sequence[float], digits: int = 4) -> str:
     """``(a, b, ...)`` as LaTeX math (no ``$``)."""
     return r"\left(" + ", ".join(number(v, digits) for v in values) + r"\right)"
+
+
+def text_vector(values: Sequence[float], digits: int = 4) -> str:
+    """``(a, b, ...)`` for text and table cells: each number in math, breakable after commas.
+
+    Examples
+    --------
+    >>> text_vector([1.5, 2e-9])
+    '$(1.5$, $2 \\times 10^{-9})$'
+    """
+    return "$(" + "$, $".join(number(v, digits) for v in values) + ")$"
 
 
 def tex(expr: object) -> str:
