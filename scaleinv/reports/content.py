@@ -1,0 +1,192 @@
+"""What a report shows, computed once: derivations, rule updates, runs and report options.
+
+:func:`derive` asks the symbolic layer for ``J``, ``∂L/∂x``, ``∂²L/∂x²``, the local inverse
+and every rule's ``Δx``; :func:`run_rules` runs every rule from every start point with
+:func:`scaleinv.minimize`. The LaTeX writer and the figures only read these frozen objects,
+so every formula and number in a report is one the lower layers computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from scaleinv.errors import NumericOnlyError, ScaleinvError, SpecError
+from scaleinv.numeric import Trajectory, minimize
+from scaleinv.numeric.rules import Rule, make_rule
+from scaleinv.reports.colors import RuleStyle, rule_styles
+from scaleinv.symbolic import RuleSpec, Spec
+from scaleinv.symbolic.inverse import LocalInverse
+
+__all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
+__all__ += ["ETA", "symbolic_rule"]
+
+#: The step-size symbol the report's formulas are written with.
+ETA = sp.Symbol("eta", positive=True)
+
+_OPTION_KEYS = {"param", "alphas", "sample", "window"}
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """The spec's ``[report]`` table.
+
+    Attributes
+    ----------
+    param : Symbol or None
+        The param the landscape figure varies (``param = "alpha"``; default: the only param).
+    alphas : tuple of float
+        Its values, one landscape panel each (``alphas = [1, 10, 100]``); empty: no such figure.
+    sample : tuple of float
+        Where the landscape's update arrows start (``sample = [...]``; default: first start).
+    window : tuple of (float, float) or None
+        The x-space plot window per input (``window = [[-3, 3], [-3, 3]]``); default: around
+        the trajectories.
+    """
+
+    param: sp.Symbol | None
+    alphas: tuple[float, ...]
+    sample: tuple[float, ...]
+    window: tuple[tuple[float, float], ...] | None
+
+
+def report_options(spec: Spec) -> ReportOptions:
+    """Validate the spec's ``[report]`` table; a :class:`SpecError` names the bad key."""
+    table, problem, src = dict(spec.report), spec.problem, spec.source
+    unknown = set(table) - _OPTION_KEYS
+    if unknown:
+        known = sorted(_OPTION_KEYS)
+        raise SpecError(src, "report", f"unknown keys {sorted(unknown)}; known: {known}")
+    by_name = {str(s): s for s in problem.params}
+    name = table.get("param")
+    if name is None and len(by_name) == 1:
+        name = next(iter(by_name))
+    if name is not None and name not in by_name:
+        raise SpecError(src, "report.param", f"{name!r} is not a param; params: {sorted(by_name)}")
+    alphas = tuple(_floats(table.get("alphas", []), src, "report.alphas"))
+    if alphas and name is None:
+        raise SpecError(src, "report.alphas", "needs report.param (which param to vary)")
+    sample = tuple(_floats(table.get("sample", spec.starts[0]), src, "report.sample"))
+    if len(sample) != problem.n:
+        raise SpecError(src, "report.sample", f"needs {problem.n} numbers, got {len(sample)}")
+    window = None
+    if "window" in table:
+        raw = table["window"]
+        if not isinstance(raw, list) or len(raw) != problem.n:
+            raise SpecError(src, "report.window", f"needs {problem.n} pairs [low, high]")
+        pairs = [tuple(_floats(pair, src, "report.window")) for pair in raw]
+        if any(len(p) != 2 or not p[0] < p[1] for p in pairs):
+            raise SpecError(src, "report.window", "each entry must be [low, high] with low < high")
+        window = tuple((p[0], p[1]) for p in pairs)
+    return ReportOptions(by_name.get(name) if name else None, alphas, sample, window)
+
+
+def _floats(value: Any, source: str, key: str) -> list[float]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        raise SpecError(source, key, f"must be a list of numbers, got {value!r}")
+    return [float(v) for v in value]
+
+
+@dataclass(frozen=True, eq=False)
+class RuleRun:
+    """One rule of the spec: its update formula(s), its run and how figures draw it.
+
+    Attributes
+    ----------
+    spec : RuleSpec
+        As written in the spec.
+    rule : Rule
+        The rule object (numeric step size).
+    label : str
+        Display name, unique within the report (``"GD (η=0.01)"`` or the spec's label).
+    style : RuleStyle
+        Colour, marker and line style, the same in every figure.
+    deltas : tuple of Matrix
+        ``Δx`` (n×1) in the input symbols and :data:`ETA`; one per inverse branch for PG;
+        empty when there is no formula.
+    delta_note : str
+        Why there is no formula (numeric-only rule, singular Hessian, ...), else ``""``.
+    trajectory : Trajectory or None
+        The run from every start point; None when running failed (see ``run_error``).
+    run_error : str
+        The error message of a failed run, else ``""``.
+    """
+
+    spec: RuleSpec
+    rule: Rule
+    label: str
+    style: RuleStyle
+    deltas: tuple[sp.Matrix, ...]
+    delta_note: str
+    trajectory: Trajectory | None = None
+    run_error: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Derivation:
+    """The exact derivatives of the problem and its local inverse."""
+
+    jacobian: sp.Matrix
+    gradient: sp.Matrix
+    hessian: sp.Matrix
+    inverse: LocalInverse
+
+
+def symbolic_rule(rule: Rule) -> Rule:
+    """``rule`` with its numeric ``eta`` replaced by :data:`ETA` (rules without one unchanged)."""
+    if dataclasses.is_dataclass(rule) and getattr(rule, "eta", None) is not None:
+        return replace(rule, eta=ETA)
+    return rule
+
+
+def _label(rule_spec: RuleSpec, rule: Rule) -> str:
+    if "label" in rule_spec.settings:
+        return str(rule_spec.settings["label"])
+    eta = getattr(rule, "eta", None)
+    return rule.label if eta is None else f"{rule.label} (η={float(eta):g})"
+
+
+def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
+    """Exact ``J``, gradient, Hessian, local inverse and each rule's ``Δx`` (no runs yet)."""
+    problem = spec.problem
+    derivation = Derivation(
+        problem.jacobian, problem.gradient, problem.hessian, problem.local_inverse()
+    )
+    rules = [make_rule(r) for r in spec.rules]
+    styles = rule_styles([r.name for r in rules])
+    labels = [_label(s, r) for s, r in zip(spec.rules, rules)]
+    for i, label in enumerate(labels):  # two identical labels: number them
+        if labels.count(label) > 1:
+            labels[i] = f"{label} #{labels[: i + 1].count(label)}"
+    runs = []
+    for rule_spec, rule, style, label in zip(spec.rules, rules, styles, labels):
+        deltas: tuple[sp.Matrix, ...] = ()
+        note = ""
+        try:
+            found = symbolic_rule(rule).delta(problem)
+            deltas = found if isinstance(found, tuple) else (found,)
+        except NumericOnlyError as err:
+            note = f"numeric only: {err.why}"
+        except ScaleinvError as err:
+            note = f"no closed-form update: {err}"
+        runs.append(RuleRun(rule_spec, rule, label, style, deltas, note))
+    return derivation, tuple(runs)
+
+
+def run_rules(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[RuleRun, ...]:
+    """Every rule run from every start of the spec (a failing run keeps its error message)."""
+    x0 = np.array(spec.starts, dtype=float)
+    done = []
+    for run in runs:
+        try:
+            traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol)
+            done.append(replace(run, trajectory=traj))
+        except ScaleinvError as err:
+            done.append(replace(run, run_error=str(err)))
+    return tuple(done)

@@ -1,0 +1,208 @@
+"""The verdict table of a report: units, scale-invariance, composition and the claims ledger.
+
+Each check is one call into :mod:`scaleinv.analysis`; this module only turns the frozen
+reports it returns into :class:`VerdictRow` objects (LaTeX detail for the document, short
+words for the terminal summary). The spec's ``[analysis]`` table chooses the transforms::
+
+    [analysis]
+    scalings = [{ x2 = "1/alpha" }]   # input scalings x = S u (by input name), or lists
+    output_scalings = ["c"]            # P -> c P (a symbol or number)
+    budget = 5                         # seconds per symbolic check (default 5)
+
+Without ``scalings`` every input gets its own symbolic scale (``x = diag(s_0, s_1, …) u``),
+the generic "different scalings" of the chapter's definition; without ``output_scalings`` the
+outputs are scaled by a fresh symbol ``c_P``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from scaleinv.analysis.invariance import (
+    InputScaling,
+    InvarianceReport,
+    OutputScaling,
+    scale_invariance,
+    trajectory_invariance,
+)
+from scaleinv.analysis.units import check_units, parse_dimension, problem_dimensions
+from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.reports.content import ETA, RuleRun, symbolic_rule
+from scaleinv.reports.latex import escape, number
+from scaleinv.symbolic import Spec
+
+__all__ = ["VerdictRow", "transforms_of", "units_rows"]
+__all__ += ["invariance_rows", "dimension_tex"]
+
+_ANALYSIS_KEYS = {"scalings", "output_scalings", "budget", "composition", "claims"}
+_INV = "scale invariance"
+#: Values given to the symbols a transform introduces in the numeric twin.
+_TWIN_VALUES = (0.5, 4.0, 0.25, 2.0, 8.0, 0.125)
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    """One row of the verdict table.
+
+    Attributes
+    ----------
+    check : str
+        ``"units"``, ``"scale invariance"``, ``"composition"`` or ``"ledger"``.
+    subject : str
+        The rule (display label) or claim the row is about.
+    verdict : str
+        The analysis layer's verdict word (``proved``, ``refuted``, ``consistent``, ...).
+    detail : str
+        LaTeX: the transform, the derivation's gist or the counterexample.
+    aspect : str
+        Which variant of the check (e.g. the transform of an invariance row), plain text.
+    """
+
+    check: str
+    subject: str
+    verdict: str
+    detail: str
+    aspect: str = ""
+
+
+def dimension_tex(dim: Any) -> str:
+    r"""A dimension as upright LaTeX math.
+
+    Examples
+    --------
+    >>> dimension_tex("force/length")
+    '\\frac{\\mathrm{mass}}{\\mathrm{time}^{2}}'
+    >>> dimension_tex("1")
+    '1'
+    """
+    expr = parse_dimension(dim).name
+    names = {s: rf"\mathrm{{{s.name}}}" for s in expr.free_symbols}
+    return sp.latex(expr, symbol_names=names)
+
+
+def analysis_options(spec: Spec) -> Mapping[str, Any]:
+    """The spec's ``[analysis]`` table, checked for unknown keys."""
+    unknown = set(spec.analysis) - _ANALYSIS_KEYS
+    if unknown:
+        known = sorted(_ANALYSIS_KEYS)
+        raise SpecError(spec.source, "analysis", f"unknown keys {sorted(unknown)}; known: {known}")
+    budget = spec.analysis.get("budget", 5)
+    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget <= 0:
+        raise SpecError(spec.source, "analysis.budget", f"must be a positive number: {budget!r}")
+    return spec.analysis
+
+
+def transforms_of(spec: Spec) -> list[Any]:
+    """The transforms the spec's ``[analysis]`` table asks for (or the generic defaults)."""
+    table, problem = analysis_options(spec), spec.problem
+    taken = {str(s) for s in (*problem.inputs, *problem.params)}
+    scalings = table.get("scalings")
+    if scalings is None:
+        scalings = [[_fresh(f"s_{i}", taken) for i in range(problem.n)]]
+    outputs = table.get("output_scalings")
+    if outputs is None:
+        outputs = [_fresh("c_P", taken)]
+    if not isinstance(scalings, list) or not isinstance(outputs, list):
+        raise SpecError(spec.source, "analysis", "scalings and output_scalings must be lists")
+    found: list[Any] = []
+    for i, entry in enumerate(scalings):
+        if not isinstance(entry, (dict, list)):
+            raise SpecError(spec.source, f"analysis.scalings[{i}]", "must be a table or a list")
+        found.append(InputScaling(entry))
+    found += [OutputScaling(_scalar(c, spec, "analysis.output_scalings")) for c in outputs]
+    return found
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "_"
+    return name
+
+
+def _scalar(value: Any, spec: Spec, key: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise SpecError(spec.source, key, f"entries must be symbols or numbers, got {value!r}")
+    return value
+
+
+def units_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
+    """One row per rule from :func:`~scaleinv.analysis.units.check_units` (needs ``[units]``)."""
+    if not spec.units:
+        return []
+    dims = problem_dimensions(spec.problem, dict(spec.units))
+    rows = []
+    for run in runs:
+        if not run.deltas:
+            rows.append(VerdictRow("units", run.label, "not checked", escape(run.delta_note)))
+            continue
+        try:
+            report = check_units(spec.problem, symbolic_rule(run.rule), dims, eta=ETA)
+        except ScaleinvError as err:
+            rows.append(VerdictRow("units", run.label, "not checked", escape(str(err))))
+            continue
+        needs = []
+        for x, need in zip(spec.problem.inputs, report.required_eta):
+            shown = "any" if need is None else dimension_tex(need)
+            needs.append(rf"$[\eta]_{{{sp.latex(x)}}} = {shown}$")
+        detail = "needs " + ", ".join(needs)
+        if report.eta_dimension is not None:
+            detail += rf"; one $\eta$ of dimension ${dimension_tex(report.eta_dimension)}$ fits"
+        else:
+            detail += r"; no single $\eta$ fits"
+        rows.append(VerdictRow("units", run.label, str(report.verdict), detail))
+    return rows
+
+
+def invariance_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
+    """Per transform and rule: :func:`scale_invariance` and its numeric trajectory twin."""
+    budget = float(analysis_options(spec).get("budget", 5))
+    rows = []
+    for transform in transforms_of(spec):
+        for run in runs:
+            try:
+                rule = symbolic_rule(run.rule) if run.deltas else run.rule
+                report = scale_invariance(spec.problem, rule, transform, budget=budget, rng=0)
+                twin = _twin(spec, run, transform)
+            except ScaleinvError as err:
+                text = escape(str(err))
+                rows.append(VerdictRow(_INV, run.label, "not checked", text, transform.describe()))
+                continue
+            detail = escape(transform.describe()) + ": " + _invariance_detail(report) + twin
+            verdict = str(report.verdict)
+            rows.append(VerdictRow(_INV, run.label, verdict, detail, transform.describe()))
+    return rows
+
+
+def _invariance_detail(report: InvarianceReport) -> str:
+    text = escape(report.note) if report.note else ""
+    ce = report.counterexample
+    if ce is not None:
+        at = ", ".join(f"{escape(k)} = {number(v, 3)}" for k, v in ce.values().items())
+        text += (
+            rf"; e.g.\ at ${at}$: $\Delta x = {_vec(ce.lhs)}$, mapped $\Delta u = {_vec(ce.rhs)}$"
+        )
+    return text
+
+
+def _vec(values: Sequence[float]) -> str:
+    return "(" + ", ".join(number(v, 3) for v in values) + ")"
+
+
+def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
+    """The numeric twin: run both problems and compare the trajectories in x."""
+    setup = transform.apply(spec.problem)
+    values = {str(s): _TWIN_VALUES[i % len(_TWIN_VALUES)] for i, s in enumerate(setup.new_params)}
+    comparison = trajectory_invariance(
+        spec.problem, run.rule, transform, np.array(spec.starts), spec.steps, values
+    )
+    shown = ", ".join(f"{escape(k)} = {number(v, 3)}" for k, v in values.items())
+    where = f" (with {shown})" if shown else ""
+    return (
+        rf". Numeric twin{where}: trajectories mapped back differ by at most "
+        rf"${number(comparison.max_rel, 2)}$ (relative)."
+    )
