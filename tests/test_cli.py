@@ -28,7 +28,14 @@ def test_run_prints_a_row_per_rule_with_the_driver_results(capsys) -> None:
 def test_derive_prints_derivatives_branches_and_updates(capsys) -> None:
     assert main(["derive", SPEC]) == 0
     out = capsys.readouterr().out
-    for text in ["[0, 2*x1]", "(2*x0, 4*x1**3)", "[0, 12*x1**2]", "x = (y0, sqrt(y1))", "y1 >= 0", "Δx = (-x0/3, -x1/9)"]:
+    for text in [
+        "[0, 2*x1]",
+        "(2*x0, 4*x1**3)",
+        "[0, 12*x1**2]",
+        "x = (y0, sqrt(y1))",
+        "y1 >= 0",
+        "Δx = (-x0/3, -x1/9)",
+    ]:
         assert text in out
 
 
@@ -63,7 +70,9 @@ def test_console_script_errors_have_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[problem]\ninputs = ["x"]\noutputs = ["x.__class__"]\n')
     result = subprocess.run(
-        [sys.executable, "-m", "scaleinv.reports.cli", "run", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "scaleinv.reports.cli", "run", str(bad)],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "attribute access is not allowed" in result.stderr

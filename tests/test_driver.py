@@ -19,7 +19,9 @@ def test_comparison_newton_follows_its_closed_form() -> None:
     # x_k = (3 (2/3)^k, 3 (8/9)^k).
     t = minimize(COMPARISON, rules.newton(1 / 3), np.array([3.0, 3.0]), steps=10)
     k = np.arange(11)
-    np.testing.assert_allclose(t.x, np.stack([3 * (2 / 3) ** k, 3 * (8 / 9) ** k], axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(
+        t.x, np.stack([3 * (2 / 3) ** k, 3 * (8 / 9) ** k], axis=-1), rtol=1e-12
+    )
     np.testing.assert_allclose(t.loss, t.x[:, 0] ** 2 + t.x[:, 1] ** 4, rtol=1e-12)
 
 
@@ -51,17 +53,25 @@ def test_the_shipped_comparison_spec_reproduces_the_same_runs() -> None:
     np.testing.assert_allclose(finals["pg"] ** [1, 2], 0.7**10 * np.array([3.0, 9.0]))
 
 
-@pytest.mark.parametrize("rule", [rules.newton(0.5), rules.ig(0.5), rules.pg(0.5)], ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "rule", [rules.newton(0.5), rules.ig(0.5), rules.pg(0.5)], ids=lambda r: r.name
+)
 def test_scaling_toy_trajectories_are_identical_for_every_alpha(rule) -> None:
     toy = CATALOGUE["scaling_toy"]
-    runs = [minimize(toy.with_params(alpha=a), rule, np.array([1.0, 1.0]), steps=8).x for a in (1, 10, 100)]
+    runs = [
+        minimize(toy.with_params(alpha=a), rule, np.array([1.0, 1.0]), steps=8).x
+        for a in (1, 10, 100)
+    ]
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-13)
     np.testing.assert_allclose(runs[2], runs[0], rtol=1e-13)
 
 
 def test_scaling_toy_gd_depends_on_alpha() -> None:
     toy = CATALOGUE["scaling_toy"]
-    runs = [minimize(toy.with_params(alpha=a), rules.gd(1e-5), np.array([1.0, 1.0]), steps=8).x for a in (1, 10, 100)]
+    runs = [
+        minimize(toy.with_params(alpha=a), rules.gd(1e-5), np.array([1.0, 1.0]), steps=8).x
+        for a in (1, 10, 100)
+    ]
     # x2 shrinks by (1 − 2 η α²) per step: different for every α
     for run, a in zip(runs, (1, 10, 100)):
         np.testing.assert_allclose(run[:, 1], (1 - 2e-5 * a**2) ** np.arange(9), rtol=1e-12)
@@ -103,14 +113,24 @@ def test_bfgs_runs_through_scipy_and_records_iterates() -> None:
     assert t.statuses() == [Status.CONVERGED, Status.CONVERGED]
     assert np.all(t.loss[-1] < 1e-12)
     for i in range(2):  # the recorded iterates end where SciPy's own run ends
-        ref = scipy.optimize.minimize(problem.compile().loss, x0[i], jac=problem.compile().gradient, method="BFGS", options={"gtol": 1e-12, "maxiter": 40})
+        ref = scipy.optimize.minimize(
+            problem.compile().loss,
+            x0[i],
+            jac=problem.compile().gradient,
+            method="BFGS",
+            options={"gtol": 1e-12, "maxiter": 40},
+        )
         np.testing.assert_allclose(t.x[-1, i], ref.x, rtol=1e-10)
     assert np.all(np.diff(t.loss, axis=0) <= 1e-15)  # the line search never increases L
 
 
 @pytest.mark.parametrize(
     ("x0", "steps", "match"),
-    [([1.0, 2.0, 3.0], 3, r"shape \(\.\.\., 2\)"), ([1.0, 2.0], -1, "non-negative"), ([np.nan, 1.0], 3, "non-finite")],
+    [
+        ([1.0, 2.0, 3.0], 3, r"shape \(\.\.\., 2\)"),
+        ([1.0, 2.0], -1, "non-negative"),
+        ([np.nan, 1.0], 3, "non-finite"),
+    ],
 )
 def test_bad_driver_input(x0, steps, match) -> None:
     with pytest.raises(ProblemError, match=match):

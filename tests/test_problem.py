@@ -19,9 +19,13 @@ def test_jacobian_gradient_hessian_match_finite_differences(name: str) -> None:
         P = lambda z: evaluate(problem.P, problem, z)[:, 0]  # noqa: E731
         loss = lambda z: float(evaluate(sp.Matrix([problem.loss_x]), problem, z)[0, 0])  # noqa: E731
         grad = lambda z: evaluate(problem.gradient, problem, z)[:, 0]  # noqa: E731
-        np.testing.assert_allclose(evaluate(problem.jacobian, problem, x), finite_difference(P, x), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            evaluate(problem.jacobian, problem, x), finite_difference(P, x), rtol=1e-6, atol=1e-8
+        )
         np.testing.assert_allclose(grad(x), finite_difference(loss, x), rtol=1e-6, atol=1e-8)
-        np.testing.assert_allclose(evaluate(problem.hessian, problem, x), finite_difference(grad, x), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            evaluate(problem.hessian, problem, x), finite_difference(grad, x), rtol=1e-6, atol=1e-7
+        )
 
 
 def test_default_loss_is_half_squared_distance_and_newton_dy_points_at_target() -> None:
@@ -32,7 +36,9 @@ def test_default_loss_is_half_squared_distance_and_newton_dy_points_at_target() 
 
 
 def test_newton_dy_is_the_newton_step_of_a_general_loss() -> None:
-    p = Problem.from_strings(["x0", "x1"], ["x0", "x1"], loss="exp(y0) + y0**2 + (y1 - 1)**4 + y0*y1")
+    p = Problem.from_strings(
+        ["x0", "x1"], ["x0", "x1"], loss="exp(y0) + y0**2 + (y1 - 1)**4 + y0*y1"
+    )
     rng = np.random.default_rng(2)
     for y in rng.uniform(-1, 1, (3, 2)):
         values = dict(zip(p.output_symbols, y))
@@ -100,9 +106,18 @@ def test_spec_files_load_through_the_same_parser(tmp_path) -> None:
     [
         ("[problem]\ninputs = ['x']\n", r"\[problem.outputs\] is missing"),
         ("[problem]\ninputs = ['x']\noutputs = ['x']\n[run]\nsteps = -1\n", r"\[run.steps\]"),
-        ("[problem]\ninputs = ['x']\noutputs = ['x']\n[run]\nstarts = [[1, 2]]\n", r"run.starts\[0\]"),
-        ("[problem]\ninputs = ['x']\noutputs = ['x']\n[[rules]]\nname = 'gd'\nspeed = 3\n", "unknown settings"),
-        ("[problem]\ninputs = ['x']\noutputs = ['x']\n[[rules]]\nname = 'gd'\neta = 'x.y'\n", "attribute"),
+        (
+            "[problem]\ninputs = ['x']\noutputs = ['x']\n[run]\nstarts = [[1, 2]]\n",
+            r"run.starts\[0\]",
+        ),
+        (
+            "[problem]\ninputs = ['x']\noutputs = ['x']\n[[rules]]\nname = 'gd'\nspeed = 3\n",
+            "unknown settings",
+        ),
+        (
+            "[problem]\ninputs = ['x']\noutputs = ['x']\n[[rules]]\nname = 'gd'\neta = 'x.y'\n",
+            "attribute",
+        ),
         ("[oops]\n", "unknown table"),
         ("not toml [", "not valid TOML"),
     ],

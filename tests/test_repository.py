@@ -10,7 +10,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"symbolic": 0, "numeric": 1, "analysis": 2, "reports": 3}
 #: Convenience methods of the public API that reach one layer up, lazily, on use
 #: (DESIGN.md names them: ``problem.compile()`` and ``LocalInverse.inv``).
-FACADES = {("symbolic/problem.py", "compile"), ("symbolic/inverse.py", "compile"), ("symbolic/inverse.py", "inv")}
+FACADES = {
+    ("symbolic/problem.py", "compile"),
+    ("symbolic/inverse.py", "compile"),
+    ("symbolic/inverse.py", "inv"),
+}
 
 
 def _imports(tree: ast.AST):
@@ -19,7 +23,9 @@ def _imports(tree: ast.AST):
 
     def visit(node: ast.AST, func: str | None) -> None:
         for child in ast.iter_child_nodes(node):
-            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
+            name = (
+                child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
+            )
             if isinstance(child, ast.ImportFrom) and child.module:
                 found.append((child.module, name))
             elif isinstance(child, ast.Import):

@@ -27,7 +27,9 @@ def test_compiled_step_equals_symbolic_delta(name: str, rule) -> None:
     dx, status = _step(rule, problem, x)
     delta = rule.delta(problem)
     for i, point in enumerate(x):
-        np.testing.assert_allclose(dx[i], evaluate(delta, problem, point)[:, 0], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            dx[i], evaluate(delta, problem, point)[:, 0], rtol=1e-9, atol=1e-12
+        )
     assert np.all(status == 0)
 
 
@@ -42,7 +44,9 @@ def test_pg_step_is_the_nearest_real_branch_of_its_symbolic_deltas(name: str) ->
     for i, point in enumerate(x):
         candidates = []
         for d in deltas:
-            value = np.array(d.subs(dict(zip(problem.inputs, point))).subs(problem.params).evalf(), dtype=complex)[:, 0]
+            value = np.array(
+                d.subs(dict(zip(problem.inputs, point))).subs(problem.params).evalf(), dtype=complex
+            )[:, 0]
             if np.all(np.abs(value.imag) < 1e-12):
                 candidates.append(value.real)
         if not candidates:  # no real root pair for this step: the rule must say so
@@ -55,7 +59,9 @@ def test_pg_step_is_the_nearest_real_branch_of_its_symbolic_deltas(name: str) ->
         # exactness: P(x + Δx) = y + Δy
         y = evaluate(problem.P, problem, point)[:, 0]
         dy = 0.5 * evaluate(problem.newton_dy.subs(problem.at_P), problem, point)[:, 0]
-        np.testing.assert_allclose(problem.compile().P(point + dx[i]), y + dy, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            problem.compile().P(point + dx[i]), y + dy, rtol=1e-9, atol=1e-12
+        )
     assert solved >= 2
 
 
@@ -63,8 +69,18 @@ def test_pg_step_is_the_nearest_real_branch_of_its_symbolic_deltas(name: str) ->
 def test_hig_with_beta_one_is_gauss_newton_and_minus_one_is_gd(name: str) -> None:
     problem = CATALOGUE[name]  # default loss ½|y − y*|², so the Gauss–Newton step is IG's
     x = sample_points(name, np.random.default_rng(7), 5)
-    np.testing.assert_allclose(_step(rules.hig(0.7, beta=1), problem, x)[0], _step(rules.ig(0.7), problem, x)[0], rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(_step(rules.hig(0.7, beta=-1), problem, x)[0], _step(rules.gd(0.7), problem, x)[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        _step(rules.hig(0.7, beta=1), problem, x)[0],
+        _step(rules.ig(0.7), problem, x)[0],
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        _step(rules.hig(0.7, beta=-1), problem, x)[0],
+        _step(rules.gd(0.7), problem, x)[0],
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 def test_hig_half_inverse_and_rcond_cutoff() -> None:
@@ -89,7 +105,12 @@ def test_ig_uses_the_pseudo_inverse_for_non_square_jacobians() -> None:
     problem = CATALOGUE["overdetermined"]
     x = sample_points("overdetermined", np.random.default_rng(8), 3)
     k = problem.compile()
-    want = np.stack([np.linalg.lstsq(k.jacobian(p), 0.5 * (np.array([1, 2, 2]) - k.P(p)), rcond=None)[0] for p in x])
+    want = np.stack(
+        [
+            np.linalg.lstsq(k.jacobian(p), 0.5 * (np.array([1, 2, 2]) - k.P(p)), rcond=None)[0]
+            for p in x
+        ]
+    )
     np.testing.assert_allclose(_step(rules.ig(0.5), problem, x)[0], want, rtol=1e-9)
 
 
