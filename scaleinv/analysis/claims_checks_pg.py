@@ -28,8 +28,6 @@ from scaleinv.symbolic.updates import y_step
 
 _all_of__: list[str] = []
 
-_INVARIANCE_BUDGET = 300.0  # see claims_checks: nested budgets are charged in full
-
 
 def _square() -> Problem:
     return Problem.from_strings(["x"], ["x**2"], target=[4])
@@ -71,7 +69,7 @@ def check_pg_composition(budget: float) -> Finding:
 def check_pg_scale_invariance(budget: float) -> Finding:
     p, scaling = _comparison(), InputScaling(["s0", "s1"])
     found = {
-        r: scale_invariance(p, rules.REGISTRY[r](ETA), scaling, budget=_INVARIANCE_BUDGET, rng=0)
+        r: scale_invariance(p, rules.REGISTRY[r](ETA), scaling, budget=budget, rng=0)
         for r in ("pg", "gd")
     }
     ok = all_of(
