@@ -258,7 +258,7 @@ def _composite() -> tuple[Problem, dict[str, sp.Symbol], dict[sp.Expr, sp.Symbol
     """``L(y(x))`` with generic ``L`` and ``y``; derivatives renamed ``y1, y2, L1, L2``."""
     x, y0 = sp.Symbol("x", real=True), sp.Symbol("y0", real=True)
     g, f = sp.Function("y"), sp.Function("L")
-    p = Problem([x], [g(x)], loss=f(y0))
+    p = Problem((x,), (g(x),), loss=f(y0))
     names = {n: sp.Symbol(n, real=True) for n in ("y1", "y2", "L1", "L2")}
     rename = {
         sp.Derivative(g(x), (x, 2)): names["y2"],

@@ -213,8 +213,11 @@ def quotient_remainder(
         verdict = Verdict.REFUTED
     else:
         verdict = Verdict.UNDECIDED
-    steps = (Step("∂x/∂y at y0", inverse_slope), Step("Δx_PG/Δy − ∂x/∂y", remainder))
-    steps += (Step(f"series to Δy^{terms - 1}", series),)
+    steps = (
+        Step("∂x/∂y at y0", inverse_slope),
+        Step("Δx_PG/Δy − ∂x/∂y", remainder),
+        Step(f"series to Δy^{terms - 1}", series),
+    )
     return RemainderReport(verdict, remainder, coefficients, order, steps)
 
 

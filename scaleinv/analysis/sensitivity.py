@@ -239,7 +239,7 @@ def near_optimum(
         raise ProblemError(f"near_optimum needs an even power >= 2, got {power}")
     eta = sp.nsimplify(eta)
     x = sp.Symbol("x", real=True)
-    problem = Problem([x], [x ** (power // 2)], loss=sp.Symbol("y0", real=True) ** 2)
+    problem = Problem((x,), (x ** (power // 2),), loss=sp.Symbol("y0", real=True) ** 2)
     t = sp.Symbol("x", positive=True)
     reports = []
     for name in rule_names:
