@@ -191,3 +191,44 @@ def test_twin_gradient_length_grows_for_x4_and_shrinks_for_a_saturating_loss() -
     r = np.linspace(0.8, 3.0, 12)
     assert np.all(np.diff(4 * r**3) > 0)
     assert np.all(np.diff(2 * r * np.exp(-(r**2))) < 0)
+
+
+def test_gd_counterexample_of_the_toy_invariance_holds_up_numerically() -> None:
+    from scaleinv.analysis.claims_checks import _toy_invariance
+
+    report = _toy_invariance("gd", 20.0)
+    ce = report.counterexample
+    u = np.array([ce.point["u0"], ce.point["u1"]])
+    alpha, eta = ce.params["alpha"], ce.params["eta"]
+    x = np.array([u[0], u[1] / alpha])  # x = g(u): x2 = u2/alpha
+    toy = Problem.from_strings(
+        ["x1", "x2"], ["x1", "alpha*x2"], "y0**2 + y1**2", params={"alpha": alpha}
+    )
+    plain = Problem.from_strings(["u0", "u1"], ["u0", "u1"], "y0**2 + y1**2")
+    dx, _, _ = rules.gd(eta).compile(toy).step(x, None)
+    du, _, _ = rules.gd(eta).compile(plain).step(u, None)
+    assert dx == pytest.approx(ce.lhs) and np.array([du[0], du[1] / alpha]) == pytest.approx(ce.rhs)
+    assert np.max(np.abs(dx - np.array(ce.rhs))) > 1e-3
+
+
+def test_twin_composite_hessian_by_finite_differences() -> None:
+    def loss(y):
+        return np.sin(y) + y**3
+
+    def inner(x):
+        return np.exp(0.3 * x) + x**2
+
+    h = 1e-4
+    for x in (-0.7, 0.4, 1.3):
+        y, dy, d2y = inner(x), 0.3 * np.exp(0.3 * x) + 2 * x, 0.09 * np.exp(0.3 * x) + 2
+        composed = (loss(inner(x + h)) - 2 * loss(inner(x)) + loss(inner(x - h))) / h**2
+        formula = (-np.sin(y) + 6 * y) * dy**2 + (np.cos(y) + 3 * y**2) * d2y
+        assert composed == pytest.approx(formula, rel=1e-5)
+
+
+def test_twin_newton_step_in_y_is_eta_times_the_distance_to_the_target() -> None:
+    p = Problem.from_strings(
+        ["x0", "x1"], ["x0*x1", "x0 + x1"], target=["a", "b"], params={"a": 1.5, "b": -2}
+    )
+    y = np.random.default_rng(7).normal(size=(5, 2))
+    assert p.compile().newton_dy(y) == pytest.approx(np.array([1.5, -2.0]) - y)
