@@ -91,7 +91,7 @@ def escape(text: str) -> str:
     Examples
     --------
     >>> escape("x_1 & 50% of ½|y − y*|² → η")
-    'x\\_1 \\& 50\\% of $\\frac{1}{2}$\\textbar{}y - y*\\textbar{}$^2$ $\\to$ $\\eta$'
+    'x\\_1 \\& 50\\% of $\\frac{1}{2}$\\textbar{}y - y*\\textbar{}$^{2}$ $\\to$ $\\eta$'
     """
     out = []
     for ch in text:
@@ -133,7 +133,7 @@ def vector(values: Sequence[float], digits: int = 4) -> str:
 
 
 def text_vector(values: Sequence[float], digits: int = 4) -> str:
-    """``(a, b, ...)`` for text and table cells: each number in math, breakable after commas.
+    r"""``(a, b, ...)`` for text and table cells: each number in math, breakable after commas.
 
     Examples
     --------

@@ -10,8 +10,8 @@ words for the terminal summary). The spec's ``[analysis]`` table chooses the tra
     budget = 5                         # seconds per symbolic check (default 5)
 
 Without ``scalings`` every input gets its own symbolic scale (``x = diag(s_0, s_1, …) u``),
-the generic "different scalings" of the chapter's definition; without ``output_scalings`` the
-outputs are scaled by a fresh symbol ``c_P``.
+the generic "different scalings" of the chapter's definition; outputs are scaled only when
+``output_scalings`` asks for it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from scaleinv.reports.latex import escape, number
 from scaleinv.symbolic import Spec
 
 __all__ = ["VerdictRow", "transforms_of", "units_rows"]
-__all__ += ["invariance_rows", "dimension_tex"]
+__all__ += ["invariance_rows", "dimension_tex", "transform_tex", "analysis_options"]
 
 _ANALYSIS_KEYS = {"scalings", "output_scalings", "budget", "composition", "claims"}
 _INV = "scale invariance"
@@ -61,6 +61,8 @@ class VerdictRow:
         LaTeX: the transform, the derivation's gist or the counterexample.
     aspect : str
         Which variant of the check (e.g. the transform of an invariance row), plain text.
+    aspect_tex : str
+        The same as LaTeX (for the table's heading).
     """
 
     check: str
@@ -68,6 +70,7 @@ class VerdictRow:
     verdict: str
     detail: str
     aspect: str = ""
+    aspect_tex: str = ""
 
 
 def dimension_tex(dim: Any) -> str:
@@ -104,9 +107,7 @@ def transforms_of(spec: Spec) -> list[Any]:
     scalings = table.get("scalings")
     if scalings is None:
         scalings = [[_fresh(f"s_{i}", taken) for i in range(problem.n)]]
-    outputs = table.get("output_scalings")
-    if outputs is None:
-        outputs = [_fresh("c_P", taken)]
+    outputs = table.get("output_scalings", [])
     if not isinstance(scalings, list) or not isinstance(outputs, list):
         raise SpecError(spec.source, "analysis", "scalings and output_scalings must be lists")
     found: list[Any] = []
@@ -163,6 +164,7 @@ def invariance_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
     budget = float(analysis_options(spec).get("budget", 5))
     rows = []
     for transform in transforms_of(spec):
+        aspect, heading = transform.describe(), transform_tex(transform, spec)
         for run in runs:
             try:
                 rule = symbolic_rule(run.rule) if run.deltas else run.rule
@@ -170,19 +172,39 @@ def invariance_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
                 twin = _twin(spec, run, transform)
             except ScaleinvError as err:
                 text = escape(str(err))
-                rows.append(VerdictRow(_INV, run.label, "not checked", text, transform.describe()))
+                rows.append(VerdictRow(_INV, run.label, "not checked", text, aspect, heading))
                 continue
-            detail = escape(transform.describe()) + ": " + _invariance_detail(report) + twin
+            detail = _invariance_detail(report) + twin
             verdict = str(report.verdict)
-            rows.append(VerdictRow(_INV, run.label, verdict, detail, transform.describe()))
+            rows.append(VerdictRow(_INV, run.label, verdict, detail, aspect, heading))
     return rows
+
+
+def transform_tex(transform: Any, spec: Spec) -> str:
+    r"""A transform as LaTeX: ``x = (u_0, u_1/\alpha)`` or ``\mathcal{P} \to c\,\mathcal{P}``."""
+    setup = transform.apply(spec.problem)
+    if isinstance(transform, OutputScaling):
+        k = next(i for i, e in enumerate(spec.problem.outputs) if e != 0)
+        c = sp.latex(sp.simplify(setup.problem.outputs[k] / spec.problem.outputs[k]))
+        return (
+            rf"$\mathcal{{P}} \to {c}\,\mathcal{{P}}$, $y^* \to {c}\,y^*$, "
+            rf"$L(y) \to {c}^{{2}} L(y/{c})$"
+        )
+    if spec.problem.n == 1:
+        return rf"${sp.latex(spec.problem.inputs[0])} = {sp.latex(setup.forward[0])}$"
+    xs = ", ".join(sp.latex(x) for x in spec.problem.inputs)
+    return rf"$({xs}) = ({', '.join(sp.latex(e) for e in setup.forward)})$"
+
+
+def _symbol_tex(name: str) -> str:
+    return sp.latex(sp.Symbol(name))
 
 
 def _invariance_detail(report: InvarianceReport) -> str:
     text = escape(report.note) if report.note else ""
     ce = report.counterexample
     if ce is not None:
-        at = ", ".join(f"{escape(k)} = {number(v, 3)}" for k, v in ce.values().items())
+        at = ", ".join(f"{_symbol_tex(k)} = {number(v, 3)}" for k, v in ce.values().items())
         text += (
             rf"; e.g.\ at ${at}$: $\Delta x = {_vec(ce.lhs)}$, mapped $\Delta u = {_vec(ce.rhs)}$"
         )
@@ -197,12 +219,16 @@ def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     """The numeric twin: run both problems and compare the trajectories in x."""
     setup = transform.apply(spec.problem)
     values = {str(s): _TWIN_VALUES[i % len(_TWIN_VALUES)] for i, s in enumerate(setup.new_params)}
+    defaults = {str(s): v for s, v in spec.problem.params.items()}
     comparison = trajectory_invariance(
-        spec.problem, run.rule, transform, np.array(spec.starts), spec.steps, values
-    )
-    shown = ", ".join(f"{escape(k)} = {number(v, 3)}" for k, v in values.items())
+        spec.problem, run.rule, transform, np.array(spec.starts), spec.steps,
+        {**defaults, **values},
+    )  # fmt: skip
+    shown = ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values.items())
     where = f" (with {shown})" if shown else ""
+    if comparison.max_rel == 0:
+        return f". Numeric twin{where}: the trajectories mapped back agree exactly."
     return (
-        rf". Numeric twin{where}: trajectories mapped back differ by at most "
-        rf"${number(comparison.max_rel, 2)}$ (relative)."
+        f". Numeric twin{where}: the trajectories mapped back differ by at most "
+        f"${number(comparison.max_rel, 2)}$ (relative)."
     )
