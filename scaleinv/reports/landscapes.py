@@ -1,0 +1,250 @@
+"""Loss landscapes with trajectories and update arrows (the figures in x- and y-space).
+
+Two-dimensional spaces get filled contour plots of the loss (levels spaced logarithmically
+when the loss is non-negative), one-dimensional spaces a line plot of the loss, and larger
+spaces a 2-D slice through the first start point over the two components the runs move most
+(trajectories are projected onto it; the caption says so). Every rule run is drawn with its
+:class:`~scaleinv.reports.colors.RuleStyle`, so a rule has one colour in every figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import sympy as sp
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.mathtext import MathTextParser
+from matplotlib.ticker import MaxNLocator
+
+from scaleinv.reports.colors import styled
+from scaleinv.reports.content import ReportOptions, RuleRun
+from scaleinv.reports.latex import escape
+from scaleinv.symbolic import Problem
+
+__all__ = ["window_around", "plane_of", "draw_landscape", "trajectory_figure", "nested"]
+__all__ += ["legend_columns", "NESTED_NOTE", "math_label"]
+
+_GRID = 161
+_CONTOUR_CMAP = "Greys"
+
+Loss = Callable[[np.ndarray], np.ndarray]
+
+
+def window_around(points: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], ...]:
+    """Per component, a padded range around the finite points (shape ``(k, d)``).
+
+    Runaway iterates (beyond 1e3 times the size of the first point) are left out so that
+    one diverging run does not shrink the others to a dot.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, np.shape(points)[-1])
+    scale = 1e3 * (1.0 + np.max(np.abs(points[0])))
+    keep = np.isfinite(points).all(axis=1) & (np.abs(points) <= scale).all(axis=1)
+    points = points[keep] if keep.any() else np.zeros((1, points.shape[1]))
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = np.maximum(high - low, 0.1 * (1.0 + np.abs(high) + np.abs(low)))
+    return tuple((float(lo - pad * s), float(hi + pad * s)) for lo, hi, s in zip(low, high, span))
+
+
+def plane_of(paths: Sequence[np.ndarray], d: int) -> tuple[int, int]:
+    """The two components (of ``d``) along which the paths (``(steps+1, d)``) move most."""
+    if d <= 2:
+        return (0, min(1, d - 1))
+    travel = np.zeros(d)
+    for path in paths:
+        finite = path[np.isfinite(path).all(axis=1)]
+        if len(finite):
+            travel += finite.max(axis=0) - finite.min(axis=0)
+    first, second = np.argsort(-travel, kind="stable")[:2]
+    return (int(min(first, second)), int(max(first, second)))
+
+
+def _levels(values: np.ndarray, count: int = 14) -> tuple[np.ndarray, bool]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.linspace(0.0, 1.0, count), False
+    low, high = float(finite.min()), float(finite.max())
+    if high <= low:
+        return np.linspace(low - 1.0, high + 1.0, count), False
+    if low >= 0:
+        floor = max(np.quantile(finite, 0.002), high * 1e-8, np.finfo(float).tiny)
+        return np.geomspace(floor, high, count), True
+    return np.linspace(low, high, count), False
+
+
+def draw_landscape(
+    ax: Axes,
+    loss: Loss,
+    window: Sequence[tuple[float, float]],
+    names: Sequence[str],
+    base: np.ndarray | None = None,
+    plane: tuple[int, int] = (0, 1),
+) -> bool:
+    """Draw ``loss`` over ``window`` on ``ax``: contours in 2-D, a curve in 1-D.
+
+    ``loss`` maps points ``(..., d)`` to values ``(...)``. For ``d > 2`` the plot is the slice
+    through ``base`` over the components ``plane``. Returns whether contour levels are
+    logarithmic.
+    """
+    d = len(window)
+    if d == 1:
+        xs = np.linspace(*window[0], 400)
+        values = loss(xs[:, None])
+        ax.plot(xs, values, color="0.35", lw=1.2, zorder=1)
+        ax.set_xlim(*window[0])
+        ax.set_xlabel(names[0])
+        ax.set_ylabel("$L$")
+        finite = values[np.isfinite(values)]
+        positive = finite[finite > 0]
+        if (
+            finite.size
+            and finite.min() >= 0
+            and positive.size
+            and positive.max() > 1e3 * np.quantile(positive, 0.05)
+        ):
+            ax.set_yscale("log")  # a wide range: show the valley as well as the walls
+            ax.set_ylim(max(positive.min(), positive.max() * 1e-9) / 2, positive.max() * 2)
+            return True
+        return False
+    i, j = plane
+    gx = np.linspace(*window[i], _GRID)
+    gy = np.linspace(*window[j], _GRID)
+    mesh = np.meshgrid(gx, gy)
+    points = np.broadcast_to(
+        np.zeros(d) if base is None else np.asarray(base, float), mesh[0].shape + (d,)
+    ).copy()
+    points[..., i], points[..., j] = mesh
+    values = loss(points)
+    levels, log = _levels(values)
+    clipped = np.clip(values, levels[0], levels[-1])
+    ax.contourf(*mesh, clipped, levels=levels, cmap=_CONTOUR_CMAP, alpha=0.35, zorder=0)
+    ax.contour(*mesh, clipped, levels=levels, colors="0.45", linewidths=0.5, zorder=1)
+    ax.set_xlim(*window[i])
+    ax.set_ylim(*window[j])
+    ax.set_xlabel(names[i])
+    ax.set_ylabel(names[j])
+    spans = (window[i][1] - window[i][0], window[j][1] - window[j][0])
+    if max(spans) <= 3 * min(spans):  # comparable ranges: keep circles round
+        ax.set_aspect("equal", adjustable="box")
+    return log
+
+
+def legend_columns(count: int) -> int:
+    """Columns of a figure legend below the plots: one row up to five entries."""
+    return max(1, count if count <= 5 else (count + 1) // 2)
+
+
+def nested(k: int, total: int) -> dict[str, float]:
+    """Line width and marker size of the ``k``-th of ``total`` runs: earlier runs are drawn
+    wider and underneath, so runs that coincide stay visible as nested stripes."""
+    wider = (total - 1 - k) / max(total - 1, 1)
+    return {"lw": 1.3 + 2.4 * wider, "ms": 3.5 + 4.0 * wider, "zorder": 3 + k / total}
+
+
+NESTED_NOTE = "Where rules coincide, their lines nest (earlier rules wider and underneath)."
+
+
+def _draw_paths(ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int, int]) -> None:
+    """Each run's iterates: a path in the plane, or (1-D) the value against the iteration."""
+    for k, run in enumerate(runs):
+        if run.trajectory is None:
+            continue
+        data = getattr(run.trajectory, which)  # (steps+1, batch, d)
+        for b in range(data.shape[1]):
+            path = data[:, b, :]
+            if path.shape[1] == 1:
+                xs, ys = np.arange(len(path)), path[:, 0]
+            else:
+                xs, ys = path[:, plane[0]], path[:, plane[1]]
+            ax.plot(
+                xs, ys, **run.style.line_kwargs(), **nested(k, len(runs)),
+                label=run.label if b == 0 else None,
+            )  # fmt: skip
+            ax.plot(xs[:1], ys[:1], marker="*", color="black", ms=10, ls="none", zorder=4)
+
+
+def _iterations_axes(ax: Axes, name: str) -> None:
+    ax.set_xlabel("iteration $k$")
+    ax.set_ylabel(name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+
+
+@styled
+def trajectory_figure(
+    problem: Problem, runs: Sequence[RuleRun], options: ReportOptions
+) -> tuple[Figure, str]:
+    """Every run's iterates in x-space (left) and y-space (right) over the loss; and a caption.
+
+    A 2-D space shows the paths over contours of the loss, a larger one a 2-D slice, a 1-D
+    space the iterate against the iteration. The caption (LaTeX) says which.
+    """
+    kernels = problem.compile()
+    fig = Figure(figsize=(7.5, 3.6), layout="constrained")
+    ax_x, ax_y = fig.subplots(1, 2)
+    x_paths = [r.trajectory.x[:, b, :] for r in runs if r.trajectory is not None
+               for b in range(r.trajectory.x.shape[1])]  # fmt: skip
+    y_paths = [r.trajectory.y[:, b, :] for r in runs if r.trajectory is not None
+               for b in range(r.trajectory.y.shape[1])]  # fmt: skip
+    starts = np.array([p[0] for p in x_paths]) if x_paths else np.zeros((1, problem.n))
+    x_window = options.window or window_around(np.concatenate([*x_paths, starts]))
+    y_points = np.concatenate(y_paths) if y_paths else kernels.P(starts)
+    y_window = window_around(y_points)
+    x_names = [math_label(s) for s in problem.inputs]
+    y_names = [math_label(s) for s in problem.output_symbols]
+    x_plane, y_plane = plane_of(x_paths, problem.n), plane_of(y_paths, problem.m)
+    y_base = np.asarray(y_points[0]) if len(y_points) else np.zeros(problem.m)
+    log_x = log_y = False
+    if problem.n > 1:
+        log_x = draw_landscape(ax_x, kernels.loss, x_window, x_names, starts[0], x_plane)
+    else:
+        _iterations_axes(ax_x, x_names[0])
+    if problem.m > 1:
+        log_y = draw_landscape(ax_y, kernels.loss_of_y, y_window, y_names, y_base, y_plane)
+    else:
+        _iterations_axes(ax_y, y_names[0])
+    _draw_paths(ax_x, runs, "x", x_plane)
+    _draw_paths(ax_y, runs, "y", y_plane)
+    ax_x.set_title("parameter space $x$", fontsize=10)
+    ax_y.set_title("output space $y = \\mathcal{P}(x)$", fontsize=10)
+    handles, labels = ax_x.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=legend_columns(len(labels)), fontsize=8
+    )
+    caption = (
+        "Iterates of every rule from the start point(s) (black stars) in parameter space "
+        + _space_words(problem.n, x_plane, problem.inputs, "L(\\mathcal{P}(x))", log_x)
+        + " and in output space "
+        + _space_words(problem.m, y_plane, problem.output_symbols, "L(y)", log_y)
+        + ". "
+        + NESTED_NOTE
+    )
+    return fig, caption
+
+
+_MATHTEXT = MathTextParser("path")
+
+
+def math_label(symbol: object) -> str:
+    """``$<latex>$`` for a symbol when matplotlib's mathtext can typeset it, else its name."""
+    text = f"${sp.latex(symbol)}$"
+    try:
+        _MATHTEXT.parse(text)
+    except ValueError:
+        return str(symbol)
+    return text
+
+
+def _space_words(d: int, plane: tuple[int, int], names: Sequence, what: str, log: bool) -> str:
+    if d == 1:
+        return f"(one-dimensional: ${sp.latex(names[0])}$ against the iteration $k$)"
+    spacing = "logarithmically spaced contours" if log else "contours"
+    if d == 2:
+        return f"(over {spacing} of ${what}$)"
+    a, b = (escape(str(names[k])) for k in plane)
+    return (
+        f"(a {d}-dimensional space: {spacing} of ${what}$ on the 2-D slice through the first "
+        f"point over {a} and {b}, the components the runs move most; iterates are projected "
+        "onto that plane)"
+    )
