@@ -1,0 +1,236 @@
+"""Build a report: derive, compile, run, verify, draw, write LaTeX, make the PDF — atomically.
+
+Everything is written into a temporary folder next to the output folder; only when the
+whole build (PDF included) succeeded does it replace the output folder, so a failing build
+leaves the previous report as it was.
+
+The build never prints: it reports its stages to an optional ``progress`` callable (the CLI
+prints them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scaleinv.analysis.units import problem_dimensions
+from scaleinv.errors import ScaleinvError
+from scaleinv.numeric import Status
+from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
+from scaleinv.reports.document import FigureRef, render_document
+from scaleinv.reports.extras import composition_part, ledger_rows
+from scaleinv.reports.figures import make_figures, save_plot
+from scaleinv.reports.pdf import compile_pdf, how_to_get_pdf, tex_engine
+from scaleinv.reports.verdicts import VerdictRow, invariance_rows, units_rows
+from scaleinv.symbolic import Spec, load_spec
+
+__all__ = ["BuildResult", "ResultRow", "build", "default_out_dir"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One rule run from one start: what the results table shows."""
+
+    rule: str
+    start: tuple[float, ...]
+    steps: int
+    final_x: tuple[float, ...]
+    final_loss: float
+    status: str
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Where a build put its files, and what it found.
+
+    Attributes
+    ----------
+    title : str
+        The spec's title.
+    out_dir, tex, figures_dir : Path
+        The output folder, ``report.tex`` and the figures folder in it.
+    pdf : Path or None
+        ``report.pdf``, or None when it was not built (``note`` says why and how).
+    figures : tuple of Path
+        Every figure file (PDF and PNG).
+    results : tuple of ResultRow
+    verdicts : tuple of VerdictRow
+    note : str
+        How to get the PDF when it was not built, else ``""``.
+    seconds : float
+        Wall time of the build.
+    """
+
+    title: str
+    out_dir: Path
+    tex: Path
+    pdf: Path | None
+    figures_dir: Path
+    figures: tuple[Path, ...]
+    results: tuple[ResultRow, ...]
+    verdicts: tuple[VerdictRow, ...]
+    note: str
+    seconds: float
+
+
+def default_out_dir(spec: Spec) -> Path:
+    """``out/<spec stem>/`` under the current directory."""
+    stem = Path(spec.source).stem if spec.source else "report"
+    return Path.cwd() / "out" / stem
+
+
+def build(
+    spec_or_path: Spec | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    pdf: bool = True,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build the report of a spec into ``out_dir`` (default ``out/<spec stem>/``).
+
+    Parameters
+    ----------
+    spec_or_path : Spec or path
+        A parsed spec or the path of a TOML spec file.
+    out_dir : path, optional
+        The output folder; replaced as a whole when the build succeeds.
+    pdf : bool
+        Run LaTeX (when installed). Without TeX the .tex and the figures are still written
+        and ``BuildResult.note`` says how to get the PDF.
+    progress : callable, optional
+        Called with one line per stage (derive, compile, run, verify, figures, LaTeX, PDF).
+
+    Raises
+    ------
+    ScaleinvError
+        For a bad spec, or a failing LaTeX run (:class:`~scaleinv.reports.pdf.LatexError`);
+        the previous output folder is then left untouched.
+    """
+    started = time.monotonic()
+    say = progress or (lambda line: None)
+    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
+    final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
+    if final.exists() and not final.is_dir():
+        raise ScaleinvError(f"output path {final} exists and is not a folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
+    os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes it private; the report is not
+    try:
+        result = _build_into(spec, work, final, pdf, say)
+        _swap(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    say(f"done     {final} ({time.monotonic() - started:.1f} s)")
+    return _relocate(result, work, final, time.monotonic() - started)
+
+
+def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -> BuildResult:
+    options = report_options(spec)
+    problem = spec.problem
+    say(f"derive   J, gradient, Hessian, local inverse and Δx of {len(spec.rules)} rule(s)")
+    derivation, runs = derive(spec)
+    inverse = derivation.inverse
+    branches = "numeric" if inverse.numeric else f"{len(inverse.branches)} closed-form branch(es)"
+    say(f"         local inverse: {branches}")
+    say("compile  batched kernels of P, J, gradient, Hessian, loss and each rule's step")
+    problem.compile()
+    say(f"run      {len(runs)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")
+    runs = run_rules(spec, runs)
+    say("verify   units, scale invariance, composition, claims ledger")
+    verdicts = [*units_rows(spec, runs), *invariance_rows(spec, runs)]
+    graph, composition_rows, composition_tex = composition_part(spec, runs)
+    verdicts += [*composition_rows, *ledger_rows(spec, runs)]
+    say("figures  landscapes, trajectories, loss curves" + (", function graph" if graph else ""))
+    figures_dir = work / "figures"
+    figures_dir.mkdir()
+    plots = make_figures(problem, runs, options, graph)
+    files: list[Path] = []
+    for plot in plots:
+        files += save_plot(plot, figures_dir)
+    refs = [FigureRef(f"figures/{p.name}.pdf", p.caption) for p in plots]
+    say("latex    report.tex")
+    dims = _dimensions(spec)
+    tex = work / "report.tex"
+    text = render_document(spec, derivation, runs, verdicts, refs, dims, composition_tex)
+    tex.write_text(text, encoding="utf-8")
+    pdf_path, note = None, ""
+    if pdf and tex_engine() is not None:
+        say(f"pdf      {tex_engine()} -pdf report.tex")
+        pdf_path = compile_pdf(tex)
+    elif pdf:
+        note = how_to_get_pdf(final)
+        say(f"pdf      skipped: {note}")
+    else:
+        note = f"PDF not requested; run `latexmk -pdf report.tex` in {final}"
+    return BuildResult(
+        spec.title, work, tex, pdf_path, figures_dir, tuple(files), _results(spec, runs),
+        tuple(verdicts), note, 0.0,
+    )  # fmt: skip
+
+
+def _dimensions(spec: Spec) -> dict | None:
+    if not spec.units:
+        return None
+    import sympy as sp
+
+    found = problem_dimensions(spec.problem, dict(spec.units))
+    dims: dict = {s: found.symbols[s] for s in (*spec.problem.inputs, *spec.problem.param_symbols)}
+    dims.update(zip(spec.problem.output_symbols, found.outputs))
+    dims[sp.Symbol("L")] = found.loss
+    return dims
+
+
+def _results(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[ResultRow, ...]:
+    rows = []
+    for run in runs:
+        t = run.trajectory
+        if t is None:
+            rows.append(ResultRow(run.label, (), 0, (), float("nan"), f"error: {run.run_error}"))
+            continue
+        for b, start in enumerate(spec.starts):
+            status = Status(int(np.ravel(t.status)[b])).label
+            final_x = tuple(float(v) for v in t.x[-1, b])
+            rows.append(ResultRow(run.label, start, t.steps, final_x, float(t.loss[-1, b]), status))
+    return tuple(rows)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _swap(work: Path, final: Path) -> None:
+    """Move ``work`` to ``final``; the previous ``final`` is kept until the move succeeded."""
+    if not final.exists():
+        os.replace(work, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    os.rmdir(old)
+    os.replace(final, old)
+    try:
+        os.replace(work, final)
+    except BaseException:
+        os.replace(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _relocate(result: BuildResult, work: Path, final: Path, seconds: float) -> BuildResult:
+    def moved(path: Path | None) -> Path | None:
+        return None if path is None else final / path.relative_to(work)
+
+    return BuildResult(
+        result.title, final, final / "report.tex", moved(result.pdf), final / "figures",
+        tuple(final / f.relative_to(work) for f in result.figures), result.results,
+        result.verdicts, result.note, seconds,
+    )  # fmt: skip
