@@ -23,7 +23,7 @@ from scaleinv.symbolic import RuleSpec, Spec
 from scaleinv.symbolic.inverse import LocalInverse
 
 __all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
-__all__ += ["ETA", "symbolic_rule"]
+__all__ += ["ETA", "symbolic_rule", "eta_text"]
 
 #: The step-size symbol the report's formulas are written with.
 ETA = sp.Symbol("eta", positive=True)
@@ -149,7 +149,22 @@ def _label(rule_spec: RuleSpec, rule: Rule) -> str:
     if "label" in rule_spec.settings:
         return str(rule_spec.settings["label"])
     eta = getattr(rule, "eta", None)
-    return rule.label if eta is None else f"{rule.label} (η={float(eta):g})"
+    return rule.label if eta is None else f"{rule.label} (η={eta_text(float(eta))})"
+
+
+def eta_text(eta: float) -> str:
+    """A step size for labels: ``0.01``, ``0.5``, or ``1/3`` where the decimal would be long.
+
+    Examples
+    --------
+    >>> eta_text(0.01), eta_text(1 / 3), eta_text(0.004)
+    ('0.01', '1/3', '0.004')
+    """
+    short = f"{eta:g}"
+    if len(short) <= 6:
+        return short
+    ratio = sp.nsimplify(eta, rational=True, tolerance=1e-12)
+    return str(ratio) if ratio.q <= 1000 else short
 
 
 def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:

@@ -125,7 +125,7 @@ def draw_landscape(
     ax.set_xlabel(names[i])
     ax.set_ylabel(names[j])
     spans = (window[i][1] - window[i][0], window[j][1] - window[j][0])
-    if max(spans) <= 3 * min(spans):  # comparable ranges: keep circles round
+    if max(spans) <= 1.5 * min(spans):  # comparable ranges: keep circles round
         ax.set_aspect("equal", adjustable="box")
     return log
 
@@ -139,7 +139,7 @@ def nested(k: int, total: int) -> dict[str, float]:
     """Line width and marker size of the ``k``-th of ``total`` runs: earlier runs are drawn
     wider and underneath, so runs that coincide stay visible as nested stripes."""
     wider = (total - 1 - k) / max(total - 1, 1)
-    return {"lw": 1.3 + 2.4 * wider, "ms": 3.5 + 4.0 * wider, "zorder": 3 + k / total}
+    return {"lw": 1.2 + 1.8 * wider, "ms": 3.5 + 3.0 * wider, "zorder": 3 + k / total}
 
 
 NESTED_NOTE = "Where rules coincide, their lines nest (earlier rules wider and underneath)."

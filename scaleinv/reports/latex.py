@@ -17,8 +17,10 @@ from collections.abc import Sequence
 
 import sympy as sp
 
+from scaleinv.symbolic.budget import with_budget
+
 __all__ = ["PREAMBLE", "escape", "number", "vector", "text_vector", "tex", "visible_length"]
-__all__ += ["split_sum", "display", "equations", "table"]
+__all__ += ["split_sum", "display", "equations", "table", "readable"]
 
 #: The document preamble (article class, base/recommended packages, ``\fitmath``).
 PREAMBLE = r"""\documentclass[10pt,a4paper]{article}
@@ -199,21 +201,63 @@ def display(latex: str) -> str:
     return f"\\fitmath{{{latex}}}\n"
 
 
-def equations(entries: Sequence[tuple[str, sp.Basic]], budget: int = LINE_BUDGET) -> str:
-    r"""Displays of ``lhs = rhs`` rows (lhs LaTeX, rhs SymPy), long sums split over lines.
+def readable(expr: sp.Basic, seconds: float = 2.0) -> sp.Basic:
+    """``expr`` in its shortest printed form among itself, ``simplify`` and ``factor``.
 
-    Rows are grouped into ``aligned`` blocks of at most 12 lines so that page breaks can
-    fall between blocks. A formula longer than :data:`PRINT_LIMIT` visible characters is
-    replaced by a sentence saying how many operations it has.
+    Only for display: every candidate equals ``expr``. Expressions that already fit on one
+    line are returned unchanged; each rewrite runs within ``seconds``.
+
+    Examples
+    --------
+    >>> x = sp.Symbol("x")
+    >>> readable(x**2 + 2 * x + 1)
+    x**2 + 2*x + 1
+    """
+    expr = sp.sympify(expr)
+    best, width = expr, visible_length(tex(expr))
+    if width <= LINE_BUDGET or isinstance(expr, sp.MatrixBase):
+        return expr
+    for rewrite in (sp.factor, sp.simplify):
+        try:
+            candidate = with_budget(lambda r=rewrite: r(expr), seconds, "display rewrite")
+        except Exception:  # noqa: BLE001 - a display rewrite may fail; keep the formula as is
+            continue
+        size = visible_length(tex(candidate))
+        if size < width:
+            best, width = candidate, size
+    return best
+
+
+def equations(entries: Sequence[tuple[str, sp.Basic]], budget: int = LINE_BUDGET) -> str:
+    r"""Displays of ``lhs = rhs`` rows (lhs LaTeX, rhs SymPy) that fit the page.
+
+    Each ``rhs`` is first put in its shortest form (:func:`readable`). A long sum is split
+    over lines at its terms; a long fraction is written ``N_k / D_k`` with numerator and
+    denominator on their own (split) lines. Rows are grouped into ``aligned`` blocks of at
+    most 12 lines so that page breaks can fall between blocks. A formula longer than
+    :data:`PRINT_LIMIT` visible characters is replaced by a sentence saying how many
+    operations it has.
     """
     lines: list[str] = []
+    fractions = 0
     for lhs, rhs in entries:
-        rhs = sp.sympify(rhs)
+        rhs = readable(rhs)
+        room = max(budget - visible_length(lhs), 30)
         if visible_length(tex(rhs)) > PRINT_LIMIT:
             note = rf"\text{{(too long to print: {sp.count_ops(rhs)} operations)}}"
             lines.append(f"{lhs} &= {note}")
             continue
-        parts = split_sum(rhs, max(budget - visible_length(lhs), 30))
+        num, den = sp.fraction(sp.together(rhs)) if not isinstance(rhs, sp.Add) else (rhs, 1)
+        if visible_length(tex(rhs)) > room and den != 1:
+            fractions += 1
+            n, d = f"N_{{{fractions}}}", f"D_{{{fractions}}}"
+            lines.append(rf"{lhs} &= {n} / {d}, \quad \text{{where}}")
+            for name, part in ((n, num), (d, den)):
+                pieces = split_sum(sp.expand(part) if _shorter_expanded(part) else part, room)
+                lines.append(f"{name} &= {pieces[0]}")
+                lines.extend(rf"&\quad {piece}" for piece in pieces[1:])
+            continue
+        parts = split_sum(rhs, room)
         lines.append(f"{lhs} &= {parts[0]}")
         lines.extend(rf"&\quad {part}" for part in parts[1:])
     blocks = [lines[i : i + 12] for i in range(0, len(lines), 12)]
@@ -221,6 +265,11 @@ def equations(entries: Sequence[tuple[str, sp.Basic]], budget: int = LINE_BUDGET
         display("\\begin{aligned}\n" + " \\\\\n".join(block) + "\n\\end{aligned}")
         for block in blocks
     )
+
+
+def _shorter_expanded(expr: sp.Expr) -> bool:
+    """Whether a product is better shown expanded (so that it can be split at its terms)."""
+    return not isinstance(expr, sp.Add) and visible_length(tex(expr)) > LINE_BUDGET
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], spec: str) -> str:

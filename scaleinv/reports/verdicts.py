@@ -74,18 +74,29 @@ class VerdictRow:
 
 
 def dimension_tex(dim: Any) -> str:
-    r"""A dimension as upright LaTeX math.
+    r"""A dimension as upright LaTeX math, base dimensions with signed exponents.
 
     Examples
     --------
     >>> dimension_tex("force/length")
-    '\\frac{\\mathrm{mass}}{\\mathrm{time}^{2}}'
+    '\\mathrm{mass}\\,\\mathrm{time}^{-2}'
     >>> dimension_tex("1")
     '1'
     """
-    expr = parse_dimension(dim).name
-    names = {s: rf"\mathrm{{{s.name}}}" for s in expr.free_symbols}
-    return sp.latex(expr, symbol_names=names)
+    powers = parse_dimension(dim).name.as_powers_dict()
+    parts = []
+    order = ("mass", "length", "time", "current", "temperature", "amount_of_substance")
+
+    def key(item: tuple[Any, Any]) -> tuple[int, int, str]:
+        name = str(item[0])
+        return (0 if item[1] > 0 else 1, order.index(name) if name in order else 9, name)
+
+    for base, exp in sorted(powers.items(), key=key):
+        if base == 1 or exp == 0:
+            continue
+        shown = "" if exp == 1 else f"^{{{sp.latex(exp)}}}"
+        parts.append(rf"\mathrm{{{base}}}{shown}")
+    return r"\,".join(parts) or "1"
 
 
 def analysis_options(spec: Spec) -> Mapping[str, Any]:
