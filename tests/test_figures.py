@@ -1,0 +1,169 @@
+"""Figures: each shows the rules it should, in the one colour per rule that every figure shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_hex
+from matplotlib.text import Annotation
+
+from scaleinv import load_spec
+from scaleinv.analysis.graph import FunctionGraph
+from scaleinv.reports.colors import RULE_COLORS, rule_style, rule_styles
+from scaleinv.reports.content import derive, report_options, run_rules
+from scaleinv.reports.figures import (
+    graph_figure,
+    landscape_family,
+    loss_figure,
+    make_figures,
+    save_plot,
+    trajectory_figure,
+)
+from scaleinv.symbolic import parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _content(source):
+    spec = load_spec(source) if isinstance(source, Path) else source
+    _, runs = derive(spec)
+    return spec, run_rules(spec, runs), report_options(spec)
+
+
+@pytest.fixture(scope="module")
+def scaling():
+    return _content(ROOT / "reports" / "scaling.toml")
+
+
+@pytest.fixture(scope="module")
+def sensitivity():
+    return _content(ROOT / "reports" / "sensitivity.toml")
+
+
+def _legend_colors(legend) -> dict[str, str]:
+    return {
+        text.get_text(): to_hex(handle.get_color())
+        for text, handle in zip(legend.get_texts(), legend.legend_handles)
+    }
+
+
+def _arrows(ax) -> list[Annotation]:
+    return [a for a in ax.texts if isinstance(a, Annotation) and a.arrow_patch is not None]
+
+
+def test_every_figure_shows_every_rule_in_its_one_colour(scaling) -> None:
+    spec, runs, options = scaling
+    expected = {run.label: run.style.color for run in runs}
+    family = landscape_family(spec.problem, runs, options)
+    trajectories, _ = trajectory_figure(spec.problem, runs, options)
+    losses = loss_figure(runs)
+    legends = [
+        family.figure.legends[0],
+        trajectories.legends[0],
+        losses.figure.axes[0].get_legend(),
+    ]
+    for legend in legends:
+        assert _legend_colors(legend) == expected
+    assert expected["GD (η=0.004)"] == RULE_COLORS["gd"].lower()
+    assert len(set(expected.values())) == len(runs)
+
+
+def test_trajectory_lines_have_the_rule_colours_and_the_driver_iterates(scaling) -> None:
+    spec, runs, options = scaling
+    fig, _ = trajectory_figure(spec.problem, runs, options)
+    ax_x = fig.axes[0]
+    for run in runs:
+        line = next(ln for ln in ax_x.get_lines() if ln.get_label() == run.label)
+        assert to_hex(line.get_color()) == run.style.color
+        np.testing.assert_allclose(line.get_xydata(), run.trajectory.x[:, 0, :])
+
+
+def test_landscape_family_has_a_panel_per_alpha_and_an_arrow_per_rule(scaling) -> None:
+    spec, runs, options = scaling
+    plot = landscape_family(spec.problem, runs, options)
+    axes = plot.figure.axes
+    assert [ax.get_title() for ax in axes] == [f"$\\alpha = {a:g}$" for a in options.alphas]
+    for ax in axes:
+        arrows = _arrows(ax)
+        assert len(arrows) == len(runs)
+        colors = {to_hex(a.arrow_patch.get_edgecolor()) for a in arrows}
+        assert colors == {run.style.color for run in runs}
+    assert "1, 10, 100" in plot.caption
+
+
+def test_landscape_arrows_follow_the_compiled_step(scaling) -> None:
+    """GD's step ∝ (x1, α² x2) turns towards −x2 as α grows; Newton's stays ∝ −x."""
+    spec, runs, options = scaling
+    plot = landscape_family(spec.problem, runs, options)
+    direction = {}
+    for alpha, ax in zip(options.alphas, plot.figure.axes):
+        for run, arrow in zip(runs, _arrows(ax)):
+            d = np.array(arrow.xy) - np.array(arrow.xyann)
+            direction[run.rule.name, alpha] = d / np.linalg.norm(d)
+    np.testing.assert_allclose(direction["newton", 1.0], direction["newton", 100.0], atol=1e-12)
+    np.testing.assert_allclose(direction["gd", 1.0], direction["newton", 1.0], atol=1e-12)
+    assert abs(direction["gd", 100.0][0]) < 1e-3 and direction["gd", 100.0][1] < -0.99
+
+
+def test_one_dimensional_figures(sensitivity) -> None:
+    spec, runs, options = sensitivity
+    plot = landscape_family(spec.problem, runs, options)
+    assert len(plot.figure.axes) == len(options.alphas)
+    for ax in plot.figure.axes:
+        assert len(_arrows(ax)) == len(runs)
+    fig, caption = trajectory_figure(spec.problem, runs, options)
+    assert "against the iteration" in caption
+    line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == runs[0].label)
+    np.testing.assert_allclose(line.get_ydata(), runs[0].trajectory.x[:, 0, 0])
+
+
+def test_loss_figure_is_log_scale_with_the_driver_losses(scaling) -> None:
+    _, runs, _ = scaling
+    ax = loss_figure(runs).figure.axes[0]
+    assert ax.get_yscale() == "log"
+    for run in runs:
+        line = next(ln for ln in ax.get_lines() if ln.get_label() == run.label)
+        expected = run.trajectory.loss[:, 0]
+        shown = line.get_ydata()
+        positive = expected > 0
+        np.testing.assert_allclose(shown[positive], expected[positive])
+
+
+def test_more_than_two_inputs_get_a_slice_and_say_so() -> None:
+    spec = parse_spec(
+        {
+            "problem": {"inputs": ["a", "b", "c"], "outputs": ["a", "2*b", "3*c"]},
+            "run": {"starts": [[1, 1, 1]], "steps": 3},
+            "rules": [{"name": "gd", "eta": 0.05}, {"name": "ig", "eta": 0.5}],
+        }
+    )
+    spec, runs, options = _content(spec)
+    plots = make_figures(spec.problem, runs, options)
+    assert [p.name for p in plots] == ["trajectories", "loss"]
+    assert "2-D slice" in plots[0].caption
+    assert {t.get_text() for t in plots[0].figure.legends[0].get_texts()} == {r.label for r in runs}
+
+
+def test_graph_figure_draws_the_composition() -> None:
+    graph = FunctionGraph.from_chain([("x", 1), ("y", ["x0**3"]), ("L", "(y0 - 2)**2/2")])
+    plot = graph_figure(graph)
+    texts = {t.get_text() for t in plot.figure.axes[0].texts}
+    assert {"x [1]", "y [1]", "L [1]"} <= texts and "∂y/∂x" in texts
+
+
+def test_saved_figures_are_vector_pdf_and_png(scaling, tmp_path) -> None:
+    spec, runs, options = scaling
+    for plot in make_figures(spec.problem, runs, options):
+        pdf, png = save_plot(plot, tmp_path)
+        assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
+        assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
+
+
+def test_colour_mapping_is_fixed_and_repeats_get_shades() -> None:
+    assert rule_style("pg").color == RULE_COLORS["pg"].lower()
+    first, second, third = rule_styles(["gd", "gd", "newton"])
+    assert first.color == RULE_COLORS["gd"].lower() and second.color != first.color
+    assert second.linestyle != first.linestyle and third.color == RULE_COLORS["newton"].lower()
+    assert rule_style("unknown").color != rule_style("gd").color

@@ -1,0 +1,268 @@
+"""Reports: every shipped spec builds to a PDF whose text comes from the lower layers; failed
+builds leave the previous report untouched; the ``report`` command prints where things are.
+
+Each shipped spec is built once per session (two at a time, in worker processes).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from scaleinv import load_spec, minimize
+from scaleinv.errors import ScaleinvError
+from scaleinv.numeric.rules import make_rule
+from scaleinv.reports import build
+from scaleinv.reports.cli import main
+from scaleinv.reports.content import ETA, symbolic_rule
+from scaleinv.reports.latex import LINE_BUDGET, number, visible_length
+from scaleinv.reports.pdf import LatexError, compile_pdf, first_error
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "reports").glob("*.toml"))
+HAS_TEX = shutil.which("latexmk") is not None
+needs_tex = pytest.mark.skipif(not HAS_TEX, reason="latexmk is not installed")
+
+TINY = """\
+title = "A_b & c % $d$ #1 ~x^2 {y} \\\\ ½ → ∂ <tiny>"
+description = "Symbols with underscores: k_spring, x_a; specials: 50% & $5 # ~ ^ _ { } |."
+
+[problem]
+inputs = ["x_a"]
+outputs = ["k_spring*x_a**2"]
+target = [4]
+
+[params]
+k_spring = 1
+
+[run]
+starts = [[3]]
+steps = 4
+
+[[rules]]
+name = "gd"
+eta = 0.01
+
+[[rules]]
+name = "newton"
+eta = 0.5
+label = "Newton, half step"
+"""
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """``{spec stem: BuildResult}`` for every shipped spec (built once, in parallel)."""
+    out = tmp_path_factory.mktemp("reports")
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+        futures = {s.stem: pool.submit(build, s, out / s.stem, HAS_TEX) for s in SPECS}
+        return {stem: future.result() for stem, future in futures.items()}
+
+
+@pytest.fixture()
+def tiny(tmp_path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY, encoding="utf-8")
+    return path
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_the_shipped_specs_are_the_ones_the_issue_asks_for() -> None:
+    assert {s.stem for s in SPECS} >= {
+        "scaling", "comparison", "sensitivity", "composition", "units", "spring",
+    }  # fmt: skip
+
+
+@needs_tex
+@pytest.mark.parametrize("stem", [s.stem for s in SPECS])
+def test_every_shipped_spec_builds_a_pdf_that_renders(built, stem, tmp_path) -> None:
+    result = built[stem]
+    assert result.pdf is not None and result.pdf.read_bytes().startswith(b"%PDF")
+    done = subprocess.run(
+        ["pdftoppm", "-png", "-r", "20", str(result.pdf), str(tmp_path / "page")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) >= 3
+    assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 500 for p in pages)
+    assert not list(result.out_dir.glob("*.aux"))  # auxiliary files are cleaned up
+
+
+@pytest.mark.parametrize("stem", [s.stem for s in SPECS])
+def test_every_figure_is_written_as_pdf_and_png(built, stem) -> None:
+    result, spec = built[stem], load_spec(ROOT / "reports" / f"{stem}.toml")
+    names = {f.stem for f in result.figures}
+    expected = {"trajectories", "loss"}
+    expected |= {"landscape"} if spec.report.get("alphas") else set()
+    expected |= {"graph"} if spec.analysis.get("composition") else set()
+    assert names == expected
+    for name in names:
+        for suffix in (".pdf", ".png"):
+            path = result.figures_dir / f"{name}{suffix}"
+            assert path.stat().st_size > 1000
+            assert f"figures/{name}.pdf" in result.tex.read_text()
+
+
+@pytest.mark.parametrize("stem", [s.stem for s in SPECS])
+def test_tex_shows_what_the_symbolic_layer_derived(built, stem) -> None:
+    tex = built[stem].tex.read_text()
+    spec = load_spec(ROOT / "reports" / f"{stem}.toml")
+    p = spec.problem
+    exprs = [p.loss_x, *p.outputs, *p.jacobian, *p.gradient, *p.hessian]
+    for rule_spec in spec.rules:
+        rule = make_rule(rule_spec)
+        if rule.symbolic:
+            found = symbolic_rule(rule).delta(p)
+            exprs += [e for d in (found if isinstance(found, tuple) else (found,)) for e in d]
+    short = [sp.latex(e) for e in exprs if visible_length(sp.latex(e)) <= LINE_BUDGET - 10]
+    assert len(short) >= 4
+    missing = [s for s in short if s not in tex]
+    assert missing == []
+    assert ETA in set().union(*(sp.sympify(e).free_symbols for e in exprs))
+
+
+@pytest.mark.parametrize("stem", [s.stem for s in SPECS])
+def test_results_table_has_the_driver_numbers(built, stem) -> None:
+    result = built[stem]
+    tex = result.tex.read_text()
+    spec = load_spec(ROOT / "reports" / f"{stem}.toml")
+    x0 = np.array(spec.starts)
+    for rule_spec, row in zip(spec.rules, result.results):
+        t = minimize(spec.problem, make_rule(rule_spec), x0, spec.steps, spec.tol)
+        assert row.final_loss == pytest.approx(float(t.loss[-1, 0]), rel=1e-9, abs=1e-300)
+        assert f"${number(t.loss[-1, 0], 6)}$" in tex
+        assert row.status == t.statuses()[0].label
+
+
+def test_verdicts_match_the_chapter_on_the_scaling_toy(built) -> None:
+    verdicts = {(v.check, v.subject.split()[0]): v.verdict for v in built["scaling"].verdicts}
+    assert verdicts[("scale invariance", "GD")] == "refuted"
+    for rule in ("Newton", "IG", "PG"):
+        assert verdicts[("scale invariance", rule)] == "proved"
+    assert any(check == "ledger" for check, _ in verdicts)
+
+
+def test_units_verdicts_on_the_units_spec(built) -> None:
+    units = {v.subject.split()[0]: v.verdict for v in built["units"].verdicts if v.check == "units"}
+    assert units == {
+        "GD": "inconsistent", "Newton": "consistent", "IG": "consistent", "PG": "consistent",
+    }  # fmt: skip
+
+
+def test_composition_spec_reports_the_intermediate_step(built) -> None:
+    rows = {v.subject.split()[0]: v.verdict for v in built["composition"].verdicts
+            if v.check == "composition"}  # fmt: skip
+    assert rows["IG"] == "proved" and rows["PG"] == "proved" and rows["Newton"] == "refuted"
+    assert "\\subsection{Composition}" in built["composition"].tex.read_text()
+
+
+@needs_tex
+def test_a_build_with_hostile_text_compiles(tiny, tmp_path) -> None:
+    result = build(tiny, tmp_path / "out")
+    assert result.pdf is not None and result.pdf.stat().st_size > 1000
+    tex = result.tex.read_text()
+    assert r"A\_b \& c \% \$d\$ \#1" in tex and "k_{spring}" in tex
+
+
+def test_failure_after_files_were_written_keeps_the_previous_report(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    build(tiny, out, pdf=False)
+    before = _snapshot(out)
+    written: list[Path] = []
+
+    def failing(spec, *args, **kwargs):
+        written.extend((out.parent).glob(".out.building-*/figures/*"))
+        raise ScaleinvError("injected failure while writing LaTeX")
+
+    monkeypatch.setattr("scaleinv.reports.builder.render_document", failing)
+    with pytest.raises(ScaleinvError, match="injected failure"):
+        build(tiny, out, pdf=False)
+    assert written  # the failure came after figures were written into the temporary folder
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny.toml"]  # no leftovers
+
+
+@needs_tex
+def test_a_latex_error_names_the_first_error_and_keeps_the_previous_report(
+    tiny, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    build(tiny, out)
+    before = _snapshot(out)
+    from scaleinv.reports import builder
+
+    original = builder.render_document
+
+    def broken(*args, **kwargs):
+        return original(*args, **kwargs).replace(r"\section{Results}", r"\notacommand")
+
+    monkeypatch.setattr(builder, "render_document", broken)
+    with pytest.raises(LatexError, match="Undefined control sequence"):
+        build(tiny, out)
+    assert _snapshot(out) == before
+
+
+def test_without_tex_the_tex_and_figures_are_written_with_instructions(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr("scaleinv.reports.builder.tex_engine", lambda: None)
+    result = build(tiny, tmp_path / "out")
+    assert result.pdf is None and result.tex.exists()
+    assert "latexmk -pdf report.tex" in result.note and str(tmp_path / "out") in result.note
+    assert not (tmp_path / "out" / "report.pdf").exists()
+
+
+def test_progress_reports_every_stage(tiny, tmp_path) -> None:
+    lines: list[str] = []
+    build(tiny, tmp_path / "out", pdf=False, progress=lines.append)
+    stages = [line.split()[0] for line in lines if not line.startswith(" ")]
+    for stage in ("derive", "compile", "run", "verify", "figures", "latex", "done"):
+        assert stage in stages
+
+
+def test_report_command_prints_progress_and_a_summary(tiny, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["report", str(tiny), "--out", str(out), "--no-pdf"]) == 0
+    captured = capsys.readouterr()
+    assert "derive" in captured.err and "figures" in captured.err
+    assert "report.tex" in captured.out and "figures" in captured.out
+    assert "Newton, half step" in captured.out and "max_steps" in captured.out
+    assert "verdicts" in captured.out
+
+
+def test_default_output_folder_is_out_spec_stem(tiny, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = build(tiny, pdf=False)
+    assert result.out_dir == tmp_path / "out" / "tiny"
+
+
+def test_report_command_reports_a_bad_spec_in_one_line(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[problem]\ninputs = ["x"]\noutputs = ["x"]\n[report]\nalphas = [1, 2]\n')
+    assert main(["report", str(bad), "--out", str(tmp_path / "o"), "--no-pdf"]) == 2
+    assert "report.alphas" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_first_error_reads_a_latex_log() -> None:
+    log = "This is pdfTeX\n(./report.tex\n! Missing $ inserted.\n<inserted text>\nl.42 x_1\n"
+    assert first_error(log) == "Missing $ inserted. (l.42 x_1)"
+
+
+@needs_tex
+def test_compile_pdf_raises_with_the_log_line(tmp_path) -> None:
+    tex = tmp_path / "broken.tex"
+    tex.write_text("\\documentclass{article}\\begin{document}\\oops\\end{document}\n")
+    with pytest.raises(LatexError, match=r"Undefined control sequence.*l\.1"):
+        compile_pdf(tex)
