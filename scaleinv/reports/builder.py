@@ -116,7 +116,7 @@ def build(
     """
     started = time.monotonic()
     say = progress or (lambda line: None)
-    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
+    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(Path(spec_or_path))
     final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     if final.exists() and not final.is_dir():
         raise ScaleinvError(f"output path {final} exists and is not a folder")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from matplotlib import rc_context
 from matplotlib.colors import to_hex, to_rgb
@@ -40,7 +40,7 @@ def styled(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with rc_context(FIGURE_RC):
+        with rc_context(cast(Any, FIGURE_RC)):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -77,7 +77,7 @@ class RuleStyle:
     marker: str
     linestyle: str = "-"
 
-    def line_kwargs(self) -> dict[str, str]:
+    def line_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :meth:`matplotlib.axes.Axes.plot`."""
         return {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
 
@@ -92,9 +92,9 @@ def rule_style(name: str, repeat: int = 0) -> RuleStyle:
     >>> rule_style("gd", 1).color != rule_style("gd").color
     True
     """
-    base = to_rgb(RULE_COLORS.get(name, _OTHER_COLOR))
+    r, g, b = to_rgb(RULE_COLORS.get(name, _OTHER_COLOR))
     shade = 1.0 - min(0.25 * repeat, 0.6)  # later runs: darker shades of the same hue
-    color = to_hex(tuple(c * shade for c in base))
+    color = to_hex((r * shade, g * shade, b * shade))
     marker = RULE_MARKERS.get(name, _OTHER_MARKER)
     return RuleStyle(color, marker, _LINESTYLES[repeat % len(_LINESTYLES)])
 

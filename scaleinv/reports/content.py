@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sympy as sp
@@ -141,7 +141,7 @@ class Derivation:
 def symbolic_rule(rule: Rule) -> Rule:
     """``rule`` with its numeric ``eta`` replaced by :data:`ETA` (rules without one unchanged)."""
     if dataclasses.is_dataclass(rule) and getattr(rule, "eta", None) is not None:
-        return replace(rule, eta=ETA)
+        return replace(cast(Any, rule), eta=ETA)
     return rule
 
 

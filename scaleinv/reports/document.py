@@ -162,7 +162,7 @@ def _inverse(spec: Spec, d: Derivation) -> str:
         "nearest to $x_0$.\n"
     )
     for k, branch in enumerate(inverse.branches):
-        out.append(f"\\paragraph{{Branch {k + 1}.}}\n")
+        out.append(f"\\subsubsection*{{Branch {k + 1}}}\n")
         out.append(equations([(tex(x), e) for x, e in zip(p.inputs, branch.solution)]))
         cond = "everywhere" if branch.condition == sp.true else f"where ${tex(branch.condition)}$"
         out.append(f"Valid {cond}.")
@@ -177,7 +177,7 @@ def _inverse(spec: Spec, d: Derivation) -> str:
 def _update(spec: Spec, run: RuleRun) -> str:
     p = spec.problem
     eta = getattr(run.rule, "eta", None)
-    out = [f"\\paragraph{{{escape(run.label)}.}}\n"]
+    out = [f"\\subsubsection*{{{escape(run.label)}}}\n"]
     if eta is not None and "label" in run.spec.settings:
         out.append(f"Step size in the runs: $\\eta = {number(float(eta), 6)}$.\n")
     if not run.deltas:
@@ -212,7 +212,7 @@ def _verdicts(rows: Sequence[VerdictRow]) -> str:
     for (check, _), members in groups.items():
         template = _HEADINGS.get(check, escape(check))
         heading = template.replace("{aspect}", members[0].aspect_tex or escape(members[0].aspect))
-        out.append(f"\\paragraph{{{heading}}}\\mbox{{}}\n")
+        out.append(f"\\subsubsection*{{{heading}}}\n")
         body = [[escape(r.subject), f"\\textbf{{{escape(r.verdict)}}}", r.detail] for r in members]
         first = "claim" if check == "ledger" else "rule"
         spec = f"{_WRAP}p{{3.3cm}} l {_WRAP}p{{10.2cm}}"

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.offsetbox import AnchoredOffsetbox, TextArea, VPacker
@@ -115,7 +116,7 @@ def landscape_family(
     )
     p = sp.latex(options.param)
     values = ", ".join(f"{a:g}" for a in options.alphas)
-    at = vector(sample, 4)
+    at = vector(sample.tolist(), 4)
     caption = (
         f"Loss landscape $L(\\mathcal{{P}}(x))$ in $x$ for ${p} \\in \\{{{values}\\}}$ "
         f"(cf.\\ Fig.~20 of the chapter), with one update $\\Delta x$ of each rule from "
@@ -173,7 +174,7 @@ def _size_box(ax: Any, sizes: Sequence[tuple[RuleRun, float]], sample: np.ndarra
     """``|Δx|`` per rule, in the rule's colour, in the lower corner away from the sample."""
     if not sizes:
         return
-    rows = [
+    rows: list[Artist] = [
         TextArea(
             f"{run.rule.label}: $|\\Delta x| = {number(size, 3)}$",
             textprops={"color": run.style.color, "size": 7},

@@ -10,6 +10,7 @@ spaces a 2-D slice through the first start point over the two components the run
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -135,7 +136,7 @@ def legend_columns(count: int) -> int:
     return max(1, count if count <= 5 else (count + 1) // 2)
 
 
-def nested(k: int, total: int) -> dict[str, float]:
+def nested(k: int, total: int) -> dict[str, Any]:
     """Line width and marker size of the ``k``-th of ``total`` runs: earlier runs are drawn
     wider and underneath, so runs that coincide stay visible as nested stripes."""
     wider = (total - 1 - k) / max(total - 1, 1)

@@ -10,6 +10,7 @@ shrinks it to the line width only if it still overflows. Only packages of
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -219,7 +220,7 @@ def readable(expr: sp.Basic, seconds: float = 2.0) -> sp.Basic:
         return expr
     for rewrite in (sp.factor, sp.simplify):
         try:
-            candidate = with_budget(lambda r=rewrite: r(expr), seconds, "display rewrite")
+            candidate = with_budget(functools.partial(rewrite, expr), seconds, "display rewrite")
         except Exception:  # noqa: BLE001 - a display rewrite may fail; keep the formula as is
             continue
         size = visible_length(tex(candidate))

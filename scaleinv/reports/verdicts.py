@@ -32,6 +32,7 @@ from scaleinv.analysis.invariance import (
 )
 from scaleinv.analysis.units import check_units, parse_dimension, problem_dimensions
 from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.numeric import Status
 from scaleinv.reports.content import ETA, RuleRun, symbolic_rule
 from scaleinv.reports.latex import escape, number
 from scaleinv.symbolic import Spec
@@ -237,9 +238,13 @@ def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     )  # fmt: skip
     shown = ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values.items())
     where = f" (with {shown})" if shown else ""
+    statuses = {Status(int(c)).label for c in np.ravel(comparison.status_mapped)}
+    ended = ""
+    if statuses != {Status(int(c)).label for c in np.ravel(comparison.status)}:
+        ended = f"; the run on the transformed problem ended {', '.join(sorted(statuses))}"
     if comparison.max_rel == 0:
         return f". Numeric twin{where}: the trajectories mapped back agree exactly."
     return (
         f". Numeric twin{where}: the trajectories mapped back differ by at most "
-        f"${number(comparison.max_rel, 2)}$ (relative)."
+        f"${number(comparison.max_rel, 2)}$ (relative){escape(ended)}."
     )
