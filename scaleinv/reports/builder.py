@@ -25,10 +25,10 @@ from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
-from scaleinv.reports.extras import composition_part, ledger_rows
+from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
 from scaleinv.reports.figures import make_figures, save_plot
 from scaleinv.reports.pdf import compile_pdf, how_to_get_pdf, tex_engine
-from scaleinv.reports.verdicts import VerdictRow, invariance_rows, units_rows
+from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
 
 __all__ = ["BuildResult", "ResultRow", "build", "default_out_dir"]
@@ -145,9 +145,19 @@ def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -
     problem.compile()
     say(f"run      {len(runs)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")
     runs = run_rules(spec, runs)
-    say("verify   units, scale invariance, composition, claims ledger")
-    verdicts = [*units_rows(spec, runs), *invariance_rows(spec, runs)]
+    verdicts: list[VerdictRow] = []
+    if spec.units:
+        say(f"verify   units of each Δx ({len(runs)} rule(s))")
+        verdicts += units_rows(spec, runs)
+    transforms = transforms_of(spec)
+    say(f"verify   scale invariance: {len(transforms)} transform(s) x {len(runs)} rule(s)")
+    verdicts += invariance_rows(spec, runs)
+    if spec.analysis.get("composition"):
+        say("verify   composition: function graph and each rule's intermediate step")
     graph, composition_rows, composition_tex = composition_part(spec, runs)
+    claims = applicable_claims(spec)
+    if claims:
+        say(f"verify   claims ledger: {len(claims)} claim(s) of the chapter apply")
     verdicts += [*composition_rows, *ledger_rows(spec, runs)]
     say("figures  landscapes, trajectories, loss curves" + (", function graph" if graph else ""))
     figures_dir = work / "figures"

@@ -80,10 +80,14 @@ def summary(result: BuildResult) -> str:
     names = sorted({f.stem for f in result.figures})
     lines.append(f"  figures  {_shown(result.figures_dir)}/ ({', '.join(names)}; .pdf and .png)")
     lines += ["", "results"]
-    rows = [[r.rule, r.steps, f"{r.final_loss:.4g}", r.status] for r in result.results]
+    rows = [[r.rule, r.steps, f"{r.final_loss:.4g}", _short(r.status)] for r in result.results]
     lines.append(format_table(["rule", "steps", "final loss", "status"], rows))
     lines += ["", *_verdict_lines(result)]
     return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _verdict_lines(result: BuildResult) -> list[str]:
