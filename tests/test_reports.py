@@ -247,6 +247,15 @@ def test_default_output_folder_is_out_spec_stem(tiny, tmp_path, monkeypatch) -> 
     assert result.out_dir == tmp_path / "out" / "tiny"
 
 
+def test_a_folder_of_other_files_is_never_replaced(tiny, tmp_path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(ScaleinvError, match="holds no earlier report"):
+        build(tiny, folder, pdf=False)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
 def test_report_command_reports_a_bad_spec_in_one_line(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[problem]\ninputs = ["x"]\noutputs = ["x"]\n[report]\nalphas = [1, 2]\n')

@@ -101,7 +101,8 @@ def build(
     spec_or_path : Spec or path
         A parsed spec or the path of a TOML spec file.
     out_dir : path, optional
-        The output folder; replaced as a whole when the build succeeds.
+        The output folder; replaced as a whole when the build succeeds. It must be new, empty
+        or an earlier report (holding ``report.tex``), so that no other files are lost.
     pdf : bool
         Run LaTeX (when installed). Without TeX the .tex and the figures are still written
         and ``BuildResult.note`` says how to get the PDF.
@@ -120,6 +121,11 @@ def build(
     final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     if final.exists() and not final.is_dir():
         raise ScaleinvError(f"output path {final} exists and is not a folder")
+    if final.is_dir() and any(final.iterdir()) and not (final / "report.tex").exists():
+        raise ScaleinvError(
+            f"output folder {final} is not empty and holds no earlier report (report.tex); "
+            "the build replaces the whole folder, so choose another --out or empty it"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
     os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes it private; the report is not
