@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sympy.physics import units as u
 from sympy.physics.units import Dimension, convert_to
@@ -199,6 +199,7 @@ def consistent_exprs(draw, depth: int = 3):
 @settings(max_examples=60, deadline=None)
 @given(consistent_exprs(), st.integers(0, 2**32 - 1))
 def test_dimension_of_matches_sympy_units_at_random_quantities(expr, seed: int) -> None:
+    assume(not expr.has(sp.zoo, sp.nan, sp.oo))  # e.g. 1/log(a/a) folds to zoo
     dim = dimension_of(expr, WALK_DIMS)
     quantity = _with_quantities(expr, WALK_DIMS, np.random.default_rng(seed))
     assert sp.simplify(_units_after_conversion(quantity) / _unit_of(dim)) == 1
