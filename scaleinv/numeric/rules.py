@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import sympy as sp
@@ -74,9 +74,19 @@ class Rule:
     label = "rule"
     symbolic = True
     _step_body = ""
+    #: ``formula(problem, eta)`` of :mod:`scaleinv.symbolic.updates`; None for numeric-only rules.
+    _formula: ClassVar[Callable[[Problem, Any], Any] | None] = None
+    _numeric_only_why = ""
 
-    def delta(self, problem: Problem) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def __post_init__(self) -> None:
+        if hasattr(self, "eta"):
+            _check_eta(self.name, self.eta)
+
+    def delta(self, problem: Problem) -> Any:
+        """The exact ``Δx`` at a generic point (SymPy, in the input symbols)."""
+        if self._formula is None:
+            raise NumericOnlyError(self.name, self._numeric_only_why)
+        return self._formula(problem, self.eta)
 
     def settings(self) -> dict[str, Any]:
         """The numeric settings the step source takes as keyword defaults."""
@@ -120,13 +130,8 @@ class GD(Rule):
     eta: Any = 0.01
     name = "gd"
     label = "GD"
+    _formula = staticmethod(formulas.gd_delta)
     _step_body = "    return -eta * gradient(x, **params), numpy.zeros(x.shape[:-1], numpy.int8)\n"
-
-    def __post_init__(self) -> None:
-        _check_eta(self.name, self.eta)
-
-    def delta(self, problem: Problem) -> sp.Matrix:
-        return formulas.gd_delta(problem, self.eta)
 
 
 @dataclass(frozen=True)
@@ -136,16 +141,11 @@ class Newton(Rule):
     eta: Any = 1.0
     name = "newton"
     label = "Newton"
+    _formula = staticmethod(formulas.newton_delta)
     _step_body = (
         "    dx, status = solve(hessian(x, **params), gradient(x, **params))\n"
         "    return -eta * dx, status\n"
     )
-
-    def __post_init__(self) -> None:
-        _check_eta(self.name, self.eta)
-
-    def delta(self, problem: Problem) -> sp.Matrix:
-        return formulas.newton_delta(problem, self.eta)
 
 
 @dataclass(frozen=True)
@@ -155,16 +155,11 @@ class IG(Rule):
     eta: Any = 1.0
     name = "ig"
     label = "IG"
+    _formula = staticmethod(formulas.ig_delta)
     _step_body = (
         "    dy = eta * newton_dy(P(x, **params), **params)\n"
         "    return inverse_jacobian_times(jacobian(x, **params), dy)\n"
     )
-
-    def __post_init__(self) -> None:
-        _check_eta(self.name, self.eta)
-
-    def delta(self, problem: Problem) -> sp.Matrix:
-        return formulas.ig_delta(problem, self.eta)
 
 
 _PG_FALLBACKS = ("stop", "ig")
@@ -183,6 +178,7 @@ class PG(Rule):
     fallback: str = "stop"
     name = "pg"
     label = "PG"
+    _formula = staticmethod(formulas.pg_deltas)
     _step_body = (
         "    y = P(x, **params)\n"
         "    x_new, ok = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
@@ -197,15 +193,12 @@ class PG(Rule):
     )
 
     def __post_init__(self) -> None:
-        _check_eta(self.name, self.eta)
+        super().__post_init__()
         if self.fallback not in _PG_FALLBACKS:
             raise RuleError(f"pg: fallback must be one of {_PG_FALLBACKS}, got {self.fallback!r}")
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "fallback_ig": self.fallback == "ig"}
-
-    def delta(self, problem: Problem) -> tuple[sp.Matrix, ...]:
-        return formulas.pg_deltas(problem, self.eta)
 
 
 @dataclass(frozen=True)
@@ -224,6 +217,7 @@ class HIG(Rule):
     name = "hig"
     label = "HIG"
     symbolic = False
+    _numeric_only_why = "its SVD cut-off depends on the whole batch"
     _step_body = (
         "    g = loss_y(P(x, **params), **params)\n"
         "    dx = -eta * half_inverse(jacobian(x, **params), g, beta, rcond)\n"
@@ -231,7 +225,7 @@ class HIG(Rule):
     )
 
     def __post_init__(self) -> None:
-        _check_eta(self.name, self.eta)
+        super().__post_init__()
         if not math.isfinite(float(self.beta)):
             raise RuleError(f"hig: beta must be finite, got {self.beta!r}")
         if self.rcond is not None and not (0 <= float(self.rcond) < 1):
@@ -241,9 +235,6 @@ class HIG(Rule):
         rcond = None if self.rcond is None else float(self.rcond)
         return {**super().settings(), "beta": float(self.beta), "rcond": rcond}
 
-    def delta(self, problem: Problem) -> sp.Matrix:
-        raise NumericOnlyError("hig", "its SVD cut-off depends on the whole batch")
-
 
 @dataclass(frozen=True)
 class BFGS(Rule):
@@ -252,9 +243,7 @@ class BFGS(Rule):
     name = "bfgs"
     label = "BFGS"
     symbolic = False
-
-    def delta(self, problem: Problem) -> sp.Matrix:
-        raise NumericOnlyError("bfgs", "its Hessian estimate is built from the iterates")
+    _numeric_only_why = "its Hessian estimate is built from the iterates"
 
     def step_source(self) -> str:
         raise NumericOnlyError("bfgs", "it runs through SciPy and has no standalone step")
