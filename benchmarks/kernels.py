@@ -1,0 +1,371 @@
+"""Time scaleinv's compiled kernels against hand-written NumPy and SymPy ``lambdify`` (no cse).
+
+Two problems, 10**6 points each by default:
+
+* ``comparison`` — the chapter's comparison problem ``P = (x0, x1**2)``, ``L = y0**2 + y1**2``;
+* ``chain12`` — a 12-link planar chain: joint ``k`` sits at
+  ``sum_{i<=k} l_i (cos phi_i, sin phi_i)`` with ``phi_i = theta_0 + ... + theta_i``; the 24
+  outputs are the joints' coordinates (``x_1, y_1, x_2, y_2, ...``) and the loss is
+  ``½|y - y*|²`` for a fixed reachable target ``y*``.
+
+For each problem the script times the Jacobian, the Hessian and one Newton step three ways:
+scaleinv (``problem.compile()`` kernels and ``scaleinv.rules.newton(1.0).compile(problem)``),
+NumPy written by hand (analytic, vectorised, ``np.linalg.solve``), and SymPy ``lambdify``
+without common-subexpression elimination, entry by entry like scaleinv's kernels. All three are
+first checked to agree (relative 1e-9) on a small sample; the script exits 1 if they do not.
+Timings are medians of ``--repeats`` runs taken round-robin (every implementation once per
+round, so load drift on a shared machine hits all alike) after a warm-up call on 10,000
+points. An entry stops repeating once its runs add up to ``--budget`` seconds (lambdify
+without cse needs minutes per call on the chain's Hessian); the table marks it with ``*``.
+
+Usage::
+
+    python benchmarks/kernels.py               # 10**6 points, median of 5
+    python benchmarks/kernels.py --quick       # smoke run
+    python benchmarks/kernels.py --points 200000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+import scaleinv
+from scaleinv import Problem
+
+Array = np.ndarray
+Impl = dict[str, Callable[[Array], Array]]
+QUANTITIES = ("jacobian", "hessian", "newton")
+RTOL = 1e-9
+
+
+# -- problems -------------------------------------------------------------------------------
+def comparison_problem() -> Problem:
+    """The comparison problem ``P = (x0, x1**2)``, ``L = y0**2 + y1**2``."""
+    return Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], loss="y0**2 + y1**2")
+
+
+def chain_forward(theta: Array, lengths: Array) -> Array:
+    """Joint coordinates ``(..., 2n)`` of a planar chain, ordered ``x_1, y_1, x_2, y_2, ...``."""
+    phi = np.cumsum(theta, axis=-1)
+    xs = np.cumsum(lengths * np.cos(phi), axis=-1)
+    ys = np.cumsum(lengths * np.sin(phi), axis=-1)
+    return np.stack([xs, ys], axis=-1).reshape(theta.shape[:-1] + (2 * theta.shape[-1],))
+
+
+def chain_target(n: int, lengths: Sequence[float] | None = None) -> Array:
+    """A fixed reachable target: the joints at angles ``theta*_i = 0.6 sin(i + 1)``."""
+    angles = 0.6 * np.sin(np.arange(1, n + 1))
+    return chain_forward(angles, _lengths(n, lengths))
+
+
+def chain_problem(n: int = 12, lengths: Sequence[float] | None = None) -> Problem:
+    """The ``n``-link planar chain with loss ``½|y - y*|²``, ``y* =`` :func:`chain_target`."""
+    theta = sp.symbols(f"theta0:{n}", real=True)
+    ls = [sp.Integer(1)] * n if lengths is None else [sp.sympify(v) for v in lengths]
+    outputs: list[sp.Expr] = []
+    joint_x, joint_y, phi = sp.Integer(0), sp.Integer(0), sp.Integer(0)
+    for length, angle in zip(ls, theta):
+        phi += angle
+        joint_x += length * sp.cos(phi)
+        joint_y += length * sp.sin(phi)
+        outputs += [joint_x, joint_y]
+    target = [float(v) for v in chain_target(n, lengths)]
+    return Problem(theta, outputs, target=target)
+
+
+def _lengths(n: int, lengths: Sequence[float] | None) -> Array:
+    return np.ones(n) if lengths is None else np.asarray(lengths, dtype=np.float64)
+
+
+# -- hand-written NumPy ----------------------------------------------------------------------
+def comparison_numpy() -> Impl:
+    """Hand-written Jacobian, Hessian and Newton step of the comparison problem."""
+
+    def jacobian(x: Array) -> Array:
+        jac = np.zeros(x.shape[:-1] + (2, 2))
+        jac[..., 0, 0] = 1.0
+        jac[..., 1, 1] = 2.0 * x[..., 1]
+        return jac
+
+    def hessian(x: Array) -> Array:
+        hess = np.zeros(x.shape[:-1] + (2, 2))
+        hess[..., 0, 0] = 2.0
+        hess[..., 1, 1] = 12.0 * x[..., 1] ** 2
+        return hess
+
+    def newton(x: Array) -> Array:
+        grad = np.stack([2.0 * x[..., 0], 4.0 * x[..., 1] ** 3], axis=-1)
+        return -np.linalg.solve(hessian(x), grad[..., None])[..., 0]
+
+    return {"jacobian": jacobian, "hessian": hessian, "newton": newton}
+
+
+@dataclass(frozen=True)
+class ChainNumpy:
+    """Hand-written derivatives of the planar chain with loss ``½|y - y*|²``.
+
+    With ``c_i = l_i cos phi_i``, ``s_i = l_i sin phi_i`` and their running sums ``C_k``,
+    ``S_k`` (the joint coordinates), ``∂x_k/∂θ_j = -(S_k - S_{j-1})`` and
+    ``∂y_k/∂θ_j = C_k - C_{j-1}`` for ``j <= k``; the second derivatives depend on
+    ``p = max(a, b)`` only: ``∂²x_k/∂θ_a∂θ_b = -(C_k - C_{p-1})``, ``∂²y_k = -(S_k - S_{p-1})``.
+    The Hessian is ``JᵀJ + Σ_k r_k ∇²y_k`` with residual ``r = y - y*``.
+    """
+
+    lengths: Array
+    target: Array
+    _lower: Array = field(init=False, repr=False)
+    _pmax: Array = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.lengths)
+        object.__setattr__(self, "_lower", np.tri(n)[:, None, :])  # [k, ., j] = (j <= k)
+        object.__setattr__(self, "_pmax", np.maximum.outer(np.arange(n), np.arange(n)))
+
+    def _sums(self, theta: Array) -> tuple[Array, Array, Array, Array]:
+        phi = np.cumsum(theta, axis=-1)
+        c, s = self.lengths * np.cos(phi), self.lengths * np.sin(phi)
+        return c, s, np.cumsum(c, axis=-1), np.cumsum(s, axis=-1)
+
+    def _jacobian(self, c: Array, s: Array, C: Array, S: Array) -> Array:
+        n = c.shape[-1]
+        jac = np.empty(c.shape[:-1] + (n, 2, n))
+        np.subtract((S - s)[..., None, :], S[..., :, None], out=jac[..., 0, :])
+        np.subtract(C[..., :, None], (C - c)[..., None, :], out=jac[..., 1, :])
+        jac *= self._lower
+        return jac.reshape(c.shape[:-1] + (2 * n, n))
+
+    def _residual(self, C: Array, S: Array) -> Array:
+        return np.stack([C, S], axis=-1).reshape(C.shape[:-1] + (-1,)) - self.target
+
+    def _hessian(self, jac: Array, r: Array, c: Array, s: Array, C: Array, S: Array) -> Array:
+        rx, ry = r[..., 0::2], r[..., 1::2]
+
+        def tail(a: Array) -> Array:  # sum over k >= p
+            return np.cumsum(a[..., ::-1], axis=-1)[..., ::-1]
+
+        # g_p = Σ_{k>=p} r_k ∇²y_k = -Σ_{k>=p} rx_k (C_k - C_{p-1}) + ry_k (S_k - S_{p-1})
+        g = (C - c) * tail(rx) + (S - s) * tail(ry) - tail(rx * C + ry * S)
+        hess = jac.mT @ jac
+        hess += g[..., self._pmax]
+        return hess
+
+    def jacobian(self, theta: Array) -> Array:
+        """``∂y/∂θ``, shape ``(..., 2n, n)``."""
+        return self._jacobian(*self._sums(theta))
+
+    def hessian(self, theta: Array) -> Array:
+        """``∂²L/∂θ²``, shape ``(..., n, n)``."""
+        c, s, C, S = self._sums(theta)
+        return self._hessian(self._jacobian(c, s, C, S), self._residual(C, S), c, s, C, S)
+
+    def newton(self, theta: Array) -> Array:
+        """The unit Newton step ``-H⁻¹ ∇L``, shape ``(..., n)``."""
+        c, s, C, S = self._sums(theta)
+        jac, r = self._jacobian(c, s, C, S), self._residual(C, S)
+        grad = jac.mT @ r[..., None]
+        return -np.linalg.solve(self._hessian(jac, r, c, s, C, S), grad)[..., 0]
+
+    def impl(self) -> Impl:
+        return {"jacobian": self.jacobian, "hessian": self.hessian, "newton": self.newton}
+
+
+# -- SymPy lambdify without cse, and scaleinv ------------------------------------------------
+def lambdify_entrywise(problem: Problem) -> Impl:
+    """``lambdify(modules="numpy", cse=False)`` of each entry list, stacked to ``(..., m, n)``."""
+
+    def entrywise(matrix: sp.Matrix) -> Callable[[Array], Array]:
+        shape = (matrix.rows,) if matrix.cols == 1 else (matrix.rows, matrix.cols)
+        f = sp.lambdify(problem.inputs, list(matrix), modules="numpy", cse=False)
+
+        def run(x: Array) -> Array:
+            batch = x.shape[:-1]
+            entries = f(*np.moveaxis(x, -1, 0))
+            stacked = np.stack([np.broadcast_to(e, batch) for e in entries], axis=-1)
+            return stacked.reshape(batch + shape)
+
+        return run
+
+    hessian, gradient = entrywise(problem.hessian), entrywise(problem.gradient)
+
+    def newton(x: Array) -> Array:
+        return -np.linalg.solve(hessian(x), gradient(x)[..., None])[..., 0]
+
+    return {"jacobian": entrywise(problem.jacobian), "hessian": hessian, "newton": newton}
+
+
+def scaleinv_impl(problem: Problem) -> Impl:
+    """scaleinv's compiled Jacobian and Hessian kernels and its compiled Newton step."""
+    kernels = problem.compile()
+    step = scaleinv.rules.newton(1.0).compile(problem).step
+    return {
+        "jacobian": kernels.jacobian.func,
+        "hessian": kernels.hessian.func,
+        "newton": lambda x: step(x, None)[0],
+    }
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+@dataclass
+class Case:
+    """One problem: its implementations, sample points and one-off costs (seconds)."""
+
+    name: str
+    impls: dict[str, Impl]
+    sample: Callable[[np.random.Generator, int], Array]
+    costs: dict[str, float]
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def build_case(name: str, problem: Problem, hand: Impl, sample: Callable) -> Case:
+    """Derive, compile and lambdify ``problem``, recording how long each one-off step takes."""
+    costs = {}
+    for what in ("jacobian", "gradient", "hessian"):
+        costs[f"derive {what}"] = _timed(lambda what=what: getattr(problem, what))[1]
+    ours, costs["scaleinv compile"] = _timed(lambda: scaleinv_impl(problem))
+    theirs, costs["lambdify (no cse)"] = _timed(lambda: lambdify_entrywise(problem))
+    impls = {"scaleinv": ours, "numpy": hand, "lambdify": theirs}
+    return Case(name, impls, sample, costs)
+
+
+def cases(links: int) -> list[Case]:
+    """The comparison problem and the ``links``-link chain."""
+    chain = chain_problem(links)
+    chain_hand = ChainNumpy(_lengths(links, None), chain_target(links))
+
+    def comparison_points(rng: np.random.Generator, size: int) -> Array:
+        return rng.uniform(0.5, 2.0, (size, 2)) * rng.choice([-1.0, 1.0], (size, 2))
+
+    def chain_points(rng: np.random.Generator, size: int) -> Array:
+        return rng.uniform(-np.pi, np.pi, (size, links))
+
+    return [
+        build_case("comparison", comparison_problem(), comparison_numpy(), comparison_points),
+        build_case(f"chain{links}", chain, chain_hand.impl(), chain_points),
+    ]
+
+
+def check(case: Case, size: int = 64) -> list[str]:
+    """Disagreements (relative to each sample's largest entry) between the implementations."""
+    x = case.sample(np.random.default_rng(1), size)
+    hess = case.impls["numpy"]["hessian"](x)
+    x = x[np.linalg.cond(hess) < 1e6]  # Newton steps compared where H is well conditioned
+    problems = []
+    for quantity in QUANTITIES:
+        ref = case.impls["scaleinv"][quantity](x)
+        scale = np.abs(ref).reshape(len(x), -1).max(axis=1)
+        for other in ("numpy", "lambdify"):
+            got = case.impls[other][quantity](x)
+            err = np.abs(got - ref).reshape(len(x), -1).max(axis=1) / scale
+            if got.shape != ref.shape or not np.all(err <= RTOL):
+                worst = f"{err.max():.1e}" if got.shape == ref.shape else f"shape {got.shape}"
+                problems.append(f"{case.name} {quantity}: {other} differs from scaleinv ({worst})")
+    return problems
+
+
+Runs = dict[tuple[str, str], list[float]]
+
+
+def measure(case: Case, points: int, repeats: int, budget: float) -> Runs:
+    """Seconds of each run per (quantity, implementation), taken round-robin."""
+    x = case.sample(np.random.default_rng(0), points)
+    runs: Runs = {(q, name): [] for q in QUANTITIES for name in case.impls}
+    for quantity in QUANTITIES:
+        for impl in case.impls.values():
+            impl[quantity](x[:10_000])  # warm-up
+        for _ in range(repeats):
+            for name, impl in case.impls.items():
+                done = runs[quantity, name]
+                if done and sum(done) >= budget:
+                    continue
+                fn = impl[quantity]
+                result, seconds = _timed(lambda fn=fn: fn(x))
+                del result
+                done.append(seconds)
+    return runs
+
+
+def medians(runs: Runs) -> dict[tuple[str, str], float]:
+    return {key: float(np.median(seconds)) for key, seconds in runs.items()}
+
+
+def table(results: dict[str, Runs], points: int, repeats: int) -> str:
+    """The side-by-side table of medians and ratios."""
+    head = (
+        f"{'problem':<12}{'quantity':<10}{'scaleinv s':>12}{'numpy s':>12}{'lambdify s':>13}"
+        f"{'scaleinv/numpy':>16}{'lambdify/scaleinv':>19}"
+    )
+    lines = [f"{points:,} points, median of {repeats} runs (seconds)", head, "-" * len(head)]
+    short = []
+    for case, runs in results.items():
+        m = medians(runs)
+        for q in QUANTITIES:
+            cells = []
+            for impl in ("scaleinv", "numpy", "lambdify"):
+                mark = "*" if len(runs[q, impl]) < repeats else " "
+                cells.append(f"{m[q, impl]:.4g}{mark}")
+                if mark == "*":
+                    short.append(f"{case} {q} {impl}: {len(runs[q, impl])} run(s)")
+            ours, hand, theirs = (m[q, k] for k in ("scaleinv", "numpy", "lambdify"))
+            lines.append(
+                f"{case:<12}{q:<10}{cells[0]:>12}{cells[1]:>12}{cells[2]:>13}"
+                f"{ours / hand:>15.2f}x{theirs / ours:>18.1f}x"
+            )
+    if short:
+        lines.append("* fewer runs (budget reached): " + "; ".join(short))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=10**6, help="points per batch")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per entry")
+    parser.add_argument("--links", type=int, default=12, help="links of the chain")
+    parser.add_argument(
+        "--budget", type=float, default=120.0, help="seconds after which an entry stops repeating"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20,000 points, 2 runs")
+    args = parser.parse_args(argv)
+    points, repeats = (20_000, 2) if args.quick else (args.points, args.repeats)
+
+    all_cases = cases(args.links)
+    problems = [p for case in all_cases for p in check(case)]
+    if problems:
+        print("implementations disagree:", *problems, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"correctness: all three agree to {RTOL:g} (relative) on 64 sample points")
+    print("one-off costs (s):")
+    for case in all_cases:
+        print(f"  {case.name:<12}" + ", ".join(f"{k} {v:.2f}" for k, v in case.costs.items()))
+    results = {case.name: measure(case, points, repeats, args.budget) for case in all_cases}
+    print(table(results, points, repeats))
+    ratios = [
+        (m[q, "scaleinv"] / m[q, "numpy"], f"{name} {q}")
+        for name, m in ((name, medians(runs)) for name, runs in results.items())
+        for q in QUANTITIES
+    ]
+    worst, where = max(ratios)
+    chain = medians(results[all_cases[-1].name])
+    speedup = chain["hessian", "lambdify"] / chain["hessian", "scaleinv"]
+    verdict = "met" if worst <= 1.5 else "missed"
+    print(f"target scaleinv/numpy <= 1.5: {verdict} (worst {worst:.2f}x, {where})")
+    print(
+        f"target chain Hessian lambdify/scaleinv >= 10: "
+        f"{'met' if speedup >= 10 else 'missed'} ({speedup:.1f}x)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
