@@ -219,7 +219,39 @@ def _zero(expr: sp.Expr, deadline: float) -> bool:
         return True
     if sp.count_ops(expr) > _MAX_OPS:
         return False
-    return _budgeted(lambda: sp.simplify(expr), deadline) == 0
+    simple = _budgeted(lambda: sp.simplify(expr), deadline)
+    if simple is None or simple == 0:
+        return simple == 0
+    # |b**e| = |b|**e for real e (principal powers): real odd roots of inverses need it
+    plain = simple.replace(
+        lambda t: isinstance(t, sp.Abs) and t.args[0].is_Pow and t.args[0].exp.is_real,
+        lambda t: sp.Abs(t.args[0].base) ** t.args[0].exp,
+    )
+    if plain != simple:
+        simple = _budgeted(lambda: sp.simplify(plain), deadline)
+    if isinstance(simple, sp.Piecewise):
+        return all(_piece_zero(e, c, deadline) for e, c in simple.args)
+    return simple == 0
+
+
+def _piece_zero(expr: sp.Expr, cond: sp.Basic, deadline: float) -> bool:
+    """Whether a piece vanishes where it applies: identically, or as a multiple of ``l − r``
+    under a condition ``Eq(l, r)``."""
+    if _zero(expr, deadline):
+        return True
+    if not isinstance(cond, sp.Eq):
+        return False
+
+    def divides() -> bool:
+        numerator = sp.fraction(sp.cancel(sp.together(expr)))[0]
+        gens = sorted(numerator.free_symbols | cond.free_symbols, key=str)
+        _, remainder = sp.reduced(numerator, [cond.lhs - cond.rhs], *gens)
+        return sp.expand(remainder) == 0
+
+    try:
+        return bool(_budgeted(divides, deadline))
+    except PolynomialError:
+        return False
 
 
 def _tidy(expr: sp.Expr, deadline: float) -> sp.Expr:
@@ -242,15 +274,28 @@ def _shown(left: tuple, right: tuple, deadline: float) -> tuple[sp.Expr, ...]:
 def _match(
     left: tuple[sp.Matrix, ...], right: tuple[sp.Matrix, ...], deadline: float
 ) -> tuple[tuple[sp.Expr, ...], bool]:
-    """Pair every left branch with an identical right branch (as sets)."""
-    if len(left) != len(right):
-        return _shown(left, right, deadline), False
-    unused = list(range(len(right)))
-    for a in left:
-        hit = next((j for j in unused if all(_zero(e, deadline) for e in a - right[j])), None)
+    """Whether the two branch sets are equal: each branch has an identical one on the other side.
+
+    Branches may repeat (two x-branches can give the same change of an intermediate space).
+    """
+    same: dict[tuple[int, int], bool] = {}
+
+    def equal(i: int, j: int) -> bool:
+        if (i, j) not in same:
+            same[i, j] = all(_zero(e, deadline) for e in left[i] - right[j])
+        return same[i, j]
+
+    matched = set()
+    for i in range(len(left)):
+        hit = next(
+            (j for j in sorted(range(len(right)), key=matched.__contains__) if equal(i, j)), None
+        )
         if hit is None:
             return _shown(left, right, deadline), False
-        unused.remove(hit)
+        matched.add(hit)
+    for j in set(range(len(right))) - matched:
+        if not any(equal(i, j) for i in range(len(left))):
+            return _shown(left, right, deadline), False
     return tuple(sp.Integer(0) for _ in left[0]), True
 
 
