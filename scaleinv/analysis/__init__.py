@@ -10,7 +10,20 @@ from scaleinv.analysis.claims import (
     LedgerReport,
     run_ledger,
 )
+from scaleinv.analysis.composition import (
+    CompositionReport,
+    HessianReport,
+    compose,
+    composite_hessian_check,
+    composition_report,
+)
 from scaleinv.analysis.graph import FunctionGraph
+from scaleinv.analysis.invariance import (
+    InvarianceReport,
+    TrajectoryComparison,
+    scale_invariance,
+    trajectory_invariance,
+)
 from scaleinv.analysis.pg_identities import (
     average_gradient,
     local_inverse_limit,
@@ -19,6 +32,7 @@ from scaleinv.analysis.pg_identities import (
     quotient_remainder,
 )
 from scaleinv.analysis.sensitivity import near_optimum, power_of, sensitivity
+from scaleinv.analysis.transforms import InputScaling, OutputScaling, Reparametrization
 from scaleinv.analysis.units import (
     Dimensions,
     UnitsReport,
@@ -30,6 +44,7 @@ from scaleinv.analysis.units import (
     problem_dimensions,
     same_dimension,
 )
+from scaleinv.analysis.verdict import Counterexample, Verdict, decide_equal
 
 __all__ = [
     "FunctionGraph",
@@ -56,4 +71,19 @@ __all__ = [
     "sensitivity",
     "near_optimum",
     "power_of",
+    "Verdict",
+    "Counterexample",
+    "decide_equal",
+    "InputScaling",
+    "OutputScaling",
+    "Reparametrization",
+    "InvarianceReport",
+    "TrajectoryComparison",
+    "scale_invariance",
+    "trajectory_invariance",
+    "CompositionReport",
+    "HessianReport",
+    "compose",
+    "composition_report",
+    "composite_hessian_check",
 ]

@@ -1,4 +1,4 @@
-"""Scale-invariance of an update rule: proved, refuted with a counterexample, or undecided.
+r"""Scale-invariance of an update rule: proved, refuted with a counterexample, or undecided.
 
 The chapter calls an optimization scale-invariant when it "yields the same result for
 different parametrizations (i.e. scalings) of the function". For a transform ``x = g(u)`` (see
@@ -6,9 +6,9 @@ different parametrizations (i.e. scalings) of the function". For a transform ``x
 original problem, ``Δx``, and on the transformed one, ``Δu``, maps ``Δu`` back to x-space and
 decides whether the two agree identically:
 
-.. math:: \\Delta x\\big(g(u)\\big) = \\frac{\\partial g}{\\partial u} \\Delta u
-   \\quad\\text{(first-order rules)}, \\qquad
-   \\Delta x\\big(g(u)\\big) = g(u + \\Delta u) - g(u) \\quad\\text{(PG, branch by branch)}.
+.. math:: \Delta x\big(g(u)\big) = \frac{\partial g}{\partial u} \Delta u
+   \quad\text{(first-order rules)}, \qquad
+   \Delta x\big(g(u)\big) = g(u + \Delta u) - g(u) \quad\text{(PG, branch by branch)}.
 
 For linear ``g`` both sides are the same. :func:`trajectory_invariance` is the numeric twin: it
 runs :func:`~scaleinv.numeric.minimize` on both problems and compares the mapped trajectories.
