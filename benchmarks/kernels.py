@@ -153,7 +153,7 @@ class ChainNumpy:
         # g_p = Σ_{k>=p} r_k ∇²y_k = -Σ_{k>=p} rx_k (C_k - C_{p-1}) + ry_k (S_k - S_{p-1})
         g = (C - c) * tail(rx) + (S - s) * tail(ry) - tail(rx * C + ry * S)
         hess = jac.mT @ jac
-        hess += g[..., self._pmax]
+        hess += np.take(g, self._pmax, axis=-1)  # g[..., pmax], without fancy indexing
         return hess
 
     def jacobian(self, theta: Array) -> Array:
