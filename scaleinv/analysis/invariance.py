@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sympy as sp
@@ -77,7 +77,7 @@ def _exact(rule: Rule) -> Rule:
     """``rule`` with a float ``eta`` made an exact rational, so that proofs stay exact."""
     eta = getattr(rule, "eta", None)
     if isinstance(eta, float):
-        return dataclasses.replace(rule, eta=sp.nsimplify(eta, rational=True))
+        return dataclasses.replace(cast(Any, rule), eta=sp.nsimplify(eta, rational=True))
     return rule
 
 
@@ -202,8 +202,10 @@ def _numeric_only(
     eta = getattr(rule, "eta", None)
     for _ in range(4):
         values = sample_values(symbols, rng)
+        extra = {}
         if isinstance(eta, sp.Symbol):
-            rule = dataclasses.replace(rule, eta=float(rng.uniform(*_ETA_DOMAIN)))
+            extra = {str(eta): float(rng.uniform(*_ETA_DOMAIN))}
+            rule = dataclasses.replace(cast(Any, rule), eta=extra[str(eta)])
         u = rng.uniform(-2.0, 2.0, size=(6, problem.n))
         forward, jacobian = _forward_kernels(setup, values)
         x = forward(u)
@@ -217,7 +219,6 @@ def _numeric_only(
         k = int(np.argmax(gap))
         if gap[k] > 1e-6 and (best is None or gap[k] > best.difference):
             point = {str(s): float(v) for s, v in zip(setup.inputs, u[k])}
-            extra = {str(eta): rule.eta} if isinstance(eta, sp.Symbol) else {}
             params = MappingProxyType({**named, **extra})
             best = Counterexample(MappingProxyType(point), params, tuple(dx[k]), tuple(back[k]))
     steps = (Step("the map x = g(u)", setup.forward), Step("symbolic update", why))

@@ -12,7 +12,7 @@ import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 import sympy as sp
 
@@ -22,7 +22,7 @@ from scaleinv.symbolic.parsing import make_symbol
 
 __all__ = ["Transformed", "InputScaling", "OutputScaling", "Reparametrization"]
 
-Scalar = str | float | int | sp.Expr
+Scalar: TypeAlias = "str | float | int | sp.Expr"
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,11 @@ def _to_expr(item: Scalar, known: dict[str, sp.Symbol], positive: bool) -> sp.Ex
             tree = ast.parse(item.strip(), mode="eval")
         except (SyntaxError, ValueError):
             return parse_expr(item, known)  # raises a ParseError naming the problem
-        called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)}
-        called &= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - called
+        nodes = list(ast.walk(tree))
+        called = {
+            n.func.id for n in nodes if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
+        names = {n.id for n in nodes if isinstance(n, ast.Name)} - called
         table = dict(known)
         for name in sorted(names - set(known)):
             table[name] = make_symbol(name, positive=positive)
@@ -92,7 +94,7 @@ def _fresh_inputs(problem: Problem, names: Sequence[str] | None) -> tuple[sp.Sym
             names = [f"{prefix}{i}" for i in range(problem.n)]
             if not taken & set(names):
                 break
-    names = list(names)
+    names = list(names or ())
     if len(names) != problem.n or taken & set(names) or len(set(names)) != len(names):
         raise ProblemError(f"new inputs {names} must be {problem.n} distinct unused names")
     return tuple(make_symbol(n) for n in names)

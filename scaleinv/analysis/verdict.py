@@ -285,7 +285,7 @@ def _match(
             same[i, j] = all(_zero(e, deadline) for e in left[i] - right[j])
         return same[i, j]
 
-    matched = set()
+    matched: set[int] = set()
     for i in range(len(left)):
         hit = next(
             (j for j in sorted(range(len(right)), key=matched.__contains__) if equal(i, j)), None
