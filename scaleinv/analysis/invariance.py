@@ -38,6 +38,7 @@ from scaleinv.errors import BudgetExceeded, NumericOnlyError, ProblemError
 from scaleinv.numeric import compile_kernel, minimize
 from scaleinv.numeric.rules import Rule
 from scaleinv.symbolic import Problem
+from scaleinv.symbolic.budget import with_budget
 
 __all__ = ["InvarianceReport", "TrajectoryComparison", "scale_invariance", "trajectory_invariance"]
 __all__ += ["InputScaling", "OutputScaling", "Reparametrization"]
@@ -139,8 +140,9 @@ def scale_invariance(
     def left() -> float:
         return max(budget - (time.monotonic() - start), 0.05)
 
-    try:  # the derivations keep their own budgets (simplification, local inverse)
-        dx, du = rule.delta(problem), rule.delta(setup.problem)
+    try:
+        dx = with_budget(lambda: rule.delta(problem), left(), f"{rule.name} update")
+        du = with_budget(lambda: rule.delta(setup.problem), left(), f"{rule.name} update")
     except NumericOnlyError as err:
         return _numeric_only(problem, rule, setup, describe, rng, str(err))
     except (BudgetExceeded, ProblemError) as err:
