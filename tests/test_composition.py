@@ -179,3 +179,9 @@ def test_compose_rejects_mismatched_chains() -> None:
     outer = Problem.from_strings(["y"], ["a*y"], params={"a": 3})
     with pytest.raises(ProblemError, match="param 'a' differs"):
         compose(inner, outer)
+
+
+def test_float_eta_is_made_exact() -> None:
+    inner, outer, _ = CHAINS["exp"]
+    assert composition_report(inner, outer, rules.pg(0.3)).verdict is P
+    assert composition_report(inner, outer, rules.ig(0.3)).exact is R

@@ -206,6 +206,9 @@ def test_numeric_only_rules_are_refuted_by_compiled_steps() -> None:
     dx, back = _steps_numeric(TOY, SCALES, rules.hig(0.5), ce.point, values)
     np.testing.assert_allclose(dx, ce.lhs, rtol=1e-9)
     np.testing.assert_allclose(back, ce.rhs, rtol=1e-9)
+    # beta = 1 is Gauss–Newton (= IG here): invariant, so no counterexample, but no proof either
+    gauss_newton = scale_invariance(TOY, rules.hig(0.5, beta=1.0), SCALES, rng=0)
+    assert gauss_newton.verdict is U and gauss_newton.counterexample is None
 
 
 def _steps_numeric(problem, transform, rule, point, values):

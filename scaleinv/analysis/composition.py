@@ -15,9 +15,10 @@ The chapter: IG is consistent to first order, PG exactly, Newton is not (its Hes
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sympy as sp
@@ -127,6 +128,10 @@ def composition_report(
     (<Verdict.PROVED: 'proved'>, <Verdict.PROVED: 'proved'>, <Verdict.REFUTED: 'refuted'>)
     """
     start = time.monotonic()
+    eta = getattr(rule, "eta", None)
+    if isinstance(eta, float):  # exact, so that proofs stay exact
+        rule = dataclasses.replace(cast(Any, rule), eta=sp.nsimplify(eta, rational=True))
+        eta = cast(Any, rule).eta
     chain = compose(inner, outer)
     dx, direct = rule.delta(chain), rule.delta(outer)
     xs, y = inner.inputs, inner.P
@@ -136,7 +141,6 @@ def composition_report(
     directs = tuple(d.xreplace(at) for d in (direct if branches else (direct,)))
     first = tuple(inner.jacobian * d for d in dxs)
     exact = tuple(_shift(y, xs, d) - y for d in dxs)
-    eta = getattr(rule, "eta", None)
     domains = {eta: _ETA_DOMAIN} if isinstance(eta, sp.Symbol) else {}
 
     def decide(induced: tuple[sp.Matrix, ...], share: float) -> Any:

@@ -237,12 +237,13 @@ class Reparametrization:
         and covers every rotation but ``θ = π``. ``t = 1/2`` is the rotation with cosine 3/5.
         """
         i, j = axes
-        t = f"({t})" if isinstance(t, str) else f"({sp.nsimplify(t, rational=True)})"
-        cos, sin = f"(1 - {t}**2)/(1 + {t}**2)", f"2*{t}/(1 + {t}**2)"
+        shown = t if isinstance(t, str) else str(sp.nsimplify(t, rational=True))
+        cos, sin = f"(1 - ({shown})**2)/(1 + ({shown})**2)", f"2*({shown})/(1 + ({shown})**2)"
         rows = [f"u{k}" for k in range(n)]
         rows[i] = f"{cos}*u{i} - {sin}*u{j}"
         rows[j] = f"{sin}*u{i} + {cos}*u{j}"
-        return cls(tuple(rows), tuple(f"u{k}" for k in range(n)), f"x = R(2 atan({t})) u")
+        where = f"axes {i}, {j}; " if n > 2 else ""
+        return cls(tuple(rows), tuple(f"u{k}" for k in range(n)), f"x = R u ({where}t = {shown})")
 
     def describe(self) -> str:
         """A one-line description."""
