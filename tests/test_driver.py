@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.optimize
-
 from catalogue import CATALOGUE
+
 from scaleinv import Problem, Status, load_spec, minimize, rules
 from scaleinv.errors import ProblemError
 from scaleinv.numeric.rules import make_rule

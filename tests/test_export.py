@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from catalogue import CATALOGUE, sample_points
+
 from scaleinv import export, rules
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric.export import module_source

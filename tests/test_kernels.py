@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-
 from catalogue import CATALOGUE, evaluate, sample_points
+
 from scaleinv.numeric import compile_kernel
 
 NAMES = sorted(CATALOGUE)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-
 from catalogue import CATALOGUE, evaluate, finite_difference, sample_points
+
 from scaleinv import Problem, load_spec
 from scaleinv.errors import ParseError, ProblemError, SpecError
 
@@ -46,7 +46,7 @@ def test_newton_dy_is_the_newton_step_of_a_general_loss() -> None:
         step = np.array(p.newton_dy.subs(values).evalf(), dtype=float)[:, 0]
         # independent path: finite-difference Hessian of L in y, then a dense solve
         loss = lambda v: float(p.loss.subs(dict(zip(p.output_symbols, v))).evalf())  # noqa: E731
-        grad = lambda v: finite_difference(loss, v, 1e-5)  # noqa: E731
+        grad = lambda v, f=loss: finite_difference(f, v, 1e-5)  # noqa: E731
         hess = finite_difference(grad, y, 1e-4)
         np.testing.assert_allclose(step, -np.linalg.solve(hess, g), rtol=1e-4)
 

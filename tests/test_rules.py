@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-
 from catalogue import CATALOGUE, evaluate, sample_points
+
 from scaleinv import Problem, rules
 from scaleinv.errors import NumericOnlyError, RuleError
 from scaleinv.numeric.rules import make_rule

@@ -1,4 +1,4 @@
-"""The symbolic layer: problems, exact derivatives, local inverses and update formulas (SymPy only)."""
+"""The symbolic layer: problems, exact derivatives, local inverses and update formulas."""
 
 from __future__ import annotations
 

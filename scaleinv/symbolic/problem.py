@@ -1,4 +1,4 @@
-"""The :class:`Problem`: a physical function ``P(x)``, a loss ``L(y)`` and their exact derivatives."""
+"""The :class:`Problem`: a physical function ``P(x)``, a loss ``L(y)``, exact derivatives."""
 
 from __future__ import annotations
 
