@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
+from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem
 
 __all__ = ["Kernel", "ProblemKernels", "compile_kernel", "kernel_source", "compile_problem"]
@@ -216,8 +217,6 @@ def compile_problem(problem: Problem) -> ProblemKernels:
     cached = _CACHE.get(problem)
     if cached is not None:
         return cached
-    from scaleinv.errors import ProblemError
-
     x = [("x", problem.inputs)]
     y = [("y", problem.output_symbols)]
     ps = problem.params
