@@ -73,11 +73,10 @@ def module_source(
         names.append("local_inverse")
     skipped = []
     for rule in rules:
-        needs_dy = rule.name in ("ig", "pg")
-        if rule.name == "pg" and not has_inverse:
-            skipped.append(f"pg (no closed-form inverse: {inverse.reason})")
+        if rule.uses_inverse and not has_inverse:
+            skipped.append(f"{rule.name} (no closed-form inverse: {inverse.reason})")
             continue
-        if needs_dy and kernels.newton_dy is None:
+        if rule.uses_newton_dy and kernels.newton_dy is None:
             skipped.append(f"{rule.name} (the loss has a singular Hessian in y)")
             continue
         try:

@@ -77,6 +77,8 @@ class Rule:
     #: ``formula(problem, eta)`` of :mod:`scaleinv.symbolic.updates`; None for numeric-only rules.
     _formula: ClassVar[Callable[[Problem, Any], Any] | None] = None
     _numeric_only_why = ""
+    uses_newton_dy = False  # the step takes the Newton step of L in y-space (IG, PG)
+    uses_inverse = False  # the step calls the local inverse (PG)
 
     def __post_init__(self) -> None:
         if hasattr(self, "eta"):
@@ -104,8 +106,8 @@ class Rule:
 
     def compile(self, problem: Problem) -> CompiledRule:
         """The batched step of this rule for ``problem`` (see :class:`CompiledRule`)."""
-        namespace = step_namespace(problem, needs_inverse=self.name == "pg")
-        if self.name in ("ig", "pg"):
+        namespace = step_namespace(problem, needs_inverse=self.uses_inverse)
+        if self.uses_newton_dy:
             _require_newton_dy(problem.compile(), self.name)
         # The source is scaleinv's own template filled with numbers (never user text).
         exec(self.step_source(), namespace)  # noqa: S102
@@ -156,6 +158,7 @@ class IG(Rule):
     name = "ig"
     label = "IG"
     _formula = staticmethod(formulas.ig_delta)
+    uses_newton_dy = True
     _step_body = (
         "    dy = eta * newton_dy(P(x, **params), **params)\n"
         "    return inverse_jacobian_times(jacobian(x, **params), dy)\n"
@@ -179,6 +182,8 @@ class PG(Rule):
     name = "pg"
     label = "PG"
     _formula = staticmethod(formulas.pg_deltas)
+    uses_newton_dy = True
+    uses_inverse = True
     _step_body = (
         "    y = P(x, **params)\n"
         "    x_new, ok = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
