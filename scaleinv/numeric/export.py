@@ -15,6 +15,9 @@ from pathlib import Path
 
 from scaleinv.errors import NumericOnlyError, ScaleinvError
 from scaleinv.numeric import runtime
+from scaleinv.numeric.flavors import check_flavor, prelude_source
+from scaleinv.numeric.inverse import _closed_form_source
+from scaleinv.numeric.kernels import compile_problem
 from scaleinv.numeric.rules import Rule, gd, hig, ig, newton, pg
 from scaleinv.symbolic import Problem
 
@@ -31,7 +34,7 @@ def _runtime_source() -> str:
     return "\n".join(lines[start:]).strip() + "\n"
 
 
-def _header(problem: Problem, title: str | None, names: Sequence[str]) -> str:
+def _header(problem: Problem, title: str | None, names: Sequence[str], flavor: str) -> str:
     from scaleinv import __version__
 
     params = ", ".join(f"{k} = {v!r}" for k, v in problem.params.items()) or "none"
@@ -46,30 +49,43 @@ def _header(problem: Problem, title: str | None, names: Sequence[str]) -> str:
             "",
             "Every function is batched over leading axes: x has shape (..., n), y (..., m).",
             "Steps return (dx, status) with status codes RUNNING=0, NO_INVERSE=4, SINGULAR=5.",
-            "Needs only NumPy.",
+            _NEEDS[flavor],
             "",
             f"Functions: {', '.join(names)}.",
             '"""',
             "",
-            "import numpy",
-            "",
+            prelude_source(flavor),
         ]
     )
 
 
+_NEEDS = {
+    "numpy": "Needs only NumPy.",
+    "jax": "Needs only JAX: pure jax.numpy (jit, vmap and grad trace it; float64 with x64 on). "
+    "`numpy` below is jax.numpy under NumPy's names.",
+    "torch": "Needs only PyTorch: torch ops (autograd intact; the input's dtype is kept). "
+    "`numpy` below maps NumPy's names to torch.",
+}
+
+
 def module_source(
-    problem: Problem, rules: Sequence[Rule] | None = None, title: str | None = None
+    problem: Problem,
+    rules: Sequence[Rule] | None = None,
+    title: str | None = None,
+    flavor: str = "numpy",
 ) -> str:
     """The text of the standalone module :func:`export` writes."""
+    spec = check_flavor(flavor)
     rules = _default_rules() if rules is None else list(rules)
-    kernels = problem.compile()
-    parts = [_runtime_source()]
+    kernels = compile_problem(problem, spec.name)
+    rebind = "".join(f"{name} = {helper}\n" for name, helper in spec.rebind)
+    parts = [_runtime_source() + rebind]
     names = [k.name for k in kernels.all()]
     parts += [k.source for k in kernels.all()]
     inverse = problem.local_inverse()
     has_inverse = not inverse.numeric and bool(inverse.branches)
     if has_inverse:
-        parts.append(inverse.compile().source)
+        parts.append(_closed_form_source(inverse, spec.name))
         names.append("local_inverse")
     skipped = []
     for rule in rules:
@@ -87,7 +103,9 @@ def module_source(
         names.append(f"{rule.name}_step")
     body = "\n\n".join(p.strip() + "\n" for p in parts)
     note = "".join(f"# not exported: {s}\n" for s in skipped)
-    return _header(problem, title, names) + note + "\n" + body + f"\n__all__ = {names!r}\n"
+    return (
+        _header(problem, title, names, spec.name) + note + "\n" + body + f"\n__all__ = {names!r}\n"
+    )
 
 
 def export(
@@ -96,8 +114,9 @@ def export(
     *,
     rules: Sequence[Rule] | None = None,
     title: str | None = None,
+    flavor: str = "numpy",
 ) -> Path:
-    """Write a standalone NumPy module with the problem's kernels and rule steps.
+    """Write a standalone NumPy (or JAX, or PyTorch) module with the kernels and rule steps.
 
     The file is written to a temporary name beside ``path`` and moved into place, so a
     failure never leaves a half-written module.
@@ -112,6 +131,10 @@ def export(
         BFGS runs through SciPy and is never exported).
     title : str, optional
         First line of the module docstring.
+    flavor : {"numpy", "jax", "torch"}
+        The framework the module is written for (:mod:`scaleinv.numeric.flavors`): the same
+        functions, from the same kernel and step source; JAX and PyTorch modules need that
+        framework installed (``scaleinv[jax]``, ``scaleinv[torch]``).
 
     Returns
     -------
@@ -123,7 +146,7 @@ def export(
         raise ScaleinvError(f"export target must be a .py file, got {str(path)!r}")
     if not path.parent.is_dir():
         raise ScaleinvError(f"export target folder does not exist: {str(path.parent)!r}")
-    text = module_source(problem, rules, title)
+    text = module_source(problem, rules, title, flavor)
     compile(text, str(path), "exec")  # a generator bug must not reach the disk
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".py", dir=path.parent)
     try:

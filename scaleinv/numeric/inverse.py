@@ -290,20 +290,22 @@ def compile_inverse(local: LocalInverse) -> InverseEvaluator:
     return evaluator
 
 
-def _closed_form_source(local: LocalInverse) -> str:
+def _closed_form_source(local: LocalInverse, flavor: str = "numpy") -> str:
+    """Branch kernels and ``local_inverse`` of ``local``, written for ``flavor``."""
     problem = local.problem
     ys, params = [("y", problem.output_symbols)], problem.params
     parts, names = [], []
     for i, branch in enumerate(local.branches):
         doc = f"Branch {i} of P^-1(y), real where {branch.condition}."
-        parts.append(kernel_source(f"inverse_branch{i}", list(branch.solution), ys, params, doc)[0])
+        branch_exprs = list(branch.solution)
+        parts.append(kernel_source(f"inverse_branch{i}", branch_exprs, ys, params, doc, flavor)[0])
         names.append(f"inverse_branch{i}")
     periods = local.branches[0].period
     periodic = ""
     if any(t is not None for t in periods):
         exprs = [0 if t is None else t for t in periods]
         doc = "Period of each input (0: not periodic)."
-        parts.append(kernel_source("inverse_periods", exprs, ys, params, doc)[0])
+        parts.append(kernel_source("inverse_periods", exprs, ys, params, doc, flavor)[0])
         periodic = _PERIODIC
     text = _TEMPLATE.format(
         m=problem.m, n=problem.n, names=", ".join(names), periodic=periodic, tol=TOL

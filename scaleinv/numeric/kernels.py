@@ -11,6 +11,7 @@ disk, so exported and in-process kernels are one code path.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import textwrap
 import weakref
@@ -20,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
-from sympy.printing.numpy import NumPyPrinter
 
 from scaleinv.errors import ProblemError
+from scaleinv.numeric.flavors import functional_source, namespace_of, printer_of
 from scaleinv.symbolic import Problem
 
 __all__ = ["Kernel", "ProblemKernels", "compile_kernel", "kernel_source", "compile_problem"]
@@ -71,6 +72,7 @@ def kernel_source(
     args: Sequence[tuple[str, Sequence[sp.Symbol]]],
     params: Mapping[sp.Symbol, float] | None = None,
     doc: str = "",
+    flavor: str = "numpy",
 ) -> tuple[str, tuple[int, ...]]:
     """Python source of a batched kernel evaluating ``exprs``, and its per-sample shape.
 
@@ -84,6 +86,12 @@ def kernel_source(
         Positional array arguments; ``symbols`` are unpacked from the last axis in order.
     params : mapping of Symbol to float
         Keyword arguments with defaults; arrays broadcast against the batch.
+    doc : str
+        The function's docstring.
+    flavor : {"numpy", "jax", "torch"}
+        Whose array operations the source calls (:mod:`scaleinv.numeric.flavors`): the
+        expression lines are printed by that flavour's printer; JAX and PyTorch kernels are
+        functional (one stacked result instead of a blocked loop writing into ``out``).
     """
     params = dict(params or {})
     if isinstance(exprs, sp.MatrixBase):
@@ -96,12 +104,13 @@ def kernel_source(
     arg_names = [a for a, _ in args]
     taken.update(arg_names)
     rename: dict[sp.Symbol, sp.Symbol] = {}
-    unpack = []
+    unpack, columns = [], []
     for arg, symbols in args:
         for i, s in enumerate(symbols):
             ident = _identifier(s, taken)
             rename[s] = sp.Symbol(ident)
             unpack.append(f"{ident} = {arg}[_rows, {i}]")
+            columns.append((ident, arg, i))
     param_sigs, param_names = [], []
     for j, s in enumerate(sorted(params, key=str)):
         ident = _identifier(s, taken)
@@ -116,7 +125,13 @@ def kernel_source(
     # cse's "basic" optimizations cost 70x more time on a 12-link chain's Hessian for no
     # measurable gain in the kernel, so the default (none) is used.
     temps, reduced = sp.cse(flat, symbols=sp.numbered_symbols("_t"))
-    printer = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    printer = printer_of(flavor)
+    assign = [f"{printer.doprint(t)} = {printer.doprint(e)}" for t, e in temps]
+    entries = [None if e == 0 else printer.doprint(e) for e in reduced]  # None: a zero entry
+    signature = ", ".join(arg_names) + (", *, " + ", ".join(param_sigs) if param_sigs else "")
+    if flavor != "numpy":  # JAX and PyTorch: the same lines in a functional frame
+        frame = (arg_names, columns, param_names, assign, entries, shape)
+        return functional_source(name, signature, doc, *frame), shape
     body = [f"{a} = numpy.asarray({a}, dtype=numpy.float64)" for a in arg_names]
     shapes = [f"numpy.shape({a})[:-1]" for a in arg_names]
     shapes += [f"numpy.shape({p})" for p in param_names]
@@ -139,13 +154,12 @@ def kernel_source(
     body.append(f"    for _start in range(0, _size, {BLOCK}):")
     inner = [f"_rows = slice(_start, _start + {BLOCK}) if _size > 1 else 0  # 0: NumPy scalars"]
     inner += unpack
-    inner += [f"{printer.doprint(t)} = {printer.doprint(e)}" for t, e in temps]
-    for index, expr in zip(np.ndindex(*shape), reduced):
-        if expr != 0:
-            inner.append(f"out[{', '.join(['_rows', *map(str, index)])}] = {printer.doprint(expr)}")
+    inner += assign
+    for index, entry in zip(np.ndindex(*shape), entries):
+        if entry is not None:
+            inner.append(f"out[{', '.join(['_rows', *map(str, index)])}] = {entry}")
     body += ["        " + line for line in inner]
     body.append(f"return out.reshape(batch{f' + {shape!r}' if shape else ''})")
-    signature = ", ".join(arg_names) + (", *, " + ", ".join(param_sigs) if param_sigs else "")
     docstring = f'    """{doc}"""\n' if doc else ""
     source = f"def {name}({signature}):\n{docstring}" + textwrap.indent("\n".join(body), "    ")
     return source + "\n", shape
@@ -157,6 +171,7 @@ def compile_kernel(
     args: Sequence[tuple[str, Sequence[sp.Symbol]]],
     params: Mapping[sp.Symbol, float] | None = None,
     doc: str = "",
+    flavor: str = "numpy",
 ) -> Kernel:
     """Generate (see :func:`kernel_source`) and compile a batched kernel.
 
@@ -169,8 +184,8 @@ def compile_kernel(
     array([[4., 1.],
            [9., 1.]])
     """
-    source, shape = kernel_source(name, exprs, args, params, doc)
-    namespace: dict[str, Any] = {"numpy": np}
+    source, shape = kernel_source(name, exprs, args, params, doc, flavor)
+    namespace = namespace_of(flavor)
     # The source was printed from SymPy expressions built by scaleinv (never from user text).
     exec(compile(source, f"<scaleinv kernel {name}>", "exec"), namespace)  # noqa: S102
     return Kernel(name, source, shape, namespace[name])
@@ -209,19 +224,25 @@ class ProblemKernels:
         return ks + ((self.newton_dy,) if self.newton_dy is not None else ())
 
 
-_CACHE: weakref.WeakKeyDictionary[Problem, ProblemKernels] = weakref.WeakKeyDictionary()
+_CACHE: dict[str, weakref.WeakKeyDictionary[Problem, ProblemKernels]] = {}
 
 
-def compile_problem(problem: Problem) -> ProblemKernels:
-    """Compile (once per problem, cached) the kernels listed in :class:`ProblemKernels`."""
-    cached = _CACHE.get(problem)
+def compile_problem(problem: Problem, flavor: str = "numpy") -> ProblemKernels:
+    """Compile (once per problem and flavour, cached) the kernels of :class:`ProblemKernels`.
+
+    ``flavor`` ``"jax"`` or ``"torch"`` gives the same kernels written for that framework
+    (see :mod:`scaleinv.numeric.flavors`).
+    """
+    cache = _CACHE.setdefault(flavor, weakref.WeakKeyDictionary())
+    cached = cache.get(problem)
     if cached is not None:
         return cached
+    kernel = functools.partial(compile_kernel, flavor=flavor)
     x = [("x", problem.inputs)]
     y = [("y", problem.output_symbols)]
     ps = problem.params
     try:
-        newton_dy = compile_kernel(
+        newton_dy = kernel(
             "newton_dy",
             list(problem.newton_dy),
             y,
@@ -231,16 +252,14 @@ def compile_problem(problem: Problem) -> ProblemKernels:
     except ProblemError:
         newton_dy = None
     kernels = ProblemKernels(
-        P=compile_kernel("P", list(problem.P), x, ps, "P(x), shape (..., m)."),
-        jacobian=compile_kernel("jacobian", problem.jacobian, x, ps, "dP/dx, shape (..., m, n)."),
-        gradient=compile_kernel(
-            "gradient", list(problem.gradient), x, ps, "dL/dx, shape (..., n)."
-        ),
-        hessian=compile_kernel("hessian", problem.hessian, x, ps, "d2L/dx2, shape (..., n, n)."),
-        loss=compile_kernel("loss", problem.loss_x, x, ps, "L(P(x)), shape (...)."),
-        loss_of_y=compile_kernel("loss_of_y", problem.loss, y, ps, "L(y), shape (...)."),
-        loss_y=compile_kernel("loss_y", list(problem.loss_y), y, ps, "dL/dy, shape (..., m)."),
+        P=kernel("P", list(problem.P), x, ps, "P(x), shape (..., m)."),
+        jacobian=kernel("jacobian", problem.jacobian, x, ps, "dP/dx, shape (..., m, n)."),
+        gradient=kernel("gradient", list(problem.gradient), x, ps, "dL/dx, shape (..., n)."),
+        hessian=kernel("hessian", problem.hessian, x, ps, "d2L/dx2, shape (..., n, n)."),
+        loss=kernel("loss", problem.loss_x, x, ps, "L(P(x)), shape (...)."),
+        loss_of_y=kernel("loss_of_y", problem.loss, y, ps, "L(y), shape (...)."),
+        loss_y=kernel("loss_y", list(problem.loss_y), y, ps, "dL/dy, shape (..., m)."),
         newton_dy=newton_dy,
     )
-    _CACHE[problem] = kernels
+    cache[problem] = kernels
     return kernels

@@ -188,12 +188,12 @@ class PG(Rule):
         "    y = P(x, **params)\n"
         "    x_new, ok = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
         "    dx = numpy.where(ok[..., None], x_new - x, 0.0)\n"
-        "    status = numpy.where(ok, RUNNING, NO_INVERSE).astype(numpy.int8)\n"
-        "    if fallback_ig and not ok.all():\n"
+        "    status = numpy.asarray(numpy.where(ok, RUNNING, NO_INVERSE), dtype=numpy.int8)\n"
+        "    if fallback_ig:  # a setting, never a value: the step traces under jax.jit\n"
         "        dx_ig, status_ig = inverse_jacobian_times(\n"
         "            jacobian(x, **params), eta * newton_dy(y, **params))\n"
         "        dx = numpy.where(ok[..., None], dx, dx_ig)\n"
-        "        status = numpy.where(ok, status, status_ig).astype(numpy.int8)\n"
+        "        status = numpy.asarray(numpy.where(ok, status, status_ig), dtype=numpy.int8)\n"
         "    return dx, status\n"
     )
 

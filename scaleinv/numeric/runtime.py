@@ -42,11 +42,17 @@ def solve(a, b):
             return x, numpy.zeros(x.shape[:-1], dtype=numpy.int8)
     except numpy.linalg.LinAlgError:
         pass
+    return solve_flagged(a, b)
+
+
+def solve_flagged(a, b):
+    """:func:`solve` without its fast path: singular samples told apart first (no branching
+    on values, so it traces under ``jax.jit``)."""
     singular = is_singular(a)
     safe = numpy.where(singular[..., None, None], numpy.eye(a.shape[-1]), a)
     x = numpy.linalg.solve(safe, b[..., None])[..., 0]
     x = numpy.where(singular[..., None], 0.0, x)
-    return x, numpy.where(singular, SINGULAR, RUNNING).astype(numpy.int8)
+    return x, numpy.asarray(numpy.where(singular, SINGULAR, RUNNING), dtype=numpy.int8)
 
 
 def inverse_jacobian_times(jac, dy):
@@ -56,7 +62,7 @@ def inverse_jacobian_times(jac, dy):
     with numpy.errstate(all="ignore"):
         dx = (numpy.linalg.pinv(jac) @ dy[..., None])[..., 0]
     bad = ~numpy.isfinite(dx).all(axis=-1)
-    status = numpy.where(bad, SINGULAR, RUNNING).astype(numpy.int8)
+    status = numpy.asarray(numpy.where(bad, SINGULAR, RUNNING), dtype=numpy.int8)
     return numpy.where(bad[..., None], 0.0, dx), status
 
 

@@ -1,0 +1,198 @@
+"""Kernel flavours: the same kernels and steps written for NumPy, JAX or PyTorch.
+
+One kernel generator (:func:`scaleinv.numeric.kernels.kernel_source`), one printer per flavour:
+SymPy's NumPy, JAX and PyTorch printers turn the same common-subexpression lines into source.
+NumPy kernels loop over cache-sized blocks and write into ``out``; JAX and PyTorch kernels are
+functional (:func:`functional_source`: the entries are stacked), so they trace under ``jit``,
+``vmap`` and ``grad`` and keep autograd intact.
+
+The update steps, the runtime helpers and the local-inverse template are written once, against
+the NumPy names they call (``numpy.where``, ``numpy.linalg.pinv``, ...). A JAX or PyTorch
+module binds ``numpy`` to a small namespace over its framework
+(:mod:`scaleinv.numeric.flavors.jax_namespace`, :mod:`scaleinv.numeric.flavors.torch_namespace`)
+that gives those names NumPy's meaning, so every flavour runs the same step source. Nothing
+here imports JAX or PyTorch until a flavour is asked for.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+from sympy.printing.numpy import JaxPrinter, NumPyPrinter
+from sympy.printing.pytorch import TorchPrinter
+
+from scaleinv.errors import ScaleinvError
+
+__all__ = ["FLAVORS", "Flavor", "check_flavor", "functional_source", "namespace_of"]
+__all__ += ["printer_of", "prelude_source"]
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """A framework kernels can be written for.
+
+    Attributes
+    ----------
+    name : str
+        ``"numpy"``, ``"jax"`` or ``"torch"``.
+    extra : str
+        The ``scaleinv[...]`` extra that installs the framework ("" for NumPy).
+    framework : str
+        The module to import.
+    namespace_module : str
+        The module whose source defines the NumPy-compatible ``numpy`` namespace ("" for NumPy).
+    rebind : tuple of (str, str)
+        Runtime helpers replaced after the runtime source, e.g. ``("solve", "solve_flagged")``:
+        the NumPy version branches on values (a fast path), which ``jit`` cannot trace.
+    """
+
+    name: str
+    extra: str
+    framework: str
+    namespace_module: str
+    rebind: tuple[tuple[str, str], ...] = ()
+
+
+FLAVORS: dict[str, Flavor] = {
+    "numpy": Flavor("numpy", "", "numpy", ""),
+    "jax": Flavor(
+        "jax", "jax", "jax", "scaleinv.numeric.flavors.jax_namespace", (("solve", "solve_flagged"),)
+    ),
+    "torch": Flavor("torch", "torch", "torch", "scaleinv.numeric.flavors.torch_namespace"),
+}
+
+
+def check_flavor(flavor: str) -> Flavor:
+    """The :class:`Flavor` named ``flavor``; a :class:`ScaleinvError` naming the known ones."""
+    if flavor not in FLAVORS:
+        raise ScaleinvError(f"unknown flavor {flavor!r}; known: {', '.join(FLAVORS)}")
+    return FLAVORS[flavor]
+
+
+class _TorchNumbers(TorchPrinter):
+    """SymPy's PyTorch printer, with irrational numbers as float literals.
+
+    ``torch.sqrt(2)`` fails (torch functions take tensors), so a number such as ``sqrt(70)``
+    is printed as its float value.
+    """
+
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
+            value = complex(expr.evalf(17))
+            if value.imag == 0:
+                return repr(value.real)
+        return super()._print(expr, **kwargs)
+
+
+def printer_of(flavor: str) -> Any:
+    """The SymPy printer that writes the expressions of ``flavor``'s kernels.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> for flavor in ("numpy", "jax", "torch"):
+    ...     print(printer_of(flavor).doprint(sp.sqrt(2) * sp.sin(x)))
+    numpy.sqrt(2)*numpy.sin(x)
+    jax.numpy.sqrt(2)*jax.numpy.sin(x)
+    1.4142135623730951*torch.sin(x)
+    """
+    name = check_flavor(flavor).name
+    if name == "jax":
+        return JaxPrinter({"allow_unknown_functions": False})
+    if name == "torch":
+        return _TorchNumbers({"allow_unknown_functions": False})
+    return NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+
+
+def functional_source(
+    name: str,
+    signature: str,
+    doc: str,
+    arg_names: Sequence[str],
+    columns: Sequence[tuple[str, str, int]],
+    param_names: Sequence[str],
+    assign: Sequence[str],
+    entries: Sequence[str | None],
+    shape: tuple[int, ...],
+) -> str:
+    """A kernel as one functional expression: the entries broadcast and stacked.
+
+    Parameters
+    ----------
+    name, signature, doc : str
+        The function's name, parameter list and docstring.
+    arg_names : sequence of str
+        Positional array arguments, shape ``(..., k)``.
+    columns : sequence of (identifier, argument, index)
+        ``identifier = argument[..., index]``.
+    param_names : sequence of str
+        Keyword parameters; they take the first argument's dtype and broadcast.
+    assign : sequence of str
+        The common-subexpression lines, printed by the flavour's printer.
+    entries : sequence of str or None
+        Each output entry (row-major), ``None`` where it is zero.
+    shape : tuple of int
+        One sample's output shape.
+    """
+    first = arg_names[0]
+    body = [f"{a} = numpy.asarray({a}, dtype=numpy.float64)" for a in arg_names]
+    body += [f"{p} = numpy.asarray({p}, dtype={first}.dtype)" for p in param_names]
+    body += [f"{ident} = {arg}[..., {i}]" for ident, arg, i in columns]
+    # _base carries the batch shape, dtype and device every entry is broadcast to
+    base = " + ".join(
+        [f"numpy.zeros_like({first}[..., 0])"]
+        + [f"numpy.zeros_like({a}[..., 0])" for a in arg_names[1:]]
+        + [f"numpy.zeros_like({p})" for p in param_names]
+    )
+    body.append(f"_base = {base}")
+    body += assign
+    terms = ["_base" if e is None else f"_base + ({e})" for e in entries]
+    if shape:
+        body.append(f"_out = numpy.stack([{', '.join(terms)}], axis=-1)")
+        body.append(f"return _out.reshape(tuple(_base.shape) + {shape!r})")
+    else:
+        body.append(f"return {terms[0]}")
+    docstring = f'    """{doc}"""\n' if doc else ""
+    return f"def {name}({signature}):\n{docstring}" + "".join(f"    {line}\n" for line in body)
+
+
+def _import(flavor: Flavor) -> Any:
+    try:
+        return importlib.import_module(flavor.namespace_module)
+    except ImportError as err:
+        if err.name is not None and err.name.split(".")[0] == flavor.framework:
+            raise ScaleinvError(
+                f"the {flavor.name} flavor needs {flavor.framework}: "
+                f"pip install 'scaleinv[{flavor.extra}]'"
+            ) from None
+        raise
+
+
+def namespace_of(flavor: str) -> dict[str, Any]:
+    """The globals generated ``flavor`` code runs in: ``numpy`` (NumPy or its stand-in) and
+    the framework module the printer names (``jax``, ``torch``)."""
+    spec = check_flavor(flavor)
+    if spec.name == "numpy":
+        import numpy
+
+        return {"numpy": numpy}
+    module = _import(spec)
+    return {"numpy": module.numpy, spec.framework: importlib.import_module(spec.framework)}
+
+
+def prelude_source(flavor: str) -> str:
+    """What a generated module of ``flavor`` starts with: its imports and, for JAX and
+    PyTorch, the source of the ``numpy`` namespace over the framework."""
+    spec = check_flavor(flavor)
+    if spec.name == "numpy":
+        return "import numpy\n"
+    source = inspect.getsource(_import(spec))
+    first = ast.parse(source).body[1].lineno  # the statement after the module docstring
+    return "\n".join(source.splitlines()[first - 1 :]).strip() + "\n"
