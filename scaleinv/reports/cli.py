@@ -14,6 +14,7 @@ import numpy as np
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.export import export
+from scaleinv.numeric.flavors import FLAVORS
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.text import format_expr, format_table, format_vector
 from scaleinv.symbolic import Spec, load_spec
@@ -103,10 +104,10 @@ def _settings(rule_spec) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a standalone NumPy module with the spec's kernels and rule steps."""
+    """Write a standalone NumPy (JAX, PyTorch) module with the spec's kernels and rule steps."""
     spec = load_spec(args.spec)
     rules = [make_rule(r) for r in spec.rules]
-    path = export(spec.problem, args.to, rules=rules, title=spec.title)
+    path = export(spec.problem, args.to, rules=rules, title=spec.title, flavor=args.flavor)
     print(f"wrote {path}")
     return 0
 
@@ -126,9 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     derive = sub.add_parser("derive", help="print J, ∇L, H, inverse branches and each Δx")
     derive.add_argument("spec", type=Path, help="problem spec file (TOML)")
     derive.set_defaults(func=cmd_derive)
-    exp = sub.add_parser("export", help="write a standalone NumPy module of the kernels")
+    exp = sub.add_parser(
+        "export", help="write a standalone NumPy, JAX or PyTorch module of the kernels"
+    )
     exp.add_argument("spec", type=Path, help="problem spec file (TOML)")
     exp.add_argument("--to", type=Path, required=True, metavar="FILE.py", help="output file")
+    exp.add_argument(
+        "--flavor",
+        choices=sorted(FLAVORS),
+        default="numpy",
+        help="framework the module is written for (default numpy; jax and torch need "
+        "scaleinv[jax], scaleinv[torch])",
+    )
     exp.set_defaults(func=cmd_export)
     for register in _EXTRA_COMMANDS:
         register(sub)

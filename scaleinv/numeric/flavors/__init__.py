@@ -17,6 +17,7 @@ here imports JAX or PyTorch until a flavour is asked for.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 from collections.abc import Sequence
@@ -25,7 +26,6 @@ from typing import Any
 
 import sympy as sp
 from sympy.printing.numpy import JaxPrinter, NumPyPrinter
-from sympy.printing.pytorch import TorchPrinter
 
 from scaleinv.errors import ScaleinvError
 
@@ -75,19 +75,25 @@ def check_flavor(flavor: str) -> Flavor:
     return FLAVORS[flavor]
 
 
-class _TorchNumbers(TorchPrinter):
+@functools.cache
+def _torch_printer() -> type:
     """SymPy's PyTorch printer, with irrational numbers as float literals.
 
     ``torch.sqrt(2)`` fails (torch functions take tensors), so a number such as ``sqrt(70)``
-    is printed as its float value.
+    is printed as its float value. Imported here, not at the top: importing
+    ``sympy.printing.pytorch`` imports torch.
     """
+    from sympy.printing.pytorch import TorchPrinter
 
-    def _print(self, expr: Any, **kwargs: Any) -> str:
-        if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
-            value = complex(expr.evalf(17))
-            if value.imag == 0:
-                return repr(value.real)
-        return super()._print(expr, **kwargs)
+    class TorchNumbers(TorchPrinter):
+        def _print(self, expr: Any, **kwargs: Any) -> str:
+            if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
+                value = complex(expr.evalf(17))
+                if value.imag == 0:
+                    return repr(value.real)
+            return super()._print(expr, **kwargs)
+
+    return TorchNumbers
 
 
 def printer_of(flavor: str) -> Any:
@@ -107,7 +113,7 @@ def printer_of(flavor: str) -> Any:
     if name == "jax":
         return JaxPrinter({"allow_unknown_functions": False})
     if name == "torch":
-        return _TorchNumbers({"allow_unknown_functions": False})
+        return _torch_printer()({"allow_unknown_functions": False})
     return NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
 
 

@@ -1,18 +1,23 @@
 """``numpy`` for generated PyTorch code: the NumPy calls scaleinv's steps make, on ``torch``.
 
 Arrays stay tensors (autograd intact); ``float64`` in ``asarray`` means "a floating dtype":
-floating tensors keep their dtype and device, anything else becomes the default float dtype.
+floating tensors keep their dtype and device, integer tensors become the default float dtype.
 :func:`scaleinv.export` copies this source (from the first import on) into PyTorch modules; it
 imports nothing from scaleinv.
 """
 
 import contextlib
+import math
 
 import torch
 
 
-def _tensor(a):
-    return a if isinstance(a, torch.Tensor) else torch.as_tensor(a)
+def _fit(value, like):
+    if isinstance(value, float) and isinstance(like, torch.Tensor) and like.is_floating_point():
+        if math.isfinite(value):
+            limit = torch.finfo(like.dtype).max
+            return min(max(value, -limit), limit)
+    return value
 
 
 class _Linalg:
@@ -42,11 +47,13 @@ class _TorchNumPy:
 
     @staticmethod
     def asarray(a, dtype=None):
-        """A tensor; ``dtype=float64``: keep a floating dtype, else the default float."""
-        t = _tensor(a)
+        """A tensor. A tensor asked for ``float64`` keeps a floating dtype (and its device);
+        anything else (numbers, lists, NumPy arrays) converts as ``torch.as_tensor``."""
+        if not isinstance(a, torch.Tensor):
+            return torch.as_tensor(a, dtype=dtype)
         if dtype is torch.float64:
-            return t if t.is_floating_point() else t.to(torch.get_default_dtype())
-        return t if dtype is None else t.to(dtype)
+            return a if a.is_floating_point() else a.to(torch.get_default_dtype())
+        return a if dtype is None else a.to(dtype)
 
     @staticmethod
     def errstate(**_):
@@ -54,12 +61,18 @@ class _TorchNumPy:
         return contextlib.nullcontext()
 
     @staticmethod
+    def where(condition, a, b):
+        """``torch.where``; a finite Python float beyond the other tensor's range (e.g.
+        float64's max beside float32 distances) is clamped to that range."""
+        return torch.where(condition, _fit(a, b), _fit(b, a))
+
+    @staticmethod
     def zeros(shape, dtype=None):
         return torch.zeros(tuple(shape), dtype=dtype)
 
     @staticmethod
     def shape(a):
-        return tuple(_tensor(a).shape)
+        return tuple(torch.as_tensor(a).shape)
 
     @staticmethod
     def take_along_axis(a, indices, axis):

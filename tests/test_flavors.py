@@ -1,0 +1,166 @@
+"""JAX and PyTorch flavours of the exported module equal the NumPy kernels and steps, and behave
+as their framework expects (jit, vmap, grad; autograd, dtype)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import optional_module
+
+from scaleinv import export, load_spec, rules
+from scaleinv.errors import ScaleinvError
+from scaleinv.numeric.flavors import namespace_of
+from scaleinv.numeric.flavors.loader import load_module
+
+SPECS = sorted(Path(__file__).parent.parent.joinpath("reports").glob("*.toml"))
+Y_ARGS = ("loss_of_y", "loss_y", "newton_dy")
+
+
+def _jax():
+    jax = optional_module("jax", "jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def _framework(flavor: str):
+    if flavor == "jax":
+        jax = _jax()
+        return jax.numpy.asarray
+    torch = optional_module("torch", "torch")
+    return torch.as_tensor
+
+
+def _points(spec, size: int) -> np.ndarray:
+    """Random points around the spec's starts (where its rules are defined)."""
+    rng = np.random.default_rng(7)
+    starts = np.array(spec.starts, dtype=float)
+    picks = starts[rng.integers(0, len(starts), size)]
+    return picks * rng.uniform(0.5, 1.5, picks.shape) + rng.uniform(-0.1, 0.1, picks.shape)
+
+
+def _calls(module, x: np.ndarray):
+    """Every exported function's arguments at the points ``x`` (NumPy arrays)."""
+    y = module.P(x)
+    for name in module.__all__:
+        if name == "local_inverse":
+            yield name, (y * 0.9, x)
+        elif name in Y_ARGS:
+            yield name, (y,)
+        else:
+            yield name, (x,)
+
+
+@pytest.mark.parametrize("flavor", ["jax", "torch"])
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_flavor_equals_numpy_on_every_shipped_spec(path: Path, flavor: str) -> None:
+    convert = _framework(flavor)
+    spec = load_spec(path)
+    reference = load_module(spec.problem, "numpy")
+    module = load_module(spec.problem, flavor)
+    assert module.__all__ == reference.__all__
+    x = _points(spec, 16)
+    for name, args in _calls(reference, x):
+        want = getattr(reference, name)(*args)
+        got = getattr(module, name)(*map(convert, args))
+        want, got = (want, got) if isinstance(want, tuple) else ((want,), (got,))
+        for w, g in zip(want, got, strict=True):
+            g = np.asarray(g)
+            assert g.dtype == w.dtype, name
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12, err_msg=f"{path.stem}:{name}")
+
+
+def _comparison():
+    return load_spec(SPECS[0].parent / "comparison.toml").problem
+
+
+def test_jax_jacfwd_of_p_is_the_jacobian_and_vmap_and_grad_trace() -> None:
+    jax = _jax()
+    module = load_module(_comparison(), "jax", [rules.pg(0.3), rules.newton(0.5)])
+    x = jax.numpy.asarray(np.random.default_rng(3).uniform(-2, 2, (6, 2)))
+    jac = jax.vmap(jax.jacfwd(module.P))(x)
+    np.testing.assert_allclose(jac, module.jacobian(x), rtol=1e-13)
+    grad = jax.vmap(jax.grad(module.loss))(x)
+    np.testing.assert_allclose(grad, module.gradient(x), rtol=1e-13)
+    assert module.P(x).dtype == jax.numpy.float64
+    dx, status = jax.vmap(module.newton_step)(x)
+    np.testing.assert_allclose(dx, module.newton_step(x)[0], rtol=1e-13)
+
+
+def test_jit_compiled_pg_step_equals_numpy_step() -> None:
+    jax = _jax()
+    problem = load_spec(SPECS[0].parent / "spring.toml").problem  # periodic-free, two branches
+    for p, points in [(_comparison(), None), (problem, "spring")]:
+        module = load_module(p, "jax", [rules.pg(0.3, fallback="ig")])
+        reference = load_module(p, "numpy", [rules.pg(0.3, fallback="ig")])
+        rng = np.random.default_rng(5)
+        x = rng.uniform(0.5, 3, (32, p.n)) * (rng.choice([-1, 1], (32, p.n)) if not points else 1)
+        dx, status = jax.jit(module.pg_step)(x)
+        want_dx, want_status = reference.pg_step(x)
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(status, want_status)
+
+
+def test_jit_pg_step_takes_the_periodic_shift() -> None:
+    jax = _jax()
+    from scaleinv import Problem
+
+    p = Problem.from_strings(["x"], ["sin(x)"], target=[0.5])
+    module = load_module(p, "jax", [rules.pg(0.5)])
+    reference = load_module(p, "numpy", [rules.pg(0.5)])
+    x = np.linspace(-20, 20, 41)[:, None] + 0.3  # many periods away from the principal branch
+    dx, status = jax.jit(module.pg_step)(x)
+    want_dx, want_status = reference.pg_step(x)
+    assert np.abs(want_dx).max() < 1.5  # the shift kept every step within its period
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(status, want_status)
+
+
+def test_torch_autograd_of_loss_is_the_gradient_and_dtype_is_kept() -> None:
+    torch = optional_module("torch", "torch")
+    module = load_module(_comparison(), "torch", [rules.pg(0.3)])
+    x = torch.tensor(np.random.default_rng(4).uniform(-2, 2, (6, 2)), requires_grad=True)
+    module.loss(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), module.gradient(x.detach()).numpy(), rtol=1e-13)
+    # autograd flows through a PG step too: d(x + dx)/dx of the branch x1 -> sqrt(0.7) x1
+    z = torch.tensor([[1.0, 2.0]], dtype=torch.float64, requires_grad=True)
+    (z + module.pg_step(z)[0])[0, 1].backward()
+    np.testing.assert_allclose(z.grad.numpy(), [[0.0, np.sqrt(0.7)]], rtol=1e-8)
+    x32 = torch.ones((3, 2), dtype=torch.float32)
+    assert module.P(x32).dtype == torch.float32
+    assert module.pg_step(x32)[0].dtype == torch.float32
+
+
+def test_export_flavor_writes_a_module_that_needs_only_its_framework(tmp_path: Path) -> None:
+    optional_module("torch", "torch")
+    target = tmp_path / "kernels_torch.py"
+    export(_comparison(), target, flavor="torch", rules=[rules.pg(0.3)])
+    runner = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import kernels_torch, torch;"
+        "assert 'sympy' not in sys.modules and 'scaleinv' not in sys.modules;"
+        "dx, s = kernels_torch.pg_step(torch.tensor([[3.0, 3.0]], dtype=torch.float64));"
+        "print(round(float(dx[0, 1]), 6))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", runner, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(round(3 * np.sqrt(0.7) - 3, 6))
+
+
+def test_unknown_flavor_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ScaleinvError, match="unknown flavor 'tensorflow'; known: numpy, jax"):
+        export(_comparison(), tmp_path / "k.py", flavor="tensorflow")
+    with pytest.raises(ScaleinvError, match="unknown flavor"):
+        namespace_of("mlx")
+
+
+def test_importing_scaleinv_imports_no_framework() -> None:
+    code = (
+        "import sys, scaleinv, scaleinv.reports.cli, scaleinv.numeric.flavors;"
+        "print(sorted(m for m in ('jax', 'torch', 'dask', 'distributed') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
