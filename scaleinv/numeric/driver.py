@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaleinv.errors import ProblemError
+from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
@@ -15,7 +16,6 @@ from scaleinv.symbolic import Problem
 
 __all__ = ["Trajectory", "minimize", "compiled_rule"]
 
-_DIVERGED_LOSS = 1e150
 _COMPILED: weakref.WeakKeyDictionary[Problem, dict[Rule, CompiledRule]] = (
     weakref.WeakKeyDictionary()
 )
@@ -67,6 +67,10 @@ def minimize(
 ) -> Trajectory:
     """Run ``rule`` for ``steps`` steps from every point of ``x0`` (shape ``(..., n)``).
 
+    ``x0`` may be a Dask array: the run then goes chunk by chunk (on a ``dask.distributed``
+    cluster where a client is active) and the Trajectory holds Dask arrays
+    (:func:`~scaleinv.numeric.distributed.minimize_dask`).
+
     All samples advance together as array operations. A sample stops (and keeps its point)
     when it converges (``‖∂L/∂x‖ ≤ tol``; only checked when ``tol`` is given), diverges
     (non-finite point or loss above 1e150), or its step fails (no inverse, singular matrix).
@@ -79,6 +83,10 @@ def minimize(
     >>> t.x[-1], t.statuses()
     (array([1.33333333, 2.37037037]), [<Status.MAX_STEPS: 2>])
     """
+    if type(x0).__module__.split(".")[0] == "dask":  # many starts, chunk by chunk on Dask
+        from scaleinv.numeric.distributed import minimize_dask
+
+        return minimize_dask(problem, rule, x0, steps, tol)
     x0 = np.asarray(x0, dtype=np.float64)
     if x0.ndim == 0 or x0.shape[-1] != problem.n:
         raise ProblemError(f"x0 must have shape (..., {problem.n}), got {x0.shape}")
@@ -88,27 +96,8 @@ def minimize(
         raise ProblemError("x0 contains non-finite values")
     kernels = problem.compile()
     compiled = compiled_rule(problem, rule)
-    xs = np.empty((steps + 1,) + x0.shape)
-    xs[0] = x0
-    status = np.full(x0.shape[:-1], Status.RUNNING, dtype=np.int8)
     state = compiled.init(x0, steps)
-    for k in range(steps):
-        x = xs[k]
-        if tol is not None:
-            small = np.linalg.norm(kernels.gradient(x), axis=-1) <= tol
-            status = np.where((status == Status.RUNNING) & small, Status.CONVERGED, status)
-        dx, state, step_status = compiled.step(x, state)
-        running = status == Status.RUNNING
-        status = np.where(running & (step_status != Status.RUNNING), step_status, status)
-        moving = status == Status.RUNNING
-        with np.errstate(all="ignore"):
-            x_new = np.where(moving[..., None], x + dx, x)
-            loss_new = kernels.loss(x_new)
-        bad = moving & (~np.isfinite(x_new).all(axis=-1) | ~(np.abs(loss_new) < _DIVERGED_LOSS))
-        status = np.where(bad, Status.DIVERGED, status).astype(np.int8)
-        xs[k + 1] = np.where(bad[..., None], x, x_new)
-    if tol is not None:
-        small = np.linalg.norm(kernels.gradient(xs[-1]), axis=-1) <= tol
-        status = np.where((status == Status.RUNNING) & small, Status.CONVERGED, status)
-    status = np.where(status == Status.RUNNING, Status.MAX_STEPS, status).astype(np.int8)
+    xs, status = runtime.iterate(
+        compiled.step, kernels.gradient, kernels.loss, x0, steps, tol, state
+    )
     return Trajectory(xs, kernels.P(xs), kernels.loss(xs), status, rule.name)

@@ -1,5 +1,5 @@
 """Pure-NumPy helpers the compiled update steps call: solves that flag singular samples, the
-SVD half-inverse of HIG, and nearest-branch selection for local inverses.
+SVD half-inverse of HIG, and the iteration loop of :func:`scaleinv.minimize` (:func:`iterate`).
 
 This module imports nothing but NumPy on purpose: :func:`scaleinv.export` copies its source
 verbatim into exported modules, so in-process and exported steps run the same code.
@@ -85,3 +85,49 @@ def half_inverse(jac, g, beta, rcond=None):
     scaled = numpy.where(keep, numpy.where(keep, s, 1.0) ** (-beta), 0.0)
     coeff = scaled * (numpy.swapaxes(u, -1, -2) @ g[..., None])[..., 0]
     return (numpy.swapaxes(vt, -1, -2) @ coeff[..., None])[..., 0]
+
+
+#: A sample whose loss exceeds this (or is not finite) has diverged.
+DIVERGED_LOSS = 1e150
+
+
+def iterate(step, gradient, loss, x0, steps, tol=None, state=None):
+    """Run ``step`` ``steps`` times from every point of ``x0`` (``(..., n)``); the loop of
+    :func:`scaleinv.minimize`, here so exported modules and Dask workers run it without scaleinv.
+
+    ``step(x, state) -> (dx, state, status)``; ``gradient`` and ``loss`` are kernels. A sample
+    stops (and keeps its point) when it converges (``|dL/dx| <= tol``, checked only when ``tol``
+    is given), diverges (non-finite point, or loss above :data:`DIVERGED_LOSS`) or its step
+    fails. Returns the iterates ``(steps + 1, ..., n)`` and the per-sample status codes.
+
+    Examples
+    --------
+    >>> xs, status = iterate(lambda x, s: (-0.5 * x, s, numpy.zeros(x.shape[:-1], numpy.int8)),
+    ...                      lambda x: x, lambda x: (x**2).sum(-1), numpy.array([[4.0]]), 2)
+    >>> xs[:, 0, 0].tolist(), status.tolist()
+    ([4.0, 2.0, 1.0], [2])
+    """
+    xs = numpy.empty((steps + 1,) + x0.shape)
+    xs[0] = x0
+    status = numpy.full(x0.shape[:-1], RUNNING, dtype=numpy.int8)
+
+    def converged(x, status):
+        if tol is None:
+            return status
+        small = numpy.linalg.norm(gradient(x), axis=-1) <= tol
+        return numpy.where((status == RUNNING) & small, CONVERGED, status)
+
+    for k in range(steps):
+        x = xs[k]
+        status = converged(x, status)
+        dx, state, step_status = step(x, state)
+        status = numpy.where((status == RUNNING) & (step_status != RUNNING), step_status, status)
+        moving = status == RUNNING
+        with numpy.errstate(all="ignore"):
+            x_new = numpy.where(moving[..., None], x + dx, x)
+            loss_new = loss(x_new)
+        bad = moving & (~numpy.isfinite(x_new).all(axis=-1) | ~(abs(loss_new) < DIVERGED_LOSS))
+        status = numpy.where(bad, DIVERGED, status)
+        xs[k + 1] = numpy.where(bad[..., None], x, x_new)
+    status = converged(xs[-1], status)
+    return xs, numpy.asarray(numpy.where(status == RUNNING, MAX_STEPS, status), dtype=numpy.int8)

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run every rule of the spec from every start point and print a table."""
     spec = load_spec(args.spec)
     steps = spec.steps if args.steps is None else args.steps
+    if args.starts is not None:
+        return _run_many(spec, steps, args)
+    if args.scheduler is not None:
+        raise ScaleinvError("--scheduler runs many starts: give --starts N as well")
     rows = []
     for rule_spec in spec.rules:
         rule = make_rule(rule_spec)
@@ -45,6 +50,57 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
     print(f"{spec.title}\n")
     print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
+    return 0
+
+
+def many_starts(spec: Spec, count: int, seed: int) -> np.ndarray:
+    """``count`` start points drawn uniformly from the box ``[-r, r]^n``, where ``r`` is the
+    largest magnitude of a coordinate of the spec's starts (at least 1)."""
+    radius = max(1.0, float(np.abs(np.array(spec.starts)).max()))
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-radius, radius, (count, spec.problem.n))
+
+
+def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
+    """Every rule from ``--starts N`` random starts (on a Dask cluster with ``--scheduler``);
+    a summary row per rule."""
+    if args.starts < 1 or args.chunk < 1:
+        raise ScaleinvError(
+            f"--starts and --chunk must be positive, got {args.starts}, {args.chunk}"
+        )
+    x0: Any = many_starts(spec, args.starts, args.seed)
+    client = None
+    if args.scheduler is not None:
+        from scaleinv.numeric.distributed import dask_array, dask_client
+
+        client = dask_client(args.scheduler)
+        x0 = dask_array().from_array(x0, chunks=(args.chunk, -1))
+    rows = []
+    try:
+        for rule_spec in spec.rules:
+            rule = make_rule(rule_spec)
+            traj = minimize(spec.problem, rule, x0, steps, spec.tol)
+            final, status = traj.loss[-1], traj.status
+            if client is not None:
+                final, status = client.compute([final, status], sync=True)
+            codes, counts = np.unique(np.asarray(status), return_counts=True)
+            rows.append(
+                [
+                    rule_spec.settings.get("label", rule.label),
+                    args.starts,
+                    steps,
+                    f"{np.median(final):.6g}",
+                    f"{np.min(final):.6g}",
+                    ", ".join(f"{Status(int(c)).label} {k}" for c, k in zip(codes, counts)),
+                ]
+            )
+    finally:
+        if client is not None:
+            client.close()
+    where = f" on {args.scheduler}" if client is not None else ""
+    print(f"{spec.title}: {args.starts} starts (seed {args.seed}){where}\n")
+    headers = ["rule", "starts", "steps", "median final loss", "min final loss", "statuses"]
+    print(format_table(headers, rows))
     return 0
 
 
@@ -123,6 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the spec's rules and print a results table")
     run.add_argument("spec", type=Path, help="problem spec file (TOML)")
     run.add_argument("--steps", type=int, default=None, help="override the spec's steps")
+    run.add_argument(
+        "--starts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run from N random starts in the box [-r, r]^n (r: the spec's largest start "
+        "coordinate) and print a summary per rule",
+    )
+    run.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the starts on the dask.distributed scheduler at ADDRESS, chunk by chunk "
+        "(needs scaleinv[distributed])",
+    )
+    run.add_argument(
+        "--chunk", type=int, default=100_000, help="starts per Dask chunk (default 100000)"
+    )
     run.set_defaults(func=cmd_run)
     derive = sub.add_parser("derive", help="print J, ∇L, H, inverse branches and each Δx")
     derive.add_argument("spec", type=Path, help="problem spec file (TOML)")

@@ -1,0 +1,123 @@
+"""Many starts on a Dask cluster: :func:`scaleinv.minimize` over a Dask array of start points.
+
+Every chunk of starts is independent, so the run is one ``map_blocks`` over the batch axes.
+Kernels travel to the workers as the exported NumPy module's source
+(:func:`scaleinv.numeric.export.module_source`), executed there by a NumPy-only task function:
+workers import neither scaleinv nor SymPy, and run the same code as :func:`scaleinv.export`'s
+module (the rule's step and :func:`scaleinv.numeric.runtime.iterate`, the loop of ``minimize``).
+Importing this module imports no Dask; a missing Dask is a one-line error naming the extra.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import numpy as np
+
+from scaleinv.errors import ProblemError, ScaleinvError
+from scaleinv.numeric.driver import Trajectory
+from scaleinv.numeric.export import module_source
+from scaleinv.numeric.rules import Rule
+from scaleinv.symbolic import Problem
+
+__all__ = ["minimize_dask", "dask_array", "dask_client"]
+
+# The task each worker runs, compiled here without a module of its own so that it pickles by
+# value (cloudpickle): unpickling it on a worker imports only NumPy, never scaleinv or SymPy.
+_TASK_SOURCE = '''
+def run_chunk(x0, source, step_name, steps, tol):
+    """One chunk of starts: the exported module's step, iterated; x, y, loss and status packed
+    on the last axis (status repeated along the steps)."""
+    import numpy
+
+    module = {"__name__": "scaleinv_exported"}
+    exec(compile(source, "<scaleinv exported kernels>", "exec"), module)
+    rule_step = module[step_name]
+
+    def step(x, state):
+        dx, status = rule_step(x)
+        return dx, state, status
+
+    xs, status = module["iterate"](step, module["gradient"], module["loss"], x0, steps, tol)
+    loss = module["loss"](xs)
+    codes = numpy.broadcast_to(status.astype(numpy.float64), loss.shape)
+    return numpy.concatenate([xs, module["P"](xs), loss[..., None], codes[..., None]], axis=-1)
+'''
+_TASK: dict[str, Any] = {"__name__": "scaleinv_dask_task"}
+exec(compile(_TASK_SOURCE, "<scaleinv dask task>", "exec"), _TASK)  # noqa: S102 (constant)
+
+
+def dask_array() -> Any:
+    """The ``dask.array`` module; a one-line error naming the extra where Dask is missing."""
+    try:
+        import dask.array
+    except ImportError:
+        raise ScaleinvError(
+            "running on Dask needs dask: pip install 'scaleinv[distributed]'"
+        ) from None
+    return dask.array
+
+
+def minimize_dask(
+    problem: Problem, rule: Rule, x0: Any, steps: int, tol: float | None = None
+) -> Trajectory:
+    """:func:`scaleinv.minimize` over a Dask array ``x0`` of shape ``(..., n)``, chunk by chunk.
+
+    Returns a :class:`~scaleinv.numeric.driver.Trajectory` whose ``x``, ``y``, ``loss`` and
+    ``status`` are lazy Dask arrays chunked like ``x0`` along the batch axes (compute them
+    together, e.g. ``dask.compute(t.x[-1], t.status)``, to run each chunk once). The rule must
+    be exportable (GD, Newton, IG, HIG; PG with a closed-form inverse). HIG's singular-value
+    cut-off is relative to the largest singular value of each chunk, not of the whole batch.
+
+    Examples
+    --------
+    >>> import dask.array as da  # doctest: +SKIP
+    >>> from scaleinv import Problem, minimize, rules  # doctest: +SKIP
+    >>> p = Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], loss="y0**2 + y1**2")
+    >>> t = minimize(p, rules.pg(0.3), da.ones((10**6, 2), chunks=10**5), 20)  # doctest: +SKIP
+    >>> t.x[-1].compute()[0].round(6)  # doctest: +SKIP
+    array([0.000798, 0.028248])
+    """
+    da = dask_array()
+    if x0.ndim == 0 or x0.shape[-1] != problem.n:
+        raise ProblemError(f"x0 must have shape (..., {problem.n}), got {x0.shape}")
+    if not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
+    source = module_source(problem, [rule], title="scaleinv kernels for Dask workers")
+    if f"{rule.name}_step" not in ast.literal_eval(source.rsplit("__all__ = ", 1)[1]):
+        notes = [line.split(": ", 1) for line in source.splitlines() if line.startswith("# not ")]
+        why = "; ".join(note[1] for note in notes)
+        raise ScaleinvError(f"{rule.name} cannot run on Dask workers: {why}")
+    n, m = problem.n, problem.m
+    x0 = da.asarray(x0).astype(np.float64).rechunk({x0.ndim - 1: -1})
+    chunks = ((int(steps) + 1,), *x0.chunks[:-1], (n + m + 2,))
+    packed = x0.map_blocks(
+        _TASK["run_chunk"],
+        source,
+        f"{rule.name}_step",
+        int(steps),
+        tol,
+        new_axis=0,
+        chunks=chunks,
+        dtype=np.float64,
+        meta=np.empty((0,) * (x0.ndim + 1)),
+    )
+    status = packed[-1, ..., n + m + 1].astype(np.int8)
+    return Trajectory(
+        packed[..., :n], packed[..., n : n + m], packed[..., n + m], status, rule.name
+    )
+
+
+def dask_client(address: str) -> Any:
+    """A ``dask.distributed`` client of the scheduler at ``address`` (e.g. ``tcp://host:8786``)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ScaleinvError(
+            "--scheduler needs dask.distributed: pip install 'scaleinv[distributed]'"
+        ) from None
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ScaleinvError(f"cannot reach the Dask scheduler at {address!r}: {err}") from None
