@@ -164,3 +164,22 @@ def test_importing_scaleinv_imports_no_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_export_flavor(tmp_path: Path, capsys) -> None:
+    from scaleinv.reports.cli import main
+
+    _jax()
+    target = tmp_path / "k.py"
+    assert main(["export", "reports/comparison.toml", "--to", str(target), "--flavor", "jax"]) == 0
+    text = target.read_text()
+    assert "import jax.numpy" in text and "def pg_step(" in text and "import numpy\n" not in text
+
+
+def test_a_missing_framework_names_its_extra(monkeypatch) -> None:
+    from scaleinv.numeric import flavors
+
+    missing = flavors.Flavor("torch", "torch", "no_such_fw", "no_such_fw.namespace")
+    monkeypatch.setitem(flavors.FLAVORS, "torch", missing)
+    with pytest.raises(ScaleinvError, match=r"needs no_such_fw: pip install 'scaleinv\[torch\]'"):
+        namespace_of("torch")

@@ -64,7 +64,7 @@ def per_sample_target(problem: Problem) -> tuple[Problem, tuple[str, ...]]:
     shift = {y: y - s + t for y, s, t in zip(problem.output_symbols, stars, problem.target)}
     params = {**problem.params, **{s: float(t) for s, t in zip(stars, problem.target)}}
     translated = Problem(
-        problem.inputs, problem.outputs, problem.loss.xreplace(shift), stars, params
+        problem.inputs, problem.outputs, problem.loss.xreplace(shift), tuple(stars), params
     )
     _TRANSLATED[problem] = (translated, tuple(names))
     return _TRANSLATED[problem]
