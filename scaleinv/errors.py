@@ -17,6 +17,7 @@ __all__ = [
     "GraphError",
     "NumericOnlyError",
     "RuleError",
+    "OutputFolderError",
 ]
 
 
@@ -106,3 +107,19 @@ class NumericOnlyError(ScaleinvError, NotImplementedError):
 
 class RuleError(ScaleinvError, ValueError):
     """An update rule is unknown or has an invalid setting."""
+
+
+class OutputFolderError(ScaleinvError, OSError):
+    """An output folder cannot be written or replaced; names the folder and why.
+
+    Parameters
+    ----------
+    path : str
+        The output folder as given.
+    reason : str
+        Why it cannot be used (files scaleinv did not write, a link, no permission, ...).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"output folder {path}: {reason}")
