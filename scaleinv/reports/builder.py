@@ -26,7 +26,7 @@ from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
 from scaleinv.reports.figures import make_figures, save_plot
 from scaleinv.reports.outdir import OutputFolder
-from scaleinv.reports.pdf import compile_pdf, how_to_get_pdf, tex_engine
+from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
 
@@ -171,7 +171,10 @@ def _build_into(
     pdf_path, note = None, ""
     if pdf and tex_engine() is not None:
         say(f"pdf      {tex_engine()} -pdf report.tex")
-        pdf_path = compile_pdf(tex, keep_fds=lock_fds)
+        try:
+            pdf_path = compile_pdf(tex, keep_fds=lock_fds)
+        except LatexError as err:  # the log is removed with the building folder: do not cite it
+            raise LatexError(final / tex.name, err.first_error, None) from None
     elif pdf:
         note = how_to_get_pdf(final)
         say(f"pdf      skipped: {note}")
