@@ -225,6 +225,8 @@ def trajectory_figure(
 
 
 _MATHTEXT = MathTextParser("path")
+#: The longest rule label a figure shows in full.
+LABEL_LENGTH = 60
 
 
 def math_label(symbol: object) -> str:
@@ -242,13 +244,16 @@ def plain_label(text: str) -> str:
 
     Every ``$`` is escaped, so no mathtext is parsed (``$\frac{$`` cannot break a figure);
     characters that are not printable become ``?``; a leading ``_`` (which would hide a legend
-    entry) gets a space before it.
+    entry) gets a space before it; past :data:`LABEL_LENGTH` characters the text is cut
+    (``…``), so that a legend cannot squeeze the axes away.
 
     Examples
     --------
     >>> plain_label("GD $\\frac{$ 50%\x00")
     'GD \\$\\frac{\\$ 50%?'
     """
+    if len(text) > LABEL_LENGTH:
+        text = text[: LABEL_LENGTH - 1] + "…"
     text = "".join(ch if ch.isprintable() else "?" for ch in text).replace("$", r"\$")
     return " " + text if text.startswith("_") else text
 
