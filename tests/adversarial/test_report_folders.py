@@ -88,6 +88,21 @@ def _refused(place: Path, out: str, match: str, capsys) -> None:
     assert _checksum(place, "") == before and not _strays(place)
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """One report of MINI, built once; tests start from copies of it."""
+    folder = tmp_path_factory.mktemp("template")
+    (folder / "mini.toml").write_text(MINI)
+    return build(folder / "mini.toml", folder / "out", pdf=False).out_dir
+
+
+@pytest.fixture
+def out(place, template) -> Path:
+    """``place/out``: an earlier report exactly as scaleinv wrote it (a copy of the template)."""
+    shutil.copytree(template, place / "out", symlinks=True)
+    return place / "out"
+
+
 def _report(place: Path, out: str = "out") -> Path:
     build(place / "mini.toml", place / out, pdf=False)
     return place / out
@@ -96,27 +111,23 @@ def _report(place: Path, out: str = "out") -> Path:
 # -- what a folder may hold -----------------------------------------------------------------
 
 
-def test_a_user_file_beside_a_report_is_never_deleted(place, capsys) -> None:
-    out = _report(place)
+def test_a_user_file_beside_a_report_is_never_deleted(place, out, capsys) -> None:
     (out / "thesis.txt").write_text("mine\n")
     _refused(place, "out", "did not write (thesis.txt)", capsys)
 
 
-def test_a_user_folder_inside_a_report_is_never_deleted(place, capsys) -> None:
-    out = _report(place)
+def test_a_user_folder_inside_a_report_is_never_deleted(place, out, capsys) -> None:
     (out / "chapters").mkdir()
     (out / "chapters" / "one.tex").write_text("mine\n")
     _refused(place, "out", "did not write (chapters", capsys)
 
 
-def test_a_user_file_among_the_figures_is_never_deleted(place, capsys) -> None:
-    out = _report(place)
+def test_a_user_file_among_the_figures_is_never_deleted(place, out, capsys) -> None:
     (out / "figures" / "mine.png").write_bytes(b"\x89PNG mine")
     _refused(place, "out", "figures/mine.png", capsys)
 
 
-def test_an_empty_user_folder_inside_a_report_is_kept(place, capsys) -> None:
-    out = _report(place)
+def test_an_empty_user_folder_inside_a_report_is_kept(place, out, capsys) -> None:
     (out / "empty").mkdir()
     _refused(place, "out", "did not write (empty)", capsys)
 
@@ -133,15 +144,13 @@ def test_a_folder_with_report_tex_but_no_manifest_is_refused(place, capsys) -> N
 
 
 @pytest.mark.parametrize("name", ["report.tex", "figures/loss.png", "MANIFEST.json"])
-def test_a_changed_report_file_is_refused(place, capsys, name) -> None:
-    out = _report(place)
+def test_a_changed_report_file_is_refused(place, out, capsys, name) -> None:
     with (out / name).open("a") as handle:
         handle.write("% my edit\n")
     _refused(place, "out", "changed" if name != "MANIFEST.json" else "did not write", capsys)
 
 
-def test_a_same_size_change_is_found_by_the_hash(place, capsys) -> None:
-    out = _report(place)
+def test_a_same_size_change_is_found_by_the_hash(place, out, capsys) -> None:
     text = (out / "report.tex").read_bytes()
     (out / "report.tex").write_bytes(text[:-2] + b"%%")
     _refused(place, "out", "report.tex changed", capsys)
@@ -159,8 +168,7 @@ def test_a_broken_manifest_is_no_manifest(place, capsys, manifest) -> None:
     _refused(place, "out", "did not write", capsys)
 
 
-def test_a_report_missing_some_of_its_files_is_replaced(place) -> None:
-    out = _report(place)
+def test_a_report_missing_some_of_its_files_is_replaced(place, out) -> None:
     (out / "report.tex").unlink()
     shutil.rmtree(out / "figures")
     before = _checksum(place, "out")
@@ -168,8 +176,7 @@ def test_a_report_missing_some_of_its_files_is_replaced(place) -> None:
     assert (out / "report.tex").exists() and _checksum(place, "out") == before
 
 
-def test_an_earlier_report_is_replaced_and_the_manifest_lists_exactly_its_files(place) -> None:
-    out = _report(place)
+def test_an_earlier_report_is_replaced_and_the_manifest_lists_exactly_its_files(place, out) -> None:
     first = (out / "report.tex").stat().st_ino
     before = _checksum(place, "out")
     _report(place)
@@ -205,15 +212,13 @@ def test_a_symlinked_out_to_user_files_is_refused(place, capsys) -> None:
 
 
 @pytest.mark.parametrize("target", ["/etc/passwd", "figures", "../notes.txt", "missing"])
-def test_a_symlink_inside_a_report_is_refused_and_kept(place, capsys, target) -> None:
-    out = _report(place)
+def test_a_symlink_inside_a_report_is_refused_and_kept(place, out, capsys, target) -> None:
     (out / "figures" / "x.png").symlink_to(target)
     _refused(place, "out", "symbolic links (figures/x.png)", capsys)
     assert os.readlink(out / "figures" / "x.png") == target
 
 
-def test_a_manifest_that_is_a_symlink_is_refused(place, capsys) -> None:
-    out = _report(place)
+def test_a_manifest_that_is_a_symlink_is_refused(place, out, capsys) -> None:
     (out / "MANIFEST.json").rename(place / "m.json")
     (out / "MANIFEST.json").symlink_to(place / "m.json")
     _refused(place, "out", "symbolic links (MANIFEST.json)", capsys)
@@ -245,8 +250,7 @@ def test_a_read_only_parent_is_refused_before_any_work(place, capsys) -> None:
         _writable(place / "ro")
 
 
-def test_a_report_with_a_read_only_part_is_refused_before_any_work(place, capsys) -> None:
-    out = _report(place)
+def test_a_report_with_a_read_only_part_is_refused_before_any_work(place, out, capsys) -> None:
     _read_only(out / "figures")
     try:
         _refused(place, "out", "figures not writable", capsys)
@@ -275,7 +279,7 @@ def test_two_concurrent_builds_both_succeed_and_the_folder_never_goes_missing(pl
     assert [p.returncode for p in procs] == [0, 0], errors
     assert missing == 0  # the swap is one atomic exchange
     assert _checksum(place, "out") == before and not _strays(place)
-    assert main(["report", str(place / "mini.toml"), "--out", str(place / "out"), "--no-pdf"]) == 0
+    assert _cli(place, "--out", "out", "--no-pdf").returncode == 0
 
 
 def _start_and_wait(place: Path, pdf: bool) -> subprocess.Popen:
@@ -308,9 +312,9 @@ def _writers(folder_prefix: str) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_killed_build_is_cleaned_up_and_the_next_one_succeeds(place, sig) -> None:
+def test_a_killed_build_is_cleaned_up_and_the_next_one_succeeds(place, template, sig) -> None:
     pdf = shutil.which("latexmk") is not None
-    _report(place)  # an earlier report, which a killed build must leave as it was
+    shutil.copytree(template, place / "out")  # an earlier report, a killed build must keep
     earlier = _checksum(place / "out", "")
     before = _checksum(place, "out")
     proc = _start_and_wait(place, pdf)
@@ -333,8 +337,7 @@ def test_a_killed_build_is_cleaned_up_and_the_next_one_succeeds(place, sig) -> N
     assert (place / "out" / "MANIFEST.json").is_file()
 
 
-def test_a_folder_changed_during_the_build_is_not_replaced(place) -> None:
-    out = _report(place)
+def test_a_folder_changed_during_the_build_is_not_replaced(place, out) -> None:
 
     def meddle(line: str) -> None:
         if line.startswith("latex"):
@@ -345,11 +348,13 @@ def test_a_folder_changed_during_the_build_is_not_replaced(place) -> None:
     assert (out / "added-meanwhile.txt").read_text() == "mine\n" and not _strays(place)
 
 
-def test_without_an_atomic_exchange_the_swap_still_keeps_nothing_stale(place, monkeypatch):
+def test_without_an_atomic_exchange_the_swap_still_keeps_nothing_stale(
+    place, template, monkeypatch
+):
     from scaleinv.reports import outdir
 
     monkeypatch.setattr(outdir, "_exchange", lambda a, b: False)
-    _report(place)
+    shutil.copytree(template, place / "out")
     before = _checksum(place, "out")
     _report(place)
     assert (place / "out" / "MANIFEST.json").is_file()
