@@ -226,7 +226,8 @@ class ProblemKernels:
     ``P(x)`` → ``(..., m)``, ``jacobian(x)`` → ``(..., m, n)``, ``gradient(x)`` → ``(..., n)``,
     ``hessian(x)`` → ``(..., n, n)``, ``loss(x)`` → ``(...)``; in y-space ``loss_y(y)`` →
     ``(..., m)`` and ``newton_dy(y)`` → ``(..., m)`` (the unit-rate Newton step of L in y).
-    Params are keyword arguments with the problem's defaults.
+    Params are keyword arguments with the problem's defaults, named as :func:`param_keywords`
+    says (a param's own name, or ``slice_`` for a param named like a builtin, e.g. ``slice``).
     """
 
     P: Kernel
