@@ -244,15 +244,17 @@ class OutputFolder:
         return () if self._lock is None else (self._lock,)
 
     def __enter__(self) -> OutputFolder:
-        check_replaceable(self.final, str(self.path))
         try:
             self.final.parent.mkdir(parents=True, exist_ok=True)
-            with _parent_lock(self.final.parent):
+            with _parent_lock(self.final.parent):  # no build swaps it while it is looked at
+                check_replaceable(self.final, str(self.path))
                 _clean_stale(self.final)
                 prefix = f".{self.final.name}.building-"
                 self.work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.final.parent))
                 self._lock = os.open(self.work / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
                 fcntl.flock(self._lock, fcntl.LOCK_EX)
+        except OutputFolderError:
+            raise
         except OSError as err:
             raise OutputFolderError(
                 str(self.path), f"cannot write: {err.strerror or err}"

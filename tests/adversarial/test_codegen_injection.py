@@ -390,7 +390,7 @@ def test_tex_runs_without_shell_escape_or_reading_outside(tmp_path, tex) -> None
         "\\immediate\\write18{touch " + str(tmp_path / "CANARY") + "}\n"
         "\\input{" + str(secret) + "}\n\\end{document}\n"
     )
-    with pytest.raises(LatexError, match="not found"):
+    with pytest.raises(LatexError, match="LaTeX Error: File"):
         compile_pdf(doc)
     assert not (tmp_path / "CANARY").exists()
     assert "SECRET-TEXT" not in (folder / "report.log").read_text()

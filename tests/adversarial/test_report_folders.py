@@ -282,6 +282,38 @@ def test_two_concurrent_builds_both_succeed_and_the_folder_never_goes_missing(pl
     assert _cli(place, "--out", "out", "--no-pdf").returncode == 0
 
 
+SWAPPER = """
+import sys
+from scaleinv.reports import builder
+
+def fake(spec, work, *rest):  # the build's work done in an instant: only the swaps remain
+    (work / "report.tex").write_text(str(work))
+    return builder.BuildResult("t", work, work / "report.tex", None, work / "figures", (), (),
+                               (), "", 0.0)
+
+builder._build_into = fake
+for _ in range(int(sys.argv[1])):
+    builder.build("mini.toml", "out", pdf=False)
+"""
+
+
+@pytest.mark.slow
+def test_many_concurrent_swaps_never_fail_or_leave_the_folder_missing(place) -> None:
+    """Two processes swapping reports into one folder as fast as they can (the build's own
+    work replaced by an instant one): no error, the folder never missing, nothing stale."""
+    before = _checksum(place, "out")
+    command = [sys.executable, "-c", SWAPPER, "150"]
+    procs = [subprocess.Popen(command, cwd=place, stderr=subprocess.PIPE) for _ in range(2)]
+    missing, seen = 0, False
+    while any(p.poll() is None for p in procs):
+        present = os.path.isdir(place / "out")
+        missing += seen and not present
+        seen = seen or present
+    errors = [p.communicate()[1].decode()[-500:] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert missing == 0 and not _strays(place) and _checksum(place, "out") == before
+
+
 def _start_and_wait(place: Path, pdf: bool) -> subprocess.Popen:
     """A build in a subprocess, returned once it writes (into LaTeX, when there is TeX)."""
     args = [] if pdf else ["--no-pdf"]
