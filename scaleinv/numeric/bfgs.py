@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import minimize as scipy_minimize
 
 from scaleinv.numeric.compiled import CompiledRule
 from scaleinv.numeric.kernels import ProblemKernels
@@ -29,6 +28,8 @@ class BFGSState(NamedTuple):
 
 
 def _run_one(kernels: ProblemKernels, x0: np.ndarray, steps: int) -> tuple[np.ndarray, bool]:
+    from scipy.optimize import minimize as scipy_minimize  # 0.3 s to import: only when used
+
     path = [x0.copy()]
 
     def fun(x: np.ndarray) -> float:
@@ -67,4 +68,5 @@ def compile_bfgs(kernels: ProblemKernels) -> CompiledRule:
         status = np.where(done, Status.CONVERGED, Status.RUNNING).astype(np.int8)
         return dx, state._replace(index=nxt), status
 
-    return CompiledRule(init=init, step=step)
+    (n,) = kernels.gradient.shape  # the state holds every iterate: (steps+1, *batch, n)
+    return CompiledRule(init, step, lambda samples, steps: 8 * (steps + 1) * samples * n)

@@ -200,7 +200,7 @@ def run_rules(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[RuleRun, ...]:
     done = []
     for run in runs:
         try:
-            traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol)
+            traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol, record="all")
             done.append(replace(run, trajectory=traj))
         except ScaleinvError as err:
             done.append(replace(run, run_error=str(err)))
