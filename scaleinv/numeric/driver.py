@@ -9,6 +9,7 @@ the memory available and raises :class:`~scaleinv.errors.MemoryLimitError` other
 
 from __future__ import annotations
 
+import math
 import os
 import weakref
 from pathlib import Path
@@ -21,7 +22,7 @@ from scaleinv.numeric.kernels import ProblemKernels
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
-from scaleinv.numeric.trajectory import Trajectory, recorded_steps
+from scaleinv.numeric.trajectory import Trajectory, recorded_count, recorded_steps
 from scaleinv.symbolic import Problem
 
 __all__ = ["minimize", "compiled_rule", "available_memory"]
@@ -163,10 +164,13 @@ def _run(
         with np.errstate(all="ignore"):
             x_new = x + dx
             loss_new = kernels.loss(x_new)
+            # whole-batch reductions without temporaries; NaN fails the comparisons, and an
+            # overflowing sum only sends the batch to the per-sample check below
             everything_fine = (
                 running == status.size
-                and bool(np.isfinite(x_new).all())
-                and bool((np.abs(loss_new) < _DIVERGED_LOSS).all())
+                and math.isfinite(x_new.sum())
+                and -_DIVERGED_LOSS < loss_new.min()
+                and loss_new.max() < _DIVERGED_LOSS
             )
             if not everything_fine:  # per sample: who diverged, who keeps its point
                 fine = np.isfinite(x_new).all(axis=-1) & (np.abs(loss_new) < _DIVERGED_LOSS)
@@ -244,12 +248,13 @@ def minimize(
         raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
     if not np.isfinite(x0).all():
         raise ProblemError("x0 contains non-finite values")
-    kept = recorded_steps(record, int(steps))
     steps = int(steps)
+    count = recorded_count(record, steps)
     kernels = problem.compile()
     compiled = compiled_rule(problem, rule)
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
-    _check_memory(rule, compiled, samples, shape, steps, len(kept), record, max_memory)
+    _check_memory(rule, compiled, samples, shape, steps, count, record, max_memory)
+    kept = recorded_steps(record, steps)
     try:
         recorder = _Recorder(kernels, kept, x0, problem.m)
         with ProgressBar(steps if progress else 0, f"minimize {rule.name}") as bar:

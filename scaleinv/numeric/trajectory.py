@@ -22,10 +22,33 @@ import numpy as np
 from scaleinv.errors import ProblemError
 from scaleinv.numeric.status import Status
 
-__all__ = ["Trajectory", "RECORD_MODES", "recorded_steps"]
+__all__ = ["Trajectory", "RECORD_MODES", "recorded_steps", "recorded_count"]
 
 #: The accepted values of ``record`` (``K`` a positive integer).
 RECORD_MODES = ("all", "every:K", "ends", "last")
+
+
+def _every(record: str) -> int | None:
+    """K of ``"every:K"``; None for the other modes; ProblemError for anything else."""
+    if record in ("all", "ends", "last"):
+        return None
+    if isinstance(record, str) and record.startswith("every:"):
+        every = record.removeprefix("every:")
+        if every.isdigit() and int(every) > 0:
+            return int(every)
+    raise ProblemError(
+        f"record must be one of {', '.join(map(repr, RECORD_MODES))} with K a positive "
+        f"integer, got {record!r}"
+    )
+
+
+def recorded_count(record: str, steps: int) -> int:
+    """How many steps ``record`` keeps (without building them: a run too large to record is
+    refused by its size, not by an allocation failure)."""
+    every = _every(record)
+    if every is not None:
+        return -(-steps // every) + 1  # 0, K, 2K, ... below steps, and steps
+    return {"all": steps + 1, "ends": min(steps, 1) + 1, "last": 1}[record]
 
 
 def recorded_steps(record: str, steps: int) -> np.ndarray:
@@ -37,20 +60,12 @@ def recorded_steps(record: str, steps: int) -> np.ndarray:
     >>> recorded_steps("every:4", 10), recorded_steps("ends", 10), recorded_steps("last", 10)
     (array([ 0,  4,  8, 10]), array([ 0, 10]), array([10]))
     """
+    every = _every(record)
+    if every is not None:
+        return np.unique(np.append(np.arange(0, steps + 1, every), steps))
     if record == "all":
         return np.arange(steps + 1)
-    if record == "ends":
-        return np.unique([0, steps])
-    if record == "last":
-        return np.array([steps])
-    if isinstance(record, str) and record.startswith("every:"):
-        every = record.removeprefix("every:")
-        if every.isdigit() and int(every) > 0:
-            return np.unique(np.append(np.arange(0, steps + 1, int(every)), steps))
-    raise ProblemError(
-        f"record must be one of {', '.join(map(repr, RECORD_MODES))} with K a positive "
-        f"integer, got {record!r}"
-    )
+    return np.unique([0, steps]) if record == "ends" else np.array([steps])
 
 
 @dataclass(frozen=True)
