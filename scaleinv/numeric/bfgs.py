@@ -23,7 +23,7 @@ class BFGSState(NamedTuple):
     whether SciPy reported success per sample."""
 
     iterates: np.ndarray
-    index: int
+    current: int
     success: np.ndarray
 
 
@@ -62,11 +62,11 @@ def compile_bfgs(kernels: ProblemKernels) -> CompiledRule:
         return BFGSState(iterates, 0, success)
 
     def step(x: np.ndarray, state: BFGSState) -> tuple[np.ndarray, BFGSState, np.ndarray]:
-        nxt = min(state.index + 1, state.iterates.shape[0] - 1)
-        dx = state.iterates[nxt] - state.iterates[state.index]
+        nxt = min(state.current + 1, state.iterates.shape[0] - 1)
+        dx = state.iterates[nxt] - state.iterates[state.current]
         done = state.success & np.all(dx == 0, axis=-1)
         status = np.where(done, Status.CONVERGED, Status.RUNNING).astype(np.int8)
-        return dx, state._replace(index=nxt), status
+        return dx, state._replace(current=nxt), status
 
     (n,) = kernels.gradient.shape  # the state holds every iterate: (steps+1, *batch, n)
     return CompiledRule(init, step, lambda samples, steps: 8 * (steps + 1) * samples * n)

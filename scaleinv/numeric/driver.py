@@ -91,8 +91,11 @@ def _check_memory(
     parts = [f"record={record!r} keeps {kept} x {samples} samples x {n + m + 1} values"]
     if state:
         parts.append(f"{rule.name} keeps all {steps + 1} iterates of every sample")
-    what = f"minimize ({'; '.join(parts)}, plus about {working >> 20} MB to step)"
+    parts.append(f"a step works on about {_working_floats(n, m)} values per sample")
+    what = f"minimize ({'; '.join(parts)})"
     advice = "pass record='last', 'ends' or 'every:K', or run fewer starts at a time"
+    if state > recording:
+        advice = "run fewer starts or steps at a time"
     raise MemoryLimitError(what, recording + working + state, limit, advice)
 
 
