@@ -42,3 +42,51 @@ def test_cheap_simplify_leaves_large_inputs_alone() -> None:
     assert cheap_simplify(big) == big  # too many operations: returned as is
     matrix = sp.Matrix(7, 7, lambda i, j: sp.sin(x) ** 2 + sp.cos(x) ** 2)
     assert cheap_simplify(matrix) == matrix  # too many entries
+
+
+def _swallowing(seconds: float) -> float:
+    """Like SymPy's solvers: a broad ``except Exception`` that swallows an alarm."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            _spin(0.01)
+        except Exception:
+            pass
+    return seconds
+
+
+def _c_level(seconds: float) -> int:
+    """One long C call that never returns to Python bytecode (no signal handler runs)."""
+    return sum(range(int(seconds * 2e8)))
+
+
+@pytest.mark.parametrize("step", [_swallowing, _c_level], ids=["swallowed-alarm", "c-level"])
+def test_budget_holds_inside_steps_that_ignore_signals(step) -> None:
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded, match="stubborn exceeded its time budget of 0.3 s"):
+        with_budget(lambda: step(20.0), 0.3, "stubborn")
+    assert time.monotonic() - started < 2.0
+
+
+def test_budget_holds_on_any_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(with_budget, lambda: _swallowing(20.0), 0.3, "threaded")
+        with pytest.raises(BudgetExceeded, match="threaded"):
+            future.result(timeout=10)
+    assert time.monotonic() - started < 2.0
+    with ThreadPoolExecutor(1) as pool:  # a fast step still returns its (pickled) result
+        x = sp.Symbol("x", real=True)
+        assert pool.submit(with_budget, lambda: sp.diff(x**3, x), 5.0, "d").result() == 3 * x**2
+
+
+def test_budget_passes_errors_and_unpicklable_results_back() -> None:
+    from scaleinv.errors import ParseError
+    from scaleinv.symbolic.parsing import parse_expr
+
+    with pytest.raises(ParseError, match="unknown name") as info:
+        with_budget(lambda: parse_expr("z", {}), 5.0, "parse")
+    assert info.value.offending == "z"  # the error kept its data across processes
+    assert with_budget(lambda: lambda: 7, 5.0, "closure")() == 7

@@ -178,7 +178,12 @@ def local_inverse(problem: Problem, budget: float = 10.0) -> LocalInverse:
     """
     clock = _Clock(budget)
     try:
-        branches, reason = _derive(problem, clock)
+        # One worker process for the whole derivation, killed just past the clock's deadline
+        # (the clock's own alarms inside it are cooperative; SymPy may swallow them).
+        try:
+            branches, reason = with_budget(lambda: _derive(problem, clock), budget + 0.5, "")
+        except BudgetExceeded:
+            raise clock._expired() from None
     except BudgetExceeded as exc:
         return LocalInverse(problem, (), True, f"{exc}; solving numerically instead")
     except Exception as exc:  # a SymPy failure outside solve: the numeric inverse still works
