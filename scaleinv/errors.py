@@ -31,7 +31,7 @@ class ScaleinvError(Exception):
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
-def _rebuild(cls: type, args: tuple, state: dict) -> ScaleinvError:
+def _rebuild(cls: type[ScaleinvError], args: tuple, state: dict) -> ScaleinvError:
     err = cls.__new__(cls)
     err.args = args
     err.__dict__.update(state)

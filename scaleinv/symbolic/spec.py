@@ -208,7 +208,7 @@ def _strings(
     """Check the TOML type of a problem entry: a string (or number) or a list of them."""
     kinds: tuple[type, ...] = (str, int, float) if numbers else (str,)
     ok_one = isinstance(value, kinds) and not isinstance(value, bool)
-    ok_list = not single and isinstance(value, list) and value
+    ok_list = not single and isinstance(value, list) and bool(value)
     if ok_list:
         ok_list = all(isinstance(v, kinds) and not isinstance(v, bool) for v in value)
     if not (ok_one or ok_list):
