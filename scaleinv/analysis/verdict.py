@@ -263,9 +263,7 @@ def _tidy(expr: sp.Expr, deadline: float) -> sp.Expr:
     """``expr`` simplified for display if that is cheap, else as it is."""
     if sp.count_ops(expr) > _MAX_OPS:
         return expr
-    tidy = _budgeted(
-        lambda: sp.factor_terms(sp.simplify(expr)), min(deadline, cpu_clock() + 2)
-    )
+    tidy = _budgeted(lambda: sp.factor_terms(sp.simplify(expr)), min(deadline, cpu_clock() + 2))
     return expr if tidy is None else tidy
 
 

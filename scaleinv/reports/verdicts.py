@@ -36,7 +36,7 @@ from scaleinv.numeric import Status
 from scaleinv.reports.content import ETA, RuleRun, symbolic_rule
 from scaleinv.reports.latex import escape, number
 from scaleinv.symbolic import Spec
-from scaleinv.symbolic.spec import ANALYSIS_KEYS, check_keys
+from scaleinv.symbolic.spec import ANALYSIS_KEYS, MAX_BUDGET, check_keys
 
 __all__ = ["VerdictRow", "transforms_of", "units_rows"]
 __all__ += ["invariance_rows", "dimension_tex", "transform_tex", "analysis_options"]
@@ -104,8 +104,14 @@ def analysis_options(spec: Spec) -> Mapping[str, Any]:
     """The spec's ``[analysis]`` table, checked for unknown keys."""
     check_keys(spec.analysis, ANALYSIS_KEYS, spec.source, "analysis")
     budget = spec.analysis.get("budget", 5)
-    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not 0 < budget < 1e6:
-        raise SpecError(spec.source, "analysis.budget", f"must be a positive number: {budget!r}")
+    if (
+        not isinstance(budget, (int, float))
+        or isinstance(budget, bool)
+        or not 0 < budget <= (MAX_BUDGET)
+    ):
+        raise SpecError(
+            spec.source, "analysis.budget", f"must be in (0, {MAX_BUDGET}] seconds: {budget!r}"
+        )
     return spec.analysis
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import keyword
 import math
+import re
 from collections.abc import Mapping
 from fractions import Fraction
 
@@ -110,6 +111,9 @@ def parse_expr(text: str, symbols: Mapping[str, sp.Symbol]) -> sp.Expr:
         raise ParseError(repr(text), repr(text), "expected an expression string")
     if len(text) > MAX_LENGTH:
         raise ParseError(text[:40] + "...", text[:40], f"longer than {MAX_LENGTH} characters")
+    digits = re.search(rf"\d{{{MAX_DIGITS + 1},}}", text)
+    if digits:
+        raise ParseError(text[:40], digits[0][:20], f"a number of more than {MAX_DIGITS} digits")
     foreign = next((c for c in text if not c.isascii()), None)
     if foreign is not None:
         # Python folds e.g. a fullwidth 'ｘ0' into 'x0' (NFKC); names here are ASCII only.
@@ -138,8 +142,9 @@ def _check_tree(text: str, root: ast.AST) -> None:
             raise ParseError(text[:40], text[:40], f"nested deeper than {MAX_DEPTH} levels")
         family = _family(node)
         for child in ast.iter_child_nodes(node):
-            same = family is not None and _family(child) == family
-            stack.append((child, depth if same else depth + 1))
+            if isinstance(child, ast.expr):  # operators and load contexts are not levels
+                same = family is not None and _family(child) == family
+                stack.append((child, depth if same else depth + 1))
 
 
 def _family(node: ast.AST) -> tuple[type, ...] | None:

@@ -43,12 +43,21 @@ from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem
 
 __all__ = ["Spec", "RuleSpec", "load_spec", "parse_spec", "check_keys", "check_run_size"]
-__all__ += ["ANALYSIS_KEYS", "REPORT_KEYS", "MAX_STEPS", "MAX_STARTS", "MAX_RECORD_BYTES"]
+__all__ += [
+    "ANALYSIS_KEYS",
+    "REPORT_KEYS",
+    "MAX_BUDGET",
+    "MAX_STEPS",
+    "MAX_STARTS",
+    "MAX_RECORD_BYTES",
+]
 
 #: Upper bounds of a run a spec (or ``--steps``) may ask for.
 MAX_STEPS = 1_000_000
 MAX_STARTS = 100_000
 MAX_RECORD_BYTES = 2 * 1024**3
+#: Largest budget (CPU seconds per symbolic decision) a spec or ``--budget`` may give.
+MAX_BUDGET = 3600.0
 
 _TOP_LEVEL = {
     "title",
