@@ -124,7 +124,7 @@ class Problem:
             value = _param_value(name, value)
             ps[make_symbol(name, positive=value > 0)] = value
         by_name = {**xs, **{str(s): s for s in ps}}
-        outs = [outputs] if isinstance(outputs, str) else list(outputs)
+        outs = _as_sequence(outputs)
         exprs = [parse_expr(o, by_name) for o in outs]
         ys = {str(y): y for y in output_symbols(len(exprs))}
         clash = set(ys) & set(by_name)

@@ -214,9 +214,9 @@ def check_run_size(steps: int, starts: int, width: int, source: str, key: str) -
 def _strings(
     value: Any, source: str, key: str, *, numbers: bool = False, single: bool = False
 ) -> None:
-    """Check the TOML type of a problem entry: a string (or number) or a list of them."""
+    """Check the TOML type of a problem entry: a string, or a list of strings (or numbers)."""
     kinds: tuple[type, ...] = (str, int, float) if numbers else (str,)
-    ok_one = isinstance(value, kinds) and not isinstance(value, bool)
+    ok_one = isinstance(value, str)
     ok_list = not single and isinstance(value, list) and bool(value)
     if ok_list:
         ok_list = all(isinstance(v, kinds) and not isinstance(v, bool) for v in value)
