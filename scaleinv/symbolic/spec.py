@@ -110,6 +110,8 @@ def load_spec(path: str | Path) -> Spec:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SpecError(str(path), "file", f"cannot be read ({err.strerror})") from None
+    except ValueError as err:  # a NUL in the path, or bytes that are not UTF-8
+        raise SpecError(repr(str(path)), "file", f"cannot be read ({err})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
