@@ -9,6 +9,7 @@ import numpy as np
 
 from scaleinv.errors import ProblemError
 from scaleinv.numeric.compiled import CompiledRule
+from scaleinv.numeric.kernels import real_array
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
 from scaleinv.symbolic import Problem
@@ -79,9 +80,7 @@ def minimize(
     >>> t.x[-1], t.statuses()
     (array([1.33333333, 2.37037037]), [<Status.MAX_STEPS: 2>])
     """
-    x0 = np.asarray(x0, dtype=np.float64)
-    if x0.ndim == 0 or x0.shape[-1] != problem.n:
-        raise ProblemError(f"x0 must have shape (..., {problem.n}), got {x0.shape}")
+    x0 = real_array(x0, "x0", problem.n)
     if not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
     if not np.isfinite(x0).all():

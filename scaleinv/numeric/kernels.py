@@ -26,6 +26,7 @@ from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem
 
 __all__ = ["Kernel", "ProblemKernels", "compile_kernel", "kernel_source", "compile_problem"]
+__all__ += ["real_array"]
 
 #: Points per block of a kernel's batch loop (a block's temporaries then fit in L2/L3 cache).
 BLOCK = 4096
@@ -51,9 +52,49 @@ class Kernel:
     source: str
     shape: tuple[int, ...]
     func: Callable[..., np.ndarray]
+    sizes: tuple[int, ...] = ()
+    positive: frozenset[str] = frozenset()
 
     def __call__(self, *args: Any, **params: Any) -> np.ndarray:
+        """Evaluate; arrays must be real, end in the argument's size, and params declared
+        positive must be positive (the formulas assumed it)."""
+        if self.sizes:
+            if len(args) != len(self.sizes):
+                raise ProblemError(f"kernel {self.name} takes {len(self.sizes)} arrays")
+            args = tuple(
+                real_array(a, f"{self.name} argument", n) for a, n in zip(args, self.sizes)
+            )
+        for key, value in params.items():
+            value = params[key] = real_array(value, f"{self.name} param {key}")
+            if key in self.positive and not np.all(value > 0):
+                raise ProblemError(f"param {key} is declared positive: the formulas assume it")
         return self.func(*args, **params)
+
+
+def real_array(value: Any, what: str, size: int | None = None) -> np.ndarray:
+    """``value`` as a float64 array, or a :class:`ProblemError` for complex, text or object
+    values (never a silently dropped imaginary part) or a last axis that is not ``size``.
+
+    Examples
+    --------
+    >>> real_array([[1, 2]], "x0", 2)
+    array([[1., 2.]])
+    >>> real_array([1 + 2j], "x0")
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.ProblemError: x0 must be real numbers, got complex128
+    """
+    array = np.asarray(value)
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ProblemError(f"{what} must be real numbers, got objects") from None
+    if array.dtype.kind not in "biuf":
+        raise ProblemError(f"{what} must be real numbers, got {array.dtype}")
+    if size is not None and (array.ndim == 0 or array.shape[-1] != size):
+        raise ProblemError(f"{what} must have shape (..., {size}), got {array.shape}")
+    return array.astype(np.float64, copy=False)
 
 
 def _identifier(symbol: sp.Symbol, taken: set[str]) -> str:
@@ -173,7 +214,9 @@ def compile_kernel(
     namespace: dict[str, Any] = {"numpy": np}
     # The source was printed from SymPy expressions built by scaleinv (never from user text).
     exec(compile(source, f"<scaleinv kernel {name}>", "exec"), namespace)  # noqa: S102
-    return Kernel(name, source, shape, namespace[name])
+    sizes = tuple(len(symbols) for _, symbols in args)
+    positive = frozenset(str(s) for s in (params or {}) if s.is_positive)
+    return Kernel(name, source, shape, namespace[name], sizes, positive)
 
 
 @dataclass(frozen=True)
