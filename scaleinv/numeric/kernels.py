@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.numpy import NumPyPrinter
 
 from scaleinv.errors import ProblemError
@@ -150,7 +151,8 @@ def kernel_source(
         param_sigs.append(f"{ident}={float(params[s])!r}")
         param_names.append(ident)
         unpack.append(f"{ident} = _params[_rows, {j}]")
-    flat = [e.xreplace(rename) for e in flat]
+    # d|x|/dx = sign(x) differentiates to 2 DiracDelta(x): 0 wherever a float can land.
+    flat = [e.xreplace(rename).replace(sp.DiracDelta, lambda *a: sp.Integer(0)) for e in flat]
     free = set().union(*(e.free_symbols for e in flat)) - set(rename.values())
     if free:
         raise ValueError(f"kernel {name}: expressions use symbols that are not arguments: {free}")
@@ -180,10 +182,14 @@ def kernel_source(
     body.append(f"    for _start in range(0, _size, {BLOCK}):")
     inner = [f"_rows = slice(_start, _start + {BLOCK}) if _size > 1 else 0  # 0: NumPy scalars"]
     inner += unpack
-    inner += [f"{printer.doprint(t)} = {printer.doprint(e)}" for t, e in temps]
-    for index, expr in zip(np.ndindex(*shape), reduced):
-        if expr != 0:
-            inner.append(f"out[{', '.join(['_rows', *map(str, index)])}] = {printer.doprint(expr)}")
+    try:
+        inner += [f"{printer.doprint(t)} = {printer.doprint(e)}" for t, e in temps]
+        for index, expr in zip(np.ndindex(*shape), reduced):
+            if expr != 0:
+                target = ", ".join(["_rows", *map(str, index)])
+                inner.append(f"out[{target}] = {printer.doprint(expr)}")
+    except PrintMethodNotImplementedError as err:
+        raise ProblemError(f"kernel {name}: no NumPy form for a function it uses ({err})") from None
     body += ["        " + line for line in inner]
     body.append(f"return out.reshape(batch{f' + {shape!r}' if shape else ''})")
     signature = ", ".join(arg_names) + (", *, " + ", ".join(param_sigs) if param_sigs else "")
