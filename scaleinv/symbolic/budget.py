@@ -31,7 +31,7 @@ from typing import Any, TypeVar, cast
 
 from scaleinv.errors import BudgetExceeded
 
-__all__ = ["with_budget", "cheap_simplify", "cpu_clock"]
+__all__ = ["with_budget", "cheap_simplify", "cpu_clock", "WALL_FACTOR"]
 
 T = TypeVar("T")
 
