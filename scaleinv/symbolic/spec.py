@@ -197,8 +197,16 @@ def check_keys(table: Mapping[str, Any], known: set[str], source: str, where: st
 
 def check_run_size(steps: int, starts: int, width: int, source: str, key: str) -> None:
     """Refuse a run that cannot finish or fit: over :data:`MAX_STEPS` steps, over
-    :data:`MAX_STARTS` starts, or a record over :data:`MAX_RECORD_BYTES` (``width`` floats per
-    start and step: ``n + m + 1``)."""
+    :data:`MAX_STARTS` starts, or a record over :data:`MAX_RECORD_BYTES` (per start and step,
+    ``width + 1`` floats: x and y, ``width = n + m``, and the loss).
+
+    Examples
+    --------
+    >>> check_run_size(10**6, 1000, 4, "", "run.steps")
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.SpecError: [run.steps] 1000000 steps from 1000 starts would record 37.3 GiB, ...
+    """
     if steps > MAX_STEPS:
         raise SpecError(source, key, f"{steps} steps is more than the limit of {MAX_STEPS}")
     if starts > MAX_STARTS:
