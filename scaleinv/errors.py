@@ -23,7 +23,21 @@ __all__ = [
 
 
 class ScaleinvError(Exception):
-    """Base class of every error scaleinv raises on purpose."""
+    """Base class of every error scaleinv raises on purpose.
+
+    Errors pickle with their data (a budgeted step sends them across processes), although
+    subclasses take other constructor arguments than their message.
+    """
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[ScaleinvError], args: tuple, state: dict) -> ScaleinvError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class ParseError(ScaleinvError, ValueError):

@@ -18,7 +18,7 @@ import numpy as np
 
 from scaleinv.errors import MemoryLimitError, ProblemError
 from scaleinv.numeric.compiled import CompiledRule
-from scaleinv.numeric.kernels import ProblemKernels
+from scaleinv.numeric.kernels import ProblemKernels, real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
@@ -244,9 +244,7 @@ def minimize(
     >>> minimize(p, rules.newton(1 / 3), [3.0, 3.0], steps=2).x.shape  # record="ends"
     (2, 2)
     """
-    x0 = np.asarray(x0, dtype=np.float64)
-    if x0.ndim == 0 or x0.shape[-1] != problem.n:
-        raise ProblemError(f"x0 must have shape (..., {problem.n}), got {x0.shape}")
+    x0 = real_array(x0, "x0", problem.n)
     if not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
     if not np.isfinite(x0).all():

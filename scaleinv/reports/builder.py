@@ -81,6 +81,11 @@ class BuildResult:
     seconds: float
 
 
+#: Largest number of inputs (and of outputs) a report is built for; beyond it the symbolic
+#: derivations and figures do not finish in useful time.
+MAX_REPORT_SIZE = 32
+
+
 def default_out_dir(spec: Spec) -> Path:
     """``out/<spec stem>/`` under the current directory."""
     stem = Path(spec.source).stem if spec.source else "report"
@@ -119,6 +124,14 @@ def build(
     started = time.monotonic()
     say = progress or (lambda line: None)
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(Path(spec_or_path))
+    size = max(spec.problem.n, spec.problem.m)
+    if size > MAX_REPORT_SIZE:
+        raise ScaleinvError(
+            f"{spec.source or 'spec'}: a report derives dense symbolic n×n Hessians and draws "
+            f"per-input figures, so it is limited to {MAX_REPORT_SIZE} inputs and outputs; this "
+            f"problem has {spec.problem.n} inputs and {spec.problem.m} outputs (use `scaleinv "
+            "run` or `scaleinv export` for it)"
+        )
     final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     with OutputFolder(final) as out:  # refuses a folder it may not replace before any work
         result = _build_into(spec, out.work, final, pdf, say, out.lock_fds)
