@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from scaleinv.errors import ProblemError, ScaleinvError
-from scaleinv.numeric.driver import Trajectory
 from scaleinv.numeric.export import module_source
 from scaleinv.numeric.rules import Rule
+from scaleinv.numeric.trajectory import Trajectory, recorded_steps
 from scaleinv.symbolic import Problem
 
 __all__ = ["minimize_dask", "dask_array", "dask_client"]
@@ -28,7 +28,7 @@ __all__ = ["minimize_dask", "dask_array", "dask_client"]
 _TASK_SOURCE = '''
 def run_chunk(x0, source, step_name, steps, tol):
     """One chunk of starts: the exported module's step, iterated; x, y, loss and status packed
-    on the last axis (status repeated along the steps)."""
+    on the last axis (status and steps taken repeated along the steps)."""
     import numpy
 
     module = {"__name__": "scaleinv_exported"}
@@ -39,10 +39,14 @@ def run_chunk(x0, source, step_name, steps, tol):
         dx, status = rule_step(x)
         return dx, state, status
 
-    xs, status = module["iterate"](step, module["gradient"], module["loss"], x0, steps, tol)
+    xs, status, taken = module["iterate"](
+        step, module["gradient"], module["loss"], x0, steps, tol
+    )
     loss = module["loss"](xs)
     codes = numpy.broadcast_to(status.astype(numpy.float64), loss.shape)
-    return numpy.concatenate([xs, module["P"](xs), loss[..., None], codes[..., None]], axis=-1)
+    taken = numpy.broadcast_to(taken.astype(numpy.float64), loss.shape)
+    parts = [xs, module["P"](xs), loss[..., None], codes[..., None], taken[..., None]]
+    return numpy.concatenate(parts, axis=-1)
 '''
 _TASK: dict[str, Any] = {"__name__": "scaleinv_dask_task"}
 exec(compile(_TASK_SOURCE, "<scaleinv dask task>", "exec"), _TASK)  # noqa: S102 (constant)
@@ -60,11 +64,17 @@ def dask_array() -> Any:
 
 
 def minimize_dask(
-    problem: Problem, rule: Rule, x0: Any, steps: int, tol: float | None = None
+    problem: Problem,
+    rule: Rule,
+    x0: Any,
+    steps: int,
+    tol: float | None = None,
+    record: str = "ends",
 ) -> Trajectory:
     """:func:`scaleinv.minimize` over a Dask array ``x0`` of shape ``(..., n)``, chunk by chunk.
 
-    Returns a :class:`~scaleinv.numeric.driver.Trajectory` whose ``x``, ``y``, ``loss`` and
+    ``record`` picks the steps kept, as for ``minimize``. Returns a
+    :class:`~scaleinv.numeric.trajectory.Trajectory` whose ``x``, ``y``, ``loss`` and
     ``status`` are lazy Dask arrays chunked like ``x0`` along the batch axes (compute them
     together, e.g. ``dask.compute(t.x[-1], t.status)``, to run each chunk once). The rule must
     be exportable (GD, Newton, IG, HIG; PG with a closed-form inverse). HIG's singular-value
@@ -86,12 +96,13 @@ def minimize_dask(
         raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
     source = module_source(problem, [rule], title="scaleinv kernels for Dask workers")
     if f"{rule.name}_step" not in ast.literal_eval(source.rsplit("__all__ = ", 1)[1]):
-        notes = [line.split(": ", 1) for line in source.splitlines() if line.startswith("# not ")]
-        why = "; ".join(note[1] for note in notes)
+        notes = [line.split(": ", 1) for line in source.splitlines() if line.startswith("Not ex")]
+        why = "; ".join(note[1].rstrip(".") for note in notes)
         raise ScaleinvError(f"{rule.name} cannot run on Dask workers: {why}")
     n, m = problem.n, problem.m
     x0 = da.asarray(x0).astype(np.float64).rechunk({x0.ndim - 1: -1})
-    chunks = ((int(steps) + 1,), *x0.chunks[:-1], (n + m + 2,))
+    kept = recorded_steps(record, int(steps))
+    chunks = ((int(steps) + 1,), *x0.chunks[:-1], (n + m + 3,))
     packed = x0.map_blocks(
         _TASK["run_chunk"],
         source,
@@ -104,9 +115,10 @@ def minimize_dask(
         meta=np.empty((0,) * (x0.ndim + 1)),
     )
     status = packed[-1, ..., n + m + 1].astype(np.int8)
-    return Trajectory(
-        packed[..., :n], packed[..., n : n + m], packed[..., n + m], status, rule.name
-    )
+    taken = packed[-1, ..., n + m + 2].astype(np.int64)
+    rows = packed[kept]
+    x, y, loss = rows[..., :n], rows[..., n : n + m], rows[..., n + m]
+    return Trajectory(x, y, loss, status, rule.name, kept, taken)
 
 
 def dask_client(address: str) -> Any:

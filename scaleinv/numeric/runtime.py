@@ -1,5 +1,5 @@
 """Pure-NumPy helpers the compiled update steps call: solves that flag singular samples, the
-SVD half-inverse of HIG, and the iteration loop of :func:`scaleinv.minimize` (:func:`iterate`).
+SVD half-inverse of HIG, and :func:`iterate`, the loop exported modules and Dask workers run.
 
 This module imports nothing but NumPy on purpose: :func:`scaleinv.export` copies its source
 verbatim into exported modules, so in-process and exported steps run the same code.
@@ -14,27 +14,48 @@ _EPS = numpy.finfo(numpy.float64).eps
 
 
 def is_singular(a):
-    """Per sample of ``a`` (``(..., k, k)``): is it singular to working precision?"""
-    with numpy.errstate(all="ignore"):
-        s = numpy.linalg.svd(a, compute_uv=False)
-        finite = numpy.isfinite(s).all(axis=-1)
-        return ~finite | ~(s[..., -1] > s[..., 0] * max(a.shape[-2:]) * _EPS)
+    """Per sample of ``a`` (``(..., k, k)``): is it singular to working precision?
 
-
-def solve(a, b):
-    """Solve ``a @ x = b`` per sample; singular samples get ``x = 0`` and status ``SINGULAR``.
-
-    One batched LU solve when every sample is regular; only when LAPACK meets an exactly
-    singular pivot or a result is not finite are the samples told apart by their singular
-    values (singular to working precision).
-
-    Examples
-    --------
-    >>> x, status = solve(numpy.array([[[2.0, 0], [0, 4]], [[1, 1], [1, 1]]]), numpy.ones((2, 2)))
-    >>> x, status
-    (array([[0.5 , 0.25],
-           [0.  , 0.  ]]), array([0, 5], dtype=int8))
+    A matrix with a non-finite entry is not called singular (its solve is not finite either,
+    which tells a caller it diverged).
     """
+    finite = numpy.isfinite(a).all(axis=(-2, -1))
+    with numpy.errstate(all="ignore"):
+        s = numpy.linalg.svd(numpy.where(finite[..., None, None], a, 0.0), compute_uv=False)
+    return finite & ~(s[..., -1] > s[..., 0] * max(a.shape[-2:]) * _EPS)
+
+
+#: Cramer's rule is used for 1x1 and 2x2 samples where ``‖a‖_F^k / |det a|`` (at least the
+#: condition number) stays below this: far from singular to working precision, where 2x2 Cramer
+#: is as accurate as LU (it is forward stable). Other samples go to LAPACK. (3x3 Cramer needs a
+#: refinement step to be as accurate, and is then no faster than LAPACK at 10**5 samples.)
+_CRAMER_LIMIT = 1e13
+#: Samples per block of the closed-form solve: its temporaries stay in cache (2-3x faster than
+#: whole-batch operations at 10**5 samples).
+_BLOCK = 8192
+
+
+def _cramer_into(a, b, x):
+    """Solve ``(s, k, k)`` systems, k = 1 or 2, by Cramer's rule into ``x``; return where the
+    result is trusted (finite, and the matrix far from singular: see ``_CRAMER_LIMIT``)."""
+    if a.shape[-1] == 1:
+        det = a[:, 0, 0]
+        x[:, 0] = b[:, 0] / det
+        fine = numpy.abs(det) > 0
+    else:
+        a00, a01, a10, a11 = a[:, 0, 0], a[:, 0, 1], a[:, 1, 0], a[:, 1, 1]
+        det = a00 * a11 - a01 * a10
+        x[:, 0] = (a11 * b[:, 0] - a01 * b[:, 1]) / det
+        x[:, 1] = (a00 * b[:, 1] - a10 * b[:, 0]) / det
+        entries = a.reshape(-1, 4)
+        fine = numpy.einsum("si,si->s", entries, entries) < _CRAMER_LIMIT * numpy.abs(det)
+    for j in range(a.shape[-1]):
+        fine &= numpy.isfinite(x[:, j])
+    return fine
+
+
+def _lapack_solve(a, b):
+    """LAPACK's batched LU; samples are told apart by their singular values only on failure."""
     try:
         with numpy.errstate(all="ignore"):
             x = numpy.linalg.solve(a, b[..., None])[..., 0]
@@ -46,13 +67,51 @@ def solve(a, b):
 
 
 def solve_flagged(a, b):
-    """:func:`solve` without its fast path: singular samples told apart first (no branching
-    on values, so it traces under ``jax.jit``)."""
+    """:func:`solve` without its fast paths: singular samples told apart first (no branching
+    on values and no writes into arrays, so JAX traces it and PyTorch keeps autograd)."""
     singular = is_singular(a)
-    safe = numpy.where(singular[..., None, None], numpy.eye(a.shape[-1]), a)
-    x = numpy.linalg.solve(safe, b[..., None])[..., 0]
-    x = numpy.where(singular[..., None], 0.0, x)
+    regular = numpy.isfinite(a).all(axis=(-2, -1)) & ~singular
+    safe = numpy.where(regular[..., None, None], a, numpy.eye(a.shape[-1]))
+    with numpy.errstate(all="ignore"):
+        x = numpy.linalg.solve(safe, b[..., None])[..., 0]
+    x = numpy.where(regular[..., None], x, numpy.where(singular[..., None], 0.0, numpy.nan))
     return x, numpy.asarray(numpy.where(singular, SINGULAR, RUNNING), dtype=numpy.int8)
+
+
+def solve(a, b):
+    """Solve ``a @ x = b`` per sample; singular samples get ``x = 0`` and status ``SINGULAR``.
+
+    Systems of size 1 and 2 are solved in closed form (Cramer's rule: a few array operations,
+    about 5x faster than LAPACK's batched solve) wherever the matrix is far from singular; the
+    other samples, and larger systems, take one batched LU solve. Only when LAPACK
+    meets an exactly singular pivot or a result is not finite are the samples told apart by
+    their singular values (singular to working precision).
+
+    Examples
+    --------
+    >>> x, status = solve(numpy.array([[[2.0, 0], [0, 4]], [[1, 1], [1, 1]]]), numpy.ones((2, 2)))
+    >>> x, status
+    (array([[0.5 , 0.25],
+           [0.  , 0.  ]]), array([0, 5], dtype=int8))
+    """
+    a, b = numpy.asarray(a, dtype=numpy.float64), numpy.asarray(b, dtype=numpy.float64)
+    k = a.shape[-1]
+    if k > 2:
+        return _lapack_solve(a, b)
+    batch = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-1])
+    a = numpy.broadcast_to(a, batch + (k, k)).reshape(-1, k, k)
+    b = numpy.broadcast_to(b, batch + (k,)).reshape(-1, k)
+    x = numpy.empty(b.shape)
+    fine = numpy.empty(len(b), dtype=bool)
+    with numpy.errstate(all="ignore"):
+        for start in range(0, len(b), _BLOCK):
+            rows = slice(start, start + _BLOCK)
+            fine[rows] = _cramer_into(a[rows], b[rows], x[rows])
+    status = numpy.zeros(len(x), dtype=numpy.int8)
+    if not fine.all():
+        rest = ~fine
+        x[rest], status[rest] = _lapack_solve(a[rest], b[rest])
+    return x.reshape(batch + (k,)), status.reshape(batch)
 
 
 def inverse_jacobian_times(jac, dy):
@@ -92,42 +151,50 @@ DIVERGED_LOSS = 1e150
 
 
 def iterate(step, gradient, loss, x0, steps, tol=None, state=None):
-    """Run ``step`` ``steps`` times from every point of ``x0`` (``(..., n)``); the loop of
-    :func:`scaleinv.minimize`, here so exported modules and Dask workers run it without scaleinv.
+    """Run ``step`` ``steps`` times from every point of ``x0`` (``(..., n)``), with the stopping
+    rules of :func:`scaleinv.minimize`, for exported modules and Dask workers (no scaleinv).
 
     ``step(x, state) -> (dx, state, status)``; ``gradient`` and ``loss`` are kernels. A sample
     stops (and keeps its point) when it converges (``|dL/dx| <= tol``, checked only when ``tol``
     is given), diverges (non-finite point, or loss above :data:`DIVERGED_LOSS`) or its step
-    fails. Returns the iterates ``(steps + 1, ..., n)`` and the per-sample status codes.
+    fails. Returns the iterates ``(steps + 1, ..., n)``, the per-sample status codes and the
+    step at which each sample stopped (``steps`` if it never did).
 
     Examples
     --------
-    >>> xs, status = iterate(lambda x, s: (-0.5 * x, s, numpy.zeros(x.shape[:-1], numpy.int8)),
-    ...                      lambda x: x, lambda x: (x**2).sum(-1), numpy.array([[4.0]]), 2)
-    >>> xs[:, 0, 0].tolist(), status.tolist()
-    ([4.0, 2.0, 1.0], [2])
+    >>> xs, status, taken = iterate(
+    ...     lambda x, s: (-0.5 * x, s, numpy.zeros(x.shape[:-1], numpy.int8)),
+    ...     lambda x: x, lambda x: (x**2).sum(-1), numpy.array([[4.0]]), 2)
+    >>> xs[:, 0, 0].tolist(), status.tolist(), taken.tolist()
+    ([4.0, 2.0, 1.0], [2], [2])
     """
     xs = numpy.empty((steps + 1,) + x0.shape)
     xs[0] = x0
     status = numpy.full(x0.shape[:-1], RUNNING, dtype=numpy.int8)
+    taken = numpy.full(x0.shape[:-1], steps, dtype=numpy.int64)
 
-    def converged(x, status):
-        if tol is None:
-            return status
-        small = numpy.linalg.norm(gradient(x), axis=-1) <= tol
-        return numpy.where((status == RUNNING) & small, CONVERGED, status)
+    def stop(where, code, k):
+        newly = (status == RUNNING) & where
+        taken[newly] = k
+        return numpy.where(newly, code, status)
+
+    def small(x):
+        return numpy.linalg.norm(gradient(x), axis=-1) <= tol
 
     for k in range(steps):
         x = xs[k]
-        status = converged(x, status)
+        if tol is not None:
+            status = stop(small(x), CONVERGED, k)
         dx, state, step_status = step(x, state)
-        status = numpy.where((status == RUNNING) & (step_status != RUNNING), step_status, status)
+        status = stop(step_status != RUNNING, step_status, k)
         moving = status == RUNNING
         with numpy.errstate(all="ignore"):
             x_new = numpy.where(moving[..., None], x + dx, x)
             loss_new = loss(x_new)
-        bad = moving & (~numpy.isfinite(x_new).all(axis=-1) | ~(abs(loss_new) < DIVERGED_LOSS))
-        status = numpy.where(bad, DIVERGED, status)
-        xs[k + 1] = numpy.where(bad[..., None], x, x_new)
-    status = converged(xs[-1], status)
-    return xs, numpy.asarray(numpy.where(status == RUNNING, MAX_STEPS, status), dtype=numpy.int8)
+        fine = numpy.isfinite(x_new).all(axis=-1) & (abs(loss_new) < DIVERGED_LOSS)
+        status = stop(moving & ~fine, DIVERGED, k)
+        xs[k + 1] = numpy.where((moving & ~fine)[..., None], x, x_new)
+    if tol is not None:
+        status = stop(small(xs[-1]), CONVERGED, steps)
+    status = numpy.where(status == RUNNING, MAX_STEPS, status)
+    return xs, numpy.asarray(status, dtype=numpy.int8), taken

@@ -64,7 +64,13 @@ FLAVORS: dict[str, Flavor] = {
     "jax": Flavor(
         "jax", "jax", "jax", "scaleinv.numeric.flavors.jax_namespace", (("solve", "solve_flagged"),)
     ),
-    "torch": Flavor("torch", "torch", "torch", "scaleinv.numeric.flavors.torch_namespace"),
+    "torch": Flavor(
+        "torch",
+        "torch",
+        "torch",
+        "scaleinv.numeric.flavors.torch_namespace",
+        (("solve", "solve_flagged"),),
+    ),
 }
 
 
@@ -132,8 +138,10 @@ def functional_source(
 
     Parameters
     ----------
-    name, signature, doc : str
-        The function's name, parameter list and docstring.
+    name, signature : str
+        The function's name and parameter list.
+    doc : str
+        The indented docstring line ("" for none).
     arg_names : sequence of str
         Positional array arguments, shape ``(..., k)``.
     columns : sequence of (identifier, argument, index)
@@ -165,8 +173,7 @@ def functional_source(
         body.append(f"return _out.reshape(tuple(_base.shape) + {shape!r})")
     else:
         body.append(f"return {terms[0]}")
-    docstring = f'    """{doc}"""\n' if doc else ""
-    return f"def {name}({signature}):\n{docstring}" + "".join(f"    {line}\n" for line in body)
+    return f"def {name}({signature}):\n{doc}" + "".join(f"    {line}\n" for line in body)
 
 
 def _import(flavor: Flavor) -> Any:
