@@ -42,10 +42,15 @@ def test_dask_run_equals_in_memory_run(client, name: str, rule) -> None:
 
     problem = CATALOGUE[name]
     x = sample_points(name, np.random.default_rng(1), 700).reshape(7, 100, problem.n)
-    t = minimize(problem, rule, da.from_array(x, chunks=(3, 40, problem.n)), 12, tol=1e-9)
+    starts = da.from_array(x, chunks=(3, 40, problem.n))
+    t = minimize(problem, rule, starts, 12, tol=1e-9, record="all")
     assert isinstance(t.x, da.Array) and t.x.chunks[1] == (3, 3, 1)
-    xs, ys, loss, status = dask.compute(t.x, t.y, t.loss, t.status)
-    ref = minimize(problem, rule, x, 12, tol=1e-9)
+    xs, ys, loss, status, taken = dask.compute(t.x, t.y, t.loss, t.status, t.steps_taken)
+    ref = minimize(problem, rule, x, 12, tol=1e-9, record="all")
+    np.testing.assert_array_equal(taken, ref.steps_taken)
+    np.testing.assert_array_equal(t.recorded, ref.recorded)
+    ends = minimize(problem, rule, starts, 12, tol=1e-9)  # record="ends", as in memory
+    np.testing.assert_array_equal(ends.x.compute(), ref.x[[0, -1]])
     np.testing.assert_array_equal(xs, ref.x)
     np.testing.assert_array_equal(ys, ref.y)
     np.testing.assert_array_equal(loss, ref.loss)
