@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from scaleinv.analysis.units import problem_dimensions
+from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
