@@ -121,7 +121,7 @@ def step_namespace(problem: Problem, needs_inverse: bool = False) -> dict[str, A
     namespace.update({k: v for k, v in vars(runtime).items() if not k.startswith("__")})
     namespace.update({k.name: k.func for k in kernels.all()})
     if needs_inverse:
-        namespace["local_inverse"] = problem.local_inverse().compile().solve
+        namespace["local_inverse"] = problem.local_inverse().compile().local_inverse
     return namespace
 
 
@@ -172,9 +172,14 @@ _PG_FALLBACKS = ("stop", "ig")
 class PG(Rule):
     r"""Inverse-simulator (physical) gradients.
 
-    :math:`\Delta x = \mathcal P^{-1}(y_0 + \Delta y; x_0) - x_0`, the branch nearest ``x0``.
-    ``fallback`` says what a sample with no real solution does: ``"stop"`` (status
-    ``no_inverse``) or ``"ig"`` (take the first-order IG step instead).
+    :math:`\Delta x = \mathcal P^{-1}(y_0 + \Delta y; x_0) - x_0`. With a closed-form
+    inverse, the branch nearest ``x0``; without one, the numeric local inverse
+    (:func:`~scaleinv.numeric.pathsolve.path_inverse`): the solution connected to ``x0``
+    along ``y0 → y0 + Δy`` (:func:`scaleinv.minimize` then warns with
+    :class:`~scaleinv.errors.NumericInverseWarning`). A sample whose inverse fails ends with
+    status ``no_inverse`` (no real solution exists) or ``not_found`` (the numeric solver found
+    none); ``fallback`` says what such a sample does: ``"stop"`` (it stops with that status)
+    or ``"ig"`` (it takes the first-order IG step instead).
     """
 
     eta: Any = 1.0
@@ -186,9 +191,9 @@ class PG(Rule):
     uses_inverse = True
     _step_body = (
         "    y = P(x, **params)\n"
-        "    x_new, ok = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
+        "    x_new, status = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
+        "    ok = status == RUNNING\n"
         "    dx = numpy.where(ok[..., None], x_new - x, 0.0)\n"
-        "    status = numpy.where(ok, RUNNING, NO_INVERSE).astype(numpy.int8)\n"
         "    if fallback_ig and not ok.all():\n"
         "        dx_ig, status_ig = inverse_jacobian_times(\n"
         "            jacobian(x, **params), eta * newton_dy(y, **params))\n"
