@@ -343,7 +343,7 @@ def test_source_runs_standalone_and_matches_the_evaluator() -> None:
     evaluator = li.compile()
     kernels = li.problem.compile()
     namespace: dict = {"numpy": np}
-    runtime = "from scaleinv.numeric.runtime import *\n"
+    runtime = "from scaleinv.numeric.runtime import *\nfrom scaleinv.numeric.pathsolve import *\n"
     exec(runtime + kernels.P.source + kernels.jacobian.source + evaluator.source, namespace)
     rng = np.random.default_rng(5)
     y = np.stack([rng.uniform(-1, 1, 20), rng.uniform(-2, 9, 20)], axis=-1)

@@ -26,7 +26,7 @@ import sympy as sp
 
 from scaleinv.errors import NoInverseError, ProblemError
 from scaleinv.numeric import pathsolve, runtime
-from scaleinv.numeric.kernels import ProblemKernels, kernel_source
+from scaleinv.numeric.kernels import BLOCK, ProblemKernels, kernel_source
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import LocalInverse
 from scaleinv.symbolic.ranges import output_bounds
@@ -42,45 +42,67 @@ def local_inverse(y, x0, /, **params):
     """P^-1(y; x0): the valid closed-form branch nearest to x0, batched.
 
     Returns (x, status, residual): status RUNNING where found, NO_INVERSE where no branch is
-    valid (x = x0 there); residual = |P(x) - y|.
+    valid (x = x0 there); residual = |P(x) - y|. The batch is flattened and solved in blocks
+    of {block} points (temporaries stay in cache).
     """
     y = numpy.asarray(y, dtype=numpy.float64)
     x0 = numpy.asarray(x0, dtype=numpy.float64)
     batch = numpy.broadcast_shapes(y.shape[:-1], x0.shape[:-1])
-    y, x0 = numpy.broadcast_to(y, batch + ({m},)), numpy.broadcast_to(x0, batch + ({n},))
+    size = int(numpy.prod(batch))
+    y = numpy.broadcast_to(y, batch + ({m},)).reshape(size, {m})
+    x0 = numpy.broadcast_to(x0, batch + ({n},)).reshape(size, {n})
+    flat = {{}}
+    for key, value in params.items():
+        value = numpy.asarray(value, dtype=numpy.float64)
+        flat[key] = numpy.broadcast_to(value, batch).reshape(size) if value.ndim else value
+    x, residual = numpy.empty((size, {n})), numpy.empty(size)
+    status = numpy.empty(size, dtype=numpy.int8)
+    for start in range(0, size, {block}):
+        rows = slice(start, start + {block})
+        block = {{key: v[rows] if v.ndim else v for key, v in flat.items()}}
+        x[rows], status[rows], residual[rows] = nearest_branch(y[rows], x0[rows], block)
+    return x.reshape(batch + ({n},)), status.reshape(batch), residual.reshape(batch)
+
+
+def nearest_branch(y, x0, params):
+    """local_inverse on one block of rows: y (k, m), x0 (k, n)."""
+    x, best, squared = x0.copy(), numpy.full(len(x0), numpy.inf), numpy.full(len(x0), numpy.inf)
+    found = numpy.zeros(len(x0), dtype=bool)
+    tol = {tol!r} * (1 + numpy.abs(y))
     with numpy.errstate(all="ignore"):
-        cands = numpy.stack([numpy.broadcast_to(b(y, **params), x0.shape) for b in ({names},)])
+        for branch in ({names},):
+            c = branch(y, **params).reshape(x0.shape)
 {periodic}\
-        ys = numpy.broadcast_to(y, cands.shape[:-1] + ({m},))
-        r = ys - P(cands, **params)
-        tol = {tol!r} * (1 + numpy.abs(ys))
-        rough = numpy.isfinite(cands).all(axis=-1) & ~(numpy.abs(r) <= tol).all(axis=-1)
-        if rough.any():  # one Gauss-Newton step, only where the residual asks for it
-            c, rc = cands[rough], r[rough]
-            jac = jacobian(c, **params).reshape(c.shape[:-1] + ({m}, {n}))
-            fine = numpy.isfinite(jac).all(axis=(-2, -1)) & numpy.isfinite(rc).all(axis=-1)
-            jac = numpy.where(fine[:, None, None], jac, 0.0)
-            step = inverse_jacobian_times(jac, numpy.where(fine[:, None], rc, 0.0))[0]
-            polished = c + step
-            r_polished = ys[rough] - P(polished, **params).reshape(rc.shape)
-            lower = numpy.linalg.norm(r_polished, axis=-1) < numpy.linalg.norm(rc, axis=-1)
-            cands[rough] = numpy.where(lower[:, None], polished, c)
-            r[rough] = numpy.where(lower[:, None], r_polished, rc)
-        valid = numpy.isfinite(cands).all(axis=-1) & (numpy.abs(r) <= tol).all(axis=-1)
-        dist = numpy.sum((cands - x0) ** 2, axis=-1)
-        dist = numpy.where(numpy.isnan(dist), numpy.finfo(numpy.float64).max, dist)
-        dist = numpy.where(valid, dist, numpy.inf)
-        pick = numpy.argmin(dist, axis=0)[None, ..., None]
-        x = numpy.take_along_axis(cands, pick, axis=0)[0]
-        residual = numpy.linalg.norm(numpy.take_along_axis(r, pick, axis=0)[0], axis=-1)
-    ok = valid.any(axis=0)
-    status = numpy.where(ok, RUNNING, NO_INVERSE).astype(numpy.int8)
-    return numpy.where(ok[..., None], x, x0), status, numpy.where(ok, residual, numpy.inf)
+            r = y - P(c, **params).reshape(y.shape)
+            finite = all_of(numpy.isfinite(c))
+            valid = finite & all_of(numpy.abs(r) <= tol)
+            rough = finite & ~valid
+            if rough.any():  # one Gauss-Newton step, only where the residual asks for it
+                sub = {{key: v[rough] if v.ndim else v for key, v in params.items()}}
+                c_rough, r_rough = c[rough], r[rough]
+                jac = jacobian(c_rough, **sub).reshape(c_rough.shape[:-1] + ({m}, {n}))
+                if {m} == {n}:
+                    polished = c_rough + solve_square(jac, r_rough)
+                else:
+                    polished = c_rough + inverse_jacobian_times(jac, r_rough)[0]
+                r_polished = y[rough] - P(polished, **sub).reshape(r_rough.shape)
+                lower = dot_last(r_polished, r_polished) < dot_last(r_rough, r_rough)
+                c[rough] = numpy.where(lower[:, None], polished, c_rough)
+                r[rough] = numpy.where(lower[:, None], r_polished, r_rough)
+                valid = all_of(numpy.isfinite(c)) & all_of(numpy.abs(r) <= tol)
+            gap = c - x0
+            dist = dot_last(gap, gap)
+            nearer = valid & ~(dist >= best)  # a NaN distance (x0 not finite) still counts
+            x = numpy.where(nearer[:, None], c, x)
+            best = numpy.where(nearer, dist, best)
+            squared = numpy.where(nearer, dot_last(r, r), squared)
+            found |= valid
+    return x, numpy.where(found, RUNNING, NO_INVERSE), numpy.sqrt(squared)
 '''
 _PERIODIC = """\
-        period = inverse_periods(y, **params)
-        k = numpy.round((x0 - cands) / period)
-        cands = cands + numpy.where(numpy.isfinite(k) & (period != 0), k, 0.0) * period
+            period = inverse_periods(y, **params)
+            k = numpy.round((x0 - c) / period)
+            c = c + numpy.where(numpy.isfinite(k) & (period != 0), k, 0.0) * period
 """
 _NUMERIC = '''\
 def local_inverse(y, x0, /, **params):
@@ -310,7 +332,7 @@ def _closed_form_source(local: LocalInverse) -> str:
         parts.append(kernel_source("inverse_periods", exprs, ys, params, doc)[0])
         periodic = _PERIODIC
     text = _TEMPLATE.format(
-        m=problem.m, n=problem.n, names=", ".join(names), periodic=periodic, tol=TOL
+        m=problem.m, n=problem.n, names=", ".join(names), periodic=periodic, tol=TOL, block=BLOCK
     )
     return "\n\n\n".join([*(part.strip() for part in parts), text.strip()]) + "\n"
 
