@@ -323,7 +323,8 @@ def test_branch_is_frozen() -> None:
 def test_params_override_the_defaults_in_closed_form_and_numeric_inverses() -> None:
     li = inverse("x", ("alpha*sin(beta*x)",), alpha=2.0, beta=3.0)
     P = li.problem.compile().P
-    x, status, _, _ = li.compile().solve([[2.5], [0.5]], [1.0], alpha=np.array([3.0, 1.0]), beta=0.5)
+    alpha = np.array([3.0, 1.0])
+    x, status, _, _ = li.compile().solve([[2.5], [0.5]], [1.0], alpha=alpha, beta=0.5)
     assert (status == Status.RUNNING).all()
     np.testing.assert_allclose(P(x, alpha=np.array([3.0, 1.0]), beta=0.5), [[2.5], [0.5]])
     assert not li.compile().solve([2.5], [1.0]).ok  # |y| > alpha = 2 with the defaults

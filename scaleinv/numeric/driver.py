@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from scaleinv.errors import ProblemError
+from scaleinv.errors import NumericInverseWarning, ProblemError
 from scaleinv.numeric.compiled import CompiledRule
+from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
 from scaleinv.symbolic import Problem
@@ -69,7 +71,9 @@ def minimize(
 
     All samples advance together as array operations. A sample stops (and keeps its point)
     when it converges (``‖∂L/∂x‖ ≤ tol``; only checked when ``tol`` is given), diverges
-    (non-finite point or loss above 1e150), or its step fails (no inverse, singular matrix).
+    (non-finite point or loss above 1e150), or its step fails (no inverse, not found, singular
+    matrix). A rule whose step needs the numeric local inverse (PG without a closed form)
+    warns with :class:`~scaleinv.errors.NumericInverseWarning`.
 
     Examples
     --------
@@ -88,6 +92,9 @@ def minimize(
         raise ProblemError("x0 contains non-finite values")
     kernels = problem.compile()
     compiled = compiled_rule(problem, rule)
+    note = numeric_inverse_note(problem, rule)
+    if note is not None:
+        warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
     xs = np.empty((steps + 1,) + x0.shape)
     xs[0] = x0
     status = np.full(x0.shape[:-1], Status.RUNNING, dtype=np.int8)

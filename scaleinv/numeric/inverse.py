@@ -32,6 +32,7 @@ from scaleinv.symbolic.inverse import LocalInverse
 from scaleinv.symbolic.ranges import output_bounds
 
 __all__ = ["InverseEvaluator", "InverseSolution", "compile_inverse", "solver_namespace"]
+__all__ += ["numeric_inverse_note"]
 
 FALLBACKS = ("raise", "keep", "ig")
 #: A solution must satisfy ``|P(x) − y| <= TOL (1 + |y|)`` componentwise.
@@ -305,6 +306,23 @@ def compile_inverse(local: LocalInverse) -> InverseEvaluator:
     evaluator = InverseEvaluator(problem, numeric, source, namespace["local_inverse"], kernels)
     _CACHE[local] = evaluator
     return evaluator
+
+
+def numeric_inverse_note(problem: Problem, rule: Any) -> str | None:
+    """Why ``rule``'s step on ``problem`` solves ``P(x) = y`` numerically; None if it does not.
+
+    Examples
+    --------
+    >>> from scaleinv.numeric import rules
+    >>> numeric_inverse_note(Problem.from_strings("x", "x**2"), rules.pg()) is None
+    True
+    >>> numeric_inverse_note(Problem.from_strings("x", "x + sin(x)"), rules.pg())[:15]
+    'sympy.solve fai'
+    """
+    if not getattr(rule, "uses_inverse", False):
+        return None
+    inverse = problem.local_inverse()
+    return inverse.reason if inverse.numeric or not inverse.branches else None
 
 
 def solver_namespace(kernels: ProblemKernels) -> dict[str, Any]:

@@ -8,10 +8,10 @@ for a whole batch at once, as array operations over the samples still running:
   path (the IG step towards ``y(s + h)``), which must shrink the residual by half;
 * then damped Gauss–Newton (Levenberg–Marquardt with a per-sample damping ``λ``, scaled by
   ``diag(JᵀJ)``) with a per-sample backtracking line search corrects it to the tolerance;
-* a sample whose substep fails (no contraction, too many corrector iterations) halves its
-  ``h`` and retries from the last point on the path; one that succeeds doubles it.
+* a sample whose substep fails (no contraction, too many corrector iterations) divides its
+  ``h`` by 4 and retries from the last point on the path; one that succeeds doubles it.
 
-When ``h`` falls below ``2⁻¹⁶`` the path has met a fold of ``P`` (or left its domain): no
+When ``h`` falls below ``2⁻¹²`` the path has met a fold of ``P`` (or left its domain): no
 solution is connected to ``x0``. As a last resort for those samples only, a free damped
 Gauss–Newton (sufficient decrease of ``|r|`` instead of the path's contraction) runs from the
 last point on the path, from ``x0`` and from a fixed spread of starts around it, all batched;
@@ -32,9 +32,11 @@ from scaleinv.numeric.runtime import NO_INVERSE, NOT_FOUND, RUNNING
 PATH_TOL = 1e-8
 _CONTRACT = 0.5  # a predictor or corrector iteration must shrink |r| at least by this factor
 _MAX_CORRECTOR = 8  # corrector iterations per substep before it counts as failed
-_MAX_FREE = 60  # iterations of the free last-resort solve
-_MIN_SUBSTEP = 2.0**-16
-_SPREAD = (0.3, 0.3, 1.0, 1.0, 3.0, 3.0)  # scales (times 1 + |x0|) of the last-resort starts
+_LOOSE = 0.05  # intermediate points on the path: |r| <= _LOOSE h |Δy| is close enough
+_MAX_PATH = 60  # iterations per sample on the path before it counts as not connected
+_MAX_FREE = 30  # iterations of the free last-resort solve
+_MIN_SUBSTEP = 2.0**-12
+_SPREAD = (3.0, 10.0, 30.0)  # scales (times 1 + |x0|) of the last-resort starts
 _ALPHAS = (0.5, 0.25)  # backtracking fractions tried after a failed full corrector step
 
 
@@ -86,16 +88,28 @@ def solve_square(a, b):
             return numpy.stack([x0, x1], axis=-1)
         if k == 3:
             c0, c1, c2 = a[..., :, 0], a[..., :, 1], a[..., :, 2]
-            c12 = numpy.cross(c1, c2)
+            c12 = _cross(c1, c2)
             det = dot_last(c0, c12)
             x0 = dot_last(b, c12) / det
-            x1 = dot_last(c0, numpy.cross(b, c2)) / det
-            x2 = dot_last(c0, numpy.cross(c1, b)) / det
+            x1 = dot_last(c0, _cross(b, c2)) / det
+            x2 = dot_last(c0, _cross(c1, b)) / det
             return numpy.stack([x0, x1, x2], axis=-1)
     try:
         return numpy.linalg.solve(a, b[..., None])[..., 0]
     except numpy.linalg.LinAlgError:
         return numpy.full(b.shape, numpy.nan)
+
+
+def _cross(u, v):
+    """``numpy.cross`` of 3-vectors on the last axis, without its axis bookkeeping."""
+    return numpy.stack(
+        [
+            u[..., 1] * v[..., 2] - u[..., 2] * v[..., 1],
+            u[..., 2] * v[..., 0] - u[..., 0] * v[..., 2],
+            u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0],
+        ],
+        axis=-1,
+    )
 
 
 def path_inverse(P, jacobian, y, x0, params, y0=None, skip=None, max_iter=500):
@@ -160,12 +174,38 @@ def path_inverse(P, jacobian, y, x0, params, y0=None, skip=None, max_iter=500):
 
 
 def _last_resort(P, jacobian, y, x0, last, params, rows, max_iter, n, m):
-    """Free damped Gauss–Newton from the last path point, ``x0`` and a spread around it."""
-    count, starts = rows.size, 2 + len(_SPREAD)
-    spread = numpy.random.default_rng(0).standard_normal((len(_SPREAD), n))
-    spread *= numpy.asarray(_SPREAD)[:, None]
-    shifts = spread[None] * (1 + numpy.abs(x0))[:, None, :]  # (count, spread, n)
-    x_start = numpy.concatenate([last[:, None], x0[:, None], x0[:, None] + shifts], axis=1)
+    """Free damped Gauss–Newton from the last path point and ``x0``; for the samples still
+    unsolved, from a fixed spread of starts around ``x0``. The found solution nearest ``x0``.
+    """
+    x, code, last = _free_starts(P, jacobian, y, x0, last, params, rows, max_iter, n, m, None)
+    again = numpy.flatnonzero(code != RUNNING)
+    if again.size:
+        spread = numpy.random.default_rng(0).standard_normal((len(_SPREAD), n))
+        spread *= numpy.asarray(_SPREAD)[:, None]
+        x[again], code[again], last[again] = _free_starts(
+            P,
+            jacobian,
+            y[again],
+            x0[again],
+            last[again],
+            params,
+            rows[again],
+            max_iter,
+            n,
+            m,
+            spread,
+        )
+    return x, code, last
+
+
+def _free_starts(P, jacobian, y, x0, last, params, rows, max_iter, n, m, spread):
+    """One batch of free solves: from ``last`` and ``x0``, or from ``x0 + spread (1 + |x0|)``."""
+    count = rows.size
+    if spread is None:
+        x_start = numpy.stack([last, x0], axis=1)
+    else:
+        x_start = x0[:, None] + spread[None] * (1 + numpy.abs(x0))[:, None, :]
+    starts = x_start.shape[1]
     x_start = x_start.reshape(count * starts, n)
     sub = {k: numpy.repeat(v[rows], starts) if v.ndim else v for k, v in params.items()}
     y_rep = numpy.repeat(y, starts, axis=0)
@@ -201,6 +241,7 @@ def _follow(P, jacobian, y, x0, y0, params, skip, max_iter, n, m, free):
     r = dy.copy()  # target(s + h) - P(x)
     lam = numpy.zeros(size)  # per-sample Levenberg-Marquardt damping
     k = numpy.zeros(size, dtype=numpy.int64)  # corrector iterations in this substep
+    spent = numpy.zeros(size, dtype=numpy.int64)  # iterations of this sample in all
     done = status != RUNNING
     for _ in range(max_iter):
         idx = numpy.flatnonzero(~done)
@@ -211,10 +252,15 @@ def _follow(P, jacobian, y, x0, y0, params, skip, max_iter, n, m, free):
         final = s_next >= 1.0 - 1e-12
         target = numpy.where(final[:, None], y[idx], y0[idx] + s_next[:, None] * dy[idx])
         # intermediate points need only stay near the path; the end needs the full tolerance
-        loose = numpy.where(final, 0.0, 1e-3 * h[idx] * numpy.sqrt(dot_last(dy[idx], dy[idx])))
+        loose = numpy.where(final, 0.0, _LOOSE * h[idx] * numpy.sqrt(dot_last(dy[idx], dy[idx])))
         tol = numpy.maximum(PATH_TOL * (1 + numpy.abs(target)), loose[:, None])
+        # the end aims further, |r| <= 1e-6 |Δy| (PG near the optimum takes tiny steps), but
+        # accepts ``tol`` where the corrector stalls (see ``stalled`` below)
+        aim = numpy.minimum(tol, 1e-6 * numpy.sqrt(dot_last(dy[idx], dy[idx]))[:, None])
+        floor = 1e-14 * (1 + numpy.abs(target))
+        tight = numpy.where(final[:, None], numpy.maximum(aim, floor), tol)
         ri, xi = r[idx], x[idx]
-        hit = all_of(numpy.abs(ri) <= tol)
+        hit = all_of(numpy.abs(ri) <= tight)
         # -- substeps that reached their target: advance along the path ----------------------
         ended = idx[hit & final]
         done[ended] = True
@@ -238,17 +284,23 @@ def _follow(P, jacobian, y, x0, y0, params, skip, max_iter, n, m, free):
             backtrack = (k[wi] > 0) | free
             x_try, r_try, ok = _line_search(P, pw, xw, d, target[work], norm_r, backtrack, free)
         x[wi[ok]], r[wi[ok]] = x_try[ok], r_try[ok]
-        lam[wi] = numpy.where(ok, lam[wi] / 4, numpy.maximum(4 * lam[wi], 1e-6))
+        grow = numpy.maximum(8 * lam[wi], 1e-3) if free else numpy.maximum(4 * lam[wi], 1e-6)
+        lam[wi] = numpy.where(ok, lam[wi] / 4, grow)
         lam[wi] = numpy.where(lam[wi] < 1e-9, 0.0, lam[wi])
         k[wi] += 1
-        # -- failed substeps: halve h and go back to the last point on the path --------------
+        spent[wi] += 1
+        stalled = final[work] & (~ok | (k[wi] >= _MAX_CORRECTOR))
+        stalled &= all_of(numpy.abs(r[wi]) <= tol[work])
+        done[wi[stalled]] = True
+        wi, ok = wi[~stalled], ok[~stalled]
+        # -- failed substeps: cut h and go back to the last point on the path ----------------
         if free:
-            lost = wi[(k[wi] >= _MAX_FREE) | (lam[wi] > 1e8)]
+            lost = wi[(k[wi] >= _MAX_FREE) | (lam[wi] > 1.0)]  # 4 failures in a row
             status[lost], done[lost] = NOT_FOUND, True
             continue
         failed = wi[(~ok & (k[wi] == 1)) | (k[wi] >= _MAX_CORRECTOR) | (lam[wi] > 1e6)]
         if failed.size:
-            h[failed] /= 2
+            h[failed] /= 4
             x[failed], k[failed], lam[failed] = base_x[failed], 0, 0.0
             s_f = base_s[failed] + h[failed]
             fp = {key: v[failed] if v.ndim else v for key, v in params.items()}
@@ -257,6 +309,8 @@ def _follow(P, jacobian, y, x0, y0, params, skip, max_iter, n, m, free):
             r[failed] = y0[failed] + s_f[:, None] * dy[failed] - at_base
             lost = failed[h[failed] < _MIN_SUBSTEP]
             status[lost], done[lost] = NOT_FOUND, True
+        slow = wi[spent[wi] >= _MAX_PATH]  # creeping towards a fold
+        status[slow], done[slow] = NOT_FOUND, True
     status[~done] = NOT_FOUND
     found = status == RUNNING
     last = numpy.where(found[:, None], x, base_x)

@@ -210,6 +210,33 @@ class PG(Rule):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "fallback_ig": self.fallback == "ig"}
 
+    def compile(self, problem: Problem) -> CompiledRule:
+        """The batched PG step; its state remembers the samples whose step failed.
+
+        A sample whose step ended ``no_inverse``/``not_found`` (fallback ``"stop"``) is not
+        solved again on later calls: it keeps its status (the driver has stopped it, so
+        solving the same point again would give the same answer at the solver's full cost).
+        """
+        return _skip_failed(super().compile(problem))
+
+
+def _skip_failed(plain: CompiledRule) -> CompiledRule:
+    """Wrap a stateless step so that samples whose step failed once are not stepped again."""
+
+    def step(x: np.ndarray, state: Any) -> tuple[np.ndarray, Any, np.ndarray]:
+        x = np.asarray(x, dtype=np.float64)
+        if state is None or state.shape != x.shape[:-1] or not (state != runtime.RUNNING).any():
+            dx, _, status = plain.step(x, None)
+        else:
+            flat, codes = x.reshape(-1, x.shape[-1]), state.reshape(-1)
+            live = codes == runtime.RUNNING
+            dx, status = np.zeros_like(flat), codes.copy()
+            dx[live], _, status[live] = plain.step(flat[live], None)
+            dx, status = dx.reshape(x.shape), status.reshape(state.shape)
+        return dx, status, status
+
+    return CompiledRule(init=lambda x0, steps: None, step=step)
+
 
 @dataclass(frozen=True)
 class HIG(Rule):
