@@ -72,9 +72,11 @@ def module_source(
     parts = [_runtime_source()]
     names = [k.name for k in kernels.all()]
     parts += [k.source for k in kernels.all()]
-    if any(rule.uses_inverse for rule in rules):
-        parts.append(problem.local_inverse().compile().source)
-        names.append("local_inverse")
+    for numeric in (False, True):  # the closed-form (or numeric) one; the forced-numeric one
+        if any(rule.uses_inverse and rule._numeric_inverse == numeric for rule in rules):
+            evaluator = problem.local_inverse().compile(numeric=numeric)
+            parts.append(evaluator.source)
+            names.append(evaluator.local_inverse.__name__)
     skipped = []
     for rule in rules:
         if rule.uses_newton_dy and kernels.newton_dy is None:
@@ -85,7 +87,7 @@ def module_source(
         except NumericOnlyError as err:
             skipped.append(f"{rule.name} ({err.why})")
             continue
-        names.append(f"{rule.name}_step")
+        names.append(rule.step_name)
     body = "\n\n".join(p.strip() + "\n" for p in parts)
     note = "".join(f"# not exported: {s}\n" for s in skipped)
     return _header(problem, title, names) + note + "\n" + body + f"\n__all__ = {names!r}\n"

@@ -106,8 +106,8 @@ _PERIODIC = """\
             c = c + numpy.where(numpy.isfinite(k) & (period != 0), k, 0.0) * period
 """
 _NUMERIC = '''\
-def local_inverse(y, x0, /, **params):
-    """P^-1(y; x0) without a closed form: the solution connected to x0 (path_inverse).
+def {name}(y, x0, /, **params):
+    """P^-1(y; x0) solved numerically: the solution connected to x0 (path_inverse).
 
     Returns (x, status, residual): status RUNNING where found, NO_INVERSE where y lies outside
     the enclosure of the range of P (output_range), NOT_FOUND where the solver found none.
@@ -277,11 +277,19 @@ class InverseEvaluator:
         return np.where(good[..., None], x0 + step, np.nan)
 
 
-_CACHE: weakref.WeakKeyDictionary[LocalInverse, InverseEvaluator] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[LocalInverse, dict[bool, InverseEvaluator]] = (
+    weakref.WeakKeyDictionary()
+)
+#: Name of the generated function when the numeric inverse is asked for despite a closed form.
+NUMERIC_NAME = "numeric_local_inverse"
 
 
-def compile_inverse(local: LocalInverse) -> InverseEvaluator:
-    """Compile (once per local inverse, cached) the evaluator of ``P⁻¹(y; x0)``.
+def compile_inverse(local: LocalInverse, *, numeric: bool = False) -> InverseEvaluator:
+    """Compile (once per local inverse and mode, cached) the evaluator of ``P⁻¹(y; x0)``.
+
+    ``numeric=True`` solves numerically (path-following, the solution connected to ``x0``)
+    even where a closed form exists; its generated function is named :data:`NUMERIC_NAME`,
+    so that both can sit in one exported module.
 
     Examples
     --------
@@ -293,18 +301,22 @@ def compile_inverse(local: LocalInverse) -> InverseEvaluator:
     >>> "def local_inverse(y, x0, /, **params):" in evaluator.source
     True
     """
-    cached = _CACHE.get(local)
-    if cached is not None:
-        return cached
+    per_mode = _CACHE.setdefault(local, {})
+    if numeric in per_mode:
+        return per_mode[numeric]
     problem, kernels = local.problem, local.problem.compile()
-    numeric = local.numeric or not local.branches
-    source = _numeric_source(problem, kernels) if numeric else _closed_form_source(local)
+    closed = not (local.numeric or not local.branches)
+    name = NUMERIC_NAME if numeric else "local_inverse"
+    if closed and not numeric:
+        source = _closed_form_source(local)
+    else:
+        source = _numeric_source(problem, kernels, name)
     namespace = solver_namespace(kernels)
     code = compile(source, f"<scaleinv local inverse of {problem.outputs}>", "exec")
     exec(code, namespace)  # noqa: S102  (scaleinv's own kernels and template, no user text)
     # no reference back to `local`, so the cache entry dies with it
-    evaluator = InverseEvaluator(problem, numeric, source, namespace["local_inverse"], kernels)
-    _CACHE[local] = evaluator
+    evaluator = InverseEvaluator(problem, not closed or numeric, source, namespace[name], kernels)
+    per_mode[numeric] = evaluator
     return evaluator
 
 
@@ -321,6 +333,8 @@ def numeric_inverse_note(problem: Problem, rule: Any) -> str | None:
     """
     if not getattr(rule, "uses_inverse", False):
         return None
+    if getattr(rule, "inverse", "auto") == "numeric":
+        return "the rule asks for the numeric inverse"
     inverse = problem.local_inverse()
     return inverse.reason if inverse.numeric or not inverse.branches else None
 
@@ -355,7 +369,7 @@ def _closed_form_source(local: LocalInverse) -> str:
     return "\n\n\n".join([*(part.strip() for part in parts), text.strip()]) + "\n"
 
 
-def _numeric_source(problem: Problem, kernels: ProblemKernels) -> str:
+def _numeric_source(problem: Problem, kernels: ProblemKernels, name: str) -> str:
     bounds = _checked_bounds(problem, kernels)
     parts = []
     if bounds is not None:
@@ -364,7 +378,7 @@ def _numeric_source(problem: Problem, kernels: ProblemKernels) -> str:
         matrix = sp.Matrix([[lo for lo, _ in bounds], [hi for _, hi in bounds]])
         parts.append(kernel_source("output_range", matrix, ys, problem.params, doc)[0])
     certificate, skip = (_CERTIFICATE, "outside") if bounds is not None else ("", "None")
-    text = _NUMERIC.format(m=problem.m, n=problem.n, certificate=certificate, skip=skip)
+    text = _NUMERIC.format(name=name, m=problem.m, n=problem.n, certificate=certificate, skip=skip)
     return "\n\n\n".join([*(part.strip() for part in parts), text.strip()]) + "\n"
 
 

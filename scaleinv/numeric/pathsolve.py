@@ -37,6 +37,7 @@ _MAX_PATH = 60  # iterations per sample on the path before it counts as not conn
 _MAX_FREE = 30  # iterations of the free last-resort solve
 _MIN_SUBSTEP = 2.0**-12
 _SPREAD = (3.0, 10.0, 30.0)  # scales (times 1 + |x0|) of the last-resort starts
+_AIM = 1e-13  # relative residual the end of the path aims at (PATH_TOL is enough)
 _ALPHAS = (0.5, 0.25)  # backtracking fractions tried after a failed full corrector step
 
 
@@ -254,11 +255,9 @@ def _follow(P, jacobian, y, x0, y0, params, skip, max_iter, n, m, free):
         # intermediate points need only stay near the path; the end needs the full tolerance
         loose = numpy.where(final, 0.0, _LOOSE * h[idx] * numpy.sqrt(dot_last(dy[idx], dy[idx])))
         tol = numpy.maximum(PATH_TOL * (1 + numpy.abs(target)), loose[:, None])
-        # the end aims further, |r| <= 1e-6 |Δy| (PG near the optimum takes tiny steps), but
-        # accepts ``tol`` where the corrector stalls (see ``stalled`` below)
-        aim = numpy.minimum(tol, 1e-6 * numpy.sqrt(dot_last(dy[idx], dy[idx]))[:, None])
-        floor = 1e-14 * (1 + numpy.abs(target))
-        tight = numpy.where(final[:, None], numpy.maximum(aim, floor), tol)
+        # the end aims at rounding level (Newton gets there in one more iteration), but accepts
+        # ``tol`` where the corrector stalls (see ``stalled`` below)
+        tight = numpy.where(final[:, None], _AIM * (1 + numpy.abs(target)), tol)
         ri, xi = r[idx], x[idx]
         hit = all_of(numpy.abs(ri) <= tight)
         # -- substeps that reached their target: advance along the path ----------------------
