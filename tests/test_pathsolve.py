@@ -187,3 +187,35 @@ def test_path_inverse_on_a_twenty_input_system_and_params() -> None:
     x, status, residual = path_inverse(P, J, y, np.zeros((30, n)), {"c": c})
     assert (status == Status.RUNNING).all() and (residual < 1e-9).all()
     np.testing.assert_allclose(P(x, c), y, atol=1e-10)
+
+
+_SPEC = """title = "x^2 + sin(x): no closed-form inverse"
+
+[problem]
+inputs = ["x"]
+outputs = ["x**2 + sin(x)"]
+
+[run]
+starts = [[2.0], [-2.0]]
+steps = 3
+
+[[rules]]
+name = "pg"
+eta = 0.5
+
+[[rules]]
+name = "ig"
+eta = 0.5
+"""
+
+
+def test_run_and_verify_say_once_that_pg_solves_numerically(tmp_path, capsys) -> None:
+    from scaleinv.reports.cli import main
+
+    spec = tmp_path / "numeric.toml"
+    spec.write_text(_SPEC)
+    assert main(["run", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("solves P(x) = y numerically") == 1 and "sympy.solve failed" in out
+    main(["verify", str(spec), "--budget", "1"])
+    assert capsys.readouterr().out.count("solve P(x) = y numerically") == 1

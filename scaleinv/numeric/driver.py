@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+import time
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 
@@ -15,7 +19,7 @@ from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
 from scaleinv.symbolic import Problem
 
-__all__ = ["Trajectory", "minimize", "compiled_rule"]
+__all__ = ["Trajectory", "minimize", "compiled_rule", "progress_printer"]
 
 _DIVERGED_LOSS = 1e150
 _COMPILED: weakref.WeakKeyDictionary[Problem, dict[Rule, CompiledRule]] = (
@@ -99,7 +103,9 @@ def minimize(
     xs[0] = x0
     status = np.full(x0.shape[:-1], Status.RUNNING, dtype=np.int8)
     state = compiled.init(x0, steps)
+    show = progress_printer()
     for k in range(steps):
+        show(k, steps, int(np.sum(status == Status.RUNNING)))
         x = xs[k]
         if tol is not None:
             small = np.linalg.norm(kernels.gradient(x), axis=-1) <= tol
@@ -117,5 +123,49 @@ def minimize(
     if tol is not None:
         small = np.linalg.norm(kernels.gradient(xs[-1]), axis=-1) <= tol
         status = np.where((status == Status.RUNNING) & small, Status.CONVERGED, status)
+    show(steps, steps, int(np.sum(status == Status.RUNNING)))
     status = np.where(status == Status.RUNNING, Status.MAX_STEPS, status).astype(np.int8)
     return Trajectory(xs, kernels.P(xs), kernels.loss(xs), status, rule.name)
+
+
+def progress_printer(
+    stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+) -> Callable[[int, int, int], None]:
+    """``show(done, total, running)``: one progress line for long runs, on a terminal only.
+
+    Silent unless ``stream`` (default ``sys.stderr``) is a TTY and the run has taken more than
+    2 s; then at most twice a second it rewrites one line with the steps done, the samples
+    still running and an estimate of the time left, and ends it when ``done == total``.
+
+    Examples
+    --------
+    >>> import io
+    >>> class Terminal(io.StringIO):
+    ...     def isatty(self):
+    ...         return True
+    >>> out, ticks = Terminal(), iter([0.0, 1.0, 3.0, 4.0])
+    >>> show = progress_printer(out, clock=lambda: next(ticks))
+    >>> show(1, 4, 100); show(3, 4, 90); show(4, 4, 90)
+    >>> for line in out.getvalue().split("\\r")[1:]:
+    ...     print(line.strip())
+    scaleinv: step 3/4, 90 samples running, ~1 s left
+    scaleinv: step 4/4, 90 samples running, ~0 s left
+    """
+    stream = sys.stderr if stream is None else stream
+    started = clock()
+    shown = [False, -1.0]  # anything shown yet; when last
+
+    def show(done: int, total: int, running: int) -> None:
+        if not stream.isatty():
+            return
+        now = clock() - started
+        end = done >= total
+        if (now < 2.0 or now - shown[1] < 0.5 or done == 0) and not (end and shown[0]):
+            return
+        left = now / max(done, 1) * (total - done)
+        line = f"scaleinv: step {done}/{total}, {running} samples running, ~{left:.0f} s left"
+        stream.write(f"\r{line}" + ("\n" if end else ""))
+        stream.flush()
+        shown[:] = [True, now]
+
+    return show

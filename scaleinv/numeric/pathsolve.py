@@ -37,7 +37,7 @@ _MAX_PATH = 60  # iterations per sample on the path before it counts as not conn
 _MAX_FREE = 30  # iterations of the free last-resort solve
 _MIN_SUBSTEP = 2.0**-12
 _SPREAD = (3.0, 10.0, 30.0)  # scales (times 1 + |x0|) of the last-resort starts
-_AIM = 1e-13  # relative residual the end of the path aims at (PATH_TOL is enough)
+_AIM = 1e-13  # residual the end aims at, relative to |y| + |Δy| (PATH_TOL is enough)
 _ALPHAS = (0.5, 0.25)  # backtracking fractions tried after a failed full corrector step
 
 
@@ -257,7 +257,8 @@ def _follow(P, jacobian, y, x0, y0, params, skip, max_iter, n, m, free):
         tol = numpy.maximum(PATH_TOL * (1 + numpy.abs(target)), loose[:, None])
         # the end aims at rounding level (Newton gets there in one more iteration), but accepts
         # ``tol`` where the corrector stalls (see ``stalled`` below)
-        tight = numpy.where(final[:, None], _AIM * (1 + numpy.abs(target)), tol)
+        aim = _AIM * (numpy.abs(target) + numpy.abs(dy[idx]))  # relative: scale-free near 0
+        tight = numpy.where(final[:, None], aim, tol)
         ri, xi = r[idx], x[idx]
         hit = all_of(numpy.abs(ri) <= tight)
         # -- substeps that reached their target: advance along the path ----------------------
