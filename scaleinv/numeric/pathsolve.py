@@ -113,7 +113,7 @@ def _cross(u, v):
     )
 
 
-def path_inverse(P, jacobian, y, x0, params, y0=None, skip=None, max_iter=500):
+def path_inverse(P, jacobian, y, x0, params, skip=None, max_iter=500):
     """Solve ``P(x) = y`` along the path from ``P(x0)``, batched over the leading axes.
 
     Parameters
@@ -127,8 +127,6 @@ def path_inverse(P, jacobian, y, x0, params, y0=None, skip=None, max_iter=500):
         Start points (the batch shape of ``y`` and ``x0`` must agree).
     params : dict
         Keyword arguments of the kernels; scalars, or arrays of the batch shape.
-    y0 : ndarray, optional
-        ``P(x0)`` when the caller has it.
     skip : ndarray of bool, optional
         Samples known to have no solution: not solved, status ``NO_INVERSE``.
     max_iter : int
@@ -161,7 +159,7 @@ def path_inverse(P, jacobian, y, x0, params, y0=None, skip=None, max_iter=500):
         flat[key] = numpy.broadcast_to(value, batch).reshape(size) if value.ndim else value
     x0f, yf = x0.reshape(size, n), y.reshape(size, m)
     with numpy.errstate(all="ignore"):
-        y0f = (P(x0f, **flat) if y0 is None else numpy.asarray(y0, float)).reshape(size, m)
+        y0f = P(x0f, **flat).reshape(size, m)
     x, status, last = _follow(P, jacobian, yf, x0f, y0f, flat, skip, max_iter, n, m, False)
     lost = numpy.flatnonzero(status == NOT_FOUND)
     if lost.size:
