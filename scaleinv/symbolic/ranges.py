@@ -48,8 +48,8 @@ def output_bounds(problem: Problem, budget: float = 2.0) -> tuple[tuple[sp.Expr,
     return tuple(b if b is not None else unknown for b in found)
 
 
-def _bounds(value: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
-    value = sp.sympify(value)
+def _bounds(enclosure: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    value = sp.sympify(enclosure)
     if isinstance(value, sp.AccumBounds):
         lo, hi = value.min, value.max
     elif value.is_extended_real and not value.has(sp.AccumBounds):
