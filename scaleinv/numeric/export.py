@@ -73,7 +73,7 @@ def module_source(
     names = [k.name for k in kernels.all()]
     parts += [k.source for k in kernels.all()]
     for numeric in (False, True):  # the closed-form (or numeric) one; the forced-numeric one
-        if any(rule.uses_inverse and rule._numeric_inverse == numeric for rule in rules):
+        if any(rule.uses_inverse and rule.uses_numeric_inverse == numeric for rule in rules):
             evaluator = problem.local_inverse().compile(numeric=numeric)
             parts.append(evaluator.source)
             names.append(evaluator.local_inverse.__name__)

@@ -80,7 +80,7 @@ class Rule:
     _numeric_only_why = ""
     uses_newton_dy = False  # the step takes the Newton step of L in y-space (IG, PG)
     uses_inverse = False  # the step calls the local inverse (PG)
-    _numeric_inverse = False  # ... solved numerically even where a closed form exists
+    uses_numeric_inverse = False  # ... the numeric one even where a closed form exists (PG)
 
     def __post_init__(self) -> None:
         if hasattr(self, "eta"):
@@ -114,7 +114,7 @@ class Rule:
     def compile(self, problem: Problem) -> CompiledRule:
         """The batched step of this rule for ``problem`` (see :class:`CompiledRule`)."""
         namespace = step_namespace(
-            problem, needs_inverse=self.uses_inverse, numeric=self._numeric_inverse
+            problem, needs_inverse=self.uses_inverse, numeric=self.uses_numeric_inverse
         )
         if self.uses_newton_dy:
             _require_newton_dy(problem.compile(), self.name)
@@ -230,16 +230,16 @@ class PG(Rule):
             raise RuleError(f"pg: inverse must be one of {_PG_INVERSES}, got {self.inverse!r}")
 
     @property
-    def _numeric_inverse(self) -> bool:  # type: ignore[override]
+    def uses_numeric_inverse(self) -> bool:  # type: ignore[override]
         return self.inverse == "numeric"
 
     @property
     def step_name(self) -> str:  # both PG steps may sit in one exported module
-        return "pg_numeric_step" if self._numeric_inverse else "pg_step"
+        return "pg_numeric_step" if self.uses_numeric_inverse else "pg_step"
 
     def step_source(self) -> str:
         source = super().step_source()
-        if not self._numeric_inverse:
+        if not self.uses_numeric_inverse:
             return source
         return source.replace(" local_inverse(", f" {NUMERIC_NAME}(")
 
