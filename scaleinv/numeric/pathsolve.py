@@ -34,7 +34,7 @@ _CONTRACT = 0.5  # a predictor or corrector iteration must shrink |r| at least b
 _MAX_CORRECTOR = 8  # corrector iterations per substep before it counts as failed
 _LOOSE = 0.05  # intermediate points on the path: |r| <= _LOOSE h |Δy| is close enough
 _MAX_PATH = 60  # iterations per sample on the path before it counts as not connected
-_MAX_FREE = 20  # iterations of the free last-resort solve
+_MAX_FREE = 30  # iterations of the free last-resort solve
 _MIN_SUBSTEP = 2.0**-12
 _SPREAD = (3.0, 10.0, 30.0)  # scales (times 1 + |x0|) of the last-resort starts
 _AIM = 1e-13  # residual the end aims at, relative to |y| + |Δy| (PATH_TOL is enough)
