@@ -4,7 +4,8 @@ Every chunk of starts is independent, so the run is one ``map_blocks`` over the 
 Kernels travel to the workers as the exported NumPy module's source
 (:func:`scaleinv.numeric.export.module_source`), executed there by a NumPy-only task function:
 workers import neither scaleinv nor SymPy, and run the same code as :func:`scaleinv.export`'s
-module (the rule's step and :func:`scaleinv.numeric.runtime.iterate`, the loop of ``minimize``).
+module (the rule's step and :func:`scaleinv.numeric.runtime.iterate`, the loop of ``minimize``,
+which keeps only the recorded steps of each chunk).
 Importing this module imports no Dask; a missing Dask is a one-line error naming the extra.
 """
 
@@ -26,9 +27,9 @@ __all__ = ["minimize_dask", "dask_array", "dask_client"]
 # The task each worker runs, compiled here without a module of its own so that it pickles by
 # value (cloudpickle): unpickling it on a worker imports only NumPy, never scaleinv or SymPy.
 _TASK_SOURCE = '''
-def run_chunk(x0, source, step_name, steps, tol):
-    """One chunk of starts: the exported module's step, iterated; x, y, loss and status packed
-    on the last axis (status and steps taken repeated along the steps)."""
+def run_chunk(x0, source, step_name, steps, tol, kept, m):
+    """One chunk of starts: the exported module's step, iterated; the recorded steps' x, y,
+    loss and status packed on the last axis (status and steps taken repeated along them)."""
     import numpy
 
     module = {"__name__": "scaleinv_exported"}
@@ -39,13 +40,13 @@ def run_chunk(x0, source, step_name, steps, tol):
         dx, status = rule_step(x)
         return dx, state, status
 
-    xs, status, taken = module["iterate"](
-        step, module["gradient"], module["loss"], x0, steps, tol
+    recorder = module["Recorder"](module["P"], kept, x0, m)
+    status, taken = module["iterate"](
+        step, module["gradient"], module["loss"], x0, steps, tol, recorder
     )
-    loss = module["loss"](xs)
-    codes = numpy.broadcast_to(status.astype(numpy.float64), loss.shape)
-    taken = numpy.broadcast_to(taken.astype(numpy.float64), loss.shape)
-    parts = [xs, module["P"](xs), loss[..., None], codes[..., None], taken[..., None]]
+    codes = numpy.broadcast_to(status.astype(numpy.float64), recorder.loss.shape)
+    taken = numpy.broadcast_to(taken.astype(numpy.float64), recorder.loss.shape)
+    parts = [recorder.x, recorder.y, recorder.loss[..., None], codes[..., None], taken[..., None]]
     return numpy.concatenate(parts, axis=-1)
 '''
 _TASK: dict[str, Any] = {"__name__": "scaleinv_dask_task"}
@@ -77,7 +78,7 @@ def minimize_dask(
     :class:`~scaleinv.numeric.trajectory.Trajectory` whose ``x``, ``y``, ``loss`` and
     ``status`` are lazy Dask arrays chunked like ``x0`` along the batch axes (compute them
     together, e.g. ``dask.compute(t.x[-1], t.status)``, to run each chunk once). The rule must
-    be exportable (GD, Newton, IG, HIG; PG with a closed-form inverse). HIG's singular-value
+    be exportable (GD, Newton, IG, HIG, PG). HIG's singular-value
     cut-off is relative to the largest singular value of each chunk, not of the whole batch.
 
     Examples
@@ -95,20 +96,22 @@ def minimize_dask(
     if not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
     source = module_source(problem, [rule], title="scaleinv kernels for Dask workers")
-    if f"{rule.name}_step" not in ast.literal_eval(source.rsplit("__all__ = ", 1)[1]):
+    if rule.step_name not in ast.literal_eval(source.rsplit("__all__ = ", 1)[1]):
         notes = [line.split(": ", 1) for line in source.splitlines() if line.startswith("Not ex")]
         why = "; ".join(note[1].rstrip(".") for note in notes)
         raise ScaleinvError(f"{rule.name} cannot run on Dask workers: {why}")
     n, m = problem.n, problem.m
     x0 = da.asarray(x0).astype(np.float64).rechunk({x0.ndim - 1: -1})
     kept = recorded_steps(record, int(steps))
-    chunks = ((int(steps) + 1,), *x0.chunks[:-1], (n + m + 3,))
+    chunks = ((len(kept),), *x0.chunks[:-1], (n + m + 3,))
     packed = x0.map_blocks(
         _TASK["run_chunk"],
         source,
-        f"{rule.name}_step",
+        rule.step_name,
         int(steps),
         tol,
+        kept,
+        m,
         new_axis=0,
         chunks=chunks,
         dtype=np.float64,
@@ -116,8 +119,7 @@ def minimize_dask(
     )
     status = packed[-1, ..., n + m + 1].astype(np.int8)
     taken = packed[-1, ..., n + m + 2].astype(np.int64)
-    rows = packed[kept]
-    x, y, loss = rows[..., :n], rows[..., n : n + m], rows[..., n + m]
+    x, y, loss = packed[..., :n], packed[..., n : n + m], packed[..., n + m]
     return Trajectory(x, y, loss, status, rule.name, kept, taken)
 
 

@@ -1,7 +1,8 @@
 """One driver for every rule: :func:`minimize` runs a compiled rule over a batch of start points.
 
-The batch advances as whole-array operations and streams: it holds the current point and
-loss of every sample, and keeps only the steps ``record`` asks for (see
+The batch advances as whole-array operations and streams (the loop is
+:func:`scaleinv.numeric.runtime.iterate`, which exported modules and Dask workers run too): it
+holds the current point and loss of every sample, and keeps only the steps ``record`` asks for (see
 :mod:`scaleinv.numeric.trajectory`), so its memory does not grow with ``steps x batch`` unless
 the full history is asked for. Before it allocates anything, it checks that the run fits in
 the memory available and raises :class:`~scaleinv.errors.MemoryLimitError` otherwise.
@@ -9,26 +10,25 @@ the memory available and raises :class:`~scaleinv.errors.MemoryLimitError` other
 
 from __future__ import annotations
 
-import math
 import os
+import warnings
 import weakref
 from pathlib import Path
 
 import numpy as np
 
-from scaleinv.errors import MemoryLimitError, ProblemError
+from scaleinv.errors import MemoryLimitError, NumericInverseWarning, ProblemError
+from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
-from scaleinv.numeric.kernels import ProblemKernels, real_array
+from scaleinv.numeric.inverse import numeric_inverse_note
+from scaleinv.numeric.kernels import real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
-from scaleinv.numeric.status import Status
 from scaleinv.numeric.trajectory import Trajectory, recorded_count, recorded_steps
 from scaleinv.symbolic import Problem
 
 __all__ = ["minimize", "compiled_rule", "available_memory"]
 
-_DIVERGED_LOSS = 1e150
-_RUNNING = Status.RUNNING.value
 _COMPILED: weakref.WeakKeyDictionary[Problem, dict[Rule, CompiledRule]] = (
     weakref.WeakKeyDictionary()
 )
@@ -99,98 +99,6 @@ def _check_memory(
     raise MemoryLimitError(what, recording + working + state, limit, advice)
 
 
-class _Recorder:
-    """The recorded steps' ``x``, ``P(x)`` and loss, filled as the run passes them."""
-
-    def __init__(self, kernels: ProblemKernels, steps: np.ndarray, x0: np.ndarray, m: int):
-        self.kernels, self.steps, self.filled = kernels, steps, 0
-        self.x = np.empty((len(steps),) + x0.shape)
-        self.y = np.empty((len(steps),) + x0.shape[:-1] + (m,))
-        self.loss = np.empty((len(steps),) + x0.shape[:-1])
-
-    def offer(self, step: int, x: np.ndarray, loss: np.ndarray) -> None:
-        """Keep the point of ``step`` if it is one of the recorded steps."""
-        if self.filled < len(self.steps) and self.steps[self.filled] == step:
-            self.fill_to(self.filled + 1, x, loss)
-
-    def fill_to(self, end: int, x: np.ndarray, loss: np.ndarray) -> None:
-        """Record ``x`` for every not yet filled entry up to ``end`` (all stopped: it stays)."""
-        if end > self.filled:
-            rows = slice(self.filled, end)
-            self.x[rows], self.loss[rows] = x, loss
-            with np.errstate(all="ignore"):
-                self.y[rows] = self.kernels.P(x)
-            self.filled = end
-
-
-def _stop(
-    status: np.ndarray, taken: np.ndarray, step: int, where: np.ndarray, code: int | np.ndarray
-) -> int:
-    """Give running samples ``where`` true the status ``code``; return how many stopped."""
-    newly = (status == _RUNNING) & where
-    np.copyto(status, code, where=newly)
-    np.copyto(taken, step, where=newly)
-    return int(np.count_nonzero(newly))
-
-
-def _small_gradient(kernels: ProblemKernels, x: np.ndarray, tol: float) -> np.ndarray:
-    g = kernels.gradient(x)
-    return np.sqrt(np.einsum("...i,...i->...", g, g)) <= tol
-
-
-def _run(
-    kernels: ProblemKernels,
-    compiled: CompiledRule,
-    x0: np.ndarray,
-    steps: int,
-    tol: float | None,
-    recorder: _Recorder,
-    bar: ProgressBar,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The loop of :func:`minimize`; returns the statuses and steps taken per sample."""
-    x = x0
-    status = np.zeros(x0.shape[:-1], dtype=np.int8)
-    taken = np.full(x0.shape[:-1], steps, dtype=np.int64)
-    running = status.size
-    with np.errstate(all="ignore"):
-        loss = kernels.loss(x)
-    recorder.offer(0, x, loss)
-    state = compiled.init(x0, steps)
-    for k in range(steps):
-        if running == 0:  # nothing moves any more: the remaining steps are the same point
-            break
-        if tol is not None:
-            running -= _stop(status, taken, k, _small_gradient(kernels, x, tol), Status.CONVERGED)
-        dx, state, step_status = compiled.step(x, state)
-        if step_status.any():
-            running -= _stop(status, taken, k, step_status != _RUNNING, step_status)
-        with np.errstate(all="ignore"):
-            x_new = x + dx
-            loss_new = kernels.loss(x_new)
-            # whole-batch reductions without temporaries; NaN fails the comparisons, and an
-            # overflowing sum only sends the batch to the per-sample check below
-            everything_fine = (
-                running == status.size
-                and math.isfinite(x_new.sum())
-                and -_DIVERGED_LOSS < loss_new.min()
-                and loss_new.max() < _DIVERGED_LOSS
-            )
-            if not everything_fine:  # per sample: who diverged, who keeps its point
-                fine = np.isfinite(x_new).all(axis=-1) & (np.abs(loss_new) < _DIVERGED_LOSS)
-                running -= _stop(status, taken, k, ~fine, Status.DIVERGED)
-                keep = status != _RUNNING
-                np.copyto(x_new, x, where=keep[..., None])
-                np.copyto(loss_new, loss, where=keep)
-        x, loss = x_new, loss_new
-        recorder.offer(k + 1, x, loss)
-        bar.update(k + 1)
-    if tol is not None and running:
-        _stop(status, taken, steps, _small_gradient(kernels, x, tol), Status.CONVERGED)
-    np.copyto(status, Status.MAX_STEPS, where=status == _RUNNING)
-    recorder.fill_to(len(recorder.steps), x, loss)
-    return status, taken
-
-
 def minimize(
     problem: Problem,
     rule: Rule,
@@ -206,7 +114,9 @@ def minimize(
 
     All samples advance together as array operations. A sample stops (and keeps its point)
     when it converges (``‖∂L/∂x‖ ≤ tol``; only checked when ``tol`` is given), diverges
-    (non-finite point or loss above 1e150), or its step fails (no inverse, singular matrix).
+    (non-finite point or loss above 1e150), or its step fails (no inverse, not found, singular
+    matrix). A rule whose step needs the numeric local inverse (PG without a closed form)
+    warns with :class:`~scaleinv.errors.NumericInverseWarning`.
 
     Parameters
     ----------
@@ -244,6 +154,9 @@ def minimize(
     >>> minimize(p, rules.newton(1 / 3), [3.0, 3.0], steps=2).x.shape  # record="ends"
     (2, 2)
     """
+    note = numeric_inverse_note(problem, rule)
+    if note is not None:
+        warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
     if type(x0).__module__.split(".")[0] == "dask":  # many starts, chunk by chunk on Dask
         from scaleinv.numeric.distributed import minimize_dask
 
@@ -261,9 +174,20 @@ def minimize(
     _check_memory(rule, compiled, samples, shape, steps, count, record, max_memory)
     kept = recorded_steps(record, steps)
     try:
-        recorder = _Recorder(kernels, kept, x0, problem.m)
+        recorder = runtime.Recorder(kernels.P, kept, x0, problem.m)
+        state = compiled.init(x0, steps)
         with ProgressBar(steps if progress else 0, f"minimize {rule.name}") as bar:
-            status, taken = _run(kernels, compiled, x0, steps, tol, recorder, bar)
+            status, taken = runtime.iterate(
+                compiled.step,
+                kernels.gradient,
+                kernels.loss,
+                x0,
+                steps,
+                tol,
+                recorder,
+                state,
+                bar.update,
+            )
     except MemoryError as err:
         if isinstance(err, MemoryLimitError):
             raise

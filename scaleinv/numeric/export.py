@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scaleinv.errors import NumericOnlyError, ScaleinvError
-from scaleinv.numeric import pysource, runtime
+from scaleinv.numeric import pathsolve, pysource, runtime
 from scaleinv.numeric.flavors import check_flavor, prelude_source
-from scaleinv.numeric.inverse import _closed_form_source
+from scaleinv.numeric.inverse import numeric_inverse_note
+from scaleinv.numeric.inverse_source import closed_form_source
 from scaleinv.numeric.kernels import compile_problem, param_keywords
 from scaleinv.numeric.rules import Rule, gd, hig, ig, newton, pg
 from scaleinv.symbolic import Problem
@@ -29,9 +30,13 @@ def _default_rules() -> list[Rule]:
 
 
 def _runtime_source() -> str:
-    lines = inspect.getsource(runtime).splitlines()
-    start = lines.index("import numpy") + 1
-    return "\n".join(lines[start:]).strip() + "\n"
+    """The bodies of :mod:`runtime` and :mod:`pathsolve`, without their imports."""
+    texts = []
+    for module in (runtime, pathsolve):
+        lines = inspect.getsource(module).splitlines()
+        start = max(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
+        texts.append("\n".join(lines[start + 1 :]).strip())
+    return "\n\n\n".join(texts) + "\n"
 
 
 def _header(
@@ -55,7 +60,9 @@ def _header(
         f"Params (keyword arguments of every function, with these defaults): {params or 'none'}.",
         "",
         "Every function is batched over leading axes: x has shape (..., n), y (..., m).",
-        "Steps return (dx, status) with status codes RUNNING=0, NO_INVERSE=4, SINGULAR=5.",
+        "Steps return (dx, status) with status codes RUNNING=0, NO_INVERSE=4 (no real",
+        "solution of P(x) = y), SINGULAR=5, NOT_FOUND=6 (the numeric local inverse found",
+        "none; a solution may exist elsewhere).",
         _NEEDS[flavor],
         "",
         f"Functions: {', '.join(names)}.",
@@ -87,15 +94,28 @@ def module_source(
     parts = [_runtime_source() + rebind]
     names = [k.name for k in kernels.all()]
     parts += [k.source for k in kernels.all()]
-    inverse = problem.local_inverse()
-    has_inverse = not inverse.numeric and bool(inverse.branches)
-    if has_inverse:
-        parts.append(_closed_form_source(inverse, spec.name))
-        names.append("local_inverse")
-    skipped = []
+    skipped, unsupported = [], []
+    for numeric in (False, True):  # the closed-form (or numeric) one; the forced-numeric one
+        users = [r for r in rules if r.uses_inverse and r.uses_numeric_inverse == numeric]
+        if not users:
+            continue
+        local = problem.local_inverse()
+        if spec.name == "numpy":
+            evaluator = local.compile(numeric=numeric)
+            parts.append(evaluator.source)
+            names.append(evaluator.local_inverse.__name__)
+        elif numeric_inverse_note(problem, users[0]) is None:
+            parts.append(closed_form_source(local, spec.name))
+            names.append("local_inverse")
+        else:  # path_inverse branches on values and writes in place: NumPy only
+            unsupported += users
     for rule in rules:
-        if rule.uses_inverse and not has_inverse:
-            skipped.append(f"{rule.name} (no closed-form inverse: {inverse.reason})")
+        if rule in unsupported:
+            why = numeric_inverse_note(problem, rule)
+            skipped.append(
+                f"{rule.step_name} (its local inverse is numeric: {why}; the numeric local "
+                f"inverse runs on NumPy only, export with flavor='numpy')"
+            )
             continue
         if rule.uses_newton_dy and kernels.newton_dy is None:
             skipped.append(f"{rule.name} (the loss has a singular Hessian in y)")
@@ -105,7 +125,7 @@ def module_source(
         except NumericOnlyError as err:
             skipped.append(f"{rule.name} ({err.why})")
             continue
-        names.append(f"{rule.name}_step")
+        names.append(rule.step_name)
     body = "\n\n".join(p.strip() + "\n" for p in parts)
     return (
         _header(problem, title, names, skipped, spec.name)

@@ -1,5 +1,6 @@
 """Pure-NumPy helpers the compiled update steps call: solves that flag singular samples, the
-SVD half-inverse of HIG, and :func:`iterate`, the loop exported modules and Dask workers run.
+SVD half-inverse of HIG, and :func:`iterate`, the loop of :func:`scaleinv.minimize` that
+exported modules and Dask workers run too.
 
 This module imports nothing but NumPy on purpose: :func:`scaleinv.export` copies its source
 verbatim into exported modules, so in-process and exported steps run the same code.
@@ -7,8 +8,10 @@ verbatim into exported modules, so in-process and exported steps run the same co
 
 import numpy
 
-# Per-sample status codes (the values of scaleinv.numeric.status.Status).
-RUNNING, CONVERGED, MAX_STEPS, DIVERGED, NO_INVERSE, SINGULAR = 0, 1, 2, 3, 4, 5
+# Per-sample status codes (the values of scaleinv.numeric.status.Status). NO_INVERSE: P(x) = y
+# has no real solution (known from the closed form or a range certificate); NOT_FOUND: the
+# numeric local inverse did not reach a solution along the path (one may still exist).
+RUNNING, CONVERGED, MAX_STEPS, DIVERGED, NO_INVERSE, SINGULAR, NOT_FOUND = 0, 1, 2, 3, 4, 5, 6
 
 _EPS = numpy.finfo(numpy.float64).eps
 
@@ -150,51 +153,103 @@ def half_inverse(jac, g, beta, rcond=None):
 DIVERGED_LOSS = 1e150
 
 
-def iterate(step, gradient, loss, x0, steps, tol=None, state=None):
-    """Run ``step`` ``steps`` times from every point of ``x0`` (``(..., n)``), with the stopping
-    rules of :func:`scaleinv.minimize`, for exported modules and Dask workers (no scaleinv).
+class Recorder:
+    """The points ``x``, outputs ``y = P(x)`` and losses of the steps ``steps`` (ascending) of
+    a run, kept as :func:`iterate` passes them (nothing else of the run is stored)."""
 
-    ``step(x, state) -> (dx, state, status)``; ``gradient`` and ``loss`` are kernels. A sample
-    stops (and keeps its point) when it converges (``|dL/dx| <= tol``, checked only when ``tol``
-    is given), diverges (non-finite point, or loss above :data:`DIVERGED_LOSS`) or its step
-    fails. Returns the iterates ``(steps + 1, ..., n)``, the per-sample status codes and the
-    step at which each sample stopped (``steps`` if it never did).
+    def __init__(self, P, steps, x0, m):
+        self.P, self.steps, self.filled = P, steps, 0
+        self.x = numpy.empty((len(steps),) + x0.shape)
+        self.y = numpy.empty((len(steps),) + x0.shape[:-1] + (m,))
+        self.loss = numpy.empty((len(steps),) + x0.shape[:-1])
+
+    def offer(self, step, x, loss):
+        """Keep the point of ``step`` if it is one of the recorded steps."""
+        if self.filled < len(self.steps) and self.steps[self.filled] == step:
+            self.fill_to(self.filled + 1, x, loss)
+
+    def fill_to(self, end, x, loss):
+        """Record ``x`` for every not yet filled entry up to ``end`` (all stopped: it stays)."""
+        if end > self.filled:
+            rows = slice(self.filled, end)
+            self.x[rows], self.loss[rows] = x, loss
+            with numpy.errstate(all="ignore"):
+                self.y[rows] = self.P(x)
+            self.filled = end
+
+
+def _stop(status, taken, step, where, code):
+    """Give running samples ``where`` true the status ``code``; return how many stopped."""
+    newly = (status == RUNNING) & where
+    numpy.copyto(status, code, where=newly)
+    numpy.copyto(taken, step, where=newly)
+    return int(numpy.count_nonzero(newly))
+
+
+def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress=None):
+    """The loop of :func:`scaleinv.minimize` (and of exported modules and Dask workers).
+
+    Runs ``step(x, state) -> (dx, state, status)`` ``steps`` times from every point of ``x0``
+    (``(..., n)``); ``gradient`` and ``loss`` are kernels. A sample stops (and keeps its
+    point) when it converges (``|dL/dx| <= tol``, checked only when ``tol`` is not None),
+    diverges (non-finite point, or loss above :data:`DIVERGED_LOSS`) or its step fails.
+    Only the current point is held; ``recorder`` (a :class:`Recorder`) keeps the steps it
+    lists, and ``progress(k, running)``, if given, is called after every step. Returns the
+    per-sample status codes and the step at which each sample stopped (``steps`` if never).
 
     Examples
     --------
-    >>> xs, status, taken = iterate(
+    >>> x0 = numpy.array([[4.0]])
+    >>> recorder = Recorder(lambda x: x, [0, 1, 2], x0, 1)
+    >>> status, taken = iterate(
     ...     lambda x, s: (-0.5 * x, s, numpy.zeros(x.shape[:-1], numpy.int8)),
-    ...     lambda x: x, lambda x: (x**2).sum(-1), numpy.array([[4.0]]), 2)
-    >>> xs[:, 0, 0].tolist(), status.tolist(), taken.tolist()
+    ...     lambda x: x, lambda x: (x**2).sum(-1), x0, 2, None, recorder)
+    >>> recorder.x[:, 0, 0].tolist(), status.tolist(), taken.tolist()
     ([4.0, 2.0, 1.0], [2], [2])
     """
-    xs = numpy.empty((steps + 1,) + x0.shape)
-    xs[0] = x0
-    status = numpy.full(x0.shape[:-1], RUNNING, dtype=numpy.int8)
+    x = x0
+    status = numpy.zeros(x0.shape[:-1], dtype=numpy.int8)
     taken = numpy.full(x0.shape[:-1], steps, dtype=numpy.int64)
-
-    def stop(where, code, k):
-        newly = (status == RUNNING) & where
-        taken[newly] = k
-        return numpy.where(newly, code, status)
+    running = status.size
 
     def small(x):
-        return numpy.linalg.norm(gradient(x), axis=-1) <= tol
+        g = gradient(x)
+        return numpy.sqrt(numpy.einsum("...i,...i->...", g, g)) <= tol
 
+    with numpy.errstate(all="ignore"):
+        loss_x = loss(x)
+    recorder.offer(0, x, loss_x)
     for k in range(steps):
-        x = xs[k]
+        if running == 0:  # nothing moves any more: the remaining steps are the same point
+            break
         if tol is not None:
-            status = stop(small(x), CONVERGED, k)
+            running -= _stop(status, taken, k, small(x), CONVERGED)
         dx, state, step_status = step(x, state)
-        status = stop(step_status != RUNNING, step_status, k)
-        moving = status == RUNNING
+        if step_status.any():
+            running -= _stop(status, taken, k, step_status != RUNNING, step_status)
         with numpy.errstate(all="ignore"):
-            x_new = numpy.where(moving[..., None], x + dx, x)
+            x_new = x + dx
             loss_new = loss(x_new)
-        fine = numpy.isfinite(x_new).all(axis=-1) & (abs(loss_new) < DIVERGED_LOSS)
-        status = stop(moving & ~fine, DIVERGED, k)
-        xs[k + 1] = numpy.where((moving & ~fine)[..., None], x, x_new)
-    if tol is not None:
-        status = stop(small(xs[-1]), CONVERGED, steps)
-    status = numpy.where(status == RUNNING, MAX_STEPS, status)
-    return xs, numpy.asarray(status, dtype=numpy.int8), taken
+            # whole-batch reductions without temporaries; NaN fails the comparisons, and an
+            # overflowing sum only sends the batch to the per-sample check below
+            everything_fine = (
+                running == status.size
+                and numpy.isfinite(x_new.sum())
+                and -DIVERGED_LOSS < loss_new.min()
+                and loss_new.max() < DIVERGED_LOSS
+            )
+            if not everything_fine:  # per sample: who diverged, who keeps its point
+                fine = numpy.isfinite(x_new).all(axis=-1) & (numpy.abs(loss_new) < DIVERGED_LOSS)
+                running -= _stop(status, taken, k, ~fine, DIVERGED)
+                keep = status != RUNNING
+                numpy.copyto(x_new, x, where=keep[..., None])
+                numpy.copyto(loss_new, loss_x, where=keep)
+        x, loss_x = x_new, loss_new
+        recorder.offer(k + 1, x, loss_x)
+        if progress is not None:
+            progress(k + 1, running)
+    if tol is not None and running:
+        _stop(status, taken, steps, small(x), CONVERGED)
+    numpy.copyto(status, MAX_STEPS, where=status == RUNNING)
+    recorder.fill_to(len(recorder.steps), x, loss_x)
+    return status, taken

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from scaleinv.analysis.units import problem_dimensions
+from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
@@ -148,7 +149,11 @@ def _build_into(
     say(f"derive   J, gradient, Hessian, local inverse and Δx of {len(spec.rules)} rule(s)")
     derivation, runs = derive(spec)
     inverse = derivation.inverse
-    branches = "numeric" if inverse.numeric else f"{len(inverse.branches)} closed-form branch(es)"
+    branches = (
+        "numeric (PG solves P(x) = y by path-following Gauss-Newton at every step)"
+        if inverse.numeric
+        else f"{len(inverse.branches)} closed-form branch(es)"
+    )
     say(f"         local inverse: {branches}")
     say("compile  batched kernels of P, J, gradient, Hessian, loss and each rule's step")
     problem.compile()

@@ -56,6 +56,11 @@ class _TorchNumPy:
         return a if dtype is None else a.to(dtype)
 
     @staticmethod
+    def array(a, dtype=None):
+        """A new tensor holding ``a`` (a copy, as ``numpy.array``)."""
+        return torch.as_tensor(a, dtype=dtype).clone()
+
+    @staticmethod
     def errstate(**_):
         """PyTorch never warns on floating-point errors: nothing to silence."""
         return contextlib.nullcontext()
