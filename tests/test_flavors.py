@@ -119,6 +119,48 @@ def test_jit_pg_step_takes_the_periodic_shift() -> None:
     np.testing.assert_array_equal(status, want_status)
 
 
+def test_jit_local_inverse_equals_numpy_with_status_residual_and_grad() -> None:
+    """The traced closed-form inverse: same x, status (NO_INVERSE where exp(v) = y1 <= 0) and
+    residual as the blocked NumPy one under jit, and jax.grad through it is 1 / P'(x)."""
+    jax = _jax()
+    from catalogue import CATALOGUE
+
+    p = CATALOGUE["cubic_exp"]  # (u, v) -> (u**3, exp(v))
+    module, reference = load_module(p, "jax", [rules.pg()]), load_module(p, "numpy", [rules.pg()])
+    rng = np.random.default_rng(6)
+    y, x0 = rng.uniform(-8, 8, (64, 2)), rng.uniform(-2, 2, (64, 2))
+    got, want = jax.jit(module.local_inverse)(y, x0), reference.local_inverse(y, x0)
+    assert (want[1] == 4).any() and (want[1] == 0).any()  # both outcomes are exercised
+    for g, w in zip(got, want, strict=True):
+        assert np.asarray(g).dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    target, start = jax.numpy.array([[27.0, 5.0]]), jax.numpy.array([[2.0, 1.0]])
+    grad = jax.grad(lambda t: module.local_inverse(t, start)[0].sum())(target)
+    np.testing.assert_allclose(grad, [[1 / (3 * 3.0**2), 1 / 5.0]], rtol=1e-12)
+
+
+def test_numeric_inverse_steps_are_numpy_only_with_a_reason() -> None:
+    """PG steps that need the numeric (path-following) inverse are not written for JAX or
+    PyTorch: the module says so; the NumPy module has them."""
+    _jax()
+    from catalogue import CATALOGUE
+
+    from scaleinv.numeric.export import module_source
+
+    cases = [
+        (CATALOGUE["overdetermined"], rules.pg(0.5)),
+        (_comparison(), rules.pg(inverse="numeric")),
+    ]
+    for problem, rule in cases:
+        text = module_source(problem, [rule, rules.newton()], flavor="jax")
+        module = load_module(problem, "jax", [rule, rules.newton()])
+        assert rule.step_name not in module.__all__ and "newton_step" in module.__all__
+        assert f"Not exported: {rule.step_name} (its local inverse is numeric" in text
+        assert "runs on NumPy only" in text
+        numpy_module = load_module(problem, "numpy", [rule])
+        assert rule.step_name in numpy_module.__all__
+
+
 def test_torch_autograd_of_loss_is_the_gradient_and_dtype_is_kept() -> None:
     torch = optional_module("torch", "torch")
     module = load_module(_comparison(), "torch", [rules.pg(0.3)])
