@@ -83,6 +83,12 @@ def test_sip_needs_a_framework_flavor() -> None:
         sip(CATALOGUE["comparison"], rules.pg(0.5), "numpy")
 
 
+def test_sip_with_a_numeric_inverse_names_why() -> None:
+    optional_module("torch", "torch")
+    with pytest.raises(ProblemError, match=r"pg cannot give SIP targets .*local inverse is num"):
+        sip(CATALOGUE["overdetermined"], rules.pg(0.5), "torch")
+
+
 @pytest.mark.slow
 def test_sip_is_scale_invariant_and_beats_adam_on_the_scaled_problem() -> None:
     optional_module("torch", "torch")

@@ -95,7 +95,7 @@ class SIP:
     def proxy_targets(self, x_pred: Any, y_star: Any) -> Any:
         """``x_pred + Δx``: the rule's updated points, with no gradient flowing back."""
         x = self._stop_gradient(x_pred)
-        dx, _ = getattr(self.module, f"{self.rule.name}_step")(x, **self._targets(y_star))
+        dx, _ = getattr(self.module, self.rule.step_name)(x, **self._targets(y_star))
         return self._stop_gradient(x + dx)
 
     def proxy_loss(self, x_pred: Any, y_star: Any) -> Any:
@@ -130,6 +130,8 @@ def sip(problem: Problem, rule: Rule, flavor: str = "torch") -> SIP:
         raise ProblemError(f"SIP training runs in torch or jax, got flavor {flavor!r}")
     translated, names = per_sample_target(problem)
     module = load_module(translated, flavor, [rule])
-    if f"{rule.name}_step" not in module.__all__:
-        raise ProblemError(f"{rule.name} has no exported step for this problem")
+    if rule.step_name not in module.__all__:
+        notes = [line for line in (module.__doc__ or "").splitlines() if "Not exported" in line]
+        why = " ".join(notes) or "no exported step"
+        raise ProblemError(f"{rule.name} cannot give SIP targets for this problem: {why}")
     return SIP(translated, rule, flavor, module, names)
