@@ -120,7 +120,10 @@ def implicit_y_step(
 def _first_order(
     inner: Problem, defining: list, new: tuple, direct: sp.Matrix, eta: Any
 ) -> tuple[Verdict, Counterexample | None]:
-    """``J Δx`` against ``Δy`` at ``x = 7/10`` (1-D: the real root nearest ``x``)."""
+    """``J Δx`` against ``Δy``: exact for affine ``y(x)`` (``J Δx = y(x~) − y(x)``), else at
+    ``x = 7/10`` with the real root nearest ``x`` (1-D)."""
+    if not any(e.free_symbols & set(inner.inputs) for e in inner.jacobian):
+        return Verdict.PROVED, None
     if inner.n != 1 or len(defining) != 1:
         return Verdict.UNDECIDED, None
     x = inner.inputs[0]
