@@ -145,7 +145,7 @@ def scale_invariance(
     <Verdict.PROVED: 'proved'>
     >>> r = scale_invariance(p, rules.gd(eta), InputScaling({"x1": "1/alpha"}), rng=0)
     >>> r.verdict, r.route, r.derivation[-1].expr
-    (<Verdict.REFUTED: 'refuted'>, 'theorem gd-input-linear', [-1 + alpha**(-2)])
+    (<Verdict.REFUTED: 'refuted'>, 'theorem gd-input-linear', (0, 2*eta*u1*(1 - alpha**2)/alpha))
     >>> r = scale_invariance(p, rules.gd(eta), InputScaling({"x1": "1/alpha"}), rng=0,
     ...                      route="expression")
     >>> r.verdict, r.route, r.derivation[-1].expr

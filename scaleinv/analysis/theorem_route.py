@@ -174,7 +174,7 @@ def _hypotheses(
             d = derivatives_at(problem, point)
         except ProblemError:
             continue
-        need = {"L_yy": d.L_yy} if rule in ("ig", "pg") else {}
+        need: dict[str, Any] = {"L_yy": d.L_yy} if rule in ("ig", "pg") else {}
         if rule == "newton":
             need["H"] = d.H
         if rule == "ig":
