@@ -21,7 +21,6 @@ decided. :func:`trajectory_invariance` is the numeric twin: it runs
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -43,7 +42,7 @@ from scaleinv.errors import BudgetExceeded, NumericOnlyError, ProblemError
 from scaleinv.numeric import compile_kernel, minimize
 from scaleinv.numeric.rules import Rule
 from scaleinv.symbolic import Problem
-from scaleinv.symbolic.budget import with_budget
+from scaleinv.symbolic.budget import cpu_clock, with_budget
 
 __all__ = ["InvarianceReport", "TrajectoryComparison", "scale_invariance", "trajectory_invariance"]
 __all__ += ["InputScaling", "OutputScaling", "Reparametrization"]
@@ -153,7 +152,7 @@ def scale_invariance(
     """
     if route not in ("auto", "theorem", "expression"):
         raise ProblemError(f"route must be 'auto', 'theorem' or 'expression', got {route!r}")
-    start = time.monotonic()
+    start = cpu_clock()
     rule = _exact(rule)
     setup = transform.apply(problem)
     describe = transform.describe()
@@ -173,7 +172,7 @@ def scale_invariance(
             )
 
     def left() -> float:
-        return max(budget - (time.monotonic() - start), 0.05)
+        return max(budget - (cpu_clock() - start), 0.05)
 
     try:
         dx = with_budget(lambda: rule.delta(problem), left(), f"{rule.name} update")
@@ -232,7 +231,7 @@ def _numeric_only(
     problem: Problem, rule: Rule, setup: Transformed, describe: str, rng: Any, why: str
 ) -> InvarianceReport:
     """Compare compiled first steps at random points: a refutation or ``UNDECIDED``."""
-    rng = np.random.default_rng(rng)
+    rng = np.random.default_rng(0 if rng is None else rng)
     exact_map = rule.name == "pg"
     symbols = list(setup.problem.param_symbols)
     best: Counterexample | None = None
@@ -247,8 +246,8 @@ def _numeric_only(
         forward, jacobian = _forward_kernels(setup, values)
         x = forward(u)
         named = {str(s): v for s, v in values.items()}
-        dx = minimize(problem.with_params(**_own(problem, named)), rule, x, 1).x[1] - x
-        du = minimize(setup.problem.with_params(**named), rule, u, 1).x[1] - u
+        dx = minimize(problem.with_params(**_own(problem, named)), rule, x, 1).x[-1] - x
+        du = minimize(setup.problem.with_params(**named), rule, u, 1).x[-1] - u
         back = forward(u + du) - x if exact_map else np.einsum("...ij,...j", jacobian(u), du)
         scale = np.maximum(1.0, np.maximum(np.abs(dx), np.abs(back)).max(axis=-1))
         gap = np.abs(dx - back).max(axis=-1) / scale
@@ -327,8 +326,8 @@ def trajectory_invariance(
     forward, jacobian = _forward_kernels(setup, params)
     x0 = np.asarray(x0, dtype=float)
     u0 = _pull_back(forward, jacobian, x0)
-    original = minimize(problem.with_params(**_own(problem, named)), rule, x0, steps)
-    transformed = minimize(setup.problem.with_params(**named), rule, u0, steps)
+    original = minimize(problem.with_params(**_own(problem, named)), rule, x0, steps, record="all")
+    transformed = minimize(setup.problem.with_params(**named), rule, u0, steps, record="all")
     mapped = forward(transformed.x)
     deviation = float(np.max(np.abs(original.x - mapped)))
     scale = float(np.max(np.abs(original.x)))

@@ -60,7 +60,8 @@ def render_document(
     """
     parts = [
         PREAMBLE,
-        f"\\title{{{escape(spec.title)}}}\n\\date{{}}\n\\begin{{document}}\n\\maketitle\n",
+        f"\\title{{{escape(' '.join(spec.title.split()))}}}\n\\date{{}}\n"  # one paragraph
+        "\\begin{document}\n\\maketitle\n",
         _problem(spec, dimensions),
         _derivations(spec, derivation, runs),
         extra,

@@ -25,7 +25,7 @@ from scaleinv.reports.latex import escape
 from scaleinv.symbolic import Problem
 
 __all__ = ["window_around", "plane_of", "draw_landscape", "trajectory_figure", "nested"]
-__all__ += ["legend_columns", "NESTED_NOTE", "math_label"]
+__all__ += ["legend_columns", "NESTED_NOTE", "math_label", "plain_label"]
 
 _GRID = 161
 _CONTOUR_CMAP = "Greys"
@@ -160,7 +160,7 @@ def _draw_paths(ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int,
                 xs, ys = path[:, plane[0]], path[:, plane[1]]
             ax.plot(
                 xs, ys, **run.style.line_kwargs(), **nested(k, len(runs)),
-                label=run.label if b == 0 else None,
+                label=plain_label(run.label) if b == 0 else None,
             )  # fmt: skip
             ax.plot(xs[:1], ys[:1], marker="*", color="black", ms=10, ls="none", zorder=4)
 
@@ -225,6 +225,8 @@ def trajectory_figure(
 
 
 _MATHTEXT = MathTextParser("path")
+#: The longest rule label a figure shows in full.
+LABEL_LENGTH = 60
 
 
 def math_label(symbol: object) -> str:
@@ -235,6 +237,25 @@ def math_label(symbol: object) -> str:
     except ValueError:
         return str(symbol)
     return text
+
+
+def plain_label(text: str) -> str:
+    r"""User text (a rule's label) as matplotlib shows it literally: the one way it gets there.
+
+    Every ``$`` is escaped, so no mathtext is parsed (``$\frac{$`` cannot break a figure);
+    characters that are not printable become ``?``; a leading ``_`` (which would hide a legend
+    entry) gets a space before it; past :data:`LABEL_LENGTH` characters the text is cut
+    (``…``), so that a legend cannot squeeze the axes away.
+
+    Examples
+    --------
+    >>> plain_label("GD $\\frac{$ 50%\x00")
+    'GD \\$\\frac{\\$ 50%?'
+    """
+    if len(text) > LABEL_LENGTH:
+        text = text[: LABEL_LENGTH - 1] + "…"
+    text = "".join(ch if ch.isprintable() else "?" for ch in text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
 
 
 def _space_words(d: int, plane: tuple[int, int], names: Sequence, what: str, log: bool) -> str:

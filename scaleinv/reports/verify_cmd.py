@@ -27,6 +27,7 @@ from scaleinv.numeric.rules import REGISTRY
 from scaleinv.reports.text import format_table
 from scaleinv.reports.verdicts import analysis_options, transforms_of
 from scaleinv.symbolic import Spec, load_spec
+from scaleinv.symbolic.spec import MAX_BUDGET
 
 __all__ = ["register", "cmd_verify", "SpecCheck", "spec_checks", "ledger_table"]
 
@@ -93,8 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the ledger (or one spec's checks); 1 if a check that should hold fails."""
-    if args.budget is not None and not args.budget > 0:
-        raise SpecError("", "--budget", f"must be positive, got {args.budget}")
+    if args.budget is not None and not 0 < args.budget <= MAX_BUDGET:
+        raise SpecError("", "--budget", f"must be in (0, {MAX_BUDGET}] seconds, got {args.budget}")
     if args.spec is None:
         if args.units:
             raise SpecError("", "--units", "units describe a problem: give a SPEC file too")
