@@ -19,6 +19,8 @@ __all__ = [
     "RuleError",
     "OutputFolderError",
     "MemoryLimitError",
+    "ScaleinvWarning",
+    "NumericInverseWarning",
 ]
 
 
@@ -82,12 +84,19 @@ class NoInverseError(ScaleinvError, ArithmeticError):
         How many samples were asked for.
     example : tuple of float
         The target ``y`` of the first failing sample.
+    not_found : int
+        How many of them the numeric solver did not find (a solution may exist); the others
+        have none for certain.
     """
 
-    def __init__(self, count: int, total: int, example: tuple[float, ...]) -> None:
+    def __init__(
+        self, count: int, total: int, example: tuple[float, ...], not_found: int = 0
+    ) -> None:
         self.count, self.total, self.example = count, total, example
+        self.not_found = not_found
+        how = f", {not_found} of them not found by the numeric solver" if not_found else ""
         super().__init__(
-            f"no real solution of P(x) = y for {count} of {total} samples "
+            f"no real solution of P(x) = y for {count} of {total} samples{how} "
             f"(first: y = {example}); pass fallback='keep' or 'ig' to step anyway"
         )
 
@@ -173,3 +182,20 @@ class MemoryLimitError(ScaleinvError, MemoryError):
             f"{what} needs about {_bytes(needed)} but only {_bytes(available)} are available; "
             f"{advice}"
         )
+
+
+class ScaleinvWarning(UserWarning):
+    """Base class of the warnings scaleinv issues."""
+
+
+class NumericInverseWarning(ScaleinvWarning):
+    """A rule's step uses the numeric local inverse: ``P(x) = y`` has no usable closed form.
+
+    PG then solves ``P(x) = y`` by path-following Gauss–Newton at every step (slower than a
+    closed form, and a sample can end ``not_found``). Silence it with
+    ``warnings.simplefilter("ignore", NumericInverseWarning)``.
+    """
+
+    def __init__(self, rule: str, reason: str) -> None:
+        self.rule, self.reason = rule, reason
+        super().__init__(f"{rule} uses the numeric local inverse ({reason})")

@@ -21,6 +21,7 @@ decided. :func:`trajectory_invariance` is the numeric twin: it runs
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -38,8 +39,8 @@ from scaleinv.analysis.transforms import (
     Transformed,
 )
 from scaleinv.analysis.verdict import Counterexample, Step, Verdict, decide_equal, sample_values
-from scaleinv.errors import BudgetExceeded, NumericOnlyError, ProblemError
-from scaleinv.numeric import compile_kernel, minimize
+from scaleinv.errors import BudgetExceeded, NumericInverseWarning, NumericOnlyError, ProblemError
+from scaleinv.numeric import Trajectory, compile_kernel, minimize
 from scaleinv.numeric.rules import Rule
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.budget import cpu_clock, with_budget
@@ -246,8 +247,8 @@ def _numeric_only(
         forward, jacobian = _forward_kernels(setup, values)
         x = forward(u)
         named = {str(s): v for s, v in values.items()}
-        dx = minimize(problem.with_params(**_own(problem, named)), rule, x, 1).x[-1] - x
-        du = minimize(setup.problem.with_params(**named), rule, u, 1).x[-1] - u
+        dx = _quiet_minimize(problem.with_params(**_own(problem, named)), rule, x, 1).x[-1] - x
+        du = _quiet_minimize(setup.problem.with_params(**named), rule, u, 1).x[-1] - u
         back = forward(u + du) - x if exact_map else np.einsum("...ij,...j", jacobian(u), du)
         scale = np.maximum(1.0, np.maximum(np.abs(dx), np.abs(back)).max(axis=-1))
         gap = np.abs(dx - back).max(axis=-1) / scale
@@ -326,8 +327,10 @@ def trajectory_invariance(
     forward, jacobian = _forward_kernels(setup, params)
     x0 = np.asarray(x0, dtype=float)
     u0 = _pull_back(forward, jacobian, x0)
-    original = minimize(problem.with_params(**_own(problem, named)), rule, x0, steps, record="all")
-    transformed = minimize(setup.problem.with_params(**named), rule, u0, steps, record="all")
+    original = _quiet_minimize(
+        problem.with_params(**_own(problem, named)), rule, x0, steps, record="all"
+    )
+    transformed = _quiet_minimize(setup.problem.with_params(**named), rule, u0, steps, record="all")
     mapped = forward(transformed.x)
     deviation = float(np.max(np.abs(original.x - mapped)))
     scale = float(np.max(np.abs(original.x)))
@@ -341,3 +344,12 @@ def trajectory_invariance(
         original.status,
         transformed.status,
     )
+
+
+def _quiet_minimize(
+    problem: Problem, rule: Rule, x0: np.ndarray, steps: int, record: str = "ends"
+) -> Trajectory:
+    """:func:`minimize` without its numeric-inverse warning (the callers' reports say so)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericInverseWarning)
+        return minimize(problem, rule, x0, steps, record=record)

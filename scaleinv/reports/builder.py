@@ -150,7 +150,11 @@ def _build_into(
     say(f"derive   J, gradient, Hessian, local inverse and Δx of {len(spec.rules)} rule(s)")
     derivation, runs = derive(spec)
     inverse = derivation.inverse
-    branches = "numeric" if inverse.numeric else f"{len(inverse.branches)} closed-form branch(es)"
+    branches = (
+        "numeric (PG solves P(x) = y by path-following Gauss-Newton at every step)"
+        if inverse.numeric
+        else f"{len(inverse.branches)} closed-form branch(es)"
+    )
     say(f"         local inverse: {branches}")
     say("compile  batched kernels of P, J, gradient, Hessian, loss and each rule's step")
     problem.compile()

@@ -6,15 +6,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
-from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.export import export
+from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.text import format_expr, format_table, format_vector
 from scaleinv.symbolic import Spec, load_spec
@@ -32,12 +34,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if steps < 0:
         raise SpecError("", "--steps", f"must be a non-negative integer, got {steps}")
     check_run_size(steps, len(spec.starts), spec.problem.n + spec.problem.m, "", "--steps")
-    rows = []
+    rows, notes = [], []  # type: tuple[list[list], list[str]]
     for rule_spec in spec.rules:
         rule = make_rule(rule_spec)
-        traj = minimize(
-            spec.problem, rule, np.array(spec.starts), steps, spec.tol, record="last", progress=True
-        )
+        note = numeric_inverse_note(spec.problem, rule)
+        if note is not None and not notes:
+            notes.append(f"note: {rule.label} solves P(x) = y numerically at every step ({note})")
+        with warnings.catch_warnings():  # said once, above the table
+            warnings.simplefilter("ignore", NumericInverseWarning)
+            traj = minimize(
+                spec.problem,
+                rule,
+                np.array(spec.starts),
+                steps,
+                spec.tol,
+                record="last",
+                progress=True,
+            )
         for i, start in enumerate(spec.starts):
             rows.append(
                 [
@@ -50,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 ]
             )
     print(f"{spec.title}\n")
+    for line in notes:
+        print(f"{line}\n")
     print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
     return 0
 

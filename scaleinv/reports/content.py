@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
 import sympy as sp
 
-from scaleinv.errors import NumericOnlyError, ScaleinvError, SpecError
+from scaleinv.errors import NumericInverseWarning, NumericOnlyError, ScaleinvError, SpecError
 from scaleinv.numeric import Trajectory, minimize
 from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import RuleStyle, rule_styles
@@ -198,7 +199,9 @@ def run_rules(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[RuleRun, ...]:
     done = []
     for run in runs:
         try:
-            traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol, record="all")
+            with warnings.catch_warnings():  # the report says so in its local-inverse section
+                warnings.simplefilter("ignore", NumericInverseWarning)
+                traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol, record="all")
             done.append(replace(run, trajectory=traj))
         except ScaleinvError as err:
             done.append(replace(run, run_error=str(err)))

@@ -153,8 +153,10 @@ def _inverse(spec: Spec, d: Derivation) -> str:
     out = ["\\subsection{Local inverse}\n"]
     if inverse.numeric:
         out.append(
-            "No closed-form inverse of $\\mathcal{P}(x) = y$: PG solves it numerically, "
-            f"warm-started at the current $x$ ({escape(inverse.reason)}).\n"
+            "No closed-form inverse of $\\mathcal{P}(x) = y$: PG solves it numerically at "
+            "every step, following the path from $\\mathcal{P}(x)$ to the target from the "
+            "current $x$ (a sample it cannot solve ends \\texttt{not\\_found}; "
+            f"{escape(inverse.reason)}).\n"
         )
         return "".join(out)
     out.append(

@@ -23,6 +23,7 @@ from scaleinv.analysis.invariance import OutputScaling, scale_invariance
 from scaleinv.analysis.units import check_units, format_dimension, problem_dimensions
 from scaleinv.analysis.verdict import Verdict
 from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import REGISTRY
 from scaleinv.reports.text import format_table
 from scaleinv.reports.verdicts import analysis_options, transforms_of
@@ -111,6 +112,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     budget = args.budget or float(analysis_options(spec).get("budget", 5))
     checks = spec_checks(spec, units, budget)
     print(f"{spec.title}\n")
+    pg = REGISTRY["pg"](ETA)
+    checked = {c.row()[0] for c in checks}
+    note = numeric_inverse_note(spec.problem, pg) if pg.label in checked else None
+    if note is not None:
+        print(f"note: PG's numeric twins solve P(x) = y numerically ({note})\n")
     print(
         format_table(["rule", "check", "verdict", "chapter", "detail"], [c.row() for c in checks])
     )

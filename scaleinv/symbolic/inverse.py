@@ -86,11 +86,12 @@ class LocalInverse:
     numeric: bool
     reason: str
 
-    def compile(self) -> Any:
-        """The batched evaluator (:class:`scaleinv.numeric.inverse.InverseEvaluator`), cached."""
+    def compile(self, *, numeric: bool = False) -> Any:
+        """The batched evaluator (:class:`scaleinv.numeric.inverse.InverseEvaluator`), cached;
+        ``numeric=True`` solves numerically even where a closed form exists."""
         from scaleinv.numeric.inverse import compile_inverse
 
-        return compile_inverse(self)
+        return compile_inverse(self, numeric=numeric)
 
     def inv(self, y: Any, x0: Any, *, fallback: str = "raise") -> np.ndarray:
         """``P⁻¹(y; x0)``: the solution of ``P(x) = y`` nearest to ``x0``, batched.

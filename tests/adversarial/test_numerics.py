@@ -76,7 +76,7 @@ def test_overflowing_starts_end_as_statuses_not_errors() -> None:
 
 
 def test_empty_and_deep_batches() -> None:
-    assert minimize(PROBLEM, rules.gd(0.1), np.zeros((0, 2)), 3).x.shape == (4, 0, 2)
+    assert minimize(PROBLEM, rules.gd(0.1), np.zeros((0, 2)), 3, record="all").x.shape == (4, 0, 2)
     deep = np.ones((2, 3, 1, 2))
     assert PROBLEM.compile().hessian(deep).shape == (2, 3, 1, 2, 2)
     assert minimize(PROBLEM, rules.newton(0.5), deep, 2).status.shape == (2, 3, 1)
