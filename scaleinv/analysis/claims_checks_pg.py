@@ -11,8 +11,9 @@ from typing import Any
 
 import sympy as sp
 
+from scaleinv.analysis.branch_selection import branch_selection
 from scaleinv.analysis.claims_checks import ETA, Finding, all_of, truth
-from scaleinv.analysis.invariance import InputScaling, scale_invariance
+from scaleinv.analysis.invariance import InputScaling, Reparametrization, scale_invariance
 from scaleinv.analysis.pg_identities import (
     average_gradient,
     local_inverse_limit,
@@ -349,3 +350,34 @@ def check_composition_ig(budget: float) -> Finding:
         Step("P = (x0, x1²): J Δx_IG − Δy", concrete.difference),
     )
     return Finding(ok, steps, "IG's y-step is −η L'/L'', free of y(x)")
+
+
+def check_pg_nearest_branch(budget: float) -> Finding:
+    """PG with the nearest-branch rule under diagonal scalings: the issue's coupled map."""
+    coupled = Problem.from_strings(["x0", "x1"], ["x0 + x1", "x0*x1"])
+    squares = Problem.from_strings(["x0", "x1"], ["x0**2", "x1**2"])
+    scaling = InputScaling(["s0", "s1"])
+    by_branch = scale_invariance(coupled, rules.pg(ETA), scaling, budget=budget, rng=0)
+    nearest = branch_selection(
+        coupled, scaling, y=[5, 6], x0=[2.1, 2.1], values={"s0": 10, "s1": 1},
+        versus={"s0": 1, "s1": 10},
+    )  # fmt: skip
+    holding = {
+        "isotropic x = s u": branch_selection(coupled, InputScaling(["s", "s"])),
+        "rotation": branch_selection(coupled, Reparametrization.rotation("t")),
+        "(x0², x1²) under diag(s0, s1)": branch_selection(squares, scaling),
+    }
+    steps = (
+        Step(f"branch by branch ({by_branch.route})", by_branch.verdict.value),
+        Step("nearest branch, (x0 + x1, x0 x1) = (5, 6) from (2.1, 2.1)", nearest.reason),
+        *(
+            Step(f"nearest branch, {k}", f"{r.verdict.value}: {r.reason}")
+            for k, r in holding.items()
+        ),
+    )
+    corrected = all_of([truth(by_branch.verdict), *(truth(r.verdict) for r in holding.values())])
+    detail = f"nearest-branch rule under diag(s0, s1): {nearest.verdict.value}"
+    if nearest.counterexample is not None:
+        detail += f"; {nearest.counterexample.describe()}"
+    text = None if nearest.verdict is Verdict.UNDECIDED else nearest.verdict is Verdict.PROVED
+    return Finding(text, steps, detail, corrected)

@@ -264,6 +264,19 @@ ENTRIES: tuple[tuple[Any, ...], ...] = (
         pg.check_pg_scale_invariance,
     ),
     (
+        "pg-nearest-branch",
+        _PG,
+        "and it provides a scale-invariant update",
+        "With the nearest-branch rule P⁻¹(y; x0), PG's update is invariant under every diagonal "
+        "scaling x = diag(s0, s1) u (coupled map (x0 + x1, x0·x1))",
+        _C,
+        pg.check_pg_nearest_branch,
+        "Branch by branch it is (theorem pg-input-linear); the nearest-branch choice commutes "
+        "with isotropic scalings, rotations and, for separable branches such as (±√y0, ±√y1), "
+        "with diagonal scalings, but not in general: (x0 + x1, x0·x1) = (5, 6) from (2.1, 2.1) "
+        "picks (3, 2) when x0 is compressed tenfold and (2, 3) when x1 is",
+    ),
+    (
         "average-gradient",
         "Fundamental theorem of calculus",
         "The local gradients are averaged along the path",

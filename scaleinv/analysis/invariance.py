@@ -10,8 +10,12 @@ decides whether the two agree identically:
    \quad\text{(first-order rules)}, \qquad
    \Delta x\big(g(u)\big) = g(u + \Delta u) - g(u) \quad\text{(PG, branch by branch)}.
 
-For linear ``g`` both sides are the same. :func:`trajectory_invariance` is the numeric twin: it
-runs :func:`~scaleinv.numeric.minimize` on both problems and compares the mapped trajectories.
+For linear ``g`` both sides are the same. A question about a linear (or affine) input map or
+an output scaling is first matched to a theorem of :mod:`scaleinv.analysis.theorems` (derived
+once with generic matrices, so the verdict does not depend on the size of ``P``); only when
+none applies are the two concrete updates simplified. ``route`` on the report says which
+decided. :func:`trajectory_invariance` is the numeric twin: it runs
+:func:`~scaleinv.numeric.minimize` on both problems and compares the mapped trajectories.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, cast
 import numpy as np
 import sympy as sp
 
+from scaleinv.analysis.theorem_route import decide_by_theorem
 from scaleinv.analysis.transforms import (
     InputScaling,
     OutputScaling,
@@ -64,6 +69,10 @@ class InvarianceReport:
         at ``x = g(u)`` (``lhs``) and the mapped transformed update (``rhs``).
     note : str
         How the verdict was reached.
+    route : str
+        What decided: ``"theorem <id>"`` (see :mod:`scaleinv.analysis.theorems`),
+        ``"expression"`` (the concrete updates simplified) or ``"numeric"`` (compiled steps
+        of a numeric-only rule).
     """
 
     rule: str
@@ -72,6 +81,7 @@ class InvarianceReport:
     derivation: tuple[Step, ...]
     counterexample: Counterexample | None = None
     note: str = ""
+    route: str = "expression"
 
 
 def _exact(rule: Rule) -> Rule:
@@ -102,6 +112,7 @@ def scale_invariance(
     *,
     budget: float = 10.0,
     rng: np.random.Generator | int | None = None,
+    route: str = "auto",
 ) -> InvarianceReport:
     """Decide whether ``rule`` gives the same update after ``transform`` (mapped back).
 
@@ -118,7 +129,11 @@ def scale_invariance(
     budget : float
         Seconds for the derivation, the simplification and the counterexample search.
     rng : Generator or int, optional
-        Random source of the counterexample search.
+        Random source of the counterexample search (and of the sample points at which a
+        theorem's hypotheses are checked).
+    route : {"auto", "theorem", "expression"}
+        ``auto``: a theorem when one applies, else the expression route; ``theorem``: only a
+        theorem (``UNDECIDED`` when none applies); ``expression``: simplify the updates.
 
     Examples
     --------
@@ -129,13 +144,33 @@ def scale_invariance(
     >>> scale_invariance(p, rules.ig(eta), InputScaling({"x1": "1/alpha"})).verdict
     <Verdict.PROVED: 'proved'>
     >>> r = scale_invariance(p, rules.gd(eta), InputScaling({"x1": "1/alpha"}), rng=0)
-    >>> r.verdict, r.derivation[-1].expr
-    (<Verdict.REFUTED: 'refuted'>, (0, 2*eta*u1*(1 - alpha**2)/alpha))
+    >>> r.verdict, r.route, r.derivation[-1].expr
+    (<Verdict.REFUTED: 'refuted'>, 'theorem gd-input-linear', (0, 2*eta*u1*(1 - alpha**2)/alpha))
+    >>> r = scale_invariance(p, rules.gd(eta), InputScaling({"x1": "1/alpha"}), rng=0,
+    ...                      route="expression")
+    >>> r.verdict, r.route, r.derivation[-1].expr
+    (<Verdict.REFUTED: 'refuted'>, 'expression', (0, 2*eta*u1*(1 - alpha**2)/alpha))
     """
+    if route not in ("auto", "theorem", "expression"):
+        raise ProblemError(f"route must be 'auto', 'theorem' or 'expression', got {route!r}")
     start = cpu_clock()
     rule = _exact(rule)
     setup = transform.apply(problem)
     describe = transform.describe()
+    if route != "expression":
+        found = decide_by_theorem(problem, rule, transform, setup, rng)
+        if found is not None:
+            name = f"theorem {found.theorem.id}"
+            return InvarianceReport(
+                rule.name, describe, found.verdict, found.derivation,
+                found.counterexample, found.note, name,
+            )  # fmt: skip
+        if route == "theorem":
+            steps = (Step("x = g(u)", setup.forward),)
+            note = "no theorem applies (a nonlinear map, or a hypothesis fails)"
+            return InvarianceReport(
+                rule.name, describe, Verdict.UNDECIDED, steps, None, note, "theorem"
+            )
 
     def left() -> float:
         return max(budget - (cpu_clock() - start), 0.05)
@@ -226,9 +261,9 @@ def _numeric_only(
     steps = (Step("the map x = g(u)", setup.forward), Step("symbolic update", why))
     if best is not None:
         note = "compiled first steps differ clearly (numeric-only rule)"
-        return InvarianceReport(rule.name, describe, Verdict.REFUTED, steps, best, note)
+        return InvarianceReport(rule.name, describe, Verdict.REFUTED, steps, best, note, "numeric")
     note = f"{why}; compiled first steps agree at 24 random points"
-    return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, note)
+    return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, note, "numeric")
 
 
 def _own(problem: Problem, named: Mapping[str, float]) -> dict[str, float]:

@@ -28,6 +28,7 @@ from scaleinv.reports.extras import applicable_claims, composition_part, ledger_
 from scaleinv.reports.figures import make_figures, save_plot
 from scaleinv.reports.outdir import OutputFolder
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
+from scaleinv.reports.selection_note import branch_selection_tex
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
 
@@ -184,7 +185,8 @@ def _build_into(
     say("latex    report.tex")
     dims = _dimensions(spec)
     tex = work / "report.tex"
-    text = render_document(spec, derivation, runs, verdicts, refs, dims, composition_tex)
+    extra = composition_tex + branch_selection_tex(spec)
+    text = render_document(spec, derivation, runs, verdicts, refs, dims, extra)
     tex.write_text(text, encoding="utf-8")
     pdf_path, note = None, ""
     if pdf and tex_engine() is not None:

@@ -16,9 +16,10 @@ from typing import Any
 
 import sympy as sp
 
+from scaleinv.analysis.branch_selection import branch_selection
 from scaleinv.analysis.claims import ClaimVerdict, LedgerReport, claim, run_ledger
 from scaleinv.analysis.claims_checks_pg import intermediate_step
-from scaleinv.analysis.invariance import scale_invariance
+from scaleinv.analysis.invariance import OutputScaling, scale_invariance
 from scaleinv.analysis.units import check_units, format_dimension, problem_dimensions
 from scaleinv.analysis.verdict import Verdict
 from scaleinv.errors import ScaleinvError, SpecError
@@ -38,6 +39,7 @@ _SHOULD_HOLD = {
     "units": {"newton", "ig", "pg"},
     "scale": {"newton", "ig", "pg"},
     "composition": {"ig", "pg"},
+    "nearest branch": set(),  # the chapter's claim, corrected: see ledger pg-nearest-branch
 }
 
 _EPILOG = """\
@@ -221,11 +223,13 @@ def _rule_checks(
             rows.append(("units", "not checked", None, str(err)))
     for transform in transforms:
         r = scale_invariance(problem, rule, transform, budget=budget, rng=0)
-        detail = r.note
+        detail = r.note if r.route.startswith("theorem") else f"[{r.route}] {r.note}"
         if r.counterexample is not None:
             ce = r.counterexample
             detail += f" (Δx = {_vec(ce.lhs)}, mapped {_vec(ce.rhs)})"
         rows.append((f"scale: {transform.describe()}", r.verdict.value, _truth(r.verdict), detail))
+        if name == "pg" and not isinstance(transform, OutputScaling):
+            rows.append(_selection_row(problem, transform))
     try:
         d = intermediate_step(problem, rule, budget=budget)
         diff = ", ".join(sp.sstr(e) for e in d.difference) or "—"
@@ -238,6 +242,16 @@ def _rule_checks(
         )
         for check, verdict, holds, detail in rows
     ]
+
+
+def _selection_row(problem: Any, transform: Any) -> tuple[str, str, bool | None, str]:
+    """PG's nearest-branch choice under ``transform`` (:func:`branch_selection`)."""
+    check = f"nearest branch: {transform.describe()}"
+    try:
+        r = branch_selection(problem, transform)
+    except ScaleinvError as err:
+        return (check, "not checked", None, str(err))
+    return (check, r.verdict.value, _truth(r.verdict), r.reason)
 
 
 def _truth(verdict: Verdict) -> bool | None:
