@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem
@@ -29,6 +30,8 @@ __all__ = ["Kernel", "ProblemKernels", "compile_kernel", "kernel_source", "compi
 
 #: Points per block of a kernel's batch loop (a block's temporaries then fit in L2/L3 cache).
 BLOCK = 4096
+#: Integer powers up to this exponent are printed as products (``x*x*x``).
+MAX_PRODUCT_POWER = 8
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,34 @@ def _identifier(symbol: sp.Symbol, taken: set[str]) -> str:
     return name
 
 
+class _Printer(NumPyPrinter):
+    """NumPy's printer, with small integer powers as products.
+
+    ``x**3`` on an array calls ``pow`` per element (on negative bases 40x the cost of
+    ``x*x*x``); products agree with it to a few ulp.
+    """
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        exp = expr.exp
+        if exp.is_Integer and 2 <= abs(int(exp)) <= MAX_PRODUCT_POWER:
+            base = self.parenthesize(expr.base, PRECEDENCE["Mul"], strict=False)
+            product = "*".join([base] * abs(int(exp)))
+            return f"({product})" if exp > 0 else f"(1/({product}))"
+        return super()._print_Pow(expr, rational=rational)
+
+
+def _printer() -> NumPyPrinter:
+    return _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False})
+
+
+def _flatten(exprs: sp.MatrixBase | Sequence[sp.Expr] | sp.Expr) -> tuple[tuple, list[sp.Expr]]:
+    if isinstance(exprs, sp.MatrixBase):
+        return (exprs.rows, exprs.cols), list(exprs)
+    if isinstance(exprs, (list, tuple)):
+        return (len(exprs),), [sp.sympify(e) for e in exprs]
+    return (), [sp.sympify(exprs)]
+
+
 def kernel_source(
     name: str,
     exprs: sp.MatrixBase | Sequence[sp.Expr] | sp.Expr,
@@ -85,38 +116,61 @@ def kernel_source(
     params : mapping of Symbol to float
         Keyword arguments with defaults; arrays broadcast against the batch.
     """
+    shape, flat = _flatten(exprs)
+    # cse's "basic" optimizations cost 70x more time on a 12-link chain's Hessian for no
+    # measurable gain in the kernel, so the default (none) is used.
+    temps, reduced = sp.cse(flat, symbols=sp.numbered_symbols("_t"))
+    outputs = [(i, e) for i, e in zip(np.ndindex(*shape), reduced) if e != 0]
+    return program_source(name, temps, outputs, shape, args, params, doc), shape
+
+
+def program_source(
+    name: str,
+    temps: Sequence[tuple[sp.Symbol, sp.Expr]],
+    outputs: Sequence[tuple[tuple[int, ...], sp.Expr]],
+    shape: tuple[int, ...],
+    args: Sequence[tuple[str, Sequence[sp.Symbol]]],
+    params: Mapping[sp.Symbol, float] | None = None,
+    doc: str = "",
+) -> str:
+    """Source of a batched kernel from a straight-line program (the one printing step).
+
+    ``temps`` are ``(symbol, expr)`` assignments in order (as :func:`sympy.cse` gives them),
+    ``outputs`` the ``(index, expr)`` entries of the per-sample result of shape ``shape``
+    that are not zero. See :func:`kernel_source` for ``args`` and ``params``.
+    """
     params = dict(params or {})
-    if isinstance(exprs, sp.MatrixBase):
-        shape, flat = (exprs.rows, exprs.cols), list(exprs)
-    elif isinstance(exprs, (list, tuple)):
-        shape, flat = (len(exprs),), [sp.sympify(e) for e in exprs]
-    else:
-        shape, flat = (), [sp.sympify(exprs)]
     taken: set[str] = set()
     arg_names = [a for a, _ in args]
     taken.update(arg_names)
     rename: dict[sp.Symbol, sp.Symbol] = {}
-    unpack = []
+    unpack, defined = [], set()
     for arg, symbols in args:
         for i, s in enumerate(symbols):
             ident = _identifier(s, taken)
-            rename[s] = sp.Symbol(ident)
+            if ident != s.name:
+                rename[s] = sp.Symbol(ident)
+            defined.add(ident)
             unpack.append(f"{ident} = {arg}[_rows, {i}]")
     param_sigs, param_names = [], []
     for j, s in enumerate(sorted(params, key=str)):
         ident = _identifier(s, taken)
-        rename[s] = sp.Symbol(ident)
+        if ident != s.name:
+            rename[s] = sp.Symbol(ident)
+        defined.add(ident)
         param_sigs.append(f"{ident}={float(params[s])!r}")
         param_names.append(ident)
         unpack.append(f"{ident} = _params[_rows, {j}]")
-    flat = [e.xreplace(rename) for e in flat]
-    free = set().union(*(e.free_symbols for e in flat)) - set(rename.values())
+    if rename:
+        temps = [(t, e.xreplace(rename)) for t, e in temps]
+        outputs = [(i, e.xreplace(rename)) for i, e in outputs]
+    free: set[str] = set()
+    for _, e in [*temps, *outputs]:
+        free.update(s.name for s in e.free_symbols)
+    free -= defined | {t.name for t, _ in temps}
     if free:
         raise ValueError(f"kernel {name}: expressions use symbols that are not arguments: {free}")
-    # cse's "basic" optimizations cost 70x more time on a 12-link chain's Hessian for no
-    # measurable gain in the kernel, so the default (none) is used.
-    temps, reduced = sp.cse(flat, symbols=sp.numbered_symbols("_t"))
-    printer = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    printer = _printer()
     body = [f"{a} = numpy.asarray({a}, dtype=numpy.float64)" for a in arg_names]
     shapes = [f"numpy.shape({a})[:-1]" for a in arg_names]
     shapes += [f"numpy.shape({p})" for p in param_names]
@@ -140,15 +194,21 @@ def kernel_source(
     inner = [f"_rows = slice(_start, _start + {BLOCK}) if _size > 1 else 0  # 0: NumPy scalars"]
     inner += unpack
     inner += [f"{printer.doprint(t)} = {printer.doprint(e)}" for t, e in temps]
-    for index, expr in zip(np.ndindex(*shape), reduced):
-        if expr != 0:
-            inner.append(f"out[{', '.join(['_rows', *map(str, index)])}] = {printer.doprint(expr)}")
+    for index, expr in outputs:
+        inner.append(f"out[{', '.join(['_rows', *map(str, index)])}] = {printer.doprint(expr)}")
     body += ["        " + line for line in inner]
     body.append(f"return out.reshape(batch{f' + {shape!r}' if shape else ''})")
     signature = ", ".join(arg_names) + (", *, " + ", ".join(param_sigs) if param_sigs else "")
     docstring = f'    """{doc}"""\n' if doc else ""
     source = f"def {name}({signature}):\n{docstring}" + textwrap.indent("\n".join(body), "    ")
-    return source + "\n", shape
+    return source + "\n"
+
+
+def _exec_source(name: str, source: str, namespace: dict[str, Any] | None = None) -> Any:
+    scope: dict[str, Any] = {"numpy": np, **(namespace or {})}
+    # The source was printed from SymPy expressions built by scaleinv (never from user text).
+    exec(compile(source, f"<scaleinv kernel {name}>", "exec"), scope)  # noqa: S102
+    return scope[name]
 
 
 def compile_kernel(
@@ -170,10 +230,7 @@ def compile_kernel(
            [9., 1.]])
     """
     source, shape = kernel_source(name, exprs, args, params, doc)
-    namespace: dict[str, Any] = {"numpy": np}
-    # The source was printed from SymPy expressions built by scaleinv (never from user text).
-    exec(compile(source, f"<scaleinv kernel {name}>", "exec"), namespace)  # noqa: S102
-    return Kernel(name, source, shape, namespace[name])
+    return Kernel(name, source, shape, _exec_source(name, source))
 
 
 @dataclass(frozen=True)
