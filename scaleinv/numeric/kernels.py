@@ -16,7 +16,7 @@ import textwrap
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import sympy as sp
@@ -26,12 +26,17 @@ from sympy.printing.precedence import PRECEDENCE
 from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem
 
-__all__ = ["Kernel", "ProblemKernels", "compile_kernel", "kernel_source", "compile_problem"]
+__all__ = ["Kernel", "ProblemKernels", "Pattern", "compile_kernel", "kernel_source"]
+__all__ += ["program_source", "compile_problem", "use_sparse"]
 
 #: Points per block of a kernel's batch loop (a block's temporaries then fit in L2/L3 cache).
 BLOCK = 4096
 #: Integer powers up to this exponent are printed as products (``x*x*x``).
 MAX_PRODUCT_POWER = 8
+#: A matrix with at least this many entries and at most this fraction nonzero is held
+#: sparsely and solved with its pattern (see :func:`use_sparse`).
+SPARSE_MIN_SIZE = 1024
+SPARSE_DENSITY = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,23 +74,73 @@ def _identifier(symbol: sp.Symbol, taken: set[str]) -> str:
 
 
 class _Printer(NumPyPrinter):
-    """NumPy's printer, with small integer powers as products.
+    """NumPy's printer with a fast path for the nodes derivatives are made of.
 
-    ``x**3`` on an array calls ``pow`` per element (on negative bases 40x the cost of
-    ``x*x*x``); products agree with it to a few ulp.
+    Sums, products, numbers, symbols, powers and the elementary functions are printed
+    directly (fully parenthesized, in stored order: SymPy's general printer spent most of a
+    1024-point stencil's compile time on precedence and term ordering); anything else goes
+    to :class:`NumPyPrinter`. Small integer powers become products: ``x**3`` on an array calls
+    ``pow`` per element (on negative bases 40x the cost of ``x*x*x``); the two agree to a few
+    ulp (only symbol bases: other bases are cse temporaries or used once). Functions are
+    looked up under ``self._module``, so a flavour printer deriving from
+    this one (JAX, PyTorch) only changes the module.
     """
 
-    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
-        exp = expr.exp
-        if exp.is_Integer and 2 <= abs(int(exp)) <= MAX_PRODUCT_POWER:
-            base = self.parenthesize(expr.base, PRECEDENCE["Mul"], strict=False)
-            product = "*".join([base] * abs(int(exp)))
-            return f"({product})" if exp > 0 else f"(1/({product}))"
-        return super()._print_Pow(expr, rational=rational)
+    _FUNCTIONS: ClassVar[dict[type, str]] = {
+        sp.sin: "sin",
+        sp.cos: "cos",
+        sp.tan: "tan",
+        sp.exp: "exp",
+        sp.log: "log",
+        sp.sinh: "sinh",
+        sp.cosh: "cosh",
+        sp.tanh: "tanh",
+        sp.asin: "arcsin",
+        sp.acos: "arccos",
+        sp.atan: "arctan",
+    }
+
+    def doprint(self, expr: Any, assign_to: Any = None) -> str:
+        if assign_to is None:
+            return self._fast(expr)
+        return super().doprint(expr, assign_to)
+
+    def _fast(self, expr: Any) -> str:
+        if expr.is_Symbol:
+            return expr.name
+        if expr.is_Integer:
+            return str(int(expr)) if expr >= 0 else f"({int(expr)})"
+        if expr.is_Rational:
+            return f"({expr.p}/{expr.q})"
+        if expr.is_Float:
+            return f"({float(expr)!r})"
+        if expr.is_Add:
+            return "(" + " + ".join(self._fast(a) for a in expr.args) + ")"
+        if expr.is_Mul:
+            return "*".join(self._fast(a) for a in expr.args)
+        if expr.is_Pow:
+            base, exp = self._fast(expr.base), expr.exp
+            if expr.base.is_Mul:
+                base = f"({base})"
+            small = exp.is_Integer and 1 <= abs(int(exp)) <= MAX_PRODUCT_POWER
+            if small and expr.base.is_Symbol:  # a symbol: the product repeats no work
+                product = "*".join([base] * abs(int(exp)))
+                return f"({product})" if exp > 0 else f"(1/({product}))"
+            if exp == sp.S.Half or exp == -sp.S.Half:
+                root = f"{self._module_format(self._module + '.sqrt')}({base})"
+                return root if exp > 0 else f"(1/{root})"
+            return f"({base}**{self._fast(exp)})"
+        name = self._FUNCTIONS.get(type(expr))
+        if name is not None:
+            return f"{self._module_format(f'{self._module}.{name}')}({self._fast(expr.args[0])})"
+        return f"({super().doprint(expr)})"
 
 
 def _printer() -> NumPyPrinter:
-    return _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    # order="none": print sums and products in their stored order; sorting the terms for
+    # display was 2/3 of the printing time of a 256-point stencil's kernels.
+    settings = {"fully_qualified_modules": True, "allow_unknown_functions": False}
+    return _Printer({**settings, "order": "none"})
 
 
 def _flatten(exprs: sp.MatrixBase | Sequence[sp.Expr] | sp.Expr) -> tuple[tuple, list[sp.Expr]]:
@@ -234,12 +289,55 @@ def compile_kernel(
 
 
 @dataclass(frozen=True)
+class Pattern:
+    """The static nonzero pattern of a matrix kernel and whether steps use it.
+
+    ``rows``/``cols`` (COO indices, sorted row-major) index the last axis of the ``*_values``
+    kernel; ``sparse`` says whether the matrix is held sparsely (values computed, dense form a
+    scatter) and steps solve with the pattern — chosen by :func:`use_sparse`.
+    """
+
+    name: str
+    rows: np.ndarray
+    cols: np.ndarray
+    shape: tuple[int, int]
+    sparse: bool
+
+    @property
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(indptr, indices)`` of the pattern in CSR form (values in the same order)."""
+        indptr = np.searchsorted(self.rows, np.arange(self.shape[0] + 1)).astype(np.intp)
+        return indptr, self.cols
+
+    def source(self) -> str:
+        """Module-level lines defining ``{name}_pattern`` and ``{name}_sparse``."""
+        rows, cols = (", ".join(map(str, a.tolist())) for a in (self.rows, self.cols))
+        return (
+            f"{self.name}_pattern = (numpy.array([{rows}], dtype=numpy.intp), "
+            f"numpy.array([{cols}], dtype=numpy.intp), {self.shape!r})\n"
+            f"{self.name}_sparse = {self.sparse!r}\n"
+        )
+
+
+def use_sparse(nnz: int, shape: tuple[int, int]) -> bool:
+    """Hold a matrix sparsely (and solve with its pattern) when it is large and sparse.
+
+    Thresholds :data:`SPARSE_MIN_SIZE` and :data:`SPARSE_DENSITY` were measured with
+    ``benchmarks/derive.py --threshold`` (Newton steps, sparse vs dense, on this machine).
+    """
+    size = shape[0] * shape[1]
+    return size >= SPARSE_MIN_SIZE and nnz <= SPARSE_DENSITY * size
+
+
+@dataclass(frozen=True)
 class ProblemKernels:
     """The batched kernels of one :class:`~scaleinv.symbolic.Problem`.
 
     ``P(x)`` → ``(..., m)``, ``jacobian(x)`` → ``(..., m, n)``, ``gradient(x)`` → ``(..., n)``,
     ``hessian(x)`` → ``(..., n, n)``, ``loss(x)`` → ``(...)``; in y-space ``loss_y(y)`` →
     ``(..., m)`` and ``newton_dy(y)`` → ``(..., m)`` (the unit-rate Newton step of L in y).
+    ``jacobian_values(x)`` → ``(..., nnz)`` and ``hessian_values(x)`` are the structurally
+    nonzero entries in the order of :attr:`jacobian_pattern` / :attr:`hessian_pattern`.
     Params are keyword arguments with the problem's defaults.
     """
 
@@ -251,13 +349,19 @@ class ProblemKernels:
     loss_of_y: Kernel
     loss_y: Kernel
     newton_dy: Kernel | None
+    jacobian_values: Kernel
+    hessian_values: Kernel
+    jacobian_pattern: Pattern
+    hessian_pattern: Pattern
 
     def all(self) -> tuple[Kernel, ...]:
         """Every kernel, in a fixed order (what :func:`scaleinv.export` writes)."""
         ks = (
             self.P,
+            self.jacobian_values,
             self.jacobian,
             self.gradient,
+            self.hessian_values,
             self.hessian,
             self.loss,
             self.loss_of_y,
@@ -265,16 +369,92 @@ class ProblemKernels:
         )
         return ks + ((self.newton_dy,) if self.newton_dy is not None else ())
 
+    def constants(self) -> dict[str, Any]:
+        """The module-level names steps read besides the kernels (patterns and flags)."""
+        out: dict[str, Any] = {}
+        for pat in (self.jacobian_pattern, self.hessian_pattern):
+            out[f"{pat.name}_pattern"] = (pat.rows, pat.cols, pat.shape)
+            out[f"{pat.name}_sparse"] = pat.sparse
+        return out
+
 
 _CACHE: weakref.WeakKeyDictionary[Problem, ProblemKernels] = weakref.WeakKeyDictionary()
 
 
+def _matrix_kernels(
+    problem: Problem, kind: str, doc: str, square_only: bool = False
+) -> tuple[Kernel, Kernel, Pattern]:
+    """The values kernel, the dense kernel and the pattern of the Jacobian or the Hessian.
+
+    One straight-line program (cse once) computes whichever form is held; the other is a
+    scatter (sparse: dense from values) or a gather (dense: values from dense) around it.
+    """
+    derivs = problem.sparse
+    keys = sorted(derivs.native[kind])
+    shape = (problem.m, problem.n) if kind == "jacobian" else (problem.n, problem.n)
+    rows = np.array([k[0] for k in keys], dtype=np.intp)
+    cols = np.array([k[1] for k in keys], dtype=np.intp)
+    square = shape[0] == shape[1]
+    sparse = use_sparse(len(keys), shape) and (square or not square_only)
+    pattern = Pattern(kind, rows, cols, shape, sparse)
+    temps, reduced = derivs.cse(kind, keys)
+    x, ps = [("x", problem.inputs)], problem.params
+    values_name = f"{kind}_values"
+    values_doc = f"Nonzero entries of {doc}, shape (..., {len(keys)}); see {kind}_pattern."
+    dense_doc = f"{doc}, shape (..., {shape[0]}, {shape[1]})."
+    if sparse:
+        outputs = [((i,), e) for i, e in enumerate(reduced) if e != 0]
+        primary = program_source(values_name, temps, outputs, (len(keys),), x, ps, values_doc)
+        wrapper = (
+            f"def {kind}(x, **params):\n"
+            f'    """{dense_doc}"""\n'
+            f"    values = {values_name}(x, **params)\n"
+            f"    out = numpy.zeros(values.shape[:-1] + {shape!r})\n"
+            f"    out[..., {kind}_pattern[0], {kind}_pattern[1]] = values\n"
+            "    return out\n"
+        )
+        values_src, dense_src = pattern.source() + primary, wrapper
+    else:
+        outputs = [(k, e) for k, e in zip(keys, reduced) if e != 0]
+        primary = program_source(kind, temps, outputs, shape, x, ps, dense_doc)
+        wrapper = (
+            f"def {values_name}(x, **params):\n"
+            f'    """{values_doc}"""\n'
+            f"    return {kind}(x, **params)[..., {kind}_pattern[0], {kind}_pattern[1]]\n"
+        )
+        values_src, dense_src = pattern.source() + wrapper, primary
+    scope = {f"{kind}_pattern": (rows, cols, shape)}
+    values_fn = _exec_source(values_name, values_src, scope)
+    scope[values_name] = values_fn
+    dense_fn = _exec_source(kind, dense_src, scope)
+    if not sparse:
+        values_fn.__globals__[kind] = dense_fn
+    return (
+        Kernel(values_name, values_src, (len(keys),), values_fn),
+        Kernel(kind, dense_src, shape, dense_fn),
+        pattern,
+    )
+
+
+def _vector_kernel(problem: Problem, kind: str, name: str, shape: tuple, doc: str) -> Kernel:
+    derivs = problem.sparse
+    keys = sorted(derivs.native[kind])
+    temps, reduced = derivs.cse(kind, keys)
+    outputs = [((k,) if shape else (), e) for k, e in zip(keys, reduced) if e != 0]
+    x = [("x", problem.inputs)]
+    source = program_source(name, temps, outputs, shape, x, problem.params, doc)
+    return Kernel(name, source, shape, _exec_source(name, source))
+
+
 def compile_problem(problem: Problem) -> ProblemKernels:
-    """Compile (once per problem, cached) the kernels listed in :class:`ProblemKernels`."""
+    """Compile (once per problem, cached) the kernels listed in :class:`ProblemKernels`.
+
+    The x-space kernels are printed from the problem's sparse derivatives (one cse per
+    kernel, through the derivation engine); the y-space ones from its SymPy formulas.
+    """
     cached = _CACHE.get(problem)
     if cached is not None:
         return cached
-    x = [("x", problem.inputs)]
     y = [("y", problem.output_symbols)]
     ps = problem.params
     try:
@@ -287,17 +467,23 @@ def compile_problem(problem: Problem) -> ProblemKernels:
         )
     except ProblemError:
         newton_dy = None
+    jac_values, jac, jac_pattern = _matrix_kernels(problem, "jacobian", "dP/dx", True)
+    hess_values, hess, hess_pattern = _matrix_kernels(problem, "hessian", "d2L/dx2")
     kernels = ProblemKernels(
-        P=compile_kernel("P", list(problem.P), x, ps, "P(x), shape (..., m)."),
-        jacobian=compile_kernel("jacobian", problem.jacobian, x, ps, "dP/dx, shape (..., m, n)."),
-        gradient=compile_kernel(
-            "gradient", list(problem.gradient), x, ps, "dL/dx, shape (..., n)."
+        P=_vector_kernel(problem, "P", "P", (problem.m,), "P(x), shape (..., m)."),
+        jacobian=jac,
+        gradient=_vector_kernel(
+            problem, "gradient", "gradient", (problem.n,), "dL/dx, shape (..., n)."
         ),
-        hessian=compile_kernel("hessian", problem.hessian, x, ps, "d2L/dx2, shape (..., n, n)."),
-        loss=compile_kernel("loss", problem.loss_x, x, ps, "L(P(x)), shape (...)."),
+        hessian=hess,
+        loss=_vector_kernel(problem, "loss_x", "loss", (), "L(P(x)), shape (...)."),
         loss_of_y=compile_kernel("loss_of_y", problem.loss, y, ps, "L(y), shape (...)."),
         loss_y=compile_kernel("loss_y", list(problem.loss_y), y, ps, "dL/dy, shape (..., m)."),
         newton_dy=newton_dy,
+        jacobian_values=jac_values,
+        hessian_values=hess_values,
+        jacobian_pattern=jac_pattern,
+        hessian_pattern=hess_pattern,
     )
     _CACHE[problem] = kernels
     return kernels

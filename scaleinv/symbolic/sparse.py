@@ -112,41 +112,48 @@ class SparseDerivatives:
     engine: Engine
     symbols: Mapping[str, sp.Symbol]
 
-    def _sympy(self, kind: str, size: int) -> Mapping[Any, sp.Expr]:
+    def _size(self, kind: str) -> int:
+        """Entries of the dense form of ``kind`` (what decides whether it is simplified;
+        ``P`` and ``L(P(x))`` never are: simplifying a sum of squares can make it negative)."""
+        m, n = self.m, self.n
+        sizes = {"jacobian": m * n, "hessian": n * n, "gradient": n, "loss_y": m, "loss_yy": m * m}
+        return sizes.get(kind, SIMPLIFY_ENTRIES + 1)
+
+    def _sympy(self, kind: str) -> Mapping[Any, sp.Expr]:
         out = {k: self.engine.to_sympy(e, self.symbols) for k, e in self.native[kind].items()}
-        if size <= SIMPLIFY_ENTRIES:
+        if self._size(kind) <= SIMPLIFY_ENTRIES:
             out = {k: cheap_simplify(e) for k, e in out.items()}
         return MappingProxyType({k: e for k, e in out.items() if e != 0})
 
     @cached_property
     def jacobian(self) -> Mapping[tuple[int, int], sp.Expr]:
         """``{(k, j): ∂P_k/∂x_j}``."""
-        return self._sympy("jacobian", self.m * self.n)
+        return self._sympy("jacobian")
 
     @cached_property
     def gradient(self) -> Mapping[int, sp.Expr]:
         """``{j: ∂L/∂x_j}``."""
-        return self._sympy("gradient", self.n)
+        return self._sympy("gradient")
 
     @cached_property
     def hessian(self) -> Mapping[tuple[int, int], sp.Expr]:
         """``{(a, b): ∂²L/∂x_a∂x_b}``, both triangles."""
-        return self._sympy("hessian", self.n * self.n)
+        return self._sympy("hessian")
 
     @cached_property
     def loss_x(self) -> Mapping[tuple[()], sp.Expr]:
         """``{(): L(P(x))}``."""
-        return self._sympy("loss_x", self.m)
+        return self._sympy("loss_x")
 
     @cached_property
     def loss_y(self) -> Mapping[int, sp.Expr]:
         """``{k: ∂L/∂y_k}`` in the output symbols."""
-        return self._sympy("loss_y", self.m)
+        return self._sympy("loss_y")
 
     @cached_property
     def loss_yy(self) -> Mapping[tuple[int, int], sp.Expr]:
         """``{(k, l): ∂²L/∂y_k∂y_l}`` in the output symbols."""
-        return self._sympy("loss_yy", self.m * self.m)
+        return self._sympy("loss_yy")
 
     @cached_property
     def sparsity(self) -> Sparsity:
@@ -158,19 +165,19 @@ class SparseDerivatives:
             (self.n, self.n),
         )
 
-    def cse(self, kind: str, keys: Sequence[Any] | None = None) -> tuple[list, list]:
+    def cse(self, kind: str, keys: Sequence[Any]) -> tuple[list, list]:
         """``(temporaries, reduced)`` (SymPy) of the entries ``keys`` of ``kind``, in order.
 
-        With SymEngine the elimination runs on the engine's entries and only its result is
-        converted; with SymPy (or for small results, which are simplified) on the SymPy ones.
+        ``kind`` is ``"P"``, ``"jacobian"``, ``"gradient"``, ``"hessian"`` or ``"loss_x"``;
+        every key must be an entry of it. With SymEngine the elimination runs on the engine's
+        entries and only the program is converted; small results (simplified, see
+        :data:`SIMPLIFY_ENTRIES`) and the SymPy engine use the SymPy entries.
         """
         table = self.native[kind]
-        keys = list(table) if keys is None else list(keys)
-        size = {"jacobian": self.m * self.n, "hessian": self.n * self.n, "gradient": self.n}
-        size = size.get(kind, self.m)
-        if self.engine.name == "sympy" or size <= SIMPLIFY_ENTRIES:
-            public = getattr(self, kind)
-            return self.engine.cse([public.get(k, sp.Integer(0)) for k in keys], self.symbols)
+        simplified = self._size(kind) <= SIMPLIFY_ENTRIES
+        if self.engine.name == "sympy" or simplified:
+            public = getattr(self, kind) if simplified else table
+            return self.engine.cse([public[k] for k in keys], self.symbols)
         return self.engine.cse([table[k] for k in keys], self.symbols)
 
 
@@ -259,6 +266,7 @@ def derive_sparse(
     upper = nonzero(hess_parts)
     hessian = dict(sorted({**upper, **{(b, a): e for (a, b), e in upper.items()}}.items()))
     native = {
+        "P": dict(enumerate(P)),
         "jacobian": jac,
         "gradient": nonzero(grad_parts),
         "hessian": hessian,
