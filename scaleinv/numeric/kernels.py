@@ -129,7 +129,9 @@ class _Printer(NumPyPrinter):
             if exp == sp.S.Half or exp == -sp.S.Half:
                 root = f"{self._module_format(self._module + '.sqrt')}({base})"
                 return root if exp > 0 else f"(1/{root})"
-            return f"({base}**{self._fast(exp)})"
+            if expr.base is sp.E:
+                return f"{self._module_format(self._module + '.exp')}({self._fast(exp)})"
+            return f"({base}**({self._fast(exp)}))"
         name = self._FUNCTIONS.get(type(expr))
         if name is not None:
             return f"{self._module_format(f'{self._module}.{name}')}({self._fast(expr.args[0])})"
@@ -436,49 +438,57 @@ def _matrix_kernels(
     )
 
 
-def _vector_kernel(problem: Problem, kind: str, name: str, shape: tuple, doc: str) -> Kernel:
+def _vector_kernel(
+    problem: Problem, kind: str, name: str, shape: tuple, doc: str, space: str = "x"
+) -> Kernel:
+    """A kernel of the entries of ``kind`` (a vector indexed by output, or a scalar)."""
     derivs = problem.sparse
-    keys = sorted(derivs.native[kind])
+    keys = sorted(derivs.table(kind))
     temps, reduced = derivs.cse(kind, keys)
     outputs = [((k,) if shape else (), e) for k, e in zip(keys, reduced) if e != 0]
-    x = [("x", problem.inputs)]
-    source = program_source(name, temps, outputs, shape, x, problem.params, doc)
+    args = [("x", problem.inputs)] if space == "x" else [("y", problem.output_symbols)]
+    source = program_source(name, temps, outputs, shape, args, problem.params, doc)
     return Kernel(name, source, shape, _exec_source(name, source))
+
+
+def _composed(name: str, outer: Kernel, inner: Kernel, doc: str) -> Kernel:
+    """``outer(inner(x))`` (e.g. the loss as ``L(P(x))``: no cse of a long sum twice)."""
+    source = (
+        f"def {name}(x, **params):\n"
+        f'    """{doc}"""\n'
+        f"    return {outer.name}({inner.name}(x, **params), **params)\n"
+    )
+    scope = {outer.name: outer.func, inner.name: inner.func}
+    return Kernel(name, source, outer.shape, _exec_source(name, source, scope))
 
 
 def compile_problem(problem: Problem) -> ProblemKernels:
     """Compile (once per problem, cached) the kernels listed in :class:`ProblemKernels`.
 
-    The x-space kernels are printed from the problem's sparse derivatives (one cse per
-    kernel, through the derivation engine); the y-space ones from its SymPy formulas.
+    Every kernel is printed from the problem's sparse derivatives (one cse per kernel,
+    through the derivation engine, converted to SymPy only as the eliminated program).
     """
     cached = _CACHE.get(problem)
     if cached is not None:
         return cached
-    y = [("y", problem.output_symbols)]
-    ps = problem.params
+    m, n = problem.m, problem.n
     try:
-        newton_dy = compile_kernel(
-            "newton_dy",
-            list(problem.newton_dy),
-            y,
-            ps,
-            "Unit-rate Newton step of L in y-space, (..., m).",
-        )
+        doc = "Unit-rate Newton step of L in y-space, (..., m)."
+        newton_dy = _vector_kernel(problem, "newton_dy", "newton_dy", (m,), doc, "y")
     except ProblemError:
         newton_dy = None
     jac_values, jac, jac_pattern = _matrix_kernels(problem, "jacobian", "dP/dx", True)
     hess_values, hess, hess_pattern = _matrix_kernels(problem, "hessian", "d2L/dx2")
+    P = _vector_kernel(problem, "P", "P", (m,), "P(x), shape (..., m).")
+    loss_of_y = _vector_kernel(problem, "loss", "loss_of_y", (), "L(y), shape (...).", "y")
     kernels = ProblemKernels(
-        P=_vector_kernel(problem, "P", "P", (problem.m,), "P(x), shape (..., m)."),
+        P=P,
         jacobian=jac,
-        gradient=_vector_kernel(
-            problem, "gradient", "gradient", (problem.n,), "dL/dx, shape (..., n)."
-        ),
+        gradient=_vector_kernel(problem, "gradient", "gradient", (n,), "dL/dx, shape (..., n)."),
         hessian=hess,
-        loss=_vector_kernel(problem, "loss_x", "loss", (), "L(P(x)), shape (...)."),
-        loss_of_y=compile_kernel("loss_of_y", problem.loss, y, ps, "L(y), shape (...)."),
-        loss_y=compile_kernel("loss_y", list(problem.loss_y), y, ps, "dL/dy, shape (..., m)."),
+        loss=_composed("loss", loss_of_y, P, "L(P(x)), shape (...)."),
+        loss_of_y=loss_of_y,
+        loss_y=_vector_kernel(problem, "loss_y", "loss_y", (m,), "dL/dy, shape (..., m).", "y"),
         newton_dy=newton_dy,
         jacobian_values=jac_values,
         hessian_values=hess_values,

@@ -22,7 +22,7 @@ __all__ = ["Engine", "ENGINES", "get_engine", "symengine_available"]
 
 ENGINES = ("auto", "sympy", "symengine")
 #: Expressions per SymEngine cse call (see :meth:`Engine.cse`).
-CSE_CHUNK = 1024
+CSE_CHUNK = 256
 
 
 def symengine_available() -> bool:
@@ -69,7 +69,7 @@ class Engine:
             temps, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t"))
             return list(temps), list(reduced)
         # SymEngine's cse grows faster than linearly (1.2 s for 5120 Hessian entries of a
-        # 1024-point stencil, 0.34 s in chunks of 1024), so long lists go in chunks. Its
+        # 1024-point stencil, 0.24 s in chunks of 256), so long lists go in chunks. Its
         # temporaries are named like the inputs (x2, x3, ... skipping names in use), so names
         # are resolved per chunk. The program is only printed, so nodes are rebuilt without
         # SymPy's evaluation (SymEngine's are canonical already).
@@ -154,6 +154,9 @@ def _from_symengine(
         func = {"Add": sp.Add, "Mul": sp.Mul, "Pow": sp.Pow}.get(kind) or getattr(sp, kind, None)
         if func is None:
             func = sp.sympify(expr).func
-        out = func(*args, evaluate=evaluate)
+        if not evaluate and func in (sp.Add, sp.Mul):
+            out = func._from_args(args)  # as SymEngine ordered them; no flattening checks
+        else:
+            out = func(*args, evaluate=evaluate)
     memo[expr] = out
     return out

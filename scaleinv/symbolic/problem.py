@@ -16,7 +16,6 @@ from scaleinv.symbolic.sparse import (
     SparseDerivatives,
     Sparsity,
     derive_sparse,
-    newton_step_in_y,
     to_matrix,
 )
 
@@ -251,7 +250,7 @@ class Problem:
     def newton_dy_entries(self) -> dict[int, sp.Expr]:
         """The nonzero entries of :attr:`newton_dy`, solved block by block on ``L_yy``."""
         try:
-            return newton_step_in_y(self.sparse.loss_y, self.sparse.loss_yy, self.m)
+            return dict(self.sparse.newton_dy)
         except ProblemError as err:
             raise ProblemError(
                 "the loss has a singular Hessian in y, so the Newton step in y-space that IG "

@@ -116,11 +116,24 @@ class SparseDerivatives:
         """Entries of the dense form of ``kind`` (what decides whether it is simplified;
         ``P`` and ``L(P(x))`` never are: simplifying a sum of squares can make it negative)."""
         m, n = self.m, self.n
-        sizes = {"jacobian": m * n, "hessian": n * n, "gradient": n, "loss_y": m, "loss_yy": m * m}
+        sizes = {"jacobian": m * n, "hessian": n * n, "gradient": n, "loss_y": m, "newton_dy": m}
+        sizes["loss_yy"] = m * m
         return sizes.get(kind, SIMPLIFY_ENTRIES + 1)
 
+    def table(self, kind: str) -> Mapping[Any, Any]:
+        """The engine's entries of ``kind`` (a key of :attr:`native`, or ``"newton_dy"``)."""
+        if kind == "newton_dy":
+            return self._newton_dy_native
+        return self.native[kind]
+
+    @cached_property
+    def _newton_dy_native(self) -> Mapping[int, Any]:
+        loss_y, loss_yy = self.native["loss_y"], self.native["loss_yy"]
+        step = newton_step_in_y(loss_y, loss_yy, self.m, self.engine, self.symbols)
+        return MappingProxyType(step)
+
     def _sympy(self, kind: str) -> Mapping[Any, sp.Expr]:
-        out = {k: self.engine.to_sympy(e, self.symbols) for k, e in self.native[kind].items()}
+        out = {k: self.engine.to_sympy(e, self.symbols) for k, e in self.table(kind).items()}
         if self._size(kind) <= SIMPLIFY_ENTRIES:
             out = {k: cheap_simplify(e) for k, e in out.items()}
         return MappingProxyType({k: e for k, e in out.items() if e != 0})
@@ -156,6 +169,11 @@ class SparseDerivatives:
         return self._sympy("loss_yy")
 
     @cached_property
+    def newton_dy(self) -> Mapping[int, sp.Expr]:
+        """``{k: (−L_yy⁻¹ L_y)_k}`` in the output symbols (see :func:`newton_step_in_y`)."""
+        return self._sympy("newton_dy")
+
+    @cached_property
     def sparsity(self) -> Sparsity:
         """The patterns of the Jacobian and the Hessian (structurally nonzero entries)."""
         return Sparsity(
@@ -168,16 +186,11 @@ class SparseDerivatives:
     def cse(self, kind: str, keys: Sequence[Any]) -> tuple[list, list]:
         """``(temporaries, reduced)`` (SymPy) of the entries ``keys`` of ``kind``, in order.
 
-        ``kind`` is ``"P"``, ``"jacobian"``, ``"gradient"``, ``"hessian"`` or ``"loss_x"``;
-        every key must be an entry of it. With SymEngine the elimination runs on the engine's
-        entries and only the program is converted; small results (simplified, see
-        :data:`SIMPLIFY_ENTRIES`) and the SymPy engine use the SymPy entries.
+        ``kind`` is a key of :attr:`native` or ``"newton_dy"``; every key must be an entry
+        of it. The elimination runs on the engine's own (never simplified) entries and
+        only the program is converted: kernels do not wait for display simplification.
         """
-        table = self.native[kind]
-        simplified = self._size(kind) <= SIMPLIFY_ENTRIES
-        if self.engine.name == "sympy" or simplified:
-            public = getattr(self, kind) if simplified else table
-            return self.engine.cse([public[k] for k in keys], self.symbols)
+        table = self.table(kind)
         return self.engine.cse([table[k] for k in keys], self.symbols)
 
 
@@ -270,6 +283,7 @@ def derive_sparse(
         "jacobian": jac,
         "gradient": nonzero(grad_parts),
         "hessian": hessian,
+        "loss": {(): eng.convert(loss)},
         "loss_x": {(): eng.substitute(eng.convert(loss), at_P)},
         "loss_y": loss_y,
         "loss_yy": loss_yy,
@@ -285,13 +299,17 @@ def derive_sparse(
 
 
 def newton_step_in_y(
-    loss_y: Mapping[int, sp.Expr], loss_yy: Mapping[tuple[int, int], sp.Expr], m: int
-) -> dict[int, sp.Expr]:
+    loss_y: Mapping[int, Any],
+    loss_yy: Mapping[tuple[int, int], Any],
+    m: int,
+    engine: Engine | None = None,
+    symbols: Mapping[str, sp.Symbol] | None = None,
+) -> dict[int, Any]:
     """``−L_yy⁻¹ L_y`` (in the output symbols), solved block by block on the pattern of L_yy.
 
-    A diagonal ``L_yy`` (the default loss) costs one division per output; coupled outputs are
-    solved together (a symbolic LU per block). Raises :class:`ProblemError` when a block is
-    singular.
+    A diagonal ``L_yy`` (the default loss) costs one division per output, in the engine's
+    own terms; coupled outputs are solved together (a SymPy LU per block). Raises
+    :class:`ProblemError` when a block is singular.
 
     Examples
     --------
@@ -299,23 +317,26 @@ def newton_step_in_y(
     >>> newton_step_in_y({0: y0 - 1, 1: 4 * y1}, {(0, 0): 1, (1, 1): 4}, 2)
     {0: 1 - y0, 1: -y1}
     """
-    step: dict[int, sp.Expr] = {}
+    eng = engine or get_engine("sympy")
+    names = dict(symbols or {})
+    step: dict[int, Any] = {}
     for block in _components(m, loss_yy):
         if len(block) == 1:
             k = block[0]
-            c = loss_yy.get((k, k), sp.Integer(0))
-            if c == 0:
+            c = loss_yy.get((k, k))
+            if c is None or eng.is_zero(c):
                 raise ProblemError(f"loss Hessian in y is zero on the diagonal at y{k}")
-            step[k] = -loss_y.get(k, sp.Integer(0)) / c
+            if k in loss_y:
+                step[k] = -loss_y[k] / c
             continue
-        hyy = sp.Matrix([[loss_yy.get((r, c), 0) for c in block] for r in block])
+        hyy = sp.Matrix(
+            [[eng.to_sympy(loss_yy.get((r, c), 0), names) for c in block] for r in block]
+        )
         if hyy.det() == 0:
             raise ProblemError(f"loss Hessian in y is singular on outputs {block}")
-        solved = -hyy.LUsolve(sp.Matrix([loss_y.get(k, 0) for k in block]))
-        step.update(zip(block, solved))
-    if m <= SIMPLIFY_ENTRIES:
-        step = {k: cheap_simplify(e) for k, e in step.items()}
-    return {k: e for k, e in sorted(step.items()) if e != 0}
+        rhs = sp.Matrix([eng.to_sympy(loss_y.get(k, 0), names) for k in block])
+        step.update(zip(block, (eng.convert(e) for e in -hyy.LUsolve(rhs))))
+    return {k: e for k, e in sorted(step.items()) if not eng.is_zero(e)}
 
 
 def to_matrix(entries: Mapping[Any, sp.Expr], shape: tuple[int, int]) -> sp.Matrix:
