@@ -66,15 +66,17 @@ def module_source(
     parts = [_runtime_source()]
     names = [k.name for k in kernels.all()]
     parts += [k.source for k in kernels.all()]
-    inverse = problem.local_inverse()
-    has_inverse = not inverse.numeric and bool(inverse.branches)
+    # Deriving the inverse (a symbolic solve) only when a rule calls it.
+    inverse = problem.local_inverse() if any(r.uses_inverse for r in rules) else None
+    has_inverse = inverse is not None and not inverse.numeric and bool(inverse.branches)
     if has_inverse:
         parts.append(inverse.compile().source)
         names.append("local_inverse")
     skipped = []
     for rule in rules:
         if rule.uses_inverse and not has_inverse:
-            skipped.append(f"{rule.name} (no closed-form inverse: {inverse.reason})")
+            why = inverse.reason if inverse is not None else ""
+            skipped.append(f"{rule.name} (no closed-form inverse: {why})")
             continue
         if rule.uses_newton_dy and kernels.newton_dy is None:
             skipped.append(f"{rule.name} (the loss has a singular Hessian in y)")
