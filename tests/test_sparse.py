@@ -269,3 +269,20 @@ def test_importing_scaleinv_does_not_import_symengine() -> None:
     code = "import sys, scaleinv; print('symengine' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_shipped_diffusion_spec_is_what_its_script_writes_and_runs_sparsely() -> None:
+    import importlib.util as util
+
+    from scaleinv import load_spec, minimize
+
+    path = Path(__file__).resolve().parents[1] / "reports"
+    spec_module = util.spec_from_file_location("make_diffusion", path / "make_diffusion.py")
+    module = util.module_from_spec(spec_module)
+    spec_module.loader.exec_module(module)
+    assert (path / "diffusion.toml").read_text(encoding="utf-8") == module.spec_text(256)
+    spec = load_spec(path / "diffusion.toml")
+    p = spec.problem
+    assert p.n == 256 and p.sparsity.hessian_nnz == 5 * 256
+    traj = minimize(p, rules.newton(1.0), np.array(spec.starts), 6, 1e-9)
+    np.testing.assert_allclose(traj.x[-1, 0], module.state(256), atol=1e-9)  # the known answer
