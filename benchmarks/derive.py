@@ -269,9 +269,7 @@ def table(results: dict[tuple[str, str], dict], names: Sequence[str], repeats: i
         ratio = f"{ours['total'] / anchors[best]:>7.2f}x" if best else f"{'-':>8}"
         jax = f"{ours['total'] / anchors['jax']:>7.2f}x" if "jax" in anchors else f"{'-':>8}"
         lines.append(
-            f"{name:<14}{ours['build']:>9.3f}"
-            + "".join(cells)
-            + f"{best or '-':>14}{ratio}{jax}"
+            f"{name:<14}{ours['build']:>9.3f}" + "".join(cells) + f"{best or '-':>14}{ratio}{jax}"
         )
     return "\n".join(lines)
 

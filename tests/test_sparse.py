@@ -32,8 +32,7 @@ def diffusion(n: int) -> Problem:
     """One explicit nonlinear-diffusion step, periodic, with a nonzero target."""
     x = sp.symbols(f"x0:{n}", real=True)
     outputs = [
-        x[i]
-        + sp.Rational(1, 10) * ((x[(i + 1) % n] - 2 * x[i] + x[i - 1]) + x[i] ** 3 / 2)
+        x[i] + sp.Rational(1, 10) * ((x[(i + 1) % n] - 2 * x[i] + x[i - 1]) + x[i] ** 3 / 2)
         for i in range(n)
     ]
     return Problem(x, outputs, target=[0.1 * ((3 * i) % 7) for i in range(n)])

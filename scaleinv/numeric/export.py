@@ -69,7 +69,7 @@ def module_source(
     # Deriving the inverse (a symbolic solve) only when a rule calls it.
     inverse = problem.local_inverse() if any(r.uses_inverse for r in rules) else None
     has_inverse = inverse is not None and not inverse.numeric and bool(inverse.branches)
-    if has_inverse:
+    if inverse is not None and has_inverse:
         parts.append(inverse.compile().source)
         names.append("local_inverse")
     skipped = []

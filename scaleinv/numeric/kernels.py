@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
-from sympy.printing.precedence import PRECEDENCE
 
 from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem

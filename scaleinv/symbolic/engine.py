@@ -66,8 +66,8 @@ class Engine:
         if self.name == "sympy":
             # cse's "basic" optimizations cost 70x more time on a 12-link chain's Hessian for
             # no measurable gain in the kernel, so the default (none) is used.
-            temps, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t"))
-            return list(temps), list(reduced)
+            sympy_temps, sympy_reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t"))
+            return list(sympy_temps), list(sympy_reduced)
         # SymEngine's cse grows faster than linearly (1.2 s for 5120 Hessian entries of a
         # 1024-point stencil, 0.24 s in chunks of 256), so long lists go in chunks. Its
         # temporaries are named like the inputs (x2, x3, ... skipping names in use), so names

@@ -266,11 +266,11 @@ def derive_sparse(
     for k, w_k in weight.items():
         for a, ja in jac_rows.get(k, ()):
             for s in eng.free_symbols(ja):
-                b = x_index.get(s)
-                if b is not None and b >= a:
+                col = x_index.get(s)
+                if col is not None and col >= a:
                     d2 = eng.diff(ja, s)
                     if not eng.is_zero(d2):
-                        hess_parts[a, b].append(w_k * d2)
+                        hess_parts[a, col].append(w_k * d2)
 
     def nonzero(entries: Mapping[Any, list[Any]]) -> dict[Any, Any]:
         summed = ((key, eng.add(terms)) for key, terms in sorted(entries.items()))
@@ -278,7 +278,7 @@ def derive_sparse(
 
     upper = nonzero(hess_parts)
     hessian = dict(sorted({**upper, **{(b, a): e for (a, b), e in upper.items()}}.items()))
-    native = {
+    native: dict[str, dict[Any, Any]] = {
         "P": dict(enumerate(P)),
         "jacobian": jac,
         "gradient": nonzero(grad_parts),
