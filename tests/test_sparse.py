@@ -285,3 +285,12 @@ def test_shipped_diffusion_spec_is_what_its_script_writes_and_runs_sparsely() ->
     assert p.n == 256 and p.sparsity.hessian_nnz == 5 * 256
     traj = minimize(p, rules.newton(1.0), np.array(spec.starts), 6, 1e-9)
     np.testing.assert_allclose(traj.x[-1, 0], module.state(256), atol=1e-9)  # the known answer
+
+
+def test_generic_functions_stay_with_sympy() -> None:
+    x, y0 = sp.Symbol("x", real=True), sp.Symbol("y0", real=True)
+    g, f = sp.Function("g"), sp.Function("f")
+    p = Problem((x,), (g(x),), loss=f(y0))
+    assert p.sparse.engine.name == "sympy"
+    want = sp.diff(f(g(x)), x, 2)
+    assert sp.simplify(p.hessian[0] - want) == 0

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from scaleinv.errors import ProblemError
 from scaleinv.symbolic.budget import cheap_simplify
@@ -204,6 +205,9 @@ def derive_sparse(
 ) -> SparseDerivatives:
     """Differentiate ``L(P(x))`` on the structural pattern (see the module docstring).
 
+    ``engine="auto"`` is SymEngine where installed, except for problems with undefined
+    functions or unevaluated derivatives (SymPy keeps those).
+
     Examples
     --------
     >>> x0, x1, y0, y1 = sp.symbols("x0 x1 y0 y1")
@@ -213,6 +217,8 @@ def derive_sparse(
     >>> d.hessian[0, 1]
     2*x0*x1
     """
+    if engine == "auto" and not _plain(outputs, loss):
+        engine = "sympy"  # undefined functions and unevaluated derivatives stay in SymPy
     eng = get_engine(engine)
     every = set(inputs) | set(ys) | loss.free_symbols
     for expr in outputs:
@@ -351,6 +357,12 @@ def to_matrix(entries: Mapping[Any, sp.Expr], shape: tuple[int, int]) -> sp.Matr
     """
     flat = {(k if isinstance(k, tuple) else (k, 0)): e for k, e in entries.items()}
     return sp.Matrix(shape[0], shape[1], lambda i, j: flat.get((i, j), sp.Integer(0)))
+
+
+def _plain(outputs: Sequence[sp.Expr], loss: sp.Expr) -> bool:
+    """Only the closed-form functions every engine knows (no ``f(x)``, ``Derivative``, ...)."""
+    symbolic = (AppliedUndef, sp.Derivative, sp.Subs, sp.Integral)
+    return not any(e.atoms(*symbolic) for e in (*outputs, loss))
 
 
 def _components(size: int, pattern: Any) -> tuple[tuple[int, ...], ...]:
