@@ -335,12 +335,13 @@ def newton_step_in_y(
             if k in loss_y:
                 step[k] = -loss_y[k] / c
             continue
+        zero = eng.convert(sp.Integer(0))
         hyy = sp.Matrix(
-            [[eng.to_sympy(loss_yy.get((r, c), 0), names) for c in block] for r in block]
+            [[eng.to_sympy(loss_yy.get((r, c), zero), names) for c in block] for r in block]
         )
         if hyy.det() == 0:
             raise ProblemError(f"loss Hessian in y is singular on outputs {block}")
-        rhs = sp.Matrix([eng.to_sympy(loss_y.get(k, 0), names) for k in block])
+        rhs = sp.Matrix([eng.to_sympy(loss_y.get(k, zero), names) for k in block])
         step.update(zip(block, (eng.convert(e) for e in -hyy.LUsolve(rhs))))
     return {k: e for k, e in sorted(step.items()) if not eng.is_zero(e)}
 
