@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,13 @@ import sympy as sp
 __all__ = ["format_table", "format_vector", "format_expr"]
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Mapping[int, int] | None = None
+) -> str:
     """A left-aligned text table with a rule under the header.
+
+    ``wrap`` maps column indices to widths: longer cells in those columns wrap onto further
+    lines of the row (at spaces) instead of being cut.
 
     Examples
     --------
@@ -21,11 +27,27 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     ------  ----
     gd      1.0
     newton  0.5
+    >>> print(format_table(["rule", "why"], [["gd", "steps too small"]], wrap={1: 6}))
+    rule  why
+    ----  ------
+    gd    steps
+          too
+          small
     """
+    wrap = dict(wrap or {})
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    split = [
+        [textwrap.wrap(c, wrap[i]) or [""] if i in wrap else [c] for i, c in enumerate(row)]
+        for row in cells
+    ]
+    widths = [max(len(line) for row in split for line in row[i]) for i in range(len(headers))]
+    lines = []
+    for row in split:
+        for k in range(max(len(c) for c in row)):
+            parts = [(c[k] if k < len(c) else "").ljust(w) for c, w in zip(row, widths)]
+            lines.append("  ".join(parts).rstrip())
+    header_lines = max(len(c) for c in split[0])
+    lines.insert(header_lines, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
