@@ -102,6 +102,7 @@ def scale_invariance(
     *,
     budget: float = 10.0,
     rng: np.random.Generator | int | None = None,
+    at: Mapping[sp.Symbol, float] | None = None,
 ) -> InvarianceReport:
     """Decide whether ``rule`` gives the same update after ``transform`` (mapped back).
 
@@ -119,6 +120,9 @@ def scale_invariance(
         Seconds for the derivation, the simplification and the counterexample search.
     rng : Generator or int, optional
         Random source of the counterexample search.
+    at : mapping of Symbol to float, optional
+        Values the counterexample search keeps fixed (a user's params and step size), so
+        that a counterexample is one of *their* problem; the verdict is still for all values.
 
     Examples
     --------
@@ -148,15 +152,14 @@ def scale_invariance(
     except (BudgetExceeded, ProblemError) as err:
         steps = (Step("x = g(u)", setup.forward),)
         return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, str(err))
-    at = dict(zip(problem.inputs, setup.forward))
+    forward = dict(zip(problem.inputs, setup.forward))
     if isinstance(dx, sp.MatrixBase):
-        original = dx.xreplace(at)
+        original = dx.xreplace(forward)
     else:
-        original = tuple(b.xreplace(at) for b in dx)
+        original = tuple(b.xreplace(forward) for b in dx)
     mapped = _mapped(setup, du)
-    decision = decide_equal(
-        original, mapped, setup.inputs, budget=left(), rng=rng, domains=_eta_domains(rule)
-    )
+    domains = {**_eta_domains(rule), **{s: (float(v), float(v)) for s, v in (at or {}).items()}}
+    decision = decide_equal(original, mapped, setup.inputs, budget=left(), rng=rng, domains=domains)
     how = "dg/du · Δu" if isinstance(du, sp.MatrixBase) else "g(u + Δu) − g(u), per branch"
     derivation = (
         Step("Δx on the original problem", dx),

@@ -27,6 +27,7 @@ from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
 from scaleinv.reports.figures import make_figures, save_plot
+from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
 from scaleinv.reports.pdf import compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
@@ -168,7 +169,7 @@ def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -
     say("figures  landscapes, trajectories, loss curves" + (", function graph" if graph else ""))
     figures_dir = work / "figures"
     figures_dir.mkdir()
-    plots = make_figures(problem, runs, options, graph)
+    plots = make_figures(problem, runs, options, graph, units=dict(spec.units))
     files: list[Path] = []
     for plot in plots:
         files += save_plot(plot, figures_dir)
@@ -176,8 +177,12 @@ def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -
     say("latex    report.tex")
     dims = _dimensions(spec)
     tex = work / "report.tex"
-    text = render_document(spec, derivation, runs, verdicts, refs, dims, composition_tex)
+    formulas = Formulas()
+    text = render_document(spec, derivation, runs, verdicts, refs, dims, composition_tex, formulas)
     tex.write_text(text, encoding="utf-8")
+    if formulas.overflow:
+        (work / APPENDIX_FILE).write_text(formulas.appendix_text(spec.title), encoding="utf-8")
+        say(f"         {len(formulas.overflow)} long formula(s) written to {APPENDIX_FILE}")
     pdf_path, note = None, ""
     if pdf and tex_engine() is not None:
         say(f"pdf      {tex_engine()} -pdf report.tex")

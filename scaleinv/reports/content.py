@@ -16,14 +16,14 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.errors import NumericOnlyError, ScaleinvError, SpecError
-from scaleinv.numeric import Trajectory, minimize
+from scaleinv.numeric import Status, Trajectory, minimize
 from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import RuleStyle, rule_styles
 from scaleinv.symbolic import RuleSpec, Spec
 from scaleinv.symbolic.inverse import LocalInverse
 
 __all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
-__all__ += ["ETA", "symbolic_rule", "eta_text"]
+__all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "status_words"]
 
 #: The step-size symbol the report's formulas are written with.
 ETA = sp.Symbol("eta", positive=True)
@@ -163,8 +163,44 @@ def eta_text(eta: float) -> str:
     short = f"{eta:g}"
     if len(short) <= 6:
         return short
-    ratio = sp.nsimplify(eta, rational=True, tolerance=1e-12)
-    return str(ratio) if ratio.q <= 1000 else short
+    exact = exact_number(eta)
+    return str(exact) if isinstance(exact, sp.Rational) else short
+
+
+_STATUS_WORDS = {
+    Status.CONVERGED: "converged",
+    Status.MAX_STEPS: "max. steps",
+    Status.DIVERGED: "diverged",
+    Status.NO_INVERSE: "no real inverse",
+    Status.SINGULAR: "singular",
+    Status.RUNNING: "running",
+}
+
+
+def status_words(status: Status) -> str:
+    """A run's status in a report's words (``max. steps``, ``no real inverse``, ...)."""
+    return _STATUS_WORDS[Status(status)]
+
+
+def exact_number(value: float) -> sp.Number:
+    """A float as the value a user most likely wrote: ``1/3``, ``0.01``, ``2`` or itself.
+
+    Examples
+    --------
+    >>> exact_number(1 / 3), exact_number(0.25), exact_number(2.0)
+    (1/3, 0.25, 2)
+    >>> sp.latex(exact_number(0.01)), sp.latex(exact_number(1 / 3))
+    ('0.01', '\\\\frac{1}{3}')
+    """
+    if float(value).is_integer():
+        return sp.Integer(int(value))
+    short = f"{value:g}"
+    if len(short) <= 6:
+        return sp.Float(short, len(short.lstrip("-0.")) or 1)
+    ratio = sp.nsimplify(value, rational=True, tolerance=1e-12)
+    if isinstance(ratio, sp.Rational) and ratio.q <= 1000:
+        return ratio
+    return sp.Float(value, 6)
 
 
 def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:

@@ -84,10 +84,10 @@ def ledger_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
     report = run_ledger(ids=ids)
     rows = []
     for row in report.rows:
-        text = f"{row.claim.section}: {row.summary()}"
+        text = rf"\emph{{{escape(row.claim.section)}}}: {row.summary().latex_parts(escape)}"
         if row.result.detail:
-            text += f" ({row.result.detail})"
-        rows.append(VerdictRow("ledger", row.id, str(row.verdict), escape(text)))
+            text += f" (found: {row.result.detail.latex_parts(escape)})"
+        rows.append(VerdictRow("ledger", row.id, str(row.verdict), text))
     return rows
 
 

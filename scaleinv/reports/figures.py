@@ -249,6 +249,7 @@ def make_figures(
     runs: Sequence[RuleRun],
     options: ReportOptions,
     graph: Any = None,
+    units: dict[str, Any] | None = None,
 ) -> list[Plot]:
     """Every figure the report shows, in order."""
     plots = []

@@ -36,6 +36,12 @@ PREAMBLE = r"""\documentclass[10pt,a4paper]{article}
 \setlength{\parskip}{0.5em}
 \setlength{\LTpre}{0.5em}
 \setlength{\LTpost}{0.5em}
+% Start a new page unless #1 lines are left on this one (keeps a heading with its content).
+\makeatletter
+\newcommand{\needlines}[1]{\par\begingroup\dimen@=#1\baselineskip
+\dimen@ii=\pagegoal\advance\dimen@ii-\pagetotal
+\ifdim\dimen@>\dimen@ii\ifdim\dimen@ii>\z@\vfil\fi\penalty-\@M\fi\endgroup}
+\makeatother
 % A display that shrinks to the line width only when it would overflow.
 \newcommand{\fitmath}[1]{\begin{center}%
 \resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{$\displaystyle #1$}%
@@ -277,9 +283,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], spec: str) -> s
     r"""A ``longtable`` with booktabs rules; ``headers`` are plain text, cells are LaTeX.
 
     ``spec`` is the column specification, e.g. ``"l l >{\raggedright\arraybackslash}p{6cm}"``.
+    No page break falls after the first row or before the last (``\\*``), so a table is
+    never split leaving one row alone.
     """
     head = " & ".join(rf"\textbf{{{escape(h)}}}" for h in headers) + r" \\"
-    body = "\n".join(" & ".join(row) + r" \\" for row in rows)
+    ends = [r" \\*" if k == 0 or k >= len(rows) - 2 else r" \\" for k in range(len(rows))]
+    body = "\n".join(" & ".join(row) + end for row, end in zip(rows, ends))
     return (
         f"\\begin{{longtable}}{{{spec}}}\n\\toprule\n{head}\n\\midrule\n\\endhead\n"
         f"{body}\n\\bottomrule\n\\end{{longtable}}\n"

@@ -33,7 +33,7 @@ from scaleinv.analysis.invariance import (
 from scaleinv.analysis.units import check_units, parse_dimension, problem_dimensions
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.numeric import Status
-from scaleinv.reports.content import ETA, RuleRun, symbolic_rule
+from scaleinv.reports.content import ETA, RuleRun, status_words, symbolic_rule
 from scaleinv.reports.latex import escape, number
 from scaleinv.symbolic import Spec
 
@@ -172,24 +172,68 @@ def units_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
 
 
 def invariance_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
-    """Per transform and rule: :func:`scale_invariance` and its numeric trajectory twin."""
+    """Per transform and rule: :func:`scale_invariance` and its numeric trajectory twin.
+
+    Counterexamples are searched at the spec's own param values and the rule's step size.
+    A transform that is the identity at the spec's values makes every rule trivially
+    invariant: such rows say ``trivial`` (with the verdict for general values in the detail).
+    """
     budget = float(analysis_options(spec).get("budget", 5))
     rows = []
     for transform in transforms_of(spec):
         aspect, heading = transform.describe(), transform_tex(transform, spec)
+        identity = _is_identity(spec, transform)
         for run in runs:
+            at = dict(spec.problem.params)
+            eta = getattr(run.rule, "eta", None)
+            if eta is not None and run.deltas:
+                at[ETA] = float(eta)
             try:
                 rule = symbolic_rule(run.rule) if run.deltas else run.rule
-                report = scale_invariance(spec.problem, rule, transform, budget=budget, rng=0)
-                twin = _twin(spec, run, transform)
+                report = scale_invariance(
+                    spec.problem, rule, transform, budget=budget, rng=0, at=None if identity else at
+                )
+                twin = "" if identity else _twin(spec, run, transform)
             except ScaleinvError as err:
                 text = escape(str(err))
                 rows.append(VerdictRow(_INV, run.label, "not checked", text, aspect, heading))
                 continue
-            detail = _invariance_detail(report) + twin
             verdict = str(report.verdict)
+            if identity:
+                detail = (
+                    f"With the spec's {_param_values(spec)} this transform is the identity, so "
+                    f"every rule is trivially invariant. For general values: {verdict}"
+                    + (f" ({escape(report.note)})" if report.note else "")
+                    + "."
+                )
+                verdict = "trivial"
+            else:
+                detail = _invariance_detail(report) + twin
             rows.append(VerdictRow(_INV, run.label, verdict, detail, aspect, heading))
     return rows
+
+
+def _is_identity(spec: Spec, transform: Any) -> bool:
+    """Whether ``transform`` maps the problem to itself at the spec's param values."""
+    setup = transform.apply(spec.problem)
+    if setup.new_params:  # free scales: not the identity
+        return False
+    p, q = spec.problem, setup.problem
+    values = dict(p.params)
+    rename = dict(zip(p.inputs, setup.inputs))
+    pairs = [
+        *zip(setup.forward, setup.inputs),
+        *zip(q.outputs, [e.xreplace(rename) for e in p.outputs]),
+        (q.loss, p.loss),
+    ]
+    return all(sp.simplify((a - b).subs(values)) == 0 for a, b in pairs)
+
+
+def _param_values(spec: Spec) -> str:
+    shown = [
+        f"${sp.latex(s)} = {number(v, 4)}$" for s, v in sorted(spec.problem.params.items(), key=str)
+    ]
+    return ", ".join(shown) or "values"
 
 
 def transform_tex(transform: Any, spec: Spec) -> str:
@@ -238,13 +282,23 @@ def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     )  # fmt: skip
     shown = ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values.items())
     where = f" (with {shown})" if shown else ""
-    statuses = {Status(int(c)).label for c in np.ravel(comparison.status_mapped)}
+    statuses = {status_words(Status(int(c))) for c in np.ravel(comparison.status_mapped)}
     ended = ""
-    if statuses != {Status(int(c)).label for c in np.ravel(comparison.status)}:
-        ended = f"; the run on the transformed problem ended {', '.join(sorted(statuses))}"
+    if statuses != {status_words(Status(int(c))) for c in np.ravel(comparison.status)}:
+        ended = f"; the run on the transformed problem ended: {', '.join(sorted(statuses))}"
     if comparison.max_rel == 0:
         return f". Numeric twin{where}: the trajectories mapped back agree exactly."
+    if comparison.max_rel < 1e-9:
+        return (
+            f". Numeric twin{where}: the trajectories mapped back agree to rounding "
+            f"(relative difference ${number(comparison.max_rel, 2)}$){escape(ended)}."
+        )
+    if comparison.max_rel > 10:
+        return (
+            f". Numeric twin{where}: the trajectories mapped back are different paths (they "
+            f"end more than ten times their own size apart){escape(ended)}."
+        )
     return (
-        f". Numeric twin{where}: the trajectories mapped back differ by at most "
-        f"${number(comparison.max_rel, 2)}$ (relative){escape(ended)}."
+        f". Numeric twin{where}: the trajectories mapped back differ by up to "
+        rf"${number(100 * comparison.max_rel, 2)}\,\%$ (relative){escape(ended)}."
     )
