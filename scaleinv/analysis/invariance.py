@@ -148,7 +148,7 @@ def scale_invariance(
         dx = with_budget(lambda: rule.delta(problem), left(), f"{rule.name} update")
         du = with_budget(lambda: rule.delta(setup.problem), left(), f"{rule.name} update")
     except NumericOnlyError as err:
-        return _numeric_only(problem, rule, setup, describe, rng, str(err))
+        return _numeric_only(problem, rule, setup, describe, rng, str(err), at or {})
     except (BudgetExceeded, ProblemError) as err:
         steps = (Step("x = g(u)", setup.forward),)
         return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, str(err))
@@ -197,19 +197,28 @@ def _pull_back(forward: Any, jacobian: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _numeric_only(
-    problem: Problem, rule: Rule, setup: Transformed, describe: str, rng: Any, why: str
+    problem: Problem,
+    rule: Rule,
+    setup: Transformed,
+    describe: str,
+    rng: Any,
+    why: str,
+    at: Mapping[sp.Symbol, float],
 ) -> InvarianceReport:
-    """Compare compiled first steps at random points: a refutation or ``UNDECIDED``."""
+    """Compare compiled first steps at random points: a refutation or ``UNDECIDED``.
+
+    Symbols in ``at`` (params, the step size) keep their values there."""
     rng = np.random.default_rng(rng)
     exact_map = rule.name == "pg"
     symbols = list(setup.problem.param_symbols)
     best: Counterexample | None = None
     eta = getattr(rule, "eta", None)
+    fixed = {s: (float(v), float(v)) for s, v in at.items()}
     for _ in range(4):
-        values = sample_values(symbols, rng)
+        values = sample_values(symbols, rng, fixed)
         extra = {}
         if isinstance(eta, sp.Symbol):
-            extra = {str(eta): float(rng.uniform(*_ETA_DOMAIN))}
+            extra = {str(eta): float(at.get(eta, rng.uniform(*_ETA_DOMAIN)))}
             rule = dataclasses.replace(cast(Any, rule), eta=extra[str(eta)])
         u = rng.uniform(-2.0, 2.0, size=(6, problem.n))
         forward, jacobian = _forward_kernels(setup, values)

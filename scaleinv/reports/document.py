@@ -104,10 +104,11 @@ def _problem(
         out.append(table(["symbol", "dimension"], rows_, "l l"))
     starts = ", ".join(text_vector(s, 6) for s in spec.starts)
     tol = f", tolerance ${number(spec.tol)}$ on $|\\partial L/\\partial x|$" if spec.tol else ""
+    with_eta = [(r.rule.label, getattr(r.rule, "eta", None)) for r in runs]
     etas = ", ".join(
-        f"{escape(r.rule.label)} $\\eta = {tex(exact_number(float(r.rule.eta)))}$"
-        for r in runs
-        if getattr(r.rule, "eta", None) is not None
+        f"{escape(label)} $\\eta = {tex(exact_number(float(eta)))}$"
+        for label, eta in with_eta
+        if eta is not None
     )
     out.append(f"Runs start at {starts} and take {spec.steps} steps{tol}")
     out.append(f"; step sizes: {etas}.\n" if etas else ".\n")

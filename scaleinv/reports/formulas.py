@@ -71,15 +71,16 @@ class Formulas:
         subexpressions is replaced by a note, and the whole group is sent to the appendix
         file under ``title`` and its left-hand side.
         """
-        lines: list[str] = []
+        groups: list[list[str]] = []
         too_long: list[tuple[str, sp.Basic]] = []
+        self._names = 0  # names (N_k, ξ_k) are local to one group of displays
         for lhs, rhs in entries:
             laid = self._lay_out(lhs, rhs)
             if laid is None:
                 too_long.append((lhs, rhs))
                 continue
-            lines += laid
-        out = _displays(lines)
+            groups.append(laid)
+        out = _displays(groups)
         if too_long:
             names = ", ".join(f"${lhs}$" for lhs, _ in too_long)
             ops = sum(int(sp.count_ops(rhs)) for _, rhs in too_long)
@@ -138,8 +139,15 @@ class Formulas:
         return [f"{lhs} &= {parts[0]}"] + [rf"&\quad {part}" for part in parts[1:]]
 
 
-def _displays(lines: list[str]) -> str:
-    blocks = [lines[i : i + 12] for i in range(0, len(lines), 12)]
+def _displays(groups: list[list[str]]) -> str:
+    """Aligned displays of whole formulas, at most :data:`MAX_LINES` lines each (page breaks
+    fall between displays, so never inside a formula)."""
+    blocks: list[list[str]] = []
+    for lines in groups:
+        if blocks and len(blocks[-1]) + len(lines) <= MAX_LINES:
+            blocks[-1] += lines
+        else:
+            blocks.append(list(lines))
     return "".join(
         display("\\begin{aligned}\n" + " \\\\\n".join(block) + "\n\\end{aligned}")
         for block in blocks

@@ -153,8 +153,21 @@ def text_vector(values: Sequence[float], digits: int = 4) -> str:
 
 
 def tex(expr: object) -> str:
-    """:func:`sympy.latex` of an expression, matrix, relation or boolean."""
-    return sp.latex(expr)
+    """:func:`sympy.latex` of an expression, matrix, relation or boolean.
+
+    Symbols named ``<name>_star`` print as ``<name>^*`` (the chapter's ``y^*``).
+
+    Examples
+    --------
+    >>> tex(sp.Symbol("z_star") - sp.Symbol("y0"))
+    '- y_{0} + z^{*}'
+    """
+    names = {
+        s: sp.latex(sp.Symbol(s.name[:-5])) + "^{*}"
+        for s in getattr(expr, "free_symbols", ())
+        if isinstance(s, sp.Symbol) and s.name.endswith("_star") and len(s.name) > 5
+    }
+    return sp.latex(expr, symbol_names=names) if names else sp.latex(expr)
 
 
 def visible_length(latex: str) -> int:

@@ -34,7 +34,7 @@ from scaleinv.analysis.units import check_units, parse_dimension, problem_dimens
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.numeric import Status
 from scaleinv.reports.content import ETA, RuleRun, status_words, symbolic_rule
-from scaleinv.reports.latex import escape, number
+from scaleinv.reports.latex import escape, number, tex
 from scaleinv.symbolic import Spec
 
 __all__ = ["VerdictRow", "transforms_of", "units_rows"]
@@ -95,7 +95,7 @@ def dimension_tex(dim: Any) -> str:
     for base, exp in sorted(powers.items(), key=key):
         if base == 1 or exp == 0:
             continue
-        shown = "" if exp == 1 else f"^{{{sp.latex(exp)}}}"
+        shown = "" if exp == 1 else f"^{{{tex(exp)}}}"
         parts.append(rf"\mathrm{{{base}}}{shown}")
     return r"\,".join(parts) or "1"
 
@@ -161,7 +161,7 @@ def units_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
         needs = []
         for x, need in zip(spec.problem.inputs, report.required_eta):
             shown = "any" if need is None else dimension_tex(need)
-            needs.append(rf"$[\eta]_{{{sp.latex(x)}}} = {shown}$")
+            needs.append(rf"$[\eta]_{{{tex(x)}}} = {shown}$")
         detail = "needs " + ", ".join(needs)
         if report.eta_dimension is not None:
             detail += rf"; one $\eta$ of dimension ${dimension_tex(report.eta_dimension)}$ fits"
@@ -231,7 +231,7 @@ def _is_identity(spec: Spec, transform: Any) -> bool:
 
 def _param_values(spec: Spec) -> str:
     shown = [
-        f"${sp.latex(s)} = {number(v, 4)}$" for s, v in sorted(spec.problem.params.items(), key=str)
+        f"${tex(s)} = {number(v, 4)}$" for s, v in sorted(spec.problem.params.items(), key=str)
     ]
     return ", ".join(shown) or "values"
 
@@ -241,19 +241,19 @@ def transform_tex(transform: Any, spec: Spec) -> str:
     setup = transform.apply(spec.problem)
     if isinstance(transform, OutputScaling):
         k = next(i for i, e in enumerate(spec.problem.outputs) if e != 0)
-        c = sp.latex(sp.simplify(setup.problem.outputs[k] / spec.problem.outputs[k]))
+        c = tex(sp.simplify(setup.problem.outputs[k] / spec.problem.outputs[k]))
         return (
             rf"$\mathcal{{P}} \to {c}\,\mathcal{{P}}$, $y^* \to {c}\,y^*$, "
             rf"$L(y) \to {c}^{{2}} L(y/{c})$"
         )
     if spec.problem.n == 1:
-        return rf"${sp.latex(spec.problem.inputs[0])} = {sp.latex(setup.forward[0])}$"
-    xs = ", ".join(sp.latex(x) for x in spec.problem.inputs)
-    return rf"$({xs}) = ({', '.join(sp.latex(e) for e in setup.forward)})$"
+        return rf"${tex(spec.problem.inputs[0])} = {tex(setup.forward[0])}$"
+    xs = ", ".join(tex(x) for x in spec.problem.inputs)
+    return rf"$({xs}) = ({', '.join(tex(e) for e in setup.forward)})$"
 
 
 def _symbol_tex(name: str) -> str:
-    return sp.latex(sp.Symbol(name))
+    return tex(sp.Symbol(name))
 
 
 def _invariance_detail(report: InvarianceReport) -> str:
