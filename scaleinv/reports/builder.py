@@ -26,9 +26,11 @@ from scaleinv.numeric import Status
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
-from scaleinv.reports.figures import make_figures, save_plot
+from scaleinv.reports.figures import Plot, axis_names, make_figures, save_plot
 from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
 from scaleinv.reports.pdf import compile_pdf, how_to_get_pdf, tex_engine
+from scaleinv.reports.study import run_study, study_tex
+from scaleinv.reports.study_figure import study_figure
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
 
@@ -173,12 +175,22 @@ def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -
     files: list[Path] = []
     for plot in plots:
         files += save_plot(plot, figures_dir)
+    study_part = ""
+    if spec.study:
+        say(f"study    many starts x {len(spec.rules)} rule(s) in the [study] region")
+        study = run_study(spec)
+        fig, caption = study_figure(study, axis_names(problem, dict(spec.units))[0])
+        plots.append(Plot("study", fig, caption))
+        files += save_plot(plots[-1], figures_dir)
+        study_part = study_tex(study, spec, "fig:study")
     refs = [FigureRef(f"figures/{p.name}.pdf", p.caption) for p in plots]
     say("latex    report.tex")
     dims = _dimensions(spec)
     tex = work / "report.tex"
     formulas = Formulas()
-    text = render_document(spec, derivation, runs, verdicts, refs, dims, composition_tex, formulas)
+    text = render_document(
+        spec, derivation, runs, verdicts, refs, dims, composition_tex, formulas, study_part
+    )
     tex.write_text(text, encoding="utf-8")
     if formulas.overflow:
         (work / APPENDIX_FILE).write_text(formulas.appendix_text(spec.title), encoding="utf-8")

@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Registration functions of the analysis and report commands."""
-    from scaleinv.reports import report_cmd, verify_cmd
+    from scaleinv.reports import report_cmd, study_cmd, verify_cmd
 
-    return [verify_cmd.register, report_cmd.register]
+    return [verify_cmd.register, report_cmd.register, study_cmd.register]
 
 
 _EXTRA_COMMANDS = _extra_commands()

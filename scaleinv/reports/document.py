@@ -47,13 +47,15 @@ def render_document(
     dimensions: dict[sp.Symbol, object] | None = None,
     extra: str = "",
     formulas: Formulas | None = None,
+    study: str = "",
 ) -> str:
     """The whole ``report.tex``.
 
     ``dimensions`` maps inputs, params and ``L`` (as the symbol ``L``) to their dimensions
     when the spec has ``[units]``; ``extra`` is LaTeX appended to the derivations (e.g. the
     composition's own derivation); ``formulas`` collects the formulas too long for the page
-    (the caller writes them to ``derivations.txt``).
+    (the caller writes them to ``derivations.txt``); ``study`` is the LaTeX of the
+    many-starts section, if any.
     """
     formulas = formulas if formulas is not None else Formulas()
     own = [v for v in verdicts if v.check != "ledger"]
@@ -68,6 +70,7 @@ def render_document(
         extra,
         _verdicts(own, "Verdicts about this problem"),
         _results(spec, runs),
+        study,
         _figures(figures),
         _appendix(ledger),
         "\\end{document}\n",

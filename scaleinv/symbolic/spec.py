@@ -18,8 +18,8 @@ A spec names a problem, where to start, which rules to run and for how long::
     name = "newton"
     eta = "1/3"
 
-Tables the upper layers read (``units``, ``analysis``, ``report``) are kept as plain data;
-those layers validate them.
+Tables the upper layers read (``units``, ``analysis``, ``report``, ``study``) are kept as
+plain data; those layers validate them.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ _TOP_LEVEL = {
     "units",
     "analysis",
     "report",
+    "study",
 }
 _RULE_SETTINGS = {"eta", "beta", "rcond", "fallback", "label"}
 
@@ -74,6 +75,7 @@ class Spec:
     analysis: Mapping[str, Any]
     report: Mapping[str, Any]
     source: str = ""
+    study: Mapping[str, Any] = field(default_factory=dict)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -131,6 +133,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
         analysis=MappingProxyType(_table(data, "analysis", source)),
         report=MappingProxyType(_table(data, "report", source)),
         source=source,
+        study=MappingProxyType(_table(data, "study", source)),
     )
 
 
