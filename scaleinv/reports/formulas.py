@@ -26,7 +26,7 @@ from scaleinv.reports.latex import (
     visible_length,
 )
 
-__all__ = ["Formulas", "MAX_LINE", "MAX_LINES", "APPENDIX_FILE"]
+__all__ = ["Formulas", "MAX_LINE", "MAX_LINES", "APPENDIX_FILE", "named_parts"]
 
 #: Visible characters of one display line that still print at 8 pt (10 pt scaled by 0.8).
 MAX_LINE = int(LINE_BUDGET / 0.8)
@@ -38,6 +38,35 @@ APPENDIX_FILE = "derivations.txt"
 _XI = "xi"
 #: Rewriting for display (``simplify``/``factor``) only below this many operations.
 _REWRITE_OPS = 400
+
+
+def named_parts(
+    expr: sp.Basic, prefix: str = _XI, start: int = 1, min_ops: int = 2
+) -> tuple[list[tuple[sp.Symbol, sp.Basic]], sp.Basic]:
+    """``expr`` with its repeated parts named (SymPy's ``cse``), trivial parts kept inline.
+
+    A part with fewer than ``min_ops`` operations (``1/g``, ``2 v``) reads better in place
+    than as a name; such parts are substituted back. Names are renumbered from ``start``.
+
+    Examples
+    --------
+    >>> x, g = sp.symbols("x g")
+    >>> e = (sp.sin(x) / g + 1) ** 2 + sp.cos(sp.sin(x) / g + 1)
+    >>> named_parts(e)
+    ([(xi1, 1 + sin(x)/g)], xi1**2 + cos(xi1))
+    """
+    subs, (reduced,) = sp.cse(expr, optimizations="basic")
+    kept: list[tuple[sp.Symbol, sp.Basic]] = []
+    inline: dict[sp.Symbol, sp.Basic] = {}
+    for sym, part in subs:
+        part = part.xreplace(inline)
+        if sp.count_ops(part) < min_ops:
+            inline[sym] = part
+        else:
+            kept.append((sym, part))
+    names = dict(zip((s for s, _ in kept), sp.numbered_symbols(prefix, start=start)))
+    renamed = [(names[s], p.xreplace(inline).xreplace(names)) for s, p in kept]
+    return renamed, reduced.xreplace(inline).xreplace(names)
 
 
 @dataclass
@@ -108,13 +137,12 @@ class Formulas:
         direct = self._lines(lhs, rhs, room)
         if _fits(direct):
             return direct
-        names_from = sp.numbered_symbols(_XI, start=self._names + 1)
-        subs, reduced = sp.cse(rhs, symbols=names_from, optimizations="basic")
+        subs, reduced = named_parts(rhs, start=self._names + 1)
         self._names += len(subs)
         if not subs:
             return None
         names = ", ".join(tex(s) for s, _ in subs)
-        lines = self._lines(lhs, reduced[0], room)
+        lines = self._lines(lhs, reduced, room)
         lines[-1] += (
             rf", \quad \text{{where }} {names}:" if len(subs) > 1 else r", \quad \text{where}"
         )
