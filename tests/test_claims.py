@@ -94,7 +94,10 @@ def test_verdict_logic(text, corrected, verdict) -> None:
 
 def test_a_crashing_check_is_undecided_not_fatal() -> None:
     result = _fake(True, boom=True).check()
-    assert result.verdict is ClaimVerdict.UNDECIDED and "ValueError: broken check" in result.detail.text()
+    assert (
+        result.verdict is ClaimVerdict.UNDECIDED
+        and "ValueError: broken check" in result.detail.text()
+    )
 
 
 def test_run_ledger_subset_and_regressions(monkeypatch) -> None:

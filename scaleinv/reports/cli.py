@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,7 +17,13 @@ from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.export import export
 from scaleinv.numeric.rules import make_rule
-from scaleinv.reports.text import format_expr, format_formula, format_table, format_vector
+from scaleinv.reports.text import (
+    WIDTH,
+    format_expr,
+    format_formula,
+    format_table,
+    format_vector,
+)
 from scaleinv.symbolic import Spec, load_spec
 
 __all__ = ["main", "build_parser"]
@@ -101,7 +108,8 @@ def _entries(name, m, rows, cols, upper=False) -> list:
 def _describe_inverse(spec: Spec) -> str:
     inverse = spec.problem.local_inverse()
     if inverse.numeric:
-        return f"local inverse: numeric (warm-started at x0): {inverse.reason}\n"
+        text = f"local inverse: numeric (warm-started at the current x): {inverse.reason}"
+        return "\n".join(textwrap.wrap(text, WIDTH, subsequent_indent="  ")) + "\n"
     lines = ["local inverse branches of P(x) = y:"]
     for i, branch in enumerate(inverse.branches, 1):
         lines.append(f"  branch {i}:")
