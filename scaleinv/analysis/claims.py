@@ -182,6 +182,15 @@ class LedgerReport:
         """Rows whose statement should hold but fails."""
         return tuple(r for r in self.rows if r.regression)
 
+    def _repr_markdown_(self) -> str:
+        head = "| claim | section | verdict | statement (or correction) |\n|---|---|---|---|"
+        rows = [
+            f"| {r.id} | {r.claim.section} | {r.verdict.value} | {r.summary()._repr_markdown_()} |"
+            for r in self.rows
+        ]
+        counts = ", ".join(f"{n} {v.value}" for v, n in self.counts.items() if n)
+        return "\n".join([head, *rows, "", f"{len(self.rows)} claims: {counts}"])
+
     def row(self, claim_id: str) -> LedgerRow:
         """The row of one claim."""
         return next(r for r in self.rows if r.id == claim(claim_id).id)

@@ -73,6 +73,20 @@ class InvarianceReport:
     counterexample: Counterexample | None = None
     note: str = ""
 
+    def _repr_markdown_(self) -> str:
+        """The verdict, the transform and the derivation's steps, for notebooks."""
+        lines = [f"**{self.rule}** under {self.transform}: **{self.verdict.value}**"]
+        if self.note:
+            lines[0] += f" ({self.note})"
+        for step in self.derivation:
+            shown = step.expr if isinstance(step.expr, str) else f"${sp.latex(step.expr)}$"
+            lines.append(f"- {step.label}: {shown}")
+        ce = self.counterexample
+        if ce is not None:
+            at = ", ".join(f"{k} = {v:.3g}" for k, v in ce.values().items())
+            lines.append(f"- counterexample at {at}: Δx = {ce.lhs}, mapped {ce.rhs}")
+        return "\n".join(lines)
+
 
 def _exact(rule: Rule) -> Rule:
     """``rule`` with a float ``eta`` made an exact rational, so that proofs stay exact."""

@@ -10,8 +10,11 @@ prints them).
 
 from __future__ import annotations
 
+import base64
+import html
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,7 +37,7 @@ from scaleinv.reports.study_figure import study_figure
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
 
-__all__ = ["BuildResult", "ResultRow", "build", "default_out_dir"]
+__all__ = ["BuildResult", "ResultRow", "build", "default_out_dir", "page_images"]
 
 Progress = Callable[[str], None]
 
@@ -83,6 +86,39 @@ class BuildResult:
     verdicts: tuple[VerdictRow, ...]
     note: str
     seconds: float
+
+    def pages(self, dpi: int = 60) -> list[bytes]:
+        """The PDF's pages as PNG images (needs ``pdftoppm``; empty without a PDF)."""
+        return page_images(self.pdf, dpi) if self.pdf is not None else []
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the report's pages (or, without a PDF, its figures) inline."""
+        images = self.pages() or [f.read_bytes() for f in self.figures if f.suffix == ".png"]
+        title = html.escape(self.title)
+        where = html.escape(str(self.pdf or self.tex))
+        tags = "".join(
+            f'<img src="data:image/png;base64,{base64.b64encode(b).decode()}" '
+            'style="max-width:32%;margin:2px;border:1px solid #ccc">'
+            for b in images
+        )
+        note = f"<p>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<div><b>{title}</b> — <code>{where}</code>{note}<div>{tags}</div></div>"
+
+
+def page_images(pdf: Path, dpi: int = 60) -> list[bytes]:
+    """Every page of ``pdf`` as PNG bytes, rendered by ``pdftoppm`` (empty if not installed)."""
+    if shutil.which("pdftoppm") is None:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", str(dpi), str(pdf), f"{tmp}/page"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        return [p.read_bytes() for p in sorted(Path(tmp).glob("page-*.png"), key=_page_number)]
+
+
+def _page_number(path: Path) -> int:
+    return int(path.stem.rsplit("-", 1)[1])
 
 
 def default_out_dir(spec: Spec) -> Path:

@@ -73,6 +73,10 @@ class VerdictRow:
     aspect: str = ""
     aspect_tex: str = ""
 
+    def _repr_markdown_(self) -> str:
+        aspect = f" ({self.aspect})" if self.aspect else ""
+        return f"**{self.subject}** — {self.check}{aspect}: **{self.verdict}**. {self.detail}"
+
 
 def dimension_tex(dim: Any) -> str:
     r"""A dimension as upright LaTeX math, base dimensions with signed exponents.
