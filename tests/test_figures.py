@@ -94,7 +94,7 @@ def test_landscape_family_has_a_panel_per_alpha_and_an_arrow_per_rule(scaling) -
 
 
 def test_landscape_arrows_follow_the_compiled_step(scaling) -> None:
-    """GD's step ∝ (x1, α² x2) turns towards −x2 as α grows; Newton's stays ∝ −x."""
+    """GD's step ∝ (x0, α² x1) turns towards −x1 as α grows; Newton's stays ∝ −x."""
     spec, runs, options = scaling
     plot = landscape_family(spec.problem, runs, options)
     direction = {}

@@ -184,8 +184,9 @@ def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -
     say(f"derive   J, gradient, Hessian, local inverse and Δx of {len(spec.rules)} rule(s)")
     derivation, runs = derive(spec)
     inverse = derivation.inverse
-    branches = "numeric" if inverse.numeric else f"{len(inverse.branches)} closed-form branch(es)"
-    say(f"         local inverse: {branches}")
+    if inverse is not None:
+        count = len(inverse.branches)
+        say("         local inverse: " + ("numeric" if inverse.numeric else f"{count} branch(es)"))
     say("compile  batched kernels of P, J, gradient, Hessian, loss and each rule's step")
     problem.compile()
     say(f"run      {len(runs)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")

@@ -23,12 +23,15 @@ from scaleinv.symbolic import RuleSpec, Spec
 from scaleinv.symbolic.inverse import LocalInverse
 
 __all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
-__all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "status_words"]
+__all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "status_words", "FEW"]
 
 #: The step-size symbol the report's formulas are written with.
 ETA = sp.Symbol("eta", positive=True)
 
 _OPTION_KEYS = {"param", "alphas", "sample", "window"}
+#: Up to this many inputs a report shows every entry and every rule's closed-form step;
+#: above it, representative entries, the sparsity pattern, and the steps' structure only.
+FEW = 8
 
 
 @dataclass(frozen=True)
@@ -130,12 +133,13 @@ class RuleRun:
 
 @dataclass(frozen=True, eq=False)
 class Derivation:
-    """The exact derivatives of the problem and its local inverse."""
+    """The exact derivatives of the problem and its local inverse (None when a large problem
+    has no PG rule: its inverse is then neither needed nor shown)."""
 
     jacobian: sp.Matrix
     gradient: sp.Matrix
     hessian: sp.Matrix
-    inverse: LocalInverse
+    inverse: LocalInverse | None
 
 
 def symbolic_rule(rule: Rule) -> Rule:
@@ -207,7 +211,12 @@ def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
     """Exact ``J``, gradient, Hessian, local inverse and each rule's ``Δx`` (no runs yet)."""
     problem = spec.problem
     derivation = Derivation(
-        problem.jacobian, problem.gradient, problem.hessian, problem.local_inverse()
+        problem.jacobian,
+        problem.gradient,
+        problem.hessian,
+        problem.local_inverse()
+        if problem.n <= FEW or any(r.name == "pg" for r in spec.rules)
+        else None,
     )
     rules = [make_rule(r) for r in spec.rules]
     styles = rule_styles([r.name for r in rules])
@@ -219,6 +228,13 @@ def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
     for rule_spec, rule, style, label in zip(spec.rules, rules, styles, labels):
         deltas: tuple[sp.Matrix, ...] = ()
         note = ""
+        if problem.n > FEW and rule.name != "gd":
+            note = (
+                f"not expanded at this size (n = {problem.n}): each step solves the structured "
+                "system above numerically"
+            )
+            runs.append(RuleRun(rule_spec, rule, label, style, deltas, note))
+            continue
         try:
             found = symbolic_rule(rule).delta(problem)
             deltas = found if isinstance(found, tuple) else (found,)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from scaleinv.reports.content import ETA, Derivation, RuleRun, exact_number
+from scaleinv.reports.content import ETA, FEW, Derivation, RuleRun, exact_number
 from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
 from scaleinv.reports.latex import display, escape, tex
 from scaleinv.reports.structure import STEP_FORMULAS, sparsity_of
@@ -22,8 +22,6 @@ from scaleinv.symbolic import Spec
 
 __all__ = ["derivations_tex", "FEW", "ENTRIES_SHOWN"]
 
-#: Up to this many inputs every entry is shown; above it, representative entries.
-FEW = 8
 #: How many entries of a large vector or matrix are shown.
 ENTRIES_SHOWN = 6
 
@@ -150,6 +148,8 @@ def _condition(condition: sp.Basic) -> sp.Basic:
 
 def _inverse(spec: Spec, d: Derivation, formulas: Formulas) -> str:
     p, inverse = spec.problem, d.inverse
+    if inverse is None:
+        return ""
     out = ["\\subsection{Local inverse}\n"]
     if inverse.numeric:
         out.append(

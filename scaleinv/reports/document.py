@@ -20,7 +20,7 @@ from scaleinv.numeric import Status
 from scaleinv.reports.content import Derivation, RuleRun, exact_number, status_words
 from scaleinv.reports.derivations import derivations_tex
 from scaleinv.reports.formulas import Formulas
-from scaleinv.reports.latex import PREAMBLE, escape, number, table, tex, text_vector
+from scaleinv.reports.latex import PREAMBLE, display, escape, number, table, tex, text_vector
 from scaleinv.reports.structure import loss_minimiser
 from scaleinv.reports.verdicts import VerdictRow, dimension_tex
 from scaleinv.symbolic import Spec
@@ -96,7 +96,13 @@ def _problem(
     out.append(shown.block(rows[:8], "outputs"))
     if p.m > 8:
         out.append(f"(The first 8 of {p.m} outputs.)\n")
-    out.append("The loss:\n" + shown.block([("L(y)", p.loss)], "loss"))
+    default = sp.Rational(1, 2) * sum(
+        ((y - t) ** 2 for y, t in zip(p.output_symbols, p.target)), sp.Integer(0)
+    )
+    if p.m > 8 and sp.expand(p.loss - default) == 0:
+        out.append(display(r"L(y) = \tfrac{1}{2}\, |y - y^*|^2"))
+    else:
+        out.append("The loss:\n" + shown.block([("L(y)", p.loss)], "loss"))
     out.append(_target(spec))
     if p.params:
         rows_ = [[f"${tex(s)}$", f"${number(v, 6)}$"] for s, v in sorted(p.params.items(), key=str)]
@@ -121,6 +127,14 @@ def _problem(
 def _target(spec: Spec) -> str:
     """The minimiser of the spec's loss in ``y`` (solving ``∂L/∂y = 0``)."""
     found = loss_minimiser(spec.problem)
+    if found.point is not None and found.point.rows > 8:
+        values = found.point.subs(spec.problem.params)
+        if all(v.is_number for v in values):
+            return (
+                "The loss is smallest at the target $y^* = $"
+                + text_vector([float(v) for v in values], 4)
+                + " (the solution of $\\partial L/\\partial y = 0$).\n"
+            )
     if found.point is not None:
         point = sp.Tuple(*found.point) if found.point.rows > 1 else found.point[0]
         values = found.point.subs(spec.problem.params)

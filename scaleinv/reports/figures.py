@@ -30,6 +30,7 @@ from scaleinv.analysis.units import parse_dimension, problem_dimensions
 from scaleinv.errors import ScaleinvError
 from scaleinv.reports.colors import styled
 from scaleinv.reports.content import ReportOptions, RuleRun
+from scaleinv.reports.derivations import FEW
 from scaleinv.reports.landscapes import (
     NESTED_NOTE,
     draw_landscape,
@@ -40,6 +41,7 @@ from scaleinv.reports.landscapes import (
     window_around,
 )
 from scaleinv.reports.latex import escape, number, tex, vector
+from scaleinv.reports.pattern_figure import pattern_figure
 from scaleinv.symbolic import Problem
 
 __all__ = ["Plot", "landscape_family", "loss_figure", "graph_figure", "make_figures"]
@@ -250,6 +252,9 @@ def make_figures(
     fig, caption = trajectory_figure(problem, runs, options, x_names, y_names)
     plots.append(Plot("trajectories", fig, caption))
     plots.append(loss_figure(runs))
+    if problem.n > FEW:
+        fig, caption = pattern_figure(problem)
+        plots.append(Plot("sparsity", fig, caption))
     if graph is not None:
         plots.append(graph_figure(graph))
     return plots

@@ -141,15 +141,23 @@ def vector(values: Sequence[float], digits: int = 4) -> str:
     return r"\left(" + ", ".join(number(v, digits) for v in values) + r"\right)"
 
 
-def text_vector(values: Sequence[float], digits: int = 4) -> str:
+def text_vector(values: Sequence[float], digits: int = 4, keep: int = 6) -> str:
     r"""``(a, b, ...)`` for text and table cells: each number in math, breakable after commas.
+
+    A vector longer than ``keep`` shows its first entries and its length.
 
     Examples
     --------
     >>> text_vector([1.5, 2e-9])
     '$(1.5$, $2 \\times 10^{-9})$'
+    >>> text_vector(range(20), keep=3)
+    '$(0$, $1$, $2$, $\\dots)$ (20 entries)'
     """
-    return "$(" + "$, $".join(number(v, digits) for v in values) + ")$"
+    values = list(values)
+    shown = [number(v, digits) for v in values[:keep]]
+    if len(values) > keep:
+        return "$(" + "$, $".join([*shown, r"\dots"]) + f")$ ({len(values)} entries)"
+    return "$(" + "$, $".join(shown) + ")$"
 
 
 def tex(expr: object) -> str:

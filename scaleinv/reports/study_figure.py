@@ -42,6 +42,7 @@ def _basins(study: Study, x_names: Sequence[str]) -> tuple[Figure, str]:
     fig = Figure(figsize=(7.5, 2.9 if count > 2 else 3.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, count, sharey=True))
     (x0, x1), (y0, y1) = study.options.region
+    assert study.grid is not None  # a basin map needs the grid of a 2-D study
     side = study.grid
     steps = study.options.steps
     taken = [r.steps_taken[r.outcome >= 0] for r in study.rules]

@@ -33,8 +33,8 @@ from scaleinv.analysis.invariance import (
 from scaleinv.analysis.units import check_units, parse_dimension, problem_dimensions
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.numeric import Status
-from scaleinv.reports.content import ETA, RuleRun, status_words, symbolic_rule
-from scaleinv.reports.latex import escape, number, tex
+from scaleinv.reports.content import ETA, FEW, RuleRun, status_words, symbolic_rule
+from scaleinv.reports.latex import escape, number, tex, text_vector
 from scaleinv.symbolic import Spec
 
 __all__ = ["VerdictRow", "transforms_of", "units_rows"]
@@ -252,6 +252,9 @@ def transform_tex(transform: Any, spec: Spec) -> str:
         )
     if spec.problem.n == 1:
         return rf"${tex(spec.problem.inputs[0])} = {tex(setup.forward[0])}$"
+    if spec.problem.n > FEW:
+        first, last = setup.forward[0], setup.forward[-1]
+        return rf"$x = ({tex(first)}, \dots, {tex(last)})$"
     xs = ", ".join(tex(x) for x in spec.problem.inputs)
     return rf"$({xs}) = ({', '.join(tex(e) for e in setup.forward)})$"
 
@@ -264,15 +267,15 @@ def _invariance_detail(report: InvarianceReport) -> str:
     text = escape(report.note) if report.note else ""
     ce = report.counterexample
     if ce is not None:
-        at = ", ".join(f"{_symbol_tex(k)} = {number(v, 3)}" for k, v in ce.values().items())
+        values = list(ce.values().items())
+        at = ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values[: 2 * FEW])
+        if len(values) > 2 * FEW:
+            at += f" (and {len(values) - 2 * FEW} more)"
         text += (
-            rf"; e.g.\ at ${at}$: $\Delta x = {_vec(ce.lhs)}$, mapped $\Delta u = {_vec(ce.rhs)}$"
+            rf"; e.g.\ at {at}: $\Delta x = ${text_vector(ce.lhs, 3)}, mapped "
+            rf"$\Delta u = ${text_vector(ce.rhs, 3)}"
         )
     return text
-
-
-def _vec(values: Sequence[float]) -> str:
-    return "(" + ", ".join(number(v, 3) for v in values) + ")"
 
 
 def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
