@@ -255,6 +255,7 @@ def test_statements_are_structured_and_print_without_code_tokens(report) -> None
             assert not any(t in terminal for t in CODE_TOKENS), (row.id, st.text())
             pdf = st.latex_parts(escape)
             assert "\\textasciicircum" not in pdf and "\\_" not in pdf, (row.id, pdf)
+            assert pdf.isascii(), (row.id, pdf)  # every symbol reached LaTeX as LaTeX
     assert with_math > len(report.rows)
     sign = report.row("gd-loss-change-sign").result.detail
     derivative = next(p for p in sign.parts if not isinstance(p, str))

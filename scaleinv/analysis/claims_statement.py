@@ -120,8 +120,13 @@ class Statement:
 
 
 def latex(expr: Any) -> str:
-    """SymPy's LaTeX of ``expr`` with the ledger's display names."""
-    return sp.latex(expr, symbol_names=DISPLAY_TEX)
+    """SymPy's LaTeX of ``expr`` with the ledger's display names (``Δy2`` as ``\\Delta y_{2}``)."""
+    names = dict(DISPLAY_TEX)
+    for symbol in getattr(expr, "free_symbols", ()):
+        name = getattr(symbol, "name", "")
+        if symbol not in names and name.startswith("Δ") and len(name) > 1:
+            names[symbol] = r"\Delta " + sp.latex(sp.Symbol(name[1:]))
+    return sp.latex(expr, symbol_names=names)
 
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
