@@ -116,6 +116,12 @@ class Study:
     grid: tuple[int, int] | None
     minima: tuple[tuple[float, ...], ...]
     rules: tuple[RuleStudy, ...]
+    names: tuple[str, ...] = ()
+
+    def name(self, k: int) -> str:
+        """``minimum 1``, …, or ``stationary point 3`` (where the Hessian is not positive
+        semi-definite: a run stopped at a saddle or a maximum)."""
+        return self.names[k] if k < len(self.names) else f"minimum {k + 1}"
 
 
 def _starts(options: StudyOptions) -> tuple[np.ndarray, tuple[int, int] | None]:
@@ -156,7 +162,16 @@ def run_study(spec: Spec, starts: int | None = None) -> Study:
             raise ScaleinvError(f"study: {rule.label}: {err}") from None
     span = np.array([hi - lo for lo, hi in options.region])
     converged = [final[status == Status.CONVERGED] for _, _, final, status, _ in finals]
-    labels, minima = _cluster(np.concatenate(converged), span, spec.problem.compile().loss)
+    kernels = spec.problem.compile()
+    labels, minima = _cluster(np.concatenate(converged), span, kernels.loss)
+    curved = [float(np.linalg.eigvalsh(kernels.hessian(m)).min()) for m in minima]
+    order = sorted(range(len(minima)), key=lambda k: curved[k] < -1e-9)  # minima first
+    minima = [minima[k] for k in order]
+    labels = np.array([order.index(k) for k in labels], dtype=int)
+    names = tuple(
+        ("stationary point" if curved[k] < -1e-9 else "minimum") + f" {i + 1}"
+        for i, k in enumerate(order)
+    )
     offsets = np.cumsum([0] + [len(c) for c in converged])
     results = []
     for k, (rule_spec, rule, _, status, taken) in enumerate(finals):
@@ -180,7 +195,7 @@ def run_study(spec: Spec, starts: int | None = None) -> Study:
         for label, outcome, counts, quart, taken in results
     )
     points = tuple(tuple(float(v) for v in m) for m in minima)
-    return Study(options, x0, grid, points, rules)
+    return Study(options, x0, grid, points, rules, names)
 
 
 def _cluster(points: np.ndarray, span: np.ndarray, loss: Any) -> tuple[np.ndarray, list]:
@@ -225,7 +240,7 @@ def _cluster(points: np.ndarray, span: np.ndarray, loss: Any) -> tuple[np.ndarra
 
 def study_rows(study: Study) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the study table (plain text; the caller escapes or prints)."""
-    heads = ["rule"] + [f"→ minimum {k + 1}" for k in range(len(study.minima))]
+    heads = ["rule"] + [f"→ {study.name(k)}" for k in range(len(study.minima))]
     heads += ["steps (25/50/75 %)", "not converged"]
     rows = []
     for r in study.rules:
@@ -257,9 +272,9 @@ def minimum_values(study: Study) -> list[tuple[float, ...]]:
 
 
 def describe_minima(study: Study, names: Sequence[str]) -> list[str]:
-    """``minimum 1: (x0, x1) = (0, 0)`` lines."""
+    """``minimum 1: (x0, x1) = (0, 0)`` lines (``stationary point k`` where it is none)."""
     return [
-        f"minimum {k + 1}: ({', '.join(names)}) = ({', '.join(f'{v:.4g}' for v in m)})"
+        f"{study.name(k)}: ({', '.join(names)}) = ({', '.join(f'{v:.4g}' for v in m)})"
         for k, m in enumerate(minimum_values(study))
     ]
 
@@ -283,7 +298,7 @@ def study_tex(study: Study, spec: Spec, figure: str = "") -> str:
         out.append(f" Figure~\\ref{{{figure}}} shows where each start ends.")
     found = minimum_values(study)
     if found:
-        listed = "; ".join(f"minimum {k + 1} at {text_vector(m, 4)}" for k, m in enumerate(found))
+        listed = "; ".join(f"{study.name(k)} at {text_vector(m, 4)}" for k, m in enumerate(found))
         out.append(f" Minima found: {listed}.\n")
     else:
         out.append(" No run converged.\n")

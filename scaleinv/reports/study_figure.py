@@ -61,7 +61,7 @@ def _basins(study: Study, x_names: Sequence[str]) -> tuple[Figure, str]:
         ax.set_title(rule.label, fontsize=9)
         ax.set_xlabel(x_names[0])
     axes[0].set_ylabel(x_names[1])
-    handles = [Patch(color=_colour(k), label=f"minimum {k + 1}") for k in range(len(study.minima))]
+    handles = [Patch(color=_colour(k), label=study.name(k)) for k in range(len(study.minima))]
     handles.append(Patch(color=_FAILED, label="not converged"))
     fig.legend(handles=handles, loc="outside lower center", ncols=legend_columns(len(handles)),
                fontsize=8)  # fmt: skip
@@ -81,7 +81,7 @@ def _bars(study: Study) -> tuple[Figure, str]:
     left = np.zeros(len(study.rules))
     for k in range(len(study.minima)):
         widths = np.array([r.fractions[k] for r in study.rules])
-        ax.barh(labels, widths, left=left, color=_colour(k), label=f"minimum {k + 1}")
+        ax.barh(labels, widths, left=left, color=_colour(k), label=study.name(k))
         left += widths
     ax.barh(labels, 1 - left, left=left, color=_FAILED, label="not converged")
     ax.set_xlim(0, 1)
