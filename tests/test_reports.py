@@ -431,3 +431,39 @@ def test_a_build_shows_its_pages_in_a_notebook(built) -> None:
     pages = built["comparison"].pages(dpi=20)
     assert len(pages) >= 3 and all(p.startswith(b"\x89PNG") for p in pages)
     assert html.count("data:image/png;base64,") == len(built["comparison"].pages())
+
+
+def _diffusion(n: int) -> str:
+    """One explicit nonlinear diffusion step on a periodic grid of ``n`` points."""
+    outputs = [
+        f"x{i} + (x{(i + 1) % n} - 2*x{i} + x{(i - 1) % n})/10 + x{i}**3/20" for i in range(n)
+    ]
+    names = ", ".join(f'"x{i}"' for i in range(n))
+    target = ", ".join(str(round(0.5 + 0.2 * np.sin(2 * np.pi * i / n), 3)) for i in range(n))
+    return (
+        f'title = "Diffusion step, n = {n}"\n[problem]\ninputs = [{names}]\n'
+        f"outputs = [{', '.join(repr(o).replace(chr(39), chr(34)) for o in outputs)}]\n"
+        f"target = [{target}]\n[run]\nstarts = [[{', '.join(['0.5'] * n)}]]\nsteps = 5\n"
+        '[[rules]]\nname = "gd"\neta = 0.5\n[[rules]]\nname = "newton"\neta = 1\n'
+        "[analysis]\nbudget = 1\n"
+    )
+
+
+def test_a_mid_size_problem_is_summarised_with_its_sparsity(tmp_path) -> None:
+    from scaleinv.reports.structure import sparsity_of
+
+    path = tmp_path / "diffusion.toml"
+    path.write_text(_diffusion(12), encoding="utf-8")
+    result = build(path, tmp_path / "out", pdf=False)
+    source = result.tex.read_text()
+    assert "(The first 6 of 36 nonzero entries.)" in source  # J: 3 per row
+    assert "sparse" in source and "fig:sparsity" in source
+    assert "Not expanded at this size (n = 12)" in source  # Newton: the structure only
+    assert {f.stem for f in result.figures} >= {"sparsity", "trajectories", "loss"}
+    # the pattern is the one of the dense derivatives, checked at a random point
+    p = load_spec(path).problem
+    s = sparsity_of(p)
+    x = np.random.default_rng(1).uniform(0.2, 1.0, size=p.n)
+    jac, hess = p.compile().jacobian(x), p.compile().hessian(x)
+    assert set(s.jacobian) == {tuple(ij) for ij in np.argwhere(jac != 0)}
+    assert set(s.hessian) == {tuple(ij) for ij in np.argwhere(hess != 0)}
