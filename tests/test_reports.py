@@ -76,6 +76,7 @@ T_star = 2.5
 
 [units]
 v0 = "velocity"
+theta = "1"
 g = "acceleration"
 R_star = "length"
 T_star = "time"
