@@ -224,7 +224,7 @@ def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -
     say("latex    report.tex")
     dims = _dimensions(spec)
     tex = work / "report.tex"
-    formulas = Formulas()
+    formulas = Formulas(progress=say)
     text = render_document(
         spec, derivation, runs, verdicts, refs, dims, composition_tex, formulas, study_part
     )

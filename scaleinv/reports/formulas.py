@@ -12,7 +12,8 @@ the document says so, and the full expression goes to ``derivations.txt`` beside
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -91,7 +92,10 @@ class Formulas:
     """
 
     overflow: list[tuple[str, sp.Basic]] = field(default_factory=list)
+    progress: Callable[[str], None] | None = None
     _names: int = 0  # fractions and subexpressions named so far (names stay unique)
+    _laid: int = 0
+    _said: float = field(default_factory=time.monotonic)
 
     def block(self, entries: Sequence[tuple[str, sp.Basic]], title: str = "") -> str:
         """Displays of ``lhs = rhs`` rows (lhs LaTeX, rhs SymPy) within the budget.
@@ -104,6 +108,7 @@ class Formulas:
         too_long: list[tuple[str, sp.Basic]] = []
         self._names = 0  # names (N_k, ξ_k) are local to one group of displays
         for lhs, rhs in entries:
+            self._tell()
             laid = self._lay_out(lhs, rhs)
             if laid is None:
                 too_long.append((lhs, rhs))
@@ -120,6 +125,13 @@ class Formulas:
             for lhs, rhs in too_long:
                 self.overflow.append((f"{title}: {lhs}" if title else lhs, rhs))
         return out
+
+    def _tell(self) -> None:
+        """Say how far the layout is, every few seconds (long formulas take a while)."""
+        self._laid += 1
+        if self.progress is not None and time.monotonic() - self._said > 3.0:
+            self._said = time.monotonic()
+            self.progress(f"latex    {self._laid} formulas laid out, {len(self.overflow)} too long")
 
     def appendix_text(self, title: str) -> str:
         """The contents of :data:`APPENDIX_FILE` (SymPy's plain-text printer)."""
