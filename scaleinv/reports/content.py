@@ -240,6 +240,11 @@ def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
             deltas = found if isinstance(found, tuple) else (found,)
         except NumericOnlyError as err:
             note = f"numeric only: {err.why}"
+            if rule.name == "pg":  # the inverse's own reason names solver internals
+                note = (
+                    "numeric only: no closed-form inverse of P(x) = y was found (within the "
+                    "time budget), so each step solves it numerically, warm-started at x"
+                )
         except ScaleinvError as err:
             note = f"no closed-form update: {err}"
         runs.append(RuleRun(rule_spec, rule, label, style, deltas, note))
