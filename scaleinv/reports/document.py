@@ -137,7 +137,8 @@ def _target(spec: Spec) -> str:
             )
     if found.point is not None:
         point = sp.Tuple(*found.point) if found.point.rows > 1 else found.point[0]
-        values = found.point.subs(spec.problem.params)
+        exact = {k: exact_number(v) for k, v in spec.problem.params.items()}
+        values = found.point.subs(exact)
         numeric = ""
         if values != found.point and all(v.is_number for v in values):
             numeric = " = " + tex(sp.Tuple(*values) if values.rows > 1 else values[0])
