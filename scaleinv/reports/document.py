@@ -163,7 +163,7 @@ _KEEP_LINES = 8
 def _verdicts(rows: Sequence[VerdictRow], title: str) -> str:
     if not rows:
         return ""
-    out = [f"\\section{{{title}}}\n"] if title else []
+    out = [f"\\needlines{{{2 * _KEEP_LINES}}}\\section{{{title}}}\n"] if title else []
     groups: dict[tuple[str, str], list[VerdictRow]] = {}
     for row in rows:
         groups.setdefault((row.check, row.aspect), []).append(row)
