@@ -213,7 +213,7 @@ def _results(spec: Spec, runs: Sequence[RuleRun]) -> str:
                 ]
             )
     head = ["rule", "η", "start", "steps", "final x", "final loss", "status"]
-    return f"\\needlines{{{_KEEP_LINES}}}\\section{{Results}}\n" + table(
+    return f"\\needlines{{{2 * _KEEP_LINES}}}\\section{{Results}}\n" + table(
         head, rows, f"l l l r {_WRAP}p{{4.2cm}} l {_WRAP}p{{2.2cm}}"
     )
 
