@@ -17,6 +17,8 @@ __all__ = [
     "GraphError",
     "NumericOnlyError",
     "RuleError",
+    "OutputFolderError",
+    "MemoryLimitError",
 ]
 
 
@@ -106,3 +108,54 @@ class NumericOnlyError(ScaleinvError, NotImplementedError):
 
 class RuleError(ScaleinvError, ValueError):
     """An update rule is unknown or has an invalid setting."""
+
+
+class OutputFolderError(ScaleinvError, OSError):
+    """An output folder cannot be written or replaced; names the folder and why.
+
+    Parameters
+    ----------
+    path : str
+        The output folder as given.
+    reason : str
+        Why it cannot be used (files scaleinv did not write, a link, no permission, ...).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"output folder {path}: {reason}")
+
+
+def _bytes(count: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{int(count)} B"
+
+
+class MemoryLimitError(ScaleinvError, MemoryError):
+    """A request needs more memory than is available; says how much and what to change.
+
+    Parameters
+    ----------
+    what : str
+        What was asked for, with the sizes that make up ``needed``.
+    needed : int
+        Bytes the request needs (an estimate).
+    available : int
+        Bytes available (what the machine reports, or the caller's limit).
+    advice : str
+        How to make the request fit.
+
+    Examples
+    --------
+    >>> str(MemoryLimitError("a run", 3 * 10**12, 8 * 10**9, "ask for less"))
+    'a run needs about 3 TB but only 8 GB are available; ask for less'
+    """
+
+    def __init__(self, what: str, needed: int, available: int, advice: str) -> None:
+        self.what, self.needed, self.available, self.advice = what, needed, available, advice
+        super().__init__(
+            f"{what} needs about {_bytes(needed)} but only {_bytes(available)} are available; "
+            f"{advice}"
+        )

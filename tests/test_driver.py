@@ -17,7 +17,7 @@ COMPARISON = CATALOGUE["comparison"]
 def test_comparison_newton_follows_its_closed_form() -> None:
     # Newton on L = x0² + x1⁴: Δx0 = −η x0, Δx1 = −η x1/3, so with η = 1/3
     # x_k = (3 (2/3)^k, 3 (8/9)^k).
-    t = minimize(COMPARISON, rules.newton(1 / 3), np.array([3.0, 3.0]), steps=10)
+    t = minimize(COMPARISON, rules.newton(1 / 3), np.array([3.0, 3.0]), 10, record="all")
     k = np.arange(11)
     np.testing.assert_allclose(
         t.x, np.stack([3 * (2 / 3) ** k, 3 * (8 / 9) ** k], axis=-1), rtol=1e-12
@@ -27,7 +27,7 @@ def test_comparison_newton_follows_its_closed_form() -> None:
 
 def test_comparison_pg_moves_on_a_straight_line_in_y() -> None:
     # PG with Δy = −η y (Newton step of y0² + y1²): y_k = 0.7^k y_0 exactly.
-    t = minimize(COMPARISON, rules.pg(0.3), np.array([3.0, 3.0]), steps=10)
+    t = minimize(COMPARISON, rules.pg(0.3), np.array([3.0, 3.0]), steps=10, record="all")
     y0 = np.array([3.0, 9.0])
     np.testing.assert_allclose(t.y, 0.7 ** np.arange(11)[:, None] * y0, rtol=1e-12)
     assert np.all(t.x[:, 1] > 0)  # the x² branch nearest the guess keeps the sign
@@ -36,7 +36,7 @@ def test_comparison_pg_moves_on_a_straight_line_in_y() -> None:
 
 
 def test_comparison_gd_follows_its_recursion() -> None:
-    t = minimize(COMPARISON, rules.gd(0.01), np.array([3.0, 3.0]), steps=10)
+    t = minimize(COMPARISON, rules.gd(0.01), np.array([3.0, 3.0]), steps=10, record="all")
     x = np.array([3.0, 3.0])
     for k in range(10):  # ∇L = (2 x0, 4 x1³), written out independently
         x = x - 0.01 * np.array([2 * x[0], 4 * x[1] ** 3])
@@ -59,7 +59,7 @@ def test_the_shipped_comparison_spec_reproduces_the_same_runs() -> None:
 def test_scaling_toy_trajectories_are_identical_for_every_alpha(rule) -> None:
     toy = CATALOGUE["scaling_toy"]
     runs = [
-        minimize(toy.with_params(alpha=a), rule, np.array([1.0, 1.0]), steps=8).x
+        minimize(toy.with_params(alpha=a), rule, np.array([1.0, 1.0]), 8, record="all").x
         for a in (1, 10, 100)
     ]
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-13)
@@ -69,7 +69,7 @@ def test_scaling_toy_trajectories_are_identical_for_every_alpha(rule) -> None:
 def test_scaling_toy_gd_depends_on_alpha() -> None:
     toy = CATALOGUE["scaling_toy"]
     runs = [
-        minimize(toy.with_params(alpha=a), rules.gd(1e-5), np.array([1.0, 1.0]), steps=8).x
+        minimize(toy.with_params(alpha=a), rules.gd(1e-5), [1.0, 1.0], 8, record="all").x
         for a in (1, 10, 100)
     ]
     # x2 shrinks by (1 − 2 η α²) per step: different for every α
@@ -81,14 +81,14 @@ def test_scaling_toy_gd_depends_on_alpha() -> None:
 def test_statuses_converged_diverged_singular_and_no_inverse() -> None:
     t = minimize(COMPARISON, rules.newton(1.0), np.array([[3.0, 3.0]]), steps=60, tol=1e-9)
     assert t.statuses() == [Status.CONVERGED]
-    t = minimize(CATALOGUE["scaling_toy"], rules.gd(0.1), np.array([[1.0, 1.0]]), steps=400)
+    t = minimize(CATALOGUE["scaling_toy"], rules.gd(0.1), [[1.0, 1.0]], 400, record="all")
     assert t.statuses() == [Status.DIVERGED]  # η > 1/α² for α = 10
     assert np.isfinite(t.x).all()
     flat = Problem.from_strings(["x0", "x1"], ["x0 + x1", "x0 + x1"])
     t = minimize(flat, rules.newton(1.0), np.array([[1.0, 2.0]]), steps=3)
     assert t.statuses() == [Status.SINGULAR]
     unreachable = Problem.from_strings(["x"], ["x**2"], target=[-1])
-    t = minimize(unreachable, rules.pg(1.0), np.array([[2.0]]), steps=3)
+    t = minimize(unreachable, rules.pg(1.0), np.array([[2.0]]), steps=3, record="all")
     assert t.statuses() == [Status.NO_INVERSE]
     np.testing.assert_array_equal(t.x[:, 0, 0], 2.0)  # stopped samples keep their point
 
@@ -100,7 +100,7 @@ def test_mixed_batch_keeps_each_sample_status() -> None:
 
 def test_shapes_for_a_large_batch_run_as_arrays() -> None:
     x0 = np.random.default_rng(0).uniform(0.5, 3, size=(1000, 100, 2))
-    t = minimize(COMPARISON, rules.pg(0.3), x0, steps=5)
+    t = minimize(COMPARISON, rules.pg(0.3), x0, steps=5, record="all")
     assert t.x.shape == (6, 1000, 100, 2) and t.y.shape == (6, 1000, 100, 2)
     assert t.loss.shape == (6, 1000, 100) and t.status.shape == (1000, 100)
     np.testing.assert_allclose(t.y[-1], 0.7**5 * t.y[0], rtol=1e-12)
@@ -109,7 +109,7 @@ def test_shapes_for_a_large_batch_run_as_arrays() -> None:
 def test_bfgs_runs_through_scipy_and_records_iterates() -> None:
     problem = CATALOGUE["coupled"]
     x0 = np.array([[0.5, 3.0], [2.5, 0.2]])
-    t = minimize(problem, rules.bfgs(), x0, steps=40)
+    t = minimize(problem, rules.bfgs(), x0, steps=40, record="all")
     assert t.statuses() == [Status.CONVERGED, Status.CONVERGED]
     assert np.all(t.loss[-1] < 1e-12)
     for i in range(2):  # the recorded iterates end where SciPy's own run ends

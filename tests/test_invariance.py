@@ -171,7 +171,7 @@ def test_alpha_family_trajectories_are_identical_for_newton_ig_pg_not_gd() -> No
     for alpha in (1.0, 3.0, 5.0):
         p = TOY.with_params(alpha=alpha)
         for name, eta in (("newton", 1 / 3), ("ig", 1 / 3), ("pg", 1 / 3), ("gd", 0.01)):
-            t = minimize(p, rules.REGISTRY[name](eta), [3.0, 3.0 / alpha], 10)
+            t = minimize(p, rules.REGISTRY[name](eta), [3.0, 3.0 / alpha], 10, record="all")
             runs.setdefault(name, []).append(t.y)
     for name in ("newton", "ig", "pg"):
         np.testing.assert_allclose(runs[name][1], runs[name][0], rtol=1e-12)

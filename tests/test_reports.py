@@ -301,7 +301,7 @@ def test_a_folder_of_other_files_is_never_replaced(tiny, tmp_path) -> None:
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
-    with pytest.raises(ScaleinvError, match="holds no earlier report"):
+    with pytest.raises(ScaleinvError, match="holds files scaleinv did not write"):
         build(tiny, folder, pdf=False)
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
 

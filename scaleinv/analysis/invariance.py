@@ -238,8 +238,8 @@ def _numeric_only(
         forward, jacobian = _forward_kernels(setup, values)
         x = forward(u)
         named = {str(s): v for s, v in values.items()}
-        dx = minimize(problem.with_params(**_own(problem, named)), rule, x, 1).x[1] - x
-        du = minimize(setup.problem.with_params(**named), rule, u, 1).x[1] - u
+        dx = minimize(problem.with_params(**_own(problem, named)), rule, x, 1).x[-1] - x
+        du = minimize(setup.problem.with_params(**named), rule, u, 1).x[-1] - u
         back = forward(u + du) - x if exact_map else np.einsum("...ij,...j", jacobian(u), du)
         scale = np.maximum(1.0, np.maximum(np.abs(dx), np.abs(back)).max(axis=-1))
         gap = np.abs(dx - back).max(axis=-1) / scale
@@ -318,8 +318,8 @@ def trajectory_invariance(
     forward, jacobian = _forward_kernels(setup, params)
     x0 = np.asarray(x0, dtype=float)
     u0 = _pull_back(forward, jacobian, x0)
-    original = minimize(problem.with_params(**_own(problem, named)), rule, x0, steps)
-    transformed = minimize(setup.problem.with_params(**named), rule, u0, steps)
+    original = minimize(problem.with_params(**_own(problem, named)), rule, x0, steps, record="all")
+    transformed = minimize(setup.problem.with_params(**named), rule, u0, steps, record="all")
     mapped = forward(transformed.x)
     deviation = float(np.max(np.abs(original.x - mapped)))
     scale = float(np.max(np.abs(original.x)))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from scaleinv.numeric import rules
 from scaleinv.numeric.compiled import CompiledRule
-from scaleinv.numeric.driver import Trajectory, minimize
+from scaleinv.numeric.driver import minimize
 from scaleinv.numeric.export import export
 from scaleinv.numeric.inverse import InverseEvaluator, compile_inverse
 from scaleinv.numeric.kernels import Kernel, ProblemKernels, compile_kernel, compile_problem
 from scaleinv.numeric.status import Status
+from scaleinv.numeric.trajectory import Trajectory
 
 __all__ = [
     "rules",

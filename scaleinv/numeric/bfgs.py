@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import minimize as scipy_minimize
 
 from scaleinv.numeric.compiled import CompiledRule
 from scaleinv.numeric.kernels import ProblemKernels
@@ -24,11 +23,13 @@ class BFGSState(NamedTuple):
     whether SciPy reported success per sample."""
 
     iterates: np.ndarray
-    index: int
+    current: int
     success: np.ndarray
 
 
 def _run_one(kernels: ProblemKernels, x0: np.ndarray, steps: int) -> tuple[np.ndarray, bool]:
+    from scipy.optimize import minimize as scipy_minimize  # 0.3 s to import: only when used
+
     path = [x0.copy()]
 
     def fun(x: np.ndarray) -> float:
@@ -61,10 +62,11 @@ def compile_bfgs(kernels: ProblemKernels) -> CompiledRule:
         return BFGSState(iterates, 0, success)
 
     def step(x: np.ndarray, state: BFGSState) -> tuple[np.ndarray, BFGSState, np.ndarray]:
-        nxt = min(state.index + 1, state.iterates.shape[0] - 1)
-        dx = state.iterates[nxt] - state.iterates[state.index]
+        nxt = min(state.current + 1, state.iterates.shape[0] - 1)
+        dx = state.iterates[nxt] - state.iterates[state.current]
         done = state.success & np.all(dx == 0, axis=-1)
         status = np.where(done, Status.CONVERGED, Status.RUNNING).astype(np.int8)
-        return dx, state._replace(index=nxt), status
+        return dx, state._replace(current=nxt), status
 
-    return CompiledRule(init=init, step=step)
+    (n,) = kernels.gradient.shape  # the state holds every iterate: (steps+1, *batch, n)
+    return CompiledRule(init, step, lambda samples, steps: 8 * (steps + 1) * samples * n)

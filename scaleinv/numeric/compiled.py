@@ -20,10 +20,13 @@ class CompiledRule:
     ``init(x0, steps) -> state``; ``step(x, state) -> (dx, state, status)`` with ``x`` and
     ``dx`` of shape ``(..., n)`` and ``status`` an int8 array of
     :class:`~scaleinv.numeric.status.Status` codes (``RUNNING`` where the step is fine).
+    ``state_bytes(samples, steps)`` is the memory the state takes for a run of that size
+    (what :func:`scaleinv.minimize` counts before it starts).
     """
 
     init: Callable[[np.ndarray, int], Any]
     step: Callable[[np.ndarray, Any], tuple[np.ndarray, Any, np.ndarray]]
+    state_bytes: Callable[[int, int], int] = lambda samples, steps: 0
 
 
 def stateless(fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]) -> CompiledRule:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from scaleinv.errors import NoInverseError, ProblemError
 from scaleinv.numeric.kernels import ProblemKernels, kernel_source
@@ -238,6 +237,8 @@ class InverseEvaluator:
     def _least_squares(self, y: np.ndarray, start: np.ndarray, params: dict) -> tuple[Any, bool]:
         def residual(z: np.ndarray) -> np.ndarray:
             return self.kernels.P(z, **params) - y
+
+        from scipy.optimize import least_squares  # 0.3 s to import: only when used
 
         try:
             fit = least_squares(

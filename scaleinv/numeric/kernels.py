@@ -11,6 +11,7 @@ disk, so exported and in-process kernels are one code path.
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import textwrap
 import weakref
@@ -20,12 +21,22 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import AppliedUndef
 from sympy.printing.numpy import NumPyPrinter
 
 from scaleinv.errors import ProblemError
+from scaleinv.numeric import pysource
 from scaleinv.symbolic import Problem
 
-__all__ = ["Kernel", "ProblemKernels", "compile_kernel", "kernel_source", "compile_problem"]
+__all__ = [
+    "Kernel",
+    "ProblemKernels",
+    "compile_kernel",
+    "kernel_source",
+    "compile_problem",
+    "param_keywords",
+    "RESERVED",
+]
 
 #: Points per block of a kernel's batch loop (a block's temporaries then fit in L2/L3 cache).
 BLOCK = 4096
@@ -56,13 +67,45 @@ class Kernel:
         return self.func(*args, **params)
 
 
+#: Names a problem's symbols may not take in generated code, besides Python's keywords and
+#: builtins: what kernels use (``numpy``, ``out``, ``batch``) and the positional arguments of
+#: kernels and steps (``x``, ``y``).
+RESERVED = frozenset({*keyword.kwlist, *vars(builtins), "numpy", "out", "batch", "x", "y"})
+
+
 def _identifier(symbol: sp.Symbol, taken: set[str]) -> str:
+    """A Python name for ``symbol`` in generated code: its own name where that is safe.
+
+    A reserved name gets a trailing underscore (``slice`` -> ``slice_``); a name that is not an
+    ASCII identifier (non-ASCII ones are NFKC-normalized by Python, so ``ｘ0`` would be
+    ``x0``), starts with ``_`` (the generated code's own names do) or is taken becomes ``_s<k>``.
+    """
     name = str(symbol)
-    ok = name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
-    if not ok or name in taken or name in ("numpy", "out", "batch"):
-        name = f"_s{len(taken)}"
+    if name in RESERVED:
+        name += "_"
+    if not name.isidentifier() or not name.isascii() or name.startswith("_") or name in taken:
+        k = len(taken)
+        while f"_s{k}" in taken:
+            k += 1
+        name = f"_s{k}"
     taken.add(name)
     return name
+
+
+def param_keywords(params: Mapping[sp.Symbol, float] | Sequence[sp.Symbol]) -> dict[sp.Symbol, str]:
+    """The keyword each param takes in every generated kernel and step (sorted by name).
+
+    A param's keyword is its name unless that would shadow a Python builtin or a name the
+    generated code uses (see :data:`RESERVED`).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> param_keywords([sp.Symbol("slice"), sp.Symbol("alpha"), sp.Symbol("x")])
+    {alpha: 'alpha', slice: 'slice_', x: 'x_'}
+    """
+    taken: set[str] = set()
+    return {s: _identifier(s, taken) for s in sorted(params, key=str)}
 
 
 def kernel_source(
@@ -92,27 +135,27 @@ def kernel_source(
         shape, flat = (len(exprs),), [sp.sympify(e) for e in exprs]
     else:
         shape, flat = (), [sp.sympify(exprs)]
-    taken: set[str] = set()
+    keywords = param_keywords(params)  # first: the same keywords in every kernel
+    taken = set(keywords.values())
     arg_names = [a for a, _ in args]
     taken.update(arg_names)
-    rename: dict[sp.Symbol, sp.Symbol] = {}
+    rename = {s: sp.Symbol(ident) for s, ident in keywords.items()}
     unpack = []
     for arg, symbols in args:
         for i, s in enumerate(symbols):
             ident = _identifier(s, taken)
             rename[s] = sp.Symbol(ident)
             unpack.append(f"{ident} = {arg}[_rows, {i}]")
-    param_sigs, param_names = [], []
-    for j, s in enumerate(sorted(params, key=str)):
-        ident = _identifier(s, taken)
-        rename[s] = sp.Symbol(ident)
-        param_sigs.append(f"{ident}={float(params[s])!r}")
-        param_names.append(ident)
-        unpack.append(f"{ident} = _params[_rows, {j}]")
+    param_sigs = [f"{ident}={float(params[s])!r}" for s, ident in keywords.items()]
+    param_names = list(keywords.values())
+    unpack += [f"{ident} = _params[_rows, {j}]" for j, ident in enumerate(param_names)]
     flat = [e.xreplace(rename) for e in flat]
     free = set().union(*(e.free_symbols for e in flat)) - set(rename.values())
     if free:
-        raise ValueError(f"kernel {name}: expressions use symbols that are not arguments: {free}")
+        raise ProblemError(f"kernel {name}: expressions use symbols that are not arguments: {free}")
+    undefined = sorted({str(f.func) for e in flat for f in e.atoms(AppliedUndef)})
+    if undefined:  # an older SymPy printer would write their names into the source
+        raise ProblemError(f"kernel {name}: cannot compile undefined functions {undefined}")
     # cse's "basic" optimizations cost 70x more time on a 12-link chain's Hessian for no
     # measurable gain in the kernel, so the default (none) is used.
     temps, reduced = sp.cse(flat, symbols=sp.numbered_symbols("_t"))
@@ -146,7 +189,7 @@ def kernel_source(
     body += ["        " + line for line in inner]
     body.append(f"return out.reshape(batch{f' + {shape!r}' if shape else ''})")
     signature = ", ".join(arg_names) + (", *, " + ", ".join(param_sigs) if param_sigs else "")
-    docstring = f'    """{doc}"""\n' if doc else ""
+    docstring = f"    {pysource.docstring(doc)}\n" if doc else ""
     source = f"def {name}({signature}):\n{docstring}" + textwrap.indent("\n".join(body), "    ")
     return source + "\n", shape
 
@@ -183,7 +226,8 @@ class ProblemKernels:
     ``P(x)`` → ``(..., m)``, ``jacobian(x)`` → ``(..., m, n)``, ``gradient(x)`` → ``(..., n)``,
     ``hessian(x)`` → ``(..., n, n)``, ``loss(x)`` → ``(...)``; in y-space ``loss_y(y)`` →
     ``(..., m)`` and ``newton_dy(y)`` → ``(..., m)`` (the unit-rate Newton step of L in y).
-    Params are keyword arguments with the problem's defaults.
+    Params are keyword arguments with the problem's defaults, named as :func:`param_keywords`
+    says (a param's own name, or ``slice_`` for a param named like a builtin, e.g. ``slice``).
     """
 
     P: Kernel

@@ -25,7 +25,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.errors import NumericOnlyError, RuleError
-from scaleinv.numeric import runtime
+from scaleinv.numeric import pysource, runtime
 from scaleinv.numeric.bfgs import compile_bfgs
 from scaleinv.numeric.compiled import CompiledRule, stateless
 from scaleinv.numeric.kernels import Kernel, ProblemKernels
@@ -98,9 +98,10 @@ class Rule:
         """Source of ``{name}_step(x, **params) -> (dx, status)``."""
         defaults = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         doc = (type(self).__doc__ or "").strip().splitlines()[0]
+        doc = pysource.docstring(f"{doc} Returns (dx, status), batched over leading axes.")
         return (
             f"def {self.name}_step(x, *, {defaults}, **params):\n"
-            f'    r"""{doc} Returns (dx, status), batched over leading axes."""\n'
+            f"    {doc}\n"
             f"    x = numpy.asarray(x, dtype=numpy.float64)\n{self._step_body}"
         )
 

@@ -2,7 +2,8 @@
 
 Everything is written into a temporary folder next to the output folder; only when the
 whole build (PDF included) succeeded does it replace the output folder, so a failing build
-leaves the previous report as it was.
+leaves the previous report as it was. :mod:`~scaleinv.reports.outdir` says which folders may
+be replaced (only scaleinv's own reports, recognised by their manifest) and how.
 
 The build never prints: it reports its stages to an optional ``progress`` callable (the CLI
 prints them).
@@ -24,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from scaleinv.analysis.units import problem_dimensions
-from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
 from scaleinv.reports.figures import Plot, axis_names, make_figures, save_plot
 from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
-from scaleinv.reports.pdf import compile_pdf, how_to_get_pdf, tex_engine
+from scaleinv.reports.outdir import OutputFolder
+from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.study import run_study, study_tex
 from scaleinv.reports.study_figure import study_figure
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
@@ -141,7 +142,9 @@ def build(
         A parsed spec or the path of a TOML spec file.
     out_dir : path, optional
         The output folder; replaced as a whole when the build succeeds. It must be new, empty
-        or an earlier report (holding ``report.tex``), so that no other files are lost.
+        or an earlier report exactly as scaleinv wrote it (see
+        :mod:`~scaleinv.reports.outdir`), so that no other files are lost; else the build
+        stops at once with :class:`~scaleinv.errors.OutputFolderError`.
     pdf : bool
         Run LaTeX (when installed). Without TeX the .tex and the figures are still written
         and ``BuildResult.note`` says how to get the PDF.
@@ -158,27 +161,16 @@ def build(
     say = progress or (lambda line: None)
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(Path(spec_or_path))
     final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
-    if final.exists() and not final.is_dir():
-        raise ScaleinvError(f"output path {final} exists and is not a folder")
-    if final.is_dir() and any(final.iterdir()) and not (final / "report.tex").exists():
-        raise ScaleinvError(
-            f"output folder {final} is not empty and holds no earlier report (report.tex); "
-            "the build replaces the whole folder, so choose another --out or empty it"
-        )
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
-    os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes it private; the report is not
-    try:
-        result = _build_into(spec, work, final, pdf, say)
-        _swap(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    with OutputFolder(final) as out:  # refuses a folder it may not replace before any work
+        result = _build_into(spec, out.work, final, pdf, say, out.lock_fds)
+        out.commit()
     say(f"done     {final} ({time.monotonic() - started:.1f} s)")
-    return _relocate(result, work, final, time.monotonic() - started)
+    return _relocate(result, final, time.monotonic() - started)
 
 
-def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -> BuildResult:
+def _build_into(
+    spec: Spec, work: Path, final: Path, pdf: bool, say: Progress, lock_fds: tuple[int, ...]
+) -> BuildResult:
     options = report_options(spec)
     problem = spec.problem
     say(f"derive   J, gradient, Hessian, local inverse and Δx of {len(spec.rules)} rule(s)")
@@ -235,7 +227,10 @@ def _build_into(spec: Spec, work: Path, final: Path, pdf: bool, say: Progress) -
     pdf_path, note = None, ""
     if pdf and tex_engine() is not None:
         say(f"pdf      {tex_engine()} -pdf report.tex")
-        pdf_path = compile_pdf(tex)
+        try:
+            pdf_path = compile_pdf(tex, keep_fds=lock_fds)
+        except LatexError as err:  # the log is removed with the building folder: do not cite it
+            raise LatexError(final / tex.name, err.first_error, None) from None
     elif pdf:
         note = how_to_get_pdf(final)
         say(f"pdf      skipped: {note}")
@@ -273,29 +268,9 @@ def _results(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[ResultRow, ...]:
     return tuple(rows)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _relocate(result: BuildResult, final: Path, seconds: float) -> BuildResult:
+    work = result.out_dir
 
-
-def _swap(work: Path, final: Path) -> None:
-    """Move ``work`` to ``final``; the previous ``final`` is kept until the move succeeded."""
-    if not final.exists():
-        os.replace(work, final)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-    os.rmdir(old)
-    os.replace(final, old)
-    try:
-        os.replace(work, final)
-    except BaseException:
-        os.replace(old, final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _relocate(result: BuildResult, work: Path, final: Path, seconds: float) -> BuildResult:
     def moved(path: Path | None) -> Path | None:
         return None if path is None else final / path.relative_to(work)
 

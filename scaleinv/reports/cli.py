@@ -38,7 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = []
     for rule_spec in spec.rules:
         rule = make_rule(rule_spec)
-        traj = minimize(spec.problem, rule, np.array(spec.starts), steps, spec.tol)
+        traj = minimize(
+            spec.problem, rule, np.array(spec.starts), steps, spec.tol, record="last", progress=True
+        )
         for i, start in enumerate(spec.starts):
             rows.append(
                 [

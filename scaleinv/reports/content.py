@@ -116,7 +116,8 @@ class RuleRun:
     delta_note : str
         Why there is no formula (numeric-only rule, singular Hessian, ...), else ``""``.
     trajectory : Trajectory or None
-        The run from every start point; None when running failed (see ``run_error``).
+        The run from every start point, every step recorded (``record="all"``: the figures
+        draw the paths); None when running failed (see ``run_error``).
     run_error : str
         The error message of a failed run, else ``""``.
     """
@@ -257,7 +258,7 @@ def run_rules(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[RuleRun, ...]:
     done = []
     for run in runs:
         try:
-            traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol)
+            traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol, record="all")
             done.append(replace(run, trajectory=traj))
         except ScaleinvError as err:
             done.append(replace(run, run_error=str(err)))

@@ -64,7 +64,8 @@ def render_document(
     label = "fig:sparsity" if sparsity is not None else ""
     parts = [
         PREAMBLE,
-        f"\\title{{{escape(spec.title)}}}\n\\date{{}}\n\\begin{{document}}\n\\maketitle\n",
+        f"\\title{{{escape(' '.join(spec.title.split()))}}}\n\\date{{}}\n"  # one paragraph
+        "\\begin{document}\n\\maketitle\n",
         _problem(spec, dimensions, runs),
         derivations_tex(spec, derivation, runs, formulas, label),
         extra,

@@ -37,6 +37,7 @@ from scaleinv.reports.landscapes import (
     legend_columns,
     math_label,
     nested,
+    plain_label,
     trajectory_figure,
     window_around,
 )
@@ -111,7 +112,9 @@ def landscape_family(
         _size_box(ax, sizes, sample)
         if ax is not axes[0] and problem.n == 2:
             ax.set_ylabel("")
-    handles = [Line2D([], [], color=r.style.color, lw=2.5, label=r.label) for r in runs]
+    handles = [
+        Line2D([], [], color=r.style.color, lw=2.5, label=plain_label(r.label)) for r in runs
+    ]
     fig.legend(
         handles=handles, loc="outside lower center", ncols=legend_columns(len(runs)), fontsize=8
     )
@@ -206,7 +209,7 @@ def loss_figure(runs: Sequence[RuleRun]) -> Plot:
             ys = np.maximum(loss[:, b], floor) if log else loss[:, b]
             ax.plot(
                 steps, ys, **run.style.line_kwargs(), **nested(k, len(runs)),
-                label=run.label if b == 0 else None,
+                label=plain_label(run.label) if b == 0 else None,
             )  # fmt: skip
     if log:
         ax.set_yscale("log")

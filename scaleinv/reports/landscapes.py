@@ -24,7 +24,8 @@ from scaleinv.reports.latex import escape, tex
 from scaleinv.symbolic import Problem
 
 __all__ = ["window_around", "plane_of", "draw_landscape", "trajectory_figure", "nested"]
-__all__ += ["legend_columns", "NESTED_NOTE", "math_label", "mark_off_scale", "OFF_SCALE_NOTE"]
+__all__ += ["legend_columns", "NESTED_NOTE", "math_label", "plain_label", "mark_off_scale"]
+__all__ += ["OFF_SCALE_NOTE"]
 
 _GRID = 161
 _CONTOUR_CMAP = "Greys"
@@ -203,7 +204,7 @@ def _draw_paths(ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int,
                 xs, ys = path[:, plane[0]], path[:, plane[1]]
             ax.plot(
                 xs, ys, **run.style.line_kwargs(), **nested(k, len(runs)),
-                label=run.label if b == 0 else None,
+                label=plain_label(run.label) if b == 0 else None,
             )  # fmt: skip
             ax.plot(xs[:1], ys[:1], marker="*", color="black", ms=10, ls="none", zorder=4)
 
@@ -281,6 +282,8 @@ def trajectory_figure(
 
 
 _MATHTEXT = MathTextParser("path")
+#: The longest rule label a figure shows in full.
+LABEL_LENGTH = 60
 
 
 def math_label(symbol: object) -> str:
@@ -291,6 +294,25 @@ def math_label(symbol: object) -> str:
     except ValueError:
         return str(symbol)
     return text
+
+
+def plain_label(text: str) -> str:
+    r"""User text (a rule's label) as matplotlib shows it literally: the one way it gets there.
+
+    Every ``$`` is escaped, so no mathtext is parsed (``$\frac{$`` cannot break a figure);
+    characters that are not printable become ``?``; a leading ``_`` (which would hide a legend
+    entry) gets a space before it; past :data:`LABEL_LENGTH` characters the text is cut
+    (``…``), so that a legend cannot squeeze the axes away.
+
+    Examples
+    --------
+    >>> plain_label("GD $\\frac{$ 50%\x00")
+    'GD \\$\\frac{\\$ 50%?'
+    """
+    if len(text) > LABEL_LENGTH:
+        text = text[: LABEL_LENGTH - 1] + "…"
+    text = "".join(ch if ch.isprintable() else "?" for ch in text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
 
 
 def _space_words(d: int, plane: tuple[int, int], names: Sequence, what: str, log: bool) -> str:

@@ -94,8 +94,8 @@ _MACRO = re.compile(r"\\[A-Za-z]+|\\.")
 def escape(text: str) -> str:
     r"""Plain text as LaTeX: specials escaped, common Unicode symbols as math.
 
-    Other non-ASCII characters are reduced to ASCII (accents dropped) or shown as ``?``,
-    so no user text can break the document.
+    Other non-ASCII characters are reduced to ASCII (accents dropped) or shown as ``?``, and
+    control characters (but newlines) become spaces, so no user text can break the document.
 
     Examples
     --------
@@ -108,8 +108,10 @@ def escape(text: str) -> str:
             out.append(_SPECIAL[ch])
         elif ch in _UNICODE:
             out.append(_UNICODE[ch])
-        elif ord(ch) < 128:
+        elif ch == "\n" or " " <= ch < "\x7f":
             out.append(ch)
+        elif ord(ch) < 128 or unicodedata.category(ch) in ("Zl", "Zp", "Cc"):
+            out.append(" ")  # control characters (NUL, form feed, DEL, ...) and line separators
         else:
             plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
             out.append(escape(plain) if plain else "?")

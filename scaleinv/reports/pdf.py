@@ -6,9 +6,12 @@ user sees what broke without opening the log.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from scaleinv.errors import ScaleinvError
@@ -65,11 +68,16 @@ def first_error(log_text: str) -> str:
     return "no error line in the log (LaTeX stopped without one)"
 
 
-def compile_pdf(tex: Path, timeout: float = 180.0) -> Path:
+def compile_pdf(tex: Path, timeout: float = 180.0, keep_fds: Sequence[int] = ()) -> Path:
     """Build ``tex`` into a PDF next to it; returns the PDF path.
 
     Runs ``latexmk -pdf -interaction=nonstopmode -halt-on-error`` (or ``pdflatex`` twice) in
-    the .tex file's folder and removes the auxiliary files afterwards (the log stays).
+    the .tex file's folder and removes the auxiliary files afterwards (the log stays). LaTeX
+    runs with shell escape off and may read and write files only in that folder (kpathsea's
+    paranoid ``openin_any``/``openout_any``; packages come from the TeX tree as usual). It
+    runs in its own process group, which is killed when the build is interrupted, times out
+    or fails, so no ``pdflatex`` outlives the build. ``keep_fds`` stay open in LaTeX's
+    processes (the output folder's build lock: held while any of them runs).
 
     Raises
     ------
@@ -79,22 +87,28 @@ def compile_pdf(tex: Path, timeout: float = 180.0) -> Path:
     engine = tex_engine()
     if engine is None:
         raise LatexError(tex, how_to_get_pdf(tex.parent), None)
-    flags = ["-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+    flags = ["-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
     if engine == "latexmk":
         commands = [["latexmk", "-pdf", "-norc", "-quiet", *flags, tex.name]]
     else:
         commands = [["pdflatex", *flags, tex.name]] * 2
     log = tex.with_suffix(".log")
+    folder = str(tex.parent.resolve())
+    env = {**os.environ, "openin_any": "p", "openout_any": "p", "TEXMFOUTPUT": folder}
     for command in commands:
+        process = subprocess.Popen(
+            command, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace", env=env,
+            start_new_session=True, pass_fds=tuple(keep_fds),
+        )  # fmt: skip
         try:
-            done = subprocess.run(
-                command, cwd=tex.parent, capture_output=True, text=True, timeout=timeout,
-                stdin=subprocess.DEVNULL, check=False,
-            )  # fmt: skip
+            stdout, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise LatexError(tex, f"{engine} did not finish within {timeout:g} s", log) from None
-        if done.returncode != 0:
-            text = log.read_text(errors="replace") if log.exists() else done.stdout
+        finally:
+            _kill_group(process)
+        if process.returncode != 0:
+            text = log.read_text(errors="replace") if log.exists() else stdout
             raise LatexError(tex, first_error(text), log if log.exists() else None)
     pdf = tex.with_suffix(".pdf")
     if not pdf.exists():
@@ -102,3 +116,12 @@ def compile_pdf(tex: Path, timeout: float = 180.0) -> Path:
     for suffix in _AUX:
         tex.with_suffix(suffix).unlink(missing_ok=True)
     return pdf
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill what is left of the process group LaTeX ran in (e.g. pdflatex under latexmk)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+    process.wait()
