@@ -39,7 +39,7 @@ def test_fractions_and_steps_are_those_of_the_driver(comparison) -> None:
     assert len(study.minima) == 1 and np.allclose(study.minima[0], 0, atol=0.02 * 6)
     o = study.options
     for rule_spec, found in zip(spec.rules, study.rules):
-        t = minimize(spec.problem, make_rule(rule_spec), study.starts, o.steps, o.tol)
+        t = minimize(spec.problem, make_rule(rule_spec), study.starts, o.steps, o.tol, record="all")
         converged = np.asarray(t.status) == Status.CONVERGED
         assert found.fractions[0] == pytest.approx(converged.mean())
         assert sum(found.statuses.values()) == 100

@@ -140,13 +140,10 @@ def _starts(options: StudyOptions) -> tuple[np.ndarray, tuple[int, int] | None]:
 def _run(spec: Spec, rule: Any, x0: np.ndarray, options: StudyOptions) -> tuple[Any, Any, Any]:
     """Final points, statuses and steps taken of one rule from every start.
 
-    The one place the study calls the driver (it records the whole history to count the
-    steps of each run).
+    The one place the study calls the driver; only the last point is recorded.
     """
-    t = minimize(spec.problem, rule, x0, options.steps, options.tol)
-    moved = np.any(t.x[1:] != t.x[:-1], axis=-1)  # (steps, batch)
-    last = np.where(moved.any(axis=0), options.steps - np.argmax(moved[::-1], axis=0), 0)
-    return t.x[-1], np.asarray(t.status).ravel(), last
+    t = minimize(spec.problem, rule, x0, options.steps, options.tol, record="last")
+    return t.x[-1], np.asarray(t.status).ravel(), np.asarray(t.steps_taken).ravel()
 
 
 def run_study(spec: Spec, starts: int | None = None) -> Study:
