@@ -19,11 +19,27 @@ __all__ = [
     "RuleError",
     "OutputFolderError",
     "MemoryLimitError",
+    "ScaleinvWarning",
+    "NumericInverseWarning",
 ]
 
 
 class ScaleinvError(Exception):
-    """Base class of every error scaleinv raises on purpose."""
+    """Base class of every error scaleinv raises on purpose.
+
+    Errors pickle with their data (a budgeted step sends them across processes), although
+    subclasses take other constructor arguments than their message.
+    """
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[ScaleinvError], args: tuple, state: dict) -> ScaleinvError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class ParseError(ScaleinvError, ValueError):
@@ -68,12 +84,19 @@ class NoInverseError(ScaleinvError, ArithmeticError):
         How many samples were asked for.
     example : tuple of float
         The target ``y`` of the first failing sample.
+    not_found : int
+        How many of them the numeric solver did not find (a solution may exist); the others
+        have none for certain.
     """
 
-    def __init__(self, count: int, total: int, example: tuple[float, ...]) -> None:
+    def __init__(
+        self, count: int, total: int, example: tuple[float, ...], not_found: int = 0
+    ) -> None:
         self.count, self.total, self.example = count, total, example
+        self.not_found = not_found
+        how = f", {not_found} of them not found by the numeric solver" if not_found else ""
         super().__init__(
-            f"no real solution of P(x) = y for {count} of {total} samples "
+            f"no real solution of P(x) = y for {count} of {total} samples{how} "
             f"(first: y = {example}); pass fallback='keep' or 'ig' to step anyway"
         )
 
@@ -159,3 +182,20 @@ class MemoryLimitError(ScaleinvError, MemoryError):
             f"{what} needs about {_bytes(needed)} but only {_bytes(available)} are available; "
             f"{advice}"
         )
+
+
+class ScaleinvWarning(UserWarning):
+    """Base class of the warnings scaleinv issues."""
+
+
+class NumericInverseWarning(ScaleinvWarning):
+    """A rule's step uses the numeric local inverse: ``P(x) = y`` has no usable closed form.
+
+    PG then solves ``P(x) = y`` by path-following Gauss–Newton at every step (slower than a
+    closed form, and a sample can end ``not_found``). Silence it with
+    ``warnings.simplefilter("ignore", NumericInverseWarning)``.
+    """
+
+    def __init__(self, rule: str, reason: str) -> None:
+        self.rule, self.reason = rule, reason
+        super().__init__(f"{rule} uses the numeric local inverse ({reason})")

@@ -9,12 +9,19 @@ from types import ModuleType
 
 import matplotlib
 import pytest
+from hypothesis import settings
 
 matplotlib.use("Agg")
 sys.path.insert(0, str(Path(__file__).parent))  # the shared test catalogue
 
 #: In CI (``CI=true``) every optional dependency is installed, so a missing one is a failure.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Hypothesis: in CI the full property campaign (tests/test_properties.py scales with
+# max_examples), derandomized so that a CI run is reproducible; locally a fifth of it.
+settings.register_profile("ci", max_examples=100, derandomize=True, database=None)
+settings.register_profile("dev", max_examples=20)
+settings.load_profile("ci" if IN_CI else "dev")
 
 
 def optional_module(name: str, extra: str) -> ModuleType:

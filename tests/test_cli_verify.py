@@ -154,7 +154,7 @@ def test_verify_spec_exits_1_when_a_promised_invariance_fails(toy, monkeypatch, 
     [
         (["verify", "--units", "x0=length"], "give a SPEC"),
         (["verify", "--claim", "no-such-claim"], "unknown claim"),
-        (["verify", "--budget", "-1"], "must be positive"),
+        (["verify", "--budget", "-1"], "must be in (0, 3600.0] seconds"),
         (["verify", "SPEC", "--units", "x0"], "NAME=DIMENSION"),
         (["verify", "SPEC", "--units", "x0=length", "x1=time", "y1=time"], "dimension"),
         (["verify", "SPEC", "--units", "x0=furlong", "x1=time"], "not a dimension"),

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaleinv.errors import NoInverseError, ProblemError
+from scaleinv.numeric.status import Status
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import Branch, LocalInverse, local_inverse
 
@@ -56,8 +57,9 @@ def test_no_real_solution_raises_or_falls_back() -> None:
     x0 = 1.5  # IG step by hand: x0 + (y - x0**2) / (2 x0)
     got = li.inv([[4.0], [-1.0]], [x0], fallback="ig")
     np.testing.assert_allclose(got, [[2.0], [x0 + (-1.0 - x0**2) / (2 * x0)]])
-    x, ok, numeric = li.compile().solve([[-1.0], [np.nan]], [x0])
-    assert not ok.any() and not numeric.any() and np.all(x == x0)
+    sol = li.compile().solve([[-1.0], [np.nan]], [x0])
+    assert not sol.ok.any() and not sol.numeric and np.all(sol.x == x0)
+    assert (sol.status == Status.NO_INVERSE).all() and np.isinf(sol.residual).all()
 
 
 def test_ig_fallback_without_a_finite_step_raises() -> None:
@@ -248,8 +250,9 @@ def test_numeric_inverse_round_trips(outputs: tuple[str, ...]) -> None:
     assert li.numeric and li.branches == () and "numerically" in li.reason
     rng = np.random.default_rng(3)
     y = rng.uniform(-5, 5, size=(4, 5, 1))
-    x, ok, numeric = li.compile().solve(y, rng.uniform(-3, 3, size=(5, 1)))
-    assert x.shape == (4, 5, 1) and ok.all() and numeric.all()
+    x, status, residual, numeric = li.compile().solve(y, rng.uniform(-3, 3, size=(5, 1)))
+    assert x.shape == (4, 5, 1) and (status == Status.RUNNING).all() and numeric
+    assert residual.shape == (4, 5) and (residual <= 1e-8 * (1 + np.abs(y[..., 0]))).all()
     round_trip(li, x, y)
 
 
@@ -269,9 +272,11 @@ def test_numeric_inverse_in_two_dimensions_and_without_solution() -> None:
     assert np.sin(x[0]) == pytest.approx(0.0, abs=1e-8) and x[0] < -2 * np.pi
     lambert = inverse("x", ("x*exp(x)",))  # LambertW has no kernel; no solution below -1/e
     assert lambert.numeric and "LambertW" in lambert.reason
-    x, ok, _ = lambert.compile().solve([[-1.0], [2.0]], [0.5])
-    assert ok.tolist() == [False, True] and x[0, 0] == 0.5
-    with pytest.raises(NoInverseError, match=r"1 of 2 samples \(first: y = \(-1\.0,\)\)"):
+    sol = lambert.compile().solve([[-1.0], [2.0]], [0.5])
+    assert sol.ok.tolist() == [False, True] and sol.x[0, 0] == 0.5
+    assert sol.status[0] == Status.NOT_FOUND  # no range certificate for x exp(x) >= -1/e
+    match = r"1 of 2 samples, 1 of them not found by the numeric solver \(first: y = \(-1\.0,\)\)"
+    with pytest.raises(NoInverseError, match=match):
         lambert.inv([[-1.0], [2.0]], [0.5])
 
 
@@ -318,16 +323,18 @@ def test_branch_is_frozen() -> None:
 def test_params_override_the_defaults_in_closed_form_and_numeric_inverses() -> None:
     li = inverse("x", ("alpha*sin(beta*x)",), alpha=2.0, beta=3.0)
     P = li.problem.compile().P
-    x, ok, _ = li.compile().solve([[2.5], [0.5]], [1.0], alpha=np.array([3.0, 1.0]), beta=0.5)
-    assert ok.all()
+    alpha = np.array([3.0, 1.0])
+    x, status, _, _ = li.compile().solve([[2.5], [0.5]], [1.0], alpha=alpha, beta=0.5)
+    assert (status == Status.RUNNING).all()
     np.testing.assert_allclose(P(x, alpha=np.array([3.0, 1.0]), beta=0.5), [[2.5], [0.5]])
-    assert not li.compile().solve([2.5], [1.0])[1]  # |y| > alpha = 2 with the defaults
+    assert not li.compile().solve([2.5], [1.0]).ok  # |y| > alpha = 2 with the defaults
     numeric = inverse("x", ("x + alpha*sin(x)",), alpha=0.5)
     assert numeric.numeric
     alpha = np.array([[0.2], [0.9]])  # broadcasts against a (2, 3) batch
     y = np.linspace(-4, 4, 6).reshape(2, 3, 1)
-    x, ok, flagged = numeric.compile().solve(y, np.zeros(1), alpha=alpha)
-    assert ok.all() and flagged.all()
+    sol = numeric.compile().solve(y, np.zeros(1), alpha=alpha)
+    x = sol.x
+    assert sol.ok.all() and sol.numeric
     np.testing.assert_allclose(numeric.problem.compile().P(x, alpha=alpha), y, atol=1e-7)
 
 
@@ -337,14 +344,16 @@ def test_source_runs_standalone_and_matches_the_evaluator() -> None:
     evaluator = li.compile()
     kernels = li.problem.compile()
     namespace: dict = {"numpy": np}
-    exec(kernels.P.source + kernels.jacobian.source + evaluator.source, namespace)
+    runtime = "from scaleinv.numeric.runtime import *\nfrom scaleinv.numeric.pathsolve import *\n"
+    exec(runtime + kernels.P.source + kernels.jacobian.source + evaluator.source, namespace)
     rng = np.random.default_rng(5)
     y = np.stack([rng.uniform(-1, 1, 20), rng.uniform(-2, 9, 20)], axis=-1)
     x0 = rng.uniform(-9, 9, size=(20, 2))
-    x, ok = namespace["local_inverse"](y, x0)
-    want, want_ok, _ = evaluator.solve(y, x0)
-    np.testing.assert_array_equal(x, want)
-    np.testing.assert_array_equal(ok, want_ok)
+    x, status, _ = namespace["local_inverse"](y, x0)
+    ok = status == Status.RUNNING
+    want = evaluator.solve(y, x0)
+    np.testing.assert_array_equal(x, want.x)
+    np.testing.assert_array_equal(ok, want.ok)
     round_trip(li, x[ok], y[ok])
     assert li.numeric is False and evaluator.source.count("def inverse_branch") == len(li.branches)
 

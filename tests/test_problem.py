@@ -112,13 +112,13 @@ def test_spec_files_load_through_the_same_parser(tmp_path) -> None:
         ),
         (
             "[problem]\ninputs = ['x']\noutputs = ['x']\n[[rules]]\nname = 'gd'\nspeed = 3\n",
-            "unknown settings",
+            r"\[rules\[0\].speed\] unknown key",
         ),
         (
             "[problem]\ninputs = ['x']\noutputs = ['x']\n[[rules]]\nname = 'gd'\neta = 'x.y'\n",
             "attribute",
         ),
-        ("[oops]\n", "unknown table"),
+        ("[oops]\n", r"\[oops\] unknown key"),
         ("not toml [", "not valid TOML"),
     ],
 )

@@ -86,7 +86,8 @@ def test_the_catalogue_runs_show_every_status() -> None:
         for rule in RULES:
             tol = 1e-6 if rule.name == "newton" else None
             seen.update(minimize(CATALOGUE[name], rule, starts(name), 25, tol).statuses())
-    assert seen == set(Status) - {Status.RUNNING}
+    # NOT_FOUND needs the numeric local inverse: tests/test_pathsolve.py shows it
+    assert seen == set(Status) - {Status.RUNNING, Status.NOT_FOUND}
 
 
 @pytest.mark.parametrize("record", ["ends", "last", "every:1", "every:4", "every:7", "every:99"])

@@ -2,14 +2,16 @@
 
 :func:`decide_equal` compares two updates (SymPy matrices, or tuples of them for a rule with
 several branches). It first tries to *prove* them equal by simplifying their difference under a
-time budget; failing that it *searches* random points for a clear difference, evaluated with
+CPU-time budget; failing that it *searches* random points for a clear difference, evaluated with
 30 significant digits, and reports the worst point found as a :class:`Counterexample`. With
-neither, the verdict is ``UNDECIDED``.
+neither, the verdict is ``UNDECIDED``. The points come from a seeded generator and are drawn
+before anything is timed, and the search has no time limit, so a refutation is the same on
+every run; the budget can only leave a proof unfound (``UNDECIDED``), never turn a proof into a
+refutation or back.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,7 +23,7 @@ import sympy as sp
 from sympy.polys.polyerrors import PolynomialError
 
 from scaleinv.errors import BudgetExceeded
-from scaleinv.symbolic.budget import with_budget
+from scaleinv.symbolic.budget import cpu_clock, with_budget
 
 __all__ = ["Verdict", "Step", "Counterexample", "Decision", "decide_equal", "sample_values"]
 
@@ -133,9 +135,10 @@ def decide_equal(
         The variables (reported as the counterexample's ``point``); every other free symbol
         is a parameter.
     budget : float
-        Seconds for simplification (about three quarters) and the random search.
+        CPU seconds for simplification (proving). It never changes a refutation: the search
+        evaluates a fixed number of points drawn up front, whatever the time.
     rng : Generator or int, optional
-        Random source of the search.
+        Random source of the search (default: seed 0, so a verdict is the same on every run).
     domains : mapping of Symbol to (low, high), optional
         Sampling intervals overriding the defaults of :func:`sample_values`.
 
@@ -148,24 +151,26 @@ def decide_equal(
     >>> d.verdict, d.difference
     (<Verdict.REFUTED: 'refuted'>, (x*(s**2 - 1),))
     """
-    start = time.monotonic()
-    rng = np.random.default_rng(rng)
+    start = cpu_clock()
+    rng = np.random.default_rng(0 if rng is None else rng)
     left = (lhs,) if isinstance(lhs, sp.MatrixBase) else tuple(lhs)
     right = (rhs,) if isinstance(rhs, sp.MatrixBase) else tuple(rhs)
     free = set().union(*(e.free_symbols for m in left + right for e in m))
     variables = list(variables)
     others = sorted(free - set(variables), key=str)
+    # Every point is drawn before anything is timed: the search is the same on every run.
+    points = [sample_values(variables + others, rng, domains) for _ in range(samples)]
     quick = min(6, samples)
 
-    def search(count: int, until: float) -> Counterexample | None:
-        return _search(left, right, variables, others, rng, domains, count, until)
+    def search(chosen: list[dict[sp.Symbol, float]]) -> Counterexample | None:
+        return _search(left, right, variables, others, chosen)
 
-    found = search(quick, start + 0.25 * budget)  # cheap: spares simplifying a nonzero difference
+    found = search(points[:quick])  # cheap: spares simplifying a nonzero difference
     if found is None:
         difference, proved = _match(left, right, start + 0.8 * budget)
         if proved:
             return Decision(Verdict.PROVED, difference, None, "the difference simplifies to 0")
-        found = search(samples - quick, start + budget)
+        found = search(points[quick:])
     else:
         difference = _shown(left, right, start + budget)
     if found is not None:
@@ -176,7 +181,7 @@ def decide_equal(
 
 
 def _budgeted(fn: Any, deadline: float) -> Any:
-    remaining = deadline - time.monotonic()
+    remaining = deadline - cpu_clock()
     if remaining <= 0:
         return None
     try:
@@ -258,9 +263,7 @@ def _tidy(expr: sp.Expr, deadline: float) -> sp.Expr:
     """``expr`` simplified for display if that is cheap, else as it is."""
     if sp.count_ops(expr) > _MAX_OPS:
         return expr
-    tidy = _budgeted(
-        lambda: sp.factor_terms(sp.simplify(expr)), min(deadline, time.monotonic() + 2)
-    )
+    tidy = _budgeted(lambda: sp.factor_terms(sp.simplify(expr)), min(deadline, cpu_clock() + 2))
     return expr if tidy is None else tidy
 
 
@@ -318,17 +321,12 @@ def _search(
     right: tuple[sp.Matrix, ...],
     variables: list[sp.Symbol],
     others: list[sp.Symbol],
-    rng: np.random.Generator,
-    domains: Mapping[sp.Symbol, tuple[float, float]] | None,
-    samples: int,
-    deadline: float,
+    points: list[dict[sp.Symbol, float]],
 ) -> Counterexample | None:
-    """The random point with the largest clear relative difference, or ``None``."""
+    """The point with the largest clear relative difference, or ``None`` (no time limit: the
+    same points give the same answer on every run)."""
     best, best_gap = None, _CLEAR
-    for k in range(samples):
-        if k >= 3 and time.monotonic() > deadline:
-            break
-        values = sample_values(variables + others, rng, domains)
+    for values in points:
         exact = {s: sp.Float(v, _DIGITS) for s, v in values.items()}
         ls = [v for v in (_evaluate(m, exact) for m in left) if v is not None]
         rs = [v for v in (_evaluate(m, exact) for m in right) if v is not None]

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import weakref
 from pathlib import Path
 
 import numpy as np
 
-from scaleinv.errors import MemoryLimitError, ProblemError
+from scaleinv.errors import MemoryLimitError, NumericInverseWarning, ProblemError
 from scaleinv.numeric.compiled import CompiledRule
-from scaleinv.numeric.kernels import ProblemKernels
+from scaleinv.numeric.inverse import numeric_inverse_note
+from scaleinv.numeric.kernels import ProblemKernels, real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
@@ -183,7 +185,7 @@ def _run(
                 np.copyto(loss_new, loss, where=keep)
         x, loss = x_new, loss_new
         recorder.offer(k + 1, x, loss)
-        bar.update(k + 1)
+        bar.update(k + 1, running)
     if tol is not None and running:
         _stop(status, taken, steps, _small_gradient(kernels, x, tol), Status.CONVERGED)
     np.copyto(status, Status.MAX_STEPS, where=status == _RUNNING)
@@ -206,7 +208,9 @@ def minimize(
 
     All samples advance together as array operations. A sample stops (and keeps its point)
     when it converges (``‖∂L/∂x‖ ≤ tol``; only checked when ``tol`` is given), diverges
-    (non-finite point or loss above 1e150), or its step fails (no inverse, singular matrix).
+    (non-finite point or loss above 1e150), or its step fails (no inverse, not found, singular
+    matrix). A rule whose step needs the numeric local inverse (PG without a closed form)
+    warns with :class:`~scaleinv.errors.NumericInverseWarning`.
 
     Parameters
     ----------
@@ -244,9 +248,7 @@ def minimize(
     >>> minimize(p, rules.newton(1 / 3), [3.0, 3.0], steps=2).x.shape  # record="ends"
     (2, 2)
     """
-    x0 = np.asarray(x0, dtype=np.float64)
-    if x0.ndim == 0 or x0.shape[-1] != problem.n:
-        raise ProblemError(f"x0 must have shape (..., {problem.n}), got {x0.shape}")
+    x0 = real_array(x0, "x0", problem.n)
     if not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
     if not np.isfinite(x0).all():
@@ -255,6 +257,9 @@ def minimize(
     count = recorded_count(record, steps)
     kernels = problem.compile()
     compiled = compiled_rule(problem, rule)
+    note = numeric_inverse_note(problem, rule)
+    if note is not None:
+        warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
     _check_memory(rule, compiled, samples, shape, steps, count, record, max_memory)
     kept = recorded_steps(record, steps)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scaleinv.errors import NumericOnlyError, ScaleinvError
-from scaleinv.numeric import pysource, runtime
+from scaleinv.numeric import pathsolve, pysource, runtime
 from scaleinv.numeric.kernels import param_keywords
 from scaleinv.numeric.rules import Rule, gd, hig, ig, newton, pg
 from scaleinv.symbolic import Problem
@@ -27,9 +27,13 @@ def _default_rules() -> list[Rule]:
 
 
 def _runtime_source() -> str:
-    lines = inspect.getsource(runtime).splitlines()
-    start = lines.index("import numpy") + 1
-    return "\n".join(lines[start:]).strip() + "\n"
+    """The bodies of :mod:`runtime` and :mod:`pathsolve`, without their imports."""
+    texts = []
+    for module in (runtime, pathsolve):
+        lines = inspect.getsource(module).splitlines()
+        start = max(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
+        texts.append("\n".join(lines[start + 1 :]).strip())
+    return "\n\n\n".join(texts) + "\n"
 
 
 def _header(
@@ -53,7 +57,9 @@ def _header(
         f"Params (keyword arguments of every function, with these defaults): {params or 'none'}.",
         "",
         "Every function is batched over leading axes: x has shape (..., n), y (..., m).",
-        "Steps return (dx, status) with status codes RUNNING=0, NO_INVERSE=4, SINGULAR=5.",
+        "Steps return (dx, status) with status codes RUNNING=0, NO_INVERSE=4 (no real",
+        "solution of P(x) = y), SINGULAR=5, NOT_FOUND=6 (the numeric local inverse found",
+        "none; a solution may exist elsewhere).",
         "Needs only NumPy.",
         "",
         f"Functions: {', '.join(names)}.",
@@ -71,16 +77,13 @@ def module_source(
     parts = [_runtime_source()]
     names = [k.name for k in kernels.all()]
     parts += [k.source for k in kernels.all()]
-    inverse = problem.local_inverse()
-    has_inverse = not inverse.numeric and bool(inverse.branches)
-    if has_inverse:
-        parts.append(inverse.compile().source)
-        names.append("local_inverse")
+    for numeric in (False, True):  # the closed-form (or numeric) one; the forced-numeric one
+        if any(rule.uses_inverse and rule.uses_numeric_inverse == numeric for rule in rules):
+            evaluator = problem.local_inverse().compile(numeric=numeric)
+            parts.append(evaluator.source)
+            names.append(evaluator.local_inverse.__name__)
     skipped = []
     for rule in rules:
-        if rule.uses_inverse and not has_inverse:
-            skipped.append(f"{rule.name} (no closed-form inverse: {inverse.reason})")
-            continue
         if rule.uses_newton_dy and kernels.newton_dy is None:
             skipped.append(f"{rule.name} (the loss has a singular Hessian in y)")
             continue
@@ -89,7 +92,7 @@ def module_source(
         except NumericOnlyError as err:
             skipped.append(f"{rule.name} ({err.why})")
             continue
-        names.append(f"{rule.name}_step")
+        names.append(rule.step_name)
     body = "\n\n".join(p.strip() + "\n" for p in parts)
     return _header(problem, title, names, skipped) + "\n" + body + f"\n__all__ = {names!r}\n"
 

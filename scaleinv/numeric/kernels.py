@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.numpy import NumPyPrinter
 
 from scaleinv.errors import ProblemError
@@ -36,6 +37,7 @@ __all__ = [
     "compile_problem",
     "param_keywords",
     "RESERVED",
+    "real_array",
 ]
 
 #: Points per block of a kernel's batch loop (a block's temporaries then fit in L2/L3 cache).
@@ -62,8 +64,22 @@ class Kernel:
     source: str
     shape: tuple[int, ...]
     func: Callable[..., np.ndarray]
+    sizes: tuple[int, ...] = ()
+    positive: frozenset[str] = frozenset()
 
     def __call__(self, *args: Any, **params: Any) -> np.ndarray:
+        """Evaluate; arrays must be real, end in the argument's size, and params declared
+        positive must be positive (the formulas assumed it)."""
+        if self.sizes:
+            if len(args) != len(self.sizes):
+                raise ProblemError(f"kernel {self.name} takes {len(self.sizes)} arrays")
+            args = tuple(
+                real_array(a, f"{self.name} argument", n) for a, n in zip(args, self.sizes)
+            )
+        for key, value in params.items():
+            value = params[key] = real_array(value, f"{self.name} param {key}")
+            if key in self.positive and not np.all(value > 0):
+                raise ProblemError(f"param {key} is declared positive: the formulas assume it")
         return self.func(*args, **params)
 
 
@@ -71,6 +87,32 @@ class Kernel:
 #: builtins: what kernels use (``numpy``, ``out``, ``batch``) and the positional arguments of
 #: kernels and steps (``x``, ``y``).
 RESERVED = frozenset({*keyword.kwlist, *vars(builtins), "numpy", "out", "batch", "x", "y"})
+
+
+def real_array(value: Any, what: str, size: int | None = None) -> np.ndarray:
+    """``value`` as a float64 array, or a :class:`ProblemError` for complex, text or object
+    values (never a silently dropped imaginary part) or a last axis that is not ``size``.
+
+    Examples
+    --------
+    >>> real_array([[1, 2]], "x0", 2)
+    array([[1., 2.]])
+    >>> real_array([1 + 2j], "x0")
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.ProblemError: x0 must be real numbers, got complex128
+    """
+    array = np.asarray(value)
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ProblemError(f"{what} must be real numbers, got objects") from None
+    if array.dtype.kind not in "biuf":
+        raise ProblemError(f"{what} must be real numbers, got {array.dtype}")
+    if size is not None and (array.ndim == 0 or array.shape[-1] != size):
+        raise ProblemError(f"{what} must have shape (..., {size}), got {array.shape}")
+    return array.astype(np.float64, copy=False)
 
 
 def _identifier(symbol: sp.Symbol, taken: set[str]) -> str:
@@ -149,7 +191,8 @@ def kernel_source(
     param_sigs = [f"{ident}={float(params[s])!r}" for s, ident in keywords.items()]
     param_names = list(keywords.values())
     unpack += [f"{ident} = _params[_rows, {j}]" for j, ident in enumerate(param_names)]
-    flat = [e.xreplace(rename) for e in flat]
+    # d|x|/dx = sign(x) differentiates to 2 DiracDelta(x): 0 wherever a float can land.
+    flat = [e.xreplace(rename).replace(sp.DiracDelta, lambda *a: sp.Integer(0)) for e in flat]
     free = set().union(*(e.free_symbols for e in flat)) - set(rename.values())
     if free:
         raise ProblemError(f"kernel {name}: expressions use symbols that are not arguments: {free}")
@@ -182,10 +225,14 @@ def kernel_source(
     body.append(f"    for _start in range(0, _size, {BLOCK}):")
     inner = [f"_rows = slice(_start, _start + {BLOCK}) if _size > 1 else 0  # 0: NumPy scalars"]
     inner += unpack
-    inner += [f"{printer.doprint(t)} = {printer.doprint(e)}" for t, e in temps]
-    for index, expr in zip(np.ndindex(*shape), reduced):
-        if expr != 0:
-            inner.append(f"out[{', '.join(['_rows', *map(str, index)])}] = {printer.doprint(expr)}")
+    try:
+        inner += [f"{printer.doprint(t)} = {printer.doprint(e)}" for t, e in temps]
+        for index, expr in zip(np.ndindex(*shape), reduced):
+            if expr != 0:
+                target = ", ".join(["_rows", *map(str, index)])
+                inner.append(f"out[{target}] = {printer.doprint(expr)}")
+    except PrintMethodNotImplementedError as err:
+        raise ProblemError(f"kernel {name}: no NumPy form for a function it uses ({err})") from None
     body += ["        " + line for line in inner]
     body.append(f"return out.reshape(batch{f' + {shape!r}' if shape else ''})")
     signature = ", ".join(arg_names) + (", *, " + ", ".join(param_sigs) if param_sigs else "")
@@ -216,7 +263,9 @@ def compile_kernel(
     namespace: dict[str, Any] = {"numpy": np}
     # The source was printed from SymPy expressions built by scaleinv (never from user text).
     exec(compile(source, f"<scaleinv kernel {name}>", "exec"), namespace)  # noqa: S102
-    return Kernel(name, source, shape, namespace[name])
+    sizes = tuple(len(symbols) for _, symbols in args)
+    positive = frozenset(str(s) for s in (params or {}) if s.is_positive)
+    return Kernel(name, source, shape, namespace[name], sizes, positive)
 
 
 @dataclass(frozen=True)

@@ -46,22 +46,24 @@ class ProgressBar:
         self._start = time.monotonic()
         self._next = self._start + DELAY
 
-    def update(self, done: int) -> None:
-        """Record that ``done`` steps are finished; redraw at most every :data:`INTERVAL`."""
+    def update(self, done: int, running: int | None = None) -> None:
+        """Record that ``done`` steps are finished (and ``running`` samples still move);
+        redraw at most every :data:`INTERVAL`."""
         if not self.enabled:
             return
         now = time.monotonic()
         if now >= self._next:
             self._next = now + INTERVAL
-            self._draw(done, now)
+            self._draw(done, now, running)
 
-    def _draw(self, done: int, now: float) -> None:
+    def _draw(self, done: int, now: float, running: int | None = None) -> None:
         filled = self.width * done // self.total
         elapsed = now - self._start
         left = elapsed * (self.total - done) / done if done else float("nan")
         bar = "#" * filled + "-" * (self.width - filled)
         self.stream.write(
             f"\r{self.label} [{bar}] {done}/{self.total} steps, {elapsed:.1f} s"
+            + ("" if running is None else f", {running} samples running")
             + (f", ~{left:.0f} s left" if done < self.total and done else "")
         )
         self.stream.flush()

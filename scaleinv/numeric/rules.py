@@ -28,6 +28,7 @@ from scaleinv.errors import NumericOnlyError, RuleError
 from scaleinv.numeric import pysource, runtime
 from scaleinv.numeric.bfgs import compile_bfgs
 from scaleinv.numeric.compiled import CompiledRule, stateless
+from scaleinv.numeric.inverse import NUMERIC_NAME
 from scaleinv.numeric.kernels import Kernel, ProblemKernels
 from scaleinv.symbolic import Problem, RuleSpec
 from scaleinv.symbolic import updates as formulas
@@ -79,6 +80,7 @@ class Rule:
     _numeric_only_why = ""
     uses_newton_dy = False  # the step takes the Newton step of L in y-space (IG, PG)
     uses_inverse = False  # the step calls the local inverse (PG)
+    uses_numeric_inverse = False  # ... the numeric one even where a closed form exists (PG)
 
     def __post_init__(self) -> None:
         if hasattr(self, "eta"):
@@ -94,35 +96,46 @@ class Rule:
         """The numeric settings the step source takes as keyword defaults."""
         return {"eta": _eta_number(self.name, getattr(self, "eta", 1.0))}
 
+    @property
+    def step_name(self) -> str:
+        """The name of the step function in :meth:`step_source` (and in exported modules)."""
+        return f"{self.name}_step"
+
     def step_source(self) -> str:
-        """Source of ``{name}_step(x, **params) -> (dx, status)``."""
+        """Source of ``{step_name}(x, **params) -> (dx, status)``."""
         defaults = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         doc = (type(self).__doc__ or "").strip().splitlines()[0]
         doc = pysource.docstring(f"{doc} Returns (dx, status), batched over leading axes.")
         return (
-            f"def {self.name}_step(x, *, {defaults}, **params):\n"
+            f"def {self.step_name}(x, *, {defaults}, **params):\n"
             f"    {doc}\n"
             f"    x = numpy.asarray(x, dtype=numpy.float64)\n{self._step_body}"
         )
 
     def compile(self, problem: Problem) -> CompiledRule:
         """The batched step of this rule for ``problem`` (see :class:`CompiledRule`)."""
-        namespace = step_namespace(problem, needs_inverse=self.uses_inverse)
+        namespace = step_namespace(
+            problem, needs_inverse=self.uses_inverse, numeric=self.uses_numeric_inverse
+        )
         if self.uses_newton_dy:
             _require_newton_dy(problem.compile(), self.name)
         # The source is scaleinv's own template filled with numbers (never user text).
         exec(self.step_source(), namespace)  # noqa: S102
-        return stateless(namespace[f"{self.name}_step"])
+        return stateless(namespace[self.step_name])
 
 
-def step_namespace(problem: Problem, needs_inverse: bool = False) -> dict[str, Any]:
-    """What step sources may call: NumPy, :mod:`runtime` and the problem's kernels."""
+def step_namespace(
+    problem: Problem, needs_inverse: bool = False, numeric: bool = False
+) -> dict[str, Any]:
+    """What step sources may call: NumPy, :mod:`runtime` and the problem's kernels (and the
+    local inverse: ``numeric_local_inverse`` when ``numeric``, else ``local_inverse``)."""
     kernels = problem.compile()
     namespace: dict[str, Any] = {"numpy": np}
     namespace.update({k: v for k, v in vars(runtime).items() if not k.startswith("__")})
     namespace.update({k.name: k.func for k in kernels.all()})
     if needs_inverse:
-        namespace["local_inverse"] = problem.local_inverse().compile().solve
+        evaluator = problem.local_inverse().compile(numeric=numeric)
+        namespace[NUMERIC_NAME if numeric else "local_inverse"] = evaluator.local_inverse
     return namespace
 
 
@@ -167,19 +180,31 @@ class IG(Rule):
 
 
 _PG_FALLBACKS = ("stop", "ig")
+_PG_INVERSES = ("auto", "numeric")
 
 
 @dataclass(frozen=True)
 class PG(Rule):
     r"""Inverse-simulator (physical) gradients.
 
-    :math:`\Delta x = \mathcal P^{-1}(y_0 + \Delta y; x_0) - x_0`, the branch nearest ``x0``.
-    ``fallback`` says what a sample with no real solution does: ``"stop"`` (status
-    ``no_inverse``) or ``"ig"`` (take the first-order IG step instead).
+    :math:`\Delta x = \mathcal P^{-1}(y_0 + \Delta y; x_0) - x_0`. With a closed-form
+    inverse, the branch nearest ``x0``; without one, the numeric local inverse
+    (:func:`~scaleinv.numeric.pathsolve.path_inverse`): the solution connected to ``x0``
+    along ``y0 → y0 + Δy`` (:func:`scaleinv.minimize` then warns with
+    :class:`~scaleinv.errors.NumericInverseWarning`). A sample whose inverse fails ends with
+    status ``no_inverse`` (no real solution exists) or ``not_found`` (the numeric solver found
+    none); ``fallback`` says what such a sample does: ``"stop"`` (it stops with that status)
+    or ``"ig"`` (it takes the first-order IG step instead).
+
+    ``inverse="numeric"`` uses the numeric (path-connected) local inverse even where a closed
+    form exists; the two agree for small steps and can differ for large ones, where the
+    closed form takes the branch nearest ``x0`` and the numeric one the solution connected
+    to ``x0`` along the path.
     """
 
     eta: Any = 1.0
     fallback: str = "stop"
+    inverse: str = "auto"
     name = "pg"
     label = "PG"
     _formula = staticmethod(formulas.pg_deltas)
@@ -187,9 +212,9 @@ class PG(Rule):
     uses_inverse = True
     _step_body = (
         "    y = P(x, **params)\n"
-        "    x_new, ok = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
+        "    x_new, status = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
+        "    ok = status == RUNNING\n"
         "    dx = numpy.where(ok[..., None], x_new - x, 0.0)\n"
-        "    status = numpy.where(ok, RUNNING, NO_INVERSE).astype(numpy.int8)\n"
         "    if fallback_ig and not ok.all():\n"
         "        dx_ig, status_ig = inverse_jacobian_times(\n"
         "            jacobian(x, **params), eta * newton_dy(y, **params))\n"
@@ -202,9 +227,52 @@ class PG(Rule):
         super().__post_init__()
         if self.fallback not in _PG_FALLBACKS:
             raise RuleError(f"pg: fallback must be one of {_PG_FALLBACKS}, got {self.fallback!r}")
+        if self.inverse not in _PG_INVERSES:
+            raise RuleError(f"pg: inverse must be one of {_PG_INVERSES}, got {self.inverse!r}")
+
+    @property
+    def uses_numeric_inverse(self) -> bool:  # type: ignore[override]
+        return self.inverse == "numeric"
+
+    @property
+    def step_name(self) -> str:  # both PG steps may sit in one exported module
+        return "pg_numeric_step" if self.uses_numeric_inverse else "pg_step"
+
+    def step_source(self) -> str:
+        source = super().step_source()
+        if not self.uses_numeric_inverse:
+            return source
+        return source.replace(" local_inverse(", f" {NUMERIC_NAME}(")
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "fallback_ig": self.fallback == "ig"}
+
+    def compile(self, problem: Problem) -> CompiledRule:
+        """The batched PG step; its state remembers the samples whose step failed.
+
+        A sample whose step ended ``no_inverse``/``not_found`` (fallback ``"stop"``) is not
+        solved again on later calls: it keeps its status (the driver has stopped it, so
+        solving the same point again would give the same answer at the solver's full cost).
+        """
+        return _skip_failed(super().compile(problem))
+
+
+def _skip_failed(plain: CompiledRule) -> CompiledRule:
+    """Wrap a stateless step so that samples whose step failed once are not stepped again."""
+
+    def step(x: np.ndarray, state: Any) -> tuple[np.ndarray, Any, np.ndarray]:
+        x = np.asarray(x, dtype=np.float64)
+        if state is None or state.shape != x.shape[:-1] or not (state != runtime.RUNNING).any():
+            dx, _, status = plain.step(x, None)
+        else:
+            flat, codes = x.reshape(-1, x.shape[-1]), state.reshape(-1)
+            live = codes == runtime.RUNNING
+            dx, status = np.zeros_like(flat), codes.copy()
+            dx[live], _, status[live] = plain.step(flat[live], None)
+            dx, status = dx.reshape(x.shape), status.reshape(state.shape)
+        return dx, status, status
+
+    return CompiledRule(init=lambda x0, steps: None, step=step)
 
 
 @dataclass(frozen=True)
@@ -273,9 +341,12 @@ def ig(eta: Any = 1.0) -> IG:
     return IG(eta)
 
 
-def pg(eta: Any = 1.0, fallback: str = "stop") -> PG:
-    r"""Physical gradients, :math:`\Delta x = \mathcal P^{-1}(y_0 + \Delta y; x_0) - x_0`."""
-    return PG(eta, fallback)
+def pg(eta: Any = 1.0, fallback: str = "stop", inverse: str = "auto") -> PG:
+    r"""Physical gradients, :math:`\Delta x = \mathcal P^{-1}(y_0 + \Delta y; x_0) - x_0`.
+
+    ``inverse``: ``"auto"`` (closed form where there is one, else numeric) or ``"numeric"``.
+    """
+    return PG(eta, fallback, inverse)
 
 
 def hig(eta: Any = 1.0, beta: float = 0.5, rcond: float | None = None) -> HIG:

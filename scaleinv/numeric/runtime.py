@@ -7,8 +7,10 @@ verbatim into exported modules, so in-process and exported steps run the same co
 
 import numpy
 
-# Per-sample status codes (the values of scaleinv.numeric.status.Status).
-RUNNING, CONVERGED, MAX_STEPS, DIVERGED, NO_INVERSE, SINGULAR = 0, 1, 2, 3, 4, 5
+# Per-sample status codes (the values of scaleinv.numeric.status.Status). NO_INVERSE: P(x) = y
+# has no real solution (known from the closed form or a range certificate); NOT_FOUND: the
+# numeric local inverse did not reach a solution along the path (one may still exist).
+RUNNING, CONVERGED, MAX_STEPS, DIVERGED, NO_INVERSE, SINGULAR, NOT_FOUND = 0, 1, 2, 3, 4, 5, 6
 
 _EPS = numpy.finfo(numpy.float64).eps
 

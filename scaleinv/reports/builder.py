@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from scaleinv.analysis.units import problem_dimensions
+from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
@@ -122,6 +123,11 @@ def _page_number(path: Path) -> int:
     return int(path.stem.rsplit("-", 1)[1])
 
 
+#: Largest number of inputs (and of outputs) a report is built for; beyond it the symbolic
+#: derivations and figures do not finish in useful time.
+MAX_REPORT_SIZE = 32
+
+
 def default_out_dir(spec: Spec) -> Path:
     """``out/<spec stem>/`` under the current directory."""
     stem = Path(spec.source).stem if spec.source else "report"
@@ -160,6 +166,14 @@ def build(
     started = time.monotonic()
     say = progress or (lambda line: None)
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(Path(spec_or_path))
+    size = max(spec.problem.n, spec.problem.m)
+    if size > MAX_REPORT_SIZE:
+        raise ScaleinvError(
+            f"{spec.source or 'spec'}: a report derives dense symbolic n×n Hessians and draws "
+            f"per-input figures, so it is limited to {MAX_REPORT_SIZE} inputs and outputs; this "
+            f"problem has {spec.problem.n} inputs and {spec.problem.m} outputs (use `scaleinv "
+            "run` or `scaleinv export` for it)"
+        )
     final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     with OutputFolder(final) as out:  # refuses a folder it may not replace before any work
         result = _build_into(spec, out.work, final, pdf, say, out.lock_fds)
@@ -177,8 +191,12 @@ def _build_into(
     derivation, runs = derive(spec)
     inverse = derivation.inverse
     if inverse is not None:
-        count = len(inverse.branches)
-        say("         local inverse: " + ("numeric" if inverse.numeric else f"{count} branch(es)"))
+        branches = (
+            "numeric (PG solves P(x) = y by path-following Gauss-Newton at every step)"
+            if inverse.numeric
+            else f"{len(inverse.branches)} closed-form branch(es)"
+        )
+        say(f"         local inverse: {branches}")
     say("compile  batched kernels of P, J, gradient, Hessian, loss and each rule's step")
     problem.compile()
     say(f"run      {len(runs)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")

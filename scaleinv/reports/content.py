@@ -9,18 +9,21 @@ so every formula and number in a report is one the lower layers computed.
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
 import sympy as sp
 
-from scaleinv.errors import NumericOnlyError, ScaleinvError, SpecError
+from scaleinv.errors import NumericInverseWarning, NumericOnlyError, ScaleinvError, SpecError
 from scaleinv.numeric import Status, Trajectory, minimize
 from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import RuleStyle, rule_styles
 from scaleinv.symbolic import RuleSpec, Spec
 from scaleinv.symbolic.inverse import LocalInverse
+from scaleinv.symbolic.spec import REPORT_KEYS, check_keys
 
 __all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
 __all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "status_words", "FEW"]
@@ -28,7 +31,6 @@ __all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "status_words", 
 #: The step-size symbol the report's formulas are written with.
 ETA = sp.Symbol("eta", positive=True)
 
-_OPTION_KEYS = {"param", "alphas", "sample", "window"}
 #: Up to this many inputs a report shows every entry and every rule's closed-form step;
 #: above it, representative entries, the sparsity pattern, and the steps' structure only.
 FEW = 8
@@ -60,10 +62,7 @@ class ReportOptions:
 def report_options(spec: Spec) -> ReportOptions:
     """Validate the spec's ``[report]`` table; a :class:`SpecError` names the bad key."""
     table, problem, src = dict(spec.report), spec.problem, spec.source
-    unknown = set(table) - _OPTION_KEYS
-    if unknown:
-        known = sorted(_OPTION_KEYS)
-        raise SpecError(src, "report", f"unknown keys {sorted(unknown)}; known: {known}")
+    check_keys(table, REPORT_KEYS, src, "report")
     by_name = {str(s): s for s in problem.params}
     name = table.get("param")
     if name is None and len(by_name) == 1:
@@ -90,9 +89,9 @@ def report_options(spec: Spec) -> ReportOptions:
 
 def _floats(value: Any, source: str, key: str) -> list[float]:
     if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
     ):
-        raise SpecError(source, key, f"must be a list of numbers, got {value!r}")
+        raise SpecError(source, key, f"must be a list of finite numbers, got {value!r}")
     return [float(v) for v in value]
 
 
@@ -258,7 +257,9 @@ def run_rules(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[RuleRun, ...]:
     done = []
     for run in runs:
         try:
-            traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol, record="all")
+            with warnings.catch_warnings():  # the report says so in its local-inverse section
+                warnings.simplefilter("ignore", NumericInverseWarning)
+                traj = minimize(spec.problem, run.rule, x0, spec.steps, spec.tol, record="all")
             done.append(replace(run, trajectory=traj))
         except ScaleinvError as err:
             done.append(replace(run, run_error=str(err)))

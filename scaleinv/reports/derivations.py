@@ -153,8 +153,9 @@ def _inverse(spec: Spec, d: Derivation, formulas: Formulas) -> str:
     out = ["\\subsection{Local inverse}\n"]
     if inverse.numeric:
         out.append(
-            "No closed-form inverse of $\\mathcal{P}(x) = y$: PG solves it numerically, "
-            "warm-started at the current $x$.\n"
+            "No closed-form inverse of $\\mathcal{P}(x) = y$: PG solves it numerically at "
+            "every step, following the path from $\\mathcal{P}(x)$ to the requested $y$ from "
+            "the current $x$ (a sample it cannot solve ends as not found).\n"
         )
         return "".join(out)
     count = len(inverse.branches)

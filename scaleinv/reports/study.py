@@ -1,6 +1,6 @@
 """A study over many starts: how often each rule reaches which minimum, and how fast.
 
-The spec names the region in a ``[study]`` table (the only place its keys are defined)::
+The spec names the region in a ``[study]`` table (its keys: ``STUDY_KEYS`` in the spec module)::
 
     [study]
     region = [[-3, 3], [-3, 3]]   # [low, high] per input
@@ -27,10 +27,10 @@ from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.rules import make_rule
 from scaleinv.symbolic import Spec
+from scaleinv.symbolic.spec import STUDY_KEYS, check_keys
 
 __all__ = ["StudyOptions", "study_options", "RuleStudy", "Study", "run_study"]
 
-_KEYS = {"region", "starts", "steps", "tol"}
 #: Runs that end closer than this fraction of the region (per input) reach the same minimum:
 #: near a flat minimum runs stop wherever |∂L/∂x| first falls below the tolerance.
 _SAME = 0.02
@@ -52,9 +52,7 @@ def study_options(spec: Spec, starts: int | None = None) -> StudyOptions:
     src, n = spec.source, spec.problem.n
     if not table:
         raise SpecError(src, "study", "the spec names no [study] region = [[low, high], ...]")
-    unknown = set(table) - _KEYS
-    if unknown:
-        raise SpecError(src, "study", f"unknown keys {sorted(unknown)}; known: {sorted(_KEYS)}")
+    check_keys(table, STUDY_KEYS, src, "study")
     region = table.get("region")
     if (
         not isinstance(region, list)

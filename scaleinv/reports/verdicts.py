@@ -36,11 +36,11 @@ from scaleinv.numeric import Status
 from scaleinv.reports.content import ETA, FEW, RuleRun, status_words, symbolic_rule
 from scaleinv.reports.latex import escape, number, tex, text_vector
 from scaleinv.symbolic import Spec
+from scaleinv.symbolic.spec import ANALYSIS_KEYS, MAX_BUDGET, check_keys
 
 __all__ = ["VerdictRow", "transforms_of", "units_rows"]
 __all__ += ["invariance_rows", "dimension_tex", "transform_tex", "analysis_options"]
 
-_ANALYSIS_KEYS = {"scalings", "output_scalings", "budget", "composition", "claims"}
 _INV = "scale invariance"
 #: Values given to the symbols a transform introduces in the numeric twin.
 _TWIN_VALUES = (0.5, 4.0, 0.25, 2.0, 8.0, 0.125)
@@ -106,13 +106,16 @@ def dimension_tex(dim: Any) -> str:
 
 def analysis_options(spec: Spec) -> Mapping[str, Any]:
     """The spec's ``[analysis]`` table, checked for unknown keys."""
-    unknown = set(spec.analysis) - _ANALYSIS_KEYS
-    if unknown:
-        known = sorted(_ANALYSIS_KEYS)
-        raise SpecError(spec.source, "analysis", f"unknown keys {sorted(unknown)}; known: {known}")
+    check_keys(spec.analysis, ANALYSIS_KEYS, spec.source, "analysis")
     budget = spec.analysis.get("budget", 5)
-    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget <= 0:
-        raise SpecError(spec.source, "analysis.budget", f"must be a positive number: {budget!r}")
+    if (
+        not isinstance(budget, (int, float))
+        or isinstance(budget, bool)
+        or not 0 < budget <= (MAX_BUDGET)
+    ):
+        raise SpecError(
+            spec.source, "analysis.budget", f"must be in (0, {MAX_BUDGET}] seconds: {budget!r}"
+        )
     return spec.analysis
 
 

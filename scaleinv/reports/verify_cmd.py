@@ -25,10 +25,12 @@ from scaleinv.analysis.invariance import scale_invariance
 from scaleinv.analysis.units import check_units, format_dimension, problem_dimensions
 from scaleinv.analysis.verdict import Verdict
 from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import REGISTRY
 from scaleinv.reports.text import format_table
 from scaleinv.reports.verdicts import analysis_options, transforms_of
 from scaleinv.symbolic import Spec, load_spec
+from scaleinv.symbolic.spec import MAX_BUDGET
 
 __all__ = ["register", "cmd_verify", "SpecCheck", "spec_checks", "ledger_table", "plain_quote"]
 
@@ -94,8 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the ledger (or one spec's checks); 1 if a check that should hold fails."""
-    if args.budget is not None and not args.budget > 0:
-        raise SpecError("", "--budget", f"must be positive, got {args.budget}")
+    if args.budget is not None and not 0 < args.budget <= MAX_BUDGET:
+        raise SpecError("", "--budget", f"must be in (0, {MAX_BUDGET}] seconds, got {args.budget}")
     if args.spec is None:
         if args.units:
             raise SpecError("", "--units", "units describe a problem: give a SPEC file too")
@@ -111,6 +113,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     budget = args.budget or float(analysis_options(spec).get("budget", 5))
     checks = spec_checks(spec, units, budget, progress=_progress)
     print(f"{spec.title}\n")
+    pg = REGISTRY["pg"](ETA)
+    checked = {c.row()[0] for c in checks}
+    note = numeric_inverse_note(spec.problem, pg) if pg.label in checked else None
+    if note is not None:
+        print(f"note: PG's numeric twins solve P(x) = y numerically ({note})\n")
     headers = ["rule", "check", "verdict", "chapter", "detail"]
     print(format_table(headers, [c.row() for c in checks], wrap={4: 60}))
     failed = [c for c in checks if c.failed]

@@ -11,7 +11,6 @@ no usable closed form exists the result says so (``numeric=True``) and the evalu
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,7 +20,7 @@ from sympy.calculus.util import lcim, periodicity
 from sympy.solvers.solveset import NonlinearError
 
 from scaleinv.errors import BudgetExceeded
-from scaleinv.symbolic.budget import with_budget
+from scaleinv.symbolic.budget import cpu_clock, with_budget
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,11 +86,12 @@ class LocalInverse:
     numeric: bool
     reason: str
 
-    def compile(self) -> Any:
-        """The batched evaluator (:class:`scaleinv.numeric.inverse.InverseEvaluator`), cached."""
+    def compile(self, *, numeric: bool = False) -> Any:
+        """The batched evaluator (:class:`scaleinv.numeric.inverse.InverseEvaluator`), cached;
+        ``numeric=True`` solves numerically even where a closed form exists."""
         from scaleinv.numeric.inverse import compile_inverse
 
-        return compile_inverse(self)
+        return compile_inverse(self, numeric=numeric)
 
     def inv(self, y: Any, x0: Any, *, fallback: str = "raise") -> np.ndarray:
         """``P⁻¹(y; x0)``: the solution of ``P(x) = y`` nearest to ``x0``, batched.
@@ -105,25 +105,25 @@ class LocalInverse:
 
 
 class _Clock:
-    """One overall deadline for a derivation, run as a sequence of (never nested) budgets."""
+    """One overall deadline (CPU seconds) for a derivation, run as a sequence of budgets."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
+        self.deadline = cpu_clock() + seconds
 
     def _expired(self) -> BudgetExceeded:
         return BudgetExceeded("the local inverse (sympy.solve and checks)", self.seconds)
 
     def run(self, fn: Callable[[], T], what: str, cap: float | None = None) -> T:
         """``fn()`` within ``cap`` seconds and the time left; over the cap raises ``_CapHit``."""
-        left = self.deadline - time.monotonic()
+        left = self.deadline - cpu_clock()
         if left <= 0:
             raise self._expired()
         try:
             result = with_budget(fn, left if cap is None else min(cap, left), what)
         except BudgetExceeded:
-            raise (self._expired() if self.deadline <= time.monotonic() else _CapHit()) from None
-        if self.deadline <= time.monotonic():  # SymPy may have swallowed the alarm
+            raise (self._expired() if self.deadline <= cpu_clock() else _CapHit()) from None
+        if self.deadline <= cpu_clock():  # SymPy may have swallowed the alarm
             raise self._expired()
         return result
 
@@ -176,9 +176,15 @@ def local_inverse(problem: Problem, budget: float = 10.0) -> LocalInverse:
     >>> local_inverse(Problem.from_strings("x", "x + sin(x)")).numeric
     True
     """
-    clock = _Clock(budget)
     try:
-        branches, reason = _derive(problem, clock)
+        # One worker process for the whole derivation, killed just past the clock's deadline
+        # (the clock's own alarms inside it are cooperative; SymPy may swallow them).
+        try:
+            branches, reason = with_budget(
+                lambda: _derive(problem, _Clock(budget)), budget + 0.5, "local inverse"
+            )
+        except BudgetExceeded:
+            raise _Clock(budget)._expired() from None
     except BudgetExceeded as exc:
         return LocalInverse(problem, (), True, f"{exc}; solving numerically instead")
     except Exception as exc:  # a SymPy failure outside solve: the numeric inverse still works

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import keyword
+import math
+import re
 from collections.abc import Mapping
 from fractions import Fraction
 
@@ -19,6 +21,7 @@ import sympy as sp
 from scaleinv.errors import ParseError
 
 __all__ = ["FUNCTIONS", "CONSTANTS", "parse_expr", "make_symbol", "check_name"]
+__all__ += ["MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "MAX_EXPONENT", "MAX_DIGITS", "MAX_CONSTANT"]
 
 #: Functions an expression may call, by the name it uses.
 FUNCTIONS: Mapping[str, sp.FunctionClass | type] = {
@@ -41,14 +44,18 @@ FUNCTIONS: Mapping[str, sp.FunctionClass | type] = {
 #: Named constants an expression may use.
 CONSTANTS: Mapping[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
 
-_MAX_LENGTH = 10_000
-_BINARY = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.Pow: lambda a, b: a**b,
-}
+#: Limits on the text and on the parsed tree (chains of ``+ -`` or ``* /`` count as one level).
+MAX_LENGTH = 10_000
+MAX_DEPTH = 100
+MAX_NODES = 5_000
+#: Largest power of a symbol (in total, after SymPy combines powers) and of a number.
+MAX_EXPONENT = 1_000
+MAX_DIGITS = 1_000
+#: Largest magnitude of a constant subexpression (a float64 must hold it).
+MAX_CONSTANT = 1e300
+
+_SUM, _PRODUCT = (ast.Add, ast.Sub), (ast.Mult, ast.Div)
+_MAX_BITS = int(MAX_DIGITS * 3.33)
 
 
 def check_name(name: str, *, text: str | None = None) -> str:
@@ -99,17 +106,53 @@ def parse_expr(text: str, symbols: Mapping[str, sp.Symbol]) -> sp.Expr:
     2*x**2 + sin(x)
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return sp.nsimplify(text) if isinstance(text, float) else sp.Integer(text)
+        text = repr(text)  # a TOML number: parsed (and checked) like the same text
     if not isinstance(text, str):
         raise ParseError(repr(text), repr(text), "expected an expression string")
-    if len(text) > _MAX_LENGTH:
-        raise ParseError(text[:40] + "...", text[:40], f"longer than {_MAX_LENGTH} characters")
+    if len(text) > MAX_LENGTH:
+        raise ParseError(text[:40] + "...", text[:40], f"longer than {MAX_LENGTH} characters")
+    digits = re.search(rf"\d{{{MAX_DIGITS + 1},}}", text)
+    if digits:
+        raise ParseError(text[:40], digits[0][:20], f"a number of more than {MAX_DIGITS} digits")
+    foreign = next((c for c in text if not c.isascii()), None)
+    if foreign is not None:
+        # Python folds e.g. a fullwidth 'ｘ0' into 'x0' (NFKC); names here are ASCII only.
+        raise ParseError(text, foreign, f"non-ASCII character U+{ord(foreign):04X}")
     try:
         # '^' means power, as in papers; replaced before parsing so it keeps power's precedence.
         tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
     except SyntaxError as err:
         raise ParseError(text, text, f"syntax error ({err.msg})") from None
+    except (RecursionError, MemoryError, ValueError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise ParseError(text[:40], text[:40], f"cannot be parsed: {reason}") from None
+    _check_tree(text, tree.body)
     return _Builder(text, symbols).build(tree.body)
+
+
+def _check_tree(text: str, root: ast.AST) -> None:
+    """Enforce :data:`MAX_NODES` and :data:`MAX_DEPTH` on the parsed tree (iteratively)."""
+    count, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ParseError(text[:40], text[:40], f"more than {MAX_NODES} syntax nodes")
+        if depth > MAX_DEPTH:
+            raise ParseError(text[:40], text[:40], f"nested deeper than {MAX_DEPTH} levels")
+        family = _family(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):  # operators and load contexts are not levels
+                same = family is not None and _family(child) == family
+                stack.append((child, depth if same else depth + 1))
+
+
+def _family(node: ast.AST) -> tuple[type, ...] | None:
+    if isinstance(node, ast.BinOp):
+        for family in (_SUM, _PRODUCT):
+            if isinstance(node.op, family):
+                return family
+    return None
 
 
 class _Builder:
@@ -122,24 +165,24 @@ class _Builder:
         return ParseError(self.text, segment, reason)
 
     def build(self, node: ast.AST) -> sp.Expr:
+        """The checked SymPy expression of ``node`` (see :meth:`check`)."""
+        return self.check(node, self.construct(node))
+
+    def construct(self, node: ast.AST) -> sp.Expr:
         if isinstance(node, ast.Constant):
-            value = node.value
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self.fail(node, "only numbers are allowed as literals")
-            if isinstance(value, int):
-                return sp.Integer(value)
-            frac = Fraction(repr(value))  # exact decimal, e.g. 0.3 -> 3/10
-            return sp.Rational(frac.numerator, frac.denominator)
+            return self.constant(node)
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             operand = self.build(node.operand)
             return -operand if isinstance(node.op, ast.USub) else operand
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _SUM + _PRODUCT):
+            return self.chain(node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
             left, right = self.build(node.left), self.build(node.right)
-            if isinstance(node.op, ast.Pow) and _too_big_power(left, right):
+            if _too_big_power(left, right):
                 raise self.fail(node, "exponent too large")
-            return _BINARY[type(node.op)](left, right)
+            return left**right
         if isinstance(node, ast.Call):
             return self.call(node)
         kinds = {
@@ -148,6 +191,68 @@ class _Builder:
             ast.Lambda: "lambdas are not allowed",
         }
         raise self.fail(node, kinds.get(type(node), "this construct is not allowed"))
+
+    def constant(self, node: ast.Constant) -> sp.Expr:
+        value = node.value
+        if isinstance(value, complex):
+            raise self.fail(node, "complex numbers are not allowed")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(node, "only numbers are allowed as literals")
+        if isinstance(value, int):
+            return sp.Integer(value)
+        if not math.isfinite(value):
+            raise self.fail(node, "number too large for a float")
+        frac = Fraction(repr(value))  # exact decimal, e.g. 0.3 -> 3/10
+        return sp.Rational(frac.numerator, frac.denominator)
+
+    def chain(self, node: ast.BinOp) -> sp.Expr:
+        """A chain ``a + b - c ...`` or ``a * b / c ...`` built as one n-ary node, iteratively
+        (a 3000-term sum is one level, not 3000)."""
+        family = _family(node)
+        rest: list[tuple[ast.operator, ast.AST]] = []
+        left: ast.AST = node
+        while isinstance(left, ast.BinOp) and _family(left) == family:
+            rest.append((left.op, left.right))
+            left = left.left
+        items = [self.build(left)]
+        for op, operand in reversed(rest):
+            value = self.build(operand)
+            if isinstance(op, ast.Sub):
+                value = -value
+            elif isinstance(op, ast.Div):
+                value = sp.Pow(value, -1)
+            items.append(value)
+        return sp.Add(*items) if family == _SUM else sp.Mul(*items)
+
+    def check(self, node: ast.AST, expr: sp.Expr) -> sp.Expr:
+        """Reject a value that is not finite, complex for every real input, or too large."""
+        if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            raise self.fail(node, "not a finite value (a division by zero or log(0)?)")
+        for part in (expr, *expr.args):
+            if isinstance(part, sp.Rational) and max(part.p.bit_length(), part.q.bit_length()) > (
+                _MAX_BITS
+            ):
+                raise self.fail(node, f"a number of more than {MAX_DIGITS} digits")
+            if isinstance(part, sp.Pow) and part.exp.is_number and abs(part.exp) > MAX_EXPONENT:
+                raise self.fail(node, f"exponent too large (over {MAX_EXPONENT} in total)")
+        if isinstance(expr, sp.Rational):
+            if abs(expr) > MAX_CONSTANT:
+                raise self.fail(node, "a number too large for a float")
+            return expr
+        if not isinstance(node, (ast.BinOp, ast.Call)):
+            return expr
+        if expr.is_number:
+            try:
+                value = complex(sp.N(expr, 15))
+            except (OverflowError, TypeError, ValueError):
+                raise self.fail(node, "a constant too large for a float") from None
+            if not abs(value.real) <= MAX_CONSTANT:
+                raise self.fail(node, "a constant too large for a float")
+            if value.imag != 0:
+                raise self.fail(node, "a complex value (only real expressions are allowed)")
+        elif expr.is_extended_real is False:
+            raise self.fail(node, "complex for every real input (only real expressions)")
+        return expr
 
     def name(self, node: ast.Name) -> sp.Expr:
         ident = node.id
@@ -178,8 +283,8 @@ def _too_big_power(base: sp.Expr, exponent: sp.Expr) -> bool:
     # Guards against '9**9**9'-style inputs that would hang SymPy's exact arithmetic.
     if not exponent.is_number:
         return False
-    if abs(exponent) > 1000:
+    if abs(exponent) > MAX_EXPONENT:
         return True
     if base.is_number and base.is_real and abs(base) > 1:
-        return bool(abs(exponent) * sp.log(abs(base), 10) > 1000)
+        return bool(abs(exponent) * sp.log(abs(base), 10) > MAX_DIGITS)
     return False

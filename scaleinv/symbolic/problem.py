@@ -68,6 +68,8 @@ class Problem:
         if not all(isinstance(s, sp.Symbol) for s in inputs) or len(set(inputs)) != len(inputs):
             raise ProblemError(f"inputs must be distinct symbols, got {inputs}")
         params = MappingProxyType(dict(self.params or {}))
+        for symbol, value in params.items():
+            _check_sign(symbol, value)
         ys = output_symbols(len(outputs))
         target = (
             tuple(sp.Integer(0) for _ in outputs)
@@ -106,7 +108,9 @@ class Problem:
         """Build a problem from untrusted strings (parsed by an allow-list, never evaluated).
 
         ``inputs`` may be a list of names or one string of names separated by commas or
-        spaces. Params with a positive default become positive symbols.
+        spaces. Params with a positive default become positive symbols (so derivations
+        simplify ``sqrt(alpha**2)`` to ``alpha``); :meth:`with_params` then refuses a
+        non-positive value rather than give results that assumed ``alpha > 0``.
         """
         names = inputs.replace(",", " ").split() if isinstance(inputs, str) else list(inputs)
         params = dict(params or {})
@@ -120,7 +124,7 @@ class Problem:
             value = _param_value(name, value)
             ps[make_symbol(name, positive=value > 0)] = value
         by_name = {**xs, **{str(s): s for s in ps}}
-        outs = [outputs] if isinstance(outputs, str) else list(outputs)
+        outs = _as_sequence(outputs)
         exprs = [parse_expr(o, by_name) for o in outs]
         ys = {str(y): y for y in output_symbols(len(exprs))}
         clash = set(ys) & set(by_name)
@@ -154,7 +158,21 @@ class Problem:
         return tuple(sorted(self.params, key=str))
 
     def with_params(self, **values: float) -> Problem:
-        """The same problem with other default values for some params."""
+        """The same problem with other default values for some params.
+
+        A param declared positive (a positive default in :meth:`from_strings`) only takes
+        positive values: the derivations assumed it.
+
+        Examples
+        --------
+        >>> p = Problem.from_strings("x0", "sqrt(alpha**2)*x0", params={"alpha": 2})
+        >>> p.outputs
+        (alpha*x0,)
+        >>> p.with_params(alpha=-2)
+        Traceback (most recent call last):
+        ...
+        scaleinv.errors.ProblemError: param alpha is declared positive ... cannot be -2; ...
+        """
         by_name = {str(s): s for s in self.params}
         unknown = set(values) - set(by_name)
         if unknown:
@@ -290,6 +308,24 @@ def _param_value(name: str, value: Any) -> float:
     if number != number or number in (float("inf"), float("-inf")):
         raise ParseError(str(value), str(value), f"param {name!r} needs a finite number")
     return number
+
+
+def _check_sign(symbol: sp.Symbol, value: float) -> None:
+    """Refuse a value that contradicts what ``symbol`` was declared (derivations assumed it)."""
+    facts = {
+        "positive": lambda v: v > 0,
+        "negative": lambda v: v < 0,
+        "nonnegative": lambda v: v >= 0,
+        "nonpositive": lambda v: v <= 0,
+        "nonzero": lambda v: v != 0,
+    }
+    for fact, holds in facts.items():
+        if symbol.assumptions0.get(fact) and not holds(float(value)):
+            raise ProblemError(
+                f"param {symbol} is declared {fact} (its default was {fact}) and the derivations "
+                f"assume it, so it cannot be {float(value):g}; build the problem with that value "
+                f"as the default (e.g. params={{'{symbol}': {float(value):g}}}) to study it"
+            )
 
 
 def _check_free(expr: sp.Expr, allowed: Iterable[sp.Symbol], what: str) -> None:

@@ -18,12 +18,19 @@ A spec names a problem, where to start, which rules to run and for how long::
     name = "newton"
     eta = "1/3"
 
-Tables the upper layers read (``units``, ``analysis``, ``report``, ``study``) are kept as
-plain data; those layers validate them.
+Every table's keys are checked here (an unknown key is an error with a did-you-mean
+suggestion); the values of the tables the upper layers read (``units``, ``analysis``,
+``report``, ``study``) are kept as plain data and those layers validate them.
+
+Limits: ``steps`` at most :data:`MAX_STEPS`, at most :data:`MAX_STARTS` start points, and a
+recorded run (``(steps + 1) × starts × (n + m + 1)`` float64) of at most
+:data:`MAX_RECORD_BYTES`.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +42,23 @@ from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem
 
-__all__ = ["Spec", "RuleSpec", "load_spec", "parse_spec"]
+__all__ = ["Spec", "RuleSpec", "load_spec", "parse_spec", "check_keys", "check_run_size"]
+__all__ += [
+    "ANALYSIS_KEYS",
+    "REPORT_KEYS",
+    "STUDY_KEYS",
+    "MAX_BUDGET",
+    "MAX_STEPS",
+    "MAX_STARTS",
+    "MAX_RECORD_BYTES",
+]
+
+#: Upper bounds of a run a spec (or ``--steps``) may ask for.
+MAX_STEPS = 1_000_000
+MAX_STARTS = 100_000
+MAX_RECORD_BYTES = 2 * 1024**3
+#: Largest budget (CPU seconds per symbolic decision) a spec or ``--budget`` may give.
+MAX_BUDGET = 3600.0
 
 _TOP_LEVEL = {
     "title",
@@ -50,6 +73,13 @@ _TOP_LEVEL = {
     "study",
 }
 _RULE_SETTINGS = {"eta", "beta", "rcond", "fallback", "label"}
+_PROBLEM_KEYS = {"inputs", "outputs", "loss", "target"}
+_RUN_KEYS = {"starts", "steps", "tol"}
+#: Keys of the ``[analysis]`` and ``[report]`` tables (their values are read by the reports).
+ANALYSIS_KEYS = {"scalings", "output_scalings", "budget", "composition", "claims"}
+REPORT_KEYS = {"param", "alphas", "sample", "window"}
+#: Keys of the ``[study]`` table (many starts in a region; read by ``scaleinv study``).
+STUDY_KEYS = {"region", "starts", "steps", "tol"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,8 @@ def load_spec(path: str | Path) -> Spec:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SpecError(str(path), "file", f"cannot be read ({err.strerror})") from None
+    except ValueError as err:  # a NUL in the path, or bytes that are not UTF-8
+        raise SpecError(repr(str(path)), "file", f"cannot be read ({err})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -94,15 +126,18 @@ def load_spec(path: str | Path) -> Spec:
 
 def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     """Build a :class:`Spec` from already-decoded TOML data."""
-    unknown = set(data) - _TOP_LEVEL
-    if unknown:
-        raise SpecError(
-            source, ", ".join(sorted(unknown)), f"unknown table(s); known: {sorted(_TOP_LEVEL)}"
-        )
+    check_keys(data, _TOP_LEVEL, source, "")
     prob = _table(data, "problem", source, required=True)
+    check_keys(prob, _PROBLEM_KEYS, source, "problem")
     for key in ("inputs", "outputs"):
         if key not in prob:
             raise SpecError(source, f"problem.{key}", "is missing")
+    _strings(prob["inputs"], source, "problem.inputs")
+    _strings(prob["outputs"], source, "problem.outputs", numbers=True)
+    if "loss" in prob:
+        _strings(prob["loss"], source, "problem.loss", numbers=True, single=True)
+    if "target" in prob:
+        _strings(prob["target"], source, "problem.target", numbers=True)
     params = _table(data, "params", source)
     try:
         problem = Problem.from_strings(
@@ -111,16 +146,27 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     except ScaleinvError as err:
         raise SpecError(source, "problem", str(err)) from None
     run = _table(data, "run", source)
+    check_keys(run, _RUN_KEYS, source, "run")
     starts = _starts(run.get("starts", [[1.0] * problem.n]), problem.n, source)
     steps = run.get("steps", 10)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise SpecError(source, "run.steps", f"must be a non-negative integer, got {steps!r}")
+    check_run_size(steps, len(starts), problem.n + problem.m, source, "run.steps")
     tol = run.get("tol")
     if tol is not None:
         tol = _number(tol, source, "run.tol")
-    rules = tuple(_rule(r, i, source) for i, r in enumerate(data.get("rules", [])))
+        if tol < 0:
+            raise SpecError(source, "run.tol", f"must not be negative, got {tol!r}")
     if not isinstance(data.get("rules", []), list):
         raise SpecError(source, "rules", "must be an array of tables ([[rules]])")
+    rules = tuple(_rule(r, i, source) for i, r in enumerate(data.get("rules", [])))
+    tables = {key: _table(data, key, source) for key in ("units", "analysis", "report", "study")}
+    check_keys(tables["analysis"], ANALYSIS_KEYS, source, "analysis")
+    check_keys(tables["report"], REPORT_KEYS, source, "report")
+    check_keys(tables["study"], STUDY_KEYS, source, "study")
+    for key in ("title", "description"):
+        if not isinstance(data.get(key, ""), str):
+            raise SpecError(source, key, f"must be a string, got {data[key]!r}")
     return Spec(
         title=str(data.get("title", Path(source).stem if source else "problem")),
         description=str(data.get("description", "")),
@@ -129,12 +175,71 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
         steps=steps,
         tol=tol,
         rules=rules,
-        units=MappingProxyType(_table(data, "units", source)),
-        analysis=MappingProxyType(_table(data, "analysis", source)),
-        report=MappingProxyType(_table(data, "report", source)),
+        units=MappingProxyType(tables["units"]),
+        analysis=MappingProxyType(tables["analysis"]),
+        report=MappingProxyType(tables["report"]),
         source=source,
-        study=MappingProxyType(_table(data, "study", source)),
+        study=MappingProxyType(tables["study"]),
     )
+
+
+def check_keys(table: Mapping[str, Any], known: set[str], source: str, where: str) -> None:
+    """Raise :class:`SpecError` for a key of ``table`` outside ``known``, with a suggestion.
+
+    Examples
+    --------
+    >>> check_keys({"stepz": 20}, {"starts", "steps", "tol"}, "s.toml", "run")
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.SpecError: s.toml: [run.stepz] unknown key (did you mean 'steps'?); ...
+    """
+    for key in sorted(table, key=str):
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        name = f"{where}.{key}" if where else str(key)
+        raise SpecError(source, name, f"unknown key{hint}; known: {', '.join(sorted(known))}")
+
+
+def check_run_size(steps: int, starts: int, width: int, source: str, key: str) -> None:
+    """Refuse a run that cannot finish or fit: over :data:`MAX_STEPS` steps, over
+    :data:`MAX_STARTS` starts, or a record over :data:`MAX_RECORD_BYTES` (per start and step,
+    ``width + 1`` floats: x and y, ``width = n + m``, and the loss).
+
+    Examples
+    --------
+    >>> check_run_size(10**6, 1000, 4, "", "run.steps")
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.SpecError: [run.steps] 1000000 steps from 1000 starts would record 37.3 GiB, ...
+    """
+    if steps > MAX_STEPS:
+        raise SpecError(source, key, f"{steps} steps is more than the limit of {MAX_STEPS}")
+    if starts > MAX_STARTS:
+        raise SpecError(source, key, f"{starts} starts is more than the limit of {MAX_STARTS}")
+    need = (steps + 1) * starts * (width + 1) * 8
+    if need > MAX_RECORD_BYTES:
+        raise SpecError(
+            source,
+            key,
+            f"{steps} steps from {starts} starts would record {need / 1024**3:.1f} GiB, more "
+            f"than the limit of {MAX_RECORD_BYTES / 1024**3:g} GiB; use fewer steps or starts",
+        )
+
+
+def _strings(
+    value: Any, source: str, key: str, *, numbers: bool = False, single: bool = False
+) -> None:
+    """Check the TOML type of a problem entry: a string, or a list of strings (or numbers)."""
+    kinds: tuple[type, ...] = (str, int, float) if numbers else (str,)
+    ok_one = isinstance(value, str)
+    ok_list = not single and isinstance(value, list) and bool(value)
+    if ok_list:
+        ok_list = all(isinstance(v, kinds) and not isinstance(v, bool) for v in value)
+    if not (ok_one or ok_list):
+        what = "a string" if single else "a string or a non-empty list of strings"
+        raise SpecError(source, key, f"must be {what}, got {value!r}")
 
 
 def _table(data: Mapping[str, Any], key: str, source: str, required: bool = False) -> dict:
@@ -152,13 +257,15 @@ def _number(value: Any, source: str, key: str) -> float:
     if isinstance(value, bool):
         raise SpecError(source, key, f"must be a number, got {value!r}")
     if isinstance(value, (int, float)):
+        if not math.isfinite(float(value)):
+            raise SpecError(source, key, f"must be a finite number, got {value!r}")
         return float(value)
     if isinstance(value, str):
         try:
             expr = parse_expr(value, {})
         except ScaleinvError as err:
             raise SpecError(source, key, str(err)) from None
-        if expr.is_number and expr.is_real:
+        if expr.is_number and expr.is_real and math.isfinite(float(expr)):
             return float(expr)
     raise SpecError(source, key, f"must be a number or a number expression, got {value!r}")
 
@@ -166,6 +273,8 @@ def _number(value: Any, source: str, key: str) -> float:
 def _starts(value: Any, n: int, source: str) -> tuple[tuple[float, ...], ...]:
     if not isinstance(value, list) or not value:
         raise SpecError(source, "run.starts", "must be a non-empty list of points")
+    if len(value) > MAX_STARTS:
+        raise SpecError(source, "run.starts", f"more than the limit of {MAX_STARTS} points")
     if not isinstance(value[0], list):
         value = [value]
     points = []
@@ -180,16 +289,14 @@ def _rule(value: Any, index: int, source: str) -> RuleSpec:
     key = f"rules[{index}]"
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         raise SpecError(source, key, 'needs a name, e.g. name = "gd"')
-    unknown = set(value) - _RULE_SETTINGS - {"name"}
-    if unknown:
-        raise SpecError(
-            source, key, f"unknown settings {sorted(unknown)}; known: {sorted(_RULE_SETTINGS)}"
-        )
+    check_keys(value, _RULE_SETTINGS | {"name"}, source, key)
     settings: dict[str, Any] = {}
     for name, setting in value.items():
         if name in ("name", "fallback", "label"):
+            if not isinstance(setting, str):
+                raise SpecError(source, f"{key}.{name}", f"must be a string, got {setting!r}")
             if name != "name":
-                settings[name] = str(setting)
+                settings[name] = setting
         else:
             settings[name] = _number(setting, source, f"{key}.{name}")
     return RuleSpec(value["name"], MappingProxyType(settings))

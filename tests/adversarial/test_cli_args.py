@@ -1,0 +1,129 @@
+"""Hostile and malformed command lines: one line ``scaleinv: error: ...`` on stderr, exit 2."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scaleinv.reports import cli
+from scaleinv.reports.cli import main
+
+SPEC = "reports/comparison.toml"
+
+#: (id, argv, regex the error line must match after "scaleinv: error: ")
+BAD_ARGS = [
+    ("no-command", [], r"the following arguments are required: COMMAND"),
+    ("unknown-command", ["bogus"], r"argument COMMAND: invalid choice: 'bogus'"),
+    ("unknown-option", ["run", SPEC, "--stepz", "3"], r"unrecognized arguments: --stepz 3"),
+    ("steps-text", ["run", SPEC, "--steps", "ten"], r"argument --steps: invalid int value: 'ten'"),
+    ("steps-float", ["run", SPEC, "--steps", "3e7"], r"argument --steps: invalid int value: '3e7'"),
+    (
+        "steps-huge",
+        ["run", SPEC, "--steps", "10" + "0" * 12],
+        r"\[--steps\] .* more than the limit",
+    ),
+    ("steps-negative", ["run", SPEC, "--steps", "-1"], r"\[--steps\] must be a non-negative"),
+    ("missing-spec", ["run", "no/such/spec.toml"], r"no/such/spec.toml: \[file\] cannot be read"),
+    ("spec-is-dir", ["run", "reports"], r"reports: \[file\] cannot be read \(Is a directory\)"),
+    ("spec-devnull", ["derive", "/dev/null"], r"\[problem\] is missing"),
+    ("export-no-to", ["export", SPEC], r"the following arguments are required: --to"),
+    ("budget-zero", ["verify", SPEC, "--budget", "0"], r"\[--budget\] must be in \(0, 3600.0\]"),
+    ("budget-nan", ["verify", SPEC, "--budget", "nan"], r"\[--budget\] must be in"),
+    ("budget-inf", ["verify", SPEC, "--budget", "inf"], r"\[--budget\] must be in"),
+    ("budget-negative", ["verify", SPEC, "--budget", "-5"], r"\[--budget\] must be in"),
+    ("budget-text", ["verify", SPEC, "--budget", "lots"], r"invalid float value: 'lots'"),
+    ("units-no-spec", ["verify", "--units", "x0=length"], r"\[--units\] units describe a problem"),
+    (
+        "claim-with-spec",
+        ["verify", SPEC, "--claim", "x"],
+        r"\[--claim\] claims belong to the ledger",
+    ),
+    ("units-garbage", ["verify", SPEC, "--units", "x0"], r"--units"),
+    ("report-missing", ["report", "nope.toml", "--no-pdf"], r"nope.toml: \[file\] cannot be read"),
+    ("nul-in-path", ["run", "spec\x00.toml"], r"cannot be read|embedded null"),
+]
+
+
+@pytest.mark.parametrize(("name", "argv", "match"), BAD_ARGS, ids=[c[0] for c in BAD_ARGS])
+def test_bad_arguments_give_one_error_line(capsys, name, argv, match) -> None:
+    with pytest.raises(SystemExit) if name in _ARGPARSE else _returns():
+        code = main(argv)
+        assert code == 2
+    lines = capsys.readouterr().err.splitlines()
+    if argv[:1] == ["report"]:  # `report` prints its progress to stderr first
+        lines = lines[-1:]
+    assert len(lines) == 1 and lines[0].startswith("scaleinv: error: "), lines
+    assert re.search(match, lines[0]), lines[0]
+
+
+_ARGPARSE = {
+    "no-command",
+    "unknown-command",
+    "unknown-option",
+    "steps-text",
+    "steps-float",
+    "export-no-to",
+    "budget-text",
+}
+
+
+class _returns:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (RecursionError("maximum recursion depth exceeded"), "the input is nested too deeply"),
+        (MemoryError(), "the input is too large for memory to process"),
+        (OverflowError("int too large to convert to float"), "a number out of range"),
+    ],
+)
+def test_resource_exhaustion_is_one_line(monkeypatch, capsys, error, line) -> None:
+    def exhausted(args: object) -> int:
+        raise error
+
+    monkeypatch.setattr(cli, "cmd_derive", exhausted)
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_derive(parser(), exhausted))
+    assert main(["derive", SPEC]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scaleinv: error: ") and line in err and err.count("\n") == 1
+
+
+def test_a_genuine_bug_still_shows_its_traceback(monkeypatch) -> None:
+    def buggy(args: object) -> int:
+        raise KeyError("a bug, not bad input")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_derive(parser(), buggy))
+    with pytest.raises(KeyError, match="a bug"):
+        main(["derive", SPEC])
+
+
+def _with_derive(parser, func):
+    for action in parser._subparsers._group_actions:  # the subcommand table
+        action.choices["derive"].set_defaults(func=func)
+    return parser
+
+
+def test_the_console_script_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text('[problem]\ninputs = ["x0"]\noutputs = ["' + "-" * 5000 + 'x0"]\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "scaleinv.reports.cli", "derive", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("scaleinv: error: ") and done.stderr.count("\n") == 1
+    assert "nested too deeply" in done.stderr
