@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import sympy as sp
+
 from scaleinv.analysis import claims_checks as gd_qn_ig
 from scaleinv.analysis import claims_checks_pg as pg
+from scaleinv.analysis.claims_statement import Statement
 
 __all__ = ["ENTRIES"]
 
@@ -30,8 +33,11 @@ ENTRIES: tuple[tuple[Any, ...], ...] = (
         "In nonlinear settings |∇L| decreases as the distance to the minimum grows",
         _C,
         pg.check_gradient_length,
-        "Not in general: for L = x⁴, |∇L| = 4|x|³ grows with the distance; it can shrink with "
-        "distance for saturating losses (L = 1 − e^(−x²), |x| > 1/√2)",
+        Statement.of(
+            "Not in general: for L = x⁴, |∇L| = 4|x|³ grows with the distance; it can shrink "
+            "with distance for saturating losses ({L}, |x| > 1/√2)",
+            L=sp.Eq(sp.Symbol("L"), 1 - sp.exp(-(sp.Symbol("x") ** 2))),
+        ),
     ),
     (
         "crux-direction-alpha1",
@@ -251,7 +257,8 @@ ENTRIES: tuple[tuple[Any, ...], ...] = (
         "pg-near-optimum",
         _PG,
         _PG_ALL,
-        "P = x², x³, L = y², η = 1/2: |Δx_PG|/|x − x*| → 1 − 2^(−1/2), 1 − 2^(−1/3) ≠ 0",
+        Statement.prose("P = x², x³, L = y², η = 1/2: |Δx_PG|/|x − x*| → ")
+        + Statement.of("{a}, {b} ≠ 0", a=1 - 2**-sp.S.Half, b=1 - 2 ** -sp.Rational(1, 3)),
         _H,
         gd_qn_ig.check_pg_near_optimum,
     ),

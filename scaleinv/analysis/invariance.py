@@ -83,6 +83,20 @@ class InvarianceReport:
     note: str = ""
     route: str = "expression"
 
+    def _repr_markdown_(self) -> str:
+        """The verdict, the transform and the derivation's steps, for notebooks."""
+        lines = [f"**{self.rule}** under {self.transform}: **{self.verdict.value}**"]
+        if self.note:
+            lines[0] += f" ({self.note})"
+        for step in self.derivation:
+            shown = step.expr if isinstance(step.expr, str) else f"${sp.latex(step.expr)}$"
+            lines.append(f"- {step.label}: {shown}")
+        ce = self.counterexample
+        if ce is not None:
+            at = ", ".join(f"{k} = {v:.3g}" for k, v in ce.values().items())
+            lines.append(f"- counterexample at {at}: Δx = {ce.lhs}, mapped {ce.rhs}")
+        return "\n".join(lines)
+
 
 def _exact(rule: Rule) -> Rule:
     """``rule`` with a float ``eta`` made an exact rational, so that proofs stay exact."""
@@ -113,6 +127,7 @@ def scale_invariance(
     budget: float = 10.0,
     rng: np.random.Generator | int | None = None,
     route: str = "auto",
+    at: Mapping[sp.Symbol, float] | None = None,
 ) -> InvarianceReport:
     """Decide whether ``rule`` gives the same update after ``transform`` (mapped back).
 
@@ -134,6 +149,9 @@ def scale_invariance(
     route : {"auto", "theorem", "expression"}
         ``auto``: a theorem when one applies, else the expression route; ``theorem``: only a
         theorem (``UNDECIDED`` when none applies); ``expression``: simplify the updates.
+    at : mapping of Symbol to float, optional
+        Values the counterexample search keeps fixed (a user's params and step size), so
+        that a counterexample is one of *their* problem; the verdict is still for all values.
 
     Examples
     --------
@@ -179,19 +197,18 @@ def scale_invariance(
         dx = with_budget(lambda: rule.delta(problem), left(), f"{rule.name} update")
         du = with_budget(lambda: rule.delta(setup.problem), left(), f"{rule.name} update")
     except NumericOnlyError as err:
-        return _numeric_only(problem, rule, setup, describe, rng, str(err))
+        return _numeric_only(problem, rule, setup, describe, rng, str(err), at or {})
     except (BudgetExceeded, ProblemError) as err:
         steps = (Step("x = g(u)", setup.forward),)
         return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, str(err))
-    at = dict(zip(problem.inputs, setup.forward))
+    forward = dict(zip(problem.inputs, setup.forward))
     if isinstance(dx, sp.MatrixBase):
-        original = dx.xreplace(at)
+        original = dx.xreplace(forward)
     else:
-        original = tuple(b.xreplace(at) for b in dx)
+        original = tuple(b.xreplace(forward) for b in dx)
     mapped = _mapped(setup, du)
-    decision = decide_equal(
-        original, mapped, setup.inputs, budget=left(), rng=rng, domains=_eta_domains(rule)
-    )
+    domains = {**_eta_domains(rule), **{s: (float(v), float(v)) for s, v in (at or {}).items()}}
+    decision = decide_equal(original, mapped, setup.inputs, budget=left(), rng=rng, domains=domains)
     how = "dg/du · Δu" if isinstance(du, sp.MatrixBase) else "g(u + Δu) − g(u), per branch"
     derivation = (
         Step("Δx on the original problem", dx),
@@ -229,19 +246,28 @@ def _pull_back(forward: Any, jacobian: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _numeric_only(
-    problem: Problem, rule: Rule, setup: Transformed, describe: str, rng: Any, why: str
+    problem: Problem,
+    rule: Rule,
+    setup: Transformed,
+    describe: str,
+    rng: Any,
+    why: str,
+    at: Mapping[sp.Symbol, float],
 ) -> InvarianceReport:
-    """Compare compiled first steps at random points: a refutation or ``UNDECIDED``."""
+    """Compare compiled first steps at random points: a refutation or ``UNDECIDED``.
+
+    Symbols in ``at`` (params, the step size) keep their values there."""
     rng = np.random.default_rng(0 if rng is None else rng)
     exact_map = rule.name == "pg"
     symbols = list(setup.problem.param_symbols)
     best: Counterexample | None = None
     eta = getattr(rule, "eta", None)
+    fixed = {s: (float(v), float(v)) for s, v in at.items()}
     for _ in range(4):
-        values = sample_values(symbols, rng)
+        values = sample_values(symbols, rng, fixed)
         extra = {}
         if isinstance(eta, sp.Symbol):
-            extra = {str(eta): float(rng.uniform(*_ETA_DOMAIN))}
+            extra = {str(eta): float(at.get(eta, rng.uniform(*_ETA_DOMAIN)))}
             rule = dataclasses.replace(cast(Any, rule), eta=extra[str(eta)])
         u = rng.uniform(-2.0, 2.0, size=(6, problem.n))
         forward, jacobian = _forward_kernels(setup, values)

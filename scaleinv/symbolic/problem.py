@@ -308,6 +308,19 @@ class Problem:
 
         return compile_problem(self)
 
+    def _repr_latex_(self) -> str:
+        """The problem as a notebook shows it: outputs, loss, target and params."""
+        rows = [
+            rf"{sp.latex(y)} &= {sp.latex(e)}" for y, e in zip(self.output_symbols, self.outputs)
+        ]
+        rows.append(rf"L(y) &= {sp.latex(self.loss)}")
+        if any(t != 0 for t in self.target):
+            rows.append(rf"y^* &= {sp.latex(sp.Tuple(*self.target))}")
+        if self.params:
+            shown = ",\\ ".join(f"{sp.latex(k)} = {v:g}" for k, v in self.params.items())
+            rows.append(rf"&\text{{with }} {shown}")
+        return "$$\\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$$"
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return (
