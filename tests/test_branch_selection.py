@@ -94,7 +94,8 @@ def test_separable_branches_never_swap_under_diagonal_scaling() -> None:
 def test_ledger_row_is_corrected_with_the_two_branches() -> None:
     result = claim("pg-nearest-branch").check(10)
     assert result.verdict.value == "corrected"
-    assert "(2, 3)" in result.detail and "(3, 2)" in result.detail
+    detail = result.detail.text()
+    assert "(2, 3)" in detail and "(3, 2)" in detail
 
 
 ETA = sp.Symbol("eta", positive=True)
