@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -200,6 +201,30 @@ def lambdify_entrywise(problem: Problem) -> Impl:
     return {"jacobian": entrywise(problem.jacobian), "hessian": hessian, "newton": newton}
 
 
+def symengine_llvm(problem: Problem) -> Impl | None:
+    """SymEngine ``Lambdify(backend="llvm", cse=True)`` of J, H and ∇L (None if not installed)."""
+    if importlib.util.find_spec("symengine") is None:
+        return None
+    import symengine as se
+
+    xs = [se.Symbol(str(s)) for s in problem.inputs]
+
+    def compiled(matrix: sp.Matrix) -> Callable[[Array], Array]:
+        rows = [[se.sympify(e) for e in matrix.row(i)] for i in range(matrix.rows)]
+        f = se.Lambdify(xs, rows, backend="llvm", cse=True)
+        shape = (matrix.rows, matrix.cols)
+        return lambda x: np.asarray(f(x)).reshape(x.shape[:-1] + shape)
+
+    jacobian, hessian, gradient = (
+        compiled(m) for m in (problem.jacobian, problem.hessian, problem.gradient)
+    )
+
+    def newton(x: Array) -> Array:
+        return -np.linalg.solve(hessian(x), gradient(x))[..., 0]
+
+    return {"jacobian": jacobian, "hessian": hessian, "newton": newton}
+
+
 def scaleinv_impl(problem: Problem) -> Impl:
     """scaleinv's compiled Jacobian and Hessian kernels and its compiled Newton step."""
     kernels = problem.compile()
@@ -236,6 +261,9 @@ def build_case(name: str, problem: Problem, hand: Impl, sample: Callable) -> Cas
     ours, costs["scaleinv compile"] = _timed(lambda: scaleinv_impl(problem))
     theirs, costs["lambdify (no cse)"] = _timed(lambda: lambdify_entrywise(problem))
     impls = {"scaleinv": ours, "numpy": hand, "lambdify": theirs}
+    llvm, cost = _timed(lambda: symengine_llvm(problem))
+    if llvm is not None:  # optional anchor: pip install 'scaleinv[bench]'
+        impls["symengine"], costs["symengine llvm"] = llvm, cost
     return Case(name, impls, sample, costs)
 
 
@@ -265,7 +293,7 @@ def check(case: Case, size: int = 64) -> list[str]:
     for quantity in QUANTITIES:
         ref = case.impls["scaleinv"][quantity](x)
         scale = np.abs(ref).reshape(len(x), -1).max(axis=1)
-        for other in ("numpy", "lambdify"):
+        for other in [k for k in case.impls if k != "scaleinv"]:
             got = case.impls[other][quantity](x)
             err = np.abs(got - ref).reshape(len(x), -1).max(axis=1) / scale
             if got.shape != ref.shape or not np.all(err <= RTOL):
@@ -301,27 +329,30 @@ def medians(runs: Runs) -> dict[tuple[str, str], float]:
 
 
 def table(results: dict[str, Runs], points: int, repeats: int) -> str:
-    """The side-by-side table of medians and ratios."""
-    head = (
-        f"{'problem':<12}{'quantity':<10}{'scaleinv s':>12}{'numpy s':>12}{'lambdify s':>13}"
-        f"{'scaleinv/numpy':>16}{'lambdify/scaleinv':>19}"
-    )
+    """The side-by-side table of medians and ratios (SymEngine LLVM where installed)."""
+    names = ["scaleinv", "numpy", "lambdify"]
+    if any((QUANTITIES[0], "symengine") in runs for runs in results.values()):
+        names.append("symengine")
+    head = f"{'problem':<12}{'quantity':<10}" + "".join(f"{n + ' s':>13}" for n in names)
+    head += f"{'scaleinv/numpy':>16}{'lambdify/scaleinv':>19}"
+    head += f"{'scaleinv/llvm':>15}" if "symengine" in names else ""
     lines = [f"{points:,} points, median of {repeats} runs (seconds)", head, "-" * len(head)]
     short = []
     for case, runs in results.items():
         m = medians(runs)
         for q in QUANTITIES:
             cells = []
-            for impl in ("scaleinv", "numpy", "lambdify"):
+            for impl in names:
                 mark = "*" if len(runs[q, impl]) < repeats else " "
                 cells.append(f"{m[q, impl]:.4g}{mark}")
                 if mark == "*":
                     short.append(f"{case} {q} {impl}: {len(runs[q, impl])} run(s)")
             ours, hand, theirs = (m[q, k] for k in ("scaleinv", "numpy", "lambdify"))
-            lines.append(
-                f"{case:<12}{q:<10}{cells[0]:>12}{cells[1]:>12}{cells[2]:>13}"
-                f"{ours / hand:>15.2f}x{theirs / ours:>18.1f}x"
-            )
+            line = f"{case:<12}{q:<10}" + "".join(f"{c:>13}" for c in cells)
+            line += f"{ours / hand:>15.2f}x{theirs / ours:>18.1f}x"
+            if "symengine" in names:
+                line += f"{ours / m[q, 'symengine']:>14.2f}x"
+            lines.append(line)
     if short:
         lines.append("* fewer runs (budget reached): " + "; ".join(short))
     return "\n".join(lines)
@@ -344,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         print("implementations disagree:", *problems, sep="\n  ", file=sys.stderr)
         return 1
-    print(f"correctness: all three agree to {RTOL:g} (relative) on 64 sample points")
+    print(f"correctness: all implementations agree to {RTOL:g} (relative) on 64 sample points")
     print("one-off costs (s):")
     for case in all_cases:
         print(f"  {case.name:<12}" + ", ".join(f"{k} {v:.2f}" for k, v in case.costs.items()))

@@ -93,7 +93,10 @@ def test_kernels_agree_across_block_boundaries() -> None:
     problem = bench.chain_problem(3)
     hand = bench.ChainNumpy(np.ones(3), bench.chain_target(3))
     x = _points(3, 2 * BLOCK + 5, seed=4)
-    np.testing.assert_allclose(problem.compile().hessian(x), hand.hessian(x), rtol=1e-11)
+    # entries near cancellation agree to 1e-12 of the matrix's scale (O(1)), not of themselves
+    np.testing.assert_allclose(
+        problem.compile().hessian(x), hand.hessian(x), rtol=1e-11, atol=1e-12
+    )
     grid = x[: 2 * (BLOCK + 1)].reshape(2, BLOCK + 1, 3)
     np.testing.assert_allclose(problem.compile().jacobian(grid), hand.jacobian(grid), atol=1e-12)
     toy = Problem.from_strings(["a", "b"], ["a", "alpha*b**2"], params={"alpha": 10})

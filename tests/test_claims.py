@@ -29,7 +29,7 @@ def test_every_claim_gets_the_verdict_the_ledger_was_written_with(report) -> Non
     assert [r.id for r in report.rows] == [c.id for c in CLAIMS]
     for row in report.rows:
         assert row.verdict is row.claim.expected, (row.id, row.result.detail)
-        assert not row.result.detail.startswith("check could not finish")
+        assert not row.result.detail.text().startswith("check could not finish")
         assert row.result.derivation, row.id
     assert report.regressions == ()
     assert sum(report.counts.values()) == len(CLAIMS)
@@ -38,9 +38,9 @@ def test_every_claim_gets_the_verdict_the_ledger_was_written_with(report) -> Non
 
 def test_the_design_slips_are_corrected(report) -> None:
     sign = report.row("gd-loss-change-sign")
-    assert sign.verdict is ClaimVerdict.CORRECTED and "+η (∂L/∂x)²" in sign.summary()
+    assert sign.verdict is ClaimVerdict.CORRECTED and "+η (∂L/∂x)²" in sign.summary().text()
     remainder = report.row("pg-quotient-remainder")
-    assert remainder.verdict is ClaimVerdict.CORRECTED and "O(Δy)" in remainder.summary()
+    assert remainder.verdict is ClaimVerdict.CORRECTED and "O(Δy)" in remainder.summary().text()
     for row in report.rows:
         assert bool(row.result.correction) == (row.verdict is ClaimVerdict.CORRECTED)
 
@@ -87,14 +87,17 @@ def _fake(text, corrected=None, boom=False):
 def test_verdict_logic(text, corrected, verdict) -> None:
     result = _fake(text, corrected).check()
     assert result.verdict is verdict
-    assert result.correction == ("the fix" if verdict is ClaimVerdict.CORRECTED else "")
+    assert result.correction.text() == ("the fix" if verdict is ClaimVerdict.CORRECTED else "")
     row = LedgerRow(_fake(text, corrected), result, 0.0)
     assert row.regression == (verdict is ClaimVerdict.FAILS)
 
 
 def test_a_crashing_check_is_undecided_not_fatal() -> None:
     result = _fake(True, boom=True).check()
-    assert result.verdict is ClaimVerdict.UNDECIDED and "ValueError: broken check" in result.detail
+    assert (
+        result.verdict is ClaimVerdict.UNDECIDED
+        and "ValueError: broken check" in result.detail.text()
+    )
 
 
 def test_run_ledger_subset_and_regressions(monkeypatch) -> None:
@@ -232,3 +235,28 @@ def test_twin_newton_step_in_y_is_eta_times_the_distance_to_the_target() -> None
     )
     y = np.random.default_rng(7).normal(size=(5, 2))
     assert p.compile().newton_dy(y) == pytest.approx(np.array([1.5, -2.0]) - y)
+
+
+CODE_TOKENS = ("**", "^", "Interval", "Derivative(", "!=", "_PG", "_GD", "Piecewise(", "Eq(")
+
+
+def test_statements_are_structured_and_print_without_code_tokens(report) -> None:
+    """Statements, corrections and findings hold SymPy parts; LaTeX and text have no code."""
+    from scaleinv.reports.latex import escape
+
+    with_math = 0
+    for row in report.rows:
+        for st in (row.claim.statement, row.result.correction, row.result.detail):
+            with_math += any(not isinstance(p, str) for p in st.parts)
+            text_parts = "".join(p for p in st.parts if isinstance(p, str))
+            assert not any(t in text_parts for t in CODE_TOKENS), (row.id, text_parts)
+            # the terminal writes subscripts Δx_GD and fractional powers 2^(2/3)
+            terminal = st.text().replace("Δx_", "Δx").replace("^(", "(")
+            assert not any(t in terminal for t in CODE_TOKENS), (row.id, st.text())
+            pdf = st.latex_parts(escape)
+            assert "\\textasciicircum" not in pdf and "\\_" not in pdf, (row.id, pdf)
+            assert pdf.isascii(), (row.id, pdf)  # every symbol reached LaTeX as LaTeX
+    assert with_math > len(report.rows)
+    sign = report.row("gd-loss-change-sign").result.detail
+    derivative = next(p for p in sign.parts if not isinstance(p, str))
+    assert derivative.has(sp.Derivative)  # an expression, not a pre-rendered string

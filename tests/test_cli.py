@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from scaleinv import load_spec, minimize
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.cli import main
+from scaleinv.symbolic.parsing import parse_expr
 
 SPEC = "reports/comparison.toml"
 
@@ -29,14 +31,59 @@ def test_derive_prints_derivatives_branches_and_updates(capsys) -> None:
     assert main(["derive", SPEC]) == 0
     out = capsys.readouterr().out
     for text in [
-        "[0, 2*x1]",
-        "(2*x0, 4*x1**3)",
-        "[0, 12*x1**2]",
-        "x = (y0, sqrt(y1))",
+        "J[y1, x1] = 2*x1",
+        "dL/dx0 = 2*x0",
+        "dL/dx1 = 4*x1**3",
+        "H[x1, x1] = 12*x1**2",
+        "x1 = sqrt(y1)",
         "y1 >= 0",
-        "Δx = (-x0/3, -x1/9)",
+        "Newton update (eta=1/3)",  # η as the spec wrote it
+        "Δx1 = -eta*x1/3",
     ]:
         assert text in out
+    # each printed update is the rule's Δx (parsed back, evaluated at a point)
+    p = load_spec(SPEC).problem
+    at = {**dict(zip(p.inputs, (0.7, -1.3))), sp.Symbol("eta"): 0.25}
+    newton = make_rule(load_spec(SPEC).rules[1])
+    block = out.split("Newton update")[1].split("\n\n")[0]
+    for x, expected in zip(p.inputs, symbolic_delta(newton, p)):
+        line = next(t for t in block.splitlines() if t.strip().startswith(f"Δ{x} = "))
+        printed = parse_expr(
+            line.split(" = ", 1)[1], {"eta": sp.Symbol("eta")} | {str(v): v for v in p.inputs}
+        )
+        assert float(printed.subs(at)) == pytest.approx(float(expected.subs(at)))
+
+
+def test_derive_wraps_long_formulas_with_named_parts(tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "projectile.toml"
+    spec.write_text(PROJECTILE, encoding="utf-8")
+    assert main(["derive", str(spec)]) == 0
+    out = capsys.readouterr().out
+    long = [line for line in out.splitlines() if len(line) > 110]
+    assert not long, long
+    assert ", where" in out and "xi1 = " in out
+
+
+def symbolic_delta(rule, problem):
+    from scaleinv.reports.content import ETA, symbolic_rule
+
+    return [e.subs(ETA, sp.Symbol("eta")) for e in symbolic_rule(rule).delta(problem)]
+
+
+PROJECTILE = """\
+title = "Projectile"
+[problem]
+inputs = ["v0", "theta"]
+outputs = ["v0**2*sin(2*theta)/g", "2*v0*sin(theta)/g"]
+loss = "((y0 - R_star)/R_star)**2/2 + ((y1 - T_star)/T_star)**2/2"
+[params]
+g = 9.81
+R_star = 40
+T_star = 2.5
+[[rules]]
+name = "newton"
+eta = 0.5
+"""
 
 
 def test_export_writes_a_module(tmp_path: Path, capsys) -> None:

@@ -17,6 +17,7 @@ from scaleinv.analysis.invariance import InputScaling, InvarianceReport, scale_i
 from scaleinv.analysis.verdict import Verdict
 from scaleinv.reports import verify_cmd
 from scaleinv.reports.cli import main
+from scaleinv.reports.verify_cmd import plain_quote
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = """\
@@ -88,7 +89,8 @@ def test_verify_one_claim_shows_quote_correction_and_derivation(capsys) -> None:
     assert main(["verify", "--claim", "pg-quotient-remainder"]) == 0
     out = capsys.readouterr().out
     c = ledger.claim("pg-quotient-remainder")
-    assert c.quote in out and c.correction in out and "-1/(8*x**3)" in out
+    assert plain_quote(c.quote) in out and c.correction.text() in out
+    assert "-1/(8·x³)" in out and "\\frac" not in out and "\\(" not in out
 
 
 def test_verify_exits_1_when_a_claim_that_should_hold_fails(monkeypatch, capsys) -> None:

@@ -94,7 +94,7 @@ def test_landscape_family_has_a_panel_per_alpha_and_an_arrow_per_rule(scaling) -
 
 
 def test_landscape_arrows_follow_the_compiled_step(scaling) -> None:
-    """GD's step ∝ (x1, α² x2) turns towards −x2 as α grows; Newton's stays ∝ −x."""
+    """GD's step ∝ (x0, α² x1) turns towards −x1 as α grows; Newton's stays ∝ −x."""
     spec, runs, options = scaling
     plot = landscape_family(spec.problem, runs, options)
     direction = {}
@@ -167,3 +167,59 @@ def test_colour_mapping_is_fixed_and_repeats_get_shades() -> None:
     assert first.color == RULE_COLORS["gd"].lower() and second.color != first.color
     assert second.linestyle != first.linestyle and third.color == RULE_COLORS["newton"].lower()
     assert rule_style("unknown").color != rule_style("gd").color
+
+
+def _texts_inside_axes(fig) -> list[str]:
+    """Texts drawn in an axes (labels, |Δx| boxes, node and edge labels) that leave it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.offsetbox import AnchoredOffsetbox
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    outside = []
+    for ax in fig.axes:
+        window = ax.get_window_extent(renderer).expanded(1.0, 1.0).padded(1.0)
+        artists = [t for t in ax.texts if t.get_text()]
+        artists += [a for a in ax.artists if isinstance(a, AnchoredOffsetbox)]
+        for artist in artists:
+            box = artist.get_window_extent(renderer)
+            if box.x0 < window.x0 or box.x1 > window.x1 or box.y0 < window.y0 or box.y1 > window.y1:
+                outside.append(artist.get_text() if hasattr(artist, "get_text") else repr(artist))
+    return outside
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in (ROOT / "reports").glob("*.toml")))
+def test_every_label_lies_inside_its_axes(stem) -> None:
+    from scaleinv.reports.extras import composition_part
+
+    spec, runs, options = _content(ROOT / "reports" / f"{stem}.toml")
+    graph, _, _ = composition_part(spec, runs) if spec.analysis.get("composition") else (None,) * 3
+    for plot in make_figures(spec.problem, runs, options, graph, units=dict(spec.units)):
+        assert _texts_inside_axes(plot.figure) == [], (stem, plot.name)
+
+
+def test_axes_carry_the_symbols_and_si_units_of_units() -> None:
+    spec, runs, options = _content(ROOT / "reports" / "spring.toml")
+    plots = {p.name: p for p in make_figures(spec.problem, runs, options, units=dict(spec.units))}
+    ax_x, ax_y = plots["trajectories"].figure.axes[:2]
+    assert ax_x.get_xlabel() == r"$k$ [$\mathrm{kg}\,\mathrm{s}^{-2}$]"
+    assert ax_x.get_ylabel() == r"$v_{0}$ [$\mathrm{m}\,\mathrm{s}^{-1}$]"
+    assert ax_y.get_xlabel() == r"$y_{0}$ [$\mathrm{m}$]" and "[$\\mathrm{s}$]" in ax_y.get_ylabel()
+
+
+def test_an_excursion_does_not_squash_the_other_runs() -> None:
+    """Newton's far excursion (units spec) is marked at the border instead of setting the
+    limits: the window stays near the bulk of the iterates."""
+    from scaleinv.reports.landscapes import window_around
+
+    bulk = np.random.default_rng(0).normal(size=(60, 2))
+    excursion = np.array([[400.0, -300.0]])
+    window = window_around(np.concatenate([bulk, excursion]), always=bulk[:1])
+    assert all(hi - lo < 20 for lo, hi in window)
+    spec, runs, options = _content(ROOT / "reports" / "units.toml")
+    fig, caption = trajectory_figure(spec.problem, runs, options)
+    xs = np.concatenate([r.trajectory.x[:, 0, 0] for r in runs])
+    low, high = fig.axes[0].get_xlim()
+    if xs.max() > high or xs.min() < low:
+        assert "Hollow circles" in caption

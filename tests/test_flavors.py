@@ -15,8 +15,12 @@ from scaleinv import export, load_spec, rules
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric.flavors import namespace_of
 from scaleinv.numeric.flavors.loader import load_module
+from scaleinv.numeric.inverse import numeric_inverse_note
 
 SPECS = sorted(Path(__file__).parent.parent.joinpath("reports").glob("*.toml"))
+# diffusion.toml (256 inputs) is left out: flavours hold J and H dense, and tracing a stack of
+# 256 x 256 Hessian entries takes minutes (a known limit, see the README)
+FLAVOR_SPECS = [p for p in SPECS if p.stem != "diffusion"]
 Y_ARGS = ("loss_of_y", "loss_y", "newton_dy")
 
 
@@ -55,13 +59,16 @@ def _calls(module, x: np.ndarray):
 
 
 @pytest.mark.parametrize("flavor", ["jax", "torch"])
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", FLAVOR_SPECS, ids=lambda p: p.stem)
 def test_flavor_equals_numpy_on_every_shipped_spec(path: Path, flavor: str) -> None:
     convert = _framework(flavor)
     spec = load_spec(path)
     reference = load_module(spec.problem, "numpy")
     module = load_module(spec.problem, flavor)
-    assert module.__all__ == reference.__all__
+    # a numeric (path-following) local inverse is NumPy-only: PG is left out of the others
+    numeric = numeric_inverse_note(spec.problem, rules.pg()) is not None
+    dropped = {"local_inverse", "pg_step"} if numeric else set()
+    assert module.__all__ == [name for name in reference.__all__ if name not in dropped]
     x = _points(spec, 16)
     for name, args in _calls(reference, x):
         want = getattr(reference, name)(*args)

@@ -144,7 +144,7 @@ def _problem(texts: list[str]) -> Problem:
     problems, with simplification, are checked the same way in test_kernels.py.)"""
     exprs = [t for t in texts if _parsed(t) is not None]
     assume(exprs)
-    with mock.patch("scaleinv.symbolic.problem.cheap_simplify", lambda expr, **_: expr):
+    with mock.patch("scaleinv.symbolic.sparse.cheap_simplify", lambda expr, **_: expr):
         p = Problem.from_strings(["x0", "x1"], exprs, params={"alpha": 1.3})
         p.compile()  # derives J, gradient and Hessian while unsimplified
     return p

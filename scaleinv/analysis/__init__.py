@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scaleinv.analysis.branch_selection import SelectionReport, branch_selection
 from scaleinv.analysis.claims import (
     CLAIMS,
     Claim,
@@ -32,6 +33,7 @@ from scaleinv.analysis.pg_identities import (
     quotient_remainder,
 )
 from scaleinv.analysis.sensitivity import near_optimum, power_of, sensitivity
+from scaleinv.analysis.theorems import Theorem, theorem, theorems
 from scaleinv.analysis.transforms import InputScaling, OutputScaling, Reparametrization
 from scaleinv.analysis.units import (
     Dimensions,
@@ -86,4 +88,9 @@ __all__ = [
     "compose",
     "composition_report",
     "composite_hessian_check",
+    "Theorem",
+    "theorem",
+    "theorems",
+    "SelectionReport",
+    "branch_selection",
 ]

@@ -24,6 +24,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from scaleinv.analysis.claims_checks import Finding
+from scaleinv.analysis.claims_statement import Statement, statement
 from scaleinv.analysis.claims_table import ENTRIES
 from scaleinv.analysis.verdict import Step
 
@@ -49,16 +50,20 @@ class ClaimResult:
     verdict : ClaimVerdict
     derivation : tuple of Step
         The computed objects behind the verdict (SymPy expressions, sets, dimensions).
-    detail : str
-        One line on what was found.
-    correction : str
-        The corrected statement when the verdict is ``CORRECTED``, else ``""``.
+    detail : Statement
+        One line on what was found (text and SymPy expressions).
+    correction : Statement
+        The corrected statement when the verdict is ``CORRECTED``, else empty.
     """
 
     verdict: ClaimVerdict
     derivation: tuple[Step, ...]
-    detail: str
-    correction: str = ""
+    detail: Statement
+    correction: Statement = Statement(())
+
+    def _repr_markdown_(self) -> str:
+        found = self.detail._repr_markdown_()
+        return f"**{self.verdict.value}**" + (f": {found}" if found else "")
 
 
 @dataclass(frozen=True)
@@ -72,32 +77,39 @@ class Claim:
         The chapter heading (and sub-heading) it is under.
     quote : str
         A short verbatim excerpt of the chapter.
-    statement : str
-        What is checked, precisely.
+    statement : Statement
+        What is checked, precisely (text and SymPy expressions).
     expected : ClaimVerdict
         The verdict when the ledger was written (used only to flag regressions).
-    correction : str
-        The true statement, for claims the chapter gets wrong.
+    correction : Statement
+        The true statement, for claims the chapter gets wrong (else empty).
     """
 
     id: str
     section: str
     quote: str
-    statement: str
+    statement: Statement
     expected: ClaimVerdict
     run: Callable[[float], Finding] = field(repr=False, compare=False)
-    correction: str = ""
+    correction: Statement = Statement(())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "statement", statement(self.statement))
+        object.__setattr__(self, "correction", statement(self.correction))
+
+    def _repr_markdown_(self) -> str:
+        return f"**{self.id}** ({self.section}): {self.statement._repr_markdown_()}"
 
     def check(self, budget: float = 20.0) -> ClaimResult:
         """Run the check; ``budget`` (seconds) is passed to its symbolic decisions."""
         try:
             found = self.run(budget)
         except Exception as err:  # noqa: BLE001 - a ledger row must never take the run down
-            why = f"check could not finish: {type(err).__name__}: {err}"
+            why = statement(f"check could not finish: {type(err).__name__}: {err}")
             return ClaimResult(ClaimVerdict.UNDECIDED, (), why)
         verdict = _judge(found)
-        correction = self.correction if verdict is ClaimVerdict.CORRECTED else ""
-        return ClaimResult(verdict, found.steps, found.detail, correction)
+        correction = self.correction if verdict is ClaimVerdict.CORRECTED else Statement(())
+        return ClaimResult(verdict, found.steps, statement(found.detail), correction)
 
 
 def _judge(found: Finding) -> ClaimVerdict:
@@ -146,9 +158,15 @@ class LedgerRow:
         """True when a statement that should hold (as written or corrected) now fails."""
         return self.verdict is ClaimVerdict.FAILS and self.claim.expected is not ClaimVerdict.FAILS
 
-    def summary(self) -> str:
+    def summary(self) -> Statement:
         """The statement as checked, or the correction for a corrected claim."""
         return self.result.correction or self.claim.statement
+
+    def _repr_markdown_(self) -> str:
+        return (
+            f"**{self.id}** — *{self.claim.section}*: {self.summary()._repr_markdown_()} "
+            f"→ {self.result._repr_markdown_()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -164,12 +182,26 @@ class LedgerReport:
         """Rows whose statement should hold but fails."""
         return tuple(r for r in self.rows if r.regression)
 
+    def _repr_markdown_(self) -> str:
+        head = "| claim | section | verdict | statement (or correction) |\n|---|---|---|---|"
+        rows = [
+            f"| {r.id} | {r.claim.section} | {r.verdict.value} | {r.summary()._repr_markdown_()} |"
+            for r in self.rows
+        ]
+        counts = ", ".join(f"{n} {v.value}" for v, n in self.counts.items() if n)
+        return "\n".join([head, *rows, "", f"{len(self.rows)} claims: {counts}"])
+
     def row(self, claim_id: str) -> LedgerRow:
         """The row of one claim."""
         return next(r for r in self.rows if r.id == claim(claim_id).id)
 
 
-def run_ledger(*, budget: float = 20.0, ids: Sequence[str] | None = None) -> LedgerReport:
+def run_ledger(
+    *,
+    budget: float = 20.0,
+    ids: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LedgerReport:
     """Check every claim (or those in ``ids``) and collect the verdicts.
 
     Parameters
@@ -178,18 +210,22 @@ def run_ledger(*, budget: float = 20.0, ids: Sequence[str] | None = None) -> Led
         Seconds each check may give its symbolic decisions (simplification, counterexample
         search). Expensive shared setups are cached across checks and runs.
     ids : sequence of str, optional
+    progress : callable, optional
+        Called with ``"[k/N] id"`` before each check (the CLI prints it).
 
     Examples
     --------
     >>> report = run_ledger(ids=["gd-loss-change-sign", "gd-sensitivity-step"])
     >>> [(r.id, r.verdict.value) for r in report.rows]
     [('gd-loss-change-sign', 'corrected'), ('gd-sensitivity-step', 'holds')]
-    >>> print(report.rows[0].summary())
+    >>> print(report.rows[0].summary().text())
     L(x) − L(x + Δx_GD) = +η (∂L/∂x)² + O(Δx²), i.e. L(x + Δx_GD) − L(x) = −η (∂L/∂x)² + O(Δx²)
     """
     chosen = CLAIMS if ids is None else tuple(claim(i) for i in ids)
     start, rows = time.perf_counter(), []
-    for c in chosen:
+    for k, c in enumerate(chosen, 1):
+        if progress is not None:
+            progress(f"[{k}/{len(chosen)}] {c.id}")
         t0 = time.perf_counter()
         result = c.check(budget)
         rows.append(LedgerRow(c, result, time.perf_counter() - t0))

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import sympy as sp
 
+from scaleinv.analysis.claims_statement import Statement, sym
 from scaleinv.analysis.invariance import InputScaling, InvarianceReport, scale_invariance
 from scaleinv.analysis.sensitivity import (
     NearOptimumReport,
@@ -53,7 +54,7 @@ class Finding(NamedTuple):
 
     text: bool | None
     steps: tuple[Step, ...]
-    detail: str
+    detail: str | Statement
     corrected: bool | None = None
 
 
@@ -114,6 +115,12 @@ def _units_steps(report: UnitsReport) -> tuple[Step, ...]:
     )
 
 
+def _dimension_expr(dim: Any) -> sp.Expr:
+    """A dimension as an expression in upright base-dimension names (for statements)."""
+    name = getattr(dim, "name", dim)
+    return name.subs({s: sym(str(s), rf"\mathrm{{{s}}}") for s in name.free_symbols})
+
+
 def check_gd_units(budget: float) -> Finding:
     r = _units("gd")
     return Finding(r.verdict is UnitsVerdict.INCONSISTENT, _units_steps(r), r.derivation[-1])
@@ -149,7 +156,9 @@ def check_newton_loss_units(budget: float) -> Finding:
         Step("its dimension (η dimensionless)", format_dimension(have)),
         Step("[L]", format_dimension(dims.loss)),
     )
-    return Finding(same_dimension(have, dims.loss), steps, f"[ΔL] = {format_dimension(have)}")
+    return Finding(
+        same_dimension(have, dims.loss), steps, Statement.of("[ΔL] = {d}", d=_dimension_expr(have))
+    )
 
 
 def check_crux_direction(budget: float) -> Finding:
@@ -185,7 +194,11 @@ def check_crux_eta_bound(budget: float) -> Finding:
         Step("stable η", region),
         Step("x1 factor at η = 1/α², α → ∞", progress),
     )
-    detail = f"x1 needs η in {stable[0]}, x2 in {stable[1]}; at the bound x1 keeps |1 − 2/α²| → 1"
+    detail = Statement.of(
+        "{x1} needs {in1}, {x2} needs {in2}; at the bound {x1} keeps |1 − 2/α²| → 1",
+        x1=p.inputs[0], x2=p.inputs[1], in1=sp.Contains(ETA, stable[0]),
+        in2=sp.Contains(ETA, stable[1]),
+    )  # fmt: skip
     return Finding(ok, steps, detail)
 
 
@@ -196,7 +209,8 @@ def check_crux_squared(budget: float) -> Finding:
     dy = (p.jacobian * rules.gd(ETA).delta(p))[1].subs(p.inputs[1], y1 / alpha)
     k = power_of(dy, alpha)
     steps = (Step("Δy2 = α Δx2 at fixed y2", cheap_simplify(dy)), Step("power of α", k))
-    return Finding(k == 2, steps, f"Δy2 ∝ α^{k}")
+    detail = Statement.of("{dy} ∝ {power}", dy=sp.Symbol("Δy2"), power=alpha**k)
+    return Finding(k == 2, steps, detail)
 
 
 def check_crux_invariance(budget: float) -> Finding:
@@ -248,7 +262,8 @@ def check_gd_loss_alpha2(budget: float) -> Finding:
         Step("power of α", k),
         Step("first-order ΔL", r.loss_change),
     )
-    return Finding(k == 2 and r.loss_change_power == 2, steps, f"ΔL = {exact} ∝ α²")
+    detail = Statement.of("{eq} ∝ α²", eq=sp.Eq(sp.Symbol("ΔL"), exact))
+    return Finding(k == 2 and r.loss_change_power == 2, steps, detail)
 
 
 def check_gd_loss_sign(budget: float) -> Finding:
@@ -269,7 +284,8 @@ def check_gd_loss_sign(budget: float) -> Finding:
         Step("L(x) − L(x + Δx_GD), η¹ coefficient (generic L)", first),
         Step("toy: η¹ coefficient − |∇L|²", first2),
     )
-    return Finding(text, steps, f"the η¹ term is +{first}", corrected)
+    detail = Statement.of("the η¹ term is {term}", term=first)
+    return Finding(text, steps, detail, corrected)
 
 
 def check_gd_near_optimum(budget: float) -> Finding:
@@ -281,9 +297,12 @@ def check_gd_near_optimum(budget: float) -> Finding:
 def _progress(rule: str) -> Finding:
     found = [_near(k)[rule] for k in (4, 6)]
     steps = tuple(Step(f"L = x^{r.power}, η = 1/2: lim |Δx|/|x − x*|", r.limit) for r in found)
-    return Finding(
-        all(r.progresses for r in found), steps, ", ".join(f"x^{r.power}: {r.limit}" for r in found)
-    )
+    x = sp.Symbol("x")
+    detail = Statement(())
+    for r in found:
+        detail += Statement.of("{L}: {limit}" + ("" if r is found[-1] else ", "),
+                               L=sp.Eq(sp.Symbol("L"), x**r.power), limit=r.limit)  # fmt: skip
+    return Finding(all(r.progresses for r in found), steps, detail)
 
 
 def check_newton_near_optimum(budget: float) -> Finding:
@@ -311,14 +330,18 @@ def check_newton_alpha(budget: float) -> Finding:
         Step("L = (αx)²: −η H⁻¹", square.preconditioner),
         Step("Δx_QN", square.delta),
     )
-    return Finding(text, steps, f"L = αx: {linear.reason}", corrected)
+    return Finding(text, steps, "L = αx: " + linear.reason, corrected)
 
 
 def _inverse_alpha(rule: str) -> Finding:
     r = _sensitivity("alpha*x")[rule]
     ok = r.delta_power == -1 and r.loss_change_power == 0
     steps = (Step(f"Δx_{rule.upper()} for L = αx", r.delta), Step("power of α", r.delta_power))
-    return Finding(ok, steps, f"Δx ∝ α^{r.delta_power}, ΔL₁ ∝ α^{r.loss_change_power}")
+    alpha = sp.Symbol("alpha", positive=True)
+    detail = Statement.of(
+        "Δx ∝ {dx}, first-order ΔL ∝ {dl}", dx=alpha**r.delta_power, dl=alpha**r.loss_change_power
+    )
+    return Finding(ok, steps, detail)
 
 
 def check_ig_sensitivity(budget: float) -> Finding:

@@ -11,8 +11,10 @@ from typing import Any
 
 import sympy as sp
 
+from scaleinv.analysis.branch_selection import branch_selection
 from scaleinv.analysis.claims_checks import ETA, Finding, all_of, truth
-from scaleinv.analysis.invariance import InputScaling, scale_invariance
+from scaleinv.analysis.claims_statement import Statement, sym
+from scaleinv.analysis.invariance import InputScaling, Reparametrization, scale_invariance
 from scaleinv.analysis.pg_identities import (
     average_gradient,
     local_inverse_limit,
@@ -50,20 +52,23 @@ def _exactness(which: str):  # noqa: ANN202 - a cached ExactnessReport
 def check_pg_exact(budget: float) -> Finding:
     found = {w: _exactness(w) for w in ("square", "cubic_exp", "comparison")}
     steps = tuple(Step(f"{w}: residuals per branch", r.residuals) for w, r in found.items())
-    verdicts = ", ".join(f"{w} {r.verdict.value}" for w, r in found.items())
+    shown = {"square": "x²", "cubic_exp": "(u³, eᵛ)", "comparison": "(x0, x1²)"}
+    verdicts = ", ".join(f"{shown[w]} {r.verdict.value}" for w, r in found.items())
     return Finding(all_of(truth(r.verdict) for r in found.values()), steps, verdicts)
 
 
 def check_pg_composition(budget: float) -> Finding:
     """PG's step in the intermediate space is exactly Δy, whatever the (invertible) inner map."""
     inner = ("2*x + 1", "x**2", "x**3", "exp(x)")
-    results, steps = [], []
+    results, steps, maps = [], [], []
     for text in inner:
         p = Problem.from_strings(["x"], [text], target=[2])
+        maps.append(p.outputs[0])
         r = pg_exactness(p, budget=budget / len(inner))
         results.append(truth(r.verdict))
         steps.append(Step(f"y = {text}: P(x + Δx_PG) − P(x) − Δy", r.residuals))
-    return Finding(all_of(results), tuple(steps), f"exact for y = {', '.join(inner)}")
+    detail = Statement.of("exact for y = {maps}", maps=sp.FiniteSet(*maps))
+    return Finding(all_of(results), tuple(steps), detail)
 
 
 def check_pg_scale_invariance(budget: float) -> Finding:
@@ -116,7 +121,8 @@ def check_quotient_remainder(budget: float) -> Finding:
         Step("Δx_PG/Δy − ∂x/∂y for P = x² (series in Δy)", r.steps[-1].expr),
         Step("½ ∂²x/∂y²", half_curvature),
     )
-    return Finding(truth(r.verdict), steps, f"remainder of order Δy^{r.order}", corrected)
+    detail = Statement.of("remainder of order {o}", o=sp.Symbol("Δy") ** r.order)
+    return Finding(truth(r.verdict), steps, detail, corrected)
 
 
 @cache
@@ -226,7 +232,9 @@ def check_time_reversal(budget: float) -> Finding:
         Step("oscillator: R(−t) R(t)", "I"),
         Step("explicit Euler with −Δt after +Δt (factor)", euler),
     )
-    return Finding(ok, steps, f"exact flows invert; Euler leaves {sp.expand(euler)}")
+    shown = sp.expand(euler).subs(dt, sym("Δt", r"\Delta t"))
+    detail = Statement.of("exact flows invert; Euler leaves the factor {f}", f=shown)
+    return Finding(ok, steps, detail)
 
 
 def check_gradient_length(budget: float) -> Finding:
@@ -241,9 +249,11 @@ def check_gradient_length(budget: float) -> Finding:
         Step("L = x⁴: |∇L| increases for x in", grows),
         Step("L = 1 − exp(−x²): |∇L| decreases for x in", falls),
     )
-    return Finding(
-        text, steps, "x⁴: grows with distance; 1 − e^(−x²): shrinks past 1/√2", corrected
-    )
+    detail = Statement.of(
+        "{q}: grows with distance; {s}: shrinks past {x}",
+        q=x**4, s=1 - sp.exp(-(x**2)), x=sp.sqrt(2) / 2,
+    )  # fmt: skip
+    return Finding(text, steps, detail, corrected)
 
 
 def check_relu(budget: float) -> Finding:
@@ -251,7 +261,8 @@ def check_relu(budget: float) -> Finding:
     second = sp.diff(sp.Max(0, x), x, 2)
     points = [sp.Rational(v) for v in ("-3", "-1/7", "1/5", "4")]
     ok = all(second.subs(x, v) == 0 for v in points) and second.has(sp.DiracDelta)
-    return Finding(ok, (Step("d²/dx² max(0, x)", second),), f"{second}: 0 for x ≠ 0")
+    detail = Statement.of("{s}: 0 for x ≠ 0", s=sp.Eq(sp.Symbol("ReLU''"), second))
+    return Finding(ok, (Step("d²/dx² max(0, x)", second),), detail)
 
 
 def _composite() -> tuple[Problem, dict[str, sp.Symbol], dict[sp.Expr, sp.Symbol]]:
@@ -349,3 +360,34 @@ def check_composition_ig(budget: float) -> Finding:
         Step("P = (x0, x1²): J Δx_IG − Δy", concrete.difference),
     )
     return Finding(ok, steps, "IG's y-step is −η L'/L'', free of y(x)")
+
+
+def check_pg_nearest_branch(budget: float) -> Finding:
+    """PG with the nearest-branch rule under diagonal scalings: the issue's coupled map."""
+    coupled = Problem.from_strings(["x0", "x1"], ["x0 + x1", "x0*x1"])
+    squares = Problem.from_strings(["x0", "x1"], ["x0**2", "x1**2"])
+    scaling = InputScaling(["s0", "s1"])
+    by_branch = scale_invariance(coupled, rules.pg(ETA), scaling, budget=budget, rng=0)
+    nearest = branch_selection(
+        coupled, scaling, y=[5, 6], x0=[2.1, 2.1], values={"s0": 10, "s1": 1},
+        versus={"s0": 1, "s1": 10},
+    )  # fmt: skip
+    holding = {
+        "isotropic x = s u": branch_selection(coupled, InputScaling(["s", "s"])),
+        "rotation": branch_selection(coupled, Reparametrization.rotation("t")),
+        "(x0², x1²) under diag(s0, s1)": branch_selection(squares, scaling),
+    }
+    steps = (
+        Step(f"branch by branch ({by_branch.route})", by_branch.verdict.value),
+        Step("nearest branch, (x0 + x1, x0 x1) = (5, 6) from (2.1, 2.1)", nearest.reason),
+        *(
+            Step(f"nearest branch, {k}", f"{r.verdict.value}: {r.reason}")
+            for k, r in holding.items()
+        ),
+    )
+    corrected = all_of([truth(by_branch.verdict), *(truth(r.verdict) for r in holding.values())])
+    detail = f"nearest-branch rule under diag(s0, s1): {nearest.verdict.value}"
+    if nearest.counterexample is not None:
+        detail += f"; {nearest.counterexample.describe()}"
+    text = None if nearest.verdict is Verdict.UNDECIDED else nearest.verdict is Verdict.PROVED
+    return Finding(text, steps, detail, corrected)

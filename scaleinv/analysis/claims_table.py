@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import sympy as sp
+
 from scaleinv.analysis import claims_checks as gd_qn_ig
 from scaleinv.analysis import claims_checks_pg as pg
+from scaleinv.analysis.claims_statement import Statement
 
 __all__ = ["ENTRIES"]
 
@@ -30,8 +33,11 @@ ENTRIES: tuple[tuple[Any, ...], ...] = (
         "In nonlinear settings |∇L| decreases as the distance to the minimum grows",
         _C,
         pg.check_gradient_length,
-        "Not in general: for L = x⁴, |∇L| = 4|x|³ grows with the distance; it can shrink with "
-        "distance for saturating losses (L = 1 − e^(−x²), |x| > 1/√2)",
+        Statement.of(
+            "Not in general: for L = x⁴, |∇L| = 4|x|³ grows with the distance; it can shrink "
+            "with distance for saturating losses ({L}, |x| > 1/√2)",
+            L=sp.Eq(sp.Symbol("L"), 1 - sp.exp(-(sp.Symbol("x") ** 2))),
+        ),
     ),
     (
         "crux-direction-alpha1",
@@ -251,7 +257,8 @@ ENTRIES: tuple[tuple[Any, ...], ...] = (
         "pg-near-optimum",
         _PG,
         _PG_ALL,
-        "P = x², x³, L = y², η = 1/2: |Δx_PG|/|x − x*| → 1 − 2^(−1/2), 1 − 2^(−1/3) ≠ 0",
+        Statement.prose("P = x², x³, L = y², η = 1/2: |Δx_PG|/|x − x*| → ")
+        + Statement.of("{a}, {b} ≠ 0", a=1 - 2**-sp.S.Half, b=1 - 2 ** -sp.Rational(1, 3)),
         _H,
         gd_qn_ig.check_pg_near_optimum,
     ),
@@ -262,6 +269,19 @@ ENTRIES: tuple[tuple[Any, ...], ...] = (
         "P = (x0, x1²) with x = diag(s0, s1) u: PG's update is invariant (proved), GD's is not",
         _H,
         pg.check_pg_scale_invariance,
+    ),
+    (
+        "pg-nearest-branch",
+        _PG,
+        "and it provides a scale-invariant update",
+        "With the nearest-branch rule P⁻¹(y; x0), PG's update is invariant under every diagonal "
+        "scaling x = diag(s0, s1) u (coupled map (x0 + x1, x0·x1))",
+        _C,
+        pg.check_pg_nearest_branch,
+        "Branch by branch it is (theorem pg-input-linear); the nearest-branch choice commutes "
+        "with isotropic scalings, rotations and, for separable branches such as (±√y0, ±√y1), "
+        "with diagonal scalings, but not in general: (x0 + x1, x0·x1) = (5, 6) from (2.1, 2.1) "
+        "picks (3, 2) when x0 is compressed tenfold and (2, 3) when x1 is",
     ),
     (
         "average-gradient",

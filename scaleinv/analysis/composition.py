@@ -10,7 +10,10 @@ in ``y`` with the update the same rule computes directly in ``y`` (the outer pro
    y(x + \Delta x) - y(x) \overset{?}{=} \Delta y_{\text{direct}} \ \text{(exactly)}.
 
 The chapter: IG is consistent to first order, PG exactly, Newton is not (its Hessian picks up
-``L_y ∂²y/∂x²``, see :func:`composite_hessian_check`) and neither is GD.
+``L_y ∂²y/∂x²``, see :func:`composite_hessian_check`) and neither is GD. PG's exact step is
+decided first on the defining equations of its branches
+(:func:`~scaleinv.analysis.implicit_branches.implicit_y_step`), so an inner map whose inverse
+is a Cardano root, or has no radical form at all, is still proved.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, cast
 import numpy as np
 import sympy as sp
 
+from scaleinv.analysis.implicit_branches import implicit_y_step
 from scaleinv.analysis.verdict import Counterexample, Step, Verdict, decide_equal
 from scaleinv.errors import ProblemError
 from scaleinv.numeric.rules import Rule
@@ -80,6 +84,8 @@ class CompositionReport:
     counterexample : Counterexample or None
         For a refuted ``verdict``: ``point`` (x), ``params``, induced (``lhs``) and direct
         (``rhs``) changes of ``y``.
+    route : str
+        ``"implicit"`` (PG decided on the defining equations) or ``"expression"``.
     """
 
     rule: str
@@ -89,6 +95,7 @@ class CompositionReport:
     derivation: tuple[Step, ...]
     counterexample: Counterexample | None = None
     note: str = ""
+    route: str = "expression"
 
 
 def _shift(matrix: sp.Matrix, xs: tuple[sp.Symbol, ...], dx: sp.Matrix) -> sp.Matrix:
@@ -126,6 +133,10 @@ def composition_report(
     >>> r = composition_report(inner, outer, rules.ig(sp.Symbol("eta", positive=True)))
     >>> r.verdict, r.first_order, r.exact
     (<Verdict.PROVED: 'proved'>, <Verdict.PROVED: 'proved'>, <Verdict.REFUTED: 'refuted'>)
+    >>> cubic = Problem.from_strings(["x"], ["x**3 + x"])
+    >>> r = composition_report(cubic, Problem.from_strings(["y"], ["y"], target=[2]), rules.pg(0.5))
+    >>> r.verdict, r.route
+    (<Verdict.PROVED: 'proved'>, 'implicit')
     """
     start = time.monotonic()
     eta = getattr(rule, "eta", None)
@@ -133,6 +144,13 @@ def composition_report(
         rule = dataclasses.replace(cast(Any, rule), eta=sp.nsimplify(eta, rational=True))
         eta = cast(Any, rule).eta
     chain = compose(inner, outer)
+    if rule.name == "pg":
+        implicit = implicit_y_step(inner, outer, chain, eta)
+        if implicit is not None and implicit.exact is Verdict.PROVED:
+            return CompositionReport(
+                rule.name, implicit.exact, implicit.first_order, implicit.exact,
+                implicit.derivation, None, f"exact: {implicit.note}", "implicit",
+            )  # fmt: skip
     dx, direct = rule.delta(chain), rule.delta(outer)
     xs, y = inner.inputs, inner.P
     branches = isinstance(dx, tuple)

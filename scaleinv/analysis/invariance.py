@@ -10,8 +10,12 @@ decides whether the two agree identically:
    \quad\text{(first-order rules)}, \qquad
    \Delta x\big(g(u)\big) = g(u + \Delta u) - g(u) \quad\text{(PG, branch by branch)}.
 
-For linear ``g`` both sides are the same. :func:`trajectory_invariance` is the numeric twin: it
-runs :func:`~scaleinv.numeric.minimize` on both problems and compares the mapped trajectories.
+For linear ``g`` both sides are the same. A question about a linear (or affine) input map or
+an output scaling is first matched to a theorem of :mod:`scaleinv.analysis.theorems` (derived
+once with generic matrices, so the verdict does not depend on the size of ``P``); only when
+none applies are the two concrete updates simplified. ``route`` on the report says which
+decided. :func:`trajectory_invariance` is the numeric twin: it runs
+:func:`~scaleinv.numeric.minimize` on both problems and compares the mapped trajectories.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, cast
 import numpy as np
 import sympy as sp
 
+from scaleinv.analysis.theorem_route import decide_by_theorem
 from scaleinv.analysis.transforms import (
     InputScaling,
     OutputScaling,
@@ -64,6 +69,10 @@ class InvarianceReport:
         at ``x = g(u)`` (``lhs``) and the mapped transformed update (``rhs``).
     note : str
         How the verdict was reached.
+    route : str
+        What decided: ``"theorem <id>"`` (see :mod:`scaleinv.analysis.theorems`),
+        ``"expression"`` (the concrete updates simplified) or ``"numeric"`` (compiled steps
+        of a numeric-only rule).
     """
 
     rule: str
@@ -72,6 +81,21 @@ class InvarianceReport:
     derivation: tuple[Step, ...]
     counterexample: Counterexample | None = None
     note: str = ""
+    route: str = "expression"
+
+    def _repr_markdown_(self) -> str:
+        """The verdict, the transform and the derivation's steps, for notebooks."""
+        lines = [f"**{self.rule}** under {self.transform}: **{self.verdict.value}**"]
+        if self.note:
+            lines[0] += f" ({self.note})"
+        for step in self.derivation:
+            shown = step.expr if isinstance(step.expr, str) else f"${sp.latex(step.expr)}$"
+            lines.append(f"- {step.label}: {shown}")
+        ce = self.counterexample
+        if ce is not None:
+            at = ", ".join(f"{k} = {v:.3g}" for k, v in ce.values().items())
+            lines.append(f"- counterexample at {at}: Δx = {ce.lhs}, mapped {ce.rhs}")
+        return "\n".join(lines)
 
 
 def _exact(rule: Rule) -> Rule:
@@ -102,6 +126,8 @@ def scale_invariance(
     *,
     budget: float = 10.0,
     rng: np.random.Generator | int | None = None,
+    route: str = "auto",
+    at: Mapping[sp.Symbol, float] | None = None,
 ) -> InvarianceReport:
     """Decide whether ``rule`` gives the same update after ``transform`` (mapped back).
 
@@ -118,7 +144,14 @@ def scale_invariance(
     budget : float
         Seconds for the derivation, the simplification and the counterexample search.
     rng : Generator or int, optional
-        Random source of the counterexample search.
+        Random source of the counterexample search (and of the sample points at which a
+        theorem's hypotheses are checked).
+    route : {"auto", "theorem", "expression"}
+        ``auto``: a theorem when one applies, else the expression route; ``theorem``: only a
+        theorem (``UNDECIDED`` when none applies); ``expression``: simplify the updates.
+    at : mapping of Symbol to float, optional
+        Values the counterexample search keeps fixed (a user's params and step size), so
+        that a counterexample is one of *their* problem; the verdict is still for all values.
 
     Examples
     --------
@@ -129,13 +162,33 @@ def scale_invariance(
     >>> scale_invariance(p, rules.ig(eta), InputScaling({"x1": "1/alpha"})).verdict
     <Verdict.PROVED: 'proved'>
     >>> r = scale_invariance(p, rules.gd(eta), InputScaling({"x1": "1/alpha"}), rng=0)
-    >>> r.verdict, r.derivation[-1].expr
-    (<Verdict.REFUTED: 'refuted'>, (0, 2*eta*u1*(1 - alpha**2)/alpha))
+    >>> r.verdict, r.route, r.derivation[-1].expr
+    (<Verdict.REFUTED: 'refuted'>, 'theorem gd-input-linear', (0, 2*eta*u1*(1 - alpha**2)/alpha))
+    >>> r = scale_invariance(p, rules.gd(eta), InputScaling({"x1": "1/alpha"}), rng=0,
+    ...                      route="expression")
+    >>> r.verdict, r.route, r.derivation[-1].expr
+    (<Verdict.REFUTED: 'refuted'>, 'expression', (0, 2*eta*u1*(1 - alpha**2)/alpha))
     """
+    if route not in ("auto", "theorem", "expression"):
+        raise ProblemError(f"route must be 'auto', 'theorem' or 'expression', got {route!r}")
     start = cpu_clock()
     rule = _exact(rule)
     setup = transform.apply(problem)
     describe = transform.describe()
+    if route != "expression":
+        found = decide_by_theorem(problem, rule, transform, setup, rng)
+        if found is not None:
+            name = f"theorem {found.theorem.id}"
+            return InvarianceReport(
+                rule.name, describe, found.verdict, found.derivation,
+                found.counterexample, found.note, name,
+            )  # fmt: skip
+        if route == "theorem":
+            steps = (Step("x = g(u)", setup.forward),)
+            note = "no theorem applies (a nonlinear map, or a hypothesis fails)"
+            return InvarianceReport(
+                rule.name, describe, Verdict.UNDECIDED, steps, None, note, "theorem"
+            )
 
     def left() -> float:
         return max(budget - (cpu_clock() - start), 0.05)
@@ -144,19 +197,18 @@ def scale_invariance(
         dx = with_budget(lambda: rule.delta(problem), left(), f"{rule.name} update")
         du = with_budget(lambda: rule.delta(setup.problem), left(), f"{rule.name} update")
     except NumericOnlyError as err:
-        return _numeric_only(problem, rule, setup, describe, rng, str(err))
+        return _numeric_only(problem, rule, setup, describe, rng, str(err), at or {})
     except (BudgetExceeded, ProblemError) as err:
         steps = (Step("x = g(u)", setup.forward),)
         return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, str(err))
-    at = dict(zip(problem.inputs, setup.forward))
+    forward = dict(zip(problem.inputs, setup.forward))
     if isinstance(dx, sp.MatrixBase):
-        original = dx.xreplace(at)
+        original = dx.xreplace(forward)
     else:
-        original = tuple(b.xreplace(at) for b in dx)
+        original = tuple(b.xreplace(forward) for b in dx)
     mapped = _mapped(setup, du)
-    decision = decide_equal(
-        original, mapped, setup.inputs, budget=left(), rng=rng, domains=_eta_domains(rule)
-    )
+    domains = {**_eta_domains(rule), **{s: (float(v), float(v)) for s, v in (at or {}).items()}}
+    decision = decide_equal(original, mapped, setup.inputs, budget=left(), rng=rng, domains=domains)
     how = "dg/du · Δu" if isinstance(du, sp.MatrixBase) else "g(u + Δu) − g(u), per branch"
     derivation = (
         Step("Δx on the original problem", dx),
@@ -194,19 +246,28 @@ def _pull_back(forward: Any, jacobian: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _numeric_only(
-    problem: Problem, rule: Rule, setup: Transformed, describe: str, rng: Any, why: str
+    problem: Problem,
+    rule: Rule,
+    setup: Transformed,
+    describe: str,
+    rng: Any,
+    why: str,
+    at: Mapping[sp.Symbol, float],
 ) -> InvarianceReport:
-    """Compare compiled first steps at random points: a refutation or ``UNDECIDED``."""
+    """Compare compiled first steps at random points: a refutation or ``UNDECIDED``.
+
+    Symbols in ``at`` (params, the step size) keep their values there."""
     rng = np.random.default_rng(0 if rng is None else rng)
     exact_map = rule.name == "pg"
     symbols = list(setup.problem.param_symbols)
     best: Counterexample | None = None
     eta = getattr(rule, "eta", None)
+    fixed = {s: (float(v), float(v)) for s, v in at.items()}
     for _ in range(4):
-        values = sample_values(symbols, rng)
+        values = sample_values(symbols, rng, fixed)
         extra = {}
         if isinstance(eta, sp.Symbol):
-            extra = {str(eta): float(rng.uniform(*_ETA_DOMAIN))}
+            extra = {str(eta): float(at.get(eta, rng.uniform(*_ETA_DOMAIN)))}
             rule = dataclasses.replace(cast(Any, rule), eta=extra[str(eta)])
         u = rng.uniform(-2.0, 2.0, size=(6, problem.n))
         forward, jacobian = _forward_kernels(setup, values)
@@ -226,9 +287,9 @@ def _numeric_only(
     steps = (Step("the map x = g(u)", setup.forward), Step("symbolic update", why))
     if best is not None:
         note = "compiled first steps differ clearly (numeric-only rule)"
-        return InvarianceReport(rule.name, describe, Verdict.REFUTED, steps, best, note)
+        return InvarianceReport(rule.name, describe, Verdict.REFUTED, steps, best, note, "numeric")
     note = f"{why}; compiled first steps agree at 24 random points"
-    return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, note)
+    return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, note, "numeric")
 
 
 def _own(problem: Problem, named: Mapping[str, float]) -> dict[str, float]:

@@ -88,10 +88,16 @@ def pg_exactness(problem: Problem, *, eta: Any = ETA, budget: float = 10.0) -> E
     x = sp.Matrix(problem.inputs)
     steps = [Step("y0 + Δy", target)]
     decisions = []
+    branches = problem.local_inverse().branches
     for i, delta in enumerate(deltas):
         landed = problem.P.subs(dict(zip(problem.inputs, x + delta)), simultaneous=True)
         steps.append(Step(f"P(x0 + Δx_PG), branch {i}", landed))
         share = budget / len(deltas)
+        found = _on_defining_equation(problem, branches[i].solution, share / 2, i)
+        if found.verdict is Verdict.PROVED:  # then it holds at y = y0 + Δy in particular
+            steps.append(Step(f"P(x(y)) − y on branch {i}, y free", found.difference))
+            decisions.append(found)
+            continue
         found = decide_equal(
             landed, target, problem.inputs, budget=share, rng=i, domains=_ETA_DOMAIN
         )
@@ -109,6 +115,20 @@ def pg_exactness(problem: Problem, *, eta: Any = ETA, budget: float = 10.0) -> E
     verdict = _combine(d.verdict for d in decisions)
     residuals = tuple(d.difference for d in decisions)
     return ExactnessReport(verdict, residuals, tuple(decisions), tuple(steps))
+
+
+def _on_defining_equation(
+    problem: Problem, solution: tuple[sp.Expr, ...], budget: float, seed: int
+) -> Decision:
+    """``P(x(y)) = y`` for a branch ``x(y)``, with ``y`` free: the defining equation itself.
+
+    Smaller than the identity at ``y = P(x₀) + Δy`` (no ``x₀``, no ``η``), so it is decided
+    quickly where it holds; the identity at the new ``y`` then follows by substitution.
+    """
+    ys = problem.output_symbols
+    at = dict(zip(problem.inputs, solution))
+    landed = sp.Matrix([e.xreplace(at) for e in problem.outputs])
+    return decide_equal(landed, sp.Matrix(ys), list(ys), budget=budget, rng=seed)
 
 
 def _combine(verdicts: Any) -> Verdict:

@@ -25,7 +25,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.errors import NumericOnlyError, RuleError
-from scaleinv.numeric import pysource, runtime
+from scaleinv.numeric import pysource, runtime, sparse
 from scaleinv.numeric.bfgs import compile_bfgs
 from scaleinv.numeric.compiled import CompiledRule, stateless
 from scaleinv.numeric.inverse import NUMERIC_NAME
@@ -133,6 +133,8 @@ def step_namespace(
     namespace: dict[str, Any] = {"numpy": np}
     namespace.update({k: v for k, v in vars(runtime).items() if not k.startswith("__")})
     namespace.update({k.name: k.func for k in kernels.all()})
+    namespace.update(kernels.constants())
+    namespace["sparse_solve"] = sparse.sparse_solve  # SciPy in process; NumPy when exported
     if needs_inverse:
         evaluator = problem.local_inverse().compile(numeric=numeric)
         namespace[NUMERIC_NAME if numeric else "local_inverse"] = evaluator.local_inverse
@@ -159,7 +161,11 @@ class Newton(Rule):
     label = "Newton"
     _formula = staticmethod(formulas.newton_delta)
     _step_body = (
-        "    dx, status = solve(hessian(x, **params), gradient(x, **params))\n"
+        "    g = gradient(x, **params)\n"
+        "    if hessian_sparse:  # solve with the static pattern, no dense (batch, n, n)\n"
+        "        dx, status = sparse_solve(hessian_pattern, hessian_values(x, **params), g)\n"
+        "    else:\n"
+        "        dx, status = solve(hessian(x, **params), g)\n"
         "    return -eta * dx, status\n"
     )
 
@@ -175,6 +181,8 @@ class IG(Rule):
     uses_newton_dy = True
     _step_body = (
         "    dy = eta * newton_dy(P(x, **params), **params)\n"
+        "    if jacobian_sparse:  # square and sparse: solve with the static pattern\n"
+        "        return sparse_solve(jacobian_pattern, jacobian_values(x, **params), dy)\n"
         "    return inverse_jacobian_times(jacobian(x, **params), dy)\n"
     )
 
@@ -216,8 +224,12 @@ class PG(Rule):
         "    ok = status == RUNNING\n"
         "    dx = numpy.where(ok[..., None], x_new - x, 0.0)\n"
         "    if fallback_ig:  # a setting, never a value: the step traces under jax.jit\n"
-        "        dx_ig, status_ig = inverse_jacobian_times(\n"
-        "            jacobian(x, **params), eta * newton_dy(y, **params))\n"
+        "        dy = eta * newton_dy(y, **params)\n"
+        "        if jacobian_sparse:\n"
+        "            values = jacobian_values(x, **params)\n"
+        "            dx_ig, status_ig = sparse_solve(jacobian_pattern, values, dy)\n"
+        "        else:\n"
+        "            dx_ig, status_ig = inverse_jacobian_times(jacobian(x, **params), dy)\n"
         "        dx = numpy.where(ok[..., None], dx, dx_ig)\n"
         "        status = numpy.asarray(numpy.where(ok, status, status_ig), dtype=numpy.int8)\n"
         "    return dx, status\n"

@@ -117,6 +117,35 @@ def solve(a, b):
     return x.reshape(batch + (k,)), status.reshape(batch)
 
 
+def sparse_solve(pattern, values, b, chunk_bytes=1 << 26):
+    """Solve ``a @ x = b`` per sample, ``a`` given by its nonzeros ``values`` (``(..., nnz)``)
+    at ``pattern = (rows, cols, (k, k))``; singular samples are flagged as by :func:`solve`.
+
+    NumPy only (exported modules use it): samples are scattered into dense matrices a chunk
+    of at most ``chunk_bytes`` at a time, so memory stays bounded. In process, scaleinv uses a
+    SciPy block-diagonal sparse LU instead (:mod:`scaleinv.numeric.sparse`).
+
+    Examples
+    --------
+    >>> pattern = (numpy.array([0, 1]), numpy.array([0, 1]), (2, 2))
+    >>> sparse_solve(pattern, numpy.array([2.0, 4.0]), numpy.ones(2))
+    (array([0.5 , 0.25]), array(0, dtype=int8))
+    """
+    rows, cols, (k, _) = pattern
+    batch = values.shape[:-1]
+    flat_values = values.reshape((-1, values.shape[-1]))
+    flat_b = numpy.broadcast_to(b, batch + (k,)).reshape((-1, k))
+    x = numpy.empty(flat_b.shape)
+    status = numpy.empty(len(flat_b), dtype=numpy.int8)
+    step = max(1, chunk_bytes // (8 * k * k))
+    for start in range(0, len(flat_b), step):
+        part = slice(start, start + step)
+        a = numpy.zeros((len(flat_values[part]), k, k))
+        a[:, rows, cols] = flat_values[part]
+        x[part], status[part] = solve(a, flat_b[part])
+    return x.reshape(batch + (k,)), status.reshape(batch)
+
+
 def inverse_jacobian_times(jac, dy):
     """``J⁻¹ Δy`` for square ``J`` (singular samples flagged), the pseudo-inverse otherwise."""
     if jac.shape[-1] == jac.shape[-2]:

@@ -11,7 +11,12 @@ prints them).
 
 from __future__ import annotations
 
+import base64
+import html
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,13 +30,17 @@ from scaleinv.numeric import Status
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
-from scaleinv.reports.figures import make_figures, save_plot
+from scaleinv.reports.figures import Plot, axis_names, make_figures, save_plot
+from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
 from scaleinv.reports.outdir import OutputFolder
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
+from scaleinv.reports.selection_note import branch_selection_tex
+from scaleinv.reports.study import run_study, study_tex
+from scaleinv.reports.study_figure import study_figure
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
 
-__all__ = ["BuildResult", "ResultRow", "build", "default_out_dir"]
+__all__ = ["BuildResult", "ResultRow", "build", "default_out_dir", "page_images"]
 
 Progress = Callable[[str], None]
 
@@ -80,6 +89,39 @@ class BuildResult:
     verdicts: tuple[VerdictRow, ...]
     note: str
     seconds: float
+
+    def pages(self, dpi: int = 60) -> list[bytes]:
+        """The PDF's pages as PNG images (needs ``pdftoppm``; empty without a PDF)."""
+        return page_images(self.pdf, dpi) if self.pdf is not None else []
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the report's pages (or, without a PDF, its figures) inline."""
+        images = self.pages() or [f.read_bytes() for f in self.figures if f.suffix == ".png"]
+        title = html.escape(self.title)
+        where = html.escape(str(self.pdf or self.tex))
+        tags = "".join(
+            f'<img src="data:image/png;base64,{base64.b64encode(b).decode()}" '
+            'style="max-width:32%;margin:2px;border:1px solid #ccc">'
+            for b in images
+        )
+        note = f"<p>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<div><b>{title}</b> — <code>{where}</code>{note}<div>{tags}</div></div>"
+
+
+def page_images(pdf: Path, dpi: int = 60) -> list[bytes]:
+    """Every page of ``pdf`` as PNG bytes, rendered by ``pdftoppm`` (empty if not installed)."""
+    if shutil.which("pdftoppm") is None:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", str(dpi), str(pdf), f"{tmp}/page"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        return [p.read_bytes() for p in sorted(Path(tmp).glob("page-*.png"), key=_page_number)]
+
+
+def _page_number(path: Path) -> int:
+    return int(path.stem.rsplit("-", 1)[1])
 
 
 #: Largest number of inputs (and of outputs) a report is built for; beyond it the symbolic
@@ -149,12 +191,13 @@ def _build_into(
     say(f"derive   J, gradient, Hessian, local inverse and Δx of {len(spec.rules)} rule(s)")
     derivation, runs = derive(spec)
     inverse = derivation.inverse
-    branches = (
-        "numeric (PG solves P(x) = y by path-following Gauss-Newton at every step)"
-        if inverse.numeric
-        else f"{len(inverse.branches)} closed-form branch(es)"
-    )
-    say(f"         local inverse: {branches}")
+    if inverse is not None:
+        branches = (
+            "numeric (PG solves P(x) = y by path-following Gauss-Newton at every step)"
+            if inverse.numeric
+            else f"{len(inverse.branches)} closed-form branch(es)"
+        )
+        say(f"         local inverse: {branches}")
     say("compile  batched kernels of P, J, gradient, Hessian, loss and each rule's step")
     problem.compile()
     say(f"run      {len(runs)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")
@@ -176,16 +219,31 @@ def _build_into(
     say("figures  landscapes, trajectories, loss curves" + (", function graph" if graph else ""))
     figures_dir = work / "figures"
     figures_dir.mkdir()
-    plots = make_figures(problem, runs, options, graph)
+    plots = make_figures(problem, runs, options, graph, units=dict(spec.units))
     files: list[Path] = []
     for plot in plots:
         files += save_plot(plot, figures_dir)
+    study_part = ""
+    if spec.study:
+        say(f"study    many starts x {len(spec.rules)} rule(s) in the [study] region")
+        study = run_study(spec)
+        fig, caption = study_figure(study, axis_names(problem, dict(spec.units))[0])
+        plots.append(Plot("study", fig, caption))
+        files += save_plot(plots[-1], figures_dir)
+        study_part = study_tex(study, spec, "fig:study")
     refs = [FigureRef(f"figures/{p.name}.pdf", p.caption) for p in plots]
     say("latex    report.tex")
     dims = _dimensions(spec)
     tex = work / "report.tex"
-    text = render_document(spec, derivation, runs, verdicts, refs, dims, composition_tex)
+    extra = composition_tex + branch_selection_tex(spec)
+    formulas = Formulas(progress=say)
+    text = render_document(
+        spec, derivation, runs, verdicts, refs, dims, extra, formulas, study_part
+    )
     tex.write_text(text, encoding="utf-8")
+    if formulas.overflow:
+        (work / APPENDIX_FILE).write_text(formulas.appendix_text(spec.title), encoding="utf-8")
+        say(f"         {len(formulas.overflow)} long formula(s) written to {APPENDIX_FILE}")
     pdf_path, note = None, ""
     if pdf and tex_engine() is not None:
         say(f"pdf      {tex_engine()} -pdf report.tex")

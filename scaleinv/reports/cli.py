@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
+import sympy as sp
 
 from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError
 from scaleinv.numeric import Status, minimize
@@ -19,7 +21,13 @@ from scaleinv.numeric.export import export
 from scaleinv.numeric.flavors import FLAVORS
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
-from scaleinv.reports.text import format_expr, format_table, format_vector
+from scaleinv.reports.text import (
+    WIDTH,
+    format_expr,
+    format_formula,
+    format_table,
+    format_vector,
+)
 from scaleinv.symbolic import Spec, load_spec
 from scaleinv.symbolic.spec import check_run_size
 
@@ -127,42 +135,64 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
 
 def cmd_derive(args: argparse.Namespace) -> int:
     """Print the exact derivatives, the inverse branches and each rule's update."""
+    from scaleinv.reports.content import ETA, eta_text, symbolic_rule
+
     spec = load_spec(args.spec)
     p = spec.problem
+    xs, ys = p.inputs, p.output_symbols
     sections = [
-        ("P(x)", p.P),
-        ("L(y)", p.loss),
-        ("Jacobian dP/dx", p.jacobian),
-        ("gradient dL/dx", p.gradient),
-        ("Hessian d2L/dx2", p.hessian),
-    ]
+        ("P(x)", [(str(y), e) for y, e in zip(ys, p.outputs)]),
+        ("L(y)", [("L", p.loss)]),
+        ("Jacobian dP/dx (nonzero entries)", _entries("J", p.jacobian, ys, xs)),
+        ("gradient dL/dx", [(f"dL/d{x}", g) for x, g in zip(xs, p.gradient)]),
+        ("Hessian d2L/dx2 (nonzero entries on and above the diagonal)",
+         _entries("H", p.hessian, xs, xs, upper=True)),
+    ]  # fmt: skip
     print(f"{spec.title}\n")
-    for title, expr in sections:
-        print(f"{title}:\n{_indent(format_expr(expr))}\n")
+    for title, rows in sections:
+        print(f"{title}:")
+        for name, expr in rows:
+            print(_indent(format_formula(name, expr)))
+        print()
     print(_describe_inverse(spec))
     for rule_spec in spec.rules:
         rule = make_rule(rule_spec)
-        print(f"{rule.label} update ({_settings(rule_spec)}):")
+        print(f"{rule.label} update ({_settings(rule_spec, eta_text)}), with eta symbolic:")
         try:
-            delta = rule.delta(p)
+            delta = symbolic_rule(rule).delta(p)
         except ScaleinvError as err:
             print(f"  {err}\n")
             continue
         deltas = delta if isinstance(delta, tuple) else (delta,)
-        for i, d in enumerate(deltas):
-            prefix = f"branch {i}: " if len(deltas) > 1 else ""
-            print(f"  {prefix}Δx = {format_expr(d)}")
+        for i, d in enumerate(deltas, 1):
+            if len(deltas) > 1:
+                print(f"  on branch {i} of the local inverse:")
+            for x, e in zip(xs, d):
+                shown = _indent(format_formula(f"Δ{x}", e.subs(ETA, sp.Symbol("eta"))))
+                print(_indent(shown) if len(deltas) > 1 else shown)
         print()
     return 0
+
+
+def _entries(name, m, rows, cols, upper=False) -> list:
+    return [
+        (f"{name}[{rows[i]}, {cols[j]}]", m[i, j])
+        for i in range(m.rows)
+        for j in range(i if upper else 0, m.cols)
+        if m[i, j] != 0
+    ]
 
 
 def _describe_inverse(spec: Spec) -> str:
     inverse = spec.problem.local_inverse()
     if inverse.numeric:
-        return f"local inverse: numeric (warm-started at x0): {inverse.reason}\n"
+        text = f"local inverse: numeric (warm-started at the current x): {inverse.reason}"
+        return "\n".join(textwrap.wrap(text, WIDTH, subsequent_indent="  ")) + "\n"
     lines = ["local inverse branches of P(x) = y:"]
-    for i, branch in enumerate(inverse.branches):
-        lines.append(f"  branch {i}: x = {format_expr(tuple(branch.solution))}")
+    for i, branch in enumerate(inverse.branches, 1):
+        lines.append(f"  branch {i}:")
+        for x, e in zip(spec.problem.inputs, branch.solution):
+            lines.append(_indent(_indent(format_formula(str(x), e))))
         lines.append(f"    valid where: {format_expr(branch.condition)}")
         periods = [f"{x}: {t}" for x, t in zip(spec.problem.inputs, branch.period) if t is not None]
         if periods:
@@ -174,9 +204,10 @@ def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-def _settings(rule_spec) -> str:
+def _settings(rule_spec, number) -> str:
     return ", ".join(
-        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in rule_spec.settings.items()
+        f"{k}={number(v)}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in rule_spec.settings.items()
     )
 
 
@@ -250,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Registration functions of the analysis and report commands."""
-    from scaleinv.reports import report_cmd, verify_cmd
+    from scaleinv.reports import report_cmd, study_cmd, verify_cmd
 
-    return [verify_cmd.register, report_cmd.register]
+    return [verify_cmd.register, report_cmd.register, study_cmd.register]
 
 
 _EXTRA_COMMANDS = _extra_commands()

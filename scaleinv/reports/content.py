@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.errors import NumericInverseWarning, NumericOnlyError, ScaleinvError, SpecError
-from scaleinv.numeric import Trajectory, minimize
+from scaleinv.numeric import Status, Trajectory, minimize
 from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import RuleStyle, rule_styles
 from scaleinv.symbolic import RuleSpec, Spec
@@ -26,10 +26,14 @@ from scaleinv.symbolic.inverse import LocalInverse
 from scaleinv.symbolic.spec import REPORT_KEYS, check_keys
 
 __all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
-__all__ += ["ETA", "symbolic_rule", "eta_text"]
+__all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "status_words", "FEW"]
 
 #: The step-size symbol the report's formulas are written with.
 ETA = sp.Symbol("eta", positive=True)
+
+#: Up to this many inputs a report shows every entry and every rule's closed-form step;
+#: above it, representative entries, the sparsity pattern, and the steps' structure only.
+FEW = 8
 
 
 @dataclass(frozen=True)
@@ -129,12 +133,13 @@ class RuleRun:
 
 @dataclass(frozen=True, eq=False)
 class Derivation:
-    """The exact derivatives of the problem and its local inverse."""
+    """The exact derivatives of the problem and its local inverse (None when a large problem
+    has no PG rule: its inverse is then neither needed nor shown)."""
 
     jacobian: sp.Matrix
     gradient: sp.Matrix
     hessian: sp.Matrix
-    inverse: LocalInverse
+    inverse: LocalInverse | None
 
 
 def symbolic_rule(rule: Rule) -> Rule:
@@ -162,15 +167,56 @@ def eta_text(eta: float) -> str:
     short = f"{eta:g}"
     if len(short) <= 6:
         return short
-    ratio = sp.nsimplify(eta, rational=True, tolerance=1e-12)
-    return str(ratio) if ratio.q <= 1000 else short
+    exact = exact_number(eta)
+    return str(exact) if isinstance(exact, sp.Rational) else short
+
+
+_STATUS_WORDS = {
+    Status.CONVERGED: "converged",
+    Status.MAX_STEPS: "max. steps",
+    Status.DIVERGED: "diverged",
+    Status.NO_INVERSE: "no real inverse",
+    Status.SINGULAR: "singular",
+    Status.RUNNING: "running",
+}
+
+
+def status_words(status: Status) -> str:
+    """A run's status in a report's words (``max. steps``, ``no real inverse``, ...)."""
+    return _STATUS_WORDS[Status(status)]
+
+
+def exact_number(value: float) -> sp.Number:
+    """A float as the value a user most likely wrote: ``1/3``, ``0.01``, ``2`` or itself.
+
+    Examples
+    --------
+    >>> exact_number(1 / 3), exact_number(0.25), exact_number(2.0)
+    (1/3, 0.25, 2)
+    >>> sp.latex(exact_number(0.01)), sp.latex(exact_number(1 / 3))
+    ('0.01', '\\\\frac{1}{3}')
+    """
+    if float(value).is_integer():
+        return sp.Integer(int(value))
+    short = f"{value:g}"
+    if len(short) <= 6:
+        return sp.Float(short, len(short.lstrip("-0.")) or 1)
+    ratio = sp.nsimplify(value, rational=True, tolerance=1e-12)
+    if isinstance(ratio, sp.Rational) and ratio.q <= 1000:
+        return ratio
+    return sp.Float(value, 6)
 
 
 def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
     """Exact ``J``, gradient, Hessian, local inverse and each rule's ``Δx`` (no runs yet)."""
     problem = spec.problem
     derivation = Derivation(
-        problem.jacobian, problem.gradient, problem.hessian, problem.local_inverse()
+        problem.jacobian,
+        problem.gradient,
+        problem.hessian,
+        problem.local_inverse()
+        if problem.n <= FEW or any(r.name == "pg" for r in spec.rules)
+        else None,
     )
     rules = [make_rule(r) for r in spec.rules]
     styles = rule_styles([r.name for r in rules])
@@ -182,11 +228,23 @@ def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
     for rule_spec, rule, style, label in zip(spec.rules, rules, styles, labels):
         deltas: tuple[sp.Matrix, ...] = ()
         note = ""
+        if problem.n > FEW and rule.name != "gd":
+            note = (
+                f"not expanded at this size (n = {problem.n}): each step solves the structured "
+                "system above numerically"
+            )
+            runs.append(RuleRun(rule_spec, rule, label, style, deltas, note))
+            continue
         try:
             found = symbolic_rule(rule).delta(problem)
             deltas = found if isinstance(found, tuple) else (found,)
         except NumericOnlyError as err:
             note = f"numeric only: {err.why}"
+            if rule.name == "pg":  # the inverse's own reason names solver internals
+                note = (
+                    "numeric only: no closed-form inverse of P(x) = y was found (within the "
+                    "time budget), so each step solves it numerically, warm-started at x"
+                )
         except ScaleinvError as err:
             note = f"no closed-form update: {err}"
         runs.append(RuleRun(rule_spec, rule, label, style, deltas, note))

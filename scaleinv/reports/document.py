@@ -1,8 +1,9 @@
 """The LaTeX source of a report, assembled from what the lower layers derived and ran.
 
-Sections: the problem (``P``, ``L``, ``y*``, params, dimensions), the derivations (``L∘P``,
-``J``, ``∂L/∂x``, ``∂²L/∂x²``, the local inverse's branches, every rule's ``Δx``), the
-verdicts, the results of the runs and the figures. Formulas are :func:`sympy.latex` of the
+Sections: the problem (``P``, ``L``, the minimiser ``y*`` of the loss, params, dimensions),
+the derivations (:mod:`~scaleinv.reports.derivations`), the verdicts about *this* problem,
+the results of the runs, the figures, and an appendix with the claims of the chapter that
+bear on it (checked on the chapter's own examples). Formulas are :func:`sympy.latex` of the
 symbolic layer's objects; numbers are the numeric layer's arrays.
 """
 
@@ -16,17 +17,11 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.numeric import Status
-from scaleinv.reports.content import ETA, Derivation, RuleRun
-from scaleinv.reports.latex import (
-    PREAMBLE,
-    display,
-    equations,
-    escape,
-    number,
-    table,
-    tex,
-    text_vector,
-)
+from scaleinv.reports.content import Derivation, RuleRun, exact_number, status_words
+from scaleinv.reports.derivations import derivations_tex
+from scaleinv.reports.formulas import Formulas
+from scaleinv.reports.latex import PREAMBLE, display, escape, number, table, tex, text_vector
+from scaleinv.reports.structure import loss_minimiser
 from scaleinv.reports.verdicts import VerdictRow, dimension_tex
 from scaleinv.symbolic import Spec
 
@@ -51,171 +46,132 @@ def render_document(
     figures: Sequence[FigureRef],
     dimensions: dict[sp.Symbol, object] | None = None,
     extra: str = "",
+    formulas: Formulas | None = None,
+    study: str = "",
 ) -> str:
     """The whole ``report.tex``.
 
     ``dimensions`` maps inputs, params and ``L`` (as the symbol ``L``) to their dimensions
     when the spec has ``[units]``; ``extra`` is LaTeX appended to the derivations (e.g. the
-    composition's own derivation).
+    composition's own derivation); ``formulas`` collects the formulas too long for the page
+    (the caller writes them to ``derivations.txt``); ``study`` is the LaTeX of the
+    many-starts section, if any.
     """
+    formulas = formulas if formulas is not None else Formulas()
+    own = [v for v in verdicts if v.check != "ledger"]
+    ledger = [v for v in verdicts if v.check == "ledger"]
+    sparsity = next((f for f in figures if Path(f.path).stem == "sparsity"), None)
+    label = "fig:sparsity" if sparsity is not None else ""
     parts = [
         PREAMBLE,
         f"\\title{{{escape(' '.join(spec.title.split()))}}}\n\\date{{}}\n"  # one paragraph
         "\\begin{document}\n\\maketitle\n",
-        _problem(spec, dimensions),
-        _derivations(spec, derivation, runs),
+        _problem(spec, dimensions, runs),
+        derivations_tex(spec, derivation, runs, formulas, label),
         extra,
-        _verdicts(verdicts),
+        _verdicts(own, "Verdicts about this problem"),
         _results(spec, runs),
+        study,
         _figures(figures),
+        _appendix(ledger),
         "\\end{document}\n",
     ]
     return "\n".join(p for p in parts if p)
 
 
-def _problem(spec: Spec, dimensions: dict[sp.Symbol, object] | None) -> str:
+def _problem(
+    spec: Spec, dimensions: dict[sp.Symbol, object] | None, runs: Sequence[RuleRun]
+) -> str:
     p = spec.problem
     out = ["\\section{Problem}\n"]
     if spec.description:
         out.append(escape(spec.description) + "\n\n")
     xs = ", ".join(tex(x) for x in p.inputs)
+    ys = ", ".join(tex(y) for y in p.output_symbols)
     out.append(
-        f"Inputs $x = ({xs})$ ($n = {p.n}$), outputs $y = \\mathcal{{P}}(x)$ ($m = {p.m}$).\n"
+        f"Inputs $x = ({xs})$ ($n = {p.n}$), outputs $y = ({ys}) = \\mathcal{{P}}(x)$ "
+        f"($m = {p.m}$):\n"
     )
-    ys = p.output_symbols
-    out.append(
-        equations(
-            [
-                (rf"\mathcal{{P}}_{{{i}}} = {tex(y)}", e)
-                for i, (y, e) in enumerate(zip(ys, p.outputs))
-            ]
-        )
+    rows = [(tex(y), e) for y, e in zip(p.output_symbols, p.outputs)]
+    shown = Formulas()
+    out.append(shown.block(rows[:8], "outputs"))
+    if p.m > 8:
+        out.append(f"(The first 8 of {p.m} outputs.)\n")
+    default = sp.Rational(1, 2) * sum(
+        ((y - t) ** 2 for y, t in zip(p.output_symbols, p.target)), sp.Integer(0)
     )
-    out.append(equations([("L(y)", p.loss)]))
-    out.append(display(r"y^* = " + tex(sp.Matrix(p.target).T)))
+    if p.m > 8 and sp.expand(p.loss - default) == 0:
+        out.append(display(r"L(y) = \tfrac{1}{2}\, |y - y^*|^2"))
+    else:
+        out.append("The loss:\n" + shown.block([("L(y)", p.loss)], "loss"))
+    out.append(_target(spec))
     if p.params:
-        rows = [[f"${tex(s)}$", f"${number(v, 6)}$"] for s, v in sorted(p.params.items(), key=str)]
-        out.append("Parameters and their values:\n" + table(["param", "value"], rows, "l l"))
+        rows_ = [[f"${tex(s)}$", f"${number(v, 6)}$"] for s, v in sorted(p.params.items(), key=str)]
+        out.append("Parameters and their values:\n" + table(["param", "value"], rows_, "l l"))
     if dimensions:
-        rows = [[f"${tex(s)}$", f"${dimension_tex(d)}$"] for s, d in dimensions.items()]
+        rows_ = [[f"${tex(s)}$", f"${dimension_tex(d)}$"] for s, d in dimensions.items()]
         out.append("Dimensions (from \\texttt{[units]}; outputs and loss derived):\n")
-        out.append(table(["symbol", "dimension"], rows, "l l"))
+        out.append(table(["symbol", "dimension"], rows_, "l l"))
     starts = ", ".join(text_vector(s, 6) for s in spec.starts)
     tol = f", tolerance ${number(spec.tol)}$ on $|\\partial L/\\partial x|$" if spec.tol else ""
-    out.append(f"Runs start at {starts} and take {spec.steps} steps{tol}.\n")
+    with_eta = [(r.rule.label, getattr(r.rule, "eta", None)) for r in runs]
+    etas = ", ".join(
+        f"{escape(label)} $\\eta = {tex(exact_number(float(eta)))}$"
+        for label, eta in with_eta
+        if eta is not None
+    )
+    out.append(f"Runs start at {starts} and take {spec.steps} steps{tol}")
+    out.append(f"; step sizes: {etas}.\n" if etas else ".\n")
     return "".join(out)
 
 
-def _derivations(spec: Spec, d: Derivation, runs: Sequence[RuleRun]) -> str:
-    p = spec.problem
-    out = ["\\section{Derivations}\n", "The loss as a function of the inputs:\n"]
-    out.append(equations([(r"L(\mathcal{P}(x))", p.loss_x)]))
-    out.append("Jacobian $J = \\partial \\mathcal{P}/\\partial x$:\n")
-    out.append(
-        _matrix("J", d.jacobian, [tex(y) for y in p.output_symbols], [tex(x) for x in p.inputs])
-    )
-    out.append("Gradient $\\partial L/\\partial x = J^\\top\\, \\partial L/\\partial y$:\n")
-    out.append(
-        equations(
-            [
-                (rf"\frac{{\partial L}}{{\partial {tex(x)}}}", g)
-                for x, g in zip(p.inputs, d.gradient)
-            ]
+def _target(spec: Spec) -> str:
+    """The minimiser of the spec's loss in ``y`` (solving ``∂L/∂y = 0``)."""
+    found = loss_minimiser(spec.problem)
+    if found.point is not None and found.point.rows > 8:
+        values = found.point.subs(spec.problem.params)
+        if all(v.is_number for v in values):
+            return (
+                "The loss is smallest at the target $y^* = $"
+                + text_vector([float(v) for v in values], 4)
+                + " (the solution of $\\partial L/\\partial y = 0$).\n"
+            )
+    if found.point is not None:
+        point = sp.Tuple(*found.point) if found.point.rows > 1 else found.point[0]
+        exact = {k: exact_number(v) for k, v in spec.problem.params.items()}
+        values = found.point.subs(exact)
+        numeric = ""
+        if values != found.point and all(v.is_number for v in values):
+            numeric = " = " + tex(sp.Tuple(*values) if values.rows > 1 else values[0])
+        return (
+            "The loss is smallest at the target "
+            + f"$y^* = {tex(point)}{numeric}$ (the solution of $\\partial L/\\partial y = 0$).\n"
         )
-    )
-    out.append("Hessian $\\partial^2 L/\\partial x^2$:\n")
-    out.append(_matrix("H", d.hessian, [tex(x) for x in p.inputs], [tex(x) for x in p.inputs]))
-    out.append(_inverse(spec, d))
-    out.append("\\subsection{Updates}\n")
-    out.append(
-        "Each rule's $\\Delta x$ at a point $x$, derived exactly with a symbolic step size "
-        "$\\eta$ (its value in the runs is given with the rule).\n"
-    )
-    for run in runs:
-        out.append(_update(spec, run))
-    return "".join(out)
-
-
-def _matrix(name: str, m: sp.Matrix, rows: Sequence[str], cols: Sequence[str]) -> str:
-    whole = tex(m)
-    if len(whole) <= 160:
-        return display(f"{name} = {whole}")
-    entries = [
-        (f"{name}_{{{rows[i]},\\,{cols[j]}}}", m[i, j])
-        for i in range(m.rows)
-        for j in range(m.cols)
-    ]
-    return equations(entries)
-
-
-def _inverse(spec: Spec, d: Derivation) -> str:
-    p, inverse = spec.problem, d.inverse
-    out = ["\\subsection{Local inverse}\n"]
-    if inverse.numeric:
-        out.append(
-            "No closed-form inverse of $\\mathcal{P}(x) = y$: PG solves it numerically at "
-            "every step, following the path from $\\mathcal{P}(x)$ to the target from the "
-            "current $x$ (a sample it cannot solve ends \\texttt{not\\_found}; "
-            f"{escape(inverse.reason)}).\n"
-        )
-        return "".join(out)
-    out.append(
-        f"$\\mathcal{{P}}(x) = y$ has {len(inverse.branches)} closed-form real branch(es) "
-        f"({escape(inverse.reason)}); $\\mathcal{{P}}^{{-1}}(y; x_0)$ picks the valid one "
-        "nearest to $x_0$.\n"
-    )
-    for k, branch in enumerate(inverse.branches):
-        out.append(f"\\subsubsection*{{Branch {k + 1}}}\n")
-        out.append(equations([(tex(x), e) for x, e in zip(p.inputs, branch.solution)]))
-        cond = "everywhere" if branch.condition == sp.true else f"where ${tex(branch.condition)}$"
-        out.append(f"Valid {cond}.")
-        periods = [(x, t) for x, t in zip(p.inputs, branch.period) if t is not None]
-        if periods:
-            shown = ", ".join(f"${tex(x)} + k\\,{tex(t)}$" for x, t in periods)
-            out.append(f" Periodic: {shown} (integer $k$) solve it as well.")
-        out.append("\n")
-    return "".join(out)
-
-
-def _update(spec: Spec, run: RuleRun) -> str:
-    p = spec.problem
-    eta = getattr(run.rule, "eta", None)
-    out = [f"\\subsubsection*{{{escape(run.label)}}}\n"]
-    if eta is not None and "label" in run.spec.settings:
-        out.append(f"Step size in the runs: $\\eta = {number(float(eta), 6)}$.\n")
-    if not run.deltas:
-        out.append(escape(run.delta_note[:1].upper() + run.delta_note[1:]) + ".\n")
-        return "".join(out)
-    for k, delta in enumerate(run.deltas):
-        if len(run.deltas) > 1:
-            out.append(f"Branch {k + 1}:\n")
-        out.append(equations([(rf"\Delta {tex(x)}", e) for x, e in zip(p.inputs, delta)]))
-    if len(run.deltas) > 1:
-        out.append("The step uses the branch nearest to the current $x$.\n")
-    if ETA not in set().union(*(dd.free_symbols for dd in run.deltas)) and eta is not None:
-        out.append("(This $\\Delta x$ does not depend on $\\eta$.)\n")
-    return "".join(out)
+    where = f", where ${tex(found.where)} = 0$" if found.where is not None else ""
+    return f"Target: {escape(found.note)}{where}.\n"
 
 
 _HEADINGS = {
     "units": r"Units: the dimension $\eta$ needs for each component of $\Delta x$",
     "scale invariance": r"Scale invariance under {aspect}: is the update, mapped back, unchanged?",
     "composition": r"Consistency in compositions: is the change of $y$ the loss's own $\Delta y$?",
-    "ledger": r"Claims of the chapter that apply (the claims ledger)",
+    "ledger": r"The chapter's claims, checked on the chapter's own examples",
 }
+#: Keep a heading with at least this many lines of what follows (no heading alone at a foot).
+_KEEP_LINES = 8
 
 
-def _verdicts(rows: Sequence[VerdictRow]) -> str:
+def _verdicts(rows: Sequence[VerdictRow], title: str) -> str:
     if not rows:
         return ""
-    out = ["\\section{Verdicts}\n"]
+    out = [f"\\needlines{{{2 * _KEEP_LINES}}}\\section{{{title}}}\n"] if title else []
     groups: dict[tuple[str, str], list[VerdictRow]] = {}
     for row in rows:
         groups.setdefault((row.check, row.aspect), []).append(row)
     for (check, _), members in groups.items():
         template = _HEADINGS.get(check, escape(check))
         heading = template.replace("{aspect}", members[0].aspect_tex or escape(members[0].aspect))
-        out.append(f"\\subsubsection*{{{heading}}}\n")
+        out.append(f"\\needlines{{{_KEEP_LINES}}}\\subsubsection*{{{heading}}}\n")
         body = [[escape(r.subject), f"\\textbf{{{escape(r.verdict)}}}", r.detail] for r in members]
         first = "claim" if check == "ledger" else "rule"
         spec = f"{_WRAP}p{{3.3cm}} l {_WRAP}p{{10.2cm}}"
@@ -223,28 +179,44 @@ def _verdicts(rows: Sequence[VerdictRow]) -> str:
     return "".join(out)
 
 
+def _appendix(ledger: Sequence[VerdictRow]) -> str:
+    if not ledger:
+        return ""
+    return (
+        f"\\appendix\n\\needlines{{{2 * _KEEP_LINES}}}\\section{{The chapter's own examples}}\n"
+        "The claims of the chapter on this problem's topics, each checked by scaleinv's claims "
+        "ledger on the \\emph{chapter's} example problems, not on the problem of this report. "
+        "\\emph{holds}: the statement is true as written; \\emph{corrected}: it is not, and "
+        "the corrected statement shown holds.\n" + _verdicts(ledger, "")
+    )
+
+
 def _results(spec: Spec, runs: Sequence[RuleRun]) -> str:
     rows = []
     for run in runs:
+        eta = getattr(run.rule, "eta", None)
+        shown = "--" if eta is None else f"${tex(exact_number(float(eta)))}$"
         if run.trajectory is None:
-            rows.append(
-                [escape(run.label), "--", "--", "--", "--", "error: " + escape(run.run_error)]
-            )
+            error = "error: " + escape(run.run_error)
+            rows.append([escape(run.rule.label), shown, "--", "--", "--", "--", error])
             continue
         t = run.trajectory
         for b, start in enumerate(spec.starts):
             rows.append(
                 [
-                    escape(run.label),
+                    escape(run.rule.label),
+                    shown,
                     text_vector(start, 4),
                     str(t.steps),
                     text_vector(t.x[-1, b], 6),
                     f"${number(t.loss[-1, b], 6)}$",
-                    escape(Status(int(np.ravel(t.status)[b])).label),
+                    status_words(Status(int(np.ravel(t.status)[b]))),
                 ]
             )
-    head = ["rule", "start", "steps", "final x", "final loss", "status"]
-    return "\\section{Results}\n" + table(head, rows, f"l l r {_WRAP}p{{4.6cm}} l l")
+    head = ["rule", "η", "start", "steps", "final x", "final loss", "status"]
+    return f"\\needlines{{{2 * _KEEP_LINES}}}\\section{{Results}}\n" + table(
+        head, rows, f"l l l r {_WRAP}p{{4.2cm}} l {_WRAP}p{{2.2cm}}"
+    )
 
 
 def _figures(figures: Sequence[FigureRef]) -> str:
@@ -254,7 +226,8 @@ def _figures(figures: Sequence[FigureRef]) -> str:
     for fig in figures:
         out.append(
             "\\begin{figure}[H]\n\\centering\n"
-            f"\\includegraphics[width=\\linewidth]{{{fig.path}}}\n"
+            "\\includegraphics[width=\\linewidth,height=0.42\\textheight,keepaspectratio]"
+            f"{{{fig.path}}}\n"
             f"\\caption{{{fig.caption}}}\\label{{fig:{Path(fig.path).stem}}}\n\\end{{figure}}\n"
         )
     return "".join(out)

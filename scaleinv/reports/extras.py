@@ -21,7 +21,7 @@ from scaleinv.analysis.claims_checks_pg import intermediate_step
 from scaleinv.analysis.graph import FunctionGraph
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.reports.content import RuleRun, symbolic_rule
-from scaleinv.reports.latex import equations, escape
+from scaleinv.reports.latex import equations, escape, tex
 from scaleinv.reports.verdicts import VerdictRow
 from scaleinv.symbolic import Spec
 
@@ -84,10 +84,10 @@ def ledger_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
     report = run_ledger(ids=ids)
     rows = []
     for row in report.rows:
-        text = f"{row.claim.section}: {row.summary()}"
+        text = rf"\emph{{{escape(row.claim.section)}}}: {row.summary().latex_parts(escape)}"
         if row.result.detail:
-            text += f" ({row.result.detail})"
-        rows.append(VerdictRow("ledger", row.id, str(row.verdict), escape(text)))
+            text += f" (found: {row.result.detail.latex_parts(escape)})"
+        rows.append(VerdictRow("ledger", row.id, str(row.verdict), text))
     return rows
 
 
@@ -163,14 +163,14 @@ def _composition_tex(spec: Spec, graph: FunctionGraph) -> str:
     for name in graph.order():
         exprs = graph.map_of(name)
         if exprs is not None:
-            maps += [(sp.latex(sym), e) for sym, e in zip(graph.symbols(name), exprs)]
+            maps += [(tex(sym), e) for sym, e in zip(graph.symbols(name), exprs)]
     out.append(equations(maps))
     out.append("and the Jacobian of each edge:\n")
     entries = []
     for dst in graph.order():
         for src in graph.inputs_of(dst):
             jac = graph.edge_jacobian(src, dst)
-            top, bottom = sp.latex(sp.Symbol(dst)), sp.latex(sp.Symbol(src))
+            top, bottom = tex(sp.Symbol(dst)), tex(sp.Symbol(src))
             entries.append((f"\\frac{{\\partial {top}}}{{\\partial {bottom}}}", jac))
     out.append(equations([(lhs, _squeeze(m)) for lhs, m in entries]))
     gauss_newton = p.jacobian.T * p.loss_yy.subs(p.at_P) * p.jacobian

@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sympy as sp
 from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.offsetbox import AnchoredOffsetbox, TextArea, VPacker
 from matplotlib.ticker import MaxNLocator
 
+from scaleinv.analysis.units import parse_dimension, problem_dimensions
 from scaleinv.errors import ScaleinvError
 from scaleinv.reports.colors import styled
 from scaleinv.reports.content import ReportOptions, RuleRun
+from scaleinv.reports.derivations import FEW
 from scaleinv.reports.landscapes import (
     NESTED_NOTE,
     draw_landscape,
@@ -40,11 +41,12 @@ from scaleinv.reports.landscapes import (
     trajectory_figure,
     window_around,
 )
-from scaleinv.reports.latex import escape, number, vector
+from scaleinv.reports.latex import escape, number, tex, vector
+from scaleinv.reports.pattern_figure import pattern_figure
 from scaleinv.symbolic import Problem
 
 __all__ = ["Plot", "landscape_family", "loss_figure", "graph_figure", "make_figures"]
-__all__ += ["save_plot", "trajectory_figure"]
+__all__ += ["save_plot", "trajectory_figure", "axis_names", "si_unit"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +95,7 @@ def landscape_family(
     for ax, alpha in zip(axes, options.alphas):
         variant = problem.with_params(**{str(options.param): alpha})
         log_axis = draw_landscape(ax, variant.compile().loss, window, names) or log_axis
-        ax.set_title(f"${sp.latex(options.param)} = {alpha:g}$", fontsize=10)
+        ax.set_title(f"${tex(options.param)} = {alpha:g}$", fontsize=10)
         sizes = []
         for k, run in enumerate(runs):
             dx = _step_at(variant, run, sample)
@@ -107,8 +109,7 @@ def landscape_family(
         else:
             ax.plot(sample[0], variant.compile().loss(sample), "o", color="black", ms=4, zorder=6)
             ax.axvline(sample[0], color="0.5", ls=":", lw=0.8, zorder=1)
-        if problem.n == 2:
-            _size_box(ax, sizes, sample)
+        _size_box(ax, sizes, sample)
         if ax is not axes[0] and problem.n == 2:
             ax.set_ylabel("")
     handles = [
@@ -117,7 +118,7 @@ def landscape_family(
     fig.legend(
         handles=handles, loc="outside lower center", ncols=legend_columns(len(runs)), fontsize=8
     )
-    p = sp.latex(options.param)
+    p = tex(options.param)
     values = ", ".join(f"{a:g}" for a in options.alphas)
     at = vector(sample.tolist(), 4)
     caption = (
@@ -130,7 +131,7 @@ def landscape_family(
         caption += "its true length $|\\Delta x|$ per rule."
     else:
         caption += "Arrows start above the sample point (dotted line) and have their true "
-        caption += "length (clipped at the plot window), which is also written beside each."
+        caption += "length (clipped at the plot window); the boxes give $|\\Delta x|$ per rule."
         if log_axis:
             caption += " The loss axis is logarithmic where the loss spans many orders."
     if failed:
@@ -157,15 +158,6 @@ def _arrow(ax: Any, sample: np.ndarray, dx: np.ndarray, k: int, total: int, run:
         width, coords = 2.5, ("data", "axes fraction")
         height = 0.93 - 0.08 * k
         start, end = (sample[0], height), (float(np.clip(sample[0] + dx[0], x0, x1)), height)
-    if len(sample) == 1:  # |Δx| beside the tail, on the side away from the arrow
-        left = dx[0] > 0
-        ax.annotate(
-            f"{run.rule.label} {number(abs(dx[0]), 3)}" if not left else
-            f"{number(abs(dx[0]), 3)} {run.rule.label}",
-            xy=start, xycoords=coords, xytext=(-9 if left else 9, 0), textcoords="offset points",
-            ha="right" if left else "left", va="center", fontsize=7, color=run.style.color,
-            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
-        )  # fmt: skip
     ax.annotate(
         "", xy=end, xytext=start, xycoords=coords, textcoords=coords, zorder=5 + k,
         arrowprops={"arrowstyle": "-|>", "color": run.style.color, "lw": width,
@@ -252,18 +244,66 @@ def make_figures(
     runs: Sequence[RuleRun],
     options: ReportOptions,
     graph: Any = None,
+    units: dict[str, Any] | None = None,
 ) -> list[Plot]:
     """Every figure the report shows, in order."""
     plots = []
     family = landscape_family(problem, runs, options)
     if family is not None:
         plots.append(family)
-    fig, caption = trajectory_figure(problem, runs, options)
+    x_names, y_names = axis_names(problem, units or {})
+    fig, caption = trajectory_figure(problem, runs, options, x_names, y_names)
     plots.append(Plot("trajectories", fig, caption))
     plots.append(loss_figure(runs))
+    if problem.n > FEW:
+        fig, caption = pattern_figure(problem)
+        plots.append(Plot("sparsity", fig, caption))
     if graph is not None:
         plots.append(graph_figure(graph))
     return plots
+
+
+_SI = {
+    "mass": r"\mathrm{kg}", "length": r"\mathrm{m}", "time": r"\mathrm{s}",
+    "current": r"\mathrm{A}", "temperature": r"\mathrm{K}", "amount_of_substance": r"\mathrm{mol}",
+    "luminous_intensity": r"\mathrm{cd}",
+}  # fmt: skip
+
+
+def si_unit(dimension: Any) -> str:
+    r"""The SI unit of a dimension as mathtext (no ``$``), ``""`` when dimensionless.
+
+    Examples
+    --------
+    >>> si_unit("velocity"), si_unit("energy"), si_unit("1")
+    ('\\mathrm{m}\\,\\mathrm{s}^{-1}', '\\mathrm{kg}\\,\\mathrm{m}^{2}\\,\\mathrm{s}^{-2}', '')
+    """
+    powers = parse_dimension(dimension).name.as_powers_dict()
+    order = list(_SI)
+    parts = []
+    for base, exp in sorted(
+        powers.items(), key=lambda kv: order.index(str(kv[0])) if str(kv[0]) in order else 9
+    ):
+        if base == 1 or exp == 0:
+            continue
+        unit = _SI.get(str(base), rf"\mathrm{{{base}}}")
+        parts.append(unit if exp == 1 else f"{unit}^{{{tex(exp)}}}")
+    return r"\,".join(parts)
+
+
+def axis_names(problem: Problem, units: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Axis labels of the inputs and outputs: their symbols, with SI units from ``[units]``."""
+    xs = [math_label(s) for s in problem.inputs]
+    ys = [math_label(s) for s in problem.output_symbols]
+    if not units:
+        return xs, ys
+    found = problem_dimensions(problem, units)
+    dims = [found.symbols.get(s) for s in problem.inputs] + list(found.outputs)
+    labels = []
+    for name, dim in zip(xs + ys, dims):
+        unit = si_unit(dim) if dim is not None else ""
+        labels.append(f"{name} [${unit}$]" if unit else name)
+    return labels[: problem.n], labels[problem.n :]
 
 
 def save_plot(plot: Plot, directory: Path) -> tuple[Path, Path]:

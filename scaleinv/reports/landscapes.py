@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import sympy as sp
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.mathtext import MathTextParser
@@ -21,11 +20,12 @@ from matplotlib.ticker import MaxNLocator
 
 from scaleinv.reports.colors import styled
 from scaleinv.reports.content import ReportOptions, RuleRun
-from scaleinv.reports.latex import escape
+from scaleinv.reports.latex import escape, tex
 from scaleinv.symbolic import Problem
 
 __all__ = ["window_around", "plane_of", "draw_landscape", "trajectory_figure", "nested"]
-__all__ += ["legend_columns", "NESTED_NOTE", "math_label", "plain_label"]
+__all__ += ["legend_columns", "NESTED_NOTE", "math_label", "plain_label", "mark_off_scale"]
+__all__ += ["OFF_SCALE_NOTE"]
 
 _GRID = 161
 _CONTOUR_CMAP = "Greys"
@@ -33,16 +33,27 @@ _CONTOUR_CMAP = "Greys"
 Loss = Callable[[np.ndarray], np.ndarray]
 
 
-def window_around(points: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], ...]:
+def window_around(
+    points: np.ndarray, pad: float = 0.15, always: np.ndarray | None = None
+) -> tuple[tuple[float, float], ...]:
     """Per component, a padded range around the finite points (shape ``(k, d)``).
 
-    Runaway iterates (beyond 1e3 times the size of the first point) are left out so that
-    one diverging run does not shrink the others to a dot.
+    The range is robust: points beyond the quartiles by more than three interquartile ranges
+    (one rule's excursion) are left out, so that one run does not squash the others into a
+    blob; ``always`` (e.g. start and end points) are kept in any case. Figures mark the
+    points left out at the border (:func:`mark_off_scale`).
     """
     points = np.asarray(points, dtype=float).reshape(-1, np.shape(points)[-1])
-    scale = 1e3 * (1.0 + np.max(np.abs(points[0])))
-    keep = np.isfinite(points).all(axis=1) & (np.abs(points) <= scale).all(axis=1)
-    points = points[keep] if keep.any() else np.zeros((1, points.shape[1]))
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) == 0:
+        points = np.zeros((1, np.shape(points)[-1]))
+    q1, q3 = np.quantile(points, 0.25, axis=0), np.quantile(points, 0.75, axis=0)
+    reach = 3.0 * np.maximum(q3 - q1, 1e-12 * (1.0 + np.abs(q3)))
+    keep = ((points >= q1 - reach) & (points <= q3 + reach)).all(axis=1)
+    points = points[keep]
+    if always is not None:
+        extra = np.asarray(always, dtype=float).reshape(-1, points.shape[1])
+        points = np.concatenate([points, extra[np.isfinite(extra).all(axis=1)]])
     low, high = points.min(axis=0), points.max(axis=0)
     span = np.maximum(high - low, 0.1 * (1.0 + np.abs(high) + np.abs(low)))
     return tuple((float(lo - pad * s), float(hi + pad * s)) for lo, hi, s in zip(low, high, span))
@@ -146,6 +157,39 @@ def nested(k: int, total: int) -> dict[str, Any]:
 NESTED_NOTE = "Where rules coincide, their lines nest (earlier rules wider and underneath)."
 
 
+def mark_off_scale(ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int, int]) -> int:
+    """Mark iterates outside the axes' window at the border (a hollow marker in the rule's
+    colour, where the path leaves); returns how many iterates are off the scale."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    count = 0
+    for run in runs:
+        if run.trajectory is None:
+            continue
+        data = getattr(run.trajectory, which)
+        for b in range(data.shape[1]):
+            path = data[:, b, :]
+            xs, ys = (
+                (np.arange(len(path)), path[:, 0])
+                if path.shape[1] == 1
+                else (path[:, plane[0]], path[:, plane[1]])
+            )
+            finite = np.isfinite(xs) & np.isfinite(ys)
+            out = finite & ((xs < x0) | (xs > x1) | (ys < y0) | (ys > y1))
+            count += int(out.sum())
+            if out.any():
+                ax.plot(
+                    np.clip(xs[out], x0, x1), np.clip(ys[out], y0, y1), ls="none", marker="o",
+                    mfc="none", mec=run.style.color, ms=7, mew=1.5, clip_on=False, zorder=7,
+                )  # fmt: skip
+    return count
+
+
+OFF_SCALE_NOTE = (
+    "Hollow circles on the border mark iterates beyond the plot window (one rule's "
+    "excursion would otherwise squash the others)."
+)
+
+
 def _draw_paths(ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int, int]) -> None:
     """Each run's iterates: a path in the plane, or (1-D) the value against the iteration."""
     for k, run in enumerate(runs):
@@ -174,7 +218,11 @@ def _iterations_axes(ax: Axes, name: str) -> None:
 
 @styled
 def trajectory_figure(
-    problem: Problem, runs: Sequence[RuleRun], options: ReportOptions
+    problem: Problem,
+    runs: Sequence[RuleRun],
+    options: ReportOptions,
+    x_names: Sequence[str] | None = None,
+    y_names: Sequence[str] | None = None,
 ) -> tuple[Figure, str]:
     """Every run's iterates in x-space (left) and y-space (right) over the loss; and a caption.
 
@@ -189,11 +237,15 @@ def trajectory_figure(
     y_paths = [r.trajectory.y[:, b, :] for r in runs if r.trajectory is not None
                for b in range(r.trajectory.y.shape[1])]  # fmt: skip
     starts = np.array([p[0] for p in x_paths]) if x_paths else np.zeros((1, problem.n))
-    x_window = options.window or window_around(np.concatenate([*x_paths, starts]))
+    ends = np.array([p[-1] for p in x_paths]) if x_paths else starts
+    x_window = options.window or window_around(
+        np.concatenate([*x_paths, starts]), always=np.concatenate([starts, ends])
+    )
     y_points = np.concatenate(y_paths) if y_paths else kernels.P(starts)
-    y_window = window_around(y_points)
-    x_names = [math_label(s) for s in problem.inputs]
-    y_names = [math_label(s) for s in problem.output_symbols]
+    y_ends = np.array([p[[0, -1]] for p in y_paths]).reshape(-1, problem.m) if y_paths else None
+    y_window = window_around(y_points, always=y_ends)
+    x_names = list(x_names or [math_label(s) for s in problem.inputs])
+    y_names = list(y_names or [math_label(s) for s in problem.output_symbols])
     x_plane, y_plane = plane_of(x_paths, problem.n), plane_of(y_paths, problem.m)
     y_base = np.asarray(y_points[0]) if len(y_points) else np.zeros(problem.m)
     log_x = log_y = False
@@ -207,6 +259,10 @@ def trajectory_figure(
         _iterations_axes(ax_y, y_names[0])
     _draw_paths(ax_x, runs, "x", x_plane)
     _draw_paths(ax_y, runs, "y", y_plane)
+    for ax, window in ((ax_x, x_window), (ax_y, y_window)):
+        if len(window) == 1:  # iterate against iteration: robust limits of the values
+            ax.set_ylim(*window[0])
+    off = mark_off_scale(ax_x, runs, "x", x_plane) + mark_off_scale(ax_y, runs, "y", y_plane)
     ax_x.set_title("parameter space $x$", fontsize=10)
     ax_y.set_title("output space $y = \\mathcal{P}(x)$", fontsize=10)
     handles, labels = ax_x.get_legend_handles_labels()
@@ -220,6 +276,7 @@ def trajectory_figure(
         + _space_words(problem.m, y_plane, problem.output_symbols, "L(y)", log_y)
         + ". "
         + NESTED_NOTE
+        + (" " + OFF_SCALE_NOTE if off else "")
     )
     return fig, caption
 
@@ -231,7 +288,7 @@ LABEL_LENGTH = 60
 
 def math_label(symbol: object) -> str:
     """``$<latex>$`` for a symbol when matplotlib's mathtext can typeset it, else its name."""
-    text = f"${sp.latex(symbol)}$"
+    text = f"${tex(symbol)}$"
     try:
         _MATHTEXT.parse(text)
     except ValueError:
@@ -260,7 +317,7 @@ def plain_label(text: str) -> str:
 
 def _space_words(d: int, plane: tuple[int, int], names: Sequence, what: str, log: bool) -> str:
     if d == 1:
-        return f"(one-dimensional: ${sp.latex(names[0])}$ against the iteration $k$)"
+        return f"(one-dimensional: ${tex(names[0])}$ against the iteration $k$)"
     spacing = "logarithmically spaced contours" if log else "contours"
     if d == 2:
         return f"(over {spacing} of ${what}$)"

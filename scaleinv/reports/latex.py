@@ -36,6 +36,12 @@ PREAMBLE = r"""\documentclass[10pt,a4paper]{article}
 \setlength{\parskip}{0.5em}
 \setlength{\LTpre}{0.5em}
 \setlength{\LTpost}{0.5em}
+% Start a new page unless #1 lines are left on this one (keeps a heading with its content).
+\makeatletter
+\newcommand{\needlines}[1]{\par\begingroup\dimen@=#1\baselineskip
+\dimen@ii=\pagegoal\advance\dimen@ii-\pagetotal
+\ifdim\dimen@>\dimen@ii\ifdim\dimen@ii>\z@\vfil\fi\penalty-\@M\fi\endgroup}
+\makeatother
 % A display that shrinks to the line width only when it would overflow.
 \newcommand{\fitmath}[1]{\begin{center}%
 \resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{$\displaystyle #1$}%
@@ -137,20 +143,41 @@ def vector(values: Sequence[float], digits: int = 4) -> str:
     return r"\left(" + ", ".join(number(v, digits) for v in values) + r"\right)"
 
 
-def text_vector(values: Sequence[float], digits: int = 4) -> str:
+def text_vector(values: Sequence[float], digits: int = 4, keep: int = 6) -> str:
     r"""``(a, b, ...)`` for text and table cells: each number in math, breakable after commas.
+
+    A vector longer than ``keep`` shows its first entries and its length.
 
     Examples
     --------
     >>> text_vector([1.5, 2e-9])
     '$(1.5$, $2 \\times 10^{-9})$'
+    >>> text_vector(range(20), keep=3)
+    '$(0$, $1$, $2$, $\\dots)$ (20 entries)'
     """
-    return "$(" + "$, $".join(number(v, digits) for v in values) + ")$"
+    values = list(values)
+    shown = [number(v, digits) for v in values[:keep]]
+    if len(values) > keep:
+        return "$(" + "$, $".join([*shown, r"\dots"]) + f")$ ({len(values)} entries)"
+    return "$(" + "$, $".join(shown) + ")$"
 
 
 def tex(expr: object) -> str:
-    """:func:`sympy.latex` of an expression, matrix, relation or boolean."""
-    return sp.latex(expr)
+    """:func:`sympy.latex` of an expression, matrix, relation or boolean.
+
+    Symbols named ``<name>_star`` print as ``<name>^*`` (the chapter's ``y^*``).
+
+    Examples
+    --------
+    >>> tex(sp.Symbol("z_star") - sp.Symbol("y0"))
+    '- y_{0} + z^{*}'
+    """
+    names = {
+        s: sp.latex(sp.Symbol(s.name[:-5])) + "^{*}"
+        for s in getattr(expr, "free_symbols", ())
+        if isinstance(s, sp.Symbol) and s.name.endswith("_star") and len(s.name) > 5
+    }
+    return sp.latex(expr, symbol_names=names) if names else sp.latex(expr)
 
 
 def visible_length(latex: str) -> int:
@@ -279,9 +306,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], spec: str) -> s
     r"""A ``longtable`` with booktabs rules; ``headers`` are plain text, cells are LaTeX.
 
     ``spec`` is the column specification, e.g. ``"l l >{\raggedright\arraybackslash}p{6cm}"``.
+    No page break falls after the first row or before the last (``\\*``), so a table is
+    never split leaving one row alone.
     """
     head = " & ".join(rf"\textbf{{{escape(h)}}}" for h in headers) + r" \\"
-    body = "\n".join(" & ".join(row) + r" \\" for row in rows)
+    ends = [r" \\*" if k == 0 or k >= len(rows) - 2 else r" \\" for k in range(len(rows))]
+    body = "\n".join(" & ".join(row) + end for row, end in zip(rows, ends))
     return (
         f"\\begin{{longtable}}{{{spec}}}\n\\toprule\n{head}\n\\midrule\n\\endhead\n"
         f"{body}\n\\bottomrule\n\\end{{longtable}}\n"

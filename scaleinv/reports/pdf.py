@@ -30,6 +30,9 @@ class LatexError(ScaleinvError):
         where = f" (see {log})" if log is not None else ""
         super().__init__(f"LaTeX failed on {tex.name}: {first_error}{where}")
 
+    def __reduce__(self) -> tuple:  # picklable, so that a build in a worker process reports it
+        return (type(self), (self.tex, self.first_error, self.log))
+
 
 def tex_engine() -> str | None:
     """``"latexmk"`` or ``"pdflatex"`` (the first one installed), or None."""

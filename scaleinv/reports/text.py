@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
-__all__ = ["format_table", "format_vector", "format_expr"]
+__all__ = ["format_table", "format_vector", "format_expr", "format_formula"]
+
+#: Width of the terminal output of formulas.
+WIDTH = 100
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Mapping[int, int] | None = None
+) -> str:
     """A left-aligned text table with a rule under the header.
+
+    ``wrap`` maps column indices to widths: longer cells in those columns wrap onto further
+    lines of the row (at spaces) instead of being cut.
 
     Examples
     --------
@@ -21,11 +30,27 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     ------  ----
     gd      1.0
     newton  0.5
+    >>> print(format_table(["rule", "why"], [["gd", "steps too small"]], wrap={1: 6}))
+    rule  why
+    ----  -----
+    gd    steps
+          too
+          small
     """
+    wrap = dict(wrap or {})
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    split = [
+        [textwrap.wrap(c, wrap[i]) or [""] if i in wrap else [c] for i, c in enumerate(row)]
+        for row in cells
+    ]
+    widths = [max(len(line) for row in split for line in row[i]) for i in range(len(headers))]
+    lines = []
+    for row in split:
+        for k in range(max(len(c) for c in row)):
+            parts = [(c[k] if k < len(c) else "").ljust(w) for c, w in zip(row, widths)]
+            lines.append("  ".join(parts).rstrip())
+    header_lines = max(len(c) for c in split[0])
+    lines.insert(header_lines, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
@@ -64,3 +89,35 @@ def format_expr(expr: Any) -> str:
             return format_expr(list(expr))
         return "\n".join("[" + ", ".join(_inline(e) for e in row) + "]" for row in expr.tolist())
     return _inline(expr)
+
+
+def format_formula(name: str, expr: Any, width: int = WIDTH) -> str:
+    """``name = expr`` wrapped at ``width`` columns; long ones with named subexpressions.
+
+    A formula that does not fit on one line is written with its repeated parts named
+    (``x0_ = …``, SymPy's ``cse``) and every line wrapped at spaces, continuation lines
+    indented. Nothing is cut.
+
+    Examples
+    --------
+    >>> x, y = sp.symbols("x y")
+    >>> print(format_formula("f", (x + 2 * y) ** 2 + sp.sin(x + 2 * y), width=30))
+    f = xi1**2 + sin(xi1), where
+      xi1 = x + 2*y
+    """
+    one = f"{name} = {sp.sstr(expr)}"
+    if len(one) <= width:
+        return one
+    from scaleinv.reports.formulas import named_parts
+
+    subs, reduced = named_parts(expr)
+    lines = _wrap(f"{name} = {sp.sstr(reduced)}" + (", where" if subs else ""), width)
+    for sym, part in subs:
+        lines += _wrap(f"  {sym} = {sp.sstr(part)}", width, indent="      ")
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int, indent: str = "    ") -> list[str]:
+    return textwrap.wrap(
+        text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    ) or [text]

@@ -33,8 +33,8 @@ from scaleinv.analysis.invariance import (
 from scaleinv.analysis.units import check_units, parse_dimension, problem_dimensions
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.numeric import Status
-from scaleinv.reports.content import ETA, RuleRun, symbolic_rule
-from scaleinv.reports.latex import escape, number
+from scaleinv.reports.content import ETA, FEW, RuleRun, status_words, symbolic_rule
+from scaleinv.reports.latex import escape, number, tex, text_vector
 from scaleinv.symbolic import Spec
 from scaleinv.symbolic.spec import ANALYSIS_KEYS, MAX_BUDGET, check_keys
 
@@ -73,6 +73,10 @@ class VerdictRow:
     aspect: str = ""
     aspect_tex: str = ""
 
+    def _repr_markdown_(self) -> str:
+        aspect = f" ({self.aspect})" if self.aspect else ""
+        return f"**{self.subject}** — {self.check}{aspect}: **{self.verdict}**. {self.detail}"
+
 
 def dimension_tex(dim: Any) -> str:
     r"""A dimension as upright LaTeX math, base dimensions with signed exponents.
@@ -95,7 +99,7 @@ def dimension_tex(dim: Any) -> str:
     for base, exp in sorted(powers.items(), key=key):
         if base == 1 or exp == 0:
             continue
-        shown = "" if exp == 1 else f"^{{{sp.latex(exp)}}}"
+        shown = "" if exp == 1 else f"^{{{tex(exp)}}}"
         parts.append(rf"\mathrm{{{base}}}{shown}")
     return r"\,".join(parts) or "1"
 
@@ -164,7 +168,7 @@ def units_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
         needs = []
         for x, need in zip(spec.problem.inputs, report.required_eta):
             shown = "any" if need is None else dimension_tex(need)
-            needs.append(rf"$[\eta]_{{{sp.latex(x)}}} = {shown}$")
+            needs.append(rf"$[\eta]_{{{tex(x)}}} = {shown}$")
         detail = "needs " + ", ".join(needs)
         if report.eta_dimension is not None:
             detail += rf"; one $\eta$ of dimension ${dimension_tex(report.eta_dimension)}$ fits"
@@ -175,24 +179,68 @@ def units_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
 
 
 def invariance_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
-    """Per transform and rule: :func:`scale_invariance` and its numeric trajectory twin."""
+    """Per transform and rule: :func:`scale_invariance` and its numeric trajectory twin.
+
+    Counterexamples are searched at the spec's own param values and the rule's step size.
+    A transform that is the identity at the spec's values makes every rule trivially
+    invariant: such rows say ``trivial`` (with the verdict for general values in the detail).
+    """
     budget = float(analysis_options(spec).get("budget", 5))
     rows = []
     for transform in transforms_of(spec):
         aspect, heading = transform.describe(), transform_tex(transform, spec)
+        identity = _is_identity(spec, transform)
         for run in runs:
+            at = dict(spec.problem.params)
+            eta = getattr(run.rule, "eta", None)
+            if eta is not None and run.deltas:
+                at[ETA] = float(eta)
             try:
                 rule = symbolic_rule(run.rule) if run.deltas else run.rule
-                report = scale_invariance(spec.problem, rule, transform, budget=budget, rng=0)
-                twin = _twin(spec, run, transform)
+                report = scale_invariance(
+                    spec.problem, rule, transform, budget=budget, rng=0, at=None if identity else at
+                )
+                twin = "" if identity else _twin(spec, run, transform)
             except ScaleinvError as err:
                 text = escape(str(err))
                 rows.append(VerdictRow(_INV, run.label, "not checked", text, aspect, heading))
                 continue
-            detail = _invariance_detail(report) + twin
             verdict = str(report.verdict)
+            if identity:
+                detail = (
+                    f"With the spec's {_param_values(spec)} this transform is the identity, so "
+                    f"every rule is trivially invariant. For general values: {verdict}"
+                    + (f" ({escape(report.note)})" if report.note else "")
+                    + "."
+                )
+                verdict = "trivial"
+            else:
+                detail = _invariance_detail(report) + twin
             rows.append(VerdictRow(_INV, run.label, verdict, detail, aspect, heading))
     return rows
+
+
+def _is_identity(spec: Spec, transform: Any) -> bool:
+    """Whether ``transform`` maps the problem to itself at the spec's param values."""
+    setup = transform.apply(spec.problem)
+    if setup.new_params:  # free scales: not the identity
+        return False
+    p, q = spec.problem, setup.problem
+    values = dict(p.params)
+    rename = dict(zip(p.inputs, setup.inputs))
+    pairs = [
+        *zip(setup.forward, setup.inputs),
+        *zip(q.outputs, [e.xreplace(rename) for e in p.outputs]),
+        (q.loss, p.loss),
+    ]
+    return all(sp.simplify((a - b).subs(values)) == 0 for a, b in pairs)
+
+
+def _param_values(spec: Spec) -> str:
+    shown = [
+        f"${tex(s)} = {number(v, 4)}$" for s, v in sorted(spec.problem.params.items(), key=str)
+    ]
+    return ", ".join(shown) or "values"
 
 
 def transform_tex(transform: Any, spec: Spec) -> str:
@@ -200,34 +248,37 @@ def transform_tex(transform: Any, spec: Spec) -> str:
     setup = transform.apply(spec.problem)
     if isinstance(transform, OutputScaling):
         k = next(i for i, e in enumerate(spec.problem.outputs) if e != 0)
-        c = sp.latex(sp.simplify(setup.problem.outputs[k] / spec.problem.outputs[k]))
+        c = tex(sp.simplify(setup.problem.outputs[k] / spec.problem.outputs[k]))
         return (
             rf"$\mathcal{{P}} \to {c}\,\mathcal{{P}}$, $y^* \to {c}\,y^*$, "
             rf"$L(y) \to {c}^{{2}} L(y/{c})$"
         )
     if spec.problem.n == 1:
-        return rf"${sp.latex(spec.problem.inputs[0])} = {sp.latex(setup.forward[0])}$"
-    xs = ", ".join(sp.latex(x) for x in spec.problem.inputs)
-    return rf"$({xs}) = ({', '.join(sp.latex(e) for e in setup.forward)})$"
+        return rf"${tex(spec.problem.inputs[0])} = {tex(setup.forward[0])}$"
+    if spec.problem.n > FEW:
+        first, last = setup.forward[0], setup.forward[-1]
+        return rf"$x = ({tex(first)}, \dots, {tex(last)})$"
+    xs = ", ".join(tex(x) for x in spec.problem.inputs)
+    return rf"$({xs}) = ({', '.join(tex(e) for e in setup.forward)})$"
 
 
 def _symbol_tex(name: str) -> str:
-    return sp.latex(sp.Symbol(name))
+    return tex(sp.Symbol(name))
 
 
 def _invariance_detail(report: InvarianceReport) -> str:
     text = escape(report.note) if report.note else ""
     ce = report.counterexample
     if ce is not None:
-        at = ", ".join(f"{_symbol_tex(k)} = {number(v, 3)}" for k, v in ce.values().items())
+        values = list(ce.values().items())
+        at = ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values[: 2 * FEW])
+        if len(values) > 2 * FEW:
+            at += f" (and {len(values) - 2 * FEW} more)"
         text += (
-            rf"; e.g.\ at ${at}$: $\Delta x = {_vec(ce.lhs)}$, mapped $\Delta u = {_vec(ce.rhs)}$"
+            rf"; e.g.\ at {at}: $\Delta x = ${text_vector(ce.lhs, 3)}, mapped "
+            rf"$\Delta u = ${text_vector(ce.rhs, 3)}"
         )
     return text
-
-
-def _vec(values: Sequence[float]) -> str:
-    return "(" + ", ".join(number(v, 3) for v in values) + ")"
 
 
 def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
@@ -241,13 +292,23 @@ def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     )  # fmt: skip
     shown = ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values.items())
     where = f" (with {shown})" if shown else ""
-    statuses = {Status(int(c)).label for c in np.ravel(comparison.status_mapped)}
+    statuses = {status_words(Status(int(c))) for c in np.ravel(comparison.status_mapped)}
     ended = ""
-    if statuses != {Status(int(c)).label for c in np.ravel(comparison.status)}:
-        ended = f"; the run on the transformed problem ended {', '.join(sorted(statuses))}"
+    if statuses != {status_words(Status(int(c))) for c in np.ravel(comparison.status)}:
+        ended = f"; the run on the transformed problem ended: {', '.join(sorted(statuses))}"
     if comparison.max_rel == 0:
         return f". Numeric twin{where}: the trajectories mapped back agree exactly."
+    if comparison.max_rel < 1e-9:
+        return (
+            f". Numeric twin{where}: the trajectories mapped back agree to rounding "
+            f"(relative difference ${number(comparison.max_rel, 2)}$){escape(ended)}."
+        )
+    if comparison.max_rel > 10:
+        return (
+            f". Numeric twin{where}: the trajectories mapped back are different paths (they "
+            f"end more than ten times their own size apart){escape(ended)}."
+        )
     return (
-        f". Numeric twin{where}: the trajectories mapped back differ by at most "
-        f"${number(comparison.max_rel, 2)}$ (relative){escape(ended)}."
+        f". Numeric twin{where}: the trajectories mapped back differ by up to "
+        rf"${number(100 * comparison.max_rel, 2)}\,\%$ (relative){escape(ended)}."
     )

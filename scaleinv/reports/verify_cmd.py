@@ -9,16 +9,20 @@ loss's own ``Δy`` (consistency in compositions), each against what the chapter 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import re
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sympy as sp
 
+from scaleinv.analysis.branch_selection import branch_selection
 from scaleinv.analysis.claims import ClaimVerdict, LedgerReport, claim, run_ledger
 from scaleinv.analysis.claims_checks_pg import intermediate_step
-from scaleinv.analysis.invariance import scale_invariance
+from scaleinv.analysis.claims_statement import Statement
+from scaleinv.analysis.invariance import OutputScaling, scale_invariance
 from scaleinv.analysis.units import check_units, format_dimension, problem_dimensions
 from scaleinv.analysis.verdict import Verdict
 from scaleinv.errors import ScaleinvError, SpecError
@@ -29,7 +33,7 @@ from scaleinv.reports.verdicts import analysis_options, transforms_of
 from scaleinv.symbolic import Spec, load_spec
 from scaleinv.symbolic.spec import MAX_BUDGET
 
-__all__ = ["register", "cmd_verify", "SpecCheck", "spec_checks", "ledger_table"]
+__all__ = ["register", "cmd_verify", "SpecCheck", "spec_checks", "ledger_table", "plain_quote"]
 
 ETA = sp.Symbol("eta", positive=True)
 _SYMBOLIC = ("gd", "newton", "ig", "pg")
@@ -38,6 +42,7 @@ _SHOULD_HOLD = {
     "units": {"newton", "ig", "pg"},
     "scale": {"newton", "ig", "pg"},
     "composition": {"ig", "pg"},
+    "nearest branch": set(),  # the chapter's claim, corrected: see ledger pg-nearest-branch
 }
 
 _EPILOG = """\
@@ -100,7 +105,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise SpecError("", "--units", "units describe a problem: give a SPEC file too")
         if args.claim:
             return _show_claims(args.claim, args.budget or 20.0)
-        report = run_ledger(budget=args.budget or 20.0)
+        report = run_ledger(budget=args.budget or 20.0, progress=_progress)
         print(ledger_table(report))
         return 1 if report.regressions else 0
     if args.claim:
@@ -108,16 +113,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     units = {**dict(spec.units), **_parse_units(args.units)}
     budget = args.budget or float(analysis_options(spec).get("budget", 5))
-    checks = spec_checks(spec, units, budget)
+    checks = spec_checks(spec, units, budget, progress=_progress)
     print(f"{spec.title}\n")
     pg = REGISTRY["pg"](ETA)
     checked = {c.row()[0] for c in checks}
     note = numeric_inverse_note(spec.problem, pg) if pg.label in checked else None
     if note is not None:
         print(f"note: PG's numeric twins solve P(x) = y numerically ({note})\n")
-    print(
-        format_table(["rule", "check", "verdict", "chapter", "detail"], [c.row() for c in checks])
-    )
+    headers = ["rule", "check", "verdict", "chapter", "detail"]
+    print(format_table(headers, [c.row() for c in checks], wrap={4: 60}))
     failed = [c for c in checks if c.failed]
     print(f"\n{len(checks)} checks; {len(failed)} that should hold failed")
     return 1 if failed else 0
@@ -126,13 +130,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def ledger_table(report: LedgerReport) -> str:
     """The ledger as a text table with a summary line."""
     rows = [
-        [r.id, r.claim.section, r.verdict.value + (" !" if r.regression else ""), r.summary()]
+        [
+            r.id,
+            r.claim.section,
+            r.verdict.value + (" !" if r.regression else ""),
+            r.summary().text(),
+        ]
         for r in report.rows
     ]
     counts = ", ".join(f"{report.counts[v]} {v.value}" for v in ClaimVerdict)
-    lines = [format_table(["id", "section", "verdict", "statement (or correction)"], rows), ""]
+    headers = ["id", "section", "verdict", "statement (or correction)"]
+    lines = [format_table(headers, rows, wrap={1: 24, 3: 64}), ""]
     lines.append(f"{len(report.rows)} claims: {counts} ({report.seconds:.1f} s)")
-    lines += [f"! {r.id} should hold but fails: {r.result.detail}" for r in report.regressions]
+    lines += [
+        f"! {r.id} should hold but fails: {r.result.detail.text()}" for r in report.regressions
+    ]
     return "\n".join(lines)
 
 
@@ -146,12 +158,13 @@ def _show_claims(ids: Sequence[str], budget: float) -> int:
     for row in report.rows:
         c, r = row.claim, row.result
         print(f"{c.id} [{c.section}]: {r.verdict.value}")
-        print(f"  chapter: “{c.quote}”\n  checked: {c.statement}")
+        print(f"  chapter: “{plain_quote(c.quote)}”\n  checked: {c.statement.text()}")
         if r.correction:
-            print(f"  correct: {r.correction}")
-        print(f"  found:   {r.detail}")
+            print(f"  correct: {r.correction.text()}")
+        print(f"  found:   {r.detail.text()}")
         for step in r.derivation:
-            print(f"    {step.label}: {sp.sstr(step.expr)}")
+            shown = step.expr if isinstance(step.expr, str) else Statement((step.expr,)).text()
+            print(f"    {step.label}: {shown}")
         print()
     return 1 if report.regressions else 0
 
@@ -190,16 +203,25 @@ class SpecCheck:
     def row(self) -> list[str]:
         mark = " !" if self.failed else ""
         chapter = "holds" if self.should_hold else "may fail"
-        return [self.rule, self.check, self.verdict + mark, chapter, _short(self.detail)]
+        return [self.rule, self.check, self.verdict + mark, chapter, " ".join(self.detail.split())]
 
 
-def spec_checks(spec: Spec, units: dict[str, Any], budget: float) -> list[SpecCheck]:
-    """Units (when given), every scaling of the spec and composition, for each symbolic rule."""
+def spec_checks(
+    spec: Spec, units: dict[str, Any], budget: float, progress: Callable[[str], None] | None = None
+) -> list[SpecCheck]:
+    """Units (when given), every scaling of the spec and composition, for each symbolic rule.
+
+    ``progress`` is called with one line per rule before its checks run.
+    """
     dims = problem_dimensions(spec.problem, units) if units else None
     transforms = transforms_of(spec)
     names = [r.name for r in spec.rules if r.name in _SYMBOLIC] or list(_SYMBOLIC)
     found: list[SpecCheck] = []
-    for name in dict.fromkeys(names):
+    unique = list(dict.fromkeys(names))
+    for k, name in enumerate(unique, 1):
+        if progress is not None:
+            what = ("units, " if dims is not None else "") + f"{len(transforms)} scaling(s)"
+            progress(f"[{k}/{len(unique)}] {name}: {what}, composition")
         found += _rule_checks(spec.problem, name, dims, transforms, budget)
     return found
 
@@ -221,15 +243,16 @@ def _rule_checks(
             rows.append(("units", "not checked", None, str(err)))
     for transform in transforms:
         r = scale_invariance(problem, rule, transform, budget=budget, rng=0)
-        detail = r.note
+        detail = r.note if r.route.startswith("theorem") else f"[{r.route}] {r.note}"
         if r.counterexample is not None:
             ce = r.counterexample
             detail += f" (Δx = {_vec(ce.lhs)}, mapped {_vec(ce.rhs)})"
         rows.append((f"scale: {transform.describe()}", r.verdict.value, _truth(r.verdict), detail))
+        if name == "pg" and not isinstance(transform, OutputScaling):
+            rows.append(_selection_row(problem, transform))
     try:
         d = intermediate_step(problem, rule, budget=budget)
-        diff = ", ".join(sp.sstr(e) for e in d.difference) or "—"
-        rows.append(("composition", d.verdict.value, _truth(d.verdict), f"y-step − Δy = ({diff})"))
+        rows.append(("composition", d.verdict.value, _truth(d.verdict), _composition_detail(d)))
     except ScaleinvError as err:
         rows.append(("composition", "not checked", None, str(err)))
     return [
@@ -240,6 +263,16 @@ def _rule_checks(
     ]
 
 
+def _selection_row(problem: Any, transform: Any) -> tuple[str, str, bool | None, str]:
+    """PG's nearest-branch choice under ``transform`` (:func:`branch_selection`)."""
+    check = f"nearest branch: {transform.describe()}"
+    try:
+        r = branch_selection(problem, transform)
+    except ScaleinvError as err:
+        return (check, "not checked", None, str(err))
+    return (check, r.verdict.value, _truth(r.verdict), r.reason)
+
+
 def _truth(verdict: Verdict) -> bool | None:
     return {Verdict.PROVED: True, Verdict.REFUTED: False}.get(verdict)
 
@@ -248,6 +281,41 @@ def _vec(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
 
 
-def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _composition_detail(decision: Any) -> str:
+    difference = [e for e in decision.difference if e != 0]
+    if decision.verdict is Verdict.PROVED or (decision.difference and not difference):
+        return "the y-step equals the loss's own Δy"
+    if not difference:
+        return decision.note or "could not compare the y-step with Δy"
+    shown = ", ".join(sp.sstr(e) for e in difference)
+    return f"the y-step differs from Δy by ({shown})"
+
+
+def _progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+_QUOTE_MACROS = {
+    r"\rightarrow": "→", r"\Delta": "Δ", r"\partial": "∂", r"\alpha": "α", r"\eta": "η",
+    r"\cdot": "·", r"\lim": "lim", r"\mathcal P": "P", r"\mathcal{P}": "P", r"\big": "",
+    r"\left": "", r"\right": "", "~": " ",
+}  # fmt: skip
+
+
+def plain_quote(quote: str) -> str:
+    r"""A chapter quote with its inline LaTeX read as plain text (for the terminal).
+
+    Examples
+    --------
+    >>> plain_quote(r"\(\Delta x_{\text{GD}} = -\eta \cdot \alpha\)")
+    'Δx_GD = -η·α'
+    >>> plain_quote(r"\frac{\partial L}{\partial x}")
+    '(∂L)/(∂x)'
+    """
+    text = quote.replace(r"\(", "").replace(r"\)", "")
+    text = re.sub(r"\\(?:text|mathrm)\{([^{}]*)\}", r"\1", text)
+    text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", text)
+    for macro, shown in _QUOTE_MACROS.items():
+        text = re.sub(re.escape(macro) + r"(?![A-Za-z]) ?", shown, text)
+    text = re.sub(r"_\{([^{}]*)\}", r"_\1", text).replace("{", "").replace("}", "")
+    return re.sub(r"\s+", " ", text).strip()

@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from scaleinv.errors import ParseError, ProblemError
-from scaleinv.symbolic.budget import cheap_simplify
 from scaleinv.symbolic.parsing import check_name, make_symbol, parse_expr
+from scaleinv.symbolic.sparse import (
+    SparseDerivatives,
+    Sparsity,
+    derive_sparse,
+    to_matrix,
+)
 
 if TYPE_CHECKING:
     from scaleinv.symbolic.inverse import LocalInverse
@@ -79,7 +84,7 @@ class Problem:
         if len(target) != len(outputs):
             raise ProblemError(f"target has {len(target)} entries, P has {len(outputs)} outputs")
         loss = (
-            sp.Rational(1, 2) * sum(((y - t) ** 2 for y, t in zip(ys, target)), sp.Integer(0))
+            sp.Rational(1, 2) * sp.Add(*((y - t) ** 2 for y, t in zip(ys, target)))
             if self.loss is None
             else sp.sympify(self.loss)
         )
@@ -188,20 +193,52 @@ class Problem:
         """``P(x)`` as an m×1 column."""
         return sp.Matrix(self.outputs)
 
+    def derivatives(self, engine: str = "auto") -> SparseDerivatives:
+        """The structurally nonzero entries of J, ∂L/∂y, ∂²L/∂y², ∇L and H (cached per engine).
+
+        ``engine`` is ``"sympy"``, ``"symengine"`` or ``"auto"`` (SymEngine where installed);
+        every engine gives the same SymPy results (see :mod:`scaleinv.symbolic.sparse`).
+        """
+        cache = self.__dict__.setdefault("_derivatives", {})
+        if engine not in cache:
+            cache[engine] = derive_sparse(
+                self.inputs, self.outputs, self.loss, self.output_symbols, engine=engine
+            )
+        return cache[engine]
+
+    @cached_property
+    def sparse(self) -> SparseDerivatives:
+        """:meth:`derivatives` with the default engine: what kernels and properties use."""
+        return self.derivatives()
+
+    @cached_property
+    def sparsity(self) -> Sparsity:
+        """The static nonzero patterns of the Jacobian and the Hessian.
+
+        Examples
+        --------
+        >>> p = Problem.from_strings(["x0", "x1", "x2"], ["x0 + x1", "x1*x2", "x2"])
+        >>> p.sparsity.jacobian
+        ((0, 0), (0, 1), (1, 1), (1, 2), (2, 2))
+        >>> p.sparsity.hessian_shape, p.sparsity.hessian_nnz
+        ((3, 3), 7)
+        """
+        return self.sparse.sparsity
+
     @cached_property
     def jacobian(self) -> sp.Matrix:
-        """``∂P/∂x`` (m×n)."""
-        return cheap_simplify(self.P.jacobian(self.inputs))
+        """``∂P/∂x`` (m×n), built from the sparse entries."""
+        return to_matrix(self.sparse.jacobian, (self.m, self.n))
 
     @cached_property
     def loss_y(self) -> sp.Matrix:
         """``∂L/∂y`` (m×1), in the output symbols."""
-        return sp.Matrix([sp.diff(self.loss, y) for y in self.output_symbols])
+        return to_matrix(self.sparse.loss_y, (self.m, 1))
 
     @cached_property
     def loss_yy(self) -> sp.Matrix:
         """``∂²L/∂y²`` (m×m), in the output symbols."""
-        return sp.hessian(self.loss, self.output_symbols)
+        return to_matrix(self.sparse.loss_yy, (self.m, self.m))
 
     @cached_property
     def at_P(self) -> dict[sp.Symbol, sp.Expr]:
@@ -211,26 +248,32 @@ class Problem:
     @cached_property
     def loss_x(self) -> sp.Expr:
         """``L(P(x))``."""
-        return self.loss.subs(self.at_P)
+        return self.loss.xreplace(self.at_P)
 
     @cached_property
     def gradient(self) -> sp.Matrix:
-        """``∂L/∂x`` as an n×1 column (chain rule ``Jᵀ ∂L/∂y``)."""
-        return cheap_simplify(self.jacobian.T * self.loss_y.subs(self.at_P))
+        """``∂L/∂x`` as an n×1 column (chain rule ``Jᵀ ∂L/∂y`` on the pattern)."""
+        return to_matrix(self.sparse.gradient, (self.n, 1))
 
     @cached_property
     def hessian(self) -> sp.Matrix:
         """``∂²L/∂x²`` (n×n), built by the chain rule ``Jᵀ L_yy J + Σ_k L_{y_k} ∇²P_k``.
 
-        Differentiating each (small) output twice is much cheaper than differentiating the
-        (large) gradient once more; the result is the same expression tree up to ordering.
+        Summed over the nonzero pattern only, each Jacobian entry differentiated by the inputs
+        it contains (see :mod:`scaleinv.symbolic.sparse`).
         """
-        jac = self.jacobian
-        hess = jac.T * self.loss_yy.subs(self.at_P) * jac
-        for weight, output in zip(self.loss_y.subs(self.at_P), self.outputs):
-            if weight != 0:
-                hess += weight * sp.hessian(output, self.inputs)
-        return cheap_simplify(hess)
+        return to_matrix(self.sparse.hessian, (self.n, self.n))
+
+    @cached_property
+    def newton_dy_entries(self) -> dict[int, sp.Expr]:
+        """The nonzero entries of :attr:`newton_dy`, solved block by block on ``L_yy``."""
+        try:
+            return dict(self.sparse.newton_dy)
+        except ProblemError as err:
+            raise ProblemError(
+                "the loss has a singular Hessian in y, so the Newton step in y-space that IG "
+                f"and PG use does not exist (loss = {self.loss}; {err})"
+            ) from None
 
     @cached_property
     def newton_dy(self) -> sp.Matrix:
@@ -238,13 +281,7 @@ class Problem:
 
         IG and PG scale it by their ``eta``. For the default loss it is ``y* − y``.
         """
-        hyy = self.loss_yy
-        if hyy.det() == 0:
-            raise ProblemError(
-                "the loss has a singular Hessian in y, so the Newton step in y-space that IG "
-                f"and PG use does not exist (loss = {self.loss})"
-            )
-        return cheap_simplify(-hyy.LUsolve(self.loss_y))
+        return to_matrix(self.newton_dy_entries, (self.m, 1))
 
     # -- inverses and kernels -------------------------------------------------------------
     def local_inverse(self, *, budget: float = 10.0) -> LocalInverse:
@@ -270,6 +307,19 @@ class Problem:
         from scaleinv.numeric.kernels import compile_problem
 
         return compile_problem(self)
+
+    def _repr_latex_(self) -> str:
+        """The problem as a notebook shows it: outputs, loss, target and params."""
+        rows = [
+            rf"{sp.latex(y)} &= {sp.latex(e)}" for y, e in zip(self.output_symbols, self.outputs)
+        ]
+        rows.append(rf"L(y) &= {sp.latex(self.loss)}")
+        if any(t != 0 for t in self.target):
+            rows.append(rf"y^* &= {sp.latex(sp.Tuple(*self.target))}")
+        if self.params:
+            shown = ",\\ ".join(f"{sp.latex(k)} = {v:g}" for k, v in self.params.items())
+            rows.append(rf"&\text{{with }} {shown}")
+        return "$$\\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$$"
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())

@@ -20,7 +20,7 @@ A spec names a problem, where to start, which rules to run and for how long::
 
 Every table's keys are checked here (an unknown key is an error with a did-you-mean
 suggestion); the values of the tables the upper layers read (``units``, ``analysis``,
-``report``) are kept as plain data and those layers validate them.
+``report``, ``study``) are kept as plain data and those layers validate them.
 
 Limits: ``steps`` at most :data:`MAX_STEPS`, at most :data:`MAX_STARTS` start points, and a
 recorded run (``(steps + 1) × starts × (n + m + 1)`` float64) of at most
@@ -46,6 +46,7 @@ __all__ = ["Spec", "RuleSpec", "load_spec", "parse_spec", "check_keys", "check_r
 __all__ += [
     "ANALYSIS_KEYS",
     "REPORT_KEYS",
+    "STUDY_KEYS",
     "MAX_BUDGET",
     "MAX_STEPS",
     "MAX_STARTS",
@@ -69,6 +70,7 @@ _TOP_LEVEL = {
     "units",
     "analysis",
     "report",
+    "study",
 }
 _RULE_SETTINGS = {"eta", "beta", "rcond", "fallback", "label"}
 _PROBLEM_KEYS = {"inputs", "outputs", "loss", "target"}
@@ -76,6 +78,8 @@ _RUN_KEYS = {"starts", "steps", "tol"}
 #: Keys of the ``[analysis]`` and ``[report]`` tables (their values are read by the reports).
 ANALYSIS_KEYS = {"scalings", "output_scalings", "budget", "composition", "claims"}
 REPORT_KEYS = {"param", "alphas", "sample", "window"}
+#: Keys of the ``[study]`` table (many starts in a region; read by ``scaleinv study``).
+STUDY_KEYS = {"region", "starts", "steps", "tol"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class Spec:
     analysis: Mapping[str, Any]
     report: Mapping[str, Any]
     source: str = ""
+    study: Mapping[str, Any] = field(default_factory=dict)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -155,9 +160,10 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     if not isinstance(data.get("rules", []), list):
         raise SpecError(source, "rules", "must be an array of tables ([[rules]])")
     rules = tuple(_rule(r, i, source) for i, r in enumerate(data.get("rules", [])))
-    tables = {key: _table(data, key, source) for key in ("units", "analysis", "report")}
+    tables = {key: _table(data, key, source) for key in ("units", "analysis", "report", "study")}
     check_keys(tables["analysis"], ANALYSIS_KEYS, source, "analysis")
     check_keys(tables["report"], REPORT_KEYS, source, "report")
+    check_keys(tables["study"], STUDY_KEYS, source, "study")
     for key in ("title", "description"):
         if not isinstance(data.get(key, ""), str):
             raise SpecError(source, key, f"must be a string, got {data[key]!r}")
@@ -173,6 +179,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
         analysis=MappingProxyType(tables["analysis"]),
         report=MappingProxyType(tables["report"]),
         source=source,
+        study=MappingProxyType(tables["study"]),
     )
 
 

@@ -1,0 +1,94 @@
+"""Time invariance verdicts by theorem against the expression route, on a diffusion step.
+
+The problem: the periodic diffusion step ``P_i = x_i + 0.1((x_{i+1} − 2x_i + x_{i−1})
++ 0.5 x_i³)`` with ``L = ½|P − y*|²``, for several sizes ``n``. The questions: Newton, IG, PG
+and GD under a diagonal symbolic scaling ``x = diag(s_0, …, s_{n−1}) u`` and under
+``P -> c P`` — eight verdicts per size. Two routes answer them:
+
+* ``theorem``: :func:`scaleinv.analysis.invariance.scale_invariance` with ``route="theorem"``
+  (the matrix-level theorems of :mod:`scaleinv.analysis.theorems`, hypotheses and GD's
+  counterexample checked numerically with sparse pointwise derivatives);
+* ``expression`` (the baseline): ``route="expression"``, simplifying the two concrete updates
+  within ``--budget`` seconds per verdict.
+
+Each row is the median, over ``--repeats`` runs, of the time for all eight verdicts on a
+freshly built problem (nothing cached but the theorems themselves, derived once per process:
+that time is printed first). The verdicts are printed with the times; the expression route is
+run only up to ``--expression-max`` inputs (beyond it every verdict would only exhaust its
+budget).
+
+Usage::
+
+    python benchmarks/invariance_theorems.py                 # n = 4, 64, 256, median of 3
+    python benchmarks/invariance_theorems.py --quick         # n = 4, 16, one run
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import Counter
+
+import sympy as sp
+
+from scaleinv import Problem, rules
+from scaleinv.analysis.invariance import InputScaling, OutputScaling, scale_invariance
+from scaleinv.analysis.theorems import theorems
+
+ETA = sp.Symbol("eta", positive=True)
+
+
+def diffusion(n: int) -> Problem:
+    """The periodic diffusion step with a cubic source term."""
+    xs = [f"x{i}" for i in range(n)]
+    outs = [
+        f"x{i} + 0.1*((x{(i + 1) % n} - 2*x{i} + x{(i - 1) % n}) + 0.5*x{i}**3)" for i in range(n)
+    ]
+    return Problem.from_strings(xs, outs, target=[str(0.1 * (i % 3)) for i in range(n)])
+
+
+def verdicts(n: int, route: str, budget: float) -> tuple[float, str]:
+    """Seconds for the eight verdicts on a fresh problem, and a summary of the verdicts."""
+    problem = diffusion(n)
+    start = time.perf_counter()
+    found = []
+    for transform in (InputScaling([f"s{i}" for i in range(n)]), OutputScaling("c")):
+        for rule in ("newton", "ig", "pg", "gd"):
+            r = scale_invariance(
+                problem, rules.REGISTRY[rule](ETA), transform, budget=budget, rng=0, route=route
+            )
+            found.append(f"{rule}:{r.verdict.value[0]}")
+    counts = Counter(v.split(":")[1] for v in found)
+    summary = " ".join(found) + f"  ({', '.join(f'{k}={c}' for k, c in sorted(counts.items()))})"
+    return time.perf_counter() - start, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 64, 256])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=10.0)
+    parser.add_argument("--expression-max", type=int, default=4)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.repeats = [4, 16], 1
+    start = time.perf_counter()
+    theorems()
+    print(f"derive all theorems once: {time.perf_counter() - start:.2f} s\n")
+    print(f"{'n':>5}  {'theorem [s]':>11}  {'expression [s]':>14}  {'ratio':>7}  verdicts")
+    for n in args.sizes:
+        runs = [verdicts(n, "theorem", args.budget) for _ in range(args.repeats)]
+        fast = statistics.median(t for t, _ in runs)
+        print(f"{n:>5}  {fast:>11.2f}  {'':>14}  {'':>7}  theorem:    {runs[0][1]}")
+        if n <= args.expression_max:
+            base = [verdicts(n, "expression", args.budget) for _ in range(args.repeats)]
+            slow = statistics.median(t for t, _ in base)
+            print(
+                f"{'':>5}  {'':>11}  {slow:>14.2f}  {slow / fast:>6.1f}x  expression: {base[0][1]}"
+            )
+
+
+if __name__ == "__main__":
+    main()

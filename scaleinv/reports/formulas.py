@@ -1,0 +1,198 @@
+r"""Formulas a reader can read: a length budget per formula, named subexpressions, an appendix.
+
+Every formula of a report goes through :class:`Formulas`. A formula that fits its budget is
+shown as :func:`~scaleinv.reports.latex.equations` lays it out (sums split at their terms,
+fractions as ``N/D``). One that does not is shown with its repeated parts named
+(``… where ξ_1 = …``, SymPy's ``cse``); past that too it is not set in the document at all:
+the document says so, and the full expression goes to ``derivations.txt`` beside the report
+(SymPy's plain-text printer, one formula per paragraph). So no formula is ever set below
+8 pt (lines of at most :data:`MAX_LINE` visible characters at 10 pt) or longer than
+:data:`MAX_LINES` display lines (about half a page).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from scaleinv.reports.latex import (
+    LINE_BUDGET,
+    display,
+    readable,
+    split_sum,
+    tex,
+    visible_length,
+)
+
+__all__ = ["Formulas", "MAX_LINE", "MAX_LINES", "APPENDIX_FILE", "named_parts"]
+
+#: Visible characters of one display line that still print at 8 pt (10 pt scaled by 0.8).
+MAX_LINE = int(LINE_BUDGET / 0.8)
+#: Display lines one formula may take (about half an A4 page).
+MAX_LINES = 16
+#: The file beside ``report.tex`` that holds every formula too long for the page.
+APPENDIX_FILE = "derivations.txt"
+#: Names of the subexpressions ``cse`` pulls out (``\xi_1, \xi_2, …``).
+_XI = "xi"
+#: Rewriting for display (``simplify``/``factor``) only below this many operations.
+_REWRITE_OPS = 400
+
+
+def named_parts(
+    expr: sp.Basic, prefix: str = _XI, start: int = 1, min_ops: int = 2
+) -> tuple[list[tuple[sp.Symbol, sp.Basic]], sp.Basic]:
+    """``expr`` with its repeated parts named (SymPy's ``cse``), trivial parts kept inline.
+
+    A part with fewer than ``min_ops`` operations (``1/g``, ``2 v``) reads better in place
+    than as a name; such parts are substituted back. Names are renumbered from ``start``.
+
+    Examples
+    --------
+    >>> x, g = sp.symbols("x g")
+    >>> e = (sp.sin(x) / g + 1) ** 2 + sp.cos(sp.sin(x) / g + 1)
+    >>> named_parts(e)
+    ([(xi1, 1 + sin(x)/g)], xi1**2 + cos(xi1))
+    """
+    subs, (reduced,) = sp.cse(expr, optimizations="basic")
+    kept: list[tuple[sp.Symbol, sp.Basic]] = []
+    inline: dict[sp.Symbol, sp.Basic] = {}
+    for sym, part in subs:
+        part = part.xreplace(inline)
+        if sp.count_ops(part) < min_ops:
+            inline[sym] = part
+        else:
+            kept.append((sym, part))
+    names = dict(zip((s for s, _ in kept), sp.numbered_symbols(prefix, start=start)))
+    renamed = [(names[s], p.xreplace(inline).xreplace(names)) for s, p in kept]
+    return renamed, reduced.xreplace(inline).xreplace(names)
+
+
+@dataclass
+class Formulas:
+    """Lays out formulas within their budget and collects the ones that do not fit.
+
+    Attributes
+    ----------
+    overflow : list of (str, Basic)
+        ``(title, expression)`` of every formula sent to :data:`APPENDIX_FILE`.
+
+    Examples
+    --------
+    >>> x = sp.symbols("x0:3")
+    >>> f = Formulas()
+    >>> short = f.block([("y", x[0] + x[1])])
+    >>> "aligned" in short, f.overflow
+    (True, [])
+    >>> huge = sum(x[0] ** k * x[1] ** (99 - k) / (k + 1) for k in range(100))
+    >>> "derivations.txt" in f.block([("z", huge)], title="z"), len(f.overflow)
+    (True, 1)
+    """
+
+    overflow: list[tuple[str, sp.Basic]] = field(default_factory=list)
+    progress: Callable[[str], None] | None = None
+    _names: int = 0  # fractions and subexpressions named so far (names stay unique)
+    _laid: int = 0
+    _said: float = field(default_factory=time.monotonic)
+
+    def block(self, entries: Sequence[tuple[str, sp.Basic]], title: str = "") -> str:
+        """Displays of ``lhs = rhs`` rows (lhs LaTeX, rhs SymPy) within the budget.
+
+        Rows are laid out one by one; each one that does not fit even with named
+        subexpressions is replaced by a note, and the whole group is sent to the appendix
+        file under ``title`` and its left-hand side.
+        """
+        groups: list[list[str]] = []
+        too_long: list[tuple[str, sp.Basic]] = []
+        self._names = 0  # names (N_k, ξ_k) are local to one group of displays
+        for lhs, rhs in entries:
+            self._tell()
+            laid = self._lay_out(lhs, rhs)
+            if laid is None:
+                too_long.append((lhs, rhs))
+                continue
+            groups.append(laid)
+        out = _displays(groups)
+        if too_long:
+            names = ", ".join(f"${lhs}$" for lhs, _ in too_long)
+            ops = sum(int(sp.count_ops(rhs)) for _, rhs in too_long)
+            out += (
+                f"Too long to print readably ({names}: {ops} operations in all); "
+                f"written out in full in \\texttt{{{APPENDIX_FILE}}} beside this report.\n"
+            )
+            for lhs, rhs in too_long:
+                self.overflow.append((f"{title}: {lhs}" if title else lhs, rhs))
+        return out
+
+    def _tell(self) -> None:
+        """Say how far the layout is, every few seconds (long formulas take a while)."""
+        self._laid += 1
+        if self.progress is not None and time.monotonic() - self._said > 3.0:
+            self._said = time.monotonic()
+            self.progress(f"latex    {self._laid} formulas laid out, {len(self.overflow)} too long")
+
+    def appendix_text(self, title: str) -> str:
+        """The contents of :data:`APPENDIX_FILE` (SymPy's plain-text printer)."""
+        parts = [f"{title}\n\nFormulas too long for the PDF, in full (SymPy's str form).\n"]
+        for name, expr in self.overflow:
+            parts.append(f"{name} =\n{sp.sstr(expr)}\n")
+        return "\n".join(parts)
+
+    def _lay_out(self, lhs: str, rhs: sp.Basic) -> list[str] | None:
+        """Aligned lines of ``lhs = rhs`` within the budget, or None when it does not fit."""
+        rhs = sp.sympify(rhs)
+        if sp.count_ops(rhs) <= _REWRITE_OPS:
+            rhs = readable(rhs)
+        room = max(LINE_BUDGET - visible_length(lhs), 30)
+        direct = self._lines(lhs, rhs, room)
+        if _fits(direct):
+            return direct
+        subs, reduced = named_parts(rhs, start=self._names + 1)
+        self._names += len(subs)
+        if not subs:
+            return None
+        names = ", ".join(tex(s) for s, _ in subs)
+        lines = self._lines(lhs, reduced, room)
+        lines[-1] += (
+            rf", \quad \text{{where }} {names}:" if len(subs) > 1 else r", \quad \text{where}"
+        )
+        for sym, part in subs:
+            lines += self._lines(tex(sym), part, room)
+        return lines if _fits(lines) else None
+
+    def _lines(self, lhs: str, rhs: sp.Basic, room: int) -> list[str]:
+        if isinstance(rhs, sp.MatrixBase):
+            return [f"{lhs} &= {tex(rhs)}"]
+        num, den = sp.fraction(sp.together(rhs)) if not isinstance(rhs, sp.Add) else (rhs, 1)
+        if visible_length(tex(rhs)) > room and den != 1:
+            self._names += 1
+            n, d = f"N_{{{self._names}}}", f"D_{{{self._names}}}"
+            out = [rf"{lhs} &= \frac{{{n}}}{{{d}}}, \quad \text{{where}}"]
+            for name, part in ((n, num), (d, den)):
+                pieces = split_sum(part, room)
+                out.append(f"{name} &= {pieces[0]}")
+                out.extend(rf"&\quad {piece}" for piece in pieces[1:])
+            return out
+        parts = split_sum(rhs, room)
+        return [f"{lhs} &= {parts[0]}"] + [rf"&\quad {part}" for part in parts[1:]]
+
+
+def _displays(groups: list[list[str]]) -> str:
+    """Aligned displays of whole formulas, at most :data:`MAX_LINES` lines each (page breaks
+    fall between displays, so never inside a formula)."""
+    blocks: list[list[str]] = []
+    for lines in groups:
+        if blocks and len(blocks[-1]) + len(lines) <= MAX_LINES:
+            blocks[-1] += lines
+        else:
+            blocks.append(list(lines))
+    return "".join(
+        display("\\begin{aligned}\n" + " \\\\\n".join(block) + "\n\\end{aligned}")
+        for block in blocks
+    )
+
+
+def _fits(lines: list[str]) -> bool:
+    return len(lines) <= MAX_LINES and all(visible_length(line) <= MAX_LINE for line in lines)
