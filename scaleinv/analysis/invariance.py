@@ -176,7 +176,7 @@ def scale_invariance(
     setup = transform.apply(problem)
     describe = transform.describe()
     if route != "expression":
-        found = decide_by_theorem(problem, rule, transform, setup, rng)
+        found = decide_by_theorem(problem, rule, transform, setup, rng, at)
         if found is not None:
             name = f"theorem {found.theorem.id}"
             return InvarianceReport(

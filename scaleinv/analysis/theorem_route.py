@@ -13,6 +13,7 @@ applies; the caller then simplifies the concrete updates instead.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -104,9 +105,18 @@ class TheoremDecision:
 
 
 def decide_by_theorem(
-    problem: Problem, rule: Any, transform: Any, setup: Transformed, rng: Any
+    problem: Problem,
+    rule: Any,
+    transform: Any,
+    setup: Transformed,
+    rng: Any,
+    at: Mapping[sp.Symbol, float] | None = None,
 ) -> TheoremDecision | None:
-    """The verdict of the matching theorem, or ``None`` when none applies."""
+    """The verdict of the matching theorem, or ``None`` when none applies.
+
+    A refutation's counterexample keeps the values ``at`` fixes (a user's params and step
+    size) and samples every other param, so it is one of *their* problem where asked.
+    """
     if rule.name not in ("gd", "newton", "ig", "pg"):
         return None
     found = linear_map(problem, transform, setup)
@@ -140,7 +150,7 @@ def decide_by_theorem(
     if problem.n <= _SYMBOLIC_DET:
         steps += (Step("difference Δx − mapped Δu on this problem: η · condition · g", _gd_residual(
             problem, rule, found, setup)),)  # fmt: skip
-    example = _gd_counterexample(problem, rule, found, setup, rng)
+    example = _gd_counterexample(problem, rule, found, setup, rng, at or {})
     if example is None:
         note = f"{head}: the condition fails symbolically, but no sample point shows it"
         return TheoremDecision(Verdict.UNDECIDED, chosen, steps, None, note)
@@ -259,26 +269,34 @@ def _sample_point(problem: Problem, rng: np.random.Generator) -> dict[sp.Symbol,
 
 
 def _gd_counterexample(
-    problem: Problem, rule: Any, found: LinearMap, setup: Transformed, rng: np.random.Generator
+    problem: Problem,
+    rule: Any,
+    found: LinearMap,
+    setup: Transformed,
+    rng: np.random.Generator,
+    at: Mapping[sp.Symbol, float],
 ) -> Counterexample | None:
-    """A point where ``Δx_GD`` and the mapped ``Δu_GD`` differ, both evaluated numerically."""
-    new = sorted(setup.new_params, key=str)
+    """A point where ``Δx_GD`` and the mapped ``Δu_GD`` differ, both evaluated numerically;
+    params are ``at``'s values where it gives them, else sampled (the verdict is for all)."""
+    fixed = {s: float(v) for s, v in at.items()}
+    free = sorted({*setup.new_params, *problem.params} - set(fixed), key=str)
     eta = getattr(rule, "eta", 0.01)
     for _ in range(6):
-        values = sample_values(new, rng)
-        step = float(rng.uniform(*_ETA_DOMAIN)) if isinstance(eta, sp.Symbol) else float(eta)
+        values = {**sample_values(free, rng), **fixed}
+        if isinstance(eta, sp.Symbol):
+            step = values.pop(eta, None) or float(rng.uniform(*_ETA_DOMAIN))
+        else:
+            step = float(eta)
         u = _sample_point(setup.problem, rng)
-        at = {**{s: sp.Float(v, 20) for s, v in values.items()}}
-        at.update({s: sp.Float(v, 20) for s, v in u.items()})
-        at.update({s: sp.Float(v, 20) for s, v in problem.params.items()})
-        x = {xi: float(e.xreplace(at)) for xi, e in zip(problem.inputs, setup.forward)}
-        lhs = -step * derivatives_at(problem, x, second=False).g
+        point_values = {s: sp.Float(v, 20) for s, v in {**values, **u}.items()}
+        x = {xi: float(e.xreplace(point_values)) for xi, e in zip(problem.inputs, setup.forward)}
+        own = {s: v for s, v in values.items() if s in problem.params}
+        lhs = -step * derivatives_at(problem, {**x, **own}, second=False).g
         du = -step * derivatives_at(setup.problem, {**u, **values}, second=False).g
-        rhs = _numeric(found.matrix, at) @ du if found.side == "input" else du
+        rhs = _numeric(found.matrix, point_values) @ du if found.side == "input" else du
         scale = max(1.0, float(np.max(np.abs(lhs))), float(np.max(np.abs(rhs))))
         if float(np.max(np.abs(lhs - rhs))) / scale > _CLEAR:
-            params = {str(s): float(v) for s, v in problem.params.items()}
-            params.update({str(s): v for s, v in values.items()})
+            params = {str(s): v for s, v in values.items()}
             if isinstance(eta, sp.Symbol):
                 params[str(eta)] = step
             point = MappingProxyType({str(s): v for s, v in u.items()})
