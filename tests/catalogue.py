@@ -45,3 +45,47 @@ def finite_difference(fn, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
         e[j] = h
         cols.append((np.asarray(fn(x + e)) - np.asarray(fn(x - e))) / (2 * h))
     return np.stack(cols, axis=-1)
+
+
+#: A mid-size problem that is not shipped: a projectile's range and flight time, with units.
+PROJECTILE = """\
+title = "Projectile: launch speed and angle for a range and a flight time"
+description = "A user's problem, not one of the chapter's."
+
+[problem]
+inputs = ["v0", "theta"]
+outputs = ["v0**2*sin(2*theta)/g", "2*v0*sin(theta)/g"]
+loss = "((y0 - R_star)/R_star)**2/2 + ((y1 - T_star)/T_star)**2/2"
+
+[params]
+g = 9.81
+R_star = 40
+T_star = 2.5
+
+[units]
+v0 = "velocity"
+theta = "1"
+g = "acceleration"
+R_star = "length"
+T_star = "time"
+
+[run]
+starts = [[15, 0.5]]
+steps = 20
+
+[[rules]]
+name = "gd"
+eta = 0.001
+
+[[rules]]
+name = "newton"
+eta = 0.5
+
+[[rules]]
+name = "pg"
+eta = "1/2"
+
+[analysis]
+budget = 3
+claims = []
+"""

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from catalogue import PROJECTILE
 
 from scaleinv import load_spec, minimize
 from scaleinv.numeric.rules import make_rule
@@ -68,22 +69,6 @@ def symbolic_delta(rule, problem):
     from scaleinv.reports.content import ETA, symbolic_rule
 
     return [e.subs(ETA, sp.Symbol("eta")) for e in symbolic_rule(rule).delta(problem)]
-
-
-PROJECTILE = """\
-title = "Projectile"
-[problem]
-inputs = ["v0", "theta"]
-outputs = ["v0**2*sin(2*theta)/g", "2*v0*sin(theta)/g"]
-loss = "((y0 - R_star)/R_star)**2/2 + ((y1 - T_star)/T_star)**2/2"
-[params]
-g = 9.81
-R_star = 40
-T_star = 2.5
-[[rules]]
-name = "newton"
-eta = 0.5
-"""
 
 
 def test_export_writes_a_module(tmp_path: Path, capsys) -> None:
