@@ -18,7 +18,7 @@ SymEngine's LLVM ``Lambdify``: one pass over the points, no NumPy temporary per 
 ``"auto"`` (default)
     NumPy until the kernel has evaluated :data:`HOT_POINTS` points (over one call or many:
     a few small calls never pay a compile). Then, if SymEngine is installed and the program
-    has at most :data:`MAX_NODES` nodes (so compiling stays well under a second), it compiles
+    is at most :data:`MAX_SIZE` (so compiling takes about half a second at most), it compiles
     the LLVM form and times both on up to :data:`SAMPLE_POINTS` points of that call (best of
     :data:`TIMING_RUNS`, alternating), keeping LLVM only if it is faster by :data:`MARGIN`
     and agrees with NumPy to :data:`RTOL`. The choice is made once and kept with the kernel
@@ -51,10 +51,14 @@ __all__ = ["BACKENDS", "LLVMKernel", "check_backend", "with_backend", "agree"]
 BACKENDS = ("auto", "numpy", "llvm")
 #: Points a kernel evaluates (summed over calls) before ``"auto"`` compiles and measures LLVM.
 HOT_POINTS = 50_000
-#: Largest program (SymPy nodes over temporaries and outputs) ``"auto"`` compiles with LLVM.
-#: LLVM's compile time grows with the program: about 0.1 s for the 12-link chain's Hessian
-#: (about 5,000 nodes); see ``benchmarks/kernels.py --compile-times``.
-MAX_NODES = 40_000
+#: ``"auto"`` compiles a program with LLVM only where ``nodes + ENTRY_NODES * entries`` (SymPy
+#: nodes of its temporaries and outputs; entries of one point's result) is at most
+#: ``MAX_SIZE``. LLVM's compile time grows with both: on this machine about 0.02 ms per node
+#: and 0.6 ms per entry (0.1 s for the 12-link chain's Hessian, 0.6 s for the 768-entry
+#: Jacobian of a 256-point diffusion step, 3.7 s for the 1024-point one), so a compile stays
+#: near half a second at most (``python benchmarks/kernels.py --compile-times``).
+ENTRY_NODES = 30
+MAX_SIZE = 25_000
 #: Points of the triggering call on which ``"auto"`` times both backends.
 SAMPLE_POINTS = 4096
 TIMING_RUNS = 3
@@ -77,10 +81,12 @@ class _Unsupported(Exception):
     """The program uses a node the LLVM form is not given (message: which)."""
 
 
-def program_nodes(program: Program) -> int:
-    """Number of SymPy nodes in the program's temporaries and output entries."""
+def program_size(program: Program) -> int:
+    """``nodes + ENTRY_NODES * entries``: what LLVM's compile time grows with (see
+    :data:`MAX_SIZE`)."""
     exprs = [e for _, e in program.temps] + [e for _, e in program.outputs]
-    return sum(sum(1 for _ in sp.preorder_traversal(e)) for e in exprs)
+    nodes = sum(sum(1 for _ in sp.preorder_traversal(e)) for e in exprs)
+    return nodes + ENTRY_NODES * int(np.prod(program.shape, dtype=int))
 
 
 class LLVMKernel:
@@ -130,22 +136,25 @@ class LLVMKernel:
     def __call__(self, *arrays: Any, **params: Any) -> np.ndarray:
         if len(arrays) != len(self.sizes):
             raise TypeError(f"{self.name}() takes {len(self.sizes)} positional arrays")
+        columns = [np.asarray(a, dtype=np.float64) for a in arrays]
+        for c, size in zip(columns, self.sizes):
+            if c.ndim == 0 or c.shape[-1] != size:
+                raise ValueError(f"{self.name}: an argument must have shape (..., {size})")
+        if not self.defaults and len(columns) == 1 and columns[0].size:  # the common case
+            x = columns[0]
+            return np.asarray(self._func(x)).reshape(x.shape[:-1] + self.shape)
         unknown = sorted(params.keys() - {k for k, _ in self.defaults})
         if unknown:
             raise TypeError(f"{self.name}() got an unexpected keyword argument {unknown[0]!r}")
-        columns = [np.asarray(a, dtype=np.float64) for a in arrays]
         values = [np.asarray(params.get(k, d), dtype=np.float64) for k, d in self.defaults]
         batch = np.broadcast_shapes(*(c.shape[:-1] for c in columns), *(v.shape for v in values))
-        if len(columns) == 1 and not values and columns[0].shape[:-1] == batch:
-            inputs = columns[0]
-        else:  # one (batch, width) array: the arrays' columns, then the params
-            inputs = np.empty(batch + (self.width,))
-            start = 0
-            for c in columns:
-                inputs[..., start : start + c.shape[-1]] = c
-                start += c.shape[-1]
-            for j, v in enumerate(values):
-                inputs[..., start + j] = v
+        inputs = np.empty(batch + (self.width,))  # the arrays' columns, then the params
+        start = 0
+        for c in columns:
+            inputs[..., start : start + c.shape[-1]] = c
+            start += c.shape[-1]
+        for j, v in enumerate(values):
+            inputs[..., start + j] = v
         if inputs.size == 0:  # Lambdify does not broadcast an empty batch
             return np.zeros(batch + self.shape)
         return np.asarray(self._func(inputs)).reshape(batch + self.shape)
@@ -230,11 +239,9 @@ class _Auto:
 
     def _choose(self, arrays: tuple, params: dict[str, Any]) -> None:
         assert self.program is not None
-        nodes = program_nodes(self.program)
-        if nodes > MAX_NODES:
-            self.reason = (
-                f"auto: NumPy (program of {nodes:,} nodes > {MAX_NODES:,}: long to compile)"
-            )
+        size = program_size(self.program)
+        if size > MAX_SIZE:
+            self.reason = f"auto: NumPy (program size {size:,} > {MAX_SIZE:,}: long to compile)"
             return
         try:
             llvm = LLVMKernel(self.name, self.program)
