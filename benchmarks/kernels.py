@@ -25,10 +25,11 @@ For each problem the script times the Jacobian, the Hessian and one Newton step:
 
 All are first checked to agree with the NumPy kernels on a small sample (relative to each
 sample's largest entry: 1e-12 for the ``auto`` J and H, 1e-9 for the others); the script exits
-1 if they do not. Timings are medians of ``--repeats`` runs taken round-robin (every implementation once per
-round, so load drift on a shared machine hits all alike) after a warm-up call on 10,000
-points. An entry stops repeating once its runs add up to ``--budget`` seconds (lambdify
-without cse needs minutes per call on the chain's Hessian); the table marks it with ``*``.
+1 if they do not. Timings are medians of ``--repeats`` runs taken round-robin (every
+implementation once per round, so load drift on a shared machine hits all alike) after a
+warm-up call on 10,000 points (JAX: on the timed batch, as ``jit`` compiles per shape). An
+entry stops repeating once its runs add up to ``--budget`` seconds (lambdify without cse
+needs minutes per call on the chain's Hessian); the table marks it with ``*``.
 
 Usage::
 
@@ -408,8 +409,8 @@ def measure(case: Case, points: int, repeats: int, budget: float) -> Runs:
     x = case.sample(np.random.default_rng(0), points)
     runs: Runs = {(q, name): [] for q in QUANTITIES for name in case.impls}
     for quantity in QUANTITIES:
-        for impl in case.impls.values():
-            impl[quantity](x[:10_000])  # warm-up
+        for name, impl in case.impls.items():
+            impl[quantity](x if name == "jax" else x[:10_000])  # warm-up (jit: per shape)
         for _ in range(repeats):
             for name, impl in case.impls.items():
                 done = runs[quantity, name]

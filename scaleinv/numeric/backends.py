@@ -52,11 +52,11 @@ BACKENDS = ("auto", "numpy", "llvm")
 #: Points a kernel evaluates (summed over calls) before ``"auto"`` compiles and measures LLVM.
 HOT_POINTS = 50_000
 #: ``"auto"`` compiles a program with LLVM only where ``nodes + ENTRY_NODES * entries`` (SymPy
-#: nodes of its temporaries and outputs; entries of one point's result) is at most
-#: ``MAX_SIZE``. LLVM's compile time grows with both: on this machine about 0.02 ms per node
-#: and 0.6 ms per entry (0.1 s for the 12-link chain's Hessian, 0.6 s for the 768-entry
-#: Jacobian of a 256-point diffusion step, 3.7 s for the 1024-point one), so a compile stays
-#: near half a second at most (``python benchmarks/kernels.py --compile-times``).
+#: nodes of its temporaries and outputs; its nonzero output entries) is at most ``MAX_SIZE``.
+#: LLVM's compile time grows with both: on this machine about 0.02 ms per node and 0.6 ms per
+#: entry (0.15 s for the 12-link chain's Hessian, 0.6 s for the 768-entry Jacobian of a
+#: 256-point diffusion step, 2.4 s for the 1024-point one), so a compile stays near half a
+#: second at most (``python benchmarks/kernels.py --compile-times``).
 ENTRY_NODES = 30
 MAX_SIZE = 25_000
 #: Points of the triggering call on which ``"auto"`` times both backends.
@@ -86,7 +86,7 @@ def program_size(program: Program) -> int:
     :data:`MAX_SIZE`)."""
     exprs = [e for _, e in program.temps] + [e for _, e in program.outputs]
     nodes = sum(sum(1 for _ in sp.preorder_traversal(e)) for e in exprs)
-    return nodes + ENTRY_NODES * int(np.prod(program.shape, dtype=int))
+    return nodes + ENTRY_NODES * len(program.outputs)
 
 
 class LLVMKernel:
