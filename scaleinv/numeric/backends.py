@@ -95,17 +95,6 @@ class LLVMKernel:
     ``kernel(*arrays, **params)``: arrays ``(..., size)`` and params broadcast against the
     batch exactly as in the generated NumPy source; the result is float64 of shape
     ``batch + shape``.
-
-    Examples
-    --------
-    >>> import sympy as sp
-    >>> from scaleinv.numeric.kernels import Program
-    >>> x, a = sp.symbols("x a")
-    >>> program = Program([], [((0,), a * x**2), ((1,), sp.sin(x))], (2,), [("x", [x])], {a: 2.0})
-    >>> k = LLVMKernel("f", program)  # doctest: +SKIP
-    >>> k([[1.0], [2.0]], a=3.0)  # doctest: +SKIP
-    array([[ 3.        ,  0.84147098],
-           [12.        ,  0.90929743]])
     """
 
     backend = "llvm"
@@ -134,15 +123,19 @@ class LLVMKernel:
         self.width = len(arguments)
 
     def __call__(self, *arrays: Any, **params: Any) -> np.ndarray:
+        if not params and not self.defaults and len(arrays) == 1:  # the common case, quickly
+            x = arrays[0]
+            if type(x) is np.ndarray and x.dtype == np.float64 and x.size:
+                if x.ndim and x.shape[-1] == self.width:
+                    return self._func(x).reshape(x.shape[:-1] + self.shape)
         if len(arrays) != len(self.sizes):
             raise TypeError(f"{self.name}() takes {len(self.sizes)} positional arrays")
         columns = [np.asarray(a, dtype=np.float64) for a in arrays]
         for c, size in zip(columns, self.sizes):
             if c.ndim == 0 or c.shape[-1] != size:
                 raise ValueError(f"{self.name}: an argument must have shape (..., {size})")
-        if not self.defaults and len(columns) == 1 and columns[0].size:  # the common case
-            x = columns[0]
-            return np.asarray(self._func(x)).reshape(x.shape[:-1] + self.shape)
+        if not self.defaults and len(columns) == 1 and columns[0].size:
+            return np.asarray(self._func(columns[0])).reshape(columns[0].shape[:-1] + self.shape)
         unknown = sorted(params.keys() - {k for k, _ in self.defaults})
         if unknown:
             raise TypeError(f"{self.name}() got an unexpected keyword argument {unknown[0]!r}")
@@ -314,6 +307,17 @@ def with_backend(kernels: ProblemKernels, backend: str) -> ProblemKernels:
 
     Kernels with a program get the chosen evaluator; kernels built around others (no
     program of their own) are rebound to call the chosen forms. Sources are unchanged.
+
+    Examples
+    --------
+    >>> from scaleinv import Problem
+    >>> kernels = Problem.from_strings(["x"], ["x**3"]).compile()  # backend="auto"
+    >>> kernels.jacobian.backend  # until the kernel is hot
+    'numpy'
+    >>> kernels.jacobian([[2.0], [3.0]])
+    array([[[12.]],
+    <BLANKLINE>
+           [[27.]]])
     """
     if check_backend(backend) == "numpy":
         return kernels
