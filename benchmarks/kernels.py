@@ -330,8 +330,11 @@ def _timed(fn: Callable[[], object]) -> tuple[object, float]:
     return value, time.perf_counter() - start
 
 
-def build_case(name: str, problem: Problem, hand: Impl, sample: Callable) -> Case:
-    """Derive, compile and lambdify ``problem``, recording how long each one-off step takes."""
+def build_case(
+    name: str, problem: Problem, hand: Impl, sample: Callable, anchors: Sequence[str] = ANCHORS
+) -> Case:
+    """Derive, compile and lambdify ``problem``, recording how long each one-off step takes
+    (``anchors``: which of SymEngine and JAX to add where installed)."""
     from scaleinv.numeric.backends import HOT_POINTS
 
     costs = {}
@@ -340,21 +343,18 @@ def build_case(name: str, problem: Problem, hand: Impl, sample: Callable) -> Cas
     ours, costs["scaleinv compile"] = _timed(lambda: scaleinv_impl(problem))
     auto = scaleinv_impl(problem, "auto")
     hot = sample(np.random.default_rng(2), HOT_POINTS)
-    costs["auto: first hot call (J, H, Newton)"] = _timed(lambda: [f(hot) for f in auto.values()])[
-        1
-    ]
+    first = _timed(lambda: [f(hot) for f in auto.values()])[1]
+    costs["auto: first hot call (J, H, Newton)"] = first
     theirs, costs["lambdify (no cse)"] = _timed(lambda: lambdify_entrywise(problem))
     impls = {"scaleinv": ours, "auto": auto, "numpy": hand, "lambdify": theirs}
-    llvm, cost = _timed(lambda: symengine_llvm(problem))
-    if llvm is not None:  # optional anchor: pip install 'scaleinv[bench]'
-        impls["symengine"], costs["symengine llvm"] = llvm, cost
-    jax_fns, cost = _timed(lambda: jax_impl(name, problem))
-    if jax_fns is not None:
-        warm = sample(np.random.default_rng(3), 16)
-        impls["jax"] = jax_fns
-        costs["jax jit (first calls)"] = (
-            cost + _timed(lambda: [f(warm) for f in jax_fns.values()])[1]
-        )
+    if "symengine" in anchors:  # optional anchors: pip install 'scaleinv[bench]'
+        llvm, cost = _timed(lambda: symengine_llvm(problem))
+        if llvm is not None:
+            impls["symengine"], costs["symengine llvm"] = llvm, cost
+    if "jax" in anchors:
+        jax_fns = jax_impl(name, problem)
+        if jax_fns is not None:  # jit compiles at the first call of each shape (not timed)
+            impls["jax"] = jax_fns
     return Case(name, impls, sample, costs, problem)
 
 
@@ -364,7 +364,7 @@ def backends_chosen(problem: Problem) -> str:
     return "; ".join(f"{k.name}: {k.backend_reason}" for k in kernels.all())
 
 
-def cases(links: int) -> list[Case]:
+def cases(links: int, anchors: Sequence[str] = ANCHORS) -> list[Case]:
     """The comparison problem and the ``links``-link chain."""
     chain = chain_problem(links)
     chain_hand = ChainNumpy(_lengths(links, None), chain_target(links))
@@ -376,8 +376,10 @@ def cases(links: int) -> list[Case]:
         return rng.uniform(-np.pi, np.pi, (size, links))
 
     return [
-        build_case("comparison", comparison_problem(), comparison_numpy(), comparison_points),
-        build_case(f"chain{links}", chain, chain_hand.impl(), chain_points),
+        build_case(
+            "comparison", comparison_problem(), comparison_numpy(), comparison_points, anchors
+        ),
+        build_case(f"chain{links}", chain, chain_hand.impl(), chain_points, anchors),
     ]
 
 
@@ -495,13 +497,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--compile-times", action="store_true", help="LLVM compile time per kernel, then exit"
     )
+    parser.add_argument(
+        "--anchors", nargs="*", choices=ANCHORS, default=list(ANCHORS), help="where installed"
+    )
     args = parser.parse_args(argv)
     if args.compile_times:
         print(compile_times())
         return 0
     points, repeats = (20_000, 2) if args.quick else (args.points, args.repeats)
 
-    all_cases = cases(args.links)
+    all_cases = cases(args.links, args.anchors)
     problems = [p for case in all_cases for p in check(case)]
     if problems:
         print("implementations disagree:", *problems, sep="\n  ", file=sys.stderr)
