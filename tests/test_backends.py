@@ -162,6 +162,22 @@ def test_auto_keeps_the_backend_measured_faster(monkeypatch, symengine) -> None:
     assert slow.hessian.backend == "numpy" and "LLVM took" in slow.hessian.backend_reason
 
 
+def test_auto_keeps_numpy_where_llvm_disagrees(monkeypatch, symengine) -> None:
+    monkeypatch.setattr(backends, "HOT_POINTS", 1)
+    monkeypatch.setattr(backends, "MARGIN", np.inf)
+    original = backends.LLVMKernel.__call__
+
+    def off(self, *arrays, **params):  # an LLVM form wrong by 1e-9: must not be kept
+        return original(self, *arrays, **params) * (1 + 1e-9)
+
+    monkeypatch.setattr(backends.LLVMKernel, "__call__", off)
+    kernels_ = _bench("kernels").chain_problem(3).compile()
+    x = np.random.default_rng(3).uniform(-3, 3, (10, 3))
+    kernels_.hessian(x)
+    assert kernels_.hessian.backend == "numpy"
+    assert "LLVM disagreed with NumPy beyond 1e-12" in kernels_.hessian.backend_reason
+
+
 def test_auto_leaves_large_and_unsupported_programs_to_numpy(monkeypatch, symengine) -> None:
     monkeypatch.setattr(backends, "HOT_POINTS", 1)
     monkeypatch.setattr(backends, "MARGIN", np.inf)

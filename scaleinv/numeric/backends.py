@@ -5,7 +5,7 @@ Every kernel of :func:`~scaleinv.numeric.kernels.compile_problem` is a straight-
 reference and what :func:`scaleinv.export` writes. Where SymEngine is installed
 (``pip install 'scaleinv[fast]'``) the same program can also be compiled to machine code by
 SymEngine's LLVM ``Lambdify``: one pass over the points, no NumPy temporary per cse node
-(on the 12-link chain's Hessian at 10**5 points, 3-4x faster; see ``benchmarks/kernels.py``).
+(on the 12-link chain at 10**5 points, J 2.5x and H 4x faster; ``benchmarks/kernels.py``).
 
 ``backend`` of :func:`~scaleinv.numeric.kernels.compile_problem` (and
 :meth:`Problem.compile <scaleinv.symbolic.Problem.compile>`) chooses per kernel:
@@ -46,7 +46,7 @@ from scaleinv.errors import ProblemError
 from scaleinv.numeric.kernels import Kernel, ProblemKernels, Program, param_keywords
 from scaleinv.symbolic.engine import symengine_available
 
-__all__ = ["BACKENDS", "LLVMKernel", "check_backend", "with_backend", "agree"]
+__all__ = ["BACKENDS", "LLVMKernel", "check_backend", "with_backend", "agree", "program_size"]
 
 BACKENDS = ("auto", "numpy", "llvm")
 #: Points a kernel evaluates (summed over calls) before ``"auto"`` compiles and measures LLVM.
@@ -179,31 +179,31 @@ def _convert(expr: sp.Basic, memo: dict[sp.Basic, Any], se: Any) -> Any:
     return out
 
 
-def agree(a: np.ndarray, b: np.ndarray, rtol: float = RTOL) -> bool:
-    """Do two kernel results agree to ``rtol`` relative to each point's largest entry (and
-    have their NaNs and infinities in the same places)?
+def agree(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...], rtol: float = RTOL) -> bool:
+    """Do two results of a kernel with per-point ``shape`` agree to ``rtol`` of each point's
+    largest entry (with NaNs and infinities in the same places)?
 
     Examples
     --------
-    >>> agree(np.array([[1.0, 1e-20]]), np.array([[1.0, 2e-20]]))
+    >>> agree(np.array([[1.0, 1e-20], [1e-9, 0.0]]), np.array([[1.0, 2e-20], [1e-9, 0.0]]), (2,))
     True
-    >>> agree(np.array([[1.0, np.nan]]), np.array([[1.0, 0.0]]))
+    >>> agree(np.array([1.0, 1e-9]), np.array([1.0, 2e-9]), ())  # scalars: each its own scale
+    False
+    >>> agree(np.array([[1.0, np.nan]]), np.array([[1.0, 0.0]]), (2,))
     False
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         return False
     finite = np.isfinite(a)
-    if not (
-        np.array_equal(finite, np.isfinite(b))
-        and np.array_equal(a[~finite], b[~finite], equal_nan=True)
+    if not np.array_equal(finite, np.isfinite(b)) or not np.array_equal(
+        a[~finite], b[~finite], equal_nan=True
     ):
         return False
-    a, b = np.where(finite, a, 0.0), np.where(finite, b, 0.0)
-    points = a.reshape(a.shape[0] if a.ndim > 1 else 1, -1) if a.ndim else a.reshape(1, 1)
-    others = b.reshape(points.shape)
-    scale = np.abs(points).max(axis=1, keepdims=True)
-    return bool(np.all(np.abs(points - others) <= rtol * scale))
+    width = int(np.prod(shape, dtype=int))
+    a, b = np.where(finite, a, 0.0).reshape(-1, width), np.where(finite, b, 0.0).reshape(-1, width)
+    scale = np.abs(a).max(axis=1, keepdims=True)
+    return bool(np.all(np.abs(a - b) <= rtol * scale))
 
 
 class _Auto:
@@ -249,7 +249,7 @@ class _Auto:
             got, seconds = _timed(llvm, sample_arrays, sample_params)
             llvm_s.append(seconds)
         ratio = min(llvm_s) / min(numpy_s)
-        if not agree(got, expected):
+        if not agree(got, expected, self.program.shape):
             self.reason = f"auto: NumPy (LLVM disagreed with NumPy beyond {RTOL:g} on a sample)"
         elif ratio > MARGIN:
             self.reason = f"auto: NumPy (LLVM took {ratio:.2f}x NumPy's time on a sample)"
