@@ -26,7 +26,8 @@ For each problem the script times the Jacobian, the Hessian and one Newton step:
 All are first checked to agree with the NumPy kernels on a small sample (relative to each
 sample's largest entry: 1e-12 for the ``auto`` J and H, 1e-9 for the others); the script exits
 1 if they do not. Timings are medians of ``--repeats`` runs taken round-robin (every
-implementation once per round, so load drift on a shared machine hits all alike) after a
+implementation once per round, in a shuffled order, so load drift on a shared machine and
+the cache state one leaves for the next hit all alike) after a
 warm-up call on 10,000 points (JAX: on the timed batch, as ``jit`` compiles per shape). An
 entry stops repeating once its runs add up to ``--budget`` seconds (lambdify without cse
 needs minutes per call on the chain's Hessian); the table marks it with ``*``.
@@ -419,14 +420,17 @@ Runs = dict[tuple[str, str], list[float]]
 
 
 def measure(case: Case, points: int, repeats: int, budget: float) -> Runs:
-    """Seconds of each run per (quantity, implementation), taken round-robin."""
+    """Seconds of each run per (quantity, implementation), taken round-robin in a shuffled
+    order per round (so no implementation always runs in the cache state another leaves)."""
     x = case.sample(np.random.default_rng(0), points)
     runs: Runs = {(q, name): [] for q in QUANTITIES for name in case.impls}
+    order = np.random.default_rng(1)
     for quantity in QUANTITIES:
         for name, impl in case.impls.items():
             impl[quantity](x if name == "jax" else x[:10_000])  # warm-up (jit: per shape)
         for _ in range(repeats):
-            for name, impl in case.impls.items():
+            for name in order.permutation(list(case.impls)):
+                impl = case.impls[name]
                 done = runs[quantity, name]
                 if done and sum(done) >= budget:
                     continue
