@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from scaleinv.numeric import pathsolve
+from scaleinv.numeric import pathsolve, runtime
 from scaleinv.numeric.kernels import ProblemKernels, kernel_source
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import LocalInverse
@@ -21,10 +21,6 @@ __all__ = ["TOL", "closed_form_source", "numeric_source"]
 
 #: A solution must satisfy ``|P(x) − y| <= TOL (1 + |y|)`` componentwise.
 TOL = pathsolve.PATH_TOL
-
-#: Points per chunk of the NumPy closed-form inverse: whole-array operations (the kernels it
-#: calls block themselves), temporaries bounded to a few tens of MB.
-CHUNK = 1 << 14
 
 # The closed-form local inverse is assembled from the pieces below in two variants that share
 # the branch list, the periodic shift and `nearest_branch` (residual of every candidate,
@@ -215,7 +211,7 @@ def closed_form_source(local: LocalInverse, flavor: str = "numpy") -> str:
     # Cramer's rule (solve_square) up to 3x3 traces; beyond, the flagged solve (no exceptions)
     square = m == n and (n <= 3 or not traced)
     gauss_newton = "solve_square(jac, r)" if square else "inverse_jacobian_times(jac, r)[0]"
-    first = {"names": ", ".join(names), "periodic": periodic, "tol": TOL, "chunk": CHUNK}
+    first = {"names": ", ".join(names), "periodic": periodic, "tol": TOL, "chunk": runtime.CHUNK}
     entry = (_TRACED_ENTRY if traced else _BLOCKED_ENTRY).format(m=m, n=n, **first)
     nearest = _NEAREST.format(
         m=m,
