@@ -15,7 +15,7 @@ import scaleinv
 from scaleinv import rules
 from scaleinv.errors import NoInverseError, NumericInverseWarning
 from scaleinv.numeric.inverse import TOL
-from scaleinv.numeric.pathsolve import path_inverse, solve_square
+from scaleinv.numeric.pathsolve import path_inverse, solve_square, where_rows
 from scaleinv.numeric.status import Status
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.ranges import output_bounds
@@ -219,3 +219,15 @@ def test_run_and_verify_say_once_that_pg_solves_numerically(tmp_path, capsys) ->
     assert out.count("solves P(x) = y numerically") == 1 and "sympy.solve failed" in out
     main(["verify", str(spec), "--budget", "1"])
     assert capsys.readouterr().out.count("solve P(x) = y numerically") == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_where_rows_is_numpy_where_bit_for_bit(n: int) -> None:
+    rng = np.random.default_rng(n)
+    special = [np.nan, np.inf, -np.inf, -0.0, 0.0, 5e-324, -1e308]
+    a = rng.choice(np.r_[special, rng.standard_normal(20)], (300, n))
+    b = rng.choice(np.r_[special, rng.standard_normal(20)], (300, n))
+    mask = rng.random(300) < 0.5
+    got, want = where_rows(mask, a, b), np.where(mask[:, None], a, b)
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))  # NaN, -0.0 kept
+    np.testing.assert_array_equal(a, where_rows(np.ones(300, bool), a, b[:, ::-1][:, ::-1]))

@@ -115,7 +115,8 @@ def nearest_branch(y, x0, params):
             gap = c - x0  # the distance of the closed-form value: polishing does not reorder
             dist = dot_last(gap, gap)
 {polish}\
-            nearer = valid & ~(dist >= best)  # a NaN distance (x0 not finite) still counts
+            # the first valid candidate counts even at a NaN or infinite distance (x0 not finite)
+            nearer = valid & (~found | ~(dist >= best))
             x = numpy.where(nearer[..., None], c, x)
             best = numpy.where(nearer, dist, best)
             squared = numpy.where(nearer, dot_last(r, r), squared)
