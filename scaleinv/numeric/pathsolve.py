@@ -109,13 +109,14 @@ def solve_square(a, b):
             x0 = (b[..., 0] * a[..., 1, 1] - a[..., 0, 1] * b[..., 1]) / det
             x1 = (a[..., 0, 0] * b[..., 1] - b[..., 0] * a[..., 1, 0]) / det
             return numpy.stack([x0, x1], axis=-1)
-        if k == 3:
-            c0, c1, c2 = a[..., :, 0], a[..., :, 1], a[..., :, 2]
+        if k == 3:  # columns and b as triples of component arrays: nothing stacked
+            c0, c1, c2 = ([a[..., i, j] for i in range(3)] for j in range(3))
+            bs = [b[..., i] for i in range(3)]
             c12 = _cross(c1, c2)
-            det = dot_last(c0, c12)
-            x0 = dot_last(b, c12) / det
-            x1 = dot_last(c0, _cross(b, c2)) / det
-            x2 = dot_last(c0, _cross(c1, b)) / det
+            det = _dot(c0, c12)
+            x0 = _dot(bs, c12) / det
+            x1 = _dot(c0, _cross(bs, c2)) / det
+            x2 = _dot(c0, _cross(c1, bs)) / det
             return numpy.stack([x0, x1, x2], axis=-1)
     try:
         return numpy.linalg.solve(a, b[..., None])[..., 0]
@@ -124,15 +125,13 @@ def solve_square(a, b):
 
 
 def _cross(u, v):
-    """``numpy.cross`` of 3-vectors on the last axis, without its axis bookkeeping."""
-    return numpy.stack(
-        [
-            u[..., 1] * v[..., 2] - u[..., 2] * v[..., 1],
-            u[..., 2] * v[..., 0] - u[..., 0] * v[..., 2],
-            u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0],
-        ],
-        axis=-1,
-    )
+    """The cross product of 3-vectors given as triples of component arrays."""
+    return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
+
+
+def _dot(u, v):
+    """The dot product of 3-vectors given as triples (summed in :func:`dot_last`'s order)."""
+    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
 
 
 def path_inverse(P, jacobian, y, x0, params, skip=None, max_iter=500):
@@ -271,7 +270,7 @@ def _follow(P, jacobian, y, x0, y0, params, skip, max_iter, n, m, free):
         sub = {key: v[idx] if v.ndim else v for key, v in params.items()}
         s_next = base_s[idx] + h[idx]
         final = s_next >= 1.0 - 1e-12
-        target = numpy.where(final[:, None], y[idx], y0[idx] + s_next[:, None] * dy[idx])
+        target = where_rows(final, y[idx], y0[idx] + s_next[:, None] * dy[idx])
         # intermediate points need only stay near the path; the end needs the full tolerance
         loose = numpy.where(final, 0.0, _LOOSE * h[idx] * numpy.sqrt(dot_last(dy[idx], dy[idx])))
         tol = numpy.maximum(PATH_TOL * (1 + numpy.abs(target)), loose[:, None])
@@ -340,8 +339,9 @@ def _follow(P, jacobian, y, x0, y0, params, skip, max_iter, n, m, free):
 def _damped_step(jac, r, lam, n, m):
     """Levenberg–Marquardt direction per sample; ``lam = 0`` is the Gauss–Newton step."""
     good = all_of(numpy.isfinite(r)) & all_of(numpy.isfinite(jac.reshape(r.shape[0], -1)))
-    jac = numpy.where(good[:, None, None], jac, 0.0)
-    r = numpy.where(good[:, None], r, 0.0)
+    if not good.all():
+        jac = numpy.where(good[:, None, None], jac, 0.0)
+        r = numpy.where(good[:, None], r, 0.0)
     d = numpy.zeros((r.shape[0], n))
     todo = good
     if m == n:  # undamped samples: the Newton step J⁻¹ r itself
