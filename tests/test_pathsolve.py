@@ -110,6 +110,18 @@ def test_a_path_through_a_fold_falls_back_to_the_nearest_solution_found() -> Non
     assert sol.x[0] == pytest.approx(2.2790187861665, rel=1e-10)
 
 
+def test_a_path_over_a_flat_inflection_is_finished_by_the_last_resort() -> None:
+    """x + sin x is onto but flat at x = -pi (P' = 0): the path from x0 = -0.918 to y = -5.485
+    stalls there; the free solve from the last path point needs strong damping (Marquardt
+    scaling only divides a 1-D Gauss-Newton step by 1 + lambda) to reach the root -5.878."""
+    li = problem("x", ("x + sin(x)",)).local_inverse()
+    y = [-5.48471094]
+    sol = li.compile().solve(y, [-0.91791254])
+    assert sol.ok.all()
+    assert abs(sol.x[0] + np.sin(sol.x[0]) - y[0]) <= TOL * (1 + abs(y[0]))
+    assert sol.x[0] == pytest.approx(-5.87846897, rel=1e-8)
+
+
 def test_no_inverse_is_certified_and_not_found_is_not() -> None:
     """x² + sin x ≥ −1 (the enclosure), and its true minimum is about −0.232."""
     li = problem("x", ("x**2 + sin(x)",)).local_inverse()
