@@ -125,7 +125,8 @@ class LLVMKernel:
     def __call__(self, *arrays: Any, **params: Any) -> np.ndarray:
         if not params and not self.defaults and len(arrays) == 1:  # the common case, quickly
             x = arrays[0]
-            if type(x) is np.ndarray and x.dtype == np.float64 and x.size:
+            # Lambdify takes a writable buffer only (it never writes to it)
+            if type(x) is np.ndarray and x.dtype == np.float64 and x.size and x.flags.writeable:
                 if x.ndim and x.shape[-1] == self.width:
                     return self._func(x).reshape(x.shape[:-1] + self.shape)
         if len(arrays) != len(self.sizes):
@@ -135,6 +136,8 @@ class LLVMKernel:
             if c.ndim == 0 or c.shape[-1] != size:
                 raise ValueError(f"{self.name}: an argument must have shape (..., {size})")
         if not self.defaults and len(columns) == 1 and columns[0].size:
+            if not columns[0].flags.writeable:
+                columns[0] = columns[0].copy()
             return np.asarray(self._func(columns[0])).reshape(columns[0].shape[:-1] + self.shape)
         unknown = sorted(params.keys() - {k for k, _ in self.defaults})
         if unknown:
