@@ -14,12 +14,16 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.budget import with_budget
 
 __all__ = ["Target", "loss_minimiser", "Sparsity", "sparsity_of", "STEP_FORMULAS"]
+
+#: Largest size of ``∂²L/∂y²`` whose eigenvalues are computed exactly.
+_EXACT_EIGEN = 12
 
 #: Each rule's step, structured (LaTeX; ``J^{+}`` is the pseudo-inverse when J is not square).
 STEP_FORMULAS = {
@@ -96,12 +100,32 @@ def loss_minimiser(problem: Problem, seconds: float = 5.0) -> Target:
 
 
 def _is_minimum(problem: Problem, point: sp.Matrix) -> bool:
-    hess = problem.loss_yy.subs(dict(zip(problem.output_symbols, point)))
-    hess = hess.subs(problem.params)
-    try:
-        return bool(all(ev > 0 for ev in sp.Matrix(hess).evalf().eigenvals()))
-    except TypeError:  # symbolic eigenvalues: cannot tell, trust the solve
+    """Whether ``∂²L/∂y²`` is positive definite at ``point`` (True when it cannot tell).
+
+    A diagonal ``∂²L/∂y²`` (every sum-of-squares loss) is decided exactly by the signs of its
+    entries, at any size; a small full one by its exact eigenvalues; a large numeric one by
+    its floating-point eigenvalues (an exact eigen-decomposition of a 256×256 matrix takes
+    minutes).
+    """
+    at = {**dict(zip(problem.output_symbols, point)), **problem.params}
+    entries = {k: sp.sympify(v).subs(at) for k, v in problem.sparse.loss_yy.items()}
+    if all(i == j for i, j in entries):
+        signs = [v.is_positive for v in entries.values()]
+        return len(entries) == problem.m and False not in signs
+    if problem.m <= _EXACT_EIGEN:
+        hess = sp.zeros(problem.m, problem.m)
+        for (i, j), v in entries.items():
+            hess[i, j] = v
+        try:
+            return bool(all(ev > 0 for ev in hess.evalf().eigenvals()))
+        except TypeError:  # symbolic eigenvalues: cannot tell, trust the solve
+            return True
+    if not all(v.is_number for v in entries.values()):
         return True
+    dense = np.zeros((problem.m, problem.m))
+    for (i, j), v in entries.items():
+        dense[i, j] = float(v)
+    return bool(np.linalg.eigvalsh(dense)[0] > 0)
 
 
 @dataclass(frozen=True)
