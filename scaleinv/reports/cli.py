@@ -23,10 +23,12 @@ from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.text import (
     WIDTH,
+    format_ends,
     format_expr,
     format_formula,
     format_table,
     format_vector,
+    vector_stats,
 )
 from scaleinv.symbolic import Spec, load_spec
 from scaleinv.symbolic.spec import check_run_size
@@ -47,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         raise ScaleinvError("--scheduler runs many starts: give --starts N as well")
     check_run_size(steps, len(spec.starts), spec.problem.n + spec.problem.m, "", "--steps")
-    rows, notes = [], []  # type: tuple[list[list], list[str]]
+    rows, notes, finals = [], [], []  # type: tuple[list[list], list[str], list]
     for rule_spec in spec.rules:
         rule = make_rule(rule_spec)
         note = numeric_inverse_note(spec.problem, rule)
@@ -65,9 +67,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress=True,
             )
         for i, start in enumerate(spec.starts):
+            label = rule_spec.settings.get("label", rule.label)
             rows.append(
                 [
-                    rule_spec.settings.get("label", rule.label),
+                    label,
                     format_vector(np.array(start), 4),
                     traj.steps,
                     format_vector(traj.x[-1, i]),
@@ -75,11 +78,39 @@ def cmd_run(args: argparse.Namespace) -> int:
                     Status(int(traj.status[i])).label,
                 ]
             )
+            finals.append((label, i, traj.x[-1, i]))
+    from scaleinv.reports.content import FEW  # SymPy-side report modules only when asked
+
     print(f"{spec.title}\n")
     for line in notes:
         print(f"{line}\n")
-    print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
+    if spec.problem.n <= FEW:
+        print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
+    else:
+        print(_large_run_summary(spec, rows, finals))
     return 0
+
+
+def _large_run_summary(spec: Spec, rows: list[list], finals: list) -> str:
+    """The results of a problem with many inputs: statistics per run, vectors by their ends."""
+    p, many = spec.problem, len(spec.starts) > 1
+    lines = [f"{p.n} inputs, {p.m} outputs; {len(spec.starts)} start(s):"]
+    for i, start in enumerate(spec.starts):
+        values = np.array(start, dtype=float)
+        same = f"; all {values[0]:g}" if np.all(values == values[0]) else ""
+        lines.append(f"  start {i + 1}  {format_ends(values, 4)} [{values.size} entries{same}]")
+    table = []
+    for row, (_, i, final) in zip(rows, finals):
+        first = [row[0], i + 1] if many else [row[0]]
+        table.append([*first, row[2], row[4], row[5], *vector_stats(final)])
+    head = ["rule", "start"] if many else ["rule"]
+    head += ["steps", "final loss", "status", "|final x|", "min final x", "max final x"]
+    lines += ["", format_table(head, table), "", f"final x (first and last 3 of {p.n} entries):"]
+    width = max(len(label) for label, _, _ in finals)
+    for label, i, final in finals:
+        which = f"  start {i + 1}" if many else ""
+        lines.append(f"  {label.ljust(width)}{which}  {format_ends(final)}")
+    return "\n".join(lines)
 
 
 def many_starts(spec: Spec, count: int, seed: int) -> np.ndarray:
