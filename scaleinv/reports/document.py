@@ -185,6 +185,8 @@ _HEADINGS = {
 }
 #: Keep a heading with at least this many lines of what follows (no heading alone at a foot).
 _KEEP_LINES = 8
+#: Characters of LaTeX source per line of a verdict's detail cell (a rough, safe estimate).
+_CELL_CHARS = 70
 
 
 def _verdicts(rows: Sequence[VerdictRow], title: str) -> str:
@@ -197,12 +199,18 @@ def _verdicts(rows: Sequence[VerdictRow], title: str) -> str:
     for (check, _), members in groups.items():
         template = _HEADINGS.get(check, escape(check))
         heading = template.replace("{aspect}", members[0].aspect_tex or escape(members[0].aspect))
-        out.append(f"\\needlines{{{_KEEP_LINES}}}\\subsubsection*{{{heading}}}\n")
+        keep = _KEEP_LINES + _lines_of(members[0].detail)  # the heading with the first row
+        out.append(f"\\needlines{{{keep}}}\\subsubsection*{{{heading}}}\n")
         body = [[escape(r.subject), f"\\textbf{{{escape(r.verdict)}}}", r.detail] for r in members]
         first = "claim" if check == "ledger" else "rule"
         spec = f"{_WRAP}p{{3.3cm}} l {_WRAP}p{{10.2cm}}"
         out.append(table([first, "verdict", "detail"], body, spec))
     return "".join(out)
+
+
+def _lines_of(detail: str) -> int:
+    """About how many lines a detail cell takes in its 10.2 cm column (at most half a page)."""
+    return min(-(-len(detail) // _CELL_CHARS), 25)
 
 
 def _appendix(ledger: Sequence[VerdictRow]) -> str:
@@ -232,7 +240,7 @@ def _results(spec: Spec, runs: Sequence[RuleRun]) -> str:
                 [
                     escape(run.rule.label),
                     shown,
-                    text_vector(start, 4),
+                    text_vector(start, 4, keep=3 if len(start) > FEW else 6),
                     str(t.steps),
                     text_vector(t.x[-1, b], 6),
                     f"${number(t.loss[-1, b], 6)}$",
