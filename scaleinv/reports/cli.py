@@ -23,12 +23,10 @@ from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.text import (
     WIDTH,
-    format_ends,
     format_expr,
     format_formula,
     format_table,
     format_vector,
-    vector_stats,
 )
 from scaleinv.symbolic import Spec, load_spec
 from scaleinv.symbolic.spec import check_run_size
@@ -79,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 ]
             )
             finals.append((label, i, traj.x[-1, i]))
-    from scaleinv.reports.content import FEW  # SymPy-side report modules only when asked
+    from scaleinv.reports.cli_large import FEW, large_run_summary  # only when asked
 
     print(f"{spec.title}\n")
     for line in notes:
@@ -87,30 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if spec.problem.n <= FEW:
         print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
     else:
-        print(_large_run_summary(spec, rows, finals))
+        print(large_run_summary(spec, rows, finals))
     return 0
-
-
-def _large_run_summary(spec: Spec, rows: list[list], finals: list) -> str:
-    """The results of a problem with many inputs: statistics per run, vectors by their ends."""
-    p, many = spec.problem, len(spec.starts) > 1
-    lines = [f"{p.n} inputs, {p.m} outputs; {len(spec.starts)} start(s):"]
-    for i, start in enumerate(spec.starts):
-        values = np.array(start, dtype=float)
-        same = f"; all {values[0]:g}" if np.all(values == values[0]) else ""
-        lines.append(f"  start {i + 1}  {format_ends(values, 4)} [{values.size} entries{same}]")
-    table = []
-    for row, (_, i, final) in zip(rows, finals):
-        first = [row[0], i + 1] if many else [row[0]]
-        table.append([*first, row[2], row[4], row[5], *vector_stats(final)])
-    head = ["rule", "start"] if many else ["rule"]
-    head += ["steps", "final loss", "status", "|final x|", "min final x", "max final x"]
-    lines += ["", format_table(head, table), "", f"final x (first and last 3 of {p.n} entries):"]
-    width = max(len(label) for label, _, _ in finals)
-    for label, i, final in finals:
-        which = f"  start {i + 1}" if many else ""
-        lines.append(f"  {label.ljust(width)}{which}  {format_ends(final)}")
-    return "\n".join(lines)
 
 
 def many_starts(spec: Spec, count: int, seed: int) -> np.ndarray:
@@ -166,10 +142,15 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
 
 def cmd_derive(args: argparse.Namespace) -> int:
     """Print the exact derivatives, the inverse branches and each rule's update."""
-    from scaleinv.reports.content import ETA, eta_text, symbolic_rule
+    from scaleinv.reports.content import ETA, FEW, eta_text, symbolic_rule
 
     spec = load_spec(args.spec)
     p = spec.problem
+    if p.n > FEW:
+        from scaleinv.reports.cli_large import large_derivation
+
+        print(large_derivation(spec))
+        return 0
     xs, ys = p.inputs, p.output_symbols
     sections = [
         ("P(x)", [(str(y), e) for y, e in zip(ys, p.outputs)]),

@@ -56,8 +56,9 @@ examples:
   scaleinv verify spec.toml --units x0=length x1=time g=length/time**2 L=length**2
 
 units are SI dimension expressions (length, mass, time, velocity, force, energy, ...) for the
-inputs, params (default dimensionless), outputs y0, y1, ... and the loss L; they extend or
-override the spec's [units] table. The spec's [analysis] table chooses the scalings:
+inputs, params (default dimensionless), outputs y0, y1, ..., the loss L and a numeric target
+(target=temperature: its numbers carry that dimension); they extend or override the spec's
+[units] table. The spec's [analysis] table chooses the scalings:
   scalings = [{ x2 = "1/alpha" }]   input scalings x = S u (a table by input name, or a list)
   output_scalings = ["c"]            P -> c P
   budget = 5                         seconds per symbolic decision
