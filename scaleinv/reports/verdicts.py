@@ -176,7 +176,7 @@ def units_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
                 report = units_by_structure(p, run.rule.name, dims)
                 how = (
                     "By the structure of the update (derivatives of the dimensionally "
-                    rf"consistent $L(\mathcal{{P}}(x))$, not its {p.n} expanded components): "
+                    rf"consistent $L(\mathcal{{P}}(x))$; its {p.n} components are not expanded): "
                 )
         except ScaleinvError as err:
             why = run.delta_note if not run.deltas else str(err)
