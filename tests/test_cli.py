@@ -108,3 +108,24 @@ def test_console_script_errors_have_no_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "attribute access is not allowed" in result.stderr
+
+
+def test_derive_of_a_large_problem_prints_representative_entries(capsys) -> None:
+    """Past FEW inputs ``derive`` prints the first and a middle row of J and H, each entry
+    the one the sparse derivation holds, and every rule's structure, not 256 components."""
+    from scaleinv.reports.formulas import decimal_numbers
+    from scaleinv.reports.text import format_formula
+
+    path = Path(__file__).resolve().parents[1] / "reports" / "diffusion.toml"
+    assert main(["derive", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 60 and max(len(line) for line in out.splitlines()) <= 104
+    p = load_spec(path).problem
+    for i, j in [(0, 0), (0, 255), (128, 127), (128, 128), (128, 129)]:
+        assert format_formula(f"J[y{i}, x{j}]", p.sparse.jacobian[i, j]) in out
+    for i, j in [(0, 1), (0, 254), (128, 130)]:
+        shown = format_formula(f"H[x{i}, x{j}]", decimal_numbers(p.sparse.hessian[i, j]))
+        assert shown in out
+    assert "J[y1," not in out and "H[x1," not in out  # only the first and a middle row
+    assert "Newton update: Δx = −η H⁻¹ ∂L/∂x  (not expanded at n = 256)" in out
+    assert "  y* = (-7.97973e-18, 0.01227, 0.0245331, …," in out

@@ -241,6 +241,31 @@ def test_transformed_problem_is_p_of_g_u() -> None:
         np.testing.assert_allclose(q.loss(u), factor**2 * p.loss(x), rtol=1e-12)
 
 
+def test_map_jacobian_is_the_dense_jacobian_and_finite_differences() -> None:
+    """dg/du, built entry by entry from the symbols each entry contains, equals SymPy's dense
+    jacobian and central differences of the map."""
+    rng = np.random.default_rng(5)
+    for problem, transform, _ in CASES.values():
+        setup = transform.apply(problem)
+        assert setup.jacobian == setup.forward.jacobian(setup.inputs)
+        params = {s: TWIN_VALUES.get(str(s), 1.0) for s in setup.problem.params}
+        g = sp.lambdify([setup.inputs], list(setup.forward.xreplace(params)), "numpy")
+        u = rng.uniform(-2, 2, size=2)
+        h = 1e-6
+        columns = [(np.array(g(u + h * e)) - np.array(g(u - h * e))) / (2 * h) for e in np.eye(2)]
+        exact = setup.jacobian.xreplace({**params, **dict(zip(setup.inputs, u))})
+        np.testing.assert_allclose(np.array(exact, dtype=float), np.array(columns).T, atol=1e-7)
+
+
+def test_apply_is_computed_once_per_problem_and_a_long_scaling_is_described_briefly() -> None:
+    first = SCALES.apply(TOY)
+    assert InputScaling(["s0", "s1"]).apply(TOY) is first  # equal transforms share it
+    assert InputScaling(["s0", "s2"]).apply(TOY) is not first
+    many = InputScaling([f"s{i}" for i in range(256)])
+    assert many.describe() == "x = S u, S = diag(s0, s1, s2, …, s253, s254, s255)"
+    assert SCALES.describe() == "x = S u, S = diag(s0, s1)"
+
+
 def test_float_eta_is_made_exact_and_proofs_hold() -> None:
     report = scale_invariance(SQUARE, rules.newton(1 / 3), SCALES)
     assert report.verdict is P

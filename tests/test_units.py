@@ -24,7 +24,7 @@ from scaleinv.analysis import (
     problem_dimensions,
     same_dimension,
 )
-from scaleinv.errors import DimensionError
+from scaleinv.errors import DimensionError, ProblemError
 from scaleinv.symbolic import Problem, parse_expr
 
 ETA = sp.Symbol("eta", positive=True)
@@ -387,3 +387,56 @@ def test_a_step_that_fits_no_eta_is_inconsistent_and_says_why() -> None:
 
     plain = check_units(p, NoEta(), MECH_DIMS)
     assert plain.consistent and any("no symbolic eta" in line for line in plain.derivation)
+
+
+# -- units by the structure of the rule (no expanded Δx) and dimensioned numeric targets --------
+UNITS_SPEC = {"m": "mass", "v": "velocity", "p_star": "momentum", "p_ref": "momentum"}
+UNITS_SPEC |= {"E_star": "energy", "E_ref": "energy"}
+
+
+@pytest.mark.parametrize("rule", [r for r in ALL_RULES if r.name != "hig"], ids=str)
+def test_units_by_structure_agree_with_the_expanded_check(rule) -> None:
+    """Twin: the structural argument gives what walking every expanded Δx_i gives."""
+    from scaleinv.analysis.units_structure import units_by_structure
+
+    units_toml = Problem.from_strings(
+        ["m", "v"], ["m*v", "m*v**2/2"],
+        loss="((y0 - p_star)/p_ref)**2/2 + ((y1 - E_star)/E_ref)**2/2",
+        params={"p_star": 6, "E_star": 9, "p_ref": 1, "E_ref": 1},
+    )  # fmt: skip
+    for p, table in ((mechanics(), MECH_DIMS), (units_toml, UNITS_SPEC)):
+        dims = problem_dimensions(p, table)
+        walked, structural = check_units(p, rule, dims), units_by_structure(p, rule.name, dims)
+        assert structural.verdict is walked.verdict
+        assert [format_dimension(d) for d in structural.required_eta] == [
+            format_dimension(d) for d in walked.required_eta
+        ]
+        assert [format_dimension(d) for d in structural.delta_dimensions] == [
+            format_dimension(d) for d in walked.delta_dimensions
+        ]
+
+
+def test_units_by_structure_refuses_hig() -> None:
+    from scaleinv.analysis.units_structure import units_by_structure
+
+    p = mechanics()
+    with pytest.raises(ProblemError, match="hig's update do not follow from its structure"):
+        units_by_structure(p, "hig", problem_dimensions(p, MECH_DIMS))
+
+
+def test_a_numeric_target_takes_the_declared_dimension_only_with_the_default_loss() -> None:
+    p = Problem.from_strings(["x0", "x1"], ["x0", "x1**3/c**2"], target=[1.5, -2], params={"c": 2})
+    dims = {"x0": "temperature", "x1": "temperature", "c": "temperature"}
+    with pytest.raises(DimensionError, match="cannot add 1 to temperature"):
+        problem_dimensions(p, dims)  # without it, the numbers are dimensionless
+    found = problem_dimensions(p, {**dims, "target": "temperature"})
+    assert format_dimension(found.loss) == "temperature**2"
+    found = problem_dimensions(p, {**dims, "target": ["temperature", "temperature"]})
+    assert format_dimension(found.loss) == "temperature**2"
+    with pytest.raises(DimensionError, match="cannot add"):
+        problem_dimensions(p, {**dims, "target": ["temperature", "length"]})
+    with pytest.raises(DimensionError, match="needs one dimension or a list of 2"):
+        problem_dimensions(p, {**dims, "target": ["temperature"]})
+    q = Problem.from_strings(["x0"], ["x0"], loss="(y0 - 3)**4", target=[3])
+    with pytest.raises(DimensionError, match="needs the loss ½"):
+        problem_dimensions(q, {"x0": "temperature", "target": "temperature"})

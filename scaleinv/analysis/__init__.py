@@ -46,6 +46,7 @@ from scaleinv.analysis.units import (
     problem_dimensions,
     same_dimension,
 )
+from scaleinv.analysis.units_structure import units_by_structure
 from scaleinv.analysis.verdict import Counterexample, Verdict, decide_equal
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "format_dimension",
     "parse_dimension",
     "problem_dimensions",
+    "units_by_structure",
     "same_dimension",
     "CLAIMS",
     "Claim",

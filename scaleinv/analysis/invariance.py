@@ -228,10 +228,15 @@ def _values(setup: Transformed, values: Mapping[str, float]) -> dict[sp.Symbol, 
 
 
 def _forward_kernels(setup: Transformed, params: Mapping[sp.Symbol, float]) -> tuple[Any, Any]:
-    args = [("u", setup.inputs)]
-    forward = compile_kernel("forward", list(setup.forward), args, params)
-    jacobian = compile_kernel("forward_jacobian", setup.jacobian, args, params)
-    return forward, jacobian
+    """``g`` and ``dg/du`` compiled, once per transformed problem and param values."""
+    store = setup.__dict__.setdefault("_forward_kernels", {})
+    key = tuple(sorted((str(s), float(v)) for s, v in params.items()))
+    if key not in store:
+        args = [("u", setup.inputs)]
+        forward = compile_kernel("forward", list(setup.forward), args, params)
+        jacobian = compile_kernel("forward_jacobian", setup.jacobian, args, params)
+        store[key] = forward, jacobian
+    return store[key]
 
 
 def _pull_back(forward: Any, jacobian: Any, x: np.ndarray) -> np.ndarray:
@@ -290,6 +295,18 @@ def _numeric_only(
         return InvarianceReport(rule.name, describe, Verdict.REFUTED, steps, best, note, "numeric")
     note = f"{why}; compiled first steps agree at 24 random points"
     return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, note, "numeric")
+
+
+def _with_values(problem: Problem, named: Mapping[str, float]) -> Problem:
+    """``problem.with_params(**named)``, once per problem and values: the twins of several
+    rules then share one compiled problem."""
+    if not named:
+        return problem
+    store = problem.__dict__.setdefault("_with_values", {})
+    key = tuple(sorted(named.items()))
+    if key not in store:
+        store[key] = problem.with_params(**named)
+    return store[key]
 
 
 def _own(problem: Problem, named: Mapping[str, float]) -> dict[str, float]:
@@ -354,9 +371,9 @@ def trajectory_invariance(
     x0 = np.asarray(x0, dtype=float)
     u0 = _pull_back(forward, jacobian, x0)
     original = _quiet_minimize(
-        problem.with_params(**_own(problem, named)), rule, x0, steps, record="all"
+        _with_values(problem, _own(problem, named)), rule, x0, steps, record="all"
     )
-    transformed = _quiet_minimize(setup.problem.with_params(**named), rule, u0, steps, record="all")
+    transformed = _quiet_minimize(_with_values(setup.problem, named), rule, u0, steps, record="all")
     mapped = forward(transformed.x)
     deviation = float(np.max(np.abs(original.x - mapped)))
     scale = float(np.max(np.abs(original.x)))

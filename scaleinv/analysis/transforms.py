@@ -9,8 +9,10 @@ an angle ``theta``) become params of the transformed problem; scales are positiv
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
@@ -20,7 +22,7 @@ from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem, parse_expr
 from scaleinv.symbolic.parsing import make_symbol
 
-__all__ = ["Transformed", "InputScaling", "OutputScaling", "Reparametrization"]
+__all__ = ["Transformed", "InputScaling", "OutputScaling", "Reparametrization", "listed"]
 
 Scalar: TypeAlias = "str | float | int | sp.Expr"
 
@@ -48,10 +50,49 @@ class Transformed:
         """The new inputs ``u``."""
         return self.problem.inputs
 
-    @property
+    @cached_property
     def jacobian(self) -> sp.Matrix:
-        """``dg/du`` (n×n)."""
-        return self.forward.jacobian(self.inputs)
+        """``dg/du`` (n×n), each entry of ``g`` differentiated only by the inputs it contains."""
+        column = {u: j for j, u in enumerate(self.inputs)}
+        found = sp.zeros(len(self.forward), len(self.inputs))
+        for i, expr in enumerate(self.forward):
+            for u in expr.free_symbols & set(column):
+                found[i, column[u]] = sp.diff(expr, u)
+        return found
+
+
+def _memoized(
+    apply: Callable[[Any, Problem], Transformed],
+) -> Callable[[Any, Problem], Transformed]:
+    """``apply`` computed once per problem and transform (a report asks for it per rule)."""
+
+    @functools.wraps(apply)
+    def cached(self: Any, problem: Problem) -> Transformed:
+        store = problem.__dict__.setdefault("_transformed", {})
+        key = repr(self)
+        if key not in store:
+            store[key] = apply(self, problem)
+        return store[key]
+
+    return cached
+
+
+def listed(items: Sequence[str], limit: int = 6) -> str:
+    """``items`` joined by commas; past ``limit`` the first and last few around an ellipsis.
+
+    A transform of a problem with hundreds of inputs is described on one line.
+
+    Examples
+    --------
+    >>> listed(["s0", "s1", "s2"])
+    's0, s1, s2'
+    >>> listed([f"s{i}" for i in range(256)])
+    's0, s1, s2, …, s253, s254, s255'
+    """
+    if len(items) <= limit:
+        return ", ".join(items)
+    half = limit // 2
+    return ", ".join([*items[:half], "…", *items[-half:]])
 
 
 def _known(problem: Problem) -> dict[str, sp.Symbol]:
@@ -137,9 +178,10 @@ class InputScaling:
     def describe(self) -> str:
         """A one-line description."""
         if isinstance(self.scales, Mapping):
-            return "x = S u, " + ", ".join(f"{k} -> {v}*{k}" for k, v in self.scales.items())
-        return f"x = S u, S = diag({', '.join(map(str, self.scales))})"
+            return "x = S u, " + listed([f"{k} -> {v}*{k}" for k, v in self.scales.items()])
+        return f"x = S u, S = diag({listed([str(v) for v in self.scales])})"
 
+    @_memoized
     def apply(self, problem: Problem) -> Transformed:
         """The problem in ``u`` with ``x = S u``."""
         known = _known(problem)
@@ -181,6 +223,7 @@ class OutputScaling:
         """A one-line description."""
         return f"P -> {self.c}*P, y* -> {self.c}*y*, L -> {self.c}**{self.loss_power}*L(y/{self.c})"
 
+    @_memoized
     def apply(self, problem: Problem) -> Transformed:
         """The problem with scaled outputs, target and loss."""
         c = _to_expr(self.c, _known(problem), positive=True)
@@ -247,8 +290,9 @@ class Reparametrization:
 
     def describe(self) -> str:
         """A one-line description."""
-        return self.description or "x = g(u) = (" + ", ".join(map(str, self.mapping)) + ")"
+        return self.description or f"x = g(u) = ({listed([str(e) for e in self.mapping])})"
 
+    @_memoized
     def apply(self, problem: Problem) -> Transformed:
         """The problem in ``u`` with ``x = g(u)``."""
         if len(self.mapping) != problem.n:

@@ -246,7 +246,10 @@ def problem_dimensions(problem: Problem, dims: Mapping[str, Any]) -> Dimensions:
     ``dims`` maps input names (all required), param names (missing ones are dimensionless),
     ``"y0" .. "y{m-1}"`` or ``"outputs"`` (a list) and ``"L"`` or ``"loss"`` to dimension
     strings or Dimensions; undeclared outputs and loss are inferred from ``P`` and ``L``.
-    A numeric target other than 0 is dimensionless: give a dimensioned target as a param.
+    A numeric target other than 0 is dimensionless, unless ``"target"`` gives its dimension
+    (one for every entry, or a list): with the default loss ``½|y − y*|²`` the numbers ``y*``
+    then carry it (a measured state of 256 temperatures, say); else give a dimensioned target
+    as a param.
 
     Raises
     ------
@@ -259,10 +262,13 @@ def problem_dimensions(problem: Problem, dims: Mapping[str, Any]) -> Dimensions:
     >>> d = problem_dimensions(p, {"x0": "length", "x1": "time", "g": "length/time**2"})
     >>> [format_dimension(o) for o in d.outputs], format_dimension(d.loss)
     (['length', 'length'], 'length**2')
+    >>> q = Problem.from_strings(["T"], ["T"], target=[300])
+    >>> format_dimension(problem_dimensions(q, {"T": "temperature", "target": "temperature"}).loss)
+    'temperature**2'
     """
     names = {str(s): s for s in (*problem.inputs, *problem.params)}
     ys = [str(y) for y in problem.output_symbols]
-    known = [*names, *ys, "outputs", "L", "loss"]
+    known = [*names, *ys, "outputs", "L", "loss", "target"]
     unknown = sorted(set(dims) - set(known))
     if unknown:
         raise DimensionError(", ".join(unknown), f"unknown names in the units; known: {known}")
@@ -281,7 +287,27 @@ def problem_dimensions(problem: Problem, dims: Mapping[str, Any]) -> Dimensions:
         outputs.append(_checked(expr, table, want, f"output y{i} = {expr}"))
     want = dims.get("L", dims.get("loss"))
     at_y = {**table, **dict(zip(problem.output_symbols, outputs))}
-    return Dimensions(table, tuple(outputs), _checked(problem.loss, at_y, want, "the loss"))
+    loss = problem.loss
+    if "target" in dims:
+        loss, targets = _dimensioned_target(problem, dims["target"])
+        at_y.update(targets)
+    return Dimensions(table, tuple(outputs), _checked(loss, at_y, want, "the loss"))
+
+
+def _dimensioned_target(problem: Problem, declared: Any) -> tuple[sp.Expr, dict[Any, Dimension]]:
+    """The default loss with the target's numbers as symbols of the declared dimensions."""
+    m = problem.m
+    if isinstance(declared, (str, Dimension)):
+        declared = [declared] * m
+    if not isinstance(declared, (list, tuple)) or len(declared) != m:
+        raise DimensionError("target", f"needs one dimension or a list of {m}, got {declared!r}")
+    ys, target = problem.output_symbols, problem.target
+    default = sp.Rational(1, 2) * sp.Add(*((y - t) ** 2 for y, t in zip(ys, target)))
+    if problem.loss != default and sp.expand(problem.loss - default) != 0:
+        raise DimensionError("target", "a dimension of the target needs the loss ½|y − y*|²")
+    stars = [sp.Dummy(f"{y}_star") for y in ys]
+    loss = sp.Rational(1, 2) * sp.Add(*((y - t) ** 2 for y, t in zip(ys, stars)))
+    return loss, {t: parse_dimension(d) for t, d in zip(stars, declared)}
 
 
 def _checked(expr: sp.Expr, table: Mapping[Any, DimLike], want: Any, what: str) -> Dimension:

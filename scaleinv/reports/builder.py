@@ -35,12 +35,14 @@ from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
 from scaleinv.reports.outdir import OutputFolder
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.selection_note import branch_selection_tex
+from scaleinv.reports.structure import hessian_work
 from scaleinv.reports.study import run_study, study_tex
 from scaleinv.reports.study_figure import study_figure
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
 
 __all__ = ["BuildResult", "ResultRow", "build", "default_out_dir", "page_images"]
+__all__ += ["MAX_REPORT_WORK", "MAX_REPORT_INPUTS"]
 
 Progress = Callable[[str], None]
 
@@ -124,9 +126,13 @@ def _page_number(path: Path) -> int:
     return int(path.stem.rsplit("-", 1)[1])
 
 
-#: Largest number of inputs (and of outputs) a report is built for; beyond it the symbolic
-#: derivations and figures do not finish in useful time.
-MAX_REPORT_SIZE = 32
+#: Most products of derivative entries the chain rule may need for a report's Hessian
+#: (:func:`~scaleinv.reports.structure.hessian_work`): a dense problem of about 36 inputs, a
+#: 256-point stencil needs 4 600. Derivation time grows with it, not with the input count.
+MAX_REPORT_WORK = 100_000
+#: Most inputs (or outputs) of a report: its numeric checks (theorem hypotheses, twins) hold
+#: dense n×n matrices and factor them.
+MAX_REPORT_INPUTS = 2048
 
 
 def default_out_dir(spec: Spec) -> Path:
@@ -167,20 +173,34 @@ def build(
     started = time.monotonic()
     say = progress or (lambda line: None)
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(Path(spec_or_path))
-    size = max(spec.problem.n, spec.problem.m)
-    if size > MAX_REPORT_SIZE:
-        raise ScaleinvError(
-            f"{spec.source or 'spec'}: a report derives dense symbolic n×n Hessians and draws "
-            f"per-input figures, so it is limited to {MAX_REPORT_SIZE} inputs and outputs; this "
-            f"problem has {spec.problem.n} inputs and {spec.problem.m} outputs (use `scaleinv "
-            "run` or `scaleinv export` for it)"
-        )
+    _check_size(spec)
     final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     with OutputFolder(final) as out:  # refuses a folder it may not replace before any work
         result = _build_into(spec, out.work, final, pdf, say, out.lock_fds)
         out.commit()
     say(f"done     {final} ({time.monotonic() - started:.1f} s)")
     return _relocate(result, final, time.monotonic() - started)
+
+
+def _check_size(spec: Spec) -> None:
+    """Refuse, before any derivative is taken, a problem too big to report in useful time."""
+    p, where = spec.problem, spec.source or "spec"
+    instead = "use `scaleinv run` or `scaleinv export` for it"
+    size = max(p.n, p.m)
+    if size > MAX_REPORT_INPUTS:
+        raise ScaleinvError(
+            f"{where}: a report's numeric checks factor dense n×n matrices, so it is limited to "
+            f"{MAX_REPORT_INPUTS} inputs and outputs; this problem has {p.n} inputs and {p.m} "
+            f"outputs ({instead})"
+        )
+    work = hessian_work(p, limit=MAX_REPORT_WORK)
+    if work > MAX_REPORT_WORK:
+        raise ScaleinvError(
+            f"{where}: a report derives every structurally nonzero entry of J and H exactly, "
+            f"so it is limited to {MAX_REPORT_WORK:,} chain-rule products for H (a dense "
+            f"problem of about 36 inputs); this problem ({p.n} inputs, {p.m} outputs) needs "
+            f"more than that ({instead})"
+        )
 
 
 def _build_into(

@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         raise ScaleinvError("--scheduler runs many starts: give --starts N as well")
     check_run_size(steps, len(spec.starts), spec.problem.n + spec.problem.m, "", "--steps")
-    rows, notes = [], []  # type: tuple[list[list], list[str]]
+    rows, notes, finals = [], [], []  # type: tuple[list[list], list[str], list]
     for rule_spec in spec.rules:
         rule = make_rule(rule_spec)
         note = numeric_inverse_note(spec.problem, rule)
@@ -65,9 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress=True,
             )
         for i, start in enumerate(spec.starts):
+            label = rule_spec.settings.get("label", rule.label)
             rows.append(
                 [
-                    rule_spec.settings.get("label", rule.label),
+                    label,
                     format_vector(np.array(start), 4),
                     traj.steps,
                     format_vector(traj.x[-1, i]),
@@ -75,10 +76,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                     Status(int(traj.status[i])).label,
                 ]
             )
+            finals.append((label, i, traj.x[-1, i]))
+    from scaleinv.reports.cli_large import FEW, large_run_summary  # only when asked
+
     print(f"{spec.title}\n")
     for line in notes:
         print(f"{line}\n")
-    print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
+    if spec.problem.n <= FEW:
+        print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
+    else:
+        print(large_run_summary(spec, rows, finals))
     return 0
 
 
@@ -135,10 +142,15 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
 
 def cmd_derive(args: argparse.Namespace) -> int:
     """Print the exact derivatives, the inverse branches and each rule's update."""
-    from scaleinv.reports.content import ETA, eta_text, symbolic_rule
+    from scaleinv.reports.content import ETA, FEW, eta_text, symbolic_rule
 
     spec = load_spec(args.spec)
     p = spec.problem
+    if p.n > FEW:
+        from scaleinv.reports.cli_large import large_derivation
+
+        print(large_derivation(spec))
+        return 0
     xs, ys = p.inputs, p.output_symbols
     sections = [
         ("P(x)", [(str(y), e) for y, e in zip(ys, p.outputs)]),

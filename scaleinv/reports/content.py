@@ -228,11 +228,13 @@ def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
     for rule_spec, rule, style, label in zip(spec.rules, rules, styles, labels):
         deltas: tuple[sp.Matrix, ...] = ()
         note = ""
-        if problem.n > FEW and rule.name != "gd":
-            note = (
-                f"not expanded at this size (n = {problem.n}): each step solves the structured "
-                "system above numerically"
+        if problem.n > FEW:
+            how = (
+                "component i is −η times the gradient entry ∂L/∂x_i above"
+                if rule.name == "gd"
+                else "each step solves the structured system above numerically"
             )
+            note = f"not expanded at this size (n = {problem.n}): {how}"
             runs.append(RuleRun(rule_spec, rule, label, style, deltas, note))
             continue
         try:

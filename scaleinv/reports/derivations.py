@@ -10,7 +10,7 @@ representative entries are shown, with the sparsity pattern in a figure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import sympy as sp
 
@@ -29,7 +29,11 @@ ENTRIES_SHOWN = 6
 def derivations_tex(
     spec: Spec, d: Derivation, runs: Sequence[RuleRun], formulas: Formulas, sparsity_fig: str = ""
 ) -> str:
-    """The LaTeX of the derivations section (``sparsity_fig``: the label of the pattern figure)."""
+    """The LaTeX of the derivations section (``sparsity_fig``: the label of the pattern figure).
+
+    Past :data:`FEW` inputs the entries come from the sparse derivatives (no dense matrix is
+    scanned) and only a few are shown: a vector's first ones, a matrix's first and middle row.
+    """
     p = spec.problem
     big = p.n > FEW
     out = ["\\section{Derivations}\n"]
@@ -39,21 +43,22 @@ def derivations_tex(
     )
     if big:
         out.append(_sparsity_words(p, sparsity_fig))
-    ys = p.output_symbols
+    ys, xs = p.output_symbols, p.inputs
     out.append("\\subsection{The loss in $y$}\n")
-    entries = [(rf"\frac{{\partial L}}{{\partial {tex(y)}}}", g) for y, g in zip(ys, p.loss_y)]
-    out.append(formulas.block(_some(entries, big), "dL/dy") + _more(len(entries), big))
+    loss_y = _entries(p.sparse.loss_y if big else dict(enumerate(p.loss_y)))
+    entries = [(rf"\frac{{\partial L}}{{\partial {tex(ys[k])}}}", g) for k, g in loss_y.items()]
+    out.append(_shown(entries, big, formulas, "dL/dy", p.m))
     if not big and any(v != 0 for v in p.loss_yy):
         out.append(formulas.block([(r"\frac{\partial^2 L}{\partial y^2}", p.loss_yy)], "d2L/dy2"))
+    if big and _is_identity(p.sparse.loss_yy, p.m):
+        out.append(
+            "The loss's Hessian in $y$ is the identity, $\\partial^2 L/\\partial y^2 = I$.\n"
+        )
     out.append("\\subsection{Jacobian, gradient and Hessian}\n")
     out.append("The Jacobian $J = \\partial \\mathcal{P}/\\partial x$ (nonzero entries):\n")
-    jac = [
-        (f"J_{{{tex(ys[i])},\\,{tex(p.inputs[j])}}}", d.jacobian[i, j])
-        for i in range(p.m)
-        for j in range(p.n)
-        if d.jacobian[i, j] != 0
-    ]
-    out.append(formulas.block(_some(jac, big), "J") + _more(len(jac), big))
+    jac = p.sparse.jacobian if big else _nonzero(d.jacobian)
+    rows = [(f"J_{{{tex(ys[i])},\\,{tex(xs[j])}}}", e) for (i, j), e in _rows(jac, big)]
+    out.append(_shown(rows, big, formulas, "J", len(jac), "rows"))
     out.append(
         "By the chain rule, with $y = \\mathcal{P}(x)$ substituted after differentiating:\n"
         + display(
@@ -62,20 +67,23 @@ def derivations_tex(
             r" + \sum_k \frac{\partial L}{\partial y_k} \nabla^2 \mathcal{P}_k"
         )
     )
-    grad = [(rf"\frac{{\partial L}}{{\partial {tex(x)}}}", g) for x, g in zip(p.inputs, d.gradient)]
-    out.append(formulas.block(_some(grad, big), "dL/dx") + _more(len(grad), big))
-    curv = _output_curvatures(spec)
+    gradient = _entries(p.sparse.gradient if big else dict(enumerate(d.gradient)))
+    grad = [(rf"\frac{{\partial L}}{{\partial {tex(xs[j])}}}", g) for j, g in gradient.items()]
+    out.append(_shown(grad, big, formulas, "dL/dx", p.n))
+    curv = _output_curvatures(spec, limit=ENTRIES_SHOWN if big else None)
     if curv:
         out.append("The curvature of the outputs, $\\nabla^2 \\mathcal{P}_k$ (nonzero entries):\n")
-        out.append(formulas.block(_some(curv, big), "Hessians of P") + _more(len(curv), big))
-    hess = [
-        (f"H_{{{tex(p.inputs[i])},\\,{tex(p.inputs[j])}}}", d.hessian[i, j])
-        for i in range(p.n)
-        for j in range(i, p.n)
-        if d.hessian[i, j] != 0
-    ]
+        out.append(formulas.block(curv, "Hessians of P"))
+        if big:
+            out.append(
+                f"(The first {len(curv)}; $\\nabla^2 \\mathcal{{P}}_k$ is nonzero only among the "
+                "inputs $\\mathcal{P}_k$ contains.)\n"
+            )
+    hessian = p.sparse.hessian if big else _nonzero(d.hessian)
+    upper = {(i, j): e for (i, j), e in hessian.items() if i <= j}
+    hess = [(f"H_{{{tex(xs[i])},\\,{tex(xs[j])}}}", e) for (i, j), e in _rows(upper, big)]
     out.append("The Hessian $H$ (nonzero entries on and above the diagonal; it is symmetric):\n")
-    out.append(formulas.block(_some(hess, big), "H") + _more(len(hess), big))
+    out.append(_shown(hess, big, formulas, "H", len(upper), "rows"))
     out.append(_inverse(spec, d, formulas))
     out.append("\\subsection{Updates}\n")
     out.append(
@@ -88,14 +96,54 @@ def derivations_tex(
     return "".join(out)
 
 
-def _some(entries: list[tuple[str, sp.Basic]], big: bool) -> list[tuple[str, sp.Basic]]:
-    return entries[:ENTRIES_SHOWN] if big else entries
+def _nonzero(matrix: sp.Matrix) -> dict[tuple[int, int], sp.Basic]:
+    return {
+        (i, j): matrix[i, j]
+        for i in range(matrix.rows)
+        for j in range(matrix.cols)
+        if matrix[i, j] != 0
+    }
 
 
-def _more(count: int, big: bool) -> str:
-    if big and count > ENTRIES_SHOWN:
-        return f"(The first {ENTRIES_SHOWN} of {count} nonzero entries.)\n"
-    return ""
+def _entries(found: Mapping[int, sp.Basic]) -> dict[int, sp.Basic]:
+    """The nonzero entries of a vector, in index order."""
+    return {k: found[k] for k in sorted(found) if found[k] != 0}
+
+
+def _is_identity(entries: Mapping[tuple[int, int], sp.Basic], size: int) -> bool:
+    return len(entries) == size and all(i == j and v == 1 for (i, j), v in entries.items())
+
+
+def _rows(
+    entries: Mapping[tuple[int, int], sp.Basic], big: bool
+) -> list[tuple[tuple[int, int], sp.Basic]]:
+    """Every entry (in order), or for a large matrix the entries of its first and middle row."""
+    ordered = sorted(entries.items())
+    if not big or not ordered:
+        return ordered
+    rows = sorted({i for (i, _), _ in ordered})
+    keep = {rows[0], rows[len(rows) // 2]}
+    return [(key, e) for key, e in ordered if key[0] in keep]
+
+
+def _shown(
+    entries: list[tuple[str, sp.Basic]],
+    big: bool,
+    formulas: Formulas,
+    title: str,
+    total: int,
+    how: str = "first",
+) -> str:
+    """The formulas of ``entries``; when large, a vector's first few or the given rows."""
+    if not big:
+        return formulas.block(entries, title)
+    shown = entries[:ENTRIES_SHOWN] if how == "first" else entries
+    words = (
+        f"The first {len(shown)} of {total} nonzero entries"
+        if how == "first"
+        else f"The nonzero entries of the first and a middle row: {len(shown)} of {total}"
+    )
+    return formulas.block(shown, title) + f"({words}.)\n"
 
 
 def _sparsity_words(problem: object, figure: str) -> str:
@@ -105,25 +153,27 @@ def _sparsity_words(problem: object, figure: str) -> str:
     return (
         f"The problem is large ($n = {n}$ inputs, $m = {m}$ outputs) and sparse{where}: $J$ "
         f"has {len(s.jacobian)} nonzero entries of {m * n}, $H$ has {len(s.hessian)} of "
-        f"{hn * hn}. Representative entries are shown below; every entry is in "
-        f"\\texttt{{{APPENDIX_FILE}}} only where it is too long for the page.\n"
+        f"{hn * hn}. Every entry is derived exactly, but only a few representative ones are "
+        "shown: the first entries of a vector, the first and a middle row of a matrix.\n"
     )
 
 
-def _output_curvatures(spec: Spec) -> list[tuple[str, sp.Basic]]:
+def _output_curvatures(spec: Spec, limit: int | None = None) -> list[tuple[str, sp.Basic]]:
+    """The nonzero second derivatives of the outputs (the first ``limit`` of them, if given)."""
     p = spec.problem
-    found = []
+    found: list[tuple[str, sp.Basic]] = []
     for k, output in enumerate(p.outputs):
-        weight = p.loss_y[k]
-        if weight == 0:
+        if p.loss_y[k] == 0:
             continue
-        inputs = [x for x in p.inputs if output.has(x)]
-        for a, xa in enumerate(inputs):
-            for xb in inputs[a:]:
+        own = [x for x in p.inputs if x in output.free_symbols]
+        for a, xa in enumerate(own):
+            for xb in own[a:]:
                 entry = sp.diff(output, xa, xb)
                 if entry != 0:
                     lhs = rf"\nabla^2_{{{tex(xa)},\,{tex(xb)}}} \mathcal{{P}}_{{{k}}}"
                     found.append((lhs, entry))
+                if limit is not None and len(found) >= limit:
+                    return found
     return found
 
 
@@ -168,7 +218,7 @@ def _inverse(spec: Spec, d: Derivation, formulas: Formulas) -> str:
         if count > 1:
             out.append(f"\\paragraph{{Branch {k} of {count}.}}\n")
         rows = [(tex(x), e) for x, e in zip(p.inputs, branch.solution)]
-        out.append(formulas.block(_some(rows, p.n > FEW), f"inverse branch {k}"))
+        out.append(_shown(rows, p.n > FEW, formulas, f"inverse branch {k}", len(rows)))
         cond = _condition(branch.condition)
         out.append("Valid everywhere." if cond == sp.true else f"Valid where ${tex(cond)}$.")
         periods = [(x, t) for x, t in zip(p.inputs, branch.period) if t is not None]
@@ -196,7 +246,7 @@ def _update(spec: Spec, run: RuleRun, formulas: Formulas, big: bool) -> str:
             out.append(f"On branch {k} of the local inverse:\n")
         rows = [(rf"\Delta {tex(x)}", e) for x, e in zip(p.inputs, delta)]
         title = f"{run.label}: Delta x" + (f", branch {k}" if len(run.deltas) > 1 else "")
-        out.append(formulas.block(_some(rows, big), title) + _more(len(rows), big))
+        out.append(_shown(rows, big, formulas, title, len(rows)))
     if len(run.deltas) > 1:
         out.append("The step uses the branch nearest to the current $x$.\n")
     if eta is not None and ETA not in set().union(*(dd.free_symbols for dd in run.deltas)):

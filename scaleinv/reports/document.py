@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.numeric import Status
-from scaleinv.reports.content import Derivation, RuleRun, exact_number, status_words
+from scaleinv.reports.content import FEW, Derivation, RuleRun, exact_number, status_words
 from scaleinv.reports.derivations import derivations_tex
 from scaleinv.reports.formulas import Formulas
 from scaleinv.reports.latex import PREAMBLE, display, escape, number, table, tex, text_vector
@@ -86,8 +86,7 @@ def _problem(
     out = ["\\section{Problem}\n"]
     if spec.description:
         out.append(escape(spec.description) + "\n\n")
-    xs = ", ".join(tex(x) for x in p.inputs)
-    ys = ", ".join(tex(y) for y in p.output_symbols)
+    xs, ys = _listed(p.inputs), _listed(p.output_symbols)
     out.append(
         f"Inputs $x = ({xs})$ ($n = {p.n}$), outputs $y = ({ys}) = \\mathcal{{P}}(x)$ "
         f"($m = {p.m}$):\n"
@@ -109,7 +108,7 @@ def _problem(
         rows_ = [[f"${tex(s)}$", f"${number(v, 6)}$"] for s, v in sorted(p.params.items(), key=str)]
         out.append("Parameters and their values:\n" + table(["param", "value"], rows_, "l l"))
     if dimensions:
-        rows_ = [[f"${tex(s)}$", f"${dimension_tex(d)}$"] for s, d in dimensions.items()]
+        rows_ = _dimension_rows(dimensions)
         out.append("Dimensions (from \\texttt{[units]}; outputs and loss derived):\n")
         out.append(table(["symbol", "dimension"], rows_, "l l"))
     starts = ", ".join(text_vector(s, 6) for s in spec.starts)
@@ -123,6 +122,33 @@ def _problem(
     out.append(f"Runs start at {starts} and take {spec.steps} steps{tol}")
     out.append(f"; step sizes: {etas}.\n" if etas else ".\n")
     return "".join(out)
+
+
+def _listed(symbols: Sequence[sp.Symbol]) -> str:
+    r"""``x_0, x_1, x_2`` — or, past :data:`FEW`, ``x_0, x_1, x_2, \dots, x_{255}``."""
+    shown = [tex(s) for s in symbols]
+    if len(shown) > FEW:
+        shown = [*shown[:3], r"\dots", shown[-1]]
+    return ", ".join(shown)
+
+
+def _dimension_rows(dimensions: dict[sp.Symbol, object]) -> list[list[str]]:
+    """One row per symbol; past :data:`FEW` symbols of one dimension, one row for the run
+    of consecutive symbols that share it (``x_0, …, x_255``: temperature)."""
+    runs: list[tuple[list[sp.Symbol], str]] = []
+    for symbol, dim in dimensions.items():
+        shown = dimension_tex(dim)
+        if runs and runs[-1][1] == shown:
+            runs[-1][0].append(symbol)
+        else:
+            runs.append(([symbol], shown))
+    rows = []
+    for symbols, shown in runs:
+        if len(symbols) > FEW:
+            rows.append([f"${_listed(symbols)}$ ({len(symbols)})", f"${shown}$"])
+        else:
+            rows += [[f"${tex(s)}$", f"${shown}$"] for s in symbols]
+    return rows
 
 
 def _target(spec: Spec) -> str:
@@ -159,6 +185,8 @@ _HEADINGS = {
 }
 #: Keep a heading with at least this many lines of what follows (no heading alone at a foot).
 _KEEP_LINES = 8
+#: Characters of LaTeX source per line of a verdict's detail cell (a rough, safe estimate).
+_CELL_CHARS = 70
 
 
 def _verdicts(rows: Sequence[VerdictRow], title: str) -> str:
@@ -171,12 +199,18 @@ def _verdicts(rows: Sequence[VerdictRow], title: str) -> str:
     for (check, _), members in groups.items():
         template = _HEADINGS.get(check, escape(check))
         heading = template.replace("{aspect}", members[0].aspect_tex or escape(members[0].aspect))
-        out.append(f"\\needlines{{{_KEEP_LINES}}}\\subsubsection*{{{heading}}}\n")
+        keep = _KEEP_LINES + _lines_of(members[0].detail)  # the heading with the first row
+        out.append(f"\\needlines{{{keep}}}\\subsubsection*{{{heading}}}\n")
         body = [[escape(r.subject), f"\\textbf{{{escape(r.verdict)}}}", r.detail] for r in members]
         first = "claim" if check == "ledger" else "rule"
         spec = f"{_WRAP}p{{3.3cm}} l {_WRAP}p{{10.2cm}}"
         out.append(table([first, "verdict", "detail"], body, spec))
     return "".join(out)
+
+
+def _lines_of(detail: str) -> int:
+    """About how many lines a detail cell takes in its 10.2 cm column (at most half a page)."""
+    return min(-(-len(detail) // _CELL_CHARS), 25)
 
 
 def _appendix(ledger: Sequence[VerdictRow]) -> str:
@@ -206,7 +240,7 @@ def _results(spec: Spec, runs: Sequence[RuleRun]) -> str:
                 [
                     escape(run.rule.label),
                     shown,
-                    text_vector(start, 4),
+                    text_vector(start, 4, keep=3 if len(start) > FEW else 6),
                     str(t.steps),
                     text_vector(t.x[-1, b], 6),
                     f"${number(t.loss[-1, b], 6)}$",

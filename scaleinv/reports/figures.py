@@ -42,7 +42,7 @@ from scaleinv.reports.landscapes import (
     window_around,
 )
 from scaleinv.reports.latex import escape, number, tex, vector
-from scaleinv.reports.pattern_figure import pattern_figure
+from scaleinv.reports.pattern_figure import pattern_figure, profile_figure
 from scaleinv.symbolic import Problem
 
 __all__ = ["Plot", "landscape_family", "loss_figure", "graph_figure", "make_figures"]
@@ -256,11 +256,19 @@ def make_figures(
     plots.append(Plot("trajectories", fig, caption))
     plots.append(loss_figure(runs))
     if problem.n > FEW:
+        fig, caption = profile_figure(runs, _common(x_names))
+        plots.append(Plot("profile", fig, caption))
         fig, caption = pattern_figure(problem)
         plots.append(Plot("sparsity", fig, caption))
     if graph is not None:
         plots.append(graph_figure(graph))
     return plots
+
+
+def _common(labels: Sequence[str]) -> str:
+    """``$x_i$`` with the unit the inputs share (``$x_i$ [$\\mathrm{K}$]``), if they do."""
+    units = {label.partition(" [")[2] for label in labels}
+    return "$x_i$" + (f" [{units.pop()}" if len(units) == 1 and "" not in units else "")
 
 
 _SI = {

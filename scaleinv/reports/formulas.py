@@ -27,7 +27,7 @@ from scaleinv.reports.latex import (
     visible_length,
 )
 
-__all__ = ["Formulas", "MAX_LINE", "MAX_LINES", "APPENDIX_FILE", "named_parts"]
+__all__ = ["Formulas", "MAX_LINE", "MAX_LINES", "APPENDIX_FILE", "named_parts", "decimal_numbers"]
 
 #: Visible characters of one display line that still print at 8 pt (10 pt scaled by 0.8).
 MAX_LINE = int(LINE_BUDGET / 0.8)
@@ -68,6 +68,25 @@ def named_parts(
     names = dict(zip((s for s, _ in kept), sp.numbered_symbols(prefix, start=start)))
     renamed = [(names[s], p.xreplace(inline).xreplace(names)) for s, p in kept]
     return renamed, reduced.xreplace(inline).xreplace(names)
+
+
+def decimal_numbers(expr: sp.Basic, digits: int = 6) -> sp.Basic:
+    """``expr`` with every fraction whose denominator has more than ``digits`` digits shown as
+    a decimal of ``digits`` significant digits (display only: such fractions are the exact
+    values of floats in a spec, ``6134983751806243/500000000000000000`` for ``0.01227``).
+
+    Examples
+    --------
+    >>> y = sp.Symbol("y")
+    >>> decimal_numbers(y - sp.Rational(6134983751806243, 500000000000000000))
+    y - 0.01227
+    >>> decimal_numbers(y / 3 + sp.Rational(1, 20))
+    y/3 + 1/20
+    """
+    big = [r for r in expr.atoms(sp.Rational) if not r.is_Integer and abs(r.q) >= 10**digits]
+    if not big:
+        return expr
+    return expr.xreplace({r: sp.Float(r, digits) for r in big})
 
 
 @dataclass
@@ -142,7 +161,7 @@ class Formulas:
 
     def _lay_out(self, lhs: str, rhs: sp.Basic) -> list[str] | None:
         """Aligned lines of ``lhs = rhs`` within the budget, or None when it does not fit."""
-        rhs = sp.sympify(rhs)
+        rhs = decimal_numbers(sp.sympify(rhs))
         if sp.count_ops(rhs) <= _REWRITE_OPS:
             rhs = readable(rhs)
         room = max(LINE_BUDGET - visible_length(lhs), 30)

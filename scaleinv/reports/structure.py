@@ -5,7 +5,10 @@ r"""What a report says about the shape of a problem: its target, its sparsity, e
 * :func:`sparsity_of` — the nonzero patterns of ``J`` and ``∂²L/∂x²`` (``problem.sparsity``
   where the symbolic layer offers it, else computed here from the dense matrices);
 * :data:`STEP_FORMULAS` — each rule's update in structured form
-  (``Δx = −η H⁻¹ ∂L/∂x``), written with the names the report defines.
+  (``Δx = −η H⁻¹ ∂L/∂x``), written with the names the report defines;
+* :func:`hessian_work` — how many products of derivative entries the chain rule needs for
+  ``H``, read off which inputs each output contains (no derivative taken): what a report's
+  size limit is measured in.
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.budget import with_budget
 
 __all__ = ["Target", "loss_minimiser", "Sparsity", "sparsity_of", "STEP_FORMULAS"]
+__all__ += ["hessian_work"]
+
+#: Largest size of ``∂²L/∂y²`` whose eigenvalues are computed exactly.
+_EXACT_EIGEN = 12
 
 #: Each rule's step, structured (LaTeX; ``J^{+}`` is the pseudo-inverse when J is not square).
 STEP_FORMULAS = {
@@ -96,12 +104,32 @@ def loss_minimiser(problem: Problem, seconds: float = 5.0) -> Target:
 
 
 def _is_minimum(problem: Problem, point: sp.Matrix) -> bool:
-    hess = problem.loss_yy.subs(dict(zip(problem.output_symbols, point)))
-    hess = hess.subs(problem.params)
-    try:
-        return bool(all(ev > 0 for ev in sp.Matrix(hess).evalf().eigenvals()))
-    except TypeError:  # symbolic eigenvalues: cannot tell, trust the solve
+    """Whether ``∂²L/∂y²`` is positive definite at ``point`` (True when it cannot tell).
+
+    A diagonal ``∂²L/∂y²`` (every sum-of-squares loss) is decided exactly by the signs of its
+    entries, at any size; a small full one by its exact eigenvalues; a large numeric one by
+    its floating-point eigenvalues (an exact eigen-decomposition of a 256×256 matrix takes
+    minutes).
+    """
+    at = {**dict(zip(problem.output_symbols, point)), **problem.params}
+    entries = {k: sp.sympify(v).subs(at) for k, v in problem.sparse.loss_yy.items()}
+    if all(i == j for i, j in entries):
+        signs = [v.is_positive for v in entries.values()]
+        return len(entries) == problem.m and False not in signs
+    if problem.m <= _EXACT_EIGEN:
+        hess = sp.zeros(problem.m, problem.m)
+        for (i, j), v in entries.items():
+            hess[i, j] = v
+        try:
+            return bool(all(ev > 0 for ev in hess.evalf().eigenvals()))
+        except TypeError:  # symbolic eigenvalues: cannot tell, trust the solve
+            return True
+    if not all(v.is_number for v in entries.values()):
         return True
+    dense = np.zeros((problem.m, problem.m))
+    for (i, j), v in entries.items():
+        dense[i, j] = float(v)
+    return bool(np.linalg.eigvalsh(dense)[0] > 0)
 
 
 @dataclass(frozen=True)
@@ -140,3 +168,40 @@ def sparsity_of(problem: Problem) -> Any:
         jac.shape,
         hess.shape,
     )
+
+
+def hessian_work(problem: Problem, limit: int | None = None) -> int:
+    """Products of derivative entries in ``H = Jᵀ L_yy J + Σ_k L_{y_k} ∇²P_k``, an upper bound
+    read off the inputs each output contains and the outputs each loss term couples.
+
+    Output ``k`` with ``d_k`` inputs contributes ``d_k²`` second derivatives; a loss term
+    coupling the outputs ``S`` contributes ``(Σ_{k∈S} d_k)²`` products to ``Jᵀ L_yy J``. A
+    dense problem of n inputs costs about ``2 n³`` (32 inputs: 65 536), a 256-point stencil
+    ``18 n``. Counting stops once it passes ``limit``.
+
+    Examples
+    --------
+    >>> stencil = Problem.from_strings(
+    ...     [f"x{i}" for i in range(8)],
+    ...     [f"x{i} + (x{(i + 1) % 8} - 2*x{i} + x{(i - 1) % 8})/10" for i in range(8)])
+    >>> hessian_work(stencil)
+    144
+    >>> dense = Problem.from_strings(["a", "b"], ["a*b", "a + b"], loss="(y0 + y1)**2")
+    >>> hessian_work(dense)
+    24
+    """
+    inputs = set(problem.inputs)
+    sizes = [len(e.free_symbols & inputs) for e in problem.outputs]
+    work = 0
+    for size in sizes:
+        work += size * size
+        if limit is not None and work > limit:
+            return work
+    index = {y: k for k, y in enumerate(problem.output_symbols)}
+    _, loss = problem.loss.as_coeff_Mul()  # ½ Σ … : the sum's terms, not one product
+    for term in sp.Add.make_args(loss):
+        coupled = sum(sizes[index[y]] for y in term.free_symbols if y in index)
+        work += coupled * coupled
+        if limit is not None and work > limit:
+            return work
+    return work

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-__all__ = ["format_table", "format_vector", "format_expr", "format_formula"]
+__all__ = ["format_table", "format_vector", "format_expr", "format_formula", "format_ends"]
+__all__ += ["vector_stats"]
 
 #: Width of the terminal output of formulas.
 WIDTH = 100
@@ -63,6 +64,41 @@ def format_vector(values: np.ndarray, digits: int = 6) -> str:
     '(0.052, 0.666667)'
     """
     return "(" + ", ".join(f"{float(v):.{digits}g}" for v in np.ravel(values)) + ")"
+
+
+def format_ends(values: np.ndarray, digits: int = 6, keep: int = 3) -> str:
+    """``(a, b, c, …, x, y, z)``: the first and last ``keep`` entries of a long vector.
+
+    Examples
+    --------
+    >>> format_ends(np.arange(256.0))
+    '(0, 1, 2, …, 253, 254, 255)'
+    >>> format_ends(np.array([0.5, 2.0]))
+    '(0.5, 2)'
+    """
+    flat = np.ravel(values)
+    if flat.size <= 2 * keep + 1:
+        return format_vector(flat, digits)
+    ends = [*flat[:keep], *flat[-keep:]]
+    shown = [f"{float(v):.{digits}g}" for v in ends]
+    return "(" + ", ".join([*shown[:keep], "…", *shown[keep:]]) + ")"
+
+
+def vector_stats(values: np.ndarray, name: str = "x", digits: int = 4) -> tuple[str, str, str]:
+    """``|v|``, the smallest and the largest entry with its index, for a summary table.
+
+    Examples
+    --------
+    >>> vector_stats(np.array([3.0, -4.0, 0.0]))
+    ('5', '-4 (x1)', '3 (x0)')
+    """
+    flat = np.ravel(np.asarray(values, dtype=float))
+    low, high = int(np.argmin(flat)), int(np.argmax(flat))
+    return (
+        f"{float(np.linalg.norm(flat)):.{digits}g}",
+        f"{flat[low]:.{digits}g} ({name}{low})",
+        f"{flat[high]:.{digits}g} ({name}{high})",
+    )
 
 
 def _inline(expr: Any) -> str:

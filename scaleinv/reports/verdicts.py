@@ -16,6 +16,7 @@ the generic "different scalings" of the chapter's definition; outputs are scaled
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from scaleinv.analysis.invariance import (
     trajectory_invariance,
 )
 from scaleinv.analysis.units import check_units, parse_dimension, problem_dimensions
+from scaleinv.analysis.units_structure import units_by_structure
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.numeric import Status
 from scaleinv.reports.content import ETA, FEW, RuleRun, status_words, symbolic_rule
@@ -151,31 +153,66 @@ def _scalar(value: Any, spec: Spec, key: str) -> Any:
 
 
 def units_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
-    """One row per rule from :func:`~scaleinv.analysis.units.check_units` (needs ``[units]``)."""
+    """One row per rule (needs ``[units]``).
+
+    Up to :data:`FEW` inputs every component of the expanded ``Δx`` is walked
+    (:func:`~scaleinv.analysis.units.check_units`); past that, and for a rule whose ``Δx`` has
+    no closed form, the units follow from the rule's structure
+    (:func:`~scaleinv.analysis.units_structure.units_by_structure`), which the tests check
+    against the expanded walk on small problems.
+    """
     if not spec.units:
         return []
-    dims = problem_dimensions(spec.problem, dict(spec.units))
+    p = spec.problem
+    dims = problem_dimensions(p, dict(spec.units))
     rows = []
     for run in runs:
-        if not run.deltas:
-            rows.append(VerdictRow("units", run.label, "not checked", escape(run.delta_note)))
-            continue
+        walk = bool(run.deltas) and p.n <= FEW
+        how = ""
         try:
-            report = check_units(spec.problem, symbolic_rule(run.rule), dims, eta=ETA)
+            if walk:
+                report = check_units(p, symbolic_rule(run.rule), dims, eta=ETA)
+            else:
+                report = units_by_structure(p, run.rule.name, dims)
+                how = (
+                    "By the structure of the update (derivatives of the dimensionally "
+                    rf"consistent $L(\mathcal{{P}}(x))$; its {p.n} components are not expanded): "
+                )
         except ScaleinvError as err:
-            rows.append(VerdictRow("units", run.label, "not checked", escape(str(err))))
+            why = run.delta_note if not run.deltas else str(err)
+            rows.append(VerdictRow("units", run.label, "not checked", escape(why)))
             continue
-        needs = []
-        for x, need in zip(spec.problem.inputs, report.required_eta):
-            shown = "any" if need is None else dimension_tex(need)
-            needs.append(rf"$[\eta]_{{{tex(x)}}} = {shown}$")
-        detail = "needs " + ", ".join(needs)
-        if report.eta_dimension is not None:
-            detail += rf"; one $\eta$ of dimension ${dimension_tex(report.eta_dimension)}$ fits"
-        else:
-            detail += r"; no single $\eta$ fits"
-        rows.append(VerdictRow("units", run.label, str(report.verdict), detail))
+        rows.append(VerdictRow("units", run.label, str(report.verdict), how + _needs(p, report)))
     return rows
+
+
+def _needs(problem: Any, report: Any) -> str:
+    """Which dimension η needs per component: one by one, or grouped when there are many."""
+    pairs = list(zip(problem.inputs, report.required_eta))
+    if len(pairs) <= FEW:
+        parts = [
+            rf"$[\eta]_{{{tex(x)}}} = {'any' if need is None else dimension_tex(need)}$"
+            for x, need in pairs
+        ]
+    else:
+        groups: dict[str, list[Any]] = {}
+        for x, need in pairs:
+            groups.setdefault("any" if need is None else dimension_tex(need), []).append(x)
+        parts = [rf"$[\eta] = {shown}$ for {_names(xs)}" for shown, xs in groups.items()]
+    detail = "needs " + ", ".join(parts)
+    if report.eta_dimension is not None:
+        detail += rf"; one $\eta$ of dimension ${dimension_tex(report.eta_dimension)}$ fits"
+    else:
+        detail += r"; no single $\eta$ fits"
+    return detail
+
+
+def _names(symbols: Sequence[Any]) -> str:
+    """``$x_0$, …, $x_{255}$ (256 inputs)`` for many symbols, else all of them."""
+    shown = [f"${tex(x)}$" for x in symbols]
+    if len(shown) <= 3:
+        return ", ".join(shown)
+    return rf"{shown[0]}, \dots, {shown[-1]} ({len(shown)} inputs)"
 
 
 def invariance_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
@@ -262,6 +299,12 @@ def transform_tex(transform: Any, spec: Spec) -> str:
     return rf"$({xs}) = ({', '.join(tex(e) for e in setup.forward)})$"
 
 
+def _natural(symbol: Any) -> tuple[str, int]:
+    """Sort key: ``s_2`` before ``s_10`` (name, then number)."""
+    found = re.fullmatch(r"(.*?)(\d+)", str(symbol))
+    return (found.group(1), int(found.group(2))) if found else (str(symbol), -1)
+
+
 def _symbol_tex(name: str) -> str:
     return tex(sp.Symbol(name))
 
@@ -270,27 +313,51 @@ def _invariance_detail(report: InvarianceReport) -> str:
     text = escape(report.note) if report.note else ""
     ce = report.counterexample
     if ce is not None:
-        values = list(ce.values().items())
-        at = ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values[: 2 * FEW])
-        if len(values) > 2 * FEW:
-            at += f" (and {len(values) - 2 * FEW} more)"
         text += (
-            rf"; e.g.\ at {at}: $\Delta x = ${text_vector(ce.lhs, 3)}, mapped "
-            rf"$\Delta u = ${text_vector(ce.rhs, 3)}"
+            rf"; e.g.\ at {_assignments(ce.values())}: $\Delta x = ${text_vector(ce.lhs, 3)}, "
+            rf"mapped $\Delta u = ${text_vector(ce.rhs, 3)}"
         )
     return text
+
+
+def _assignments(values: Mapping[str, float]) -> str:
+    """``$u_0 = 1.5$, $s = 2$`` for a few values; many numbered ones as vectors per name.
+
+    ``u0 … u255`` and ``s_0 … s_255`` become ``$u = ($1.51$, …$)$ (256 entries)``, in index
+    order, so a counterexample of a 256-input problem takes two lines, not a page.
+    """
+    if len(values) <= 2 * FEW:
+        return ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values.items())
+    families: dict[str, list[tuple[int, float]]] = {}
+    single: list[tuple[str, float]] = []
+    for name, value in values.items():
+        found = re.fullmatch(r"(.*?[A-Za-z])_?(\d+)", name)
+        if found is None:
+            single.append((name, value))
+        else:
+            families.setdefault(found.group(1), []).append((int(found.group(2)), value))
+    parts = []
+    for stem, members in families.items():
+        if len(members) <= 3:
+            single += [(f"{stem}{i}", v) for i, v in members]
+            continue
+        ordered = [v for _, v in sorted(members)]
+        parts.append(f"${_symbol_tex(stem)} = ${text_vector(ordered, 3)}")
+    parts += [f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in single]
+    return ", ".join(parts)
 
 
 def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     """The numeric twin: run both problems and compare the trajectories in x."""
     setup = transform.apply(spec.problem)
-    values = {str(s): _TWIN_VALUES[i % len(_TWIN_VALUES)] for i, s in enumerate(setup.new_params)}
+    ordered = sorted(setup.new_params, key=_natural)
+    values = {str(s): _TWIN_VALUES[i % len(_TWIN_VALUES)] for i, s in enumerate(ordered)}
     defaults = {str(s): v for s, v in spec.problem.params.items()}
     comparison = trajectory_invariance(
         spec.problem, run.rule, transform, np.array(spec.starts), spec.steps,
         {**defaults, **values},
     )  # fmt: skip
-    shown = ", ".join(f"${_symbol_tex(k)} = {number(v, 3)}$" for k, v in values.items())
+    shown = _assignments(values)
     where = f" (with {shown})" if shown else ""
     statuses = {status_words(Status(int(c))) for c in np.ravel(comparison.status_mapped)}
     ended = ""

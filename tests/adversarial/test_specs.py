@@ -269,16 +269,32 @@ def test_run_steps_override_is_bounded(tmp_path, capsys) -> None:
     assert "must be a non-negative integer" in capsys.readouterr().err
 
 
-def test_a_hundred_input_report_is_refused_before_any_work(tmp_path) -> None:
+def test_a_hundred_input_report_is_refused_before_any_work(tmp_path, monkeypatch) -> None:
+    """A dense hundred-input problem (every output depends on every input) is refused by the
+    chain-rule work its Hessian needs, before any derivative is taken; a sparse problem of
+    the same size is not refused by its size."""
     from scaleinv.reports.builder import build
+    from scaleinv.symbolic.problem import Problem
 
+    def no_derivatives(self):
+        raise AssertionError("a derivative was taken")
+
+    monkeypatch.setattr(Problem, "derivatives", no_derivatives)
     names = [f"x{i}" for i in range(100)]
-    path = _write(tmp_path, f"[problem]\ninputs = {names}\noutputs = {names}\n")
+    total = " + ".join(names)
+    outputs = [f"{x}*({total})" for x in names]
+    path = _write(tmp_path, f"[problem]\ninputs = {names}\noutputs = {outputs}\n")
     with pytest.raises(
         ScaleinvError,
-        match="a report .* is limited to 32 inputs and outputs; "
-        "this problem has 100 inputs and 100 outputs",
+        match=r"a report derives every structurally nonzero entry of J and H exactly, so it is "
+        r"limited to 100,000 chain-rule products for H .*; this problem \(100 inputs, 100 "
+        r"outputs\) needs more than that \(use `scaleinv run` or `scaleinv export` for it\)$",
     ):
+        build(path, tmp_path / "out", pdf=False)
+    assert not (tmp_path / "out").exists()
+    huge = [f"x{i}" for i in range(3000)]  # sparse, but too many inputs for dense n×n checks
+    path = _write(tmp_path, f"[problem]\ninputs = {huge}\noutputs = {huge}\n")
+    with pytest.raises(ScaleinvError, match="limited to 2048 inputs and outputs; this problem"):
         build(path, tmp_path / "out", pdf=False)
     assert not (tmp_path / "out").exists()
 
