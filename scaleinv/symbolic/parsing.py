@@ -252,6 +252,8 @@ class _Builder:
                 raise self.fail(node, "a complex value (only real expressions are allowed)")
         elif expr.is_extended_real is False:
             raise self.fail(node, "complex for every real input (only real expressions)")
+        elif expr.has(sp.I):  # sqrt(-x**2) is I*Abs(x): real only where it is 0
+            raise self.fail(node, "imaginary except at isolated points (only real expressions)")
         return expr
 
     def name(self, node: ast.Name) -> sp.Expr:

@@ -38,6 +38,12 @@ HOSTILE = [
     ("sqrt(-x0**2-1)", "complex for every real input (only real expressions)", "sqrt(-x0**2-1)"),
     ("sqrt(-exp(x0))", "complex for every real input (only real expressions)", "sqrt(-exp(x0))"),
     ("asin(x0**2+2)", "complex for every real input (only real expressions)", "asin(x0**2+2)"),
+    ("sqrt(-x0**2)", "imaginary except at isolated points (only real expressions)", "sqrt(-x0**2)"),
+    (
+        "x1 + sqrt(-(x0 - 1)**2)",
+        "imaginary except at isolated points (only real expressions)",
+        "sqrt(-(x0 - 1)**2)",
+    ),
     ("1j", "complex numbers are not allowed", "1j"),
     ("x0 + 2j", "complex numbers are not allowed", "2j"),
     ("ｘ0", "non-ASCII character U+FF58", "ｘ"),
