@@ -154,25 +154,24 @@ class GraphDerivatives:
         cls,
         engine: Engine,
         inputs: Sequence[Any],
-        outputs: Sequence[Any],
+        outputs: Sequence[Any] | Sequence[tuple[Sequence[Any], Sequence[Any]]],
         loss_y: Mapping[int, Any],
         ys: Sequence[Any],
         taken: Sequence[str] = (),
+        *,
+        cse: bool = True,
     ) -> GraphDerivatives:
-        """The graph of ``P`` (cse of ``outputs``) and of the seeds ``loss_y`` (``{k: ∂L/∂y_k}``
-        in the output symbols ``ys``, engine terms) evaluated at ``y = P``."""
-        prog, leaves = Program.from_outputs(engine, inputs, outputs, taken)
+        """The graph of ``P`` and of the seeds ``loss_y`` (``{k: ∂L/∂y_k}`` in the output
+        symbols ``ys``, engine terms) evaluated at ``y = P``. ``outputs`` are ``P``'s
+        expressions, or with ``cse=False`` their ``engine.cse_native`` chunks."""
+        chunks = engine.cse_native(outputs) if cse else outputs
+        prog, leaves = Program.from_cse(engine, inputs, chunks, taken)
         at_P = {engine.convert(y): leaf for y, leaf in zip(ys, leaves)}
         seeds = tuple(
             (leaves[k], prog.intern(engine.substitute(engine.convert(w), at_P)))
             for k, w in sorted(loss_y.items())
         )
         return cls(prog, tuple(leaves), seeds)
-
-    @cached_property
-    def expansion(self) -> float:
-        """How many times larger ``P``'s expression trees are than its DAG (1: no sharing)."""
-        return self.prog.tree_size(self.outputs) / max(1, self.prog.size(self.outputs))
 
     @cached_property
     def jacobian(self) -> dict[tuple[int, int], Any]:

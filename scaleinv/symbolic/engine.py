@@ -63,9 +63,17 @@ class Engine:
         Temporaries are named ``_t0, _t1, ...``; only the (small) eliminated program is
         converted back from the engine, never the expanded expressions.
         """
+        return self.chunks_to_sympy(self.cse_native(exprs), symbols)
+
+    def chunks_to_sympy(
+        self,
+        chunks: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+        symbols: Mapping[str, sp.Symbol],
+    ) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+        """The chunks of :meth:`cse_native` as one SymPy program (see :meth:`cse`)."""
         temps: list[tuple[sp.Symbol, sp.Expr]] = []
         reduced: list[sp.Expr] = []
-        for chunk_temps, chunk_reduced in self.cse_native(exprs):
+        for chunk_temps, chunk_reduced in chunks:
             program = self.to_sympy_program(chunk_temps, chunk_reduced, symbols, len(temps))
             temps += program[0]
             reduced += program[1]

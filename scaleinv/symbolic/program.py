@@ -7,7 +7,7 @@ needs no node of its own for ``-b``). :meth:`Program.intern` splits an expressio
 nodes bottom-up and looks every node up before it adds one (value numbering): equal
 subexpressions, wherever they come from — the function, its partial derivatives, tangents or
 adjoints — are one node. Programs start from the common-subexpression elimination of the
-outputs (:meth:`Program.from_outputs`), which also finds shared partial sums such as the
+outputs (:meth:`Program.from_cse`), which also finds shared partial sums such as the
 prefix sums of a chain's angles.
 
 Examples
@@ -15,7 +15,9 @@ Examples
 >>> import sympy as sp
 >>> from scaleinv.symbolic.engine import get_engine
 >>> x, y = sp.symbols("x y")
->>> prog, outs = Program.from_outputs(get_engine("sympy"), [x, y], [sp.sin(x * y), x * y])
+>>> engine = get_engine("sympy")
+>>> chunks = engine.cse_native([sp.sin(x * y), x * y])
+>>> prog, outs = Program.from_cse(engine, [x, y], chunks)
 >>> [str(e) for _, e in prog.nodes], [str(o) for o in outs]
 (['x*y', 'sin(_g0)'], ['_g1', '_g0'])
 """
@@ -30,7 +32,7 @@ import sympy as sp
 
 from scaleinv.symbolic.engine import Engine
 
-__all__ = ["Program"]
+__all__ = ["Program", "expansion"]
 
 
 class Program:
@@ -62,18 +64,18 @@ class Program:
         self._prefix = prefix
 
     @classmethod
-    def from_outputs(
+    def from_cse(
         cls,
         engine: Engine,
         inputs: Sequence[Any],
-        outputs: Sequence[Any],
+        chunks: Sequence[tuple[Sequence[Any], Sequence[Any]]],
         taken: Iterable[str] = (),
     ) -> tuple[Program, list[Any]]:
-        """The program of ``outputs`` after common-subexpression elimination, and the leaf
-        of each output."""
+        """The program of a common-subexpression elimination (``engine.cse_native`` of the
+        outputs) and the leaf of each output."""
         prog = cls(engine, [engine.convert(x) for x in inputs], taken)
         leaves: list[Any] = []
-        for temps, reduced in engine.cse_native(outputs):
+        for temps, reduced in chunks:
             alias: dict[Any, Any] = {}
             for t, e in temps:
                 alias[t] = prog.intern(engine.substitute(e, alias))
@@ -200,17 +202,6 @@ class Program:
         """Number of nodes needed for ``outputs`` (the program's statements before printing)."""
         return len(self.ancestors(outputs))
 
-    def tree_size(self, outputs: Iterable[Any]) -> int:
-        """Number of nodes of ``outputs`` written as expression trees (every use of a node
-        repeats it): how much larger than :meth:`size` the expanded formulas are."""
-        outputs = list(outputs)
-        needed = self.ancestors(outputs)
-        tree: dict[Any, int] = {}
-        for node, _ in self.nodes:
-            if node in needed:
-                tree[node] = 1 + sum(tree.get(s, 0) for s in self.args(node))
-        return sum(tree.get(s, 0) for leaf in outputs for s in self.engine.free_symbols(leaf))
-
 
 def _is_leaf(expr: Any) -> bool:
     """A number, a symbol, or a number times a symbol."""
@@ -218,3 +209,47 @@ def _is_leaf(expr: Any) -> bool:
         return True
     args = expr.args
     return bool(expr.is_Mul and len(args) == 2 and args[0].is_Number and args[1].is_Symbol)
+
+
+def expansion(chunks: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> float:
+    """How many times larger the outputs' expression trees are than their cse program.
+
+    ``chunks`` as :meth:`Engine.cse_native <scaleinv.symbolic.engine.Engine.cse_native>`
+    gives them; sizes count operations (subexpressions that are not leaves: a number times a
+    symbol is one). 1.0: nothing is shared; a 12-link chain: 15.
+
+    Examples
+    --------
+    >>> x, y = sp.symbols("x y")
+    >>> chunks = [([(sp.Symbol("c"), sp.sin(x + y))], [sp.Symbol("c") ** 2, sp.Symbol("c") + x])]
+    >>> expansion(chunks)  # trees: (x+y, sin, **2) + (x+y, sin, +); program: x+y, sin, **2, +
+    1.5
+    """
+    tree_total = program_total = 0
+    for temps, reduced in chunks:
+        weight: dict[Any, int] = {}
+        for t, e in temps:
+            own, inner = _count(e, weight)
+            weight[t] = own + inner
+            program_total += own
+        for e in reduced:
+            own, inner = _count(e, weight)
+            program_total += own
+            tree_total += own + inner
+    return tree_total / max(1, program_total)
+
+
+def _count(expr: Any, weight: Mapping[Any, int]) -> tuple[int, int]:
+    """(operations of ``expr``, tree operations of the temporaries it uses)."""
+    own = inner = 0
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if not _is_leaf(e):
+            own += 1
+            stack.extend(e.args)
+        elif e.is_Symbol:
+            inner += weight.get(e, 0)
+        else:  # a number times a symbol: a leaf, as in a Program
+            inner += weight.get(e.args[1], 0) if e.args else 0
+    return own, inner

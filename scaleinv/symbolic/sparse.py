@@ -35,6 +35,7 @@ from scaleinv.errors import ProblemError
 from scaleinv.symbolic.autodiff import GraphDerivatives, supported
 from scaleinv.symbolic.budget import cheap_simplify
 from scaleinv.symbolic.engine import Engine, get_engine
+from scaleinv.symbolic.program import expansion
 
 __all__ = ["Sparsity", "SparseDerivatives", "derive_sparse", "newton_step_in_y", "to_matrix"]
 
@@ -42,10 +43,11 @@ __all__ = ["Sparsity", "SparseDerivatives", "derive_sparse", "newton_step_in_y",
 #: dense-matrix rule the problem's derivatives always followed).
 SIMPLIFY_ENTRIES = 36
 #: Kernels of J, ∇L and H come from the graph when the expression trees of ``P`` are at least
-#: this many times its DAG (see :meth:`SparseDerivatives.route`). Measured on planar chains of
-#: 2-12 links (trees 1.4-15x the DAG): the graph's gradient and Hessian programs are 1.1-2.4x
-#: smaller than the cse of the expanded ones, the Jacobian's within 10%; on the diffusion
-#: step (trees = DAG) the graph's Hessian program is 1.3x larger.
+#: this many times its cse program (see :func:`~scaleinv.symbolic.program.expansion`).
+#: Measured (NumPy operations in the printed kernels): on planar chains of 2, 3, 6, 12, 24 links
+#: (trees 1.4-15x the program at 2-12 links) the graph's gradient and Hessian kernels are
+#: 1.1-5.8x smaller than the cse of the expanded entries and its Jacobian within 10%; on the
+#: diffusion step (trees = program, 1.0) the graph's Hessian kernel is 1.3x larger.
 GRAPH_EXPANSION = 1.25
 ROUTES = ("auto", "graph", "expanded")
 
@@ -206,8 +208,15 @@ class SparseDerivatives:
         of it. The elimination runs on the engine's own (never simplified) entries and
         only the program is converted: kernels do not wait for display simplification.
         """
+        if kind == "P" and list(keys) == list(range(self.m)):
+            return self.engine.chunks_to_sympy(self._P_chunks, self.symbols)
         table = self.table(kind)
         return self.engine.cse([table[k] for k in keys], self.symbols)
+
+    @cached_property
+    def _P_chunks(self) -> list[tuple[list[Any], list[Any]]]:
+        """The engine's cse of ``P`` (the P kernel's program and the graph's start)."""
+        return self.engine.cse_native([self.native["P"][k] for k in range(self.m)])
 
     @cached_property
     def graph(self) -> GraphDerivatives | None:
@@ -217,15 +226,18 @@ class SparseDerivatives:
         if not supported([*P, *self.native["loss_y"].values()]):
             return None
         loss_y, taken = self.native["loss_y"], list(self.symbols)
-        return GraphDerivatives.build(self.engine, self.inputs, P, loss_y, self.ys, taken)
+        chunks = self._P_chunks
+        return GraphDerivatives.build(
+            self.engine, self.inputs, chunks, loss_y, self.ys, taken, cse=False
+        )
 
     @cached_property
     def route(self) -> str:
         """How kernels of J, ∇L and H are derived: ``"graph"`` where ``P`` is a deep
-        composition (its expression trees at least :data:`GRAPH_EXPANSION` times its DAG),
-        ``"expanded"`` (cse of the expanded entries) otherwise."""
-        graph = self.graph
-        if graph is None or graph.expansion < GRAPH_EXPANSION:
+        composition (its expression trees at least :data:`GRAPH_EXPANSION` times its cse
+        program) and the graph route knows its functions, ``"expanded"`` (cse of the
+        expanded entries) otherwise."""
+        if expansion(self._P_chunks) < GRAPH_EXPANSION or self.graph is None:
             return "expanded"
         return "graph"
 
