@@ -31,7 +31,8 @@ from scaleinv.numeric import pysource
 from scaleinv.numeric.flavors import functional_source, namespace_of, printer_of
 from scaleinv.symbolic import Problem
 
-__all__ = ["Kernel", "ProblemKernels", "Pattern", "compile_kernel", "kernel_source"]
+__all__ = ["Kernel", "ProblemKernels", "Pattern", "compile_kernel", "compile_program"]
+__all__ += ["kernel_source"]
 __all__ += ["program_source", "compile_problem", "use_sparse", "param_keywords", "RESERVED"]
 __all__ += ["real_array"]
 
@@ -465,6 +466,44 @@ def compile_kernel(
            [9., 1.]])
     """
     source, shape = kernel_source(name, exprs, args, params, doc, flavor)
+    return _kernel(name, source, shape, args, params, flavor)
+
+
+def compile_program(
+    name: str,
+    program: tuple[Sequence[tuple[sp.Symbol, sp.Expr]], Sequence[sp.Expr]],
+    keys: Sequence[Any],
+    shape: tuple[int, ...],
+    args: Sequence[tuple[str, Sequence[sp.Symbol]]],
+    params: Mapping[sp.Symbol, float] | None = None,
+) -> Kernel:
+    """Compile a straight-line program ``(temporaries, reduced)`` whose ``reduced[i]`` is the
+    entry ``keys[i]`` (an index of ``shape``, or an int for a vector) of the result.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x, t = sp.symbols("x _t0")
+    >>> k = compile_program("f", ([(t, x + 1)], [t * t, t]), [0, 1], (2,), [("x", [x])])
+    >>> k([[1.0], [2.0]])
+    array([[4., 2.],
+           [9., 3.]])
+    """
+    temps, reduced = program
+    index = [k if isinstance(k, tuple) else (k,) for k in keys]
+    outputs = [(i, e) for i, e in zip(index, reduced) if e != 0]
+    source = program_source(name, temps, outputs, shape, args, params)
+    return _kernel(name, source, shape, args, params, "numpy")
+
+
+def _kernel(
+    name: str,
+    source: str,
+    shape: tuple[int, ...],
+    args: Sequence[tuple[str, Sequence[sp.Symbol]]],
+    params: Mapping[sp.Symbol, float] | None,
+    flavor: str,
+) -> Kernel:
     sizes = tuple(len(symbols) for _, symbols in args)
     positive = frozenset(str(s) for s in (params or {}) if s.is_positive)
     return Kernel(name, source, shape, _exec_source(name, source, flavor=flavor), sizes, positive)

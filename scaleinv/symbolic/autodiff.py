@@ -50,7 +50,7 @@ __all__ = ["GraphDerivatives", "forward", "reverse", "supported"]
 FUNCTIONS = frozenset(
     {"sin", "cos", "tan", "exp", "log", "sinh", "cosh", "tanh", "asin", "acos", "atan"}
 )
-_ARITHMETIC = frozenset({"Add", "Mul", "Pow", "Symbol", "Dummy"})
+_ARITHMETIC = frozenset({"Add", "Mul", "Pow"})
 
 Tangent = dict[int, Any]
 
@@ -69,7 +69,7 @@ def supported(exprs: Sequence[Any]) -> bool:
     stack = list(exprs)
     while stack:
         e = stack.pop()
-        if e in seen or e.is_Number:
+        if e in seen or not e.args:  # numbers, symbols, constants (E, pi)
             continue
         seen.add(e)
         kind = type(e).__name__
@@ -86,7 +86,8 @@ def forward(prog: Program, leaves: Sequence[Any]) -> list[Tangent]:
     its arguments and its partial derivatives.
     """
     needed = prog.ancestors(leaves)
-    tangents: dict[Any, Tangent] = {x: {j: 1} for j, x in enumerate(prog.inputs)}
+    one = prog.engine.convert(sp.Integer(1))
+    tangents: dict[Any, Tangent] = {x: {j: one} for j, x in enumerate(prog.inputs)}
     for node, _ in list(prog.nodes):  # a snapshot: derivative nodes are appended
         if node not in needed:
             continue
@@ -203,5 +204,5 @@ class GraphDerivatives:
         (``"P"``, ``"jacobian"``, ``"gradient"`` or ``"hessian"``), zero where an entry is
         structurally zero on the graph."""
         table = dict(enumerate(self.outputs)) if kind == "P" else getattr(self, kind)
-        leaves = [table.get(k, 0) for k in keys]
-        return self.prog.to_sympy([self.prog.engine.convert(v) for v in leaves], symbols)
+        zero = self.prog.engine.convert(sp.Integer(0))
+        return self.prog.to_sympy([table.get(k, zero) for k in keys], symbols)
