@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from catalogue import finite_difference
+from conftest import optional_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,11 +26,10 @@ from scaleinv import Problem
 from scaleinv.errors import ProblemError
 from scaleinv.numeric.kernels import compile_kernel, compile_program
 from scaleinv.symbolic import output_symbols
-from scaleinv.symbolic.engine import symengine_available
 from scaleinv.symbolic.sparse import SparseDerivatives, to_matrix
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-ENGINES = ["sympy", "symengine"] if symengine_available() else ["sympy"]
+ENGINES = ["sympy", "symengine"]
 KINDS = ("jacobian", "gradient", "hessian")
 
 
@@ -47,6 +47,8 @@ bench_derive = _load("derive.py")
 
 def graph_kernels(problem: Problem, engine: str = "auto", route: str = "graph") -> dict:
     """J, gradient and H kernels printed from ``route``'s programs, dense shapes."""
+    if engine == "symengine":
+        optional_module("symengine", "fast")
     derivs = problem.derivatives(engine)
     shapes = {"jacobian": (problem.m, problem.n), "gradient": (problem.n,)}
     shapes["hessian"] = (problem.n, problem.n)
@@ -164,8 +166,9 @@ def compositions(draw: st.DrawFn) -> Problem:
     return Problem(xs, outputs, loss=loss, params={alpha: 1.3})
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problem=compositions(), engine=st.sampled_from(ENGINES))
+@given(problem=compositions())
 def test_random_compositions_graph_kernels_are_twins(problem: Problem, engine: str) -> None:
     assert_twins(problem, _points(problem.n, 3, seed=5, scale=1.0), engine)
 

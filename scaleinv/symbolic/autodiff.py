@@ -24,7 +24,9 @@ Examples
 >>> import sympy as sp
 >>> from scaleinv.symbolic.engine import get_engine
 >>> x0, x1, y0 = sp.symbols("x0 x1 y0")
->>> g = GraphDerivatives.build(get_engine("sympy"), [x0, x1], [sp.sin(x0 * x1)], {0: y0}, [y0])
+>>> engine = get_engine("sympy")
+>>> P = engine.cse_native([sp.sin(x0 * x1)])
+>>> g = GraphDerivatives.build(engine, [x0, x1], P, {0: y0}, [y0])
 >>> temps, (d0, d1) = g.program("jacobian", [(0, 0), (0, 1)], {})
 >>> [str(e) for _, e in temps], d0, d1
 (['cos(x0*x1)'], _t0*x1, _t0*x0)
@@ -155,17 +157,13 @@ class GraphDerivatives:
         cls,
         engine: Engine,
         inputs: Sequence[Any],
-        outputs: Sequence[Any] | Sequence[tuple[Sequence[Any], Sequence[Any]]],
+        chunks: Sequence[tuple[Sequence[Any], Sequence[Any]]],
         loss_y: Mapping[int, Any],
         ys: Sequence[Any],
         taken: Sequence[str] = (),
-        *,
-        cse: bool = True,
     ) -> GraphDerivatives:
-        """The graph of ``P`` and of the seeds ``loss_y`` (``{k: ∂L/∂y_k}`` in the output
-        symbols ``ys``, engine terms) evaluated at ``y = P``. ``outputs`` are ``P``'s
-        expressions, or with ``cse=False`` their ``engine.cse_native`` chunks."""
-        chunks = engine.cse_native(outputs) if cse else outputs
+        """The graph of ``P`` (its ``engine.cse_native`` chunks) and of the seeds ``loss_y``
+        (``{k: ∂L/∂y_k}`` in the output symbols ``ys``, engine terms) at ``y = P``."""
         prog, leaves = Program.from_cse(engine, inputs, chunks, taken)
         at_P = {engine.convert(y): leaf for y, leaf in zip(ys, leaves)}
         seeds = tuple(
@@ -201,8 +199,8 @@ class GraphDerivatives:
         self, kind: str, keys: Sequence[Any], symbols: Mapping[str, sp.Symbol]
     ) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
         """``(temporaries, reduced)`` (SymPy) of the entries ``keys`` of ``kind``
-        (``"P"``, ``"jacobian"``, ``"gradient"`` or ``"hessian"``), zero where an entry is
+        (``"jacobian"``, ``"gradient"`` or ``"hessian"``), zero where an entry is
         structurally zero on the graph."""
-        table = dict(enumerate(self.outputs)) if kind == "P" else getattr(self, kind)
+        table = getattr(self, kind)
         zero = self.prog.engine.convert(sp.Integer(0))
         return self.prog.to_sympy([table.get(k, zero) for k in keys], symbols)

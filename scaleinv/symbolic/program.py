@@ -56,6 +56,7 @@ class Program:
         self._memo: dict[Any, Any] = {}
         self._partials: dict[tuple[Any, Any], Any] = {}
         self._exprs: dict[Any, Any] = {}
+        self._args: dict[Any, frozenset[Any]] = {}
         self.deps: dict[Any, frozenset[int]] = {x: frozenset({j}) for j, x in enumerate(inputs)}
         names = set(taken)
         prefix = "_g"
@@ -106,7 +107,8 @@ class Program:
             self.nodes.append((hit, expr))
             self._table[expr] = hit
             self._exprs[hit] = expr
-            self.deps[hit] = frozenset().union(*(self.deps.get(s, ()) for s in self.args(hit)))
+            self._args[hit] = args = frozenset(self.engine.free_symbols(expr))
+            self.deps[hit] = frozenset().union(*(self.deps.get(s, ()) for s in args))
         return hit
 
     def add(self, terms: Sequence[Any]) -> Any:
@@ -118,9 +120,9 @@ class Program:
         return self._node(a * b)
 
     # -- reading --------------------------------------------------------------------------
-    def args(self, node: Any) -> set[Any]:
+    def args(self, node: Any) -> frozenset[Any]:
         """The symbols (inputs, params, nodes) a node's expression uses."""
-        return self.engine.free_symbols(self._exprs[node])
+        return self._args[node]
 
     def active(self, node: Any) -> list[Any]:
         """The symbols of a node that depend on an input (the ones its derivatives go through)."""

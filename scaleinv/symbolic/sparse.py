@@ -226,9 +226,8 @@ class SparseDerivatives:
         if not supported([*P, *self.native["loss_y"].values()]):
             return None
         loss_y, taken = self.native["loss_y"], list(self.symbols)
-        chunks = self._P_chunks
         return GraphDerivatives.build(
-            self.engine, self.inputs, chunks, loss_y, self.ys, taken, cse=False
+            self.engine, self.inputs, self._P_chunks, loss_y, self.ys, taken
         )
 
     @cached_property
