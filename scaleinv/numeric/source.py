@@ -302,7 +302,7 @@ def _statements(
     """The block's lines: temporaries in order, each output written as soon as what it reads
     is computed, and each temporary deleted after its last use — so a block's working set is
     the live temporaries, whose memory NumPy reuses while it is in cache (a 12-link chain's
-    Hessian: at most 38 live arrays of 32 KB, not 400). ``reads``: each temporary's and then
+    Hessian: at most 70 live arrays of 32 KB, not 397). ``reads``: each temporary's and then
     each output's free symbols."""
     position = {t: i for i, (t, _) in enumerate(temps)}
     used = [{s for s in symbols if s in position} for symbols in reads]
