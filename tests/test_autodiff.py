@@ -209,3 +209,12 @@ def test_route_falls_back_to_expanded_formulas_for_unknown_functions() -> None:
         derivs.program("hessian", sorted(derivs.hessian), "graph")
     with pytest.raises(ProblemError, match="unknown derivative route 'tape'"):
         derivs.program("hessian", sorted(derivs.hessian), "tape")
+
+
+def test_constant_outputs_and_constants_in_nodes_are_leaves() -> None:
+    """Outputs that are constants (pi, -pi: shared by cse) and nodes holding E or pi."""
+    x0, x1 = sp.symbols("x0 x1", real=True)
+    s = sp.sin(x0 + x1)
+    problem = Problem([x0, x1], [sp.pi, -sp.pi, -sp.pi, sp.pi * x0 * s, sp.exp(s) + sp.E * s])
+    for engine in ENGINES:
+        assert_twins(problem, _points(2, 3, seed=2), engine)

@@ -130,13 +130,11 @@ def _sums(prog: Program, terms: Mapping[int, list[Any]]) -> Tangent:
 
 
 def _leaf_tangent(prog: Program, leaf: Any, tangents: Mapping[Any, Tangent]) -> Tangent:
-    """The tangent of a leaf (a number, a symbol, or a number times a symbol)."""
-    if leaf.is_Number:
-        return {}
-    if leaf.is_Symbol:
+    """The tangent of a leaf (an atom, or a number times an atom)."""
+    if not leaf.args:
         return dict(tangents.get(leaf, {}))
-    coeff, symbol = leaf.args
-    return {j: prog.mul(coeff, d) for j, d in tangents.get(symbol, {}).items()}
+    coeff, atom = leaf.args
+    return {j: prog.mul(coeff, d) for j, d in tangents.get(atom, {}).items()}
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,13 +2,13 @@
 
 A :class:`Program` is a list of assignments ``v = f(a, b, ...)`` in an engine's terms
 (:mod:`scaleinv.symbolic.engine`), each computed once. The arguments of a node are *leaves*:
-an input, a param, a number, an earlier node, or a number times one of those (so ``a - b``
-needs no node of its own for ``-b``). :meth:`Program.intern` splits an expression into such
-nodes bottom-up and looks every node up before it adds one (value numbering): equal
-subexpressions, wherever they come from — the function, its partial derivatives, tangents or
-adjoints — are one node. Programs start from the common-subexpression elimination of the
-outputs (:meth:`Program.from_cse`), which also finds shared partial sums such as the
-prefix sums of a chain's angles.
+an input, a param, a number or constant (pi), an earlier node, or a number times one of those
+(so ``a - b`` needs no node of its own for ``-b``). :meth:`Program.intern` splits an
+expression into such nodes bottom-up and looks every node up before it adds one (value
+numbering): equal subexpressions, wherever they come from — the function, its partial
+derivatives, tangents or adjoints — are one node. Programs start from the
+common-subexpression elimination of the outputs (:meth:`Program.from_cse`), which also finds
+shared partial sums such as the prefix sums of a chain's angles.
 
 Examples
 --------
@@ -206,11 +206,11 @@ class Program:
 
 
 def _is_leaf(expr: Any) -> bool:
-    """A number, a symbol, or a number times a symbol."""
-    if expr.is_Number or expr.is_Symbol or not expr.args:
+    """An atom (a number, a symbol, a constant such as pi), or a number times an atom."""
+    if not expr.args:
         return True
     args = expr.args
-    return bool(expr.is_Mul and len(args) == 2 and args[0].is_Number and args[1].is_Symbol)
+    return bool(expr.is_Mul and len(args) == 2 and args[0].is_Number and not args[1].args)
 
 
 def expansion(chunks: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> float:
@@ -250,8 +250,6 @@ def _count(expr: Any, weight: Mapping[Any, int]) -> tuple[int, int]:
         if not _is_leaf(e):
             own += 1
             stack.extend(e.args)
-        elif e.is_Symbol:
-            inner += weight.get(e, 0)
-        else:  # a number times a symbol: a leaf, as in a Program
-            inner += weight.get(e.args[1], 0) if e.args else 0
+        else:  # an atom, or a number times an atom: a leaf, as in a Program
+            inner += weight.get(e.args[1] if e.args else e, 0)
     return own, inner
