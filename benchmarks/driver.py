@@ -20,7 +20,8 @@ Before timing, all of them are checked to follow scaleinv's trajectory (``record
 1,000 starts to relative 1e-9; the script exits 1 if one does not. Timings are medians of
 ``--repeats`` runs taken round-robin (every implementation once per round, so load drift on a
 shared machine hits all alike); an entry stops repeating once its runs add up to ``--budget``
-seconds and is then marked ``*``.
+seconds and is then marked ``*``. The process (CPU) seconds of scaleinv's runs are printed
+below the table: on a shared machine, load from other processes inflates the wall clock.
 
 Usage::
 
@@ -156,9 +157,16 @@ def check(problem: Problem, names: Sequence[str], size: int = 1000, steps: int =
     """Where an implementation leaves scaleinv's trajectory (relative to each point's size)."""
     x0 = starts(size, seed=1)
     problems = []
+    # every rule derived and compiled before JAX is imported (the symbolic time budget forks,
+    # which does not mix with JAX's threads)
+    refs = {
+        name: scaleinv.minimize(
+            problem, rules.REGISTRY[name](RULES[name]), x0, steps, record="all"
+        ).x
+        for name in names
+    }
     for name in names:
-        eta = RULES[name]
-        ref = scaleinv.minimize(problem, rules.REGISTRY[name](eta), x0, steps, record="all").x
+        eta, ref = RULES[name], refs[name]
         driver, bare = scaleinv_loops(problem, name, eta)
         paths = {"numpy": numpy_path(name, eta, x0, steps)}
         finals = {"scaleinv": driver(x0, steps), "steps": bare(x0, steps)}
@@ -180,11 +188,14 @@ Runs = dict[tuple[str, str], list[float]]
 
 def measure(
     problem: Problem, names: Sequence[str], size: int, steps: int, repeats: int, budget: float
-) -> tuple[Runs, dict[str, float]]:
-    """Seconds of every run per (rule, implementation), round-robin; and JAX's compile times."""
+) -> tuple[Runs, dict[str, float], dict[str, list[float]]]:
+    """Seconds of every run per (rule, implementation), round-robin; JAX's compile times; and
+    the process (CPU) seconds of scaleinv's runs, which load from other processes on a shared
+    machine inflates less than the wall clock."""
     x0 = starts(size)
     runs: Runs = {}
     compile_seconds = {}
+    cpu: dict[str, list[float]] = {}
     for name in names:
         eta = RULES[name]
         driver, bare = scaleinv_loops(problem, name, eta)
@@ -199,21 +210,29 @@ def measure(
             loop(x0[:1000], 2)  # warm-up (scaleinv compiles its kernels here)
         for impl in loops:
             runs[name, impl] = []
+        cpu[name] = []
         for _ in range(repeats):
             for impl, loop in loops.items():
                 done = runs[name, impl]
                 if done and sum(done) >= budget:
                     continue
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 loop(x0, steps)
                 done.append(time.perf_counter() - start)
-    return runs, compile_seconds
+                if impl == "scaleinv":
+                    cpu[name].append(time.process_time() - start_cpu)
+    return runs, compile_seconds, cpu
 
 
 def table(
-    runs: Runs, compile_seconds: dict[str, float], size: int, steps: int, repeats: int
+    runs: Runs,
+    compile_seconds: dict[str, float],
+    size: int,
+    steps: int,
+    repeats: int,
+    cpu: dict[str, list[float]] | None = None,
 ) -> str:
-    """The side-by-side table of medians and ratios."""
+    """The side-by-side table of medians and ratios (and scaleinv's median CPU seconds)."""
     head = f"{'rule':<8}" + "".join(f"{impl + ' s':>12}" for impl in IMPLS)
     head += f"{'scaleinv/numpy':>16}{'scaleinv/jax':>14}{'driver share':>14}"
     lines = [
@@ -245,6 +264,11 @@ def table(
         "driver share: (scaleinv - steps) / scaleinv, the part of minimize's time spent outside "
         "the rule's own step (statuses, divergence check with one loss evaluation per step)"
     )
+    if cpu:
+        lines.append(
+            "scaleinv CPU s (process time of the same runs, median): "
+            + ", ".join(f"{k} {np.median(v):.3g}" for k, v in cpu.items() if v)
+        )
     if compile_seconds:
         lines.append(
             "jax compile (first call, not in the table): "
@@ -274,10 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(problems), file=sys.stderr)
         return 1
     print("all implementations follow scaleinv's trajectories (1,000 starts x 100 steps)\n")
-    runs, compile_seconds = measure(
+    runs, compile_seconds, cpu = measure(
         problem, args.rules, args.starts, args.steps, args.repeats, args.budget
     )
-    print(table(runs, compile_seconds, args.starts, args.steps, args.repeats))
+    print(table(runs, compile_seconds, args.starts, args.steps, args.repeats, cpu))
     return 0
 
 

@@ -41,8 +41,9 @@ def test_the_check_catches_a_wrong_baseline(monkeypatch) -> None:
 
 def test_the_table_prints_medians_and_ratios() -> None:
     runs = {("gd", "scaleinv"): [2.0, 4.0, 3.0], ("gd", "steps"): [1.5], ("gd", "numpy"): [1.0]}
-    text = bench.table(runs, {}, 1000, 10, 3)
+    text = bench.table(runs, {}, 1000, 10, 3, {"gd": [1.0, 2.5, 2.0]})
     row = next(line for line in text.splitlines() if line.startswith("gd "))
     assert "3*" not in row and "1.5*" in row and "3.00x" in row and "50%" in row
+    assert "scaleinv CPU s (process time of the same runs, median): gd 2" in text
     assert "jax: not installed" in text
     np.testing.assert_equal(bench.starts(4).shape, (4, 2))

@@ -368,3 +368,90 @@ def test_compiled_evaluators_are_cached_without_keeping_the_inverse_alive() -> N
     del li
     gc.collect()
     assert ref() is None  # the cached evaluator (a weak-key entry) holds no reference to it
+
+
+# -- the closed-form evaluator's two passes ----------------------------------------------------
+def _passes(li: LocalInverse) -> dict:
+    """The compiled closed-form source's namespace: local_inverse, nearest_branch, polish."""
+    return li.compile().local_inverse.__globals__
+
+
+def test_nearest_first_equals_the_full_pass_on_every_kind_of_row() -> None:
+    # the fast pass (nearest finite candidate, one P) against nearest_branch on every row:
+    # exact rows, rough rows (polished), no real solution, ties at x1 = 0, x0 not finite
+    for li, y, x0 in [
+        (
+            inverse("a b", ("a", "b**2")),
+            [[1.0, 4.0], [2.0, 0.0], [2.0, 0.0], [0.0, 1e-300], [3.0, -1.0], [1.0, 4.0]],
+            [[0.0, -1e-9], [0.0, 0.0], [0.0, -0.0], [0.0, -1e-300], [1.0, 1.0], [np.nan, 1.0]],
+        ),
+        (
+            inverse("x", ("x**2 + 100000000*x",)),
+            [[1.0], [3.0], [-1e16], [1e10], [5.0]],
+            [[0.0], [-2e8], [1.0], [-1e8], [np.inf]],
+        ),
+        (inverse("x", ("sin(x)",)), [[0.5], [1.0], [0.0], [2.0]], [[10.0], [-7.0], [3.1], [0.0]]),
+    ]:
+        y, x0 = np.array(y), np.array(x0)
+        x, status, residual = li.compile().local_inverse(y, x0)
+        want = _passes(li)["nearest_branch"](y, x0, {})
+        np.testing.assert_array_equal(x, want[0])
+        np.testing.assert_array_equal(status, want[1])
+        np.testing.assert_array_equal(residual, want[2])
+        ok = status == Status.RUNNING
+        round_trip(li, x[ok], y[ok])
+
+
+def test_branch_selection_near_zero_takes_the_sign_of_the_guess_and_the_first_on_ties() -> None:
+    li = inverse("a b", ("a", "b**2"))
+    y = np.array([[0.0, 1e-12], [0.0, 1e-12], [0.0, 0.0], [0.0, 0.0]])
+    x0 = np.array([[0.0, 1e-9], [0.0, -1e-9], [0.0, 1e-300], [0.0, -1e-300]])
+    x = li.inv(y, x0)
+    np.testing.assert_array_equal(x[:, 1], [1e-6, -1e-6, 0.0, 0.0])
+    # y1 = 0: both roots are 0; the tie goes to branch 0 (-sqrt), whose zero is negative (so
+    # do distances equal in floating point: 1e-300 is lost next to 1e-6)
+    np.testing.assert_array_equal(li.inv([0.0, 1e-12], [0.0, 1e-300]), [0.0, -1e-6])
+    assert str(li.branches[0].solution[1]).startswith("-")
+    assert np.signbit(x[2:, 1]).all()
+
+
+def test_polish_runs_only_where_the_closed_form_misses(monkeypatch: pytest.MonkeyPatch) -> None:
+    li = inverse("x", ("x**2 + 100000000*x",))  # (sqrt(y + b²/4) - b/2) cancels near y = 0
+    namespace = _passes(li)
+    polished: list[int] = []
+
+    def counting(c, r, y, params):
+        polished.append(len(c))
+        return polish(c, r, y, params)
+
+    polish = namespace["polish"]
+    monkeypatch.setitem(namespace, "polish", counting)
+    raw = namespace["inverse_branch1"](np.array([[1.0]]))
+    assert abs(li.problem.compile().P(raw)[0, 0] - 1.0) > 0.1  # the closed form is off
+    y = np.array([[1.0], [1e12], [2e12]])
+    x = li.inv(y, np.zeros((3, 1)))
+    round_trip(li, x, y)  # polished to the tolerance
+    np.testing.assert_allclose(x[0], 1e-8, rtol=1e-12)
+    assert polished == [1, 1]  # one rough row, for each of its two branches; exact rows never
+    polished.clear()
+    square = inverse("a b", ("a", "b**2"))
+    monkeypatch.setitem(_passes(square), "polish", counting)
+    square.inv(np.full((1000, 2), 2.0), np.ones((1000, 2)))
+    assert polished == []
+
+
+def test_chunks_of_a_large_batch_agree_with_one_pass() -> None:
+    from scaleinv.numeric.runtime import CHUNK
+
+    li = inverse("a b", ("a", "b**2"))
+    rng = np.random.default_rng(3)
+    y = rng.uniform(-1, 9, (CHUNK + 77, 2))  # y1 < 0: no real solution
+    x0 = rng.uniform(-3, 3, (CHUNK + 77, 2))
+    x, status, residual = li.compile().local_inverse(y, x0)
+    want = _passes(li)["nearest_branch"](y, x0, {})
+    for got, expected in zip((x, status, residual), want):
+        np.testing.assert_array_equal(got, expected)
+    assert 0 < (status == Status.NO_INVERSE).sum() < len(y)
+    ok = status == Status.RUNNING
+    np.testing.assert_array_equal(np.sign(x[ok, 1]), np.sign(x0[ok, 1]))
+    np.testing.assert_allclose(x[ok, 1] ** 2, y[ok, 1], rtol=1e-14)

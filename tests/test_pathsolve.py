@@ -15,7 +15,7 @@ import scaleinv
 from scaleinv import rules
 from scaleinv.errors import NoInverseError, NumericInverseWarning
 from scaleinv.numeric.inverse import TOL
-from scaleinv.numeric.pathsolve import path_inverse, solve_square
+from scaleinv.numeric.pathsolve import path_inverse, solve_square, where_rows
 from scaleinv.numeric.status import Status
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.ranges import output_bounds
@@ -108,6 +108,18 @@ def test_a_path_through_a_fold_falls_back_to_the_nearest_solution_found() -> Non
     assert sol.ok
     np.testing.assert_allclose(sol.x**3 - 3 * sol.x, [5.0], rtol=1e-12)
     assert sol.x[0] == pytest.approx(2.2790187861665, rel=1e-10)
+
+
+def test_a_path_over_a_flat_inflection_is_finished_by_the_last_resort() -> None:
+    """x + sin x is onto but flat at x = -pi (P' = 0): the path from x0 = -0.918 to y = -5.485
+    stalls there; the free solve from the last path point needs strong damping (Marquardt
+    scaling only divides a 1-D Gauss-Newton step by 1 + lambda) to reach the root -5.878."""
+    li = problem("x", ("x + sin(x)",)).local_inverse()
+    y = [-5.48471094]
+    sol = li.compile().solve(y, [-0.91791254])
+    assert sol.ok.all()
+    assert abs(sol.x[0] + np.sin(sol.x[0]) - y[0]) <= TOL * (1 + abs(y[0]))
+    assert sol.x[0] == pytest.approx(-5.87846897, rel=1e-8)
 
 
 def test_no_inverse_is_certified_and_not_found_is_not() -> None:
@@ -219,3 +231,15 @@ def test_run_and_verify_say_once_that_pg_solves_numerically(tmp_path, capsys) ->
     assert out.count("solves P(x) = y numerically") == 1 and "sympy.solve failed" in out
     main(["verify", str(spec), "--budget", "1"])
     assert capsys.readouterr().out.count("solve P(x) = y numerically") == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_where_rows_is_numpy_where_bit_for_bit(n: int) -> None:
+    rng = np.random.default_rng(n)
+    special = [np.nan, np.inf, -np.inf, -0.0, 0.0, 5e-324, -1e308]
+    a = rng.choice(np.r_[special, rng.standard_normal(20)], (300, n))
+    b = rng.choice(np.r_[special, rng.standard_normal(20)], (300, n))
+    mask = rng.random(300) < 0.5
+    got, want = where_rows(mask, a, b), np.where(mask[:, None], a, b)
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))  # NaN, -0.0 kept
+    np.testing.assert_array_equal(a, where_rows(np.ones(300, bool), a, b[:, ::-1][:, ::-1]))

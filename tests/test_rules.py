@@ -169,3 +169,39 @@ def test_ig_and_pg_need_a_newton_step_in_y() -> None:
 def test_pg_on_an_overdetermined_map_is_numeric_only() -> None:
     with pytest.raises(NumericOnlyError, match="pg is numeric-only"):
         rules.pg().delta(CATALOGUE["overdetermined"])
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [rules.gd(0.05), rules.newton(0.5), rules.ig(0.5), rules.pg(0.5), rules.pg(0.5, "ig")],
+    ids=["gd", "newton", "ig", "pg", "pg-ig"],
+)
+def test_steps_in_chunks_equal_one_whole_batch_step(rule, monkeypatch) -> None:
+    from scaleinv.numeric import runtime
+
+    # y1 -> (y1 - 1) / 2 has no real x1 where |x1| < 1: PG fails there (or falls back to IG)
+    problem = Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], loss="y0**2 + (y1 + 1)**2")
+    x = np.random.default_rng(2).uniform(-3, 3, (runtime.CHUNK + 300, 2))
+    x[:50, 1] = 0.0  # a singular Jacobian for IG
+    step = rule.compile(problem).step
+    dx, _, status = step(x, None)
+    monkeypatch.setattr(runtime, "CHUNK", 10**9)
+    whole_dx, _, whole_status = step(x, None)
+    np.testing.assert_array_equal(dx, whole_dx)
+    np.testing.assert_array_equal(status, whole_status)
+    expected = {"gd": {0}, "newton": {0}, "ig": {0, 5}, "pg": {0, 4}}[rule.name]
+    if rule.name == "pg" and rule.fallback == "ig":
+        expected = {0, 5}  # where no inverse exists, the IG step (singular at x1 = 0)
+    assert set(np.unique(status)) == expected
+    if rule.name != "pg":
+        return
+    if rule.fallback == "ig":  # PG's step where it has one, IG's elsewhere
+        pg_dx, _, pg_status = rules.pg(0.5).compile(problem).step(x, None)
+        ig_dx = rules.ig(0.5).compile(problem).step(x, None)[0]
+        np.testing.assert_array_equal(dx, np.where((pg_status == 0)[:, None], pg_dx, ig_dx))
+        return
+    ok = status == 0  # the nearest root of x1² = (x1² - 1) / 2 keeps x1's sign
+    x1 = x[ok, 1] + dx[ok, 1]
+    np.testing.assert_allclose(x1**2, (x[ok, 1] ** 2 - 1) / 2, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(np.sign(x1), np.sign(x[ok, 1]))
+    np.testing.assert_array_equal(dx[~ok], 0.0)

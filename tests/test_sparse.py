@@ -152,6 +152,23 @@ def test_kernels_of_either_engine_equal_the_sympy_matrices(use_symengine, monkey
             np.testing.assert_allclose(got, want.reshape(got.shape), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("use_symengine", [False, True])
+def test_abs_is_differentiated_by_either_engine(use_symengine, monkeypatch) -> None:
+    """SymEngine leaves d|u|/dx unevaluated; the engine hands it to SymPy (was a crash)."""
+    if use_symengine:
+        optional_module("symengine", "fast")
+    else:
+        monkeypatch.setattr(engine_module, "symengine_available", lambda: False)
+    p = Problem.from_strings(["x0", "x1"], ["Abs(x0*x1) + exp(x1)", "x1*Abs(x0)"], "y0**2 + y1**2")
+    k = p.compile()
+    assert p.sparse.engine.name == ("symengine" if use_symengine else "sympy")
+    for x in np.array([[1.5, 0.7], [-0.4, 1.1], [0.9, -2.0]]):
+        fd = finite_difference(lambda v: k.P(v), x)
+        np.testing.assert_allclose(k.jacobian(x), fd, rtol=1e-6, atol=1e-8)
+        fd = finite_difference(lambda v: k.gradient(v), x)
+        np.testing.assert_allclose(k.hessian(x), fd, rtol=1e-6, atol=1e-6)
+
+
 def test_unknown_engine_is_a_problem_error() -> None:
     with pytest.raises(ProblemError, match="unknown derivation engine 'fast'"):
         PROBLEMS["trig"].derivatives("fast")

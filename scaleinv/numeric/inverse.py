@@ -5,10 +5,12 @@ Both modes become one generated NumPy-only function, ``local_inverse(y, x0, **pa
 exported inverses are one code path.
 
 * Closed form: every branch is evaluated at once, periodic inputs are shifted by the whole
-  number of periods that brings them nearest to ``x₀``, and a candidate counts where it is
-  finite and ``|P(x) − y| <= TOL (1 + |y|)``; only candidates whose residual misses that are
-  polished by one Gauss–Newton step (an LU solve, kept where it lowers the residual). The
-  valid candidate nearest to ``x₀`` is returned.
+  number of periods that brings them nearest to ``x₀``, and the candidates are ordered by
+  their distance to ``x₀``. The nearest finite one is checked first (one evaluation of ``P``:
+  ``|P(x) − y| <= TOL (1 + |y|)``); only where it misses are all candidates checked, those
+  whose residual misses polished by one Gauss–Newton step (kept where it lowers the
+  residual), and the nearest valid one returned — the same answer as checking every candidate
+  everywhere, at the cost of one ``P`` where the closed form is exact.
 * No closed form: :func:`~scaleinv.numeric.pathsolve.path_inverse` follows ``P(x₀) → y``
   (batched damped Gauss–Newton with continuation); a target outside a certified enclosure of
   the range of ``P`` (:func:`~scaleinv.symbolic.ranges.output_bounds`) is ``NO_INVERSE``

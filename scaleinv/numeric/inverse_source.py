@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from scaleinv.numeric import pathsolve
-from scaleinv.numeric.kernels import BLOCK, ProblemKernels, kernel_source
+from scaleinv.numeric import pathsolve, runtime
+from scaleinv.numeric.kernels import ProblemKernels, kernel_source
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import LocalInverse
 from scaleinv.symbolic.ranges import output_bounds
@@ -23,8 +23,10 @@ __all__ = ["TOL", "closed_form_source", "numeric_source"]
 TOL = pathsolve.PATH_TOL
 
 # The closed-form local inverse is assembled from the pieces below in two variants that share
-# the branch list and the candidate, periodic-shift, residual, polish and selection code:
-# "blocked" (NumPy: cache-sized blocks, the polish only on the rough rows, in-place writes) and
+# the branch list, the periodic shift and `nearest_branch` (residual of every candidate,
+# polish, selection of the nearest valid one):
+# "blocked" (NumPy: chunks; the nearest finite candidate is checked first and only the points
+# where it fails go through `nearest_branch`, which polishes only the rough rows in place) and
 # "traced" (JAX, PyTorch: whole-batch array expressions, the polish everywhere and kept by
 # `where`; no in-place writes and no branching on values, so jit traces it and autograd flows).
 _BLOCKED_ENTRY = '''\
@@ -32,8 +34,8 @@ def local_inverse(y, x0, /, **params):
     """P^-1(y; x0): the valid closed-form branch nearest to x0, batched.
 
     Returns (x, status, residual): status RUNNING where found, NO_INVERSE where no branch is
-    valid (x = x0 there); residual = |P(x) - y|. The batch is flattened and solved in blocks
-    of {block} points (temporaries stay in cache).
+    valid (x = x0 there); residual = |P(x) - y|. The batch is flattened and solved in chunks
+    of {chunk} points (bounded temporaries, no per-point Python work).
     """
     y = numpy.asarray(y, dtype=numpy.float64)
     x0 = numpy.asarray(x0, dtype=numpy.float64)
@@ -45,13 +47,42 @@ def local_inverse(y, x0, /, **params):
     for key, value in params.items():
         value = numpy.asarray(value, dtype=numpy.float64)
         flat[key] = numpy.broadcast_to(value, batch).reshape(size) if value.ndim else value
-    x, residual = numpy.empty((size, {n})), numpy.empty(size)
-    status = numpy.empty(size, dtype=numpy.int8)
-    for start in range(0, size, {block}):
-        rows = slice(start, start + {block})
-        block = {{key: v[rows] if v.ndim else v for key, v in flat.items()}}
-        x[rows], status[rows], residual[rows] = nearest_branch(y[rows], x0[rows], block)
+    if size <= {chunk}:
+        x, status, residual = nearest_first(y, x0, flat)
+    else:
+        x, residual = numpy.empty((size, {n})), numpy.empty(size)
+        status = numpy.empty(size, dtype=numpy.int8)
+        for start in range(0, size, {chunk}):
+            rows = slice(start, start + {chunk})
+            chunk = {{key: v[rows] if v.ndim else v for key, v in flat.items()}}
+            x[rows], status[rows], residual[rows] = nearest_first(y[rows], x0[rows], chunk)
     return x.reshape(batch + ({n},)), status.reshape(batch), residual.reshape(batch)
+
+
+def nearest_first(y, x0, params):
+    """local_inverse on flat arrays y (k, m), x0 (k, n): the finite candidate nearest to x0
+    is checked first (one evaluation of P); the points where it does not solve P(x) = y to
+    the tolerance, or where x0 is not finite, go through nearest_branch."""
+    with numpy.errstate(all="ignore"):
+        for i, branch in enumerate(({names},)):
+            c = branch(y, **params).reshape(x0.shape)
+{periodic}\
+            gap = c - x0
+            dist = numpy.fmin(dot_last(gap, gap), numpy.inf)  # NaN (c not finite): too far
+            if i == 0:
+                x, best = c, dist
+            else:
+                x = where_rows(dist < best, c, x)  # ties: the first branch
+                numpy.minimum(best, dist, out=best)
+        r = y - P(x, **params).reshape(y.shape)
+        valid = all_of(numpy.abs(r) <= {tol!r} * (1 + numpy.abs(y))) & (best < numpy.inf)
+        residual = numpy.sqrt(dot_last(r, r))
+    status = numpy.full(valid.shape, RUNNING, dtype=numpy.int8)
+    if not valid.all():
+        rest = numpy.flatnonzero(~valid)
+        sub = {{key: v[rest] if v.ndim else v for key, v in params.items()}}
+        x[rest], status[rest], residual[rest] = nearest_branch(y[rest], x0[rest], sub)
+    return x, status, residual
 '''
 _TRACED_ENTRY = '''\
 def local_inverse(y, x0, /, **params):
@@ -81,10 +112,11 @@ def nearest_branch(y, x0, params):
             finite = all_of(numpy.isfinite(c))
             valid = finite & all_of(numpy.abs(r) <= tol)
             rough = finite & ~valid
-{polish}\
-            gap = c - x0
+            gap = c - x0  # the distance of the closed-form value: polishing does not reorder
             dist = dot_last(gap, gap)
-            nearer = valid & ~(dist >= best)  # a NaN distance (x0 not finite) still counts
+{polish}\
+            # the first valid candidate counts even at a NaN or infinite distance (x0 not finite)
+            nearer = valid & (~found | ~(dist >= best))
             x = numpy.where(nearer[..., None], c, x)
             best = numpy.where(nearer, dist, best)
             squared = numpy.where(nearer, dot_last(r, r), squared)
@@ -180,7 +212,8 @@ def closed_form_source(local: LocalInverse, flavor: str = "numpy") -> str:
     # Cramer's rule (solve_square) up to 3x3 traces; beyond, the flagged solve (no exceptions)
     square = m == n and (n <= 3 or not traced)
     gauss_newton = "solve_square(jac, r)" if square else "inverse_jacobian_times(jac, r)[0]"
-    entry = (_TRACED_ENTRY if traced else _BLOCKED_ENTRY).format(m=m, n=n, block=BLOCK)
+    first = {"names": ", ".join(names), "periodic": periodic, "tol": TOL, "chunk": runtime.CHUNK}
+    entry = (_TRACED_ENTRY if traced else _BLOCKED_ENTRY).format(m=m, n=n, **first)
     nearest = _NEAREST.format(
         m=m,
         n=n,

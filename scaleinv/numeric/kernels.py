@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import sympy as sp
@@ -33,7 +33,7 @@ from scaleinv.symbolic import Problem
 __all__ = ["Kernel", "ProblemKernels", "Pattern", "compile_kernel", "compile_program"]
 __all__ += ["kernel_source"]
 __all__ += ["program_source", "compile_problem", "use_sparse", "param_keywords", "RESERVED"]
-__all__ += ["real_array", "BLOCK"]
+__all__ += ["real_array", "Program", "BLOCK"]
 
 #: A matrix with at least this many entries and at most this fraction nonzero is held
 #: sparsely and solved with its pattern (see :func:`use_sparse`). Measured on the diffusion
@@ -41,6 +41,17 @@ __all__ += ["real_array", "BLOCK"]
 #: 1.2-1.4x slower than batched dense LAPACK at n = 64, 14x faster at n = 128.
 SPARSE_MIN_SIZE = 96 * 96
 SPARSE_DENSITY = 0.1
+
+
+class Program(NamedTuple):
+    """The straight-line program a kernel evaluates (what :func:`program_source` prints and a
+    compiled backend, :mod:`scaleinv.numeric.backends`, compiles)."""
+
+    temps: Sequence[tuple[sp.Symbol, sp.Expr]]
+    outputs: Sequence[tuple[tuple[int, ...], sp.Expr]]
+    shape: tuple[int, ...]
+    args: Sequence[tuple[str, Sequence[sp.Symbol]]]
+    params: Mapping[sp.Symbol, float]
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,11 @@ class Kernel:
     shape : tuple of int
         Shape of one sample's output; the result has shape ``batch + shape``.
     func : callable
-        The compiled function.
+        The function evaluating it: the compiled :attr:`source`, or the backend chosen by
+        :func:`compile_problem` (see :mod:`scaleinv.numeric.backends`).
+    program : Program or None
+        The straight-line program :attr:`source` was printed from (None for a kernel that
+        calls other kernels).
     """
 
     name: str
@@ -65,6 +80,17 @@ class Kernel:
     func: Callable[..., np.ndarray]
     sizes: tuple[int, ...] = ()
     positive: frozenset[str] = frozenset()
+    program: Program | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def backend(self) -> str:
+        """What evaluates the kernel now: ``"numpy"`` (:attr:`source`) or ``"llvm"``."""
+        return str(getattr(self.func, "backend", "numpy"))
+
+    @property
+    def backend_reason(self) -> str:
+        """Why :attr:`backend` evaluates it (how ``backend="auto"`` chose, or that it was asked)."""
+        return str(getattr(self.func, "reason", "numpy: the generated NumPy source"))
 
     def __call__(self, *args: Any, **params: Any) -> np.ndarray:
         """Evaluate; arrays must be real, end in the argument's size, and params declared
@@ -332,9 +358,11 @@ def _matrix_kernels(
     if not sparse:
         values_fn.__globals__[kind] = dense_fn
     guards = _guards(problem, "x")
+    program = Program(temps, outputs, (len(keys),) if sparse else shape, x, ps)
+    values_program, dense_program = (program, None) if sparse else (None, program)
     return (
-        Kernel(values_name, values_src, (len(keys),), values_fn, *guards),
-        Kernel(kind, dense_src, shape, dense_fn, *guards),
+        Kernel(values_name, values_src, (len(keys),), values_fn, *guards, values_program),
+        Kernel(kind, dense_src, shape, dense_fn, *guards, dense_program),
         pattern,
     )
 
@@ -350,7 +378,8 @@ def _vector_kernel(
     args = [("x", problem.inputs)] if space == "x" else [("y", problem.output_symbols)]
     source = program_source(name, temps, outputs, shape, args, problem.params, doc, flavor)
     func = _exec_source(name, source, flavor=flavor)
-    return Kernel(name, source, shape, func, *_guards(problem, space))
+    program = Program(temps, outputs, shape, args, problem.params)
+    return Kernel(name, source, shape, func, *_guards(problem, space), program)
 
 
 def _guards(problem: Problem, space: str) -> tuple[tuple[int, ...], frozenset[str]]:
@@ -371,14 +400,28 @@ def _composed(name: str, outer: Kernel, inner: Kernel, doc: str, flavor: str) ->
     return Kernel(name, source, outer.shape, func, inner.sizes, inner.positive)
 
 
-def compile_problem(problem: Problem, flavor: str = "numpy") -> ProblemKernels:
-    """Compile (once per problem and flavour, cached) the kernels of :class:`ProblemKernels`.
+def compile_problem(
+    problem: Problem, flavor: str = "numpy", backend: str = "auto"
+) -> ProblemKernels:
+    """Compile (once per problem, flavour and backend, cached) the kernels of
+    :class:`ProblemKernels`.
 
     Every kernel is printed from the problem's sparse derivatives (one cse per kernel,
     through the derivation engine, converted to SymPy only as the eliminated program).
     ``flavor`` ``"jax"`` or ``"torch"`` gives the same kernels written for that framework
     (see :mod:`scaleinv.numeric.flavors`; matrices are then always held dense).
+    ``backend`` (``"auto"``, ``"numpy"`` or ``"llvm"``; NumPy flavour only) says what evaluates
+    the NumPy kernels: their source, or the same programs compiled by SymEngine's LLVM where
+    that is installed and measured faster (:mod:`scaleinv.numeric.backends`). The sources, and
+    so what :func:`scaleinv.export` writes, are the same for every backend.
     """
+    from scaleinv.numeric.backends import check_backend, with_backend
+
+    if check_backend(backend, flavor) != "numpy":  # the NumPy kernels, evaluated by a backend
+        cache = _CACHE.setdefault(f"numpy+{backend}", weakref.WeakKeyDictionary())
+        if problem not in cache:
+            cache[problem] = with_backend(compile_problem(problem, flavor, "numpy"), backend)
+        return cache[problem]
     cache = _CACHE.setdefault(flavor, weakref.WeakKeyDictionary())
     cached = cache.get(problem)
     if cached is not None:

@@ -81,6 +81,7 @@ class Rule:
     uses_newton_dy = False  # the step takes the Newton step of L in y-space (IG, PG)
     uses_inverse = False  # the step calls the local inverse (PG)
     uses_numeric_inverse = False  # ... the numeric one even where a closed form exists (PG)
+    per_sample = True  # each sample's step depends on its own point only: it runs in chunks
 
     def __post_init__(self) -> None:
         if hasattr(self, "eta"):
@@ -121,7 +122,27 @@ class Rule:
             _require_newton_dy(problem.compile(), self.name)
         # The source is scaleinv's own template filled with numbers (never user text).
         exec(self.step_source(), namespace)  # noqa: S102
-        return stateless(namespace[self.step_name])
+        compiled = stateless(namespace[self.step_name])
+        return _in_chunks(compiled) if self.per_sample else compiled
+
+
+def _in_chunks(plain: CompiledRule) -> CompiledRule:
+    """Run a stateless per-sample step on chunks of :data:`~scaleinv.numeric.runtime.CHUNK`
+    samples: the same result, with the temporaries of a chunk in cache."""
+
+    def step(x: np.ndarray, state: Any) -> tuple[np.ndarray, Any, np.ndarray]:
+        x = np.asarray(x, dtype=np.float64)
+        size = int(np.prod(x.shape[:-1]))
+        if size <= runtime.CHUNK:
+            return plain.step(x, state)
+        flat = x.reshape(size, x.shape[-1])
+        dx, status = np.empty_like(flat), np.empty(size, dtype=np.int8)
+        for start in range(0, size, runtime.CHUNK):
+            rows = slice(start, start + runtime.CHUNK)
+            dx[rows], _, status[rows] = plain.step(flat[rows], state)
+        return dx.reshape(x.shape), state, status.reshape(x.shape[:-1])
+
+    return CompiledRule(init=plain.init, step=step)
 
 
 def step_namespace(
@@ -220,11 +241,11 @@ class PG(Rule):
     uses_inverse = True
     _step_body = (
         "    y = P(x, **params)\n"
-        "    x_new, status = local_inverse(y + eta * newton_dy(y, **params), x, **params)[:2]\n"
-        "    ok = status == RUNNING\n"
-        "    dx = numpy.where(ok[..., None], x_new - x, 0.0)\n"
+        "    dy = eta * newton_dy(y, **params)\n"
+        "    x_new, status = local_inverse(y + dy, x, **params)[:2]\n"
+        "    dx = x_new - x  # 0 where the inverse failed (it returns x there)\n"
         "    if fallback_ig:  # a setting, never a value: the step traces under jax.jit\n"
-        "        dy = eta * newton_dy(y, **params)\n"
+        "        ok = status == RUNNING\n"
         "        if jacobian_sparse:\n"
         "            values = jacobian_values(x, **params)\n"
         "            dx_ig, status_ig = sparse_solve(jacobian_pattern, values, dy)\n"
@@ -303,6 +324,7 @@ class HIG(Rule):
     name = "hig"
     label = "HIG"
     symbolic = False
+    per_sample = False
     _numeric_only_why = "its SVD cut-off depends on the whole batch"
     _step_body = (
         "    g = loss_y(P(x, **params), **params)\n"

@@ -123,8 +123,18 @@ class Engine:
         return program, [_from_symengine(e, by_name, memo, evaluate=False) for e in outputs]
 
     def diff(self, expr: Any, symbol: Any) -> Any:
-        """``∂expr/∂symbol``."""
-        return expr.diff(symbol)
+        """``∂expr/∂symbol``.
+
+        SymEngine leaves the derivatives of ``Abs``, ``sign``, ``Max``, ``LambertW``, ...
+        unevaluated; those expressions are differentiated by SymPy (every symbol real, as
+        inputs and params are), so both engines give the same derivative.
+        """
+        out = expr.diff(symbol)
+        if self.name == "symengine" and out.atoms(self.module.Derivative):
+            real = {s.name: sp.Symbol(s.name, real=True) for s in expr.free_symbols}
+            known = _from_symengine(expr, real, {}, evaluate=True)
+            out = self.convert(known.diff(real[symbol.name]))
+        return out
 
     def free_symbols(self, expr: Any) -> set[Any]:
         """The symbols ``expr`` depends on."""

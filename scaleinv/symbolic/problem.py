@@ -297,16 +297,19 @@ class Problem:
             cache[budget] = local_inverse(self, budget=budget)
         return cache[budget]
 
-    def compile(self) -> Any:
+    def compile(self, backend: str = "auto") -> Any:
         """Batched NumPy kernels of ``P``, the Jacobian, gradient, Hessian and loss.
 
         A convenience front of :func:`scaleinv.numeric.compile_problem` (compiled once per
-        problem and cached); the numeric layer is imported here, on use, so that the symbolic
-        layer itself imports nothing above it.
+        problem and backend, and cached); the numeric layer is imported here, on use, so that
+        the symbolic layer itself imports nothing above it. ``backend`` ``"auto"`` evaluates
+        a kernel with SymEngine's LLVM where that is installed and measured faster,
+        ``"numpy"`` always with the generated NumPy source, ``"llvm"`` always with LLVM (see
+        :mod:`scaleinv.numeric.backends`); ``kernel.backend`` says which one runs.
         """
         from scaleinv.numeric.kernels import compile_problem
 
-        return compile_problem(self)
+        return compile_problem(self, backend=backend)
 
     def _repr_latex_(self) -> str:
         """The problem as a notebook shows it: outputs, loss, target and params."""
