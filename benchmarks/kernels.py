@@ -48,6 +48,7 @@ whether ``backend="auto"`` would compile it, and how long SymEngine's LLVM takes
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import sys
 import time
@@ -314,6 +315,31 @@ def scaleinv_impl(problem: Problem, backend: str = "numpy") -> Impl:
     }
 
 
+# -- program sizes ---------------------------------------------------------------------------
+def operations(source: str) -> tuple[int, int]:
+    """(temporaries, NumPy operations) of a kernel's block loop: assignments to ``_t*`` names,
+    and binary operators, unary operators and calls (each one NumPy call per block)."""
+    loop = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.For))
+    temps = sum(
+        isinstance(s, ast.Assign) and getattr(s.targets[0], "id", "").startswith("_t")
+        for s in loop.body
+    )
+    nodes = [node for statement in loop.body for node in ast.walk(statement)]
+    return temps, sum(isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call)) for node in nodes)
+
+
+def program_sizes(problem: Problem) -> str:
+    """Temporaries and operations of the P, J, gradient and H kernels, and the route (where
+    this scaleinv has one: derivatives on the graph or cse of the expanded formulas)."""
+    kernels = problem.compile()
+    route = getattr(problem.sparse, "route", "expanded")
+    cells = []
+    for name in ("P", "jacobian", "gradient", "hessian"):
+        temps, ops = operations(getattr(kernels, name).source)
+        cells.append(f"{name} {temps} temps / {ops} ops")
+    return f"route {route}: " + ", ".join(cells)
+
+
 # -- the benchmark ---------------------------------------------------------------------------
 @dataclass
 class Case:
@@ -536,6 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("one-off costs (s):")
     for case in all_cases:
         print(f"  {case.name:<12}" + ", ".join(f"{k} {v:.2f}" for k, v in case.costs.items()))
+    print(f"kernel programs of chain{args.links}:", program_sizes(chain_problem(args.links)))
     print("auto backends chosen:")
     for case in all_cases:
         print(f"  {case.name:<12}{backends_chosen(case.problem)}")

@@ -63,30 +63,64 @@ class Engine:
         Temporaries are named ``_t0, _t1, ...``; only the (small) eliminated program is
         converted back from the engine, never the expanded expressions.
         """
-        if self.name == "sympy":
-            # cse's "basic" optimizations cost 70x more time on a 12-link chain's Hessian for
-            # no measurable gain in the kernel, so the default (none) is used.
-            sympy_temps, sympy_reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("_t"))
-            return list(sympy_temps), list(sympy_reduced)
-        # SymEngine's cse grows faster than linearly (1.2 s for 5120 Hessian entries of a
-        # 1024-point stencil, 0.24 s in chunks of 256), so long lists go in chunks. Its
-        # temporaries are named like the inputs (x2, x3, ... skipping names in use), so names
-        # are resolved per chunk. The program is only printed, so nodes are rebuilt without
-        # SymPy's evaluation (SymEngine's are canonical already).
-        native = [self.convert(e) for e in exprs]
+        return self.chunks_to_sympy(self.cse_native(exprs), symbols)
+
+    def chunks_to_sympy(
+        self,
+        chunks: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+        symbols: Mapping[str, sp.Symbol],
+    ) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+        """The chunks of :meth:`cse_native` as one SymPy program (see :meth:`cse`)."""
         temps: list[tuple[sp.Symbol, sp.Expr]] = []
         reduced: list[sp.Expr] = []
-        for start in range(0, len(native), CSE_CHUNK):
-            chunk_temps, chunk_reduced = self.module.cse(native[start : start + CSE_CHUNK])
-            names = dict(symbols)
-            memo: dict[Any, sp.Expr] = {}
-            for t, e in chunk_temps:
-                value = _from_symengine(e, names, memo, evaluate=False)
-                new = sp.Symbol(f"_t{len(temps)}")
-                names[t.name] = new
-                temps.append((new, value))
-            reduced += [_from_symengine(e, names, memo, evaluate=False) for e in chunk_reduced]
+        for chunk_temps, chunk_reduced in chunks:
+            program = self.to_sympy_program(chunk_temps, chunk_reduced, symbols, len(temps))
+            temps += program[0]
+            reduced += program[1]
         return temps, reduced
+
+    def cse_native(self, exprs: Sequence[Any]) -> list[tuple[list[tuple[Any, Any]], list[Any]]]:
+        """Common-subexpression elimination in this engine's terms, in self-contained chunks.
+
+        Each chunk is ``(temporaries, reduced)`` for a run of consecutive ``exprs``; a chunk's
+        temporary symbols are its own (another chunk may reuse their names).
+        """
+        native = [self.convert(e) for e in exprs]
+        if self.name == "sympy":
+            # cse's "basic" optimizations cost 70x more time on a 12-link chain's Hessian for
+            # no measurable gain in the kernel, so the default (none) is used. Dummies: the
+            # temporaries never meet a symbol of the problem.
+            sympy_temps, sympy_reduced = sp.cse(native, symbols=sp.numbered_symbols("_c", sp.Dummy))
+            return [(list(sympy_temps), list(sympy_reduced))]
+        # SymEngine's cse grows faster than linearly (1.2 s for 5120 Hessian entries of a
+        # 1024-point stencil, 0.24 s in chunks of 256), so long lists go in chunks. Its
+        # temporaries are named like the inputs (x2, x3, ... skipping names in use).
+        return [
+            tuple(map(list, self.module.cse(native[start : start + CSE_CHUNK])))  # type: ignore[misc]
+            for start in range(0, len(native), CSE_CHUNK)
+        ]
+
+    def to_sympy_program(
+        self,
+        temps: Sequence[tuple[Any, Any]],
+        outputs: Sequence[Any],
+        symbols: Mapping[str, sp.Symbol],
+        start: int = 0,
+    ) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+        """A straight-line program of this engine's expressions as SymPy.
+
+        Temporaries are renamed ``_t{start}, _t{start + 1}, ...`` in order; ``symbols`` (by
+        name) restores the problem's symbols. The program is only printed, so SymEngine nodes
+        are rebuilt without SymPy's evaluation (they are canonical already).
+        """
+        names = {t: sp.Symbol(f"_t{start + i}") for i, (t, _) in enumerate(temps)}
+        if self.name == "sympy":
+            program = [(names[t], e.xreplace(names)) for t, e in temps]
+            return program, [sp.sympify(e).xreplace(names) for e in outputs]
+        by_name = {**symbols, **{t.name: s for t, s in names.items()}}
+        memo: dict[Any, sp.Expr] = {}
+        program = [(names[t], _from_symengine(e, by_name, memo, evaluate=False)) for t, e in temps]
+        return program, [_from_symengine(e, by_name, memo, evaluate=False) for e in outputs]
 
     def diff(self, expr: Any, symbol: Any) -> Any:
         """``∂expr/∂symbol``.
