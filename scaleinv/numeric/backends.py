@@ -43,7 +43,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.errors import ProblemError
-from scaleinv.numeric.kernels import Kernel, ProblemKernels, Program, param_keywords
+from scaleinv.numeric.kernels import Kernel, ProblemKernels, StraightLine, param_keywords
 from scaleinv.symbolic.engine import symengine_available
 
 __all__ = ["BACKENDS", "LLVMKernel", "check_backend", "with_backend", "agree", "program_size"]
@@ -81,7 +81,7 @@ class _Unsupported(Exception):
     """The program uses a node the LLVM form is not given (message: which)."""
 
 
-def program_size(program: Program) -> int:
+def program_size(program: StraightLine) -> int:
     """``nodes + ENTRY_NODES * entries``: what LLVM's compile time grows with (see
     :data:`MAX_SIZE`)."""
     exprs = [e for _, e in program.temps] + [e for _, e in program.outputs]
@@ -100,7 +100,7 @@ class LLVMKernel:
     backend = "llvm"
     reason = "llvm: asked for (backend='llvm')"
 
-    def __init__(self, name: str, program: Program) -> None:
+    def __init__(self, name: str, program: StraightLine) -> None:
         import symengine as se
 
         self.name, self.shape = name, program.shape

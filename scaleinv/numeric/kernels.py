@@ -33,7 +33,7 @@ from scaleinv.symbolic import Problem
 __all__ = ["Kernel", "ProblemKernels", "Pattern", "compile_kernel", "compile_program"]
 __all__ += ["kernel_source"]
 __all__ += ["program_source", "compile_problem", "use_sparse", "param_keywords", "RESERVED"]
-__all__ += ["real_array", "Program", "BLOCK"]
+__all__ += ["real_array", "StraightLine", "BLOCK"]
 
 #: A matrix with at least this many entries and at most this fraction nonzero is held
 #: sparsely and solved with its pattern (see :func:`use_sparse`). Measured on the diffusion
@@ -43,7 +43,7 @@ SPARSE_MIN_SIZE = 96 * 96
 SPARSE_DENSITY = 0.1
 
 
-class Program(NamedTuple):
+class StraightLine(NamedTuple):
     """The straight-line program a kernel evaluates (what :func:`program_source` prints and a
     compiled backend, :mod:`scaleinv.numeric.backends`, compiles)."""
 
@@ -69,7 +69,7 @@ class Kernel:
     func : callable
         The function evaluating it: the compiled :attr:`source`, or the backend chosen by
         :func:`compile_problem` (see :mod:`scaleinv.numeric.backends`).
-    program : Program or None
+    program : StraightLine or None
         The straight-line program :attr:`source` was printed from (None for a kernel that
         calls other kernels).
     """
@@ -80,7 +80,7 @@ class Kernel:
     func: Callable[..., np.ndarray]
     sizes: tuple[int, ...] = ()
     positive: frozenset[str] = frozenset()
-    program: Program | None = field(default=None, compare=False, repr=False)
+    program: StraightLine | None = field(default=None, compare=False, repr=False)
 
     @property
     def backend(self) -> str:
@@ -358,7 +358,7 @@ def _matrix_kernels(
     if not sparse:
         values_fn.__globals__[kind] = dense_fn
     guards = _guards(problem, "x")
-    program = Program(temps, outputs, (len(keys),) if sparse else shape, x, ps)
+    program = StraightLine(temps, outputs, (len(keys),) if sparse else shape, x, ps)
     values_program, dense_program = (program, None) if sparse else (None, program)
     return (
         Kernel(values_name, values_src, (len(keys),), values_fn, *guards, values_program),
@@ -378,7 +378,7 @@ def _vector_kernel(
     args = [("x", problem.inputs)] if space == "x" else [("y", problem.output_symbols)]
     source = program_source(name, temps, outputs, shape, args, problem.params, doc, flavor)
     func = _exec_source(name, source, flavor=flavor)
-    program = Program(temps, outputs, shape, args, problem.params)
+    program = StraightLine(temps, outputs, shape, args, problem.params)
     return Kernel(name, source, shape, func, *_guards(problem, space), program)
 
 
