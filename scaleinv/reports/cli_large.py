@@ -8,6 +8,9 @@ first and a middle row), as the report does past :data:`FEW` inputs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import sympy as sp
 
@@ -99,7 +102,7 @@ def large_derivation(spec: Spec) -> str:
     return "\n".join(lines)
 
 
-def _two_rows(entries: dict) -> list:
+def _two_rows(entries: Mapping[tuple[int, int], Any]) -> list:
     """The entries of the first and the middle row of a sparse matrix, in order."""
     ordered = sorted(entries.items())
     rows = sorted({i for (i, _), _ in ordered})

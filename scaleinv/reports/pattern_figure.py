@@ -57,13 +57,14 @@ def profile_figure(runs: Sequence[RuleRun], x_label: str = "$x_i$") -> tuple[Fig
     """The start and every rule's final iterate (first start) plotted over the input index."""
     fig = Figure(figsize=(7.0, 3.2), layout="constrained")
     ax = fig.subplots()
-    done = [r for r in runs if r.trajectory is not None]
+    done = [(r, r.trajectory) for r in runs if r.trajectory is not None]
     if done:
-        start = np.asarray(done[0].trajectory.x[0]).reshape(-1, done[0].trajectory.x.shape[-1])
+        first = done[0][1]
+        start = np.asarray(first.x[0]).reshape(-1, first.x.shape[-1])
         index = np.arange(start.shape[1])
         ax.plot(index, start[0], color="k", lw=1.0, ls="--", label="start")
-    for k, run in enumerate(done):
-        final = np.asarray(run.trajectory.x[-1]).reshape(-1, run.trajectory.x.shape[-1])[0]
+    for k, (run, trajectory) in enumerate(done):
+        final = np.asarray(trajectory.x[-1]).reshape(-1, trajectory.x.shape[-1])[0]
         style = {**run.style.line_kwargs(), "marker": None}
         width = nested(k, len(done))["lw"]
         ax.plot(np.arange(final.size), final, **style, lw=width, label=plain_label(run.label))

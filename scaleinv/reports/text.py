@@ -66,7 +66,7 @@ def format_vector(values: np.ndarray, digits: int = 6) -> str:
     return "(" + ", ".join(f"{float(v):.{digits}g}" for v in np.ravel(values)) + ")"
 
 
-def format_ends(values: np.ndarray, digits: int = 6, keep: int = 3) -> str:
+def format_ends(values: np.ndarray | Sequence[float], digits: int = 6, keep: int = 3) -> str:
     """``(a, b, c, …, x, y, z)``: the first and last ``keep`` entries of a long vector.
 
     Examples
