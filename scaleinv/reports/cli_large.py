@@ -8,14 +8,12 @@ first and a middle row), as the report does past :data:`FEW` inputs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 import sympy as sp
 
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.content import FEW
+from scaleinv.reports.derivations import representative_rows
 from scaleinv.reports.formulas import decimal_numbers
 from scaleinv.reports.text import format_ends, format_formula, format_table, vector_stats
 from scaleinv.symbolic import Spec
@@ -80,7 +78,7 @@ def large_derivation(spec: Spec) -> str:
         section("L(y)", [("L", p.loss)], "in full")
     else:
         lines += [f"L(y): {sp.count_ops(p.loss)} operations, not printed", ""]
-    jac = _two_rows(p.sparse.jacobian)
+    jac = representative_rows(p.sparse.jacobian, big=True)
     section(
         "Jacobian dP/dx",
         [(f"J[{ys[i]}, {xs[j]}]", e) for (i, j), e in jac],
@@ -89,7 +87,9 @@ def large_derivation(spec: Spec) -> str:
     grad = sorted(p.sparse.gradient.items())[:3]
     section("gradient dL/dx", [(f"dL/d{xs[j]}", e) for j, e in grad], f"the first 3 of {p.n}")
     lines.append("Hessian by the chain rule: H = Jᵀ (∂²L/∂y²) J + Σ_k (∂L/∂y_k) ∇²P_k")
-    hess = _two_rows({k: e for k, e in p.sparse.hessian.items() if k[0] <= k[1]})
+    hess = representative_rows(
+        {k: e for k, e in p.sparse.hessian.items() if k[0] <= k[1]}, big=True
+    )
     section(
         "Hessian d2L/dx2",
         [(f"H[{xs[i]}, {xs[j]}]", e) for (i, j), e in hess],
@@ -100,11 +100,3 @@ def large_derivation(spec: Spec) -> str:
         shown = STEP_TEXT.get(rule.name, "numeric only")
         lines.append(f"{rule.label} update: {shown}  (not expanded at n = {p.n})")
     return "\n".join(lines)
-
-
-def _two_rows(entries: Mapping[tuple[int, int], Any]) -> list:
-    """The entries of the first and the middle row of a sparse matrix, in order."""
-    ordered = sorted(entries.items())
-    rows = sorted({i for (i, _), _ in ordered})
-    keep = {rows[0], rows[len(rows) // 2]} if rows else set()
-    return [(key, e) for key, e in ordered if key[0] in keep]

@@ -20,7 +20,7 @@ from scaleinv.reports.latex import display, escape, tex
 from scaleinv.reports.structure import STEP_FORMULAS, sparsity_of
 from scaleinv.symbolic import Spec
 
-__all__ = ["derivations_tex", "FEW", "ENTRIES_SHOWN"]
+__all__ = ["derivations_tex", "representative_rows", "FEW", "ENTRIES_SHOWN"]
 
 #: How many entries of a large vector or matrix are shown.
 ENTRIES_SHOWN = 6
@@ -57,7 +57,9 @@ def derivations_tex(
     out.append("\\subsection{Jacobian, gradient and Hessian}\n")
     out.append("The Jacobian $J = \\partial \\mathcal{P}/\\partial x$ (nonzero entries):\n")
     jac = p.sparse.jacobian if big else _nonzero(d.jacobian)
-    rows = [(f"J_{{{tex(ys[i])},\\,{tex(xs[j])}}}", e) for (i, j), e in _rows(jac, big)]
+    rows = [
+        (f"J_{{{tex(ys[i])},\\,{tex(xs[j])}}}", e) for (i, j), e in representative_rows(jac, big)
+    ]
     out.append(_shown(rows, big, formulas, "J", len(jac), "rows"))
     out.append(
         "By the chain rule, with $y = \\mathcal{P}(x)$ substituted after differentiating:\n"
@@ -81,7 +83,9 @@ def derivations_tex(
             )
     hessian = p.sparse.hessian if big else _nonzero(d.hessian)
     upper = {(i, j): e for (i, j), e in hessian.items() if i <= j}
-    hess = [(f"H_{{{tex(xs[i])},\\,{tex(xs[j])}}}", e) for (i, j), e in _rows(upper, big)]
+    hess = [
+        (f"H_{{{tex(xs[i])},\\,{tex(xs[j])}}}", e) for (i, j), e in representative_rows(upper, big)
+    ]
     out.append("The Hessian $H$ (nonzero entries on and above the diagonal; it is symmetric):\n")
     out.append(_shown(hess, big, formulas, "H", len(upper), "rows"))
     out.append(_inverse(spec, d, formulas))
@@ -114,7 +118,7 @@ def _is_identity(entries: Mapping[tuple[int, int], sp.Basic], size: int) -> bool
     return len(entries) == size and all(i == j and v == 1 for (i, j), v in entries.items())
 
 
-def _rows(
+def representative_rows(
     entries: Mapping[tuple[int, int], sp.Basic], big: bool
 ) -> list[tuple[tuple[int, int], sp.Basic]]:
     """Every entry (in order), or for a large matrix the entries of its first and middle row."""
