@@ -130,3 +130,22 @@ def test_spec_errors_name_the_key(tmp_path, text: str, match: str) -> None:
 def test_missing_spec_file_is_a_spec_error(tmp_path) -> None:
     with pytest.raises(SpecError, match="cannot be read"):
         load_spec(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("loss", "target", "default"),
+    [
+        (None, [1, 2], True),
+        ("(y0 - 1)**2/2 + (y1 - 2)**2/2", [1, 2], True),  # written out
+        ("y0**2/2 - y0 + 1/2 + y1**2/2 - 2*y1 + 2", [1, 2], True),  # expanded
+        ("(y0 - 1)**2 + (y1 - 2)**2", [1, 2], False),  # twice the default
+        ("(y0 - 1)**2/2 + (y1 - 2)**2/2", None, False),  # the target is 0, not (1, 2)
+    ],
+)
+def test_the_default_loss_is_recognised_however_written(loss, target, default) -> None:
+    p = Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], loss, target=target)
+    assert p.has_default_loss is default
+    y = np.array([0.3, -1.7])  # the predicate's meaning, checked by value
+    values = dict(zip(p.output_symbols, y))
+    want = 0.5 * np.sum((y - np.array(target or [0, 0], dtype=float)) ** 2)
+    assert bool(float(p.loss.subs(values)) == pytest.approx(want)) is default

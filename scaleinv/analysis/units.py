@@ -26,6 +26,7 @@ from sympy.physics.units.systems.si import dimsys_SI
 
 from scaleinv.errors import DimensionError, ParseError
 from scaleinv.symbolic import Problem, parse_expr
+from scaleinv.symbolic.problem import squared_distance
 
 __all__ = ["DIMENSION_NAMES", "DIMENSIONLESS", "parse_dimension", "dimension_of", "same_dimension"]
 __all__ += ["format_dimension", "Dimensions", "problem_dimensions", "UnitsVerdict", "UnitsReport"]
@@ -301,12 +302,11 @@ def _dimensioned_target(problem: Problem, declared: Any) -> tuple[sp.Expr, dict[
         declared = [declared] * m
     if not isinstance(declared, (list, tuple)) or len(declared) != m:
         raise DimensionError("target", f"needs one dimension or a list of {m}, got {declared!r}")
-    ys, target = problem.output_symbols, problem.target
-    default = sp.Rational(1, 2) * sp.Add(*((y - t) ** 2 for y, t in zip(ys, target)))
-    if problem.loss != default and sp.expand(problem.loss - default) != 0:
+    if not problem.has_default_loss:
         raise DimensionError("target", "a dimension of the target needs the loss ½|y − y*|²")
+    ys = problem.output_symbols
     stars = [sp.Dummy(f"{y}_star") for y in ys]
-    loss = sp.Rational(1, 2) * sp.Add(*((y - t) ** 2 for y, t in zip(ys, stars)))
+    loss = squared_distance(ys, stars)
     return loss, {t: parse_dimension(d) for t, d in zip(stars, declared)}
 
 

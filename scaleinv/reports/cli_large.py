@@ -70,8 +70,7 @@ def large_derivation(spec: Spec) -> str:
         lines.append("")
 
     section("P(x)", [(str(ys[k]), p.outputs[k]) for k in range(3)], f"the first 3 of {p.m}")
-    default = sp.Rational(1, 2) * sp.Add(*((y - t) ** 2 for y, t in zip(ys, p.target)))
-    if p.loss == default and all(t.is_number for t in p.target):
+    if p.has_default_loss and all(t.is_number for t in p.target):
         target = format_ends(np.array([float(t) for t in p.target]))
         lines += [f"L(y) = |y - y*|**2/2 with {p.m} targets", f"  y* = {target}", ""]
     elif len(sp.sstr(p.loss)) <= 200:

@@ -96,10 +96,7 @@ def _problem(
     out.append(shown.block(rows[:8], "outputs"))
     if p.m > 8:
         out.append(f"(The first 8 of {p.m} outputs.)\n")
-    default = sp.Rational(1, 2) * sum(
-        ((y - t) ** 2 for y, t in zip(p.output_symbols, p.target)), sp.Integer(0)
-    )
-    if p.m > 8 and sp.expand(p.loss - default) == 0:
+    if p.m > 8 and p.has_default_loss:
         out.append(display(r"L(y) = \tfrac{1}{2}\, |y - y^*|^2"))
     else:
         out.append("The loss:\n" + shown.block([("L(y)", p.loss)], "loss"))

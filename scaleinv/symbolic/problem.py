@@ -22,12 +22,17 @@ from scaleinv.symbolic.sparse import (
 if TYPE_CHECKING:
     from scaleinv.symbolic.inverse import LocalInverse
 
-__all__ = ["Problem", "output_symbols"]
+__all__ = ["Problem", "output_symbols", "squared_distance"]
 
 
 def output_symbols(m: int) -> tuple[sp.Symbol, ...]:
     """The symbols ``y0 .. y{m-1}`` that stand for the outputs of ``P`` in a loss."""
     return tuple(sp.Symbol(f"y{i}", real=True) for i in range(m))
+
+
+def squared_distance(ys: Sequence[sp.Expr], target: Sequence[sp.Expr]) -> sp.Expr:
+    """The default loss ``½|y − y*|²``."""
+    return sp.Rational(1, 2) * sp.Add(*((y - t) ** 2 for y, t in zip(ys, target)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,11 +88,7 @@ class Problem:
         )
         if len(target) != len(outputs):
             raise ProblemError(f"target has {len(target)} entries, P has {len(outputs)} outputs")
-        loss = (
-            sp.Rational(1, 2) * sp.Add(*((y - t) ** 2 for y, t in zip(ys, target)))
-            if self.loss is None
-            else sp.sympify(self.loss)
-        )
+        loss = squared_distance(ys, target) if self.loss is None else sp.sympify(self.loss)
         allowed_x = set(inputs) | set(params)
         for i, expr in enumerate(outputs):
             _check_free(expr, allowed_x, f"output {i}")
@@ -156,6 +157,12 @@ class Problem:
     def output_symbols(self) -> tuple[sp.Symbol, ...]:
         """``y0 .. y{m-1}``."""
         return output_symbols(self.m)
+
+    @cached_property
+    def has_default_loss(self) -> bool:
+        """Is the loss ``½|y − y*|²`` (written any way)?"""
+        default = squared_distance(self.output_symbols, self.target)
+        return self.loss == default or sp.expand(self.loss - default) == 0
 
     @property
     def param_symbols(self) -> tuple[sp.Symbol, ...]:
