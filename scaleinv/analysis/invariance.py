@@ -40,6 +40,7 @@ from scaleinv.analysis.transforms import (
 )
 from scaleinv.analysis.verdict import Counterexample, Step, Verdict, decide_equal, sample_values
 from scaleinv.errors import BudgetExceeded, NumericInverseWarning, NumericOnlyError, ProblemError
+from scaleinv.markup import markdown_math, markdown_text
 from scaleinv.numeric import Trajectory, compile_kernel, minimize
 from scaleinv.numeric.rules import Rule
 from scaleinv.symbolic import Problem
@@ -85,16 +86,24 @@ class InvarianceReport:
 
     def _repr_markdown_(self) -> str:
         """The verdict, the transform and the derivation's steps, for notebooks."""
-        lines = [f"**{self.rule}** under {self.transform}: **{self.verdict.value}**"]
+        head = f"**{markdown_text(self.rule)}** under {markdown_text(self.transform)}"
+        lines = [f"{head}: **{self.verdict.value}**"]
         if self.note:
-            lines[0] += f" ({self.note})"
+            lines[0] += f" ({markdown_text(self.note)})"
         for step in self.derivation:
-            shown = step.expr if isinstance(step.expr, str) else f"${sp.latex(step.expr)}$"
-            lines.append(f"- {step.label}: {shown}")
+            shown = (
+                markdown_text(step.expr)
+                if isinstance(step.expr, str)
+                else f"${markdown_math(sp.latex(step.expr))}$"
+            )
+            lines.append(f"- {markdown_text(step.label)}: {shown}")
         ce = self.counterexample
         if ce is not None:
-            at = ", ".join(f"{k} = {v:.3g}" for k, v in ce.values().items())
-            lines.append(f"- counterexample at {at}: Δx = {ce.lhs}, mapped {ce.rhs}")
+            at = ", ".join(f"{markdown_text(k)} = {v:.3g}" for k, v in ce.values().items())
+            lines.append(
+                f"- counterexample at {at}: Δx = {markdown_text(ce.lhs)}, "
+                f"mapped {markdown_text(ce.rhs)}"
+            )
         return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ from scaleinv.analysis.invariance import (
 from scaleinv.analysis.units import check_units, parse_dimension, problem_dimensions
 from scaleinv.analysis.units_structure import units_by_structure
 from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.markup import markdown_math, markdown_text
 from scaleinv.numeric import Status
 from scaleinv.reports.content import ETA, FEW, RuleRun, status_words, symbolic_rule
 from scaleinv.reports.latex import escape, number, tex, text_vector
@@ -76,8 +77,11 @@ class VerdictRow:
     aspect_tex: str = ""
 
     def _repr_markdown_(self) -> str:
-        aspect = f" ({self.aspect})" if self.aspect else ""
-        return f"**{self.subject}** — {self.check}{aspect}: **{self.verdict}**. {self.detail}"
+        aspect = f" ({markdown_text(self.aspect)})" if self.aspect else ""
+        return (
+            f"**{markdown_text(self.subject)}** — {markdown_text(self.check)}{aspect}: "
+            f"**{markdown_text(self.verdict)}**. {markdown_math(self.detail)}"
+        )
 
 
 def dimension_tex(dim: Any) -> str:
