@@ -22,12 +22,40 @@ from scaleinv.symbolic.sparse import (
 if TYPE_CHECKING:
     from scaleinv.symbolic.inverse import LocalInverse
 
-__all__ = ["Problem", "output_symbols", "squared_distance"]
+__all__ = ["Problem", "output_symbols", "squared_distance", "RESERVED_NAMES", "check_user_names"]
+
+#: Names scaleinv gives its own symbols, which a user's input or param must not take: the
+#: derivations would read the user's symbol as scaleinv's (``eta*x0`` with a param ``eta``
+#: printed ``Δx0 = -eta**3*x0``). The outputs ``y0 .. y{m-1}`` are reserved as well.
+RESERVED_NAMES: Mapping[str, str] = MappingProxyType({"eta": "the step size η of every rule"})
 
 
 def output_symbols(m: int) -> tuple[sp.Symbol, ...]:
     """The symbols ``y0 .. y{m-1}`` that stand for the outputs of ``P`` in a loss."""
     return tuple(sp.Symbol(f"y{i}", real=True) for i in range(m))
+
+
+def check_user_names(names: Iterable[str], m: int, what: str = "input or param") -> None:
+    """Raise :class:`ProblemError` for a name scaleinv uses for its own symbols.
+
+    Reserved are :data:`RESERVED_NAMES` and the output symbols ``y0 .. y{m-1}``.
+
+    Examples
+    --------
+    >>> check_user_names(["x0", "alpha"], 2)
+    >>> check_user_names(["x0", "eta"], 1)
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.ProblemError: the input or param name 'eta' is reserved: ... step size η ...
+    """
+    outputs = {str(y) for y in output_symbols(m)}
+    for name in names:
+        meaning = RESERVED_NAMES.get(name) or (f"output {name[1:]} of P" if name in outputs else "")
+        if meaning:
+            raise ProblemError(
+                f"the {what} name {name!r} is reserved: scaleinv's derivations use it for "
+                f"{meaning}; rename it"
+            )
 
 
 def squared_distance(ys: Sequence[sp.Expr], target: Sequence[sp.Expr]) -> sp.Expr:
@@ -78,6 +106,10 @@ class Problem:
         if not all(isinstance(s, sp.Symbol) for s in inputs) or len(set(inputs)) != len(inputs):
             raise ProblemError(f"inputs must be distinct symbols, got {inputs}")
         params = MappingProxyType(dict(self.params or {}))
+        names = [str(s) for s in (*inputs, *params)]
+        if len(set(names)) != len(names):  # e.g. an input x0 and a positive param x0
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ProblemError(f"names {repeated} name both an input and a param (or repeat)")
         for symbol, value in params.items():
             _check_sign(symbol, value)
         ys = output_symbols(len(outputs))
@@ -120,22 +152,20 @@ class Problem:
         """
         names = inputs.replace(",", " ").split() if isinstance(inputs, str) else list(inputs)
         params = dict(params or {})
+        outs = _as_sequence(outputs)
         for name in [*names, *params]:
             check_name(str(name))
         if len(set(names) | set(params)) != len(names) + len(params):
             raise ProblemError(f"names repeat among inputs and params: {names} {list(params)}")
+        check_user_names(map(str, [*names, *params]), len(outs))
         xs = {n: make_symbol(n) for n in names}
         ps = {}
         for name, value in params.items():
             value = _param_value(name, value)
             ps[make_symbol(name, positive=value > 0)] = value
         by_name = {**xs, **{str(s): s for s in ps}}
-        outs = _as_sequence(outputs)
         exprs = [parse_expr(o, by_name) for o in outs]
         ys = {str(y): y for y in output_symbols(len(exprs))}
-        clash = set(ys) & set(by_name)
-        if clash:
-            raise ProblemError(f"names {sorted(clash)} are reserved for the outputs")
         lexpr = None if loss is None else parse_expr(loss, {**ys, **{str(s): s for s in ps}})
         tgt = None
         if target is not None:

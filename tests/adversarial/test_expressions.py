@@ -232,7 +232,7 @@ def test_attacks_anywhere_in_a_problem_run_nothing(tmp_path: Path, attack: str, 
     [
         (["ｘ0"], "not a valid symbol name"),
         (["x0", "x0"], "names repeat"),
-        (["y0"], "reserved for the outputs"),
+        (["y0"], "name .y0. is reserved: .* output 0 of P"),
         (["__class__"], "names starting with '_'"),
         (["sin"], "reserved name"),
         (["for"], "reserved name"),
