@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from scaleinv.errors import ParseError, ProblemError
-from scaleinv.symbolic.parsing import check_name, make_symbol, parse_expr
+from scaleinv.symbolic.parsing import MAX_CONSTANT, check_name, make_symbol, parse_expr
 from scaleinv.symbolic.sparse import (
     SparseDerivatives,
     Sparsity,
@@ -124,9 +124,12 @@ class Problem:
         allowed_x = set(inputs) | set(params)
         for i, expr in enumerate(outputs):
             _check_free(expr, allowed_x, f"output {i}")
+            _check_at_defaults(expr, params, f"output {i}")
         _check_free(loss, set(ys) | set(params), "loss")
+        _check_at_defaults(loss, params, "loss")
         for i, t in enumerate(target):
             _check_free(t, set(params), f"target {i}")
+            _check_at_defaults(t, params, f"target {i}")
         object.__setattr__(self, "inputs", inputs)
         object.__setattr__(self, "outputs", outputs)
         object.__setattr__(self, "target", target)
@@ -403,6 +406,41 @@ def _check_sign(symbol: sp.Symbol, value: float) -> None:
                 f"assume it, so it cannot be {float(value):g}; build the problem with that value "
                 f"as the default (e.g. params={{'{symbol}': {float(value):g}}}) to study it"
             )
+
+
+def _check_at_defaults(expr: sp.Expr, params: Mapping[sp.Symbol, float], what: str) -> None:
+    """Refuse ``expr`` if a subexpression in params alone is not a real float at the params'
+    defaults (``sqrt(a)`` with ``a = -4``, ``log(a)`` with ``a = -1``, ``exp(a)`` with
+    ``a = 1000``): the kernels evaluate each such subexpression, and every run would end in NaN.
+    """
+    if not params:
+        return  # constants without params were checked by the parser
+    values = {p: sp.Float(v, 30) for p, v in params.items()}
+    constant: dict[sp.Basic, bool] = {}
+    for node in sp.postorder_traversal(expr):
+        if node in constant:
+            continue
+        if not node.args:
+            constant[node] = node in values or bool(node.is_number)
+            continue
+        constant[node] = all(constant[a] for a in node.args)
+        if not constant[node] or not (node.free_symbols & set(values)):
+            continue
+        at = ", ".join(f"{p} = {float(values[p]):g}" for p in sorted(node.free_symbols, key=str))
+        try:
+            value = complex(sp.N(node.xreplace(values), 15))
+        except (TypeError, ValueError, OverflowError):
+            value = complex(float("nan"))
+        if not abs(value.real) <= MAX_CONSTANT:
+            reason = "not a finite float"
+        elif abs(value.imag) > 1e-12 * (1 + abs(value.real)):
+            reason = f"complex ({value.real:g} + {value.imag:g}i)"
+        else:
+            continue
+        raise ProblemError(
+            f"{what} ({expr}) is {reason} at the params' defaults: {node} with {at}; give the "
+            "params values where it is real and finite"
+        )
 
 
 def _check_free(expr: sp.Expr, allowed: Iterable[sp.Symbol], what: str) -> None:
