@@ -63,7 +63,8 @@ inputs, params (default dimensionless), outputs y0, y1, ..., the loss L and a nu
   scalings = [{ x2 = "1/alpha" }]   input scalings x = S u (a table by input name, or a list)
   output_scalings = ["c"]            P -> c P
   budget = 5                         seconds per symbolic decision
-Without scalings every input gets its own symbolic scale and the outputs one more.
+Without scalings every input gets its own symbolic scale and the outputs one more. A scale
+uses params and new symbols (new positive params), never an input: x = S u needs a constant S.
 
 """ + exit_status_help(
     "every check (or ledger claim) the chapter says should hold was decided and holds",
