@@ -27,7 +27,9 @@ __all__ = ["Problem", "output_symbols", "squared_distance", "RESERVED_NAMES", "c
 #: Names scaleinv gives its own symbols, which a user's input or param must not take: the
 #: derivations would read the user's symbol as scaleinv's (``eta*x0`` with a param ``eta``
 #: printed ``Δx0 = -eta**3*x0``). The outputs ``y0 .. y{m-1}`` are reserved as well.
-RESERVED_NAMES: Mapping[str, str] = MappingProxyType({"eta": "the step size η of every rule"})
+RESERVED_NAMES: Mapping[str, str] = MappingProxyType(
+    {"eta": "the step size η of every rule", "Delta_y": "the output step Δy of PG's identities"}
+)
 
 
 def output_symbols(m: int) -> tuple[sp.Symbol, ...]:

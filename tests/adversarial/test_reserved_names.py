@@ -51,6 +51,7 @@ def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
     [
         ({"eta": 2}, ["eta*x0"], r"'eta' is reserved: .* step size η"),
         ({"y1": 2}, ["y1*x0", "x0"], r"'y1' is reserved: .* output 1 of P"),
+        ({"Delta_y": -1}, ["Delta_y*x0"], r"'Delta_y' is reserved: .* output step Δy"),
     ],
 )
 def test_a_param_named_like_a_symbol_of_scaleinv_is_refused(params, outputs, match) -> None:
