@@ -146,7 +146,50 @@ def test_verify_spec_exits_1_when_a_promised_invariance_fails(toy, monkeypatch, 
     monkeypatch.setattr(verify_cmd, "scale_invariance", fake)
     assert main(["verify", str(toy)]) == 1
     out = capsys.readouterr().out
-    assert "refuted !" in out and "that should hold failed" in out
+    assert "refuted !" in out and "of those that should hold, 1 failed" in out
+
+
+def test_verify_spec_exits_3_when_a_promised_invariance_is_undecided(
+    toy, monkeypatch, capsys
+) -> None:
+    """Issue 17: an undecided "should hold" check printed "0 ... failed" and exited 0."""
+    real = verify_cmd.scale_invariance
+
+    def fake(problem, rule, transform, **kw) -> InvarianceReport:
+        found = real(problem, rule, transform, **kw)
+        if rule.name == "newton":
+            return InvarianceReport(rule.name, found.transform, Verdict.UNDECIDED, (), None, "x")
+        return found
+
+    monkeypatch.setattr(verify_cmd, "scale_invariance", fake)
+    assert main(["verify", str(toy)]) == 3
+    out = capsys.readouterr().out
+    assert "undecided ?" in out and "0 failed and 1 not decided" in out
+
+
+def test_verify_ledger_exits_3_when_a_claim_that_should_hold_is_undecided(
+    monkeypatch, capsys
+) -> None:
+    def unknown(budget: float) -> Finding:
+        return Finding(None, (), "ran out of budget")
+
+    fake = Claim("fake-claim", "Somewhere", "q", "a statement", ClaimVerdict.HOLDS, unknown)
+    monkeypatch.setattr(ledger, "CLAIMS", (fake,))
+    assert main(["verify"]) == 3
+    assert "fake-claim should hold but was not decided" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["run", "derive", "export", "verify", "report", "study"])
+def test_every_command_documents_its_exit_status(command, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "exit status: 0 success" in help_text
+    assert "2 bad input or an error" in help_text and "130 interrupted" in help_text
+    assert ("3 no such check fails, but one of them was not decided" in help_text) == (
+        command == "verify"
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 :func:`decide_by_theorem` classifies the transform (a linear or affine input map ``x = A u + b``,
 read off ``g`` entry by entry; an output scaling ``P -> c P`` with its loss factor ``κ``), checks
 the theorem's hypotheses on the problem (``A`` invertible; ``H``, ``J`` or ``L_yy`` invertible
-at a sample point, hence generically, see :mod:`scaleinv.analysis.pointwise`) and returns the
+at a sample point, hence generically, see :mod:`scaleinv.analysis.pointwise`; for Newton, IG
+and PG also ``P`` and ``L`` analytic, see :data:`NOT_SMOOTH`) and returns the
 verdict the theorem implies. GD's theorem says exactly when it is invariant (``A Aᵀ = I``,
 ``κ = 1``); when the concrete map violates that, a counterexample point is found and checked
 numerically by evaluating the gradients of *both* problems there. ``None`` means no theorem
@@ -29,12 +30,17 @@ from scaleinv.analysis.verdict import Counterexample, Step, Verdict, sample_valu
 from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem
 
-__all__ = ["LinearMap", "TheoremDecision", "linear_map", "decide_by_theorem"]
+__all__ = ["LinearMap", "TheoremDecision", "linear_map", "decide_by_theorem", "NOT_SMOOTH"]
 
 _ETA_DOMAIN = (0.05, 0.95)
 _COND = 1e10  # a sample matrix with a larger condition number counts as singular
 _CLEAR = 1e-6  # relative gap of a numeric counterexample
 _SYMBOLIC_DET = 6  # largest n whose det A is simplified symbolically (else sampled)
+#: Functions that make ``P`` or ``L`` non-analytic (kinks, jumps, case splits).
+NOT_SMOOTH = (
+    sp.Abs, sp.sign, sp.Max, sp.Min, sp.floor, sp.ceiling, sp.frac, sp.Mod, sp.Piecewise,
+    sp.Heaviside, sp.DiracDelta, sp.re, sp.im, sp.arg,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,9 @@ def _hypotheses(
         return None
     if rule == "gd":
         return tuple(c for c in checked if c)
+    if any(e.has(*NOT_SMOOTH) for e in (*problem.outputs, problem.loss)):
+        return None  # the theorem needs P and L analytic: decided on the expressions instead
+    checked.append("P and L analytic")
     if rule == "ig" and problem.m < problem.n:
         return None  # the minimum-norm pseudo-inverse is not invariant
     for _ in range(2):  # a second sample point, in case the first is special

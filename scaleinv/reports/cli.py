@@ -21,6 +21,7 @@ from scaleinv.numeric.export import export
 from scaleinv.numeric.flavors import FLAVORS
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
+from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.text import (
     WIDTH,
     format_expr,
@@ -247,7 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         "optimization (GD, Newton, IG, PG, HIG).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="run the spec's rules and print a results table")
+    raw = argparse.RawDescriptionHelpFormatter
+    run = sub.add_parser(
+        "run",
+        help="run the spec's rules and print a results table",
+        epilog=exit_status_help("the table was printed (whatever the runs' statuses)"),
+        formatter_class=raw,
+    )
     run.add_argument("spec", type=Path, help="problem spec file (TOML)")
     run.add_argument("--steps", type=int, default=None, help="override the spec's steps")
     run.add_argument(
@@ -270,11 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk", type=int, default=100_000, help="starts per Dask chunk (default 100000)"
     )
     run.set_defaults(func=cmd_run)
-    derive = sub.add_parser("derive", help="print J, ∇L, H, inverse branches and each Δx")
+    derive = sub.add_parser(
+        "derive",
+        help="print J, ∇L, H, inverse branches and each Δx",
+        epilog=exit_status_help("the derivations were printed"),
+        formatter_class=raw,
+    )
     derive.add_argument("spec", type=Path, help="problem spec file (TOML)")
     derive.set_defaults(func=cmd_derive)
     exp = sub.add_parser(
-        "export", help="write a standalone NumPy, JAX or PyTorch module of the kernels"
+        "export",
+        help="write a standalone NumPy, JAX or PyTorch module of the kernels",
+        epilog=exit_status_help("the module was written"),
+        formatter_class=raw,
     )
     exp.add_argument("spec", type=Path, help="problem spec file (TOML)")
     exp.add_argument("--to", type=Path, required=True, metavar="FILE.py", help="output file")
@@ -308,26 +323,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ScaleinvError as err:
         print(f"scaleinv: error: {err}", file=sys.stderr)
-        return 2
+        return ExitCode.ERROR
     except BrokenPipeError:  # e.g. `scaleinv derive SPEC | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        return 0
+        return ExitCode.OK
     except OSError as err:
         print(
             f"scaleinv: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
             file=sys.stderr,
         )
-        return 2
+        return ExitCode.ERROR
     except (RecursionError, MemoryError, OverflowError) as err:
         # Pathological sizes that slipped past the input limits (a bug elsewhere still shows
         # its traceback: only resource exhaustion is reported this way).
         what = {RecursionError: "nested too deeply", MemoryError: "too large for memory"}
         reason = what.get(type(err), f"a number out of range ({err})")
         print(f"scaleinv: error: the input is {reason} to process", file=sys.stderr)
-        return 2
+        return ExitCode.ERROR
     except KeyboardInterrupt:
         print("scaleinv: error: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scaleinv.reports.exit_status import exit_status_help
 from scaleinv.reports.text import format_table
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ examples:
 The spec's [report] table sets the figures (param = "alpha", alphas = [1, 10, 100],
 sample = [x...], window = [[lo, hi], ...]); [units] gives dimensions for the units check;
 [analysis] chooses scalings, output_scalings, claims and a composition chain.
-"""
+
+""" + exit_status_help("the report was written, whatever its verdicts say")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

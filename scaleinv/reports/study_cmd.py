@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from scaleinv.reports.exit_status import exit_status_help
 from scaleinv.reports.text import format_table
 from scaleinv.symbolic import load_spec
 
@@ -23,7 +24,9 @@ The spec names the region in a [study] table:
   starts = 400                  a grid for 2-D inputs, random starts otherwise
   steps = 100                   step limit (default: the spec's [run] steps)
   tol = 1e-6                    |dL/dx| at which a run has converged
-`scaleinv report` adds the same study (table and basin map) to the PDF."""
+`scaleinv report` adds the same study (table and basin map) to the PDF.
+
+""" + exit_status_help("the study table was printed (whatever share of runs converged)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

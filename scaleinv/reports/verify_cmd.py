@@ -30,6 +30,7 @@ from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import REGISTRY
 from scaleinv.reports.content import FEW
+from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.text import format_ends, format_table
 from scaleinv.reports.verdicts import analysis_options, transforms_of
 from scaleinv.symbolic import Spec, load_spec
@@ -62,10 +63,14 @@ inputs, params (default dimensionless), outputs y0, y1, ..., the loss L and a nu
   scalings = [{ x2 = "1/alpha" }]   input scalings x = S u (a table by input name, or a list)
   output_scalings = ["c"]            P -> c P
   budget = 5                         seconds per symbolic decision
-Without scalings every input gets its own symbolic scale and the outputs one more.
+Without scalings every input gets its own symbolic scale and the outputs one more. A scale
+uses params and new symbols (new positive params), never an input: x = S u needs a constant S.
 
-exit status: 0 when every check the chapter says should hold does, 1 when one of them fails,
-2 on bad input."""
+""" + exit_status_help(
+    "every check (or ledger claim) the chapter says should hold was decided and holds",
+    ExitCode.FAILED,
+    ExitCode.UNDECIDED,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Print the ledger (or one spec's checks); 1 if a check that should hold fails."""
+    """Print the ledger (or one spec's checks); the exit code says whether what should hold
+    does (see :class:`~scaleinv.reports.exit_status.ExitCode`)."""
     if args.budget is not None and not 0 < args.budget <= MAX_BUDGET:
         raise SpecError("", "--budget", f"must be in (0, {MAX_BUDGET}] seconds, got {args.budget}")
     if args.spec is None:
@@ -110,7 +116,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return _show_claims(args.claim, args.budget or 20.0)
         report = run_ledger(budget=args.budget or 20.0, progress=_progress)
         print(ledger_table(report))
-        return 1 if report.regressions else 0
+        return _ledger_status(report)
     if args.claim:
         raise SpecError("", "--claim", "claims belong to the ledger: leave out the SPEC")
     spec = load_spec(args.spec)
@@ -126,8 +132,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     headers = ["rule", "check", "verdict", "chapter", "detail"]
     print(format_table(headers, [c.row() for c in checks], wrap={4: 60}))
     failed = [c for c in checks if c.failed]
-    print(f"\n{len(checks)} checks; {len(failed)} that should hold failed")
-    return 1 if failed else 0
+    open_ = [c for c in checks if c.undecided]
+    print(
+        f"\n{len(checks)} checks; of those that should hold, {len(failed)} failed and "
+        f"{len(open_)} not decided"
+    )
+    if failed:
+        return ExitCode.FAILED
+    return ExitCode.UNDECIDED if open_ else ExitCode.OK
+
+
+def _ledger_status(report: LedgerReport) -> ExitCode:
+    """FAILED on a regression, UNDECIDED when a claim that should hold was not decided."""
+    if report.regressions:
+        return ExitCode.FAILED
+    return ExitCode.UNDECIDED if _undecided_claims(report) else ExitCode.OK
+
+
+def _undecided_claims(report: LedgerReport) -> list[Any]:
+    """Rows whose claim should hold (as written or corrected) but came out undecided."""
+    hold = (ClaimVerdict.HOLDS, ClaimVerdict.CORRECTED)
+    return [
+        r for r in report.rows if r.verdict is ClaimVerdict.UNDECIDED and r.claim.expected in hold
+    ]
 
 
 def ledger_table(report: LedgerReport) -> str:
@@ -147,6 +174,10 @@ def ledger_table(report: LedgerReport) -> str:
     lines.append(f"{len(report.rows)} claims: {counts} ({report.seconds:.1f} s)")
     lines += [
         f"! {r.id} should hold but fails: {r.result.detail.text()}" for r in report.regressions
+    ]
+    lines += [
+        f"? {r.id} should hold but was not decided: {r.result.detail.text()}"
+        for r in _undecided_claims(report)
     ]
     return "\n".join(lines)
 
@@ -169,7 +200,7 @@ def _show_claims(ids: Sequence[str], budget: float) -> int:
             shown = step.expr if isinstance(step.expr, str) else Statement((step.expr,)).text()
             print(f"    {step.label}: {shown}")
         print()
-    return 1 if report.regressions else 0
+    return _ledger_status(report)
 
 
 def _parse_units(pairs: Sequence[str]) -> dict[str, str]:
@@ -203,8 +234,14 @@ class SpecCheck:
         """A check the chapter says should hold, found to fail."""
         return self.should_hold and self.holds is False
 
+    @property
+    def undecided(self) -> bool:
+        """A check the chapter says should hold, neither proved nor refuted (over its budget,
+        or not checked): it is not known to hold."""
+        return self.should_hold and self.holds is None
+
     def row(self) -> list[str]:
-        mark = " !" if self.failed else ""
+        mark = " !" if self.failed else " ?" if self.undecided else ""
         chapter = "holds" if self.should_hold else "may fail"
         return [self.rule, self.check, self.verdict + mark, chapter, " ".join(self.detail.split())]
 
@@ -307,6 +344,8 @@ def _composition_detail(decision: Any) -> str:
     if not difference:
         return decision.note or "could not compare the y-step with Δy"
     shown = ", ".join(sp.sstr(e) for e in difference)
+    if decision.verdict is Verdict.UNDECIDED:
+        return f"not decided: y-step − Δy did not simplify to 0 within the budget ({shown})"
     return f"the y-step differs from Δy by ({shown})"
 
 
