@@ -11,6 +11,7 @@ from scaleinv import Problem, minimize, rules
 from scaleinv.analysis.verdict import Verdict, decide_equal
 from scaleinv.errors import ProblemError
 from scaleinv.numeric import Status
+from scaleinv.symbolic.spec import MAX_STEPS
 
 PROBLEM = Problem.from_strings(["x0", "x1"], ["x0", "alpha*x1**2"], params={"alpha": 2})
 RULES = {"gd": rules.gd(0.1), "newton": rules.newton(0.5), "pg": rules.pg(0.5)}
@@ -108,6 +109,14 @@ def test_a_positive_param_keeps_kernels_right() -> None:
 def test_bad_step_counts(steps) -> None:
     with pytest.raises(ProblemError, match="steps must be a non-negative integer"):
         minimize(PROBLEM, rules.gd(0.1), [1.0, 1.0], steps)
+
+
+@pytest.mark.parametrize("rule", ["gd", "pg"])
+def test_minimize_refuses_more_steps_than_the_limit(rule) -> None:
+    # One more than the limit: before the limit, this ran for a while instead of hanging.
+    with pytest.raises(ProblemError, match="steps: 1000001 is more than the limit of 1000000"):
+        minimize(PROBLEM, RULES[rule], [1.0, 1.0], MAX_STEPS + 1)
+    assert minimize(PROBLEM, RULES[rule], [1.0, 1.0], 3).steps == 3
 
 
 def test_a_refutation_does_not_depend_on_the_budget() -> None:
