@@ -111,6 +111,30 @@ def test_bad_step_counts(steps) -> None:
         minimize(PROBLEM, rules.gd(0.1), [1.0, 1.0], steps)
 
 
+#: Overdetermined (J is 3x2: IG and PG's fallback take the pseudo-inverse, HIG the SVD), with a
+#: start where J is NaN (sqrt of a negative number) or infinite (exp overflows).
+WIDE = {
+    "nan": (["sqrt(x0)", "x1", "x0*x1"], [-1.0, 1.0]),
+    "inf": (["exp(x0**2)/3", "x1", "x0*x1"], [30.0, 1.0]),
+}
+
+
+@pytest.mark.filterwarnings("ignore::scaleinv.errors.NumericInverseWarning")
+@pytest.mark.parametrize("case", sorted(WIDE))
+@pytest.mark.parametrize(
+    "rule", [rules.gd(0.1), rules.ig(0.5), rules.pg(0.5, fallback="ig"), rules.hig(0.5)]
+)
+def test_a_non_finite_jacobian_stops_only_its_own_sample(case, rule) -> None:
+    # LAPACK's SVD fails for the whole batch on one NaN ("SVD did not converge").
+    outputs, bad = WIDE[case]
+    p = Problem.from_strings(["x0", "x1"], outputs, target=[1, 1, 1])
+    alone = minimize(p, rule, [[1.5, 1.2]], 10)
+    together = minimize(p, rule, [bad, [1.5, 1.2]], 10)
+    assert together.statuses()[0] == Status.DIVERGED
+    assert together.statuses()[1] == alone.statuses()[0]
+    np.testing.assert_array_equal(together.x[-1, 1], alone.x[-1, 0])
+
+
 @pytest.mark.parametrize("rule", ["gd", "pg"])
 def test_minimize_refuses_more_steps_than_the_limit(rule) -> None:
     # One more than the limit: before the limit, this ran for a while instead of hanging.
