@@ -98,6 +98,27 @@ def test_kernel_params_are_checked_like_with_params(value, error) -> None:
         PROBLEM.compile().P([[1.0, 1.0]], alpha=value)
 
 
+@pytest.mark.parametrize("kernel", ["P", "jacobian", "hessian_values", "loss"])
+def test_a_param_that_does_not_fit_the_batch_names_the_shape_it_needs(kernel) -> None:
+    x = np.ones((5, 2))
+    error = r"kernel \w+: param alpha of shape \(3,\) does not broadcast .* expected \(5,\)"
+    with pytest.raises(ProblemError, match=error):
+        getattr(PROBLEM.compile(), kernel)(x, alpha=np.ones(3))
+    per_sample = getattr(PROBLEM.compile(), kernel)(x, alpha=np.arange(1.0, 6.0))
+    one = [getattr(PROBLEM.compile(), kernel)(x[:1], alpha=a)[0] for a in range(1, 6)]
+    np.testing.assert_array_equal(per_sample, one)
+
+
+def test_the_inverse_names_the_shapes_that_do_not_fit() -> None:
+    evaluator = PROBLEM.local_inverse().compile()
+    with pytest.raises(ProblemError, match=r"inverse: x0 of batch shape \(4,\) .* expected \(5,\)"):
+        evaluator.solve(np.ones((5, 2)), np.ones((4, 2)))
+    with pytest.raises(ProblemError, match=r"inverse: param alpha of shape \(3,\)"):
+        evaluator.inv(np.ones((5, 2)), np.ones((5, 2)), alpha=np.ones(3))
+    x = evaluator.inv([[1.0, 8.0]], [[0.5, 0.5]], alpha=np.array([2.0]))  # fits: (1,)
+    np.testing.assert_allclose(PROBLEM.compile().P(x, alpha=2.0), [[1.0, 8.0]])
+
+
 def test_a_positive_param_keeps_kernels_right() -> None:
     p = Problem.from_strings(["x0"], ["sqrt(alpha**2)*x0"], params={"alpha": 2})
     assert p.compile().P([[1.0]], alpha=3.0)[0, 0] == 3.0
