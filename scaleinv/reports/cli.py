@@ -30,19 +30,18 @@ from scaleinv.reports.text import (
     format_vector,
 )
 from scaleinv.symbolic import Spec, load_spec
-from scaleinv.symbolic.spec import check_run_size
+from scaleinv.symbolic.spec import MAX_STARTS, MAX_STEPS, check_run_size
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "check_count", "many_starts"]
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run every rule of the spec from every start point and print a table."""
+    _check_run_args(args)
     spec = load_spec(args.spec)
     steps = spec.steps if args.steps is None else args.steps
-    if steps < 0:
-        raise SpecError("", "--steps", f"must be a non-negative integer, got {steps}")
     if args.starts is not None:
         return _run_many(spec, steps, args)
     if args.scheduler is not None:
@@ -90,6 +89,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_run_args(args: argparse.Namespace) -> None:
+    """Refuse ``run``'s options out of range before the spec is read: the limits of a spec's
+    ``[run]`` (``MAX_STEPS``, ``MAX_STARTS`` of :mod:`scaleinv.symbolic.spec`) hold for
+    ``--steps`` and ``--starts`` on every path, in process or on Dask."""
+    check_count("--steps", args.steps, 0, MAX_STEPS, "steps per run")
+    check_count("--starts", args.starts, 1, MAX_STARTS, "starts")
+    check_count("--chunk", args.chunk, 1, None, "")
+    check_count("--seed", args.seed, 0, None, "")
+
+
+def check_count(option: str, value: int | None, low: int, limit: int | None, what: str) -> None:
+    """A :class:`SpecError` naming ``option`` when ``value`` (if given) is below ``low`` or
+    above ``limit``."""
+    if value is None:
+        return
+    if value < low:
+        kind = "non-negative" if low == 0 else "positive"
+        raise SpecError("", option, f"must be a {kind} integer, got {value}")
+    if limit is not None and value > limit:
+        raise SpecError("", option, f"{value} is more than the limit of {limit} {what}")
+
+
 def many_starts(spec: Spec, count: int, seed: int) -> np.ndarray:
     """``count`` start points drawn uniformly from the box ``[-r, r]^n``, where ``r`` is the
     largest magnitude of a coordinate of the spec's starts (at least 1)."""
@@ -101,10 +122,6 @@ def many_starts(spec: Spec, count: int, seed: int) -> np.ndarray:
 def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
     """Every rule from ``--starts N`` random starts (on a Dask cluster with ``--scheduler``);
     a summary row per rule."""
-    if args.starts < 1 or args.chunk < 1:
-        raise ScaleinvError(
-            f"--starts and --chunk must be positive, got {args.starts}, {args.chunk}"
-        )
     x0: Any = many_starts(spec, args.starts, args.seed)
     client = None
     if args.scheduler is not None:
@@ -116,7 +133,7 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
     try:
         for rule_spec in spec.rules:
             rule = make_rule(rule_spec)
-            traj = minimize(spec.problem, rule, x0, steps, spec.tol)
+            traj = minimize(spec.problem, rule, x0, steps, spec.tol, progress=client is None)
             final, status = traj.loss[-1], traj.status
             if client is not None:
                 final, status = client.compute([final, status], sync=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from scaleinv.reports.exit_status import exit_status_help
 from scaleinv.reports.text import format_table
 from scaleinv.symbolic import load_spec
+from scaleinv.symbolic.spec import MAX_STARTS
 
 __all__ = ["register", "cmd_study"]
 
@@ -44,11 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Run the study and print its table."""
-    from scaleinv.errors import SpecError
+    from scaleinv.reports.cli import check_count
     from scaleinv.reports.study import describe_minima, run_study, study_rows
 
-    if args.starts is not None and args.starts < 1:
-        raise SpecError("", "--starts", f"must be a positive integer, got {args.starts}")
+    check_count("--starts", args.starts, 1, MAX_STARTS, "starts")
     spec = load_spec(args.spec)
     began = time.monotonic()
     print(f"scaleinv study {args.spec}: {len(spec.rules)} rule(s)", file=sys.stderr, flush=True)
