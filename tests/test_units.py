@@ -493,3 +493,9 @@ def test_a_component_that_fits_no_eta_never_reads_any() -> None:
     report = check_units(p, Odd(), MECH_DIMS)
     assert report.misfits == ("x0",) and not report.consistent
     assert report.need(0) == "none fits" and report.need(1) == "any"
+    # the words verify and a notebook print for it
+    from scaleinv.reports.spec_verdicts import SpecVerdict
+    from scaleinv.reports.verdict_text import verdict_text
+
+    row = SpecVerdict("odd", "Odd", "units", None, "inconsistent", False, False, report)
+    assert verdict_text(row) == "[η] needed: x0: none fits, x1: any"
