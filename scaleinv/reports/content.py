@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.errors import NumericInverseWarning, NumericOnlyError, ScaleinvError, SpecError
-from scaleinv.numeric import Status, Trajectory, minimize
+from scaleinv.numeric import Trajectory, minimize
 from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import RuleStyle, rule_styles
 from scaleinv.symbolic import RuleSpec, Spec
@@ -26,7 +26,7 @@ from scaleinv.symbolic.inverse import LocalInverse
 from scaleinv.symbolic.spec import REPORT_KEYS, check_keys
 
 __all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
-__all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "status_words", "FEW"]
+__all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "FEW"]
 
 #: The step-size symbol the report's formulas are written with.
 ETA = sp.Symbol("eta", positive=True)
@@ -169,21 +169,6 @@ def eta_text(eta: float) -> str:
         return short
     exact = exact_number(eta)
     return str(exact) if isinstance(exact, sp.Rational) else short
-
-
-_STATUS_WORDS = {
-    Status.CONVERGED: "converged",
-    Status.MAX_STEPS: "max. steps",
-    Status.DIVERGED: "diverged",
-    Status.NO_INVERSE: "no real inverse",
-    Status.SINGULAR: "singular",
-    Status.RUNNING: "running",
-}
-
-
-def status_words(status: Status) -> str:
-    """A run's status in a report's words (``max. steps``, ``no real inverse``, ...)."""
-    return _STATUS_WORDS[Status(status)]
 
 
 def exact_number(value: float) -> sp.Number:

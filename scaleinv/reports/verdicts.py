@@ -35,7 +35,7 @@ from scaleinv.analysis.units import check_units, parse_dimension, problem_dimens
 from scaleinv.analysis.units_structure import units_by_structure
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.numeric import Status
-from scaleinv.reports.content import ETA, FEW, RuleRun, status_words, symbolic_rule
+from scaleinv.reports.content import ETA, FEW, RuleRun, symbolic_rule
 from scaleinv.reports.latex import escape, number, tex, text_vector
 from scaleinv.symbolic import Spec
 from scaleinv.symbolic.spec import ANALYSIS_KEYS, MAX_BUDGET, check_keys
@@ -359,9 +359,9 @@ def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     )  # fmt: skip
     shown = _assignments(values)
     where = f" (with {shown})" if shown else ""
-    statuses = {status_words(Status(int(c))) for c in np.ravel(comparison.status_mapped)}
+    statuses = {Status(int(c)).words for c in np.ravel(comparison.status_mapped)}
     ended = ""
-    if statuses != {status_words(Status(int(c))) for c in np.ravel(comparison.status)}:
+    if statuses != {Status(int(c)).words for c in np.ravel(comparison.status)}:
         ended = f"; the run on the transformed problem ended: {', '.join(sorted(statuses))}"
     if comparison.max_rel == 0:
         return f". Numeric twin{where}: the trajectories mapped back agree exactly."
