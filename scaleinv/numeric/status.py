@@ -31,7 +31,7 @@ class Status(IntEnum):
     >>> Status.NOT_FOUND.label
     'not_found'
     >>> Status.MAX_STEPS.words
-    'at the step limit'
+    'step limit'
     """
 
     RUNNING = runtime.RUNNING
@@ -54,7 +54,7 @@ class Status(IntEnum):
 
     @property
     def words(self) -> str:
-        """A few words for tables and counts (``12 at the step limit``, ``diverged``)."""
+        """A few words for tables and counts (``step limit``, ``diverged: 12``)."""
         return _WORDS[self]
 
 
@@ -75,7 +75,7 @@ _MESSAGES = {
 _WORDS = {
     Status.RUNNING: "running",
     Status.CONVERGED: "converged",
-    Status.MAX_STEPS: "at the step limit",
+    Status.MAX_STEPS: "step limit",
     Status.DIVERGED: "diverged",
     Status.NO_INVERSE: "no real inverse",
     Status.SINGULAR: "singular",

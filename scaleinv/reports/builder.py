@@ -36,8 +36,10 @@ from scaleinv.reports.outdir import OutputFolder
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.selection_note import branch_selection_tex
 from scaleinv.reports.structure import hessian_work
-from scaleinv.reports.study import run_study, study_tex
+from scaleinv.reports.study import run_study
 from scaleinv.reports.study_figure import study_figure
+from scaleinv.reports.study_text import study_tex
+from scaleinv.reports.text import numeric_inverse_line
 from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
 from scaleinv.symbolic import Spec, load_spec
 
@@ -79,6 +81,9 @@ class BuildResult:
         How to get the PDF when it was not built, else ``""``.
     seconds : float
         Wall time of the build.
+    inverse_note : str
+        The ``note:`` line saying that a rule solves ``P(x) = y`` numerically, else ``""``
+        (the driver's warning is not repeated per run).
     """
 
     title: str
@@ -91,6 +96,7 @@ class BuildResult:
     verdicts: tuple[VerdictRow, ...]
     note: str
     seconds: float
+    inverse_note: str = ""
 
     def pages(self, dpi: int = 60) -> list[bytes]:
         """The PDF's pages as PNG images (needs ``pdftoppm``; empty without a PDF)."""
@@ -278,7 +284,7 @@ def _build_into(
         note = f"PDF not requested; run `latexmk -pdf report.tex` in {final}"
     return BuildResult(
         spec.title, work, tex, pdf_path, figures_dir, tuple(files), _results(spec, runs),
-        tuple(verdicts), note, 0.0,
+        tuple(verdicts), note, 0.0, numeric_inverse_line(problem, [r.rule for r in runs]) or "",
     )  # fmt: skip
 
 
@@ -317,5 +323,5 @@ def _relocate(result: BuildResult, final: Path, seconds: float) -> BuildResult:
     return BuildResult(
         result.title, final, final / "report.tex", moved(result.pdf), final / "figures",
         tuple(final / f.relative_to(work) for f in result.figures), result.results,
-        result.verdicts, result.note, seconds,
+        result.verdicts, result.note, seconds, result.inverse_note,
     )  # fmt: skip
