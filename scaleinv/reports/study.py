@@ -89,10 +89,10 @@ def study_options(spec: Spec, starts: int | None = None) -> StudyOptions:
         raise SpecError(src, "study.region", f"needs {n} pairs [low, high] with low < high")
     count = starts if starts is not None else table.get("starts", 400)
     steps = table.get("steps", spec.steps)
-    for key, value in (("--starts" if starts is not None else "study.starts", count),
-                       ("study.steps", steps)):  # fmt: skip
+    given = ("", "--starts") if starts is not None else (src, "study.starts")
+    for (where, key), value in ((given, count), ((src, "study.steps"), steps)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SpecError(src, key, f"must be a positive integer, got {value!r}")
+            raise SpecError(where, key, f"must be a positive integer, got {value!r}")
     check_run_limits(steps, count, src, "study")
     tol = table.get("tol", spec.tol or 1e-6)
     if not (_real(tol) and math.isfinite(tol) and tol > 0):
