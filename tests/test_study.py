@@ -20,7 +20,7 @@ from scaleinv.reports.cli import main
 from scaleinv.reports.latex import PREAMBLE
 from scaleinv.reports.pdf import compile_pdf
 from scaleinv.reports.study import LISTED, run_study, study_options
-from scaleinv.reports.study_ends import FAR, NOT_A_MINIMUM, NOT_CONVERGED
+from scaleinv.reports.study_ends import FAR, NOT_A_MINIMUM, NOT_CONVERGED, classify_ends
 from scaleinv.reports.study_figure import study_figure
 from scaleinv.reports.study_text import minima_rows, study_rows, study_tex
 from scaleinv.symbolic import parse_spec
@@ -316,3 +316,22 @@ def test_the_coupled_map_lists_few_minima_with_their_loss(tmp_path, capsys) -> N
     assert max(map(len, out.splitlines())) <= 100
     assert len(study_rows(study)[0]) <= LISTED + 4
     assert overfull_boxes(study_tex(study, spec), tmp_path) == []
+
+
+def test_end_points_are_one_minimum_across_the_end_of_a_period() -> None:
+    def loss(x):
+        return 1 + np.cos(x[..., 0])
+
+    def hessian(x):
+        return -np.cos(x[..., 0])[..., None, None]
+
+    # the minimum at π is the end of the period [-π, π) around the region's centre: end
+    # points either side of it, and three turns further, are one minimum; 0 is the maximum
+    ends = np.array([[np.pi - 1e-3], [-np.pi + 1e-3], [7 * np.pi], [0.0]])
+    outcome, minima = classify_ends(ends, np.ones(4, bool), [(-3, 3)], [2 * np.pi], loss, hessian)
+    assert outcome.tolist() == [0, 0, 0, NOT_A_MINIMUM] and len(minima) == 1
+    assert minima[0].runs == 3 and minima[0].loss == pytest.approx(0, abs=1e-12)
+    assert -np.pi <= minima[0].point[0] < np.pi
+    # without the period: two minima near ±π, and 7π is far outside [-3, 3]
+    outcome, minima = classify_ends(ends, np.ones(4, bool), [(-3, 3)], [None], loss, hessian)
+    assert outcome.tolist() == [0, 1, FAR, NOT_A_MINIMUM] and len(minima) == 2
