@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from scaleinv.reports.study_text import FAILED_WIDTH
+from scaleinv.reports.study_text import FAILED_WIDTH, RUNS
 from scaleinv.reports.text import WIDTH, format_table, numeric_inverse_line
 from scaleinv.symbolic import load_spec
 
@@ -74,7 +74,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     rows = minima_rows(study)
     if rows:
         print()
-        print(format_table(["minimum", f"({', '.join(names)})", "loss", "runs"], rows))
+        print(format_table(["minimum", f"({', '.join(names)})", "loss", RUNS], rows))
     print()
     heads, rows = study_rows(study)
     print(format_table(heads, rows, wrap={len(heads) - 1: FAILED_WIDTH}))

@@ -13,13 +13,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from scaleinv.numeric import Status
-from scaleinv.reports.study import Study
+from scaleinv.reports.study import LISTED, Study
 from scaleinv.reports.study_ends import NO_MINIMUM_WORDS, SAME
 from scaleinv.symbolic import Spec
 
 __all__ = ["study_rows", "minima_rows", "minimum_values", "period_text", "study_intro"]
-__all__ += ["study_tex"]
+__all__ += ["study_tex", "RUNS", "FAILED_WIDTH"]
 
+#: Header of the minima tables' last column.
+RUNS = "share of all runs"
 #: Wrap width of the "reached no minimum" column on the terminal (the table fits 100 columns).
 FAILED_WIDTH = 28
 
@@ -155,11 +157,13 @@ def study_tex(study: Study, spec: Spec, figure: str = "") -> str:
     out.append("\n")
     rows = minima_rows(study, lambda m: text_vector(m, 4), lambda v: f"${number(v, 3)}$")
     if rows:
-        heads = ["minimum", f"({', '.join(map(str, spec.problem.inputs))})", "loss", "runs"]
+        heads = ["minimum", f"({', '.join(map(str, spec.problem.inputs))})", "loss", RUNS]
         cells = [[escape(r[0]), r[1], r[2], escape(r[3])] for r in rows]
         out.append(table(heads, cells, "l l l r"))
     heads, rows = study_rows(study)
     cells = [[escape(c) for c in row] for row in rows]
-    spec_cols = "l " + "r " * (len(heads) - 3) + "l >{\\raggedright\\arraybackslash}p{3.3cm}"
+    shares = len(heads) - 3  # the m1, m2, ... and other columns: the last one gets the rest
+    wide = 3.3 + 0.9 * (LISTED + 1 - shares)
+    spec_cols = "l " + "r " * shares + f"l >{{\\raggedright\\arraybackslash}}p{{{wide:.1f}cm}}"
     out.append(table(heads, cells, spec_cols))
     return "".join(out)
