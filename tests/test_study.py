@@ -229,6 +229,19 @@ def test_the_study_tables_fit_the_page(many_minima, tmp_path) -> None:
     assert overfull_boxes(section + study_tex(run_study(few), few), tmp_path) == []
 
 
+def test_the_study_of_many_minima_fits_the_terminal(tmp_path, capsys) -> None:
+    path = tmp_path / "many.toml"
+    path.write_text(
+        '[problem]\ninputs = ["x"]\noutputs = ["x*sin(x)"]\ntarget = [1]\n'
+        '[[rules]]\nname = "newton"\neta = 1\n[[rules]]\nname = "gd"\neta = 0.01\n'
+        "[study]\nregion = [[-30, 30]]\nstarts = 121\nsteps = 300\n"
+    )
+    assert main(["study", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert any(line.startswith("other (") for line in lines)
+
+
 def test_the_legend_fits_and_its_colours_are_distinct(many_minima) -> None:
     _, study = many_minima
     fig, _ = study_figure(study, ["$x$"])

@@ -102,7 +102,8 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
         raise ScaleinvError(
             f"--starts and --chunk must be positive, got {args.starts}, {args.chunk}"
         )
-    check_run_limits(steps, args.starts, "", "--starts")
+    check_run_limits(steps, 1, "", "--steps")
+    check_run_limits(0, args.starts, "", "--starts")
     x0: Any = many_starts(spec, args.starts, args.seed)
     client = None
     if args.scheduler is not None:
