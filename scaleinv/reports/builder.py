@@ -37,8 +37,10 @@ from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_en
 from scaleinv.reports.selection_note import branch_selection_tex
 from scaleinv.reports.spec_verdicts import SpecVerdicts, spec_verdicts, transforms_of
 from scaleinv.reports.structure import hessian_work
-from scaleinv.reports.study import run_study, study_tex
+from scaleinv.reports.study import run_study
 from scaleinv.reports.study_figure import study_figure
+from scaleinv.reports.study_text import study_tex
+from scaleinv.reports.text import numeric_inverse_line
 from scaleinv.reports.verdicts import VerdictRow, start_tex, verdict_rows
 from scaleinv.symbolic import Spec, load_spec
 
@@ -84,6 +86,9 @@ class BuildResult:
         How to get the PDF when it was not built, else ``""``.
     seconds : float
         Wall time of the build.
+    inverse_note : str
+        The ``note:`` line saying that a rule solves ``P(x) = y`` numerically, else ``""``
+        (the driver's warning is not repeated per run).
     """
 
     title: str
@@ -97,6 +102,7 @@ class BuildResult:
     checks: SpecVerdicts
     note: str
     seconds: float
+    inverse_note: str = ""
 
     def pages(self, dpi: int = 60) -> list[bytes]:
         """The PDF's pages as PNG images (needs ``pdftoppm``; empty without a PDF)."""
@@ -289,6 +295,7 @@ def _build_into(
     return BuildResult(
         spec.title, work, tex, pdf_path, figures_dir, tuple(files), _results(spec, runs),
         tuple(verdicts), checked, note, 0.0,
+        numeric_inverse_line(problem, [r.rule for r in runs]) or "",
     )  # fmt: skip
 
 
@@ -327,5 +334,5 @@ def _relocate(result: BuildResult, final: Path, seconds: float) -> BuildResult:
     return BuildResult(
         result.title, final, final / "report.tex", moved(result.pdf), final / "figures",
         tuple(final / f.relative_to(work) for f in result.figures), result.results,
-        result.verdicts, result.checks, result.note, seconds,
+        result.verdicts, result.checks, result.note, seconds, result.inverse_note,
     )  # fmt: skip

@@ -19,7 +19,6 @@ from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.export import export
 from scaleinv.numeric.flavors import FLAVORS
-from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.text import (
@@ -28,6 +27,7 @@ from scaleinv.reports.text import (
     format_formula,
     format_table,
     format_vector,
+    numeric_inverse_line,
 )
 from scaleinv.symbolic import Spec, load_spec
 from scaleinv.symbolic.spec import MAX_STARTS, MAX_STEPS, check_run_size
@@ -47,12 +47,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         raise ScaleinvError("--scheduler runs many starts: give --starts N as well")
     check_run_size(steps, len(spec.starts), spec.problem.n + spec.problem.m, "", "--steps")
-    rows, notes, finals = [], [], []  # type: tuple[list[list], list[str], list]
-    for rule_spec in spec.rules:
-        rule = make_rule(rule_spec)
-        note = numeric_inverse_note(spec.problem, rule)
-        if note is not None and not notes:
-            notes.append(f"note: {rule.label} solves P(x) = y numerically at every step ({note})")
+    rows, finals = [], []  # type: tuple[list[list], list]
+    rules = [make_rule(r) for r in spec.rules]
+    note = numeric_inverse_line(spec.problem, rules)
+    for rule_spec, rule in zip(spec.rules, rules):
         with warnings.catch_warnings():  # said once, above the table
             warnings.simplefilter("ignore", NumericInverseWarning)
             traj = minimize(
@@ -80,8 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scaleinv.reports.cli_large import FEW, large_run_summary  # only when asked
 
     print(f"{spec.title}\n")
-    for line in notes:
-        print(f"{line}\n")
+    if note is not None:
+        print(f"{note}\n")
     if spec.problem.n <= FEW:
         print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
     else:
@@ -130,10 +128,12 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
         client = dask_client(args.scheduler)
         x0 = dask_array().from_array(x0, chunks=(args.chunk, -1))
     rows = []
+    rules = [make_rule(r) for r in spec.rules]
     try:
-        for rule_spec in spec.rules:
-            rule = make_rule(rule_spec)
-            traj = minimize(spec.problem, rule, x0, steps, spec.tol, progress=client is None)
+        for rule_spec, rule in zip(spec.rules, rules):
+            with warnings.catch_warnings():  # said once, above the table
+                warnings.simplefilter("ignore", NumericInverseWarning)
+                traj = minimize(spec.problem, rule, x0, steps, spec.tol, progress=client is None)
             final, status = traj.loss[-1], traj.status
             if client is not None:
                 final, status = client.compute([final, status], sync=True)
@@ -153,6 +153,9 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
             client.close()
     where = f" on {args.scheduler}" if client is not None else ""
     print(f"{spec.title}: {args.starts} starts (seed {args.seed}){where}\n")
+    note = numeric_inverse_line(spec.problem, rules)
+    if note is not None:
+        print(f"{note}\n")
     headers = ["rule", "starts", "steps", "median final loss", "min final loss", "statuses"]
     print(format_table(headers, rows))
     return 0

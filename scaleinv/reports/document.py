@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.numeric import Status
-from scaleinv.reports.content import FEW, Derivation, RuleRun, exact_number, status_words
+from scaleinv.reports.content import FEW, Derivation, RuleRun, exact_number
 from scaleinv.reports.derivations import derivations_tex
 from scaleinv.reports.formulas import Formulas
 from scaleinv.reports.latex import PREAMBLE, display, escape, number, table, tex, text_vector
@@ -243,7 +243,7 @@ def _results(spec: Spec, runs: Sequence[RuleRun]) -> str:
                     str(t.steps),
                     text_vector(t.x[-1, b], 6),
                     f"${number(t.loss[-1, b], 6)}$",
-                    status_words(Status(int(np.ravel(t.status)[b]))),
+                    Status(int(np.ravel(t.status)[b])).words,
                 ]
             )
     head = ["rule", "η", "start", "steps", "final x", "final loss", "status"]

@@ -21,7 +21,7 @@ from scaleinv.analysis.units import UnitsReport, parse_dimension
 from scaleinv.errors import ScaleinvError
 from scaleinv.markup import markdown_math, markdown_text
 from scaleinv.numeric import Status
-from scaleinv.reports.content import FEW, RuleRun, status_words
+from scaleinv.reports.content import FEW, RuleRun
 from scaleinv.reports.latex import escape, number, prose, tex, text_vector
 from scaleinv.reports.spec_verdicts import SpecVerdict, SpecVerdicts
 from scaleinv.symbolic import Spec
@@ -298,9 +298,9 @@ def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     )  # fmt: skip
     shown = _assignments(values)
     where = f" (with {shown})" if shown else ""
-    statuses = {status_words(Status(int(c))) for c in np.ravel(comparison.status_mapped)}
+    statuses = {Status(int(c)).words for c in np.ravel(comparison.status_mapped)}
     ended = ""
-    if statuses != {status_words(Status(int(c))) for c in np.ravel(comparison.status)}:
+    if statuses != {Status(int(c)).words for c in np.ravel(comparison.status)}:
         ended = f"; the run on the transformed problem ended: {', '.join(sorted(statuses))}"
     if comparison.max_rel == 0:
         return f". Numeric twin{where}: the trajectories mapped back agree exactly."
