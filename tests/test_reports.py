@@ -457,7 +457,7 @@ def test_a_mid_size_problem_is_summarised_with_its_sparsity(tmp_path) -> None:
     source = result.tex.read_text()
     assert "(The nonzero entries of the first and a middle row: 6 of 36.)" in source  # J
     assert "sparse" in source and "fig:sparsity" in source
-    assert "Not expanded at this size (n = 12)" in source  # Newton: the structure only
+    assert "Not expanded at this size ($n$ = 12)" in source  # Newton: the structure only
     assert {f.stem for f in result.figures} >= {"sparsity", "profile", "trajectories", "loss"}
     # the pattern is the one of the dense derivatives, checked at a random point
     p = load_spec(path).problem
