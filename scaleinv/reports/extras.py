@@ -24,6 +24,7 @@ from scaleinv.reports.content import RuleRun, symbolic_rule
 from scaleinv.reports.latex import equations, escape, tex
 from scaleinv.reports.verdicts import VerdictRow
 from scaleinv.symbolic import Spec
+from scaleinv.symbolic.spec import DEFAULT_BUDGET
 
 __all__ = ["TOPICS", "applicable_claims", "ledger_rows", "composition_part"]
 
@@ -105,7 +106,7 @@ def composition_part(
     graph = _graph(spec)
     if graph is None:
         return None, [], ""
-    budget = float(spec.analysis.get("budget", 5))
+    budget = spec.analysis.get("budget", DEFAULT_BUDGET)
     rows = []
     for run in runs:
         if not run.deltas:

@@ -7,7 +7,7 @@ words for the terminal summary). The spec's ``[analysis]`` table chooses the tra
     [analysis]
     scalings = [{ x2 = "1/alpha" }]   # input scalings x = S u (by input name), or lists
     output_scalings = ["c"]            # P -> c P (a symbol or number)
-    budget = 5                         # seconds per symbolic check (default 5)
+    budget = 1_000_000                 # work limit per symbolic check, in steps (the default)
 
 Without ``scalings`` every input gets its own symbolic scale (``x = diag(s_0, s_1, …) u``),
 the generic "different scalings" of the chapter's definition; outputs are scaled only when
@@ -38,7 +38,7 @@ from scaleinv.numeric import Status
 from scaleinv.reports.content import ETA, FEW, RuleRun, status_words, symbolic_rule
 from scaleinv.reports.latex import escape, number, tex, text_vector
 from scaleinv.symbolic import Spec
-from scaleinv.symbolic.spec import ANALYSIS_KEYS, MAX_BUDGET, check_keys
+from scaleinv.symbolic.spec import ANALYSIS_KEYS, DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET, check_keys
 
 __all__ = ["VerdictRow", "transforms_of", "units_rows"]
 __all__ += ["invariance_rows", "dimension_tex", "transform_tex", "analysis_options"]
@@ -109,14 +109,17 @@ def dimension_tex(dim: Any) -> str:
 def analysis_options(spec: Spec) -> Mapping[str, Any]:
     """The spec's ``[analysis]`` table, checked for unknown keys."""
     check_keys(spec.analysis, ANALYSIS_KEYS, spec.source, "analysis")
-    budget = spec.analysis.get("budget", 5)
+    budget = spec.analysis.get("budget", DEFAULT_BUDGET)
     if (
         not isinstance(budget, (int, float))
         or isinstance(budget, bool)
-        or not 0 < budget <= (MAX_BUDGET)
+        or not MIN_BUDGET <= budget <= MAX_BUDGET
     ):
         raise SpecError(
-            spec.source, "analysis.budget", f"must be in (0, {MAX_BUDGET}] seconds: {budget!r}"
+            spec.source,
+            "analysis.budget",
+            f"is a work limit in steps (counted Python calls, not seconds), from {MIN_BUDGET:_} "
+            f"to {MAX_BUDGET:_}, e.g. {DEFAULT_BUDGET:_}: {budget!r}",
         )
     return spec.analysis
 
@@ -222,7 +225,7 @@ def invariance_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
     A transform that is the identity at the spec's values makes every rule trivially
     invariant: such rows say ``trivial`` (with the verdict for general values in the detail).
     """
-    budget = float(analysis_options(spec).get("budget", 5))
+    budget = analysis_options(spec).get("budget", DEFAULT_BUDGET)
     rows = []
     for transform in transforms_of(spec):
         aspect, heading = transform.describe(), transform_tex(transform, spec)

@@ -19,7 +19,7 @@ from typing import Any
 import sympy as sp
 
 from scaleinv.analysis.branch_selection import branch_selection
-from scaleinv.analysis.claims import ClaimVerdict, LedgerReport, claim, run_ledger
+from scaleinv.analysis.claims import LEDGER_BUDGET, ClaimVerdict, LedgerReport, claim, run_ledger
 from scaleinv.analysis.claims_checks_pg import intermediate_step
 from scaleinv.analysis.claims_statement import Statement
 from scaleinv.analysis.invariance import OutputScaling, scale_invariance
@@ -33,7 +33,7 @@ from scaleinv.reports.content import FEW
 from scaleinv.reports.text import format_ends, format_table
 from scaleinv.reports.verdicts import analysis_options, transforms_of
 from scaleinv.symbolic import Spec, load_spec
-from scaleinv.symbolic.spec import MAX_BUDGET
+from scaleinv.symbolic.spec import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
 
 __all__ = ["register", "cmd_verify", "SpecCheck", "spec_checks", "ledger_table", "plain_quote"]
 
@@ -61,7 +61,7 @@ inputs, params (default dimensionless), outputs y0, y1, ..., the loss L and a nu
 [units] table. The spec's [analysis] table chooses the scalings:
   scalings = [{ x2 = "1/alpha" }]   input scalings x = S u (a table by input name, or a list)
   output_scalings = ["c"]            P -> c P
-  budget = 5                         seconds per symbolic decision
+  budget = 1_000_000                 work limit per symbolic decision, in steps (default)
 Without scalings every input gets its own symbolic scale and the outputs one more.
 
 exit status: 0 when every check the chapter says should hold does, 1 when one of them fails,
@@ -91,31 +91,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--budget",
-        type=float,
+        type=_steps,
         default=None,
-        metavar="SECONDS",
-        help="seconds per symbolic decision (ledger default 20, spec default 5)",
+        metavar="STEPS",
+        help="work limit per symbolic decision, in steps: counted Python calls (about 200000 "
+        "a second), so a verdict is the same on every machine (ledger default 4e6, spec "
+        f"default {DEFAULT_BUDGET:.0e})",
     )
     parser.set_defaults(func=cmd_verify)
 
 
+def _steps(text: str) -> int:
+    """A ``--budget`` in steps: an integer, also written ``4e6`` or ``1_000_000``."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of steps: {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number of steps: {text!r}")
+    return int(value)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the ledger (or one spec's checks); 1 if a check that should hold fails."""
-    if args.budget is not None and not 0 < args.budget <= MAX_BUDGET:
-        raise SpecError("", "--budget", f"must be in (0, {MAX_BUDGET}] seconds, got {args.budget}")
+    if args.budget is not None and not MIN_BUDGET <= args.budget <= MAX_BUDGET:
+        raise SpecError(
+            "", "--budget", f"must be {MIN_BUDGET:_} to {MAX_BUDGET:_} steps, got {args.budget:_}"
+        )
     if args.spec is None:
         if args.units:
             raise SpecError("", "--units", "units describe a problem: give a SPEC file too")
         if args.claim:
-            return _show_claims(args.claim, args.budget or 20.0)
-        report = run_ledger(budget=args.budget or 20.0, progress=_progress)
+            return _show_claims(args.claim, args.budget or LEDGER_BUDGET)
+        report = run_ledger(budget=args.budget or LEDGER_BUDGET, progress=_progress)
         print(ledger_table(report))
         return 1 if report.regressions else 0
     if args.claim:
         raise SpecError("", "--claim", "claims belong to the ledger: leave out the SPEC")
     spec = load_spec(args.spec)
     units = {**dict(spec.units), **_parse_units(args.units)}
-    budget = args.budget or float(analysis_options(spec).get("budget", 5))
+    budget = args.budget or analysis_options(spec).get("budget", DEFAULT_BUDGET)
     checks = spec_checks(spec, units, budget, progress=_progress)
     print(f"{spec.title}\n")
     pg = REGISTRY["pg"](ETA)
