@@ -13,9 +13,11 @@ calls, 1.5 s plain, 3.6 s counted); the counted rate there is about 200 000 step
 worker
 
 - starts from a fixed state: SymPy's cache cleared, ``Dummy`` numbering and the random seeds
-  fixed, so its count does not depend on what its parent computed before. Counts are identical
-  from run to run under a fixed ``PYTHONHASHSEED``; under Python's random hash seeds the order of
-  sets of symbols varies and counts differ by about 0.2 %.
+  fixed, imports not counted, so its count hardly depends on what its parent computed before.
+  What remains: facts SymPy caches on the input's own objects (a parent that has unpickled an
+  earlier result of the same problem) shift a count by about 0.5 %, and under Python's random
+  hash seeds the order of sets of symbols varies it by about 0.2 %. The same command on the same
+  spec under a fixed ``PYTHONHASHSEED`` repeats every count exactly, whatever the load.
 - is killed at a wall-clock *safety net* of ``steps / WALL_STEPS_PER_SECOND + WALL_GRACE``
   seconds, ten times slower than the counted rate: it only catches a step stuck in C code (huge
   integers) that makes no calls, and its error says so (the one load-dependent verdict).
