@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import sympy as sp
 
 from scaleinv.reports.formulas import APPENDIX_FILE, MAX_TYPESET_NODES, Formulas
@@ -60,3 +61,20 @@ def test_a_formula_too_large_to_typeset_is_refused_up_front() -> None:
     assert "too large to write out" in appendix and "too large to print" in text
     laid = formulas.block([("y", sp.sin(x0) + x1)])  # small formulas are still set
     assert r"\sin" in laid and "nodes" not in laid
+
+
+@pytest.mark.slow
+def test_a_second_derivative_too_costly_to_derive_for_display_is_a_note(tmp_path) -> None:
+    from scaleinv.reports.derivations import CURVATURE_STEPS, _output_curvatures
+    from scaleinv.symbolic import load_spec
+
+    nested = "x1"
+    for _ in range(98):
+        nested = f"sin({nested})"
+    path = tmp_path / "nested.toml"
+    path.write_text(f'[problem]\ninputs = ["x0", "x1"]\noutputs = ["x0 + {nested}"]\n')
+    started = time.monotonic()
+    curvatures = dict(_output_curvatures(load_spec(path)))
+    assert time.monotonic() - started < 60  # (it took minutes: sympy.diff of 98 nested sin)
+    (entry,) = curvatures.values()
+    assert f"exceeded its work limit of {CURVATURE_STEPS:,} steps" in str(entry)
