@@ -31,7 +31,7 @@ from scaleinv.analysis.verdict import Step
 __all__ = ["ClaimVerdict", "ClaimResult", "Claim", "CLAIMS", "LedgerRow", "LedgerReport"]
 __all__ += ["run_ledger", "claim", "LEDGER_BUDGET"]
 
-#: Default work limit of a claim's symbolic decisions, in counted steps (about 20 s on CI).
+#: Default work limit of a claim's symbolic decisions, in counted steps (some 40 s on CI).
 LEDGER_BUDGET = 4_000_000
 
 

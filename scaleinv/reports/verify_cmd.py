@@ -94,9 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_steps,
         default=None,
         metavar="STEPS",
-        help="work limit per symbolic decision, in steps: counted Python calls (about 200000 "
-        "a second), so a verdict is the same on every machine (ledger default 4e6, spec "
-        f"default {DEFAULT_BUDGET:.0e})",
+        help="work limit per symbolic decision, in steps: counted Python calls (about 100_000 "
+        "a second), so a verdict is the same on every machine (ledger default "
+        f"{LEDGER_BUDGET:_}, spec default {DEFAULT_BUDGET:_})",
     )
     parser.set_defaults(func=cmd_verify)
 

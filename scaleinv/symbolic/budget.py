@@ -6,8 +6,11 @@ same verdict (closed form or not, proved or undecided) on a busy laptop and an i
 counter is a global :func:`sys.settrace` function that asks for no line events; past the limit it
 raises ``_OutOfSteps``, a ``BaseException`` that SymPy's broad ``except Exception`` clauses do not
 swallow, and the budget turns it into :class:`~scaleinv.errors.BudgetExceeded`. Counting makes
-Python code about 2x slower (measured on the 2-core CI machine: a solve and a simplify of 640 000
-calls, 1.5 s plain, 3.6 s counted); the counted rate there is about 200 000 steps per second.
+SymPy code 2-3x slower (measured on the 2-core CI machine: a solve and a simplify from a cleared
+cache take 0.17 s of CPU plain, 0.41 s with a bare counter, 0.50 s with this one, which leaves
+imports out); whole commands spend a small part of their time in budgeted steps (``scaleinv
+derive`` of ``reports/comparison.toml`` and ``spring.toml``: 18-21 % more CPU). The counted rate
+is about 100 000 steps a second there, so 1 000 000 steps are some 10 s of counted work.
 
 :func:`with_budget` runs the step in a forked worker process (about 11 ms, sympy loaded). The
 worker
@@ -142,8 +145,8 @@ def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool =
         It runs in another process: changes it makes to objects are not seen by the caller.
     steps : int
         The work limit: Python function calls, counted (about 100 000 a second on the CI
-        machine). Loops without calls and C code are not counted; a worker's wall-clock
-        safety net stops them. A float is rounded down.
+        machine, see the module docstring). Loops without calls and C code are not counted;
+        a worker's wall-clock safety net stops them. A float is rounded down.
     what : str
         Named in the error ("{what} exceeded its work limit of N steps").
     isolate : bool

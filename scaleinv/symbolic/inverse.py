@@ -157,7 +157,8 @@ def local_inverse(problem: Problem, budget: int = 2_000_000) -> LocalInverse:
         The problem whose ``P`` to invert.
     budget : int
         Work limit of the whole derivation (solve, simplifications, checks) in counted steps
-        (Python calls; about 10 s on the CI machine, see :mod:`scaleinv.symbolic.budget`).
+        (Python calls; some 20 s of counted work on the CI machine, see
+        :mod:`scaleinv.symbolic.budget`).
         Past it the result is numeric with the reason; the verdict is the same on every
         machine under any load.
 

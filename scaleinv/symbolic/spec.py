@@ -60,7 +60,7 @@ MAX_STEPS = 1_000_000
 MAX_STARTS = 100_000
 MAX_RECORD_BYTES = 2 * 1024**3
 #: Work limits per symbolic decision a spec or ``--budget`` may give, in counted steps (Python
-#: calls, see :mod:`scaleinv.symbolic.budget`; about 200 000 a second on the CI machine). The
+#: calls, see :mod:`scaleinv.symbolic.budget`; about 100 000 a second on the CI machine). The
 #: floor catches a budget still written in seconds (the unit before steps).
 DEFAULT_BUDGET = 1_000_000
 MIN_BUDGET = 10_000
