@@ -145,7 +145,7 @@ class Formulas:
             names = ", ".join(f"${lhs}$" for lhs, _ in too_long)
             sizes = [tree_size(rhs, MAX_TYPESET_NODES) for _, rhs in too_long]
             if max(sizes) > MAX_TYPESET_NODES:
-                size = f"more than {MAX_TYPESET_NODES:,} nodes each or in all"
+                size = f"more than {MAX_TYPESET_NODES:,} nodes"
             else:
                 size = f"{sum(sizes):,} nodes in all"
             out += (
