@@ -78,3 +78,20 @@ def test_a_second_derivative_too_costly_to_derive_for_display_is_a_note(tmp_path
     assert time.monotonic() - started < 60  # (it took minutes: sympy.diff of 98 nested sin)
     (entry,) = curvatures.values()
     assert f"exceeded its work limit of {CURVATURE_STEPS:,} steps" in str(entry)
+
+
+def test_display_rewrites_of_a_report_share_one_work_limit() -> None:
+    from scaleinv.reports.formulas import REWRITE_STEPS
+    from scaleinv.symbolic.budget import steps_spent
+
+    xs = sp.symbols("x0:6")
+    wide = [  # each too wide for a line, so each is offered to factor and simplify
+        sum(sp.sin(k * x) * sp.cos(xs[(j + 1) % 6]) for j, x in enumerate(xs)) + k
+        for k in range(1, 9)
+    ]
+    formulas = Formulas(rewrite_steps=100_000)
+    before = steps_spent()
+    formulas.block([(f"f_{k}", e) for k, e in enumerate(wide)])
+    assert steps_spent() - before <= 100_000 + REWRITE_STEPS  # the last one may start at 1
+    assert formulas.rewrite_steps <= 0
+    assert Formulas().rewrite_steps > 100_000  # a report's own allowance

@@ -26,7 +26,7 @@ from scaleinv.reports.latex import (
     tex,
     visible_length,
 )
-from scaleinv.symbolic.budget import tree_size
+from scaleinv.symbolic.budget import steps_spent, tree_size
 
 __all__ = ["Formulas", "MAX_LINE", "MAX_LINES", "APPENDIX_FILE", "named_parts", "decimal_numbers"]
 __all__ += ["MAX_TYPESET_NODES", "MAX_WRITTEN_NODES"]
@@ -41,6 +41,10 @@ APPENDIX_FILE = "derivations.txt"
 _XI = "xi"
 #: Rewriting for display (``simplify``/``factor``) only below this many operations.
 _REWRITE_OPS = 400
+#: Counted steps each display rewrite may take, and all of them together in one report (past
+#: that, formulas are shown as derived): a report of many mid-sized formulas stays bounded.
+REWRITE_STEPS = 400_000
+REWRITE_STEPS_IN_ALL = 8_000_000
 #: Formulas of more nodes than this are not laid out (nor printed, nor named by ``cse``): far
 #: past what :data:`MAX_LINES` lines can show, and the layout's work grows with the size.
 MAX_TYPESET_NODES = 20_000
@@ -104,6 +108,9 @@ class Formulas:
     ----------
     overflow : list of (str, Basic)
         ``(title, expression)`` of every formula sent to :data:`APPENDIX_FILE`.
+    rewrite_steps : int
+        Counted steps left for display rewrites (``factor``, ``simplify``; at most
+        :data:`REWRITE_STEPS` each); once spent, formulas are shown as derived.
 
     Examples
     --------
@@ -119,6 +126,7 @@ class Formulas:
 
     overflow: list[tuple[str, sp.Basic]] = field(default_factory=list)
     progress: Callable[[str], None] | None = None
+    rewrite_steps: int = REWRITE_STEPS_IN_ALL
     _names: int = 0  # fractions and subexpressions named so far (names stay unique)
     _laid: int = 0
     _said: float = field(default_factory=time.monotonic)
@@ -179,8 +187,10 @@ class Formulas:
         if tree_size(rhs, MAX_TYPESET_NODES) > MAX_TYPESET_NODES:
             return None  # too large to typeset: each step below walks the whole tree
         rhs = decimal_numbers(sp.sympify(rhs))
-        if sp.count_ops(rhs) <= _REWRITE_OPS:
-            rhs = readable(rhs)
+        if sp.count_ops(rhs) <= _REWRITE_OPS and self.rewrite_steps > 0:
+            before = steps_spent()
+            rhs = readable(rhs, min(REWRITE_STEPS, self.rewrite_steps))
+            self.rewrite_steps -= steps_spent() - before
         room = max(LINE_BUDGET - visible_length(lhs), 30)
         direct = self._lines(lhs, rhs, room)
         if _fits(direct):

@@ -221,6 +221,7 @@ def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
         while not done:
             left = deadline - time.monotonic()
             if left <= 0:
+                meter.spent += int(room)  # its count is lost with it: charge the whole budget
                 raise BudgetExceeded(what, steps, wall=wall)
             ready, _, _ = select.select([read_end], [], [], left)
             if ready:
