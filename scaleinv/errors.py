@@ -102,11 +102,29 @@ class NoInverseError(ScaleinvError, ArithmeticError):
 
 
 class BudgetExceeded(ScaleinvError, TimeoutError):
-    """A symbolic step (solve, simplify) ran past its time budget."""
+    """A symbolic step (solve, simplify) ran past its work limit.
 
-    def __init__(self, what: str, seconds: float) -> None:
-        self.what, self.seconds = what, seconds
-        super().__init__(f"{what} exceeded its time budget of {seconds:g} s")
+    Parameters
+    ----------
+    what : str
+        The step.
+    steps : int
+        Its work limit (counted Python calls, see :mod:`scaleinv.symbolic.budget`).
+    wall : float, optional
+        Set when the step was stopped by the wall-clock safety net instead (seconds): it was
+        stuck outside counted code, and this verdict may depend on the machine's load.
+    """
+
+    def __init__(self, what: str, steps: int, *, wall: float | None = None) -> None:
+        self.what, self.steps, self.wall = what, steps, wall
+        if wall is None:
+            message = f"{what} exceeded its work limit of {steps:,} steps"
+        else:
+            message = (
+                f"{what} ran past the wall-clock safety net ({wall:g} s) of its work limit of "
+                f"{steps:,} steps, stuck in uncounted (C-level) work"
+            )
+        super().__init__(message)
 
 
 class DimensionError(ScaleinvError, ValueError):

@@ -86,7 +86,7 @@ name = "pg"
 eta = "1/2"
 
 [analysis]
-budget = 3
+budget = 600_000
 claims = []
 """
 

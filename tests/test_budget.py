@@ -1,38 +1,132 @@
+"""Budgets count work (Python calls), not seconds: the same step gets the same verdict anywhere."""
+
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import sympy as sp
 
 from scaleinv.errors import BudgetExceeded
-from scaleinv.symbolic.budget import WALL_FACTOR, cheap_simplify, with_budget
+from scaleinv.symbolic import Problem, budget
+from scaleinv.symbolic.budget import cheap_simplify, steps_spent, with_budget
+from scaleinv.symbolic.inverse import local_inverse
 
 
-def _spin(seconds: float) -> float:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-    return seconds
+def _noop() -> None:
+    pass
 
 
-def test_budget_stops_a_slow_step_and_lets_a_fast_one_finish() -> None:
-    assert with_budget(lambda: _spin(0.01), 1.0, "fast") == 0.01
-    with pytest.raises(BudgetExceeded, match="slow exceeded its time budget of 0.1 s"):
-        with_budget(lambda: _spin(2.0), 0.1, "slow")
+def _calls(n: int) -> int:
+    """Exactly ``n + 1`` counted steps: this call and ``n`` calls of ``_noop``."""
+    for _ in range(n):
+        _noop()
+    return n
+
+
+@pytest.fixture
+def short_net(monkeypatch: pytest.MonkeyPatch) -> float:
+    """A 1 s grace before the wall-clock safety net (10 s by default), for tests that hit it."""
+    monkeypatch.setattr(budget, "WALL_GRACE", 1.0)
+    return 1.0
+
+
+def _net(steps: int, grace: float) -> float:
+    """The wall-clock safety net of a budget, plus slack for forking and pickling."""
+    return steps / budget.WALL_STEPS_PER_SECOND + grace + 1.5
+
+
+@pytest.mark.parametrize("isolate", [True, False], ids=["worker", "in-process"])
+def test_a_budget_counts_calls_exactly(isolate: bool) -> None:
+    before = steps_spent()
+    assert with_budget(lambda: _calls(998), 1000, "fast", isolate=isolate) == 998
+    assert steps_spent() - before == 1000  # the lambda, _calls and 998 calls of _noop
+    assert with_budget(lambda: _calls(998), 1000, "fast", isolate=isolate) == 998
+    with pytest.raises(BudgetExceeded, match="^slow exceeded its work limit of 1,000 steps$"):
+        with_budget(lambda: _calls(999), 1000, "slow", isolate=isolate)
 
 
 def test_nested_budgets_charge_the_outer_one_and_never_outlive_it() -> None:
     with pytest.raises(BudgetExceeded, match="inner"):
-        with_budget(lambda: with_budget(lambda: _spin(2.0), 0.1, "inner"), 1.0, "outer")
+        with_budget(lambda: with_budget(lambda: _calls(10**6), 100, "inner"), 10**5, "outer")
     with pytest.raises(BudgetExceeded, match="outer"):
-        with_budget(lambda: with_budget(lambda: _spin(2.0), 5.0, "inner"), 0.2, "outer")
-    started = time.monotonic()
-    with pytest.raises(BudgetExceeded, match="outer"):
+        with_budget(lambda: with_budget(lambda: _calls(10**6), 10**7, "inner"), 1000, "outer")
+    with pytest.raises(BudgetExceeded, match="outer"):  # 20 inner budgets of 100 share 1000
+        with_budget(lambda: [with_budget(lambda: _calls(90), 100, "inner") for _ in range(20)],
+                    1000, "outer")  # fmt: skip
+    with pytest.raises(BudgetExceeded, match="outer"):  # a worker's count is charged too
         with_budget(
-            lambda: [with_budget(lambda: _spin(0.1), 1.0, "inner") for _ in range(20)], 0.3, "outer"
-        )
-    assert time.monotonic() - started < 0.3 * WALL_FACTOR + 1.5  # CPU budget, wall net
+            lambda: [with_budget(lambda: _calls(90), 100, "inner") for _ in range(20)],
+            1000, "outer", isolate=False,
+        )  # fmt: skip
+
+
+def _swallowing(n: int) -> int:
+    """Like SymPy's solvers: a broad ``except Exception`` around each piece of work."""
+    done = 0
+    for _ in range(n):
+        try:
+            _calls(10)
+            done += 1
+        except Exception:  # noqa: BLE001 - the point of the test
+            pass
+    return done
+
+
+def _c_level(n: int) -> int:
+    """One long C call that makes no Python calls (nothing to count)."""
+    return sum(range(n))
+
+
+@pytest.mark.parametrize("isolate", [True, False], ids=["worker", "in-process"])
+def test_a_broad_except_does_not_swallow_the_limit(isolate: bool) -> None:
+    with pytest.raises(BudgetExceeded, match="stubborn exceeded its work limit of 5,000 steps"):
+        with_budget(lambda: _swallowing(10**6), 5000, "stubborn", isolate=isolate)
+
+
+def test_uncounted_c_level_work_is_stopped_by_the_wall_safety_net(short_net: float) -> None:
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded, match=r"stubborn ran past the wall-clock safety net"):
+        with_budget(lambda: _c_level(10**12), 1000, "stubborn")
+    assert time.monotonic() - started < _net(1000, short_net)
+
+
+def test_budget_holds_on_any_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(with_budget, lambda: _swallowing(10**6), 5000, "threaded")
+        with pytest.raises(BudgetExceeded, match="threaded"):
+            future.result(timeout=30)
+        x = sp.Symbol("x", real=True)  # a fast step still returns its (pickled) result
+        assert pool.submit(with_budget, lambda: sp.diff(x**3, x), 10**5, "d").result() == 3 * x**2
+        in_process = pool.submit(with_budget, lambda: _calls(10**5), 1000, "t", isolate=False)
+        with pytest.raises(BudgetExceeded, match="t exceeded its work limit"):
+            in_process.result(timeout=30)
+
+
+def test_budget_passes_errors_and_unpicklable_results_back() -> None:
+    from scaleinv.errors import ParseError
+    from scaleinv.symbolic.parsing import parse_expr
+
+    with pytest.raises(ParseError, match="unknown name") as info:
+        with_budget(lambda: parse_expr("z", {}), 10**5, "parse")
+    assert info.value.offending == "z"  # the error kept its data across processes
+    assert with_budget(lambda: lambda: 7, 10**5, "closure")() == 7
+
+
+def test_waiting_costs_no_steps_up_to_the_wall_net(short_net: float) -> None:
+    assert with_budget(lambda: time.sleep(0.4) or 7, 100, "sleepy") == 7
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded, match="asleep ran past the wall-clock safety net"):
+        with_budget(lambda: time.sleep(60), 100, "asleep")
+    assert time.monotonic() - started < _net(100, short_net)
 
 
 def test_cheap_simplify_leaves_large_inputs_alone() -> None:
@@ -42,61 +136,96 @@ def test_cheap_simplify_leaves_large_inputs_alone() -> None:
     assert cheap_simplify(big) == big  # too many operations: returned as is
     matrix = sp.Matrix(7, 7, lambda i, j: sp.sin(x) ** 2 + sp.cos(x) ** 2)
     assert cheap_simplify(matrix) == matrix  # too many entries
+    assert cheap_simplify(sp.sin(x) ** 2 + sp.cos(x) ** 2, steps=10) != 1  # out of steps
 
 
-def _swallowing(seconds: float) -> float:
-    """Like SymPy's solvers: a broad ``except Exception`` that swallows an alarm."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            _spin(0.01)
-        except Exception:
-            pass
-    return seconds
+# -- determinism: a count, hence a verdict, does not depend on the load ---------------------------
+_PAIR = Problem.from_strings(["x0", "x1"], ["x0 * x1", "x0 + x1"])  # roots of a quadratic
 
 
-def _c_level(seconds: float) -> int:
-    """One long C call that never returns to Python bytecode (no signal handler runs)."""
-    return sum(range(int(seconds * 2e8)))
+def _derivation_steps() -> tuple[int, bool]:
+    """Steps the local inverse of ``_PAIR`` takes (from a worker's fixed state); its verdict."""
+    before = steps_spent()
+    inverse = local_inverse(_PAIR, budget=10**8)
+    return steps_spent() - before, inverse.numeric
 
 
-@pytest.mark.parametrize("step", [_swallowing, _c_level], ids=["swallowed-alarm", "c-level"])
-def test_budget_holds_inside_steps_that_ignore_signals(step) -> None:
-    started = time.monotonic()
-    with pytest.raises(BudgetExceeded, match="stubborn exceeded its time budget of 0.3 s"):
-        with_budget(lambda: step(20.0), 0.3, "stubborn")
-    assert time.monotonic() - started < 0.3 * WALL_FACTOR + 1.5
+@contextlib.contextmanager
+def _busy_machine():
+    """Two processes spinning on the CPU (the CI machine has two cores) while inside."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.3)
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
-def test_budget_holds_on_any_thread() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(with_budget, lambda: _swallowing(20.0), 0.3, "threaded")
-        with pytest.raises(BudgetExceeded, match="threaded"):
-            future.result(timeout=10)
-    assert time.monotonic() - started < 0.3 * WALL_FACTOR + 1.5
-    with ThreadPoolExecutor(1) as pool:  # a fast step still returns its (pickled) result
-        x = sp.Symbol("x", real=True)
-        assert pool.submit(with_budget, lambda: sp.diff(x**3, x), 5.0, "d").result() == 3 * x**2
-
-
-def test_budget_passes_errors_and_unpicklable_results_back() -> None:
-    from scaleinv.errors import ParseError
-    from scaleinv.symbolic.parsing import parse_expr
-
-    with pytest.raises(ParseError, match="unknown name") as info:
-        with_budget(lambda: parse_expr("z", {}), 5.0, "parse")
-    assert info.value.offending == "z"  # the error kept its data across processes
-    assert with_budget(lambda: lambda: 7, 5.0, "closure")() == 7
+@pytest.mark.slow
+def test_a_derivation_counts_the_same_steps_idle_and_under_load() -> None:
+    _derivation_steps()  # unpickling its result caches facts on the problem's own symbols
+    idle, verdict = _derivation_steps()
+    assert verdict is False  # a closed form, within `idle` steps
+    assert _derivation_steps() == (idle, verdict)
+    with _busy_machine():
+        assert _derivation_steps() == (idle, verdict)
+        # so the verdict at a limit of exactly that many steps is the same under any load
+        just = local_inverse(_PAIR, budget=idle)
+        short = local_inverse(_PAIR, budget=idle - 1)
+    assert not just.numeric and len(just.branches) == 2 and short.numeric
+    assert f"the local inverse exceeded its work limit of {idle - 1:,} steps" in short.reason
 
 
-def test_budgets_count_cpu_seconds_with_a_wall_safety_net() -> None:
-    # Waiting costs no CPU: a load-independent budget lets it finish, up to the wall net
-    # (WALL_FACTOR x budget + 1 s), past which the worker is killed all the same.
-    assert with_budget(lambda: time.sleep(0.4) or 7, 0.2, "sleepy") == 7
-    started = time.monotonic()
-    with pytest.raises(BudgetExceeded, match="asleep"):
-        with_budget(lambda: time.sleep(30), 0.1, "asleep")
-    assert time.monotonic() - started < 0.1 * WALL_FACTOR + 1.5
+def test_a_count_is_the_same_in_a_fresh_process() -> None:
+    """Under a fixed hash seed a new interpreter counts the same steps as this one's worker."""
+    script = (
+        "import sympy as sp\n"
+        "from scaleinv.symbolic.budget import steps_spent, with_budget\n"
+        "x = sp.Symbol('x')\n"
+        "e = sp.sin(x)**2 + sp.cos(x)**2 + x*(x + 1) - x**2\n"
+        "with_budget(lambda: sp.simplify(e), 10**7, 's')\n"
+        "print(steps_spent())\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "7", "PYTHONPATH": str(Path(__file__).parents[1])}
+    counts = {
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(counts) == 1 and int(counts.pop()) > 1000
+
+
+# -- a worker dies with its parent ----------------------------------------------------------------
+def _state(pid: int) -> str | None:
+    """The process state letter of ``pid`` (``Z`` for a zombie), or None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_the_parent_kills_its_worker() -> None:
+    script = (
+        "import os, time\n"
+        "from scaleinv.symbolic.budget import with_budget\n"
+        "with_budget(lambda: print(os.getpid(), flush=True) or time.sleep(120), 10**9, 'wait')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    parent.stdout.close()
+    assert _state(worker) not in (None, "Z")
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _state(worker) not in (None, "Z") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _state(worker) not in (None, "Z")
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    assert not alive, "the budget's worker outlived its killed parent"

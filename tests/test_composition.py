@@ -48,7 +48,7 @@ def _report(chain: str, rule: str):
     if (chain, rule) not in _CACHE:
         inner, outer, _ = CHAINS[chain]
         rule_obj = rules.REGISTRY[rule](ETA)
-        _CACHE[chain, rule] = composition_report(inner, outer, rule_obj, budget=20, rng=2)
+        _CACHE[chain, rule] = composition_report(inner, outer, rule_obj, budget=4_000_000, rng=2)
     return _CACHE[chain, rule]
 
 

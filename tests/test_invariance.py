@@ -71,7 +71,7 @@ def _report(case: str, rule: str):
     if (case, rule) not in _CACHE:
         problem, transform, _ = CASES[case]
         _CACHE[case, rule] = scale_invariance(
-            problem, rules.REGISTRY[rule](ETA), transform, budget=20, rng=1
+            problem, rules.REGISTRY[rule](ETA), transform, budget=4_000_000, rng=1
         )
     return _CACHE[case, rule]
 

@@ -444,7 +444,7 @@ def _diffusion(n: int) -> str:
         f"outputs = [{', '.join(repr(o).replace(chr(39), chr(34)) for o in outputs)}]\n"
         f"target = [{target}]\n[run]\nstarts = [[{', '.join(['0.5'] * n)}]]\nsteps = 5\n"
         '[[rules]]\nname = "gd"\neta = 0.5\n[[rules]]\nname = "newton"\neta = 1\n'
-        "[analysis]\nbudget = 1\n"
+        "[analysis]\nbudget = 200_000\n"
     )
 
 

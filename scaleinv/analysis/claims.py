@@ -8,7 +8,7 @@ corrected statement. :meth:`Claim.check` computes the verdict from scratch:
   a refutation was the point),
 - ``FAILS``: it is false, and there is no correction that holds,
 - ``CORRECTED``: it is false as written, and the corrected statement holds,
-- ``UNDECIDED``: the check could not decide (time budget, SymPy limits).
+- ``UNDECIDED``: the check could not decide (work limit, SymPy limits).
 
 Nothing is hard-coded: ``expected`` records what the ledger found when it was written, so that a
 regression (a statement that should hold and now fails) is visible; the verdict never reads it.
@@ -30,7 +30,10 @@ from scaleinv.analysis.verdict import Step
 from scaleinv.markup import markdown_text
 
 __all__ = ["ClaimVerdict", "ClaimResult", "Claim", "CLAIMS", "LedgerRow", "LedgerReport"]
-__all__ += ["run_ledger", "claim"]
+__all__ += ["run_ledger", "claim", "LEDGER_BUDGET"]
+
+#: Default work limit of a claim's symbolic decisions, in counted steps (some 40 s on CI).
+LEDGER_BUDGET = 4_000_000
 
 
 class ClaimVerdict(StrEnum):
@@ -104,8 +107,9 @@ class Claim:
             f"{self.statement._repr_markdown_()}"
         )
 
-    def check(self, budget: float = 20.0) -> ClaimResult:
-        """Run the check; ``budget`` (seconds) is passed to its symbolic decisions."""
+    def check(self, budget: float = LEDGER_BUDGET) -> ClaimResult:
+        """Run the check; ``budget`` (steps, see :data:`LEDGER_BUDGET`) goes to its symbolic
+        decisions."""
         try:
             found = self.run(budget)
         except Exception as err:  # noqa: BLE001 - a ledger row must never take the run down
@@ -204,7 +208,7 @@ class LedgerReport:
 
 def run_ledger(
     *,
-    budget: float = 20.0,
+    budget: float = LEDGER_BUDGET,
     ids: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> LedgerReport:
@@ -213,8 +217,9 @@ def run_ledger(
     Parameters
     ----------
     budget : float
-        Seconds each check may give its symbolic decisions (simplification, counterexample
-        search). Expensive shared setups are cached across checks and runs.
+        Work limit (counted steps, :mod:`scaleinv.symbolic.budget`) each check may give its
+        symbolic decisions (simplification, counterexample search). Expensive shared setups
+        are cached across checks and runs.
     ids : sequence of str, optional
     progress : callable, optional
         Called with ``"[k/N] id"`` before each check (the CLI prints it).

@@ -294,7 +294,7 @@ def _induced_dy(rule: str) -> tuple[sp.Expr, dict[str, sp.Symbol]]:
     return cheap_simplify((p.jacobian * dx)[0].subs(rename)), n
 
 
-def intermediate_step(problem: Problem, rule: Any, *, budget: float = 10.0) -> Decision:
+def intermediate_step(problem: Problem, rule: Any, *, budget: float = 2_000_000) -> Decision:
     r"""Is ``rule``'s change of ``y = P(x)`` the loss's own y-step, whatever the inner map ``P``?
 
     The chapter's "consistency in function compositions": the update of the intermediate space

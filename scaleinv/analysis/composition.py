@@ -19,7 +19,6 @@ is a Cardano root, or has no radical form at all, is still proved.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -31,6 +30,7 @@ from scaleinv.analysis.verdict import Counterexample, Step, Verdict, decide_equa
 from scaleinv.errors import ProblemError
 from scaleinv.numeric.rules import Rule
 from scaleinv.symbolic import Problem, parse_expr
+from scaleinv.symbolic.budget import steps_spent
 
 __all__ = ["CompositionReport", "HessianReport", "compose", "composition_report"]
 __all__ += ["composite_hessian_check"]
@@ -107,7 +107,7 @@ def composition_report(
     outer: Problem,
     rule: Rule,
     *,
-    budget: float = 10.0,
+    budget: float = 2_000_000,
     rng: np.random.Generator | int | None = None,
 ) -> CompositionReport:
     """Compare the change of ``y`` a rule makes on the chain with its update in ``y`` alone.
@@ -121,7 +121,8 @@ def composition_report(
     rule : Rule
         A symbolic rule (GD, Newton, IG, PG); ``eta`` may be a SymPy symbol.
     budget : float
-        Seconds, shared by the two comparisons.
+        Work limit in counted steps (see :mod:`scaleinv.symbolic.budget`), shared by the two
+        comparisons.
     rng : Generator or int, optional
         Random source of the counterexample search.
 
@@ -138,7 +139,7 @@ def composition_report(
     >>> r.verdict, r.route
     (<Verdict.PROVED: 'proved'>, 'implicit')
     """
-    start = time.monotonic()
+    start = steps_spent()
     eta = getattr(rule, "eta", None)
     if isinstance(eta, float):  # exact, so that proofs stay exact
         rule = dataclasses.replace(cast(Any, rule), eta=sp.nsimplify(eta, rational=True))
@@ -162,7 +163,7 @@ def composition_report(
     domains = {eta: _ETA_DOMAIN} if isinstance(eta, sp.Symbol) else {}
 
     def decide(induced: tuple[sp.Matrix, ...], share: float) -> Any:
-        left = max(budget - (time.monotonic() - start), 0.1)
+        left = max(budget - (steps_spent() - start), 1)
         return decide_equal(induced, directs, xs, budget=left * share, rng=rng, domains=domains)
 
     main, other = (exact, first) if branches else (first, exact)
@@ -205,7 +206,7 @@ class HessianReport:
 
 
 def composite_hessian_check(
-    inner: Problem, loss: str | sp.Expr | None = None, *, budget: float = 10.0
+    inner: Problem, loss: str | sp.Expr | None = None, *, budget: float = 2_000_000
 ) -> HessianReport:
     """Verify ``d²L/dx² = Jᵀ L_yy J + Σ_k L_{y_k} ∇²y_k`` for ``L(y(x))``.
 

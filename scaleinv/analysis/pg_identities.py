@@ -70,7 +70,7 @@ class ExactnessReport:
     steps: tuple[Step, ...]
 
 
-def pg_exactness(problem: Problem, *, eta: Any = ETA, budget: float = 10.0) -> ExactnessReport:
+def pg_exactness(problem: Problem, *, eta: Any = ETA, budget: float = 2_000_000) -> ExactnessReport:
     r"""``P(x₀ + Δx_PG) = y₀ + Δy`` for every closed-form branch, with ``Δy = η ΔyNewton``.
 
     .. math:: \mathcal P\big(x_0 + \mathcal P^{-1}(y_0 + \Delta y; x_0) - x_0\big) = y_0 + \Delta y

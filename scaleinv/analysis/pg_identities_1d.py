@@ -118,7 +118,7 @@ class AverageGradientReport:
 
 
 def average_gradient(
-    problem: Problem, *, point: Sequence[Any] | None = None, budget: float = 10.0
+    problem: Problem, *, point: Sequence[Any] | None = None, budget: float = 2_000_000
 ) -> AverageGradientReport:
     r"""``Δx_PG/Δy`` is the average of ``∂x/∂y`` over ``[y₀, y₀ + Δy]`` (1-D).
 

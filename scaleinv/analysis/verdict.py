@@ -1,13 +1,13 @@
 """Verdicts and the procedure behind them: prove an identity, refute it, or say "undecided".
 
-:func:`decide_equal` compares two updates (SymPy matrices, or tuples of them for a rule with
-several branches). It first tries to *prove* them equal by simplifying their difference under a
-CPU-time budget; failing that it *searches* random points for a clear difference, evaluated with
-30 significant digits, and reports the worst point found as a :class:`Counterexample`. With
-neither, the verdict is ``UNDECIDED``. The points come from a seeded generator and are drawn
-before anything is timed, and the search has no time limit, so a refutation is the same on
-every run; the budget can only leave a proof unfound (``UNDECIDED``), never turn a proof into a
-refutation or back.
+:func:`decide_equal` compares two updates (SymPy matrices, or tuples of them for a rule with several
+branches). It first tries to *prove* them equal by simplifying their difference under a work limit
+(counted steps, the same on every machine); failing that it *searches* random points for a clear
+difference, evaluated with 30 significant digits, and reports the worst point found as a
+:class:`Counterexample`. With neither, the verdict is ``UNDECIDED``. The points come from a seeded
+generator and are drawn before anything is simplified, and the search has no work limit, so a
+refutation is the same on every run; the budget can only leave a proof unfound (``UNDECIDED``),
+never turn a proof into a refutation or back.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sympy as sp
 from sympy.polys.polyerrors import PolynomialError
 
 from scaleinv.errors import BudgetExceeded
-from scaleinv.symbolic.budget import cpu_clock, with_budget
+from scaleinv.symbolic.budget import steps_spent, with_budget
 
 __all__ = ["Verdict", "Step", "Counterexample", "Decision", "decide_equal", "sample_values"]
 
@@ -127,7 +127,7 @@ def decide_equal(
     rhs: sp.Matrix | Sequence[sp.Matrix],
     variables: Sequence[sp.Symbol],
     *,
-    budget: float = 10.0,
+    budget: float = 2_000_000,
     rng: np.random.Generator | int | None = None,
     domains: Mapping[sp.Symbol, tuple[float, float]] | None = None,
     samples: int = 24,
@@ -144,8 +144,9 @@ def decide_equal(
         The variables (reported as the counterexample's ``point``); every other free symbol
         is a parameter.
     budget : float
-        CPU seconds for simplification (proving). It never changes a refutation: the search
-        evaluates a fixed number of points drawn up front, whatever the time.
+        Work limit of simplification (proving), in counted steps (see
+        :mod:`scaleinv.symbolic.budget`), so a verdict is the same on every machine. It never
+        changes a refutation: the search evaluates a fixed number of points drawn up front.
     rng : Generator or int, optional
         Random source of the search (default: seed 0, so a verdict is the same on every run).
     domains : mapping of Symbol to (low, high), optional
@@ -163,14 +164,14 @@ def decide_equal(
     >>> d.verdict, d.difference
     (<Verdict.REFUTED: 'refuted'>, (x*(s**2 - 1),))
     """
-    start = cpu_clock()
+    start = steps_spent()
     rng = np.random.default_rng(0 if rng is None else rng)
     left = (lhs,) if isinstance(lhs, sp.MatrixBase) else tuple(lhs)
     right = (rhs,) if isinstance(rhs, sp.MatrixBase) else tuple(rhs)
     free = set().union(*(e.free_symbols for m in left + right for e in m))
     variables = list(variables)
     others = sorted(free - set(variables), key=str)
-    # Every point is drawn before anything is timed: the search is the same on every run.
+    # Every point is drawn before any simplification: the search is the same on every run.
     points = [sample_values(variables + others, rng, domains) for _ in range(samples)]
     points[:0] = [{**sample_values(variables + others, rng, domains), **p} for p in first]
     quick = min(6, samples) + len(first)
@@ -194,7 +195,7 @@ def decide_equal(
 
 
 def _budgeted(fn: Any, deadline: float) -> Any:
-    remaining = deadline - cpu_clock()
+    remaining = deadline - steps_spent()
     if remaining <= 0:
         return None
     try:
@@ -276,7 +277,9 @@ def _tidy(expr: sp.Expr, deadline: float) -> sp.Expr:
     """``expr`` simplified for display if that is cheap, else as it is."""
     if sp.count_ops(expr) > _MAX_OPS:
         return expr
-    tidy = _budgeted(lambda: sp.factor_terms(sp.simplify(expr)), min(deadline, cpu_clock() + 2))
+    tidy = _budgeted(
+        lambda: sp.factor_terms(sp.simplify(expr)), min(deadline, steps_spent() + 400_000)
+    )
     return expr if tidy is None else tidy
 
 

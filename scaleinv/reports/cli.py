@@ -91,7 +91,7 @@ def _check_run_args(args: argparse.Namespace) -> None:
     """Refuse ``run``'s options out of range before the spec is read: the limits of a spec's
     ``[run]`` (``MAX_STEPS``, ``MAX_STARTS`` of :mod:`scaleinv.symbolic.spec`) hold for
     ``--steps`` and ``--starts`` on every path, in process or on Dask."""
-    check_count("--steps", args.steps, 0, MAX_STEPS, "steps per run")
+    check_count("--steps", args.steps, 0, MAX_STEPS, "steps")
     check_count("--starts", args.starts, 1, MAX_STARTS, "starts")
     check_count("--chunk", args.chunk, 1, None, "")
     check_count("--seed", args.seed, 0, None, "")
@@ -106,7 +106,7 @@ def check_count(option: str, value: int | None, low: int, limit: int | None, wha
         kind = "non-negative" if low == 0 else "positive"
         raise SpecError("", option, f"must be a {kind} integer, got {value}")
     if limit is not None and value > limit:
-        raise SpecError("", option, f"{value} is more than the limit of {limit} {what}")
+        raise SpecError("", option, f"{value} {what} is more than the limit of {limit}")
 
 
 def many_starts(spec: Spec, count: int, seed: int) -> np.ndarray:
@@ -194,7 +194,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
         try:
             delta = symbolic_rule(rule).delta(p)
         except ScaleinvError as err:
-            print(f"  {err}\n")
+            print(textwrap.fill(str(err), WIDTH, initial_indent="  ", subsequent_indent="  "))
+            print()
             continue
         deltas = delta if isinstance(delta, tuple) else (delta,)
         for i, d in enumerate(deltas, 1):

@@ -238,7 +238,7 @@ def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
             if rule.name == "pg":  # the inverse's own reason names solver internals
                 note = (
                     "numeric only: no closed-form inverse of P(x) = y was found (within the "
-                    "time budget), so each step solves it numerically, warm-started at x"
+                    "work limit), so each step solves it numerically, warm-started at x"
                 )
         except ScaleinvError as err:
             note = f"no closed-form update: {err}"

@@ -10,20 +10,25 @@ representative entries are shown, with the sparsity pattern in a figure.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
 
+from scaleinv.errors import BudgetExceeded
 from scaleinv.reports.content import ETA, FEW, Derivation, RuleRun, exact_number
 from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
 from scaleinv.reports.latex import display, escape, prose, tex
 from scaleinv.reports.structure import STEP_FORMULAS, sparsity_of
 from scaleinv.symbolic import Spec
+from scaleinv.symbolic.budget import with_budget
 
 __all__ = ["derivations_tex", "representative_rows", "FEW", "ENTRIES_SHOWN"]
 
 #: How many entries of a large vector or matrix are shown.
 ENTRIES_SHOWN = 6
+#: Work limit (counted steps) of each second derivative of an output derived for display.
+CURVATURE_STEPS = 400_000
 
 
 def derivations_tex(
@@ -163,7 +168,11 @@ def _sparsity_words(problem: object, figure: str) -> str:
 
 
 def _output_curvatures(spec: Spec, limit: int | None = None) -> list[tuple[str, sp.Basic]]:
-    """The nonzero second derivatives of the outputs (the first ``limit`` of them, if given)."""
+    """The nonzero second derivatives of the outputs (the first ``limit`` of them, if given).
+
+    Each is derived within :data:`CURVATURE_STEPS` counted steps (nested functions make huge
+    ones: 98 nested ``sin`` took minutes); one past it is shown as a note instead.
+    """
     p = spec.problem
     found: list[tuple[str, sp.Basic]] = []
     for k, output in enumerate(p.outputs):
@@ -172,9 +181,17 @@ def _output_curvatures(spec: Spec, limit: int | None = None) -> list[tuple[str, 
         own = [x for x in p.inputs if x in output.free_symbols]
         for a, xa in enumerate(own):
             for xb in own[a:]:
-                entry = sp.diff(output, xa, xb)
+                lhs = rf"\nabla^2_{{{tex(xa)},\,{tex(xb)}}} \mathcal{{P}}_{{{k}}}"
+                try:
+                    entry = with_budget(
+                        functools.partial(sp.diff, output, xa, xb),
+                        CURVATURE_STEPS,
+                        "a second derivative for display",
+                        isolate=False,
+                    )
+                except BudgetExceeded as err:
+                    entry = sp.Symbol(rf"\text{{({escape(str(err))})}}")
                 if entry != 0:
-                    lhs = rf"\nabla^2_{{{tex(xa)},\,{tex(xb)}}} \mathcal{{P}}_{{{k}}}"
                     found.append((lhs, entry))
                 if limit is not None and len(found) >= limit:
                     return found

@@ -26,8 +26,10 @@ from scaleinv.reports.latex import (
     tex,
     visible_length,
 )
+from scaleinv.symbolic.budget import steps_spent, tree_size
 
 __all__ = ["Formulas", "MAX_LINE", "MAX_LINES", "APPENDIX_FILE", "named_parts", "decimal_numbers"]
+__all__ += ["MAX_TYPESET_NODES", "MAX_WRITTEN_NODES"]
 
 #: Visible characters of one display line that still print at 8 pt (10 pt scaled by 0.8).
 MAX_LINE = int(LINE_BUDGET / 0.8)
@@ -39,6 +41,15 @@ APPENDIX_FILE = "derivations.txt"
 _XI = "xi"
 #: Rewriting for display (``simplify``/``factor``) only below this many operations.
 _REWRITE_OPS = 400
+#: Counted steps each display rewrite may take, and all of them together in one report (past
+#: that, formulas are shown as derived): a report of many mid-sized formulas stays bounded.
+REWRITE_STEPS = 400_000
+REWRITE_STEPS_IN_ALL = 8_000_000
+#: Formulas of more nodes than this are not laid out (nor printed, nor named by ``cse``): far
+#: past what :data:`MAX_LINES` lines can show, and the layout's work grows with the size.
+MAX_TYPESET_NODES = 20_000
+#: Formulas of more nodes than this are not written to the appendix file either.
+MAX_WRITTEN_NODES = 200_000
 
 
 def named_parts(
@@ -97,6 +108,9 @@ class Formulas:
     ----------
     overflow : list of (str, Basic)
         ``(title, expression)`` of every formula sent to :data:`APPENDIX_FILE`.
+    rewrite_steps : int
+        Counted steps left for display rewrites (``factor``, ``simplify``; at most
+        :data:`REWRITE_STEPS` each); once spent, formulas are shown as derived.
 
     Examples
     --------
@@ -112,6 +126,7 @@ class Formulas:
 
     overflow: list[tuple[str, sp.Basic]] = field(default_factory=list)
     progress: Callable[[str], None] | None = None
+    rewrite_steps: int = REWRITE_STEPS_IN_ALL
     _names: int = 0  # fractions and subexpressions named so far (names stay unique)
     _laid: int = 0
     _said: float = field(default_factory=time.monotonic)
@@ -136,10 +151,14 @@ class Formulas:
         out = _displays(groups)
         if too_long:
             names = ", ".join(f"${lhs}$" for lhs, _ in too_long)
-            ops = sum(int(sp.count_ops(rhs)) for _, rhs in too_long)
+            sizes = [tree_size(rhs, MAX_TYPESET_NODES) for _, rhs in too_long]
+            if max(sizes) > MAX_TYPESET_NODES:
+                size = f"more than {MAX_TYPESET_NODES:,} nodes"
+            else:
+                size = f"{sum(sizes):,} nodes in all"
             out += (
-                f"Too long to print readably ({names}: {ops} operations in all); "
-                f"written out in full in \\texttt{{{APPENDIX_FILE}}} beside this report.\n"
+                f"Too long to print readably ({names}: {size}); "
+                f"written out in \\texttt{{{APPENDIX_FILE}}} beside this report.\n"
             )
             for lhs, rhs in too_long:
                 self.overflow.append((f"{title}: {lhs}" if title else lhs, rhs))
@@ -156,14 +175,22 @@ class Formulas:
         """The contents of :data:`APPENDIX_FILE` (SymPy's plain-text printer)."""
         parts = [f"{title}\n\nFormulas too long for the PDF, in full (SymPy's str form).\n"]
         for name, expr in self.overflow:
-            parts.append(f"{name} =\n{sp.sstr(expr)}\n")
+            if tree_size(expr, MAX_WRITTEN_NODES) > MAX_WRITTEN_NODES:
+                shown = f"(too large to write out: more than {MAX_WRITTEN_NODES:,} nodes)"
+            else:
+                shown = sp.sstr(expr)
+            parts.append(f"{name} =\n{shown}\n")
         return "\n".join(parts)
 
     def _lay_out(self, lhs: str, rhs: sp.Basic) -> list[str] | None:
         """Aligned lines of ``lhs = rhs`` within the budget, or None when it does not fit."""
+        if tree_size(rhs, MAX_TYPESET_NODES) > MAX_TYPESET_NODES:
+            return None  # too large to typeset: each step below walks the whole tree
         rhs = decimal_numbers(sp.sympify(rhs))
-        if sp.count_ops(rhs) <= _REWRITE_OPS:
-            rhs = readable(rhs)
+        if sp.count_ops(rhs) <= _REWRITE_OPS and self.rewrite_steps > 0:
+            before = steps_spent()
+            rhs = readable(rhs, min(REWRITE_STEPS, self.rewrite_steps))
+            self.rewrite_steps -= steps_spent() - before
         room = max(LINE_BUDGET - visible_length(lhs), 30)
         direct = self._lines(lhs, rhs, room)
         if _fits(direct):

@@ -269,11 +269,12 @@ def display(latex: str) -> str:
     return f"\\fitmath{{{latex}}}\n"
 
 
-def readable(expr: sp.Basic, seconds: float = 2.0) -> sp.Basic:
+def readable(expr: sp.Basic, steps: int = 400_000) -> sp.Basic:
     """``expr`` in its shortest printed form among itself, ``simplify`` and ``factor``.
 
     Only for display: every candidate equals ``expr``. Expressions that already fit on one
-    line are returned unchanged; each rewrite runs within ``seconds``.
+    line are returned unchanged; each rewrite runs within ``steps`` counted steps
+    (:func:`~scaleinv.symbolic.budget.with_budget`).
 
     Examples
     --------
@@ -287,7 +288,7 @@ def readable(expr: sp.Basic, seconds: float = 2.0) -> sp.Basic:
         return expr
     for rewrite in (sp.factor, sp.simplify):
         try:
-            candidate = with_budget(functools.partial(rewrite, expr), seconds, "display rewrite")
+            candidate = with_budget(functools.partial(rewrite, expr), steps, "display rewrite")
         except Exception:  # noqa: BLE001 - a display rewrite may fail; keep the formula as is
             continue
         size = visible_length(tex(candidate))

@@ -15,7 +15,7 @@ The spec's ``[analysis]`` table chooses the transforms::
     [analysis]
     scalings = [{ x2 = "1/alpha" }]   # input scalings x = S u (by input name), or lists
     output_scalings = ["c"]            # P -> c P (a symbol or number)
-    budget = 5                         # seconds per symbolic check (default 5)
+    budget = 1_000_000                 # work limit per symbolic check, in steps (the default)
 
 Without ``scalings`` every input gets its own symbolic scale (``x = diag(s_0, s_1, …) u``),
 the generic "different scalings" of the chapter's definition; outputs are scaled only when
@@ -40,7 +40,7 @@ from scaleinv.analysis.verdict import Verdict
 from scaleinv.errors import NumericOnlyError, ScaleinvError, SpecError
 from scaleinv.reports.content import ETA, FEW, RuleRun, derive, symbolic_rule
 from scaleinv.symbolic import Spec
-from scaleinv.symbolic.spec import ANALYSIS_KEYS, MAX_BUDGET, check_keys
+from scaleinv.symbolic.spec import ANALYSIS_KEYS, DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET, check_keys
 
 __all__ = ["SHOULD_HOLD", "SpecVerdict", "SpecVerdicts", "spec_verdicts", "is_identity"]
 __all__ += ["analysis_options", "transforms_of"]
@@ -119,14 +119,14 @@ class SpecVerdicts:
     """Every verdict of a spec and where it was checked.
 
     ``start`` (input name → value) is where counterexamples are sought first, with the
-    spec's ``params`` and each rule's own step size; ``budget`` is the seconds per symbolic
-    decision.
+    spec's ``params`` and each rule's own step size; ``budget`` is the work limit (steps)
+    per symbolic decision.
     """
 
     rows: tuple[SpecVerdict, ...]
     start: Mapping[str, float]
     params: Mapping[str, float]
-    budget: float
+    budget: int
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", MappingProxyType(dict(self.start)))
@@ -151,14 +151,17 @@ class SpecVerdicts:
 def analysis_options(spec: Spec) -> Mapping[str, Any]:
     """The spec's ``[analysis]`` table, checked for unknown keys."""
     check_keys(spec.analysis, ANALYSIS_KEYS, spec.source, "analysis")
-    budget = spec.analysis.get("budget", 5)
+    budget = spec.analysis.get("budget", DEFAULT_BUDGET)
     if (
         not isinstance(budget, (int, float))
         or isinstance(budget, bool)
-        or not 0 < budget <= (MAX_BUDGET)
+        or not MIN_BUDGET <= budget <= MAX_BUDGET
     ):
         raise SpecError(
-            spec.source, "analysis.budget", f"must be in (0, {MAX_BUDGET}] seconds: {budget!r}"
+            spec.source,
+            "analysis.budget",
+            f"is a work limit in steps (counted Python calls, not seconds), from {MIN_BUDGET:_} "
+            f"to {MAX_BUDGET:_}, e.g. {DEFAULT_BUDGET:_}: {budget!r}",
         )
     return spec.analysis
 
@@ -210,7 +213,7 @@ def spec_verdicts(
     runs: Sequence[RuleRun] | None = None,
     *,
     units: Mapping[str, Any] | None = None,
-    budget: float | None = None,
+    budget: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SpecVerdicts:
     """Check every rule of ``spec`` (see the module); ``runs`` are :func:`derive`'s (derived
@@ -218,7 +221,7 @@ def spec_verdicts(
     ``[analysis] budget``. ``progress`` gets one line per rule.
     """
     problem = spec.problem
-    budget = float(analysis_options(spec).get("budget", 5) if budget is None else budget)
+    budget = analysis_options(spec).get("budget", DEFAULT_BUDGET) if budget is None else budget
     units = dict(spec.units) if units is None else dict(units)
     runs = derive(spec)[1] if runs is None else runs
     transforms = transforms_of(spec)
@@ -258,7 +261,7 @@ def _units(problem: Any, run: RuleRun, dims: Dimensions) -> SpecVerdict:
 
 
 def _invariance(
-    spec: Spec, run: RuleRun, transform: Any, start: Mapping[sp.Symbol, float], budget: float
+    spec: Spec, run: RuleRun, transform: Any, start: Mapping[sp.Symbol, float], budget: int
 ) -> SpecVerdict:
     """:func:`scale_invariance` at the spec's values; ``trivial`` for an identity map."""
     identity = is_identity(spec, transform)
@@ -312,7 +315,7 @@ def _selection(problem: Any, run: RuleRun, transform: Any) -> SpecVerdict:
     )
 
 
-def _composition(problem: Any, run: RuleRun, budget: float) -> SpecVerdict:
+def _composition(problem: Any, run: RuleRun, budget: int) -> SpecVerdict:
     """Is the rule's change of ``y`` the loss's own ``Δy`` (:func:`intermediate_step`)?"""
     if problem.n > FEW:  # the check compares expanded updates, which are not derived here
         why = f"the update is not expanded at this size (n = {problem.n})"

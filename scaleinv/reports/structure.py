@@ -61,7 +61,7 @@ class Target:
     where: sp.Expr | None = None
 
 
-def loss_minimiser(problem: Problem, seconds: float = 5.0) -> Target:
+def loss_minimiser(problem: Problem, steps: int = 1_000_000) -> Target:
     """Solve ``∂L/∂y = 0`` for the spec's own loss and keep the solution if it is a minimum.
 
     Examples
@@ -82,7 +82,7 @@ def loss_minimiser(problem: Problem, seconds: float = 5.0) -> Target:
         return Target(None, f"not unique: L does not depend on {', '.join(map(str, free))}")
     try:
         found = with_budget(
-            functools.partial(sp.solve, grad, ys, dict=True), seconds, "minimiser of L in y"
+            functools.partial(sp.solve, grad, ys, dict=True), steps, "minimiser of L in y"
         )
     except Exception:  # noqa: BLE001 - a failed solve only means we cannot name the target
         return Target(None, "not found in closed form (∂L/∂y = 0 could not be solved)")

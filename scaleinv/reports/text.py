@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from scaleinv.symbolic.budget import tree_size
+
 __all__ = ["format_table", "format_vector", "format_expr", "format_formula", "format_ends"]
 __all__ += ["vector_stats", "numeric_inverse_line"]
 
@@ -132,7 +134,10 @@ def format_formula(name: str, expr: Any, width: int = WIDTH) -> str:
 
     A formula that does not fit on one line is written with its repeated parts named
     (``x0_ = …``, SymPy's ``cse``) and every line wrapped at spaces, continuation lines
-    indented. Nothing is cut.
+    indented. Nothing is cut, but formulas of more than
+    :data:`~scaleinv.reports.formulas.MAX_TYPESET_NODES` nodes are printed without names and
+    those of more than :data:`~scaleinv.reports.formulas.MAX_WRITTEN_NODES` not at all (a line
+    says so): the work grows with the size.
 
     Examples
     --------
@@ -141,11 +146,16 @@ def format_formula(name: str, expr: Any, width: int = WIDTH) -> str:
     f = xi1**2 + sin(xi1), where
       xi1 = x + 2*y
     """
+    from scaleinv.reports.formulas import MAX_TYPESET_NODES, MAX_WRITTEN_NODES, named_parts
+
+    size = tree_size(expr, MAX_WRITTEN_NODES)
+    if size > MAX_WRITTEN_NODES:
+        return f"{name} = (too large to print: more than {MAX_WRITTEN_NODES:,} nodes)"
     one = f"{name} = {sp.sstr(expr)}"
     if len(one) <= width:
         return one
-    from scaleinv.reports.formulas import named_parts
-
+    if size > MAX_TYPESET_NODES:  # too large for cse (its work grows with the size)
+        return "\n".join(_wrap(one, width))
     subs, reduced = named_parts(expr)
     lines = _wrap(f"{name} = {sp.sstr(reduced)}" + (", where" if subs else ""), width)
     for sym, part in subs:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scaleinv.analysis.claims import ClaimVerdict, LedgerReport, claim, run_ledger
+from scaleinv.analysis.claims import LEDGER_BUDGET, ClaimVerdict, LedgerReport, claim, run_ledger
 from scaleinv.analysis.claims_statement import Statement
 from scaleinv.errors import SpecError
 from scaleinv.numeric.inverse import numeric_inverse_note
@@ -27,7 +27,7 @@ from scaleinv.reports.spec_verdicts import spec_verdicts
 from scaleinv.reports.text import format_table
 from scaleinv.reports.verdict_text import HEADERS, text_rows
 from scaleinv.symbolic import load_spec
-from scaleinv.symbolic.spec import MAX_BUDGET
+from scaleinv.symbolic.spec import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
 
 __all__ = ["register", "cmd_verify", "ledger_table", "plain_quote"]
 
@@ -45,7 +45,7 @@ inputs, params (default dimensionless), outputs y0, y1, ..., the loss L and a nu
 [units] table. The spec's [analysis] table chooses the scalings:
   scalings = [{ x2 = "1/alpha" }]   input scalings x = S u (a table by input name, or a list)
   output_scalings = ["c"]            P -> c P
-  budget = 5                         seconds per symbolic decision
+  budget = 1_000_000                 work limit per symbolic decision, in steps (default)
 Without scalings every input gets its own symbolic scale and the outputs one more. A scale
 uses params and new symbols (new positive params), never an input: x = S u needs a constant S.
 
@@ -79,25 +79,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--budget",
-        type=float,
+        type=_steps,
         default=None,
-        metavar="SECONDS",
-        help="seconds per symbolic decision (ledger default 20, spec default 5)",
+        metavar="STEPS",
+        help="work limit per symbolic decision, in steps: counted Python calls (about 100_000 "
+        "a second), so a verdict is the same on every machine (ledger default "
+        f"{LEDGER_BUDGET:_}, spec default {DEFAULT_BUDGET:_})",
     )
     parser.set_defaults(func=cmd_verify)
+
+
+def _steps(text: str) -> int:
+    """A ``--budget`` in steps: an integer, also written ``4e6`` or ``1_000_000``."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of steps: {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number of steps: {text!r}")
+    return int(value)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the ledger (or one spec's checks); the exit code says whether what should hold
     does (see :class:`~scaleinv.reports.exit_status.ExitCode`)."""
-    if args.budget is not None and not 0 < args.budget <= MAX_BUDGET:
-        raise SpecError("", "--budget", f"must be in (0, {MAX_BUDGET}] seconds, got {args.budget}")
+    if args.budget is not None and not MIN_BUDGET <= args.budget <= MAX_BUDGET:
+        raise SpecError(
+            "", "--budget", f"must be {MIN_BUDGET:_} to {MAX_BUDGET:_} steps, got {args.budget:_}"
+        )
     if args.spec is None:
         if args.units:
             raise SpecError("", "--units", "units describe a problem: give a SPEC file too")
         if args.claim:
-            return _show_claims(args.claim, args.budget or 20.0)
-        report = run_ledger(budget=args.budget or 20.0, progress=_progress)
+            return _show_claims(args.claim, args.budget or LEDGER_BUDGET)
+        report = run_ledger(budget=args.budget or LEDGER_BUDGET, progress=_progress)
         print(ledger_table(report))
         return _ledger_status(report)
     if args.claim:

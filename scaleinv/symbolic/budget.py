@@ -1,29 +1,49 @@
-"""Run a symbolic step (solve, simplify) under a CPU-time budget that always holds.
+"""Run a symbolic step (solve, simplify) under a work limit that is the same on every machine.
 
-SymPy is pure Python, yet a signal raised into it is not enough: its solvers catch broad
-exceptions (swallowing the alarm), its polynomial code may run long in C-level arithmetic, and
-only the main thread receives signals. So :func:`with_budget` runs the step in a forked worker
-process and kills it at the deadline; the result (SymPy objects, numbers, exceptions) comes back
-pickled. Measured on the 2-core CI machine: a fork costs about 11 ms (sympy loaded, 140 MB); a
-step inside the worker starts with the parent's caches (copy-on-write) but its own additions to
-SymPy's cache are lost when it ends. Budgets nested inside a worker use a signal there (the
-worker's one thread is its main thread): they are cooperative, and the outer deadline still
-holds because the worker is killed at it. Where ``os.fork`` does not exist, the main thread
-falls back to the signal and other threads run without a limit.
+A budget counts *steps*: the Python function calls the step makes. SymPy is pure Python, so its
+calls measure its work, and a count does not depend on the machine or its load: one spec gets the
+same verdict (closed form or not, proved or undecided) on a busy laptop and an idle server. The
+counter is a global :func:`sys.settrace` function that asks for no line events; past the limit it
+raises ``_OutOfSteps``, a ``BaseException`` that SymPy's broad ``except Exception`` clauses do not
+swallow, and the budget turns it into :class:`~scaleinv.errors.BudgetExceeded`. Counting makes
+SymPy code 2-3x slower (measured on the 2-core CI machine: a solve and a simplify from a cleared
+cache take 0.17 s of CPU plain, 0.41 s with a bare counter, 0.50 s with this one, which leaves
+imports out); whole commands spend a small part of their time in budgeted steps (``scaleinv
+derive`` of ``reports/comparison.toml`` and ``spring.toml``: 18-21 % more CPU). The counted rate
+is about 100 000 steps a second there, so 1 000 000 steps are some 10 s of counted work.
 
-Budgets count CPU seconds, not wall seconds: on a shared machine the wall time of a step varies
-with the load, its CPU time much less, so a verdict does not flip between a loaded and an idle
-run. A worker is killed when its CPU time (read from ``/proc``; wall time where that is
-missing) reaches the budget, or at the latest after :data:`WALL_FACTOR` times the budget
-of wall time; cooperative budgets use ``ITIMER_PROF`` (process CPU time).
+:func:`with_budget` runs the step in a forked worker process (about 11 ms, sympy loaded). The
+worker
+
+- starts from a fixed state: SymPy's cache cleared, ``Dummy`` numbering and the random seeds
+  fixed, imports not counted, so its count hardly depends on what its parent computed before.
+  What remains: facts SymPy caches on the input's own objects (a parent that has unpickled an
+  earlier result of the same problem) shift a count by about 0.5 %, and under Python's random
+  hash seeds the order of sets of symbols varies it by about 0.2 %. The same command on the same
+  spec under a fixed ``PYTHONHASHSEED`` repeats every count exactly, whatever the load.
+- is killed at a wall-clock *safety net* of ``steps / WALL_STEPS_PER_SECOND + WALL_GRACE``
+  seconds, ten times slower than the counted rate: it only catches a step stuck in C code (huge
+  integers) that makes no calls, and its error says so (the one load-dependent verdict).
+- dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so killing a command kills its workers.
+
+Budgets nest: steps of an inner budget count against every enclosing one (a worker reports its
+count back), and an inner budget never outlives the one around it. Within a worker, and where
+``isolate=False`` or ``os.fork`` is missing, steps are counted in-process; then SymPy's cache of
+the process is warm, so counts depend on what the process computed before.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import inspect
+import math
 import os
 import pickle
+import random
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,176 +51,340 @@ from typing import Any, TypeVar, cast
 
 from scaleinv.errors import BudgetExceeded
 
-__all__ = ["with_budget", "cheap_simplify", "cpu_clock", "WALL_FACTOR"]
+__all__ = ["with_budget", "cheap_simplify", "steps_spent", "WALL_STEPS_PER_SECOND", "WALL_GRACE"]
+__all__ += ["MAX_EXPANDED_POWER", "huge_power", "tree_size"]
 
 T = TypeVar("T")
 
-#: True inside a budget's worker process (nested budgets there use SIGPROF).
+#: The safety net: a worker is killed after ``steps / WALL_STEPS_PER_SECOND + WALL_GRACE`` wall
+#: seconds, ten times the time counting takes on the idle 2-core CI machine (about 100 000 counted
+#: steps a second) and still several times it on that machine busy with ten other processes.
+WALL_STEPS_PER_SECOND = 10_000
+WALL_GRACE = 10.0
+#: True inside a budget's worker process (budgets there count in-process).
 _IN_WORKER = False
-#: A worker gets at most this many times its CPU budget of wall time (plus a second).
-WALL_FACTOR = 4.0
-_POLL = 0.05
+#: ``Dummy`` numbers of a worker start at ``depth * _DUMMY_BASE`` (far above its parent's).
+_DUMMY_BASE = 1 << 40
+_PR_SET_PDEATHSIG = 1
+_GENERATOR = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
-def cpu_clock() -> float:
-    """CPU seconds used by this process and its finished budget workers (never decreases).
+class _OutOfSteps(BaseException):
+    """Raised by the counter inside a step; a ``BaseException`` so SymPy does not swallow it."""
+
+
+class _Meter:
+    """The step counter of one thread: ``spent`` so far, ``limit`` of the innermost budget.
+
+    Imports are not counted (module bodies and the import machinery): SymPy imports some modules
+    on first use, which would make the first step of a process dearer than the same step later.
+    """
+
+    __slots__ = ("spent", "limit", "importing", "tick")
+
+    def __init__(self) -> None:
+        self.spent = 0
+        self.limit = math.inf
+        self.importing = 0
+        meter = self
+
+        def imported(frame: Any, event: str, arg: Any) -> Any:  # traces a module body
+            if event == "return":
+                meter.importing -= 1
+            return imported
+
+        def tick(frame: Any, event: str, arg: Any) -> Any:  # the global trace function
+            if meter.importing:
+                return None
+            code = frame.f_code
+            if code.co_name == "<module>":
+                meter.importing += 1
+                return imported
+            if code.co_filename.startswith("<frozen importlib"):
+                return None
+            meter.spent += 1
+            if meter.spent > meter.limit and not code.co_flags & _GENERATOR:
+                raise _OutOfSteps  # (not into a generator: closing one would only print it)
+            return None
+
+        self.tick = tick
+
+
+_meters = threading.local()
+
+
+def _meter() -> _Meter:
+    meter = getattr(_meters, "meter", None)
+    if meter is None:
+        meter = _meters.meter = _Meter()
+    return meter
+
+
+def steps_spent() -> int:
+    """Steps counted so far by the budgets of this thread (including their workers').
+
+    Outside budgets nothing is counted, so ``steps_spent() + n`` is a deadline for a sequence of
+    budgeted steps that share ``n`` steps.
 
     Examples
     --------
-    >>> before = cpu_clock(); _ = sum(range(10**5)); cpu_clock() >= before
+    >>> before = steps_spent(); _ = with_budget(lambda: sorted([3, 1, 2]), 1000, "sorting")
+    >>> steps_spent() > before
     True
     """
-    t = os.times()
-    return time.process_time() + t.children_user + t.children_system
+    return _meter().spent
 
 
-def _cpu_of(pid: int) -> float | None:
-    """CPU seconds of a running child (Linux ``/proc``), or None where unavailable."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def with_budget(fn: Callable[[], T], seconds: float, what: str, *, isolate: bool = True) -> T:
-    """Return ``fn()``, or raise :class:`BudgetExceeded` after ``seconds``.
+def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool = True) -> T:
+    """Return ``fn()``, or raise :class:`BudgetExceeded` once it has made ``steps`` calls.
 
     Parameters
     ----------
     fn : callable
         The step; its result and any exception it raises must pickle (SymPy objects do).
         It runs in another process: changes it makes to objects are not seen by the caller.
-    seconds : float
-        The budget.
+    steps : int
+        The work limit: Python function calls, counted (about 100 000 a second on the CI
+        machine, see the module docstring). Loops without calls and C code are not counted;
+        a worker's wall-clock safety net stops them. A float is rounded down.
     what : str
-        Named in the error.
+        Named in the error ("{what} exceeded its work limit of N steps").
     isolate : bool
-        False: on the main thread, a cooperative ``SIGPROF`` check instead of a worker process
-        (for small steps where the 11 ms of a fork would dominate; other threads still use a
-        worker).
+        False: count in this process instead of a worker (for small steps where the 11 ms of a
+        fork would dominate); no wall-clock safety net then.
 
     Budgets nest: an inner budget never outlives the one around it.
 
     Examples
     --------
-    >>> with_budget(lambda: 1 + 1, 1.0, "adding")
+    >>> with_budget(lambda: 1 + 1, 1000, "adding")
     2
+    >>> from fractions import Fraction
+    >>> with_budget(lambda: [Fraction(k, 3) for k in range(10**6)], 10_000, "fractions")
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.BudgetExceeded: fractions exceeded its work limit of 10,000 steps
     """
-    alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-    if alarm and (_IN_WORKER or not isolate or not hasattr(os, "fork")):
-        return _with_alarm(fn, seconds, what)
-    if not hasattr(os, "fork"):
-        return fn()  # no fork and no alarm on this platform or thread: no limit
-    return _in_worker(fn, seconds, what)
+    steps = int(steps)
+    if _IN_WORKER or not isolate or not hasattr(os, "fork"):
+        return _counted(fn, steps, what)
+    return _in_worker(fn, steps, what)
 
 
-def _in_worker(fn: Callable[[], T], seconds: float, what: str) -> T:
-    """Run ``fn`` in a forked process; kill it at the deadline."""
-    started = time.monotonic()
-    wall_deadline = started + WALL_FACTOR * seconds + 1.0
+def _counted(fn: Callable[[], T], steps: int, what: str) -> T:
+    """``fn()`` with its calls counted in this thread."""
+    meter = _meter()
+    own, outer = meter.spent + steps, meter.limit
+    previous = sys.gettrace()
+    failure: BaseException | None = None
+    meter.limit = min(own, outer)
+    sys.settrace(meter.tick)
+    try:
+        try:
+            result = fn()
+        except BaseException as err:  # decided below: a used-up budget comes first
+            failure = err
+        finally:
+            sys.settrace(None)  # nothing below is counted (the counter would raise again)
+            meter.limit = outer
+        if meter.spent > outer:  # an enclosing budget ran out (also when fn swallowed it)
+            previous = None  # its counter would raise again in each generator closed on the way
+            raise _OutOfSteps
+        if meter.spent > own:
+            raise BudgetExceeded(what, steps) from None
+        if failure is not None:
+            raise failure
+        return result
+    finally:
+        sys.settrace(previous)
+
+
+def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
+    """Run ``fn`` in a forked process counting its steps; kill it at the wall safety net."""
+    meter = _meter()
+    room = min(steps, meter.limit - meter.spent)
+    if room < 0:
+        raise _OutOfSteps
+    wall = steps / WALL_STEPS_PER_SECOND + WALL_GRACE
+    deadline = time.monotonic() + wall
+    _prctl()  # loaded before the fork, so that workers need not
+    parent = os.getpid()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the worker (coverage does not follow a fork)
         os.close(read_end)
-        _serve(fn, write_end)
+        _serve(fn, int(room), what, write_end, parent)
     os.close(write_end)
     chunks: list[bytes] = []
     done = False
     try:
         while not done:
-            used = _cpu_of(pid)
-            if used is None:  # no /proc: count wall time
-                used = time.monotonic() - started
-            wall_left = wall_deadline - time.monotonic()
-            if wall_left <= 0 or used >= seconds:
-                raise BudgetExceeded(what, seconds)
-            ready, _, _ = select.select([read_end], [], [], min(wall_left, _POLL))
-            if not ready:
-                continue
-            chunk = os.read(read_end, 1 << 16)
-            chunks.append(chunk)
-            done = not chunk
+            left = deadline - time.monotonic()
+            if left <= 0:
+                meter.spent += int(room)  # its count is lost with it: charge the whole budget
+                raise BudgetExceeded(what, steps, wall=wall)
+            ready, _, _ = select.select([read_end], [], [], left)
+            if ready:
+                chunk = os.read(read_end, 1 << 16)
+                chunks.append(chunk)
+                done = not chunk
     finally:
         os.close(read_end)
         if not done:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     data = b"".join(chunks)
-    kind, value = pickle.loads(data) if data else ("crash", "no result")
+    kind, value, spent = pickle.loads(data) if data else ("crash", "no result", 0)
+    meter.spent += spent
+    if meter.spent > meter.limit:  # an enclosing (counted) budget ran out
+        sys.settrace(None)  # the enclosing budget restores what it found
+        raise _OutOfSteps
     if kind == "ok":
         return cast(T, value)
     if kind == "error":
         raise cast(BaseException, value)
     if kind == "unpicklable":  # the result cannot cross processes: compute it here instead
-        return _with_alarm(fn, seconds, what)
+        return _counted(fn, steps, what)
     raise RuntimeError(f"{what}: the worker process died ({value})")
 
 
-def _serve(fn: Callable[[], Any], fd: int) -> None:  # pragma: no cover - runs in the worker
-    """The worker: run ``fn``, write ``(kind, value)`` pickled, and exit without cleanup."""
+def _serve(fn: Callable[[], Any], steps: int, what: str, fd: int, parent: int) -> None:
+    """The worker (pragma: no cover): run ``fn``, write ``(kind, value, steps)``, exit."""
     global _IN_WORKER
+    sys.settrace(None)  # the parent's counter, if any, was copied by the fork
+    _die_with(parent)
     _IN_WORKER = True
+    _fix_state()
+    meter = _meters.meter = _Meter()
     try:
-        result = ("ok", fn())
+        result: tuple[str, Any] = ("ok", _counted(fn, steps, what))
     except BaseException as err:  # every failure goes back to the caller
         result = ("error", err)
     try:
-        payload = pickle.dumps(result)
+        payload = pickle.dumps((*result, meter.spent))
         pickle.loads(payload)
     except Exception:  # cannot cross processes
         if result[0] == "ok":
-            payload = pickle.dumps(("unpicklable", None))
+            payload = pickle.dumps(("unpicklable", None, meter.spent))
         else:
             why = f"{type(result[1]).__name__}: {result[1]}"
-            payload = pickle.dumps(("error", RuntimeError(why)))
+            payload = pickle.dumps(("error", RuntimeError(why), meter.spent))
     with os.fdopen(fd, "wb") as out:
         out.write(payload)
     os._exit(0)  # no atexit handlers, no flushing of the parent's buffers
 
 
-def _with_alarm(fn: Callable[[], T], seconds: float, what: str) -> T:
-    """A cooperative budget on the main thread: ``SIGPROF`` (CPU time) raises inside ``fn``."""
-    started = time.process_time()
-    outer_left, _ = signal.getitimer(signal.ITIMER_PROF)
-    previous = signal.getsignal(signal.SIGPROF)
-
-    def _expire(signum: int, frame: Any) -> None:
-        if outer_left and outer_left <= seconds and callable(previous):
-            previous(signum, frame)  # the enclosing budget ran out first
-        raise BudgetExceeded(what, seconds)
-
-    signal.signal(signal.SIGPROF, _expire)
-    signal.setitimer(signal.ITIMER_PROF, min(seconds, outer_left) if outer_left else seconds)
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """Linux's ``prctl``, or None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        return fn()
-    finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
-        if outer_left:  # give the enclosing budget what it has left
-            signal.setitimer(
-                signal.ITIMER_PROF, max(outer_left - (time.process_time() - started), 1e-4)
-            )
+        return cast(Callable[..., int], ctypes.CDLL(None, use_errno=True).prctl)
+    except (OSError, AttributeError):
+        return None
 
 
-def cheap_simplify(expr, *, max_ops: int = 40, seconds: float = 1.0, max_entries: int = 36):
+def _die_with(parent: int) -> None:  # pragma: no cover - runs in the worker
+    """Have the kernel kill this worker when its parent dies (Linux); exit if it already has."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _fix_state() -> None:  # pragma: no cover - runs in the worker
+    """Make a worker's count independent of its parent's history (cache, Dummy numbers, seeds)."""
+    import sympy as sp
+    from sympy.core import random as sympy_random
+    from sympy.core.cache import clear_cache
+
+    clear_cache()
+    depth = max(sp.Dummy._count // _DUMMY_BASE, 0) + 1
+    sp.Dummy._count = depth * _DUMMY_BASE
+    random.seed(0)
+    sympy_random.seed(0)
+
+
+#: ``simplify`` may expand a power of a sum: past this exponent it is not attempted (the
+#: expansion of ``(x0 + x1 + 1)**1999`` is 2 million terms of 600-digit integers, and dense
+#: polynomial arithmetic loops over integers without calls the counter could see).
+MAX_EXPANDED_POWER = 24
+
+
+def cheap_simplify(expr, *, max_ops: int = 40, steps: int = 200_000, max_entries: int = 36):
     """``sympy.simplify`` where it is cheap; otherwise ``expr`` as it is.
 
     Cheap means: an expression (or every entry of a matrix with at most ``max_entries``
-    entries) of at most ``max_ops`` operations, each simplified within ``seconds``. Larger
-    inputs are returned unchanged, so the cost stays bounded. The check is cooperative on the
-    main thread (a fork per entry would cost more than most simplifications).
+    entries) of at most ``max_ops`` operations and no power of a sum beyond
+    :data:`MAX_EXPANDED_POWER`, each simplified within ``steps`` counted steps (see
+    :func:`with_budget`). Larger inputs are returned unchanged, so the cost stays bounded. The
+    count runs in this process (a fork per entry would cost more than most simplifications).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> cheap_simplify(sp.sin(x)**2 + sp.cos(x)**2)
+    1
+    >>> cheap_simplify(2000 * (x + 1)**1999 - 2000 * (x + 1)**1999 * sp.cos(x)**2)
+    -2000*(x + 1)**1999*cos(x)**2 + 2000*(x + 1)**1999
     """
     import sympy as sp
 
     if isinstance(expr, sp.MatrixBase):
         if expr.rows * expr.cols > max_entries:
             return expr
-        return expr.applyfunc(lambda e: cheap_simplify(e, max_ops=max_ops, seconds=seconds))
-    if not isinstance(expr, sp.Basic) or sp.count_ops(expr) > max_ops:
+        return expr.applyfunc(lambda e: cheap_simplify(e, max_ops=max_ops, steps=steps))
+    if not isinstance(expr, sp.Basic) or tree_size(expr, 8 * max_ops) > 8 * max_ops:
+        return expr  # (count_ops walks the whole tree: a huge one takes minutes)
+    if sp.count_ops(expr) > max_ops or huge_power(expr) is not None:
         return expr
     try:
-        return with_budget(lambda: sp.simplify(expr), seconds, "simplify", isolate=False)
+        return with_budget(lambda: sp.simplify(expr), steps, "simplify", isolate=False)
     except BudgetExceeded:
         return expr
+
+
+def huge_power(expr: Any) -> Any:
+    """A power of a sum in ``expr`` beyond :data:`MAX_EXPANDED_POWER`, or None.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> huge_power(sp.sin((x + 1)**1000)), huge_power(x**1000 + (x + 1)**3)
+    ((x + 1)**1000, None)
+    """
+    import sympy as sp
+
+    exprs = expr if isinstance(expr, (list, tuple, sp.MatrixBase)) else [expr]
+    for e in exprs:
+        for p in sp.sympify(e).atoms(sp.Pow):
+            if p.base.is_Add and p.exp.is_Integer and abs(p.exp) > MAX_EXPANDED_POWER:
+                return p
+    return None
+
+
+def tree_size(expr: Any, cap: int) -> int:
+    """Nodes of ``expr``'s tree (every entry of a matrix), counted up to ``cap + 1`` at most.
+
+    The work is bounded by ``cap`` whatever the size: a derivative of 98 nested ``sin`` is a
+    tree of millions of nodes (SymPy shares them, so it fits in memory), and anything that
+    walks it (``count_ops``, printing, ``cse``) takes minutes.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> tree_size(sp.sin(x) + 1, 100), tree_size(sum(x**k for k in range(100)), 50)
+    (4, 51)
+    """
+    import itertools
+
+    import sympy as sp
+
+    entries = list(expr) if isinstance(expr, sp.MatrixBase) else [expr]
+    nodes = (n for e in entries for n in sp.preorder_traversal(sp.sympify(e)))
+    return sum(1 for _ in itertools.islice(nodes, cap + 1))

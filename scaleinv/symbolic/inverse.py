@@ -1,12 +1,12 @@
 """Local inverses of ``P``: the closed-form real branches of ``P(x) = y``.
 
-:func:`local_inverse` solves ``P(x) = y`` for ``x`` (``sympy.solve``; linear maps by an exact
-matrix solve) within a time budget and keeps the real branches, each with the condition on
-``y`` under which its formula is real and the period of every input along which the whole
-family repeats. The local inverse ``P⁻¹(y; x₀)`` of the chapter is then the valid solution
-nearest to ``x₀``; evaluating it is the numeric layer's job (:meth:`LocalInverse.inv`). When
-no usable closed form exists the result says so (``numeric=True``) and the evaluator solves
-``P(x) = y`` numerically, warm-started at ``x₀``.
+:func:`local_inverse` solves ``P(x) = y`` for ``x`` (``sympy.solve``; linear maps by an exact matrix
+solve) within a work limit (counted steps, see :mod:`scaleinv.symbolic.budget`) and keeps the real
+branches, each with the condition on ``y`` under which its formula is real and the period of every
+input along which the whole family repeats. The local inverse ``P⁻¹(y; x₀)`` of the chapter is then
+the valid solution nearest to ``x₀``; evaluating it is the numeric layer's job
+(:meth:`LocalInverse.inv`). When no usable closed form exists the result says so (``numeric=True``)
+and the evaluator solves ``P(x) = y`` numerically, warm-started at ``x₀``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sympy.calculus.util import lcim, periodicity
 from sympy.solvers.solveset import NonlinearError
 
 from scaleinv.errors import BudgetExceeded
-from scaleinv.symbolic.budget import cpu_clock, with_budget
+from scaleinv.symbolic.budget import MAX_EXPANDED_POWER, huge_power, steps_spent, with_budget
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,7 +75,7 @@ class LocalInverse:
     branches : tuple of Branch
         The real closed-form branches (empty when ``numeric``).
     numeric : bool
-        True when no complete closed form was found (or the time budget ran out): then
+        True when no complete closed form was found (or the work limit ran out): then
         :meth:`inv` solves ``P(x) = y`` numerically, warm-started at ``x0``.
     reason : str
         How the branches were found, or why there are none.
@@ -105,29 +105,27 @@ class LocalInverse:
 
 
 class _Clock:
-    """One overall deadline (CPU seconds) for a derivation, run as a sequence of budgets."""
+    """One overall work limit (counted steps) for a derivation, run as a sequence of budgets."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.deadline = cpu_clock() + seconds
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.deadline = steps_spent() + steps
 
     def _expired(self) -> BudgetExceeded:
-        return BudgetExceeded("the local inverse (sympy.solve and checks)", self.seconds)
+        return BudgetExceeded("the local inverse (sympy.solve and checks)", self.steps)
 
-    def run(self, fn: Callable[[], T], what: str, cap: float | None = None) -> T:
-        """``fn()`` within ``cap`` seconds and the time left; over the cap raises ``_CapHit``."""
-        left = self.deadline - cpu_clock()
+    def run(self, fn: Callable[[], T], what: str, cap: int | None = None) -> T:
+        """``fn()`` within ``cap`` steps and the steps left; over the cap raises ``_CapHit``."""
+        left = self.deadline - steps_spent()
         if left <= 0:
             raise self._expired()
         try:
             result = with_budget(fn, left if cap is None else min(cap, left), what)
         except BudgetExceeded:
-            raise (self._expired() if self.deadline <= cpu_clock() else _CapHit()) from None
-        if self.deadline <= cpu_clock():  # SymPy may have swallowed the alarm
-            raise self._expired()
+            raise (self._expired() if self.deadline <= steps_spent() else _CapHit()) from None
         return result
 
-    def attempt(self, fn: Callable[[], T], what: str, cap: float) -> T | None:
+    def attempt(self, fn: Callable[[], T], what: str, cap: int) -> T | None:
         """Like :meth:`run`, but None when the step gives up or runs over its cap."""
         try:
             return self.run(fn, what, cap)
@@ -136,8 +134,8 @@ class _Clock:
         except Exception:  # _CapHit, or SymPy giving up (NotImplementedError, ...)
             return None
 
-    def tidy(self, expr: T, cap: float = 1.0) -> T:
-        """``sympy.simplify`` of a small expression within ``cap`` seconds, else ``expr``."""
+    def tidy(self, expr: T, cap: int = 200_000) -> T:
+        """``sympy.simplify`` of a small expression within ``cap`` steps, else ``expr``."""
         if not isinstance(expr, sp.Basic) or sp.count_ops(expr) > 150:
             return expr
         try:
@@ -150,16 +148,19 @@ class _CapHit(Exception):
     """A capped step ran out of its own cap (the overall budget is not yet spent)."""
 
 
-def local_inverse(problem: Problem, budget: float = 10.0) -> LocalInverse:
+def local_inverse(problem: Problem, budget: int = 2_000_000) -> LocalInverse:
     """Closed-form real branches of ``P(x) = y``, or a flagged numeric local inverse.
 
     Parameters
     ----------
     problem : Problem
         The problem whose ``P`` to invert.
-    budget : float
-        Seconds for the whole derivation (solve, simplifications, checks); past it the
-        result is numeric with the reason.
+    budget : int
+        Work limit of the whole derivation (solve, simplifications, checks) in counted steps
+        (Python calls; some 20 s of counted work on the CI machine, see
+        :mod:`scaleinv.symbolic.budget`).
+        Past it the result is numeric with the reason; the verdict is the same on every
+        machine under any load.
 
     Returns
     -------
@@ -176,15 +177,15 @@ def local_inverse(problem: Problem, budget: float = 10.0) -> LocalInverse:
     >>> local_inverse(Problem.from_strings("x", "x + sin(x)")).numeric
     True
     """
+    blowup = huge_power(list(problem.outputs))
+    if blowup is not None:  # expanding it loops over huge integers, unseen by the step count
+        why = f"P has {blowup}, a power of a sum beyond {MAX_EXPANDED_POWER}: too large to solve"
+        return LocalInverse(problem, (), True, f"{why}; solving numerically")
     try:
-        # One worker process for the whole derivation, killed just past the clock's deadline
-        # (the clock's own alarms inside it are cooperative; SymPy may swallow them).
-        try:
-            branches, reason = with_budget(
-                lambda: _derive(problem, _Clock(budget)), budget + 0.5, "local inverse"
-            )
-        except BudgetExceeded:
-            raise _Clock(budget)._expired() from None
+        # One worker process for the whole derivation; the clock's steps count inside it.
+        branches, reason = with_budget(
+            lambda: _derive(problem, _Clock(budget)), budget, "the local inverse"
+        )
     except BudgetExceeded as exc:
         return LocalInverse(problem, (), True, f"{exc}; solving numerically instead")
     except Exception as exc:  # a SymPy failure outside solve: the numeric inverse still works
@@ -321,7 +322,9 @@ def _residual_conditions(problem: Problem, exprs: tuple[sp.Expr, ...], clock: _C
         residual = residual if residual == 0 else clock.tidy(residual)
         if residual == 0 or residual.free_symbols != {y} or sp.count_ops(residual) > 12:
             continue
-        where = clock.attempt(lambda r=residual, s=y: sp.solveset(r, s, sp.S.Reals), "solveset", 1)
+        where = clock.attempt(
+            lambda r=residual, s=y: sp.solveset(r, s, sp.S.Reals), "solveset", 200_000
+        )
         if isinstance(where, sp.Set) and not isinstance(where, sp.ConditionSet):
             conds.append(where.as_relational(y))
     return conds
@@ -332,7 +335,7 @@ def _periods(problem: Problem, clock: _Clock) -> tuple[sp.Expr | None, ...]:
     result: list[sp.Expr | None] = []
     for x in problem.inputs:
         found = [
-            clock.attempt(lambda p=p, x=x: periodicity(p, x), "periodicity", 2)
+            clock.attempt(lambda p=p, x=x: periodicity(p, x), "periodicity", 400_000)
             for p in problem.outputs
             if p.has(x)
         ]
@@ -385,7 +388,7 @@ def _recovers(solution: tuple, at: dict, x_star: list, periods: list, clock: _Cl
 def _number(expr: sp.Expr, at: dict, clock: _Clock) -> complex | None:
     """``expr`` at ``at`` as a finite complex number, or None."""
     try:
-        value = complex(clock.run(lambda: sp.sympify(expr).evalf(30, subs=at), "evalf", 2))
+        value = complex(clock.run(lambda: sp.sympify(expr).evalf(30, subs=at), "evalf", 400_000))
     except (_CapHit, TypeError, ValueError):
         return None
     return value if value == value and abs(value) != float("inf") else None

@@ -326,7 +326,7 @@ class Problem:
         return to_matrix(self.newton_dy_entries, (self.m, 1))
 
     # -- inverses and kernels -------------------------------------------------------------
-    def local_inverse(self, *, budget: float = 10.0) -> LocalInverse:
+    def local_inverse(self, *, budget: int = 2_000_000) -> LocalInverse:
         """Closed-form branches of ``P(x) = y`` and the nearest-branch local inverse.
 
         Derived once per budget and cached, so PG's formulas, its compiled step and exports

@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 __all__ = ["output_bounds"]
 
 
-def output_bounds(problem: Problem, budget: float = 2.0) -> tuple[tuple[sp.Expr, sp.Expr], ...]:
+def output_bounds(problem: Problem, budget: int = 400_000) -> tuple[tuple[sp.Expr, sp.Expr], ...]:
     """Per output, ``(lo, hi)`` with ``lo <= P_k(x) <= hi`` for every real ``x``.
 
     Bounds may depend on the problem's params; ``(-oo, oo)`` where nothing is known or the
-    budget (seconds, for all outputs together) runs out.
+    work limit (``budget`` counted steps for all outputs together, see
+    :mod:`scaleinv.symbolic.budget`) runs out.
 
     Examples
     --------

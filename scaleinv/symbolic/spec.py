@@ -48,6 +48,8 @@ __all__ += [
     "ANALYSIS_KEYS",
     "REPORT_KEYS",
     "STUDY_KEYS",
+    "DEFAULT_BUDGET",
+    "MIN_BUDGET",
     "MAX_BUDGET",
     "MAX_STEPS",
     "MAX_STARTS",
@@ -58,8 +60,12 @@ __all__ += [
 MAX_STEPS = 1_000_000
 MAX_STARTS = 100_000
 MAX_RECORD_BYTES = 2 * 1024**3
-#: Largest budget (CPU seconds per symbolic decision) a spec or ``--budget`` may give.
-MAX_BUDGET = 3600.0
+#: Work limits per symbolic decision a spec or ``--budget`` may give, in counted steps (Python
+#: calls, see :mod:`scaleinv.symbolic.budget`; about 100 000 a second on the CI machine). The
+#: floor catches a budget still written in seconds (the unit before steps).
+DEFAULT_BUDGET = 1_000_000
+MIN_BUDGET = 10_000
+MAX_BUDGET = 1_000_000_000
 
 _TOP_LEVEL = {
     "title",

@@ -247,7 +247,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
         "run": ([["--steps", "2"], ["--starts", "3"], ["--seed", "1"]], [["--starts", "0"]]),
         "derive": ([["--help"]], [["--steps", "2"]]),
         "export": ([["--to", "module.py"], ["--flavor", "numpy"]], [["--flavor", "fortran"]]),
-        "verify": ([["--budget", "0.1"], ["--units", "x0=length"]], [["--units", "x0"]]),
+        "verify": ([["--budget", "20_000"], ["--units", "x0=length"]], [["--units", "x0"]]),
         "study": ([["--starts", "4"]], [["--starts", "-1"], ["--budget", "1"]]),
     }[command]
     flags = st.lists(st.sampled_from(valid), max_size=2, unique_by=tuple)
@@ -256,7 +256,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
     if command == "export" and "--to" not in argv and not _rarely(draw, 6):
         argv += ["--to", "module.py"]
     if command == "verify" and "--budget" not in argv:
-        argv += ["--budget", "0.1"]  # bounded symbolic work per check
+        argv += ["--budget", "20_000"]  # bounded symbolic work per check
     return argv
 
 
