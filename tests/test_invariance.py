@@ -211,6 +211,32 @@ def test_numeric_only_rules_are_refuted_by_compiled_steps() -> None:
     assert gauss_newton.verdict is U and gauss_newton.counterexample is None
 
 
+def test_a_step_that_failed_on_one_side_is_no_counterexample(monkeypatch) -> None:
+    """Issue 17: PG's numeric step not found on the original problem (x stays), found on the
+    transformed one, read as "the steps differ". Here GD's steps on TOY, with the original's
+    made to fail at every point: no evidence either way, so not refuted; the same comparison
+    without the failure refutes GD (its steps differ)."""
+    from scaleinv.analysis import invariance
+
+    real = invariance._quiet_minimize
+
+    def failing(problem, rule, x0, steps, record="ends"):
+        t = real(problem, rule, x0, steps, record)
+        if not problem.inputs[0].name.startswith("x"):
+            return t
+        x = np.repeat(t.x[:1], len(t.x), axis=0)  # a failed step leaves x where it was
+        status = np.full_like(t.status, int(Status.NOT_FOUND))
+        return dataclasses.replace(t, x=x, status=status)
+
+    setup = SCALES.apply(TOY)
+    found = invariance._numeric_only(TOY, rules.gd(0.1), setup, "S", 0, "numeric", {})
+    assert found.verdict is R
+    monkeypatch.setattr(invariance, "_quiet_minimize", failing)
+    failed = invariance._numeric_only(TOY, rules.gd(0.1), setup, "S", 0, "numeric", {})
+    assert failed.verdict is U and failed.counterexample is None
+    assert "agree at 0 random points; at 24 more a step failed" in failed.note
+
+
 def _steps_numeric(problem, transform, rule, point, values):
     setup = transform.apply(problem)
     u = np.array(list(point.values()))

@@ -16,8 +16,9 @@ class Status(IntEnum):
 
     * ``NO_INVERSE`` — ``P(x) = y`` has *no real solution* for the requested step. Known for
       certain: from the closed form (every real branch was derived and none is valid at the
-      target), or, for the numeric inverse, from a range certificate (the target lies outside
-      an enclosure of the range of ``P``, e.g. ``x0**2 = -1`` or ``exp(x0) = 0``).
+      target, nor its limit where the target lies on a branch's excluded boundary), or, for
+      the numeric inverse, from a range certificate (the target lies outside an enclosure of
+      the range of ``P``, e.g. ``x0**2 = -1`` or ``exp(x0) = 0``).
     * ``NOT_FOUND`` — the numeric local inverse (:func:`~scaleinv.numeric.pathsolve.path_inverse`)
       did not reach a solution along the path from ``P(x)`` to the target: the path meets a
       fold of ``P`` or leaves its domain. A solution may still exist elsewhere.

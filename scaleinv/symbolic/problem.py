@@ -112,6 +112,9 @@ class Problem:
         if len(set(names)) != len(names):  # e.g. an input x0 and a positive param x0
             repeated = sorted({n for n in names if names.count(n) > 1})
             raise ProblemError(f"names {repeated} name both an input and a param (or repeat)")
+        taken = sorted(set(names) & {str(y) for y in output_symbols(len(outputs))})
+        if taken:  # the loss would read the param as the output
+            check_user_names(taken, len(outputs))
         for symbol, value in params.items():
             _check_sign(symbol, value)
         ys = output_symbols(len(outputs))

@@ -59,6 +59,14 @@ def test_a_param_named_like_a_symbol_of_scaleinv_is_refused(params, outputs, mat
         Problem.from_strings(["x0"], outputs, params=params)
 
 
+def test_a_problem_built_from_symbols_keeps_its_params_apart_from_the_outputs() -> None:
+    """With a param y1 (real, as the output symbols are) the default loss ½(y0² + y1²) read
+    the param as the second output."""
+    x0, y1 = sp.Symbol("x0", real=True), sp.Symbol("y1", real=True)
+    with pytest.raises(ProblemError, match=r"'y1' is reserved: .* output 1 of P"):
+        Problem([x0], [x0, y1 * x0], params={y1: -2.0})
+
+
 @pytest.mark.parametrize("command", ["derive", "verify", "run"])
 def test_a_spec_with_a_param_eta_is_one_error_line(tmp_path, capsys, command) -> None:
     spec = _spec(tmp_path, '"eta*x0", "x1"', params="eta = 2")
