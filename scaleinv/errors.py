@@ -27,15 +27,13 @@ __all__ = [
 
 def one_line(text: str) -> str:
     r"""``text`` with every character that is not printable (newlines, tabs, escape sequences,
-        U+2028, NUL, ...) written as its Python escape: what an error echoes of a path or of a
-        spec can neither break the message into lines nor forge another one.
+    U+2028, NUL, ...) written as its Python escape: what an error echoes of a path or of a
+    spec can neither break the message into lines nor forge another one.
 
-        Examples
-        --------
-        >>> print(one_line("no
-    scaleinv: error: forged.toml [31m é"))
-        no
-    scaleinv: error: forged.toml [31m é
+    Examples
+    --------
+    >>> print(one_line("no\nscaleinv: error: forged.toml \x1b[31m é"))
+    no\nscaleinv: error: forged.toml \x1b[31m é
     """
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
