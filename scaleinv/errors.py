@@ -39,7 +39,7 @@ def one_line(text: str) -> str:
 
 
 class ScaleinvError(Exception):
-    """Base class of every error scaleinv raises on purpose.
+    """Base class of every error scaleinv raises on purpose; its message is one line.
 
     Errors pickle with their data (a budgeted step sends them across processes), although
     subclasses take other constructor arguments than their message.
@@ -47,6 +47,10 @@ class ScaleinvError(Exception):
 
     def __reduce__(self) -> tuple:
         return (_rebuild, (type(self), self.args, self.__dict__))
+
+    def __str__(self) -> str:
+        """The message on one line (:func:`one_line`), whatever text it echoes."""
+        return one_line(super().__str__())
 
 
 def _rebuild(cls: type[ScaleinvError], args: tuple, state: dict) -> ScaleinvError:

@@ -189,6 +189,18 @@ def test_a_fifo_as_spec_is_refused_without_opening_it(tmp_path: Path, command: s
     )
 
 
+def test_errors_from_the_python_api_are_one_line_too(tmp_path: Path) -> None:
+    from scaleinv.errors import ScaleinvError
+    from scaleinv.symbolic import load_spec
+
+    with pytest.raises(ScaleinvError) as caught:
+        load_spec(tmp_path / "a\nb\u2028c.toml")
+    assert (
+        str(caught.value)
+        == f"{tmp_path}/a\\nb\\u2028c.toml: [file] cannot be read (No such file or directory)"
+    )
+
+
 def test_a_genuine_bug_still_shows_its_traceback(monkeypatch) -> None:
     def buggy(args: object) -> int:
         raise KeyError("a bug, not bad input")
