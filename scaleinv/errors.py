@@ -21,11 +21,25 @@ __all__ = [
     "MemoryLimitError",
     "ScaleinvWarning",
     "NumericInverseWarning",
+    "one_line",
 ]
 
 
+def one_line(text: str) -> str:
+    r"""``text`` with every character that is not printable (newlines, tabs, escape sequences,
+    U+2028, NUL, ...) written as its Python escape: what an error echoes of a path or of a
+    spec can neither break the message into lines nor forge another one.
+
+    Examples
+    --------
+    >>> print(one_line("no\nscaleinv: error: forged.toml \x1b[31m é"))
+    no\nscaleinv: error: forged.toml \x1b[31m é
+    """
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
 class ScaleinvError(Exception):
-    """Base class of every error scaleinv raises on purpose.
+    """Base class of every error scaleinv raises on purpose; its message is one line.
 
     Errors pickle with their data (a budgeted step sends them across processes), although
     subclasses take other constructor arguments than their message.
@@ -33,6 +47,10 @@ class ScaleinvError(Exception):
 
     def __reduce__(self) -> tuple:
         return (_rebuild, (type(self), self.args, self.__dict__))
+
+    def __str__(self) -> str:
+        """The message on one line (:func:`one_line`), whatever text it echoes."""
+        return one_line(super().__str__())
 
 
 def _rebuild(cls: type[ScaleinvError], args: tuple, state: dict) -> ScaleinvError:

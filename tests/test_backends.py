@@ -259,3 +259,27 @@ def test_importing_scaleinv_and_its_backends_imports_no_compiler() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_auto_never_waits_while_another_thread_measures(monkeypatch, symengine) -> None:
+    # The measuring thread held a lock the others waited on without a timeout.
+    import threading
+
+    monkeypatch.setattr(backends, "HOT_POINTS", 40)
+    auto = Problem.from_strings(["x0", "x1"], ["x0*x1", "sin(x1)"]).compile()
+    chooser = auto.P.func
+    assert isinstance(chooser, backends._Auto)
+    x = np.random.default_rng(2).uniform(-1, 1, (50, 2))
+    results: list[np.ndarray] = []
+    chooser._lock.acquire()  # as if another thread were measuring
+    try:
+        worker = threading.Thread(target=lambda: results.append(auto.P(x)), daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "a kernel call waited for the measuring thread"
+    finally:
+        chooser._lock.release()
+    np.testing.assert_allclose(results[0], np.stack([x[:, 0] * x[:, 1], np.sin(x[:, 1])], -1))
+    assert "until 40 points" in auto.P.backend_reason  # the waiting call was not counted
+    auto.P(x)  # counted now: measured
+    assert "until" not in auto.P.backend_reason

@@ -225,13 +225,24 @@ class _Auto:
 
     def __call__(self, *arrays: Any, **params: Any) -> np.ndarray:
         if self._points is not None:
+            self._count(arrays, params)
+        return self.func(*arrays, **params)
+
+    def _count(self, arrays: tuple, params: dict[str, Any]) -> None:
+        """Count the points evaluated; measure once they reach :data:`HOT_POINTS`. Under the
+        lock, never waiting for it: while one thread counts or measures, the others evaluate
+        with what evaluates now (their points are not counted)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._points is None:
+                return
             self._points += int(np.prod(np.shape(arrays[0])[:-1])) if arrays else 1
             if self._points >= HOT_POINTS:
-                with self._lock:
-                    if self._points is not None:
-                        self._choose(arrays, params)
-                        self._points = None
-        return self.func(*arrays, **params)
+                self._choose(arrays, params)
+                self._points = None
+        finally:
+            self._lock.release()
 
     def _choose(self, arrays: tuple, params: dict[str, Any]) -> None:
         assert self.program is not None

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import numpy as np
 import sympy as sp
 
-from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError
+from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError, one_line
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.export import export
 from scaleinv.numeric.flavors import FLAVORS
@@ -258,7 +258,7 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other scaleinv error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"scaleinv: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"scaleinv: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,27 +343,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ScaleinvError as err:
-        print(f"scaleinv: error: {err}", file=sys.stderr)
-        return ExitCode.ERROR
+        return _error(str(err))
     except BrokenPipeError:  # e.g. `scaleinv derive SPEC | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return ExitCode.OK
     except OSError as err:
-        print(
-            f"scaleinv: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
-            file=sys.stderr,
-        )
-        return ExitCode.ERROR
-    except (RecursionError, MemoryError, OverflowError) as err:
+        return _error(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
+    except MemoryError as err:  # NumPy's says how much: "Unable to allocate 7.28 TiB for ..."
+        how_much = f" ({err})" if str(err) else ""
+        return _error(f"the input needs more memory than is available{how_much}")
+    except (RecursionError, OverflowError) as err:
         # Pathological sizes that slipped past the input limits (a bug elsewhere still shows
         # its traceback: only resource exhaustion is reported this way).
-        what = {RecursionError: "nested too deeply", MemoryError: "too large for memory"}
-        reason = what.get(type(err), f"a number out of range ({err})")
-        print(f"scaleinv: error: the input is {reason} to process", file=sys.stderr)
-        return ExitCode.ERROR
+        what = "nested too deeply" if isinstance(err, RecursionError) else "out of range"
+        return _error(f"the input is {what} to process ({err})")
     except KeyboardInterrupt:
-        print("scaleinv: error: interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        return _error("interrupted", ExitCode.INTERRUPTED)
+
+
+def _error(message: str, code: int = ExitCode.ERROR) -> int:
+    """Print ``message`` as the one line ``scaleinv: error: ...`` (see :func:`one_line`)."""
+    print(f"scaleinv: error: {one_line(message)}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

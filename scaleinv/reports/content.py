@@ -60,6 +60,12 @@ class ReportOptions:
     window: tuple[tuple[float, float], ...] | None
 
 
+#: A plot window ``[low, high]`` must be at least this wide relative to ``max(|low|, |high|)``:
+#: narrower, its grid points and ticks are not distinct floats (and a width that overflows,
+#: as ``[-1e308, 1e308]``, was a ValueError inside Matplotlib).
+MIN_WINDOW = 1e-9
+
+
 def report_options(spec: Spec) -> ReportOptions:
     """Validate the spec's ``[report]`` table; a :class:`SpecError` names the bad key."""
     table, problem, src = dict(spec.report), spec.problem, spec.source
@@ -84,6 +90,14 @@ def report_options(spec: Spec) -> ReportOptions:
         pairs = [tuple(_floats(pair, src, "report.window")) for pair in raw]
         if any(len(p) != 2 or not p[0] < p[1] for p in pairs):
             raise SpecError(src, "report.window", "each entry must be [low, high] with low < high")
+        for x, (low, high) in zip(problem.inputs, pairs):
+            if not high - low >= MIN_WINDOW * max(abs(low), abs(high)) or high - low == math.inf:
+                raise SpecError(
+                    src,
+                    "report.window",
+                    f"[{low:g}, {high:g}] for {x} cannot be plotted: its width must be a finite "
+                    f"float of at least {MIN_WINDOW:g} times its largest magnitude",
+                )
         window = tuple((p[0], p[1]) for p in pairs)
     return ReportOptions(by_name.get(name) if name else None, alphas, sample, window)
 

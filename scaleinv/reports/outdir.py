@@ -39,6 +39,7 @@ import shutil
 import signal
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -161,12 +162,31 @@ class _Terminated(BaseException):
     """SIGTERM/SIGHUP arrived during a build (raised so that the build cleans up)."""
 
 
+#: Seconds a build waits for another build's start or swap in the same parent folder (each
+#: holds the lock for a moment; a build stopped there, e.g. by SIGSTOP, would hold it for ever).
+LOCK_TIMEOUT = 120.0
+
+
 @contextlib.contextmanager
 def _parent_lock(parent: Path) -> Iterator[None]:
-    """Builds into folders of ``parent`` take turns here (start and swap; short)."""
+    """Builds into folders of ``parent`` take turns here (start and swap; short); an
+    :class:`OutputFolderError` after :data:`LOCK_TIMEOUT` seconds of waiting."""
     fd = os.open(parent, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline, pause = time.monotonic() + LOCK_TIMEOUT, 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OutputFolderError(
+                        str(parent),
+                        f"another build has held its lock for {LOCK_TIMEOUT:g} s (is a scaleinv "
+                        "process stopped?); try again when it has finished",
+                    ) from None
+                time.sleep(pause)
+                pause = min(2 * pause, 0.5)
         yield
     finally:
         os.close(fd)

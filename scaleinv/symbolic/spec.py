@@ -30,7 +30,10 @@ recorded run (``(steps + 1) × starts × (n + m + 1)`` float64) of at most
 from __future__ import annotations
 
 import difflib
+import errno
 import math
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,12 +57,15 @@ __all__ += [
     "MAX_STEPS",
     "MAX_STARTS",
     "MAX_RECORD_BYTES",
+    "MAX_SPEC_BYTES",
 ]
 
 #: Upper bounds of a run a spec (or ``--steps``) may ask for.
 MAX_STEPS = 1_000_000
 MAX_STARTS = 100_000
 MAX_RECORD_BYTES = 2 * 1024**3
+#: Largest spec file read (bytes): a 4,096-point diffusion spec has 0.5 MB.
+MAX_SPEC_BYTES = 64 * 1024**2
 #: Work limits per symbolic decision a spec or ``--budget`` may give, in counted steps (Python
 #: calls, see :mod:`scaleinv.symbolic.budget`; about 100 000 a second on the CI machine). The
 #: floor catches a budget still written in seconds (the unit before steps).
@@ -119,7 +125,9 @@ def load_spec(path: str | Path) -> Spec:
     """Read and parse a spec file; every problem is a :class:`SpecError` naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_regular_file(path).decode("utf-8")
+    except SpecError:
+        raise
     except OSError as err:
         raise SpecError(str(path), "file", f"cannot be read ({err.strerror})") from None
     except ValueError as err:  # a NUL in the path, or bytes that are not UTF-8
@@ -129,6 +137,26 @@ def load_spec(path: str | Path) -> Spec:
     except tomllib.TOMLDecodeError as err:
         raise SpecError(str(path), "toml", f"is not valid TOML ({err})") from None
     return parse_spec(data, source=str(path))
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``; a :class:`SpecError` for what is not a regular file (a FIFO or a
+    device would block the read or never end) or is larger than :data:`MAX_SPEC_BYTES`.
+    Opened without blocking and checked on the open file, so it cannot be swapped meanwhile."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(mode):
+            raise SpecError(str(path), "file", "is not a regular file (a pipe, device or socket)")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(str(path), "file", f"is larger than the limit of {MAX_SPEC_BYTES} bytes")
+    return data
 
 
 def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:

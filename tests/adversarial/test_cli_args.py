@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scaleinv.reports import cli
@@ -30,12 +32,12 @@ BAD_ARGS = [
     (
         "starts-steps-huge",  # the many-starts path had no limit (10**12 steps: for ever)
         ["run", SPEC, "--starts", "1", "--steps", "1000001"],
-        r"\[--steps\] 1000001 steps is more than the limit of 1000000",
+        r"\[--steps\] 1000001 steps is more than the limit of 1000000$",
     ),
     (
         "starts-huge",
         ["run", SPEC, "--starts", "10" + "0" * 10],
-        r"\[--starts\] 10+ starts is more than the limit of 100000",
+        r"\[--starts\] 10+ starts is more than the limit of 100000$",
     ),
     ("starts-zero", ["run", SPEC, "--starts", "0"], r"\[--starts\] must be a positive integer"),
     ("chunk-zero", ["run", SPEC, "--starts", "3", "--chunk", "0"], r"\[--chunk\] must be a pos"),
@@ -43,11 +45,11 @@ BAD_ARGS = [
     (
         "study-starts-huge",
         ["study", SPEC, "--starts", "10" + "0" * 10],
-        r"\[--starts\] 10+ starts is more than the limit of 100000",
+        r"\[--starts\] 10+ starts is more than the limit of 100000$",
     ),
     ("missing-spec", ["run", "no/such/spec.toml"], r"no/such/spec.toml: \[file\] cannot be read"),
     ("spec-is-dir", ["run", "reports"], r"reports: \[file\] cannot be read \(Is a directory\)"),
-    ("spec-devnull", ["derive", "/dev/null"], r"\[problem\] is missing"),
+    ("spec-devnull", ["derive", "/dev/null"], r"/dev/null: \[file\] is not a regular file"),
     ("export-no-to", ["export", SPEC], r"the following arguments are required: --to"),
     (
         "budget-zero",
@@ -112,8 +114,8 @@ class _returns:
     ("error", "line"),
     [
         (RecursionError("maximum recursion depth exceeded"), "the input is nested too deeply"),
-        (MemoryError(), "the input is too large for memory to process"),
-        (OverflowError("int too large to convert to float"), "a number out of range"),
+        (MemoryError(), "the input needs more memory than is available"),
+        (OverflowError("int too large to convert to float"), "the input is out of range to"),
     ],
 )
 def test_resource_exhaustion_is_one_line(monkeypatch, capsys, error, line) -> None:
@@ -126,6 +128,88 @@ def test_resource_exhaustion_is_one_line(monkeypatch, capsys, error, line) -> No
     assert main(["derive", SPEC]) == 2
     err = capsys.readouterr().err
     assert err.startswith("scaleinv: error: ") and line in err and err.count("\n") == 1
+
+
+def test_numpys_memory_error_is_reported_as_memory_with_its_size(capsys) -> None:
+    # NumPy's _ArrayMemoryError is a subclass of MemoryError: it was reported as "a number out
+    # of range (Unable to allocate ...)".
+    starts = 10**12  # past the --starts limit, so allocate directly as a command would
+    parser = cli.build_parser()
+    args = parser.parse_args(["derive", SPEC])
+    args.func = lambda _: int(np.empty((starts, 10**6)).size)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "build_parser", lambda: _Fixed(args))
+        assert main(["derive", SPEC]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert re.fullmatch(
+        r"scaleinv: error: the input needs more memory than is available "
+        r"\(Unable to allocate [\d.]+ [EPT]iB for an array with shape .*\)\n",
+        err,
+    ), err
+
+
+class _Fixed:
+    """A parser that returns fixed arguments."""
+
+    def __init__(self, args: object) -> None:
+        self.args = args
+
+    def parse_args(self, argv: object) -> object:
+        return self.args
+
+
+#: Paths and arguments with control characters: the error stays one line (escaped).
+FORGED = [
+    ("newline-path", ["run", "nope\nscaleinv: error: forged.toml"]),
+    ("carriage-return-path", ["derive", "nope\rscaleinv: error: forged"]),
+    ("escape-sequence-path", ["run", "\x1b[2Knope.toml"]),
+    ("line-separator-path", ["run", "nope\u2028forged.toml"]),
+    ("newline-command", ["bogus\nscaleinv: error: forged"]),
+    ("newline-flavor", ["export", SPEC, "--to", "x.py", "--flavor", "jax\nforged"]),
+]
+
+
+@pytest.mark.parametrize(("name", "argv"), FORGED, ids=[c[0] for c in FORGED])
+def test_control_characters_never_break_an_error_line(capsys, name, argv) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("scaleinv: error: "), repr(err)
+    assert err[:-1].isprintable(), repr(err)
+
+
+@pytest.mark.parametrize("command", ["run", "derive", "verify", "study"])
+def test_a_fifo_as_spec_is_refused_without_opening_it(tmp_path: Path, command: str) -> None:
+    # Reading a FIFO blocks until a writer comes: the command used to wait for ever.
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "scaleinv.reports.cli", command, str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr
+        == f"scaleinv: error: {fifo}: [file] is not a regular file (a pipe, device or socket)\n"
+    )
+
+
+def test_errors_from_the_python_api_are_one_line_too(tmp_path: Path) -> None:
+    from scaleinv.errors import ScaleinvError
+    from scaleinv.symbolic import load_spec
+
+    with pytest.raises(ScaleinvError) as caught:
+        load_spec(tmp_path / "a\nb\u2028c.toml")
+    assert (
+        str(caught.value)
+        == f"{tmp_path}/a\\nb\\u2028c.toml: [file] cannot be read (No such file or directory)"
+    )
 
 
 def test_a_genuine_bug_still_shows_its_traceback(monkeypatch) -> None:

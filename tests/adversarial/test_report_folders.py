@@ -482,3 +482,38 @@ def test_the_api_raises_a_typed_error(place) -> None:
     with pytest.raises(OutputFolderError, match="mine.txt") as info:
         build(place / "mini.toml", out, pdf=False)
     assert info.value.path == str(out) and isinstance(info.value, OSError)
+
+
+def test_a_build_stopped_holding_the_parent_lock_is_an_error_not_a_wait(
+    tmp_path, monkeypatch
+) -> None:
+    # A build waited on the parent folder's lock without a timeout (a stopped process holds it).
+    import fcntl
+    import threading
+
+    from scaleinv.errors import OutputFolderError
+    from scaleinv.reports import outdir
+
+    monkeypatch.setattr(outdir, "LOCK_TIMEOUT", 0.3)
+    holder = os.open(tmp_path, os.O_RDONLY)  # another open file: flock conflicts with it
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    errors: list[BaseException] = []
+
+    def enter() -> None:
+        try:
+            with outdir.OutputFolder(tmp_path / "report"):
+                pass
+        except BaseException as err:  # noqa: BLE001 - handed to the test thread
+            errors.append(err)
+
+    try:
+        worker = threading.Thread(target=enter, daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "the build waited for the lock"
+    finally:
+        os.close(holder)
+    assert len(errors) == 1 and isinstance(errors[0], OutputFolderError), errors
+    assert "another build has held its lock for 0.3 s" in str(errors[0])
+    with outdir.OutputFolder(tmp_path / "report"):  # free again: it goes ahead
+        pass

@@ -215,6 +215,16 @@ BAD_SPECS = [
         r"\[report.window\] must be a list of finite numbers",
     ),
     (
+        "window-overflowing-width",  # finite ends, infinite width: a ValueError in Matplotlib
+        GOOD + "[report]\nwindow = [[-1e308, 1e308], [0, 1]]\n",
+        r"\[report.window\] \[-1e\+308, 1e\+308\] for x0 cannot be plotted: its width must be",
+    ),
+    (
+        "window-too-narrow",
+        GOOD + "[report]\nwindow = [[0, 1], [1, 1.0000000000000002]]\n",
+        r"\[report.window\] \[1, 1\] for x1 cannot be plotted",
+    ),
+    (
         "alphas-inf",
         GOOD + "[report]\nalphas = [1, inf]\n",
         r"\[report.alphas\] must be a list of finite numbers",
@@ -236,7 +246,16 @@ BAD_SPECS = [
 SPEC_IDS = [case[0] for case in BAD_SPECS]
 
 #: The report and analysis tables are read by `report`/`verify`; the rest by every command.
-_LATE = {"window-inf", "window-nan", "alphas-inf", "budget-inf", "budget-zero", "budget-in-seconds"}
+_LATE = {
+    "window-inf",
+    "window-nan",
+    "window-overflowing-width",
+    "window-too-narrow",
+    "alphas-inf",
+    "budget-inf",
+    "budget-zero",
+    "budget-in-seconds",
+}
 
 
 def _write(tmp_path: Path, text: str) -> Path:
