@@ -194,7 +194,8 @@ def local_inverse(problem: Problem, budget: float = 10.0) -> LocalInverse:
     except BudgetExceeded as exc:
         return LocalInverse(problem, (), True, f"{exc}; solving numerically instead")
     except Exception as exc:  # a SymPy failure outside solve: the numeric inverse still works
-        reason = f"deriving a closed form failed ({type(exc).__name__}: {exc}); solving numerically"
+        detail = f": {exc}" if str(exc) else ""
+        reason = f"no closed form found (SymPy failed while deriving it{detail}); solving numerically"
         return LocalInverse(problem, (), True, reason)
     return LocalInverse(problem, branches, not branches, reason)
 
@@ -248,9 +249,9 @@ def _by_solve(problem: Problem, eqs: list, clock: _Clock) -> tuple | str:
     except BudgetExceeded:
         raise
     except Exception:  # SymPy raises many types for "cannot solve"; a capped step is one more
-        return "sympy.solve: no closed form"
+        return "sympy.solve found none"
     if not raw:
-        return "sympy.solve: no closed form"
+        return "sympy.solve found none"
     allowed = set(problem.output_symbols) | set(problem.params)
     solutions: dict[tuple[sp.Expr, ...], None] = {}
     for sol in raw:
