@@ -9,6 +9,7 @@ residual)`` (see :mod:`scaleinv.numeric.inverse`); the sources call the problem'
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 import numpy as np
 import sympy as sp
@@ -259,7 +260,7 @@ def closed_form_source(local: LocalInverse, flavor: str = "numpy") -> str:
     return "\n\n\n".join([*(part.strip() for part in parts), entry.strip(), nearest.strip()]) + "\n"
 
 
-def _joint_parts(joint: tuple, ys: list, params: dict, flavor: str) -> list[str]:
+def _joint_parts(joint: tuple, ys: list, params: Mapping, flavor: str) -> list[str]:
     """Kernels of the joint periods and their pseudo-inverse, and ``nearest_joint_shift``.
 
     With ``B`` the lattice (rows: joint periods), ``G = B Bᵀ`` and ``m*`` the least-squares

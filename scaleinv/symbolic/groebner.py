@@ -57,10 +57,9 @@ class Work:
 
 def coefficient_terms(coeff: Any) -> int:
     """Terms of a coefficient: of its numerator and denominator for a rational function."""
-    numer, denom = getattr(coeff, "numer", None), getattr(coeff, "denom", None)
-    if numer is None:
+    if not hasattr(coeff, "numer"):
         return 1
-    return len(numer) + len(denom)
+    return len(coeff.numer) + len(coeff.denom)
 
 
 def reduced_basis(polys: list[Any], work: Work) -> list[Any]:

@@ -195,7 +195,9 @@ def local_inverse(problem: Problem, budget: float = 10.0) -> LocalInverse:
         return LocalInverse(problem, (), True, f"{exc}; solving numerically instead")
     except Exception as exc:  # a SymPy failure outside solve: the numeric inverse still works
         detail = f": {exc}" if str(exc) else ""
-        reason = f"no closed form found (SymPy failed while deriving it{detail}); solving numerically"
+        reason = (
+            f"no closed form found (SymPy failed while deriving it{detail}); solving numerically"
+        )
         return LocalInverse(problem, (), True, reason)
     return LocalInverse(problem, branches, not branches, reason)
 

@@ -107,8 +107,10 @@ def polynomial_system(problem: Problem) -> PolynomialSystem:
     --------
     >>> p = Problem.from_strings(["r", "t"], ["r*cos(t)", "r*sin(t)"])
     >>> system = polynomial_system(p)
-    >>> system.equations
-    (r*_c_t - y0, r*_s_t - y1, _c_t**2 + _s_t**2 - 1)
+    >>> system.unknowns
+    (r, _c_t, _s_t)
+    >>> system.equations[2]
+    _c_t**2 + _s_t**2 - 1
     >>> system.period
     (None, 2*pi)
     """
