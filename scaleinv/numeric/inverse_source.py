@@ -150,8 +150,8 @@ _NEAREST_SHIFT = '''\
 def nearest_joint_shift(gap, lattice, weights):
     """The integer combination of the joint periods (rows of lattice, (..., r, n)) nearest to
     gap (..., n); 0 where gap is not finite. The least-squares coefficients (gap @ weights,
-    weights the pseudo-inverse of lattice) are rounded, and every combination within
-    {offsets} of them compared: the box holds the nearest one (bound in inverse_source.py)."""
+    weights the pseudo-inverse of lattice) are rounded and every offset below added: the box
+    holds the nearest combination (the bound is in scaleinv's inverse_source.py)."""
     rounded = numpy.round((gap[..., None, :] @ weights)[..., 0, :])
     best_shift, best = None, None
     for offset in {offsets}:

@@ -1,9 +1,11 @@
 """Local inverses of ``P``: the closed-form real branches of ``P(x) = y``.
 
-:func:`local_inverse` solves ``P(x) = y`` for ``x`` (``sympy.solve``; linear maps by an exact
-matrix solve) within a time budget and keeps the real branches, each with the condition on
-``y`` under which its formula is real and the period of every input along which the whole
-family repeats. The local inverse ``P⁻¹(y; x₀)`` of the chapter is then the valid solution
+:func:`local_inverse` solves ``P(x) = y`` for ``x`` (linear maps by an exact matrix solve;
+trigonometric systems by elimination, :mod:`~scaleinv.symbolic.elimination`, before
+``sympy.solve``; other systems the other way round) within a budget and keeps the real
+branches, each with the condition on ``y`` under which its formula is real and the period of
+every input along which the whole family repeats (or joint periods, for inputs that only
+repeat together). The local inverse ``P⁻¹(y; x₀)`` of the chapter is then the valid solution
 nearest to ``x₀``; evaluating it is the numeric layer's job (:meth:`LocalInverse.inv`). When
 no usable closed form exists the result says so (``numeric=True``) and the evaluator solves
 ``P(x) = y`` numerically, warm-started at ``x₀``.
