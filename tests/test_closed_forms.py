@@ -261,6 +261,19 @@ def test_work_limit_is_counted_and_the_same_every_time() -> None:
     }
 
 
+def test_a_step_with_large_coefficients_is_refused_before_it_is_taken() -> None:
+    # an arm whose third output couples its joints: one reduction step would multiply out
+    # coefficients of thousands of terms (minutes of GCDs); it is refused in well under a second
+    outputs = [*CASES["arm3_orientation"][1][:2], "cos(q0) + sin(q1)*cos(q2)"]
+    p = Problem.from_strings(["q0", "q1", "q2"], outputs, params=CASES["arm3_orientation"][2])
+    work = Work()
+    with pytest.raises(
+        NoElimination, match=r"multiply out coefficients of \d+ terms \(limit 2000\)"
+    ):
+        eliminate(p, work)
+    assert work.steps == 90  # counted, so the same on every machine
+
+
 def test_polar_by_elimination_is_atan2_with_its_period() -> None:
     p = Problem.from_strings(["r", "t"], ["r*cos(t)", "r*sin(t)"])
     found = eliminate(p)

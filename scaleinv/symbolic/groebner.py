@@ -4,8 +4,9 @@
 on the load of the machine. :func:`reduced_basis` runs Buchberger's algorithm with the
 Gebauer–Möller criteria (Becker & Weispfenning, *Gröbner Bases*, 1993, p. 232) on SymPy's
 sparse polynomials and counts its work: every cancellation of a leading term is one
-*reduction step*, and no coefficient may grow past a number of terms. Past either limit it
-raises :class:`WorkLimit`, on every machine at the same step.
+*reduction step*, no coefficient may grow past a number of terms, and no step may multiply
+out coefficients whose sizes multiply past a limit (checked before the step). Past any limit
+it raises :class:`WorkLimit`, on every machine at the same step.
 """
 
 from __future__ import annotations
@@ -33,11 +34,28 @@ class Work:
     max_terms : int
         The largest coefficient allowed: terms of its numerator and denominator together
         (coefficients are rational functions of the params and outputs).
+    max_product : int
+        The largest product of coefficient sizes one step may multiply out (the dividend's
+        coefficient, the divisor's leading one, its largest one): checked before the step,
+        since a single step with large coefficients can cost minutes of GCDs.
     """
 
     max_steps: int = 4000
-    max_terms: int = 400
+    max_terms: int = 200
+    max_product: int = 2000
     steps: int = 0
+
+    def guard(self, coeff: Any, divisor: Any) -> None:
+        """Raise before dividing ``coeff`` by ``divisor``'s leading coefficient and
+        multiplying ``divisor`` by the quotient (``coeff = 1``: making ``divisor`` monic),
+        when the sizes involved are too large."""
+        size = coefficient_terms(coeff) * coefficient_terms(divisor.LC)
+        size *= max(coefficient_terms(c) for c in divisor.values())
+        if size > self.max_product:
+            raise WorkLimit(
+                f"a reduction step would multiply out coefficients of {size} terms "
+                f"(limit {self.max_product})"
+            )
 
     def step(self, poly: Any) -> None:
         """Count one reduction step that produced ``poly``; raise past a limit."""
@@ -95,12 +113,14 @@ def reduced_basis(polys: list[Any], work: Work) -> list[Any]:
         divisors = sorted(current, key=lambda i: order(basis[i].LM))
         h = _reduce(_spoly(basis[pair[0]], basis[pair[1]]), [basis[i] for i in divisors], work)
         if h:
+            work.guard(1, h)
             basis.append(h.monic())
             current, pairs = _update(basis, current, pairs, len(basis) - 1)
     result = []
     for i in current:
         h = _reduce(basis[i], [basis[j] for j in current if j != i], work)
         if h:
+            work.guard(1, h)
             result.append(h.monic())
     return sorted(result, key=lambda p: order(p.LM), reverse=True)
 
@@ -114,6 +134,7 @@ def _interreduced(polys: list[Any], work: Work) -> list[Any]:
         for i, p in enumerate(polys):
             r = _reduce(p, polys[:i], work)
             if r:
+                work.guard(1, r)
                 reduced.append(r.monic())
         if reduced == polys:
             return reduced
@@ -130,6 +151,7 @@ def _reduce(p: Any, divisors: list[Any], work: Work) -> Any:
         for g in divisors:
             quotient = ring.monomial_div(monom, g.LM)
             if quotient is not None:
+                work.guard(coeff, g)
                 p = p - g.mul_term((quotient, quo(coeff, g.LC)))
                 work.step(p)
                 break
