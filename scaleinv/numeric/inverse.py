@@ -245,7 +245,7 @@ def numeric_inverse_note(problem: Problem, rule: Any) -> str | None:
     >>> numeric_inverse_note(Problem.from_strings("x", "x**2"), rules.pg()) is None
     True
     >>> numeric_inverse_note(Problem.from_strings("x", "x + sin(x)"), rules.pg())[:15]
-    'sympy.solve fai'
+    'no closed form '
     """
     if not getattr(rule, "uses_inverse", False):
         return None

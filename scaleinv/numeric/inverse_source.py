@@ -8,6 +8,9 @@ residual)`` (see :mod:`scaleinv.numeric.inverse`); the sources call the problem'
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
+
 import numpy as np
 import sympy as sp
 
@@ -191,6 +194,33 @@ _PERIODIC = """\
             k = numpy.round((x0 - c) / period)
             c = c + numpy.where(numpy.isfinite(k) & (period != 0), k, 0.0) * period
 """
+_JOINT = """\
+            lattice = inverse_joint_periods(y, **params).reshape(y.shape[:-1] + ({r}, {n}))
+            weights = inverse_joint_weights(y, **params).reshape(y.shape[:-1] + ({n}, {r}))
+            c = c + nearest_joint_shift(x0 - c, lattice, weights)
+"""
+_NEAREST_SHIFT = '''\
+def nearest_joint_shift(gap, lattice, weights):
+    """The integer combination of the joint periods (rows of lattice, (..., r, n)) nearest to
+    gap (..., n); 0 where gap is not finite. The least-squares coefficients (gap @ weights,
+    weights the pseudo-inverse of lattice) are rounded and every offset below added: the box
+    holds the nearest combination (the bound is in scaleinv's inverse_source.py)."""
+    rounded = numpy.round((gap[..., None, :] @ weights)[..., 0, :])
+    best_shift, best = None, None
+    for offset in {offsets}:
+        shift = (rounded[..., 0] + offset[0])[..., None] * lattice[..., 0, :]
+        for j in range(1, {r}):
+            shift = shift + (rounded[..., j] + offset[j])[..., None] * lattice[..., j, :]
+        miss = gap - shift
+        dist = dot_last(miss, miss)
+        if best is None:
+            best_shift, best = shift, dist
+        else:
+            nearer = dist < best
+            best_shift = numpy.where(nearer[..., None], shift, best_shift)
+            best = numpy.where(nearer, dist, best)
+    return numpy.where(numpy.isfinite(best)[..., None], best_shift, 0.0)
+'''
 _BLOCKED_POLISH = """\
             if rough.any():  # one Gauss-Newton step, only where the residual asks for it
                 sub = {key: v[rough] if v.ndim else v for key, v in params.items()}
@@ -261,6 +291,10 @@ def closed_form_source(local: LocalInverse, flavor: str = "numpy") -> str:
         doc = "Period of each input (0: not periodic)."
         parts.append(kernel_source("inverse_periods", exprs, ys, params, doc, flavor)[0])
         periodic = _PERIODIC
+    joint = local.branches[0].joint_period
+    if joint:
+        parts += _joint_parts(joint, ys, params, flavor)
+        periodic += _JOINT.format(r=len(joint), n=n)
     traced = flavor != "numpy"
     # Cramer's rule (solve_square) up to 3x3 traces; beyond, the flagged solve (no exceptions)
     square = m == n and (n <= 3 or not traced)
@@ -309,6 +343,31 @@ def excluded_boundary(local: LocalInverse) -> list[sp.Expr]:
                 if power.exp.is_negative and not power.base.is_number:
                     found[power.base] = None
     return list(found)
+
+
+def _joint_parts(joint: tuple, ys: list, params: Mapping, flavor: str) -> list[str]:
+    """Kernels of the joint periods and their pseudo-inverse, and ``nearest_joint_shift``.
+
+    With ``B`` the lattice (rows: joint periods), ``G = B Bᵀ`` and ``m*`` the least-squares
+    coefficients of a gap, ``|gap − m B|² = const + (m − m*) G (m − m*)ᵀ``. The rounded
+    ``m₀`` has ``q(m₀ − m*) <= R² = ¼ Σ|G_ij|``, so the nearest ``m`` has ``q(m − m*) <= R²``
+    and ``|m_j − m*_j| <= R √(G⁻¹)_jj``: every ``m`` within ``⌊½ + R √(G⁻¹)_jj⌋`` of ``m₀``
+    in each coordinate is compared.
+    """
+    lattice = np.array([[float(sp.N(v)) for v in vector] for vector in joint])
+    gram = lattice @ lattice.T
+    radius = 0.5 * np.sqrt(np.abs(gram).sum())
+    widths = np.floor(0.5 + radius * np.sqrt(np.diag(np.linalg.inv(gram))) + 1e-9).astype(int)
+    offsets = tuple(itertools.product(*(range(-w, w + 1) for w in widths)))
+    weights = sp.Matrix(np.linalg.pinv(lattice).tolist())
+    rows = "Joint periods of the inputs, one per row."
+    return [
+        kernel_source("inverse_joint_periods", sp.Matrix(joint), ys, params, rows, flavor)[0],
+        kernel_source(
+            "inverse_joint_weights", weights, ys, params, "Their pseudo-inverse.", flavor
+        )[0],
+        _NEAREST_SHIFT.format(offsets=offsets, r=len(joint)),
+    ]
 
 
 def numeric_source(problem: Problem, kernels: ProblemKernels, name: str) -> str:

@@ -1,12 +1,15 @@
 """Local inverses of ``P``: the closed-form real branches of ``P(x) = y``.
 
-:func:`local_inverse` solves ``P(x) = y`` for ``x`` (``sympy.solve``; linear maps by an exact matrix
-solve) within a work limit (counted steps, see :mod:`scaleinv.symbolic.budget`) and keeps the real
-branches, each with the condition on ``y`` under which its formula is real and the period of every
-input along which the whole family repeats. The local inverse ``P⁻¹(y; x₀)`` of the chapter is then
-the valid solution nearest to ``x₀``; evaluating it is the numeric layer's job
-(:meth:`LocalInverse.inv`). When no usable closed form exists the result says so (``numeric=True``)
-and the evaluator solves ``P(x) = y`` numerically, warm-started at ``x₀``.
+:func:`local_inverse` solves ``P(x) = y`` for ``x`` (linear maps by an exact matrix solve;
+trigonometric systems by elimination, :mod:`~scaleinv.symbolic.elimination`, before
+``sympy.solve``; other systems the other way round) within a work limit (counted steps, see
+:mod:`scaleinv.symbolic.budget`) and keeps the real
+branches, each with the condition on ``y`` under which its formula is real and the period of
+every input along which the whole family repeats (or joint periods, for inputs that only
+repeat together). The local inverse ``P⁻¹(y; x₀)`` of the chapter is then the valid solution
+nearest to ``x₀``; evaluating it is the numeric layer's job (:meth:`LocalInverse.inv`). When
+no usable closed form exists the result says so (``numeric=True``) and the evaluator solves
+``P(x) = y`` numerically, warm-started at ``x₀``.
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import sympy as sp
 from sympy.calculus.util import lcim, periodicity
 from sympy.solvers.solveset import NonlinearError
 
 from scaleinv.errors import BudgetExceeded
 from scaleinv.symbolic.budget import MAX_EXPANDED_POWER, huge_power, steps_spent, with_budget
+from scaleinv.symbolic.elimination import NoElimination, eliminate
+from scaleinv.symbolic.polynomial_system import is_trigonometric
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from scaleinv.symbolic.problem import Problem
 
 __all__ = ["Branch", "LocalInverse", "local_inverse", "input_periods"]
@@ -57,11 +61,16 @@ class Branch:
     period : tuple of (Expr or None)
         ``T_j`` such that ``x_j + k T_j`` (integer ``k``) solves ``P(x) = y`` as well;
         ``None`` where ``P`` is not periodic in ``x_j``.
+    joint_period : tuple of tuple of Expr
+        Shifts ``v`` of all inputs (numbers) such that ``x + k v`` solves ``P(x) = y`` as
+        well, where inputs only repeat together (an arm's end orientation ``q0 + q1 + q2``:
+        ``(2π, 0, −2π)``); on inputs other than those with a ``period``.
     """
 
     solution: tuple[sp.Expr, ...]
     condition: sp.Basic
     period: tuple[sp.Expr | None, ...]
+    joint_period: tuple[tuple[sp.Expr, ...], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,17 +198,20 @@ def local_inverse(problem: Problem, budget: int = 2_000_000) -> LocalInverse:
     except BudgetExceeded as exc:
         return LocalInverse(problem, (), True, f"{exc}; solving numerically instead")
     except Exception as exc:  # a SymPy failure outside solve: the numeric inverse still works
-        reason = f"deriving a closed form failed ({type(exc).__name__}: {exc}); solving numerically"
+        detail = f": {exc}" if str(exc) else ""
+        reason = (
+            f"no closed form found (SymPy failed while deriving it{detail}); solving numerically"
+        )
         return LocalInverse(problem, (), True, reason)
     return LocalInverse(problem, branches, not branches, reason)
 
 
-def input_periods(problem: Problem, budget: float = 5.0) -> tuple[sp.Expr | None, ...]:
+def input_periods(problem: Problem, budget: int = 1_000_000) -> tuple[sp.Expr | None, ...]:
     """Per input ``x_j``, a period ``T_j`` of ``P`` (``P(x + T_j e_j) = P(x)``), or None.
 
     The same periods as :attr:`Branch.period`, found from ``P`` alone (so also when the
     inverse is numeric); None where ``P`` is not periodic in ``x_j`` or SymPy cannot tell
-    within ``budget`` CPU seconds.
+    within ``budget`` counted steps.
 
     Examples
     --------
@@ -208,7 +220,7 @@ def input_periods(problem: Problem, budget: float = 5.0) -> tuple[sp.Expr | None
     (2*pi, None)
     """
     try:
-        return with_budget(lambda: _periods(problem, _Clock(budget)), budget + 0.5, "periods")
+        return with_budget(lambda: _periods(problem, _Clock(budget)), budget, "periods")
     except BudgetExceeded:
         return (None,) * problem.n
 
@@ -231,46 +243,86 @@ def _derive(problem: Problem, clock: _Clock) -> tuple[tuple[Branch, ...], str]:
 
 
 def _nonlinear(problem: Problem, eqs: list, clock: _Clock) -> tuple[tuple[Branch, ...], str]:
+    """Elimination first for a trigonometric system (its atan2/acos forms are complete and
+    cheap), else ``sympy.solve`` first (it inverts one trigonometric equation in one input with
+    the least period, ``tan``'s π); the reasons of both when neither finds a closed form."""
+    attempts = (_by_elimination, _by_solve)
+    if problem.n == 1 or not is_trigonometric(problem):
+        attempts = attempts[::-1]
+    why = []
+    for attempt in attempts:
+        found = attempt(problem, eqs, clock)
+        if not isinstance(found, str):
+            return found
+        why.append(found)
+    return (), f"no closed form found ({'; '.join(why)}); solving numerically"
+
+
+def _by_elimination(problem: Problem, eqs: list, clock: _Clock) -> tuple | str:
+    try:
+        found = clock.run(lambda: eliminate(problem), "elimination")
+    except NoElimination as exc:
+        return f"elimination: {exc}"
+    how = f"elimination (lex Gröbner basis, {found.steps} reduction steps)"
+    return _accepted(problem, found.solutions, found.period, found.joint, clock, how)
+
+
+def _by_solve(problem: Problem, eqs: list, clock: _Clock) -> tuple | str:
     xs = list(problem.inputs)
     try:
         raw = clock.run(lambda: sp.solve(eqs, xs, dict=True), "sympy.solve")
     except BudgetExceeded:
         raise
-    except Exception as exc:  # SymPy raises many types for "cannot solve"
-        return (), f"sympy.solve failed ({type(exc).__name__}: {exc}); solving numerically"
+    except Exception:  # SymPy raises many types for "cannot solve"; a capped step is one more
+        return "sympy.solve found none"
     if not raw:
-        return (), "sympy.solve found no closed-form solution; solving numerically"
+        return "sympy.solve found none"
     allowed = set(problem.output_symbols) | set(problem.params)
     solutions: dict[tuple[sp.Expr, ...], None] = {}
     for sol in raw:
         if set(sol) != set(xs) or any(sol[x].free_symbols - allowed for x in xs):
-            return (), f"sympy.solve gave a parametric answer {sol}; solving numerically"
-        exprs = tuple(_real_roots(sp.sympify(sol[x])) for x in xs)
+            return f"sympy.solve: a parametric answer {sol}"
+        solutions[tuple(_real_roots(sp.sympify(sol[x])) for x in xs)] = None
+    periods = _periods(problem, clock)
+    return _accepted(problem, list(solutions), periods, (), clock, "sympy.solve")
+
+
+def _accepted(
+    problem: Problem, found: Any, periods: tuple, joint: tuple, clock: _Clock, how: str
+) -> tuple[tuple[Branch, ...], str] | str:
+    """The real branches of the closed-form ``found`` solutions, or why they are not usable."""
+    xs = list(problem.inputs)
+    solutions = []
+    for exprs in found:
         foreign = {f.func for e in exprs for f in e.atoms(sp.Function)} - set(_KERNEL_FUNCTIONS)
         if foreign or any(e.has(sp.RootOf, sp.Integral, sp.Subs, sp.Piecewise) for e in exprs):
             what = ", ".join(sorted(map(str, foreign))) or "implicit roots or integrals"
-            return (), f"the closed form uses {what} (no NumPy kernel); solving numerically"
+            return f"{how}: the closed form uses {what} (no NumPy kernel)"
         if not any(e.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo) for e in exprs):
-            solutions[exprs] = None  # else complex for every real y (odd roots are real now)
+            solutions.append(exprs)  # else complex for every real y (odd roots are real now)
     if not solutions:
-        return (), "sympy.solve found only complex solutions; solving numerically"
-    periods = _periods(problem, clock)
+        return f"{how}: only complex solutions"
     for exprs in solutions:
-        for x, expr, period in zip(xs, exprs, periods):
-            if period is None and expr.has(*_INVERSE_PERIODIC):
-                return (), (
-                    f"{x} = {expr} inverts a periodic function but P is not periodic in {x}, so "
-                    "infinitely many solution families exist; solving numerically"
+        for j, (x, expr, period) in enumerate(zip(xs, exprs, periods)):
+            shifts = period is not None or any(v[j] != 0 for v in joint)
+            if not shifts and expr.has(*_INVERSE_PERIODIC):
+                return (
+                    f"{how}: {x} = {expr} inverts a periodic function but P is not periodic in "
+                    f"{x}, so infinitely many solution families exist"
                 )
-    missed = _missed_probe(problem, list(solutions), periods, clock)
+    missed = _missed_probe(problem, solutions, periods, joint, clock)
     if missed:
-        return (), f"the closed form misses real solutions ({missed}); solving numerically"
+        return f"{how}: the closed form misses real solutions ({missed})"
     branches = []
     for exprs in sorted(solutions, key=sp.default_sort_key):
         condition = _reality(exprs, clock, _residual_conditions(problem, exprs, clock))
         if condition is not sp.false:
-            branches.append(Branch(exprs, condition, periods))
-    return tuple(branches), f"sympy.solve: {len(branches)} real branch(es)"
+            branches.append(Branch(exprs, condition, periods, joint))
+    reason = f"{how}: {len(branches)} real branch(es)"
+    if joint:
+        shown = " and ".join(str(tuple(v)) for v in joint)
+        reason += f"; {tuple(xs)} repeat jointly by integer multiples of {shown}"
+    return tuple(branches), reason
 
 
 def _real_roots(expr: sp.Expr) -> sp.Expr:
@@ -348,7 +400,11 @@ def _periods(problem: Problem, clock: _Clock) -> tuple[sp.Expr | None, ...]:
 
 
 def _missed_probe(
-    problem: Problem, solutions: list[tuple[sp.Expr, ...]], periods: tuple, clock: _Clock
+    problem: Problem,
+    solutions: list[tuple[sp.Expr, ...]],
+    periods: tuple,
+    joint: tuple,
+    clock: _Clock,
 ) -> str | None:
     """A real ``x*`` that no branch (with its period shifts) recovers from ``P(x*)``, if any.
 
@@ -357,6 +413,7 @@ def _missed_probe(
     """
     params = {s: sp.Float(v, 30) for s, v in problem.params.items()}
     values = [None if t is None else _number(t, params, clock) for t in periods]
+    lattice = [[float(sp.N(v)) for v in vector] for vector in joint]
     for k in range(6):
         x_star = [_PROBES[(k + 2 * j) % len(_PROBES)] for j in range(problem.n)]
         at = {**params, **dict(zip(problem.inputs, x_star))}
@@ -367,12 +424,16 @@ def _missed_probe(
             **params,
             **{s: sp.Float(v.real, 30) for s, v in zip(problem.output_symbols, y_star)},
         }
-        if not any(_recovers(sol, at_y, x_star, values, clock) for sol in solutions):
+        if not any(_recovers(sol, at_y, x_star, values, lattice, clock) for sol in solutions):
             return f"x = {tuple(float(v) for v in x_star)} is not recovered"
     return None
 
 
-def _recovers(solution: tuple, at: dict, x_star: list, periods: list, clock: _Clock) -> bool:
+def _recovers(
+    solution: tuple, at: dict, x_star: list, periods: list, lattice: list, clock: _Clock
+) -> bool:
+    """Whether ``solution`` at ``at`` is ``x_star`` up to periods and joint periods."""
+    gaps = []
     for expr, target, period in zip(solution, x_star, periods):
         value = _number(expr, at, clock)
         if value is None or abs(value.imag) > 1e-9 * (1 + abs(value)):
@@ -380,15 +441,23 @@ def _recovers(solution: tuple, at: dict, x_star: list, periods: list, clock: _Cl
         gap = value.real - float(target)
         if period is not None and period.real != 0:
             gap -= round(gap / period.real) * period.real
-        if abs(gap) > 1e-7 * (1 + abs(float(target))):
-            return False
-    return True
+        gaps.append(gap)
+    if lattice:  # the gap must be an integer combination of the joint periods
+        basis = np.array(lattice).T
+        k = np.round(np.linalg.lstsq(basis, np.array(gaps), rcond=None)[0])
+        gaps = list(np.array(gaps) - basis @ k)
+    return all(abs(g) <= 1e-7 * (1 + abs(float(t))) for g, t in zip(gaps, x_star))
 
 
 def _number(expr: sp.Expr, at: dict, clock: _Clock) -> complex | None:
-    """``expr`` at ``at`` as a finite complex number, or None."""
+    """``expr`` at ``at`` (30-digit Floats) as a finite complex number, or None.
+
+    The values are substituted first and the result evaluated in 30-digit arithmetic:
+    ``evalf(subs=...)`` re-evaluates adaptively and takes seconds on an arm's branches."""
     try:
-        value = complex(clock.run(lambda: sp.sympify(expr).evalf(30, subs=at), "evalf", 400_000))
+        value = complex(
+            clock.run(lambda: sp.sympify(expr).xreplace(at).evalf(30), "evalf", 400_000)
+        )
     except (_CapHit, TypeError, ValueError):
         return None
     return value if value == value and abs(value) != float("inf") else None
