@@ -120,3 +120,25 @@ def test_a_4096_point_stencil_compiles_and_matches_numpy() -> None:
     np.testing.assert_allclose(kernels.loss(v), 0.5 * (r * r).sum(-1), rtol=1e-12)
     gradient = r + (np.roll(r, 1, axis=-1) - 2 * r + np.roll(r, -1, axis=-1)) / 10  # Jᵀ r
     np.testing.assert_allclose(kernels.gradient(v), gradient, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("flavor", ["jax", "torch"])
+def test_the_flavour_printers_balance_long_sums_and_products(flavor) -> None:
+    # Printed only (no JAX or PyTorch needed): Python must compile it, and it must add up.
+    from scaleinv.numeric.flavors import printer_of
+
+    if flavor == "torch":
+        pytest.importorskip("torch")
+    n = 5000
+    x = sp.symbols(f"x0:{n}", real=True)
+    v = np.random.default_rng(3).uniform(0.9, 1.1, n)
+    names = {str(s): float(a) for s, a in zip(x, v)}
+    printer = printer_of(flavor)
+    cases = [
+        (sp.Add(*[(i + 1) * s for i, s in enumerate(x)]), (np.arange(1, n + 1) * v).sum()),
+        (sp.Add(*[-s for s in x]) + x[0] * x[1], v[0] * v[1] - v.sum()),
+        (sp.Mul(*x), v.prod()),
+    ]
+    for expr, expected in cases:
+        code = compile(printer.doprint(expr), "<printed>", "eval")
+        assert eval(code, {}, dict(names)) == pytest.approx(expected, rel=1e-12)  # noqa: S307

@@ -30,6 +30,7 @@ from scaleinv.numeric import pysource
 from scaleinv.numeric.flavors import functional_source, printer_of
 
 __all__ = ["BLOCK", "MAX_PRODUCT_POWER", "RESERVED", "kernel_source", "program_source"]
+__all__ += ["SUM_GROUP", "balanced"]
 __all__ += ["param_keywords"]
 
 #: Points per block of a kernel's batch loop (a block's temporaries then fit in L2/L3 cache).
@@ -137,12 +138,12 @@ class _Printer(NumPyPrinter):
                 else:
                     plus.append(self._fast(a))
             if len(plus) + len(minus) > SUM_GROUP:  # a - b - c = a - (b + c), both balanced
-                head = _balanced(plus, " + ") if plus else "0"
-                return f"({head} - ({_balanced(minus, ' + ')}))" if minus else f"({head})"
+                head = balanced(plus, " + ") if plus else "0"
+                return f"({head} - ({balanced(minus, ' + ')}))" if minus else f"({head})"
             head = " + ".join(plus) if plus else f"-{minus.pop(0)}"
             return "(" + " - ".join([head, *minus]) + ")"
         if expr.is_Mul:
-            return _balanced([self._fast(a) for a in expr.args], "*")
+            return balanced([self._fast(a) for a in expr.args], "*")
         if expr.is_Pow:
             base, exp = self._fast(expr.base), expr.exp
             if expr.base.is_Mul:
@@ -175,16 +176,16 @@ def _float_literal(value: float) -> str:
     return f"({value!r})"
 
 
-def _balanced(terms: list[str], op: str) -> str:
+def balanced(terms: list[str], op: str) -> str:
     """``terms`` joined by ``op``, in parenthesized groups of at most :data:`SUM_GROUP` (then
     groups of groups): the nesting Python's compiler sees grows with the logarithm of the
     number of terms, not with it.
 
     Examples
     --------
-    >>> _balanced(["a", "b", "c"], " + ")
+    >>> balanced(["a", "b", "c"], " + ")
     'a + b + c'
-    >>> _balanced([f"x{i}" for i in range(130)], "*").count("(")
+    >>> balanced([f"x{i}" for i in range(130)], "*").count("(")
     3
     """
     while len(terms) > SUM_GROUP:

@@ -81,6 +81,33 @@ def check_flavor(flavor: str) -> Flavor:
     return FLAVORS[flavor]
 
 
+class _Balanced:
+    """Printer mixin: sums and products of more than ``SUM_GROUP`` terms in balanced groups
+    (as the NumPy printer of :mod:`scaleinv.numeric.source`; a flat sum of about 3,000 terms
+    is a RecursionError in Python's compiler)."""
+
+    def _grouped(self, expr: Any, kind: type, op: str, print_flat: Any) -> str | None:
+        from scaleinv.numeric.source import SUM_GROUP, balanced
+
+        args = expr.args
+        if len(args) <= SUM_GROUP:
+            return None
+        chunks = [args[i : i + SUM_GROUP] for i in range(0, len(args), SUM_GROUP)]
+        return balanced([f"({print_flat(kind(*c, evaluate=False))})" for c in chunks], op)
+
+    def _print_Add(self, expr: Any, order: Any = None) -> str:
+        grouped = self._grouped(expr, sp.Add, " + ", super()._print_Add)  # type: ignore[misc]
+        return grouped if grouped is not None else super()._print_Add(expr, order)  # type: ignore[misc]
+
+    def _print_Mul(self, expr: Any) -> str:
+        grouped = self._grouped(expr, sp.Mul, "*", super()._print_Mul)  # type: ignore[misc]
+        return grouped if grouped is not None else super()._print_Mul(expr)  # type: ignore[misc]
+
+
+class _JaxPrinter(_Balanced, JaxPrinter):
+    """SymPy's JAX printer with balanced long sums and products."""
+
+
 @functools.cache
 def _torch_printer() -> type:
     """SymPy's PyTorch printer, with irrational numbers as float literals.
@@ -91,7 +118,7 @@ def _torch_printer() -> type:
     """
     from sympy.printing.pytorch import TorchPrinter
 
-    class TorchNumbers(TorchPrinter):
+    class TorchNumbers(_Balanced, TorchPrinter):
         def _print(self, expr: Any, **kwargs: Any) -> str:
             if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
                 value = complex(expr.evalf(17))
@@ -117,7 +144,7 @@ def printer_of(flavor: str) -> Any:
     """
     name = check_flavor(flavor).name
     if name == "jax":
-        return JaxPrinter({"allow_unknown_functions": False})
+        return _JaxPrinter({"allow_unknown_functions": False})
     if name == "torch":
         return _torch_printer()({"allow_unknown_functions": False})
     return NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
