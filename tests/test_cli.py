@@ -129,3 +129,17 @@ def test_derive_of_a_large_problem_prints_representative_entries(capsys) -> None
     assert "J[y1," not in out and "H[x1," not in out  # only the first and a middle row
     assert "Newton update: Δx = −η H⁻¹ ∂L/∂x  (not expanded at n = 256)" in out
     assert "  y* = (-7.97973e-18, 0.01227, 0.0245331, …," in out
+
+
+@pytest.mark.slow
+def test_derive_of_an_arm_prints_its_elbow_branches_within_the_width(tmp_path: Path, capsys):
+    """Issue 16: the arm's closed form (two elbow branches, periodic by 2π) and no line of
+    derive's output past the terminal width (the validity conditions ran to 170 columns)."""
+    from catalogue import ARM
+
+    spec = tmp_path / "arm.toml"
+    spec.write_text(ARM, encoding="utf-8")
+    assert main(["derive", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "branch 2:" in out and "branch 3:" not in out and out.count("acos(") >= 2
+    assert "2*pi" in out and not [line for line in out.splitlines() if len(line) > 110]

@@ -227,7 +227,8 @@ def _describe_inverse(spec: Spec) -> str:
         lines.append(f"  branch {i}:")
         for x, e in zip(spec.problem.inputs, branch.solution):
             lines.append(_indent(_indent(format_formula(str(x), e))))
-        lines.append(f"    valid where: {format_expr(branch.condition)}")
+        where = f"valid where: {format_expr(branch.condition)}"
+        lines += textwrap.wrap(where, WIDTH, initial_indent="    ", subsequent_indent="        ")
         periods = [f"{x}: {t}" for x, t in zip(spec.problem.inputs, branch.period) if t is not None]
         if periods:
             lines.append(f"    periodic: {', '.join(periods)} (plus integer multiples)")
