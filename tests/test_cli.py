@@ -11,6 +11,7 @@ from catalogue import PROJECTILE
 
 from scaleinv import load_spec, minimize
 from scaleinv.numeric.rules import make_rule
+from scaleinv.numeric.status import Status
 from scaleinv.reports.cli import main
 from scaleinv.symbolic.parsing import parse_expr
 
@@ -25,7 +26,15 @@ def test_run_prints_a_row_per_rule_with_the_driver_results(capsys) -> None:
         rule = make_rule(rule_spec)
         t = minimize(spec.problem, rule, np.array(spec.starts), spec.steps)
         row = next(line for line in out.splitlines() if line.startswith(rule.label + " "))
-        assert f"{t.loss[-1, 0]:.6g}" in row and "max_steps" in row
+        assert f"{t.loss[-1, 0]:.6g}" in row and Status(int(t.status[0])).words in row
+        assert "max_steps" not in row  # statuses in words, as the study and the report say them
+
+
+def test_run_from_many_starts_counts_statuses_in_words(capsys) -> None:
+    assert main(["run", SPEC, "--starts", "6", "--steps", "3", "--seed", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("GD ")]
+    assert rows and rows[0].endswith(f"{Status.MAX_STEPS.words}: 6")
+    assert "max_steps" not in rows[0]
 
 
 def test_derive_prints_derivatives_branches_and_updates(capsys) -> None:

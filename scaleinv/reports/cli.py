@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     traj.steps,
                     format_vector(traj.x[-1, i]),
                     f"{traj.loss[-1, i]:.6g}",
-                    Status(int(traj.status[i])).label,
+                    Status(int(traj.status[i])).words,
                 ]
             )
             finals.append((label, i, traj.x[-1, i]))
@@ -145,7 +145,7 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
                     steps,
                     f"{np.median(final):.6g}",
                     f"{np.min(final):.6g}",
-                    ", ".join(f"{Status(int(c)).label} {k}" for c, k in zip(codes, counts)),
+                    ", ".join(f"{Status(int(c)).words}: {k}" for c, k in zip(codes, counts)),
                 ]
             )
     finally:
