@@ -37,6 +37,30 @@ def test_run_from_many_starts_counts_statuses_in_words(capsys) -> None:
     assert "max_steps" not in rows[0]
 
 
+def test_the_run_table_of_six_inputs_fits_the_terminal(tmp_path, capsys) -> None:
+    xs = [f"u{i}" for i in range(6)]
+    spec = tmp_path / "six.toml"
+    spec.write_text(
+        f"[problem]\ninputs = {xs}\noutputs = {[f'{x} + {x}**3/3' for x in xs]}\n"
+        "target = [0.1234567, 0.2345678, 0.3456789, 0.4567891, 0.5678912, 0.6789123]\n"
+        "[run]\nstarts = [[-0.7654321, 0.8765432, -0.9876543, 0.1987654, -0.2198765, 0.3219876]]\n"
+        'steps = 2\n[[rules]]\nname = "newton"\neta = 0.5\n'.replace("'", '"'),
+        encoding="utf-8",
+    )
+    assert main(["run", str(spec)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    table = "\n".join(lines[lines.index(next(t for t in lines if t.startswith("rule"))) :])
+    t = minimize(
+        load_spec(spec).problem,
+        make_rule(load_spec(spec).rules[0]),
+        np.array(load_spec(spec).starts),
+        2,
+    )
+    for v in t.x[-1, 0]:  # every entry of the final x is still printed, on wrapped lines
+        assert f"{v:.6g}" in table
+
+
 def test_derive_prints_derivatives_branches_and_updates(capsys) -> None:
     assert main(["derive", SPEC]) == 0
     out = capsys.readouterr().out

@@ -23,6 +23,7 @@ from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.text import (
     WIDTH,
+    fitting_wrap,
     format_expr,
     format_formula,
     format_table,
@@ -81,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if note is not None:
         print(f"{note}\n")
     if spec.problem.n <= FEW:
-        print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
+        headers = ["rule", "start", "steps", "final x", "final loss", "status"]
+        print(format_table(headers, rows, fitting_wrap(headers, rows, [1, 3])))
     else:
         print(large_run_summary(spec, rows, finals))
     return 0

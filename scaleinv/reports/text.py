@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 
 __all__ = ["format_table", "format_vector", "format_expr", "format_formula", "format_ends"]
-__all__ += ["vector_stats", "numeric_inverse_line"]
+__all__ += ["vector_stats", "numeric_inverse_line", "fitting_wrap"]
 
 #: Width of the terminal output of formulas.
 WIDTH = 100
@@ -53,6 +53,33 @@ def format_table(
     header_lines = max(len(c) for c in split[0])
     lines.insert(header_lines, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def fitting_wrap(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[int],
+    width: int = WIDTH,
+) -> dict[int, int]:
+    """The ``wrap`` of :func:`format_table` that makes the table fit ``width`` columns by
+    wrapping ``columns`` (vectors, at their spaces), each given a share of the room the other
+    columns leave; ``{}`` when the table fits as it is.
+
+    Examples
+    --------
+    >>> rows = [["gd", "(0.129838, 0.23482, 0.292389, 0.292389, 0.23482, 0.129838)", "1e-08"]]
+    >>> fitting_wrap(["rule", "final x", "final loss"], rows, [1], width=40)
+    {1: 22}
+    >>> fitting_wrap(["rule", "final x", "final loss"], rows, [1], width=100)
+    {}
+    """
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    natural = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    if sum(natural) + 2 * (len(headers) - 1) <= width:
+        return {}
+    fixed = sum(w for i, w in enumerate(natural) if i not in columns) + 2 * (len(headers) - 1)
+    share = max(12, (width - fixed) // len(columns))
+    return {i: min(natural[i], share) for i in columns}
 
 
 def format_vector(values: np.ndarray, digits: int = 6) -> str:
