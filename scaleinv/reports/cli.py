@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{note}\n")
     if spec.problem.n <= FEW:
         headers = ["rule", "start", "steps", "final x", "final loss", "status"]
-        print(format_table(headers, rows, fitting_wrap(headers, rows, [1, 3])))
+        print(format_table(headers, rows, fitting_wrap(headers, rows, {1: 1, 3: 1})))
     else:
         print(large_run_summary(spec, rows, finals))
     return 0

@@ -58,28 +58,29 @@ def format_table(
 def fitting_wrap(
     headers: Sequence[str],
     rows: Sequence[Sequence[Any]],
-    columns: Sequence[int],
+    columns: Mapping[int, float],
     width: int = WIDTH,
 ) -> dict[int, int]:
     """The ``wrap`` of :func:`format_table` that makes the table fit ``width`` columns by
-    wrapping ``columns`` (vectors, at their spaces), each given a share of the room the other
-    columns leave; ``{}`` when the table fits as it is.
+    wrapping ``columns`` (at their spaces), which share the room the other columns leave in
+    proportion to their weights; ``{}`` when the table fits as it is.
 
     Examples
     --------
     >>> rows = [["gd", "(0.129838, 0.23482, 0.292389, 0.292389, 0.23482, 0.129838)", "1e-08"]]
-    >>> fitting_wrap(["rule", "final x", "final loss"], rows, [1], width=40)
+    >>> fitting_wrap(["rule", "final x", "final loss"], rows, {1: 1}, width=40)
     {1: 22}
-    >>> fitting_wrap(["rule", "final x", "final loss"], rows, [1], width=100)
+    >>> fitting_wrap(["rule", "final x", "final loss"], rows, {1: 1}, width=100)
     {}
     """
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
     natural = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    if sum(natural) + 2 * (len(headers) - 1) <= width:
+    gaps = 2 * (len(headers) - 1)
+    if sum(natural) + gaps <= width:
         return {}
-    fixed = sum(w for i, w in enumerate(natural) if i not in columns) + 2 * (len(headers) - 1)
-    share = max(12, (width - fixed) // len(columns))
-    return {i: min(natural[i], share) for i in columns}
+    room = width - gaps - sum(w for i, w in enumerate(natural) if i not in columns)
+    total = sum(columns.values())
+    return {i: min(natural[i], max(12, int(room * w / total))) for i, w in columns.items()}
 
 
 def format_vector(values: np.ndarray, digits: int = 6) -> str:
