@@ -61,6 +61,21 @@ def test_the_run_table_of_six_inputs_fits_the_terminal(tmp_path, capsys) -> None
         assert f"{v:.6g}" in table
 
 
+def test_export_says_which_rule_of_the_spec_it_left_out(tmp_path, capsys) -> None:
+    pytest.importorskip("jax")
+    spec = tmp_path / "fold.toml"
+    spec.write_text(
+        '[problem]\ninputs = ["x"]\noutputs = ["x + sin(x)"]\n[[rules]]\nname = "pg"\n'
+        '[[rules]]\nname = "gd"\n',
+        encoding="utf-8",
+    )
+    target = tmp_path / "k.py"
+    assert main(["export", str(spec), "--to", str(target), "--flavor", "jax"]) == 0
+    out = capsys.readouterr().out
+    assert "def pg_step(" not in target.read_text(encoding="utf-8")
+    assert "note: not exported: pg_step" in out and "gd_step" not in out
+
+
 def test_derive_prints_derivatives_branches_and_updates(capsys) -> None:
     assert main(["derive", SPEC]) == 0
     out = capsys.readouterr().out

@@ -252,6 +252,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     rules = [make_rule(r) for r in spec.rules]
     path = export(spec.problem, args.to, rules=rules, title=spec.title, flavor=args.flavor)
     print(f"wrote {path}")
+    docstring = path.read_text(encoding="utf-8").split('"""')[1]
+    for line in docstring.splitlines():  # a rule of the spec the module could not hold
+        if line.startswith("Not exported: "):
+            note = "note: not exported: " + line.removeprefix("Not exported: ")
+            print("\n".join(textwrap.wrap(note, WIDTH, subsequent_indent="  ")))
     return 0
 
 
