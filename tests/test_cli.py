@@ -11,6 +11,7 @@ from catalogue import PROJECTILE
 
 from scaleinv import load_spec, minimize
 from scaleinv.numeric.rules import make_rule
+from scaleinv.numeric.status import Status
 from scaleinv.reports.cli import main
 from scaleinv.symbolic.parsing import parse_expr
 
@@ -25,7 +26,54 @@ def test_run_prints_a_row_per_rule_with_the_driver_results(capsys) -> None:
         rule = make_rule(rule_spec)
         t = minimize(spec.problem, rule, np.array(spec.starts), spec.steps)
         row = next(line for line in out.splitlines() if line.startswith(rule.label + " "))
-        assert f"{t.loss[-1, 0]:.6g}" in row and "max_steps" in row
+        assert f"{t.loss[-1, 0]:.6g}" in row and Status(int(t.status[0])).words in row
+        assert "max_steps" not in row  # statuses in words, as the study and the report say them
+
+
+def test_run_from_many_starts_counts_statuses_in_words(capsys) -> None:
+    assert main(["run", SPEC, "--starts", "6", "--steps", "3", "--seed", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("GD ")]
+    assert rows and rows[0].endswith(f"{Status.MAX_STEPS.words}: 6")
+    assert "max_steps" not in rows[0]
+
+
+def test_the_run_table_of_six_inputs_fits_the_terminal(tmp_path, capsys) -> None:
+    xs = [f"u{i}" for i in range(6)]
+    spec = tmp_path / "six.toml"
+    spec.write_text(
+        f"[problem]\ninputs = {xs}\noutputs = {[f'{x} + {x}**3/3' for x in xs]}\n"
+        "target = [0.1234567, 0.2345678, 0.3456789, 0.4567891, 0.5678912, 0.6789123]\n"
+        "[run]\nstarts = [[-0.7654321, 0.8765432, -0.9876543, 0.1987654, -0.2198765, 0.3219876]]\n"
+        'steps = 2\n[[rules]]\nname = "newton"\neta = 0.5\n'.replace("'", '"'),
+        encoding="utf-8",
+    )
+    assert main(["run", str(spec)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    table = "\n".join(lines[lines.index(next(t for t in lines if t.startswith("rule"))) :])
+    t = minimize(
+        load_spec(spec).problem,
+        make_rule(load_spec(spec).rules[0]),
+        np.array(load_spec(spec).starts),
+        2,
+    )
+    for v in t.x[-1, 0]:  # every entry of the final x is still printed, on wrapped lines
+        assert f"{v:.6g}" in table
+
+
+def test_export_says_which_rule_of_the_spec_it_left_out(tmp_path, capsys) -> None:
+    pytest.importorskip("jax")
+    spec = tmp_path / "fold.toml"
+    spec.write_text(
+        '[problem]\ninputs = ["x"]\noutputs = ["x + sin(x)"]\n[[rules]]\nname = "pg"\n'
+        '[[rules]]\nname = "gd"\n',
+        encoding="utf-8",
+    )
+    target = tmp_path / "k.py"
+    assert main(["export", str(spec), "--to", str(target), "--flavor", "jax"]) == 0
+    out = capsys.readouterr().out
+    assert "def pg_step(" not in target.read_text(encoding="utf-8")
+    assert "note: not exported: pg_step" in out and "gd_step" not in out
 
 
 def test_derive_prints_derivatives_branches_and_updates(capsys) -> None:

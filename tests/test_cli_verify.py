@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,13 +68,28 @@ def toy(tmp_path: Path) -> Path:
 
 
 def _rows(out: str) -> dict[tuple[str, str], list[str]]:
-    """Table rows keyed by (rule, check) -> [verdict, chapter]; "GD (η=0.01)" is "GD"."""
+    """Table rows keyed by (rule, check) -> [verdict, chapter]; "GD (η=0.01)" is "GD".
+
+    Columns are read at the positions of the rule under the header; a line with an empty
+    first column continues the row above (wrapped cells)."""
+    lines = out.splitlines()
+    rule_line = next(i for i, line in enumerate(lines) if line.startswith("-----"))
+    starts = [m.start() for m in re.finditer(r"-+", lines[rule_line])]
+    spans = list(zip(starts, [*starts[1:], None]))
+    table: list[list[str]] = []
+    for line in lines[rule_line + 1 :]:
+        if not line.strip():
+            break
+        cells = [line[a:b].strip() if b else line[a:].strip() for a, b in spans]
+        if cells[0] or not table:
+            table.append(cells)
+        else:
+            table[-1] = [f"{old} {new}".strip() for old, new in zip(table[-1], cells)]
     found = {}
-    for line in out.splitlines():
-        parts = [p for p in line.split("  ") if p.strip()]
-        rule = parts[0].split(" (η=")[0].strip() if parts else ""
-        if len(parts) >= 4 and rule in ("GD", "Newton", "IG", "PG"):
-            found[(rule, parts[1].strip())] = [p.strip() for p in parts[2:4]]
+    for cells in table:
+        rule = cells[0].split(" (η=")[0]
+        if rule in ("GD", "Newton", "IG", "PG"):
+            found[(rule, cells[1])] = cells[2:4]
     return found
 
 
@@ -129,6 +145,13 @@ def test_verify_spec_checks_units_scalings_and_composition(toy, capsys) -> None:
             rng=0,
         )
         assert rows[(label, scale)][0] == r.verdict.value
+
+
+def test_the_verify_table_fits_the_terminal(toy, capsys) -> None:
+    assert main(["verify", str(toy)]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert _rows(out)[("GD", "scale invariance: x = S u, x2 -> 1/alpha*x2")][0] == "refuted"
 
 
 def test_verify_spec_units_from_the_command_line(capsys) -> None:

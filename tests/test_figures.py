@@ -131,6 +131,27 @@ def test_loss_figure_is_log_scale_with_the_driver_losses(scaling) -> None:
         np.testing.assert_allclose(shown[positive], expected[positive])
 
 
+def test_a_diverging_rule_does_not_lift_the_other_losses_off_their_values() -> None:
+    spec = parse_spec(
+        {
+            "problem": {
+                "inputs": ["x0", "x1"],
+                "outputs": ["x0", "10*x1"],
+                "loss": "y0**2 + y1**2",
+            },
+            "run": {"starts": [[2, 1.5]], "steps": 20},
+            "rules": [{"name": "gd", "eta": 5}, {"name": "pg", "eta": 0.5}],
+        }
+    )
+    _, runs, _ = _content(spec)
+    assert runs[0].trajectory.loss.max() > 1e100  # GD with η = 5 blows up
+    ax = loss_figure(runs).figure.axes[0]
+    for run in runs:  # PG's small losses are drawn where they are, not at GD's scale
+        line = next(ln for ln in ax.get_lines() if ln.get_label() == run.label)
+        expected = run.trajectory.loss[:, 0]
+        np.testing.assert_allclose(line.get_ydata()[expected > 0], expected[expected > 0])
+
+
 def test_more_than_two_inputs_get_a_slice_and_say_so() -> None:
     spec = parse_spec(
         {

@@ -22,6 +22,7 @@ from catalogue import PROJECTILE
 from scaleinv import load_spec, minimize
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric.rules import make_rule
+from scaleinv.numeric.status import Status
 from scaleinv.reports import build
 from scaleinv.reports.cli import main
 from scaleinv.reports.content import ETA, FEW, symbolic_rule
@@ -280,7 +281,8 @@ def test_report_command_prints_progress_and_a_summary(tiny, tmp_path, capsys) ->
     captured = capsys.readouterr()
     assert "derive" in captured.err and "figures" in captured.err
     assert "report.tex" in captured.out and "figures" in captured.out
-    assert "Newton, half step" in captured.out and "max_steps" in captured.out
+    assert "Newton, half step" in captured.out and Status.MAX_STEPS.words in captured.out
+    assert "max_steps" not in captured.out  # statuses in words, as in the PDF and the study
     assert "verdicts" in captured.out
 
 

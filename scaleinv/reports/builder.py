@@ -319,7 +319,7 @@ def _results(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[ResultRow, ...]:
             rows.append(ResultRow(run.label, (), 0, (), float("nan"), f"error: {run.run_error}"))
             continue
         for b, start in enumerate(spec.starts):
-            status = Status(int(np.ravel(t.status)[b])).label
+            status = Status(int(np.ravel(t.status)[b])).words
             final_x = tuple(float(v) for v in t.x[-1, b])
             rows.append(ResultRow(run.label, start, t.steps, final_x, float(t.loss[-1, b]), status))
     return tuple(rows)

@@ -23,6 +23,7 @@ from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.text import (
     WIDTH,
+    fitting_wrap,
     format_expr,
     format_formula,
     format_table,
@@ -71,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     traj.steps,
                     format_vector(traj.x[-1, i]),
                     f"{traj.loss[-1, i]:.6g}",
-                    Status(int(traj.status[i])).label,
+                    Status(int(traj.status[i])).words,
                 ]
             )
             finals.append((label, i, traj.x[-1, i]))
@@ -81,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if note is not None:
         print(f"{note}\n")
     if spec.problem.n <= FEW:
-        print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
+        headers = ["rule", "start", "steps", "final x", "final loss", "status"]
+        print(format_table(headers, rows, fitting_wrap(headers, rows, {1: 1, 3: 1})))
     else:
         print(large_run_summary(spec, rows, finals))
     return 0
@@ -145,7 +147,7 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
                     steps,
                     f"{np.median(final):.6g}",
                     f"{np.min(final):.6g}",
-                    ", ".join(f"{Status(int(c)).label} {k}" for c, k in zip(codes, counts)),
+                    ", ".join(f"{Status(int(c)).words}: {k}" for c, k in zip(codes, counts)),
                 ]
             )
     finally:
@@ -252,6 +254,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     rules = [make_rule(r) for r in spec.rules]
     path = export(spec.problem, args.to, rules=rules, title=spec.title, flavor=args.flavor)
     print(f"wrote {path}")
+    docstring = path.read_text(encoding="utf-8").split('"""')[1]
+    for line in docstring.splitlines():  # a rule of the spec the module could not hold
+        if line.startswith("Not exported: "):
+            note = "note: not exported: " + line.removeprefix("Not exported: ")
+            print("\n".join(textwrap.wrap(note, WIDTH, subsequent_indent="  ")))
     return 0
 
 

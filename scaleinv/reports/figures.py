@@ -199,7 +199,7 @@ def loss_figure(runs: Sequence[RuleRun]) -> Plot:
     floor = 0.0
     if log:
         positive = values[values > 0]
-        floor = max(positive.min() / 10, positive.max() * 1e-30)
+        floor = positive.min() / 10  # where exact zeros are drawn; every positive loss as it is
     for k, run in enumerate(runs):
         if run.trajectory is None:
             continue

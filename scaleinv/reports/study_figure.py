@@ -115,7 +115,7 @@ def _bars(study: Study) -> tuple[Figure, str]:
     count = len(_legend(study))
     fig.legend(loc="outside lower center", ncols=legend_columns(count), fontsize=8)
     caption = (
-        f"Outcome of {len(study.starts)} random starts in the study region per rule: the "
+        f"Outcome of {study.options.layout()} in the study region per rule: the "
         "fraction that ended at each minimum, and (grey) the runs that did not converge or "
         "converged at no minimum."
     )

@@ -12,7 +12,7 @@ import sympy as sp
 from scaleinv.symbolic.budget import tree_size
 
 __all__ = ["format_table", "format_vector", "format_expr", "format_formula", "format_ends"]
-__all__ += ["vector_stats", "numeric_inverse_line"]
+__all__ += ["vector_stats", "numeric_inverse_line", "fitting_wrap"]
 
 #: Width of the terminal output of formulas.
 WIDTH = 100
@@ -55,6 +55,34 @@ def format_table(
     header_lines = max(len(c) for c in split[0])
     lines.insert(header_lines, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def fitting_wrap(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    columns: Mapping[int, float],
+    width: int = WIDTH,
+) -> dict[int, int]:
+    """The ``wrap`` of :func:`format_table` that makes the table fit ``width`` columns by
+    wrapping ``columns`` (at their spaces), which share the room the other columns leave in
+    proportion to their weights; ``{}`` when the table fits as it is.
+
+    Examples
+    --------
+    >>> rows = [["gd", "(0.129838, 0.23482, 0.292389, 0.292389, 0.23482, 0.129838)", "1e-08"]]
+    >>> fitting_wrap(["rule", "final x", "final loss"], rows, {1: 1}, width=40)
+    {1: 22}
+    >>> fitting_wrap(["rule", "final x", "final loss"], rows, {1: 1}, width=100)
+    {}
+    """
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    natural = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    gaps = 2 * (len(headers) - 1)
+    if sum(natural) + gaps <= width:
+        return {}
+    room = width - gaps - sum(w for i, w in enumerate(natural) if i not in columns)
+    total = sum(columns.values())
+    return {i: min(natural[i], max(12, int(room * w / total))) for i, w in columns.items()}
 
 
 def format_vector(values: np.ndarray, digits: int = 6) -> str:

@@ -24,7 +24,7 @@ from scaleinv.numeric.rules import REGISTRY
 from scaleinv.reports.content import ETA
 from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.spec_verdicts import spec_verdicts
-from scaleinv.reports.text import format_table
+from scaleinv.reports.text import fitting_wrap, format_table
 from scaleinv.reports.verdict_text import HEADERS, text_rows
 from scaleinv.symbolic import load_spec
 from scaleinv.symbolic.spec import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
@@ -127,7 +127,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"note: PG's numeric twins solve P(x) = y numerically ({note})\n")
     start = ", ".join(f"{k} = {v:g}" for k, v in {**checks.start, **checks.params}.items())
     print(f"counterexamples are sought first at the spec's start and values: {start}\n")
-    print(format_table(list(HEADERS), text_rows(checks), wrap={4: 60}))
+    rows = text_rows(checks)
+    print(format_table(HEADERS, rows, fitting_wrap(HEADERS, rows, {1: 1, 4: 2})))
     failed = [c for c in checks.rows if c.failed]
     open_ = [c for c in checks.rows if c.undecided]
     print(
