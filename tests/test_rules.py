@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 from catalogue import CATALOGUE, evaluate, sample_points
 
-from scaleinv import Problem, rules
+from scaleinv import Problem, minimize, rules
 from scaleinv.errors import NumericOnlyError, RuleError
 from scaleinv.numeric.rules import make_rule
 from scaleinv.symbolic import RuleSpec
@@ -205,3 +205,21 @@ def test_steps_in_chunks_equal_one_whole_batch_step(rule, monkeypatch) -> None:
     np.testing.assert_allclose(x1**2, (x[ok, 1] ** 2 - 1) / 2, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(np.sign(x1), np.sign(x[ok, 1]))
     np.testing.assert_array_equal(dx[~ok], 0.0)
+
+
+def test_a_symbolic_newton_or_ig_solve_past_its_work_limit_is_numeric_only(monkeypatch) -> None:
+    """Issue 17: Newton's symbolic det/LU of a coupled Hessian had no work bound (derive,
+    verify and report of a six-point heat step never ended); past the limit the rule is
+    numeric-only, and its compiled step still runs (a second path: its kernel)."""
+    from scaleinv.symbolic import updates
+
+    outputs = [f"x{i} + (x{(i + 1) % 3} - 2*x{i} + x{(i + 2) % 3})/5 + x{i}**2/2" for i in range(3)]
+    p = Problem.from_strings(["x0", "x1", "x2"], outputs, target=[0.1, 0.2, 0.3])
+    eta = sp.Symbol("eta")
+    monkeypatch.setattr(updates, "SOLVE_BUDGET", 20_000)
+    for delta, rule in ((updates.newton_delta, "newton"), (updates.ig_delta, "ig")):
+        with pytest.raises(NumericOnlyError, match="work limit of 20,000 steps") as info:
+            delta(p, eta)
+        assert info.value.rule == rule
+    t = minimize(p, rules.newton(1.0), np.array([[0.0, 0.0, 0.0]]), steps=40)
+    assert float(t.loss[-1, 0]) < 1e-16

@@ -7,15 +7,32 @@ The compiled counterparts live in :mod:`scaleinv.numeric.rules`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
+from typing import TypeVar
 
 import sympy as sp
 
-from scaleinv.errors import NumericOnlyError, ProblemError
-from scaleinv.symbolic.budget import cheap_simplify
+from scaleinv.errors import BudgetExceeded, NumericOnlyError, ProblemError
+from scaleinv.symbolic.budget import cheap_simplify, with_budget
 from scaleinv.symbolic.problem import Problem
 
 __all__ = ["y_step", "gd_delta", "newton_delta", "ig_delta", "pg_deltas", "exact_eta"]
+__all__ += ["SOLVE_BUDGET"]
+
+T = TypeVar("T")
+
+#: Work limit (counted steps, :mod:`scaleinv.symbolic.budget`) of the symbolic linear solve
+#: of Newton's and IG's update; past it the rule's step is left to its compiled kernel.
+SOLVE_BUDGET = 2_000_000
+
+
+def _bounded(rule: str, solve: Callable[[], T]) -> T:
+    """``solve()`` within :data:`SOLVE_BUDGET`; past it, :class:`NumericOnlyError`."""
+    try:
+        return with_budget(solve, SOLVE_BUDGET, f"the symbolic {rule} step")
+    except BudgetExceeded as err:
+        raise NumericOnlyError(rule.lower(), f"{err}; its kernel solves numerically") from None
 
 
 def exact_eta(eta: sp.Expr | float) -> sp.Expr:
@@ -72,11 +89,14 @@ def newton_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
     >>> newton_delta(p, sp.Symbol("eta")).T
     Matrix([[-eta*x0, -eta*x1]])
     """
-    hessian = problem.hessian
-    if hessian.det() == 0:
-        raise ProblemError(f"the Hessian of L(P(x)) is singular everywhere: {hessian.tolist()}")
-    step = hessian.LUsolve(problem.gradient)
-    return cheap_simplify(-exact_eta(eta) * step)
+    hessian, gradient = problem.hessian, problem.gradient  # derived here, kept by the problem
+
+    def solve() -> sp.Matrix:
+        if hessian.det() == 0:
+            raise ProblemError(f"the Hessian of L(P(x)) is singular everywhere: {hessian.tolist()}")
+        return cheap_simplify(-exact_eta(eta) * hessian.LUsolve(gradient))
+
+    return _bounded("Newton", solve)
 
 
 def ig_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
@@ -91,13 +111,15 @@ def ig_delta(problem: Problem, eta: sp.Expr | float) -> sp.Matrix:
     Matrix([[-eta*x0, -eta*x1]])
     """
     jac, dy = problem.jacobian, y_step(problem, eta)
-    if jac.rows == jac.cols:
+
+    def solve() -> sp.Matrix:
+        if jac.rows != jac.cols:
+            return cheap_simplify(jac.pinv() * dy)
         if jac.det() == 0:
             raise ProblemError(f"the Jacobian of P is singular everywhere: {jac.tolist()}")
-        step = jac.LUsolve(dy)
-    else:
-        step = jac.pinv() * dy
-    return cheap_simplify(step)
+        return cheap_simplify(jac.LUsolve(dy))
+
+    return _bounded("IG", solve)
 
 
 def pg_deltas(problem: Problem, eta: sp.Expr | float) -> tuple[sp.Matrix, ...]:
