@@ -291,8 +291,11 @@ def _gd_counterexample(
         point_values = {s: sp.Float(v, 20) for s, v in {**values, **u}.items()}
         x = {xi: float(e.xreplace(point_values)) for xi, e in zip(problem.inputs, setup.forward)}
         own = {s: v for s, v in values.items() if s in problem.params}
-        lhs = -step * derivatives_at(problem, {**x, **own}, second=False).g
-        du = -step * derivatives_at(setup.problem, {**u, **values}, second=False).g
+        try:
+            lhs = -step * derivatives_at(problem, {**x, **own}, second=False).g
+            du = -step * derivatives_at(setup.problem, {**u, **values}, second=False).g
+        except ProblemError:  # P is not real there (e.g. sqrt of a negative input): next point
+            continue
         rhs = _numeric(found.matrix, point_values) @ du if found.side == "input" else du
         scale = max(1.0, float(np.max(np.abs(lhs))), float(np.max(np.abs(rhs))))
         if float(np.max(np.abs(lhs - rhs))) / scale > _CLEAR:
