@@ -20,7 +20,7 @@ import argparse
 import json
 import resource
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +186,11 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("|", "/").split())
 
 
+def _save(rows: dict[str, dict[str, Any]]) -> None:
+    ordered = [rows[k] for k in sorted(rows)]
+    JSON.write_text(json.dumps(ordered, indent=1, ensure_ascii=False) + "\n", "utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", type=Path, help="rerun these (default: all)")
@@ -195,14 +200,14 @@ def main() -> None:
     rows = {r["stem"]: r for r in json.loads(JSON.read_text())} if JSON.exists() else {}
     if not args.markdown_only:
         paths = [p.resolve() for p in args.specs] or sorted(ZOO.glob("*.toml"))
-        if not args.specs:
-            rows = {}
+        if not args.specs:  # a full run forgets problems that are gone
+            rows = {k: v for k, v in rows.items() if (ZOO / f"{k}.toml").exists()}
         with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            for row in pool.map(problem_row, paths):
+            for done in as_completed([pool.submit(problem_row, p) for p in paths]):
+                row = done.result()
                 rows[row["stem"]] = row
+                _save(rows)  # an interrupted run keeps the rows it finished
                 print(f"{row['stem']}: {row.get('error', 'ok')} ({row['seconds']} s)", flush=True)
-        ordered = [rows[k] for k in sorted(rows)]
-        JSON.write_text(json.dumps(ordered, indent=1, ensure_ascii=False) + "\n", "utf-8")
     MARKDOWN.write_text(markdown(list(rows.values())), encoding="utf-8")
     print(f"wrote {MARKDOWN.relative_to(ROOT)}")
 

@@ -177,6 +177,10 @@ def spec_text(grid: Grid) -> str:
             f'[[rules]]\nname = "{rule}"\neta = {eta!r}\n'
             for rule, eta in (("gd", grid.gd_eta), ("newton", 0.5), ("ig", 0.5), ("pg", 0.5))
         ),
+        "[analysis]",
+        "claims = []  # the chapter's ledger is checked on its own examples; here: units and "
+        "invariance",
+        "",
         "[study]",
         f"region = [{', '.join(f'[{lo!r}, {hi!r}]' for _ in names)}]",
         "starts = 24",
