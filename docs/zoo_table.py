@@ -166,6 +166,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append("| " + " | ".join(cells + [f"{row['seconds']:g}"]) + " |")
     numeric = [r["stem"] for r in rows if r.get("closed_form") is False]
     broken = [r["stem"] for r in rows if "error" in r]
+    missing = sorted({p.stem for p in ZOO.glob("*.toml")} - {r["stem"] for r in rows})
     lines += [
         "",
         f"{len(rows)} problems; {sum(bool(r.get('closed_form')) for r in rows)} with a "
@@ -174,6 +175,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         + ".",
         "",
     ]
+    if missing:
+        lines[-1:-1] = [
+            f"Not run yet: {', '.join(missing)} (`python docs/zoo_table.py SPEC...`).",
+            "",
+        ]
     return "\n".join(lines)
 
 
