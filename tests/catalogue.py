@@ -91,3 +91,79 @@ eta = "1/2"
 budget = 3
 claims = []
 """
+
+
+#: A user's 2-link planar arm (unequal links): the hand (outputs) reaches a point from two
+#: poses, elbow up and elbow down, repeated every 2π in both joint angles.
+ARM = """\
+title = "Two-link planar arm"
+
+[problem]
+inputs = ["q0", "q1"]
+outputs = ["l1*cos(q0) + l2*cos(q0 + q1)", "l1*sin(q0) + l2*sin(q0 + q1)"]
+target = [1.2, 0.5]
+
+[params]
+l1 = 1
+l2 = 0.6
+
+[[rules]]
+name = "gd"
+eta = 0.3
+
+[[rules]]
+name = "newton"
+eta = 1
+
+[[rules]]
+name = "ig"
+eta = 0.5
+
+[[rules]]
+name = "pg"
+eta = 0.5
+
+[[rules]]
+name = "hig"
+eta = 0.5
+
+[study]
+region = [[-3.2, 3.2], [-3.2, 3.2]]
+starts = 225
+steps = 200
+"""
+
+#: A user's coupled map of three inputs without a closed-form inverse.
+COUPLED_MAP = """\
+title = "Coupled nonlinear map"
+
+[problem]
+inputs = ["x0", "x1", "x2"]
+outputs = ["x0 + x1**3 + sin(x2)", "x1*x2 + exp(x0)/3", "x2**3 + x0*x1"]
+target = [1.5, 1.0, 2.0]
+
+[[rules]]
+name = "gd"
+eta = 0.02
+
+[[rules]]
+name = "newton"
+eta = 1
+
+[[rules]]
+name = "ig"
+eta = 0.5
+
+[[rules]]
+name = "pg"
+eta = 0.5
+
+[[rules]]
+name = "hig"
+eta = 0.5
+
+[study]
+region = [[-2, 2], [-2, 2], [-2, 2]]
+starts = 300
+steps = 150
+"""

@@ -15,8 +15,9 @@ from scaleinv.analysis.claims import CLAIMS, Claim, ClaimVerdict
 from scaleinv.analysis.claims_checks import Finding
 from scaleinv.analysis.invariance import InputScaling, InvarianceReport, scale_invariance
 from scaleinv.analysis.verdict import Verdict
-from scaleinv.reports import verify_cmd
+from scaleinv.reports import spec_verdicts
 from scaleinv.reports.cli import main
+from scaleinv.reports.exit_status import ExitCode
 from scaleinv.reports.verify_cmd import plain_quote
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,12 +67,13 @@ def toy(tmp_path: Path) -> Path:
 
 
 def _rows(out: str) -> dict[tuple[str, str], list[str]]:
-    """Table rows keyed by (rule, check) -> [verdict, chapter]."""
+    """Table rows keyed by (rule, check) -> [verdict, chapter]; "GD (η=0.01)" is "GD"."""
     found = {}
     for line in out.splitlines():
         parts = [p for p in line.split("  ") if p.strip()]
-        if len(parts) >= 4 and parts[0].strip() in ("GD", "Newton", "IG", "PG"):
-            found[(parts[0].strip(), parts[1].strip())] = [p.strip() for p in parts[2:4]]
+        rule = parts[0].split(" (η=")[0].strip() if parts else ""
+        if len(parts) >= 4 and rule in ("GD", "Newton", "IG", "PG"):
+            found[(rule, parts[1].strip())] = [p.strip() for p in parts[2:4]]
     return found
 
 
@@ -107,7 +109,7 @@ def test_verify_exits_1_when_a_claim_that_should_hold_fails(monkeypatch, capsys)
 def test_verify_spec_checks_units_scalings_and_composition(toy, capsys) -> None:
     assert main(["verify", str(toy)]) == 0
     rows = _rows(capsys.readouterr().out)
-    scale = "scale: x = S u, x2 -> 1/alpha*x2"
+    scale = "scale invariance: x = S u, x2 -> 1/alpha*x2"
     assert rows[("GD", "units")] == ["inconsistent", "may fail"]
     assert rows[("GD", scale)] == ["refuted", "may fail"]
     for label in ("Newton", "IG", "PG"):
@@ -135,7 +137,7 @@ def test_verify_spec_units_from_the_command_line(capsys) -> None:
 
 
 def test_verify_spec_exits_1_when_a_promised_invariance_fails(toy, monkeypatch, capsys) -> None:
-    real = verify_cmd.scale_invariance
+    real = spec_verdicts.scale_invariance
 
     def fake(problem, rule, transform, **kw) -> InvarianceReport:
         found = real(problem, rule, transform, **kw)
@@ -143,10 +145,53 @@ def test_verify_spec_exits_1_when_a_promised_invariance_fails(toy, monkeypatch, 
             return InvarianceReport(rule.name, found.transform, Verdict.REFUTED, (), None, "fake")
         return found
 
-    monkeypatch.setattr(verify_cmd, "scale_invariance", fake)
+    monkeypatch.setattr(spec_verdicts, "scale_invariance", fake)
     assert main(["verify", str(toy)]) == 1
     out = capsys.readouterr().out
-    assert "refuted !" in out and "that should hold failed" in out
+    assert "refuted !" in out and "of those that should hold, 1 failed" in out
+
+
+def test_verify_spec_exits_3_when_a_promised_invariance_is_undecided(
+    toy, monkeypatch, capsys
+) -> None:
+    """Issue 17: an undecided "should hold" check printed "0 ... failed" and exited 0."""
+    real = spec_verdicts.scale_invariance
+
+    def fake(problem, rule, transform, **kw) -> InvarianceReport:
+        found = real(problem, rule, transform, **kw)
+        if rule.name == "newton":
+            return InvarianceReport(rule.name, found.transform, Verdict.UNDECIDED, (), None, "x")
+        return found
+
+    monkeypatch.setattr(spec_verdicts, "scale_invariance", fake)
+    assert main(["verify", str(toy)]) == 3
+    out = capsys.readouterr().out
+    assert "undecided ?" in out and "0 failed and 1 not decided" in out
+
+
+def test_verify_ledger_exits_3_when_a_claim_that_should_hold_is_undecided(
+    monkeypatch, capsys
+) -> None:
+    def unknown(budget: float) -> Finding:
+        return Finding(None, (), "ran out of budget")
+
+    fake = Claim("fake-claim", "Somewhere", "q", "a statement", ClaimVerdict.HOLDS, unknown)
+    monkeypatch.setattr(ledger, "CLAIMS", (fake,))
+    assert main(["verify"]) == 3
+    assert "fake-claim should hold but was not decided" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["run", "derive", "export", "verify", "report", "study"])
+def test_every_command_documents_its_exit_status(command, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "exit status: 0 success" in help_text
+    assert "2 bad input or an error" in help_text and "130 interrupted" in help_text
+    assert ("3 no such check fails, but one of them was not decided" in help_text) == (
+        command == "verify"
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,3 +233,71 @@ def test_verify_as_a_subprocess() -> None:
     assert done.returncode == 0, done.stderr
     for c in CLAIMS:
         assert f"\n{c.id} " in done.stdout
+
+
+ARM = """\
+title = "Two-link arm reaching a point"
+
+[problem]
+inputs = ["q0", "q1"]
+outputs = ["l1*cos(q0) + l2*cos(q0 + q1)", "l1*sin(q0) + l2*sin(q0 + q1)"]
+target = [1.2, 0.5]
+
+[params]
+l1 = 1
+l2 = 1
+
+[units]
+q0 = "1"
+q1 = "1"
+l1 = "length"
+l2 = "length"
+target = "length"
+
+[run]
+starts = [[0.3, 0.4]]
+steps = 5
+
+[[rules]]
+name = "gd"
+eta = 0.1
+
+[[rules]]
+name = "newton"
+eta = 0.5
+
+[[rules]]
+name = "ig"
+eta = 0.5
+
+[[rules]]
+name = "pg"
+eta = 0.5
+"""
+
+
+@pytest.mark.slow
+def test_verify_checks_a_dimensioned_numeric_target_like_length_params(tmp_path, capsys) -> None:
+    """The arm's target (1.2, 0.5) of dimension length: every update sees a length, so
+    Newton, IG and PG are consistent and GD needs [q]²/[L] = 1/length² for both angles; the
+    same target as length params (the second path) gives the same rows."""
+    numbers = tmp_path / "arm.toml"
+    numbers.write_text(ARM)
+    params = tmp_path / "arm_params.toml"
+    params.write_text(
+        ARM.replace("target = [1.2, 0.5]", 'target = ["t0", "t1"]')
+        .replace("l2 = 1\n", "l2 = 1\nt0 = 1.2\nt1 = 0.5\n")
+        .replace('target = "length"', 't0 = "length"\nt1 = "length"')
+    )
+    found = []
+    for spec in (numbers, params):
+        # none that should hold fails (PG's composition is undecided while its inverse is numeric)
+        assert main(["verify", str(spec)]) != ExitCode.FAILED
+        out = capsys.readouterr().out
+        assert "any, any" not in out and "cannot add" not in out
+        assert "[η] needed: q0: 1/length**2, q1: 1/length**2" in out  # GD: [q]²/[L]
+        found.append({key: row for key, row in _rows(out).items() if key[1] == "units"})
+    assert found[0] == found[1]
+    assert found[0][("GD", "units")] == ["consistent", "may fail"]
+    for label in ("Newton", "IG", "PG"):
+        assert found[0][(label, "units")] == ["consistent", "holds"]

@@ -185,3 +185,23 @@ def test_float_eta_is_made_exact() -> None:
     inner, outer, _ = CHAINS["exp"]
     assert composition_report(inner, outer, rules.pg(0.3)).verdict is P
     assert composition_report(inner, outer, rules.ig(0.3)).exact is R
+
+
+@pytest.mark.parametrize("name", ["k", "x0_new"])
+def test_implicit_route_keeps_a_user_param_apart_from_its_new_inputs(name: str) -> None:
+    """Issue 17: the implicit route named the chain's new inputs ``<x>_new``, so a param
+    ``x0_new`` (real, negative default) was read as one and the first-order check gave up."""
+    from scaleinv.analysis.implicit_branches import implicit_y_step
+
+    inner = Problem.from_strings(["x0"], [f"x0**3 + {name}*x0"], params={name: -1})
+    outer = Problem.from_strings(["y"], ["2*y"], target=[3])
+    eta = sp.Symbol("eta", positive=True)
+    r = implicit_y_step(inner, outer, compose(inner, outer), eta)
+    assert r.exact is Verdict.PROVED and r.first_order is Verdict.REFUTED
+    ce = r.counterexample
+    # the numeric twin: J Δx at the nearest real root of the chain's step, against Δy
+    x, step = 0.7, 0.5
+    z_new = 2 * (x**3 - x) + step * (3 - 2 * (x**3 - x))
+    roots = np.roots([1.0, 0.0, -1.0, -z_new / 2])
+    x_new = min((r.real for r in roots if abs(r.imag) < 1e-9), key=lambda r: abs(r - x))
+    assert ce.lhs[0] == pytest.approx((3 * x**2 - 1) * (x_new - x), rel=1e-9)

@@ -92,6 +92,23 @@ def test_cli_run_many_starts_on_a_scheduler_equals_in_memory(client, capsys) -> 
     assert f"{np.median(final):.6g}" in local.splitlines()[-1]
 
 
+def test_dask_runs_obey_the_step_limit() -> None:
+    da = optional_module("dask.array", "distributed")
+    with pytest.raises(ScaleinvError, match="more than the limit of 1000000 steps"):
+        problem = load_spec("reports/comparison.toml").problem
+        minimize(problem, rules.gd(0.1), da.ones((4, 2)), 10**7)
+
+
+def test_a_scheduler_without_workers_is_an_error_not_a_wait(monkeypatch, capsys) -> None:
+    distributed = optional_module("distributed", "distributed")
+    monkeypatch.setattr("scaleinv.numeric.distributed.CONNECT_TIMEOUT", 1.0)
+    with distributed.LocalCluster(n_workers=0, dashboard_address=None) as cluster:
+        argv = ["run", "reports/comparison.toml", "--starts", "5"]
+        assert main([*argv, "--scheduler", cluster.scheduler_address]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no Dask worker answered within 1 s" in err, err
+
+
 def test_cli_scheduler_errors(capsys) -> None:
     assert main(["run", "reports/comparison.toml", "--scheduler", "tcp://127.0.0.1:9"]) == 2
     assert "give --starts N as well" in capsys.readouterr().err

@@ -194,7 +194,7 @@ def test_every_label_lies_inside_its_axes(stem) -> None:
     from scaleinv.reports.extras import composition_part
 
     spec, runs, options = _content(ROOT / "reports" / f"{stem}.toml")
-    graph, _, _ = composition_part(spec, runs) if spec.analysis.get("composition") else (None,) * 3
+    graph, _ = composition_part(spec)
     for plot in make_figures(spec.problem, runs, options, graph, units=dict(spec.units)):
         assert _texts_inside_axes(plot.figure) == [], (stem, plot.name)
 

@@ -314,3 +314,40 @@ def test_reports_are_frozen() -> None:
     report = _report("toy/diag", "ig")
     with pytest.raises(dataclasses.FrozenInstanceError):
         report.verdict = R  # type: ignore[misc]
+
+
+# -- a user's start point first; sample points where P is not finite are skipped ----------------
+SPRING = Problem.from_strings(
+    ["k", "v0"], ["v0*sqrt(m/k)", "2*pi*sqrt(m/k)"],
+    "((y0 - A_star)/A_star)**2/2 + ((y1 - T_star)/T_star)**2/2",
+    params={"m": 0.5, "A_star": 0.1, "T_star": 0.8},
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(("transform", "route"), [
+    (InputScaling(["s_0", "s_1"]), "auto"),         # the theorem route
+    (InputScaling(["s_0", "s_1"]), "expression"),   # the concrete updates simplified
+    (Reparametrization(["u0**3", "u1"]), "auto"),   # a nonlinear map: the expression route
+])  # fmt: skip
+def test_a_counterexample_is_sought_first_at_the_given_point(transform, route) -> None:
+    """The spring: sqrt(m/k) is not real for most sample points k in (-2, 2); the start
+    (10, 0.5) is where GD is refuted, and the compiled steps there confirm it (twin)."""
+    k, v0 = SPRING.inputs
+    at = {**SPRING.params, ETA: 0.3}
+    r = scale_invariance(SPRING, rules.gd(ETA), transform, rng=0, at=at,
+                         point={k: 10.0, v0: 0.5}, route=route)  # fmt: skip
+    assert r.verdict is R
+    ce = r.counterexample
+    setup = transform.apply(SPRING)
+    values = {s: ce.values()[str(s)] for s in (*setup.inputs, *setup.new_params)}
+    x = [float(e.subs(values)) for e in setup.forward]
+    assert x == pytest.approx([10.0, 0.5], rel=1e-9)  # the counterexample is the start
+    assert ce.params["eta"] == 0.3 and ce.params["m"] == 0.5
+    step = minimize(SPRING, rules.gd(0.3), np.array([x]), 1).x[-1, 0] - np.array(x)
+    assert step == pytest.approx(ce.lhs, rel=1e-8)  # Δx at the start, by the compiled rule
+
+
+def test_sample_points_where_p_is_not_finite_are_skipped() -> None:
+    at = {**SPRING.params, ETA: 0.3}
+    r = scale_invariance(SPRING, rules.gd(ETA), InputScaling(["s_0", "s_1"]), rng=0, at=at)
+    assert r.verdict is R and r.counterexample.point["u0"] > 0  # k = s_0 u0 > 0: P is real

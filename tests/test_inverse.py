@@ -455,3 +455,40 @@ def test_chunks_of_a_large_batch_agree_with_one_pass() -> None:
     ok = status == Status.RUNNING
     np.testing.assert_array_equal(np.sign(x[ok, 1]), np.sign(x0[ok, 1]))
     np.testing.assert_allclose(x[ok, 1] ** 2, y[ok, 1], rtol=1e-14)
+
+
+# -- excluded boundaries: x1 = y0/y1 is valid for y1 ≠ 0, yet x0 = 0 solves y = (0, 0) ---------
+def test_a_solution_on_a_branchs_excluded_boundary_is_found() -> None:
+    """Issue 17: PG said no_inverse at y = (0, 0) (η = 1 from x = (1, 2)) though x = (0, 2)
+    solves it: the limit of the branch along the path from P(x0), checked by P's kernel."""
+    li = inverse("x0 x1", ("x0*x1", "x0"))
+    assert [str(c) for b in li.branches for c in [b.condition]] == ["Ne(y1, 0)"]
+    y = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [2.0, 1.0]])
+    x0 = np.array([[1.0, 2.0], [0.0, 5.0], [1.0, 2.0], [1.0, 2.0]])
+    sol = li.compile().solve(y, x0)
+    assert [Status(s).label for s in sol.status] == ["running", "running", "no_inverse", "running"]
+    np.testing.assert_allclose(sol.x[[0, 1, 3]], [[0.0, 2.0], [0.0, 5.0], [1.0, 2.0]], atol=1e-12)
+    round_trip(li, sol.x[[0, 1, 3]], y[[0, 1, 3]])
+    # the limit is the one the path reaches: x(t) = (1 − t, 2) along y(t) = (1 − t) (2, 1)
+    t = 1 - 1e-9
+    np.testing.assert_allclose(li.inv([[2 * (1 - t), 1 - t]], [[1.0, 2.0]]), [[1 - t, 2.0]])
+
+
+def test_pg_steps_onto_a_branchs_excluded_boundary() -> None:
+    from scaleinv.numeric import minimize, rules
+
+    p = Problem.from_strings(["x0", "x1"], ["x0*x1", "x0"])
+    traj = minimize(p, rules.pg(1.0), np.array([[1.0, 2.0]]), 3)
+    assert Status(int(traj.status[0])).label != "no_inverse"
+    np.testing.assert_allclose(traj.x[1, 0], [0.0, 2.0], atol=1e-12)
+    assert traj.loss[-1, 0] == 0.0
+
+
+def test_no_boundary_no_extra_work_and_no_false_solution() -> None:
+    """exp has no excluded boundary: exp(x) = −1e−300 stays without a solution, although
+    x → −∞ comes within the tolerance of it."""
+    from scaleinv.numeric.inverse_source import closed_form_source
+
+    li = inverse("x", ("exp(x)",))
+    assert "beyond_branches" not in closed_form_source(li)
+    assert Status(int(li.compile().solve([[-1e-300]], [[0.0]]).status[0])).label == "no_inverse"

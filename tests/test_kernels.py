@@ -69,3 +69,54 @@ def test_awkward_symbol_names_get_safe_identifiers() -> None:
     a, b = sp.Symbol("lambda"), sp.Symbol("x[1]")
     k = compile_kernel("f", [a + 2 * b], [("x", [a, b])])
     np.testing.assert_allclose(k(np.array([1.0, 2.0])), [5.0])
+
+
+def test_sums_and_products_of_thousands_of_terms_compile() -> None:
+    # A flat `a + b + ...` of about 3,000 terms was a RecursionError in Python's compiler.
+    from scaleinv.numeric.kernels import compile_program
+
+    n = 5000
+    x = sp.symbols(f"x0:{n}", real=True)
+    exprs = [
+        sp.Add(*[(i + 1) * s for i, s in enumerate(x)]),
+        sp.Add(*[-s for s in x]) + x[0] * x[1],  # mostly subtracted terms
+        sp.Mul(*x),
+    ]
+    kernel = compile_program("long", ([], exprs), [0, 1, 2], (3,), [("x", x)])
+    v = np.random.default_rng(0).uniform(0.5, 1.5, (2, n))
+    expected = [(np.arange(1, n + 1) * v).sum(-1), v[:, 0] * v[:, 1] - v.sum(-1), v.prod(-1)]
+    np.testing.assert_allclose(kernel(v), np.stack(expected, axis=-1), rtol=1e-12)
+
+
+def test_functions_of_huge_numbers_are_evaluated_exactly_once() -> None:
+    # numpy.sin(10**300) is a TypeError (no Python int beyond int64 in a ufunc); the value is
+    # SymPy's, correctly rounded (sin of the float 1e300 would be another number entirely).
+    from scaleinv import Problem
+
+    p = Problem.from_strings(["x0"], ["sin(10**300)*x0 + 10**300*x0**2"])
+    expected = float(sp.sin(sp.Integer(10) ** 300).evalf(30))
+    assert abs(expected - np.sin(1e300)) > 0.1
+    got = p.compile().P([[2.0], [-1.0]])[:, 0]
+    np.testing.assert_allclose(got, [2 * expected + 4e300, -expected + 1e300], rtol=1e-15)
+    x = sp.Symbol("x")
+    overflow = compile_kernel("big", [sp.exp(1000) * x, sp.Integer(10) ** 400 * x], [("x", [x])])
+    assert overflow([[1.0]]).tolist() == [[np.inf, np.inf]]
+
+
+@pytest.mark.slow
+def test_a_4096_point_stencil_compiles_and_matches_numpy() -> None:
+    # The periodic stencil of reports/make_diffusion.py without its cubic term: its loss
+    # ½|P − y*|² has 4,096 terms (a RecursionError from about 3,000 outputs before).
+    from scaleinv import Problem
+
+    n = 4096
+    x = sp.symbols(f"x0:{n}", real=True)
+    outputs = [x[i] + (x[(i + 1) % n] - 2 * x[i] + x[i - 1]) / 10 for i in range(n)]
+    target = 0.5 * np.sin(2 * np.pi * np.arange(n) / n)
+    kernels = Problem(x, outputs, target=target.tolist()).compile()
+    v = np.random.default_rng(1).uniform(-1, 1, (2, n))
+    p = v + (np.roll(v, -1, axis=-1) - 2 * v + np.roll(v, 1, axis=-1)) / 10
+    r = p - target
+    np.testing.assert_allclose(kernels.loss(v), 0.5 * (r * r).sum(-1), rtol=1e-12)
+    gradient = r + (np.roll(r, 1, axis=-1) - 2 * r + np.roll(r, -1, axis=-1)) / 10  # Jᵀ r
+    np.testing.assert_allclose(kernels.gradient(v), gradient, rtol=1e-9, atol=1e-12)

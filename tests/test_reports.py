@@ -326,6 +326,8 @@ def test_compile_pdf_raises_with_the_log_line(tmp_path) -> None:
 CODE_TOKENS = (
     "**", "ˆ", "Interval", "Derivative(", "!=", "_PG", "_GD", "_QN", "_IG", "Piecewise(",
     "max_steps", "_star", "branch(es)", "sympy", "Eq(", "Contains(", "Abs(", "sqrt(",
+    # a transform, a matrix, a subscript or a minus written as code, not as mathematics
+    "s_0", "s_1", "L_yy", "L yy", "->", "[[", "∂L/∂x_i", "x_i", "x_{", "_CapHit", " - ",
 )  # fmt: skip
 READERS = [s.stem for s in SPECS if s.stem not in LARGE] + ["projectile"]
 
@@ -560,3 +562,41 @@ def test_the_minimiser_of_a_coupled_loss_is_checked_for_a_minimum(m) -> None:
             assert found.point is not None and all(v == 0 for v in found.point)
         else:
             assert found.point is None and "not a minimum" in found.note
+
+
+@pytest.mark.slow
+def test_report_and_verify_read_the_same_verdicts_at_the_named_point(built, monkeypatch) -> None:
+    """One source of verdicts (spring.toml): the report's verdict objects are the ones
+    ``scaleinv verify`` prints, the report's rows show them, and the PDF names the point."""
+    from scaleinv.reports import verify_cmd
+
+    printed = []
+    real = verify_cmd.text_rows
+
+    def spy(checks):
+        printed.append(checks)
+        return real(checks)
+
+    monkeypatch.setattr(verify_cmd, "text_rows", spy)
+    assert main(["verify", str(ROOT / "reports" / "spring.toml")]) == 0
+    checks = built["spring"].checks
+    assert real(printed[0]) == real(checks)  # same verdicts, same wording
+    assert (printed[0].start, printed[0].params, printed[0].budget) == (
+        checks.start,
+        checks.params,
+        checks.budget,
+    )
+    shown = {(v.subject, v.check, v.aspect): v.verdict for v in built["spring"].verdicts}
+    for v in checks.rows:
+        if v.check != "nearest branch":  # a paragraph of its own
+            assert shown[(v.label, v.check, v.aspect)] == v.verdict
+    gd = next(v for v in checks.rows if v.rule == "gd" and v.check == "scale invariance")
+    assert gd.verdict == "refuted", gd.reason  # not "not checked": the start is finite
+    ce = gd.report.counterexample
+    x = [ce.point["u0"] * ce.params["s_0"], ce.point["u1"] * ce.params["s_1"]]
+    assert x == pytest.approx([10, 0.5]) and dict(checks.start) == {"k": 10.0, "v0": 0.5}
+    assert "| GD (η=0.3) | scale invariance:" in checks._repr_markdown_()  # the notebook's view
+    if HAS_TEX:
+        text = " ".join("".join(_pages(built["spring"].pdf)).split())
+        assert re.search(r"sought first at the spec’s start \(k, v0 ?\) = \(10, 0\.5\)", text)
+        assert "not finite" not in text

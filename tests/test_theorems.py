@@ -151,6 +151,31 @@ def test_singular_hessian_hypothesis_falls_back() -> None:
     assert r.verdict is U
 
 
+#: Issue 17: x0 + |x0| + x1 is 2 x0 + x1 for x0 > 0 and x1 for x0 < 0.
+KINKED = Problem.from_strings(["x0", "x1"], ["x0 + Abs(x0) + x1", "x1**3 + x1"])
+
+
+@pytest.mark.parametrize("rule", ["newton", "ig", "pg"])
+def test_a_non_smooth_problem_gets_no_theorem(rule: str) -> None:
+    """Newton, IG and PG's theorems need P and L analytic: "proved (theorem pg-input-linear)"
+    was printed for KINKED although PG's step was found on one side only."""
+    scaling = InputScaling(["3", "1/2"])
+    r = scale_invariance(KINKED, rules.REGISTRY[rule](ETA), scaling, rng=0, route="theorem")
+    assert r.verdict is U and "no theorem applies" in r.note
+    assert any("analytic" in h for h in theorem(f"{rule}-input-linear").hypotheses)
+    # the numeric reason: J is regular at a sample point with x0 > 0 and singular for x0 < 0,
+    # so "nonsingular at a sample point, hence generically" does not hold
+    jacobian = KINKED.compile().jacobian
+    dets = [np.linalg.det(jacobian(np.array([x0, 0.7])).reshape(2, 2)) for x0 in (1.0, -1.0)]
+    assert abs(dets[0]) > 1 and dets[1] == 0
+
+
+def test_gd_theorem_still_applies_to_a_non_smooth_problem() -> None:
+    """GD's theorem uses the gradient alone (the chain rule holds for |x| as for any P)."""
+    r = scale_invariance(KINKED, rules.gd(ETA), InputScaling(["3", "1/2"]), rng=0)
+    assert r.route == "theorem gd-input-linear" and r.verdict is R
+
+
 def test_pointwise_derivatives_match_the_dense_symbolic_ones() -> None:
     p = diffusion(6)
     rng = np.random.default_rng(5)

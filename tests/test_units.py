@@ -440,3 +440,62 @@ def test_a_numeric_target_takes_the_declared_dimension_only_with_the_default_los
     q = Problem.from_strings(["x0"], ["x0"], loss="(y0 - 3)**4", target=[3])
     with pytest.raises(DimensionError, match="needs the loss ½"):
         problem_dimensions(q, {"x0": "temperature", "target": "temperature"})
+
+
+# -- a dimensioned numeric target enters every update (the 2-link arm) --------------------------
+ARM = ["l1*cos(q0) + l2*cos(q0 + q1)", "l1*sin(q0) + l2*sin(q0 + q1)"]
+ARM_DIMS = {"q0": "1", "q1": "1", "l1": "length", "l2": "length"}
+
+
+def _arm(target_as_params: bool) -> tuple[Problem, dict]:
+    """The arm with target (1.2, 0.5) as numbers of dimension length, or as length params."""
+    lengths = {"l1": 1, "l2": 0.8}
+    if target_as_params:
+        params = {**lengths, "t0": 1.2, "t1": 0.5}
+        p = Problem.from_strings(["q0", "q1"], ARM, target=["t0", "t1"], params=params)
+        return p, {**ARM_DIMS, "t0": "length", "t1": "length"}
+    p = Problem.from_strings(["q0", "q1"], ARM, target=[1.2, 0.5], params=lengths)
+    return p, {**ARM_DIMS, "target": "length"}
+
+
+@pytest.mark.parametrize("name", ["gd", "newton", "ig"])
+def test_a_dimensioned_numeric_target_gives_the_verdicts_of_the_target_as_params(name) -> None:
+    """Twin: the numbers 1.2, 0.5 of dimension length check like params of that dimension."""
+    numbers, params = _arm(False), _arm(True)
+    found = [check_units(p, rules.REGISTRY[name](ETA), d) for p, d in (numbers, params)]
+    assert found[0].verdict is found[1].verdict is UnitsVerdict.CONSISTENT
+    assert [str(found[0].need(i)) for i in range(2)] == [str(found[1].need(i)) for i in range(2)]
+    expected = "1/length**2" if name == "gd" else "1"  # [q]²/[L] with [L] = length²
+    assert format_dimension(found[0].eta_dimension) == expected
+    assert not any("cannot add" in line for line in found[0].derivation)
+    # the problem the updates are checked on has the target's numbers as its values
+    p, d = numbers
+    dims = problem_dimensions(p, d)
+    twin = dims.problem(p)
+    assert [float(twin.params[t]) for t in dims.target] == [1.2, 0.5]
+    x = {p.inputs[0]: 0.3, p.inputs[1]: -1.1}
+    assert float(twin.loss_x.subs({**x, **twin.params})) == pytest.approx(
+        float(p.loss_x.subs({**x, **p.params})), rel=1e-14
+    )
+
+
+def test_a_component_that_fits_no_eta_never_reads_any() -> None:
+    p = mechanics()
+
+    class Odd:
+        name = "odd"
+        eta = ETA
+
+        def delta(self, problem):
+            x0, x1 = problem.inputs
+            return sp.Matrix([-self.eta * x0 - self.eta**2 * x0**2, 0 * x1])
+
+    report = check_units(p, Odd(), MECH_DIMS)
+    assert report.misfits == ("x0",) and not report.consistent
+    assert report.need(0) == "none fits" and report.need(1) == "any"
+    # the words verify and a notebook print for it
+    from scaleinv.reports.spec_verdicts import SpecVerdict
+    from scaleinv.reports.verdict_text import verdict_text
+
+    row = SpecVerdict("odd", "Odd", "units", None, "inconsistent", False, False, report)
+    assert verdict_text(row) == "[η] needed: x0: none fits, x1: any"

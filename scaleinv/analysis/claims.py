@@ -27,6 +27,7 @@ from scaleinv.analysis.claims_checks import Finding
 from scaleinv.analysis.claims_statement import Statement, statement
 from scaleinv.analysis.claims_table import ENTRIES
 from scaleinv.analysis.verdict import Step
+from scaleinv.markup import markdown_text
 
 __all__ = ["ClaimVerdict", "ClaimResult", "Claim", "CLAIMS", "LedgerRow", "LedgerReport"]
 __all__ += ["run_ledger", "claim"]
@@ -98,7 +99,10 @@ class Claim:
         object.__setattr__(self, "correction", statement(self.correction))
 
     def _repr_markdown_(self) -> str:
-        return f"**{self.id}** ({self.section}): {self.statement._repr_markdown_()}"
+        return (
+            f"**{markdown_text(self.id)}** ({markdown_text(self.section)}): "
+            f"{self.statement._repr_markdown_()}"
+        )
 
     def check(self, budget: float = 20.0) -> ClaimResult:
         """Run the check; ``budget`` (seconds) is passed to its symbolic decisions."""
@@ -164,7 +168,8 @@ class LedgerRow:
 
     def _repr_markdown_(self) -> str:
         return (
-            f"**{self.id}** — *{self.claim.section}*: {self.summary()._repr_markdown_()} "
+            f"**{markdown_text(self.id)}** — *{markdown_text(self.claim.section)}*: "
+            f"{self.summary()._repr_markdown_()} "
             f"→ {self.result._repr_markdown_()}"
         )
 
@@ -185,7 +190,8 @@ class LedgerReport:
     def _repr_markdown_(self) -> str:
         head = "| claim | section | verdict | statement (or correction) |\n|---|---|---|---|"
         rows = [
-            f"| {r.id} | {r.claim.section} | {r.verdict.value} | {r.summary()._repr_markdown_()} |"
+            f"| {markdown_text(r.id)} | {markdown_text(r.claim.section)} | {r.verdict.value} "
+            f"| {r.summary()._repr_markdown_()} |"
             for r in self.rows
         ]
         counts = ", ".join(f"{n} {v.value}" for v, n in self.counts.items() if n)

@@ -28,6 +28,8 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pretty.pretty_symbology import pretty_symbol
 from sympy.printing.str import StrPrinter
 
+from scaleinv.markup import markdown_math, markdown_text
+
 __all__ = ["Statement", "DX", "DISPLAY_TEX", "statement", "sym", "latex"]
 
 #: Display names (LaTeX) of the ledger's non-plain symbols; their str form is the symbol name.
@@ -116,7 +118,10 @@ class Statement:
         return "".join(escape(p) if isinstance(p, str) else f"${latex(p)}$" for p in self.parts)
 
     def _repr_markdown_(self) -> str:
-        return self.latex_parts(lambda t: t)
+        return "".join(
+            markdown_text(p) if isinstance(p, str) else f"${markdown_math(latex(p))}$"
+            for p in self.parts
+        )
 
 
 def latex(expr: Any) -> str:

@@ -89,7 +89,7 @@ def implicit_y_step(
     if linear is None or not all(e.is_polynomial(*xs) for e in inner.outputs):
         return None
     matrix, offset = linear
-    new = tuple(sp.Symbol(f"{x.name}_new", real=True) for x in xs)
+    new = tuple(sp.Dummy(f"{x.name}_new", real=True) for x in xs)  # apart from any user name
     to_new = dict(zip(xs, new))
     dz = eta * chain.newton_dy.subs(chain.at_P)
     z_new = chain.P + dz

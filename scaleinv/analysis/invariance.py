@@ -40,6 +40,7 @@ from scaleinv.analysis.transforms import (
 )
 from scaleinv.analysis.verdict import Counterexample, Step, Verdict, decide_equal, sample_values
 from scaleinv.errors import BudgetExceeded, NumericInverseWarning, NumericOnlyError, ProblemError
+from scaleinv.markup import markdown_math, markdown_text
 from scaleinv.numeric import Trajectory, compile_kernel, minimize
 from scaleinv.numeric.rules import Rule
 from scaleinv.symbolic import Problem
@@ -85,16 +86,24 @@ class InvarianceReport:
 
     def _repr_markdown_(self) -> str:
         """The verdict, the transform and the derivation's steps, for notebooks."""
-        lines = [f"**{self.rule}** under {self.transform}: **{self.verdict.value}**"]
+        head = f"**{markdown_text(self.rule)}** under {markdown_text(self.transform)}"
+        lines = [f"{head}: **{self.verdict.value}**"]
         if self.note:
-            lines[0] += f" ({self.note})"
+            lines[0] += f" ({markdown_text(self.note)})"
         for step in self.derivation:
-            shown = step.expr if isinstance(step.expr, str) else f"${sp.latex(step.expr)}$"
-            lines.append(f"- {step.label}: {shown}")
+            shown = (
+                markdown_text(step.expr)
+                if isinstance(step.expr, str)
+                else f"${markdown_math(sp.latex(step.expr))}$"
+            )
+            lines.append(f"- {markdown_text(step.label)}: {shown}")
         ce = self.counterexample
         if ce is not None:
-            at = ", ".join(f"{k} = {v:.3g}" for k, v in ce.values().items())
-            lines.append(f"- counterexample at {at}: Δx = {ce.lhs}, mapped {ce.rhs}")
+            at = ", ".join(f"{markdown_text(k)} = {v:.3g}" for k, v in ce.values().items())
+            lines.append(
+                f"- counterexample at {at}: Δx = {markdown_text(ce.lhs)}, "
+                f"mapped {markdown_text(ce.rhs)}"
+            )
         return "\n".join(lines)
 
 
@@ -128,6 +137,7 @@ def scale_invariance(
     rng: np.random.Generator | int | None = None,
     route: str = "auto",
     at: Mapping[sp.Symbol, float] | None = None,
+    point: Mapping[sp.Symbol, float] | None = None,
 ) -> InvarianceReport:
     """Decide whether ``rule`` gives the same update after ``transform`` (mapped back).
 
@@ -152,6 +162,10 @@ def scale_invariance(
     at : mapping of Symbol to float, optional
         Values the counterexample search keeps fixed (a user's params and step size), so
         that a counterexample is one of *their* problem; the verdict is still for all values.
+    point : mapping of Symbol to float, optional
+        A point ``x`` of the original problem (a user's start) searched first: a theorem's
+        hypotheses are checked there first, and a counterexample is sought first at the
+        ``u`` with ``g(u) = x``. Points where ``P`` is not finite are skipped.
 
     Examples
     --------
@@ -176,7 +190,7 @@ def scale_invariance(
     setup = transform.apply(problem)
     describe = transform.describe()
     if route != "expression":
-        found = decide_by_theorem(problem, rule, transform, setup, rng, at)
+        found = decide_by_theorem(problem, rule, transform, setup, rng, at, point)
         if found is not None:
             name = f"theorem {found.theorem.id}"
             return InvarianceReport(
@@ -197,7 +211,7 @@ def scale_invariance(
         dx = with_budget(lambda: rule.delta(problem), left(), f"{rule.name} update")
         du = with_budget(lambda: rule.delta(setup.problem), left(), f"{rule.name} update")
     except NumericOnlyError as err:
-        return _numeric_only(problem, rule, setup, describe, rng, str(err), at or {})
+        return _numeric_only(problem, rule, setup, describe, rng, str(err), at or {}, point)
     except (BudgetExceeded, ProblemError) as err:
         steps = (Step("x = g(u)", setup.forward),)
         return InvarianceReport(rule.name, describe, Verdict.UNDECIDED, steps, None, str(err))
@@ -208,7 +222,12 @@ def scale_invariance(
         original = tuple(b.xreplace(forward) for b in dx)
     mapped = _mapped(setup, du)
     domains = {**_eta_domains(rule), **{s: (float(v), float(v)) for s, v in (at or {}).items()}}
-    decision = decide_equal(original, mapped, setup.inputs, budget=left(), rng=rng, domains=domains)
+    rng = np.random.default_rng(0 if rng is None else rng)
+    first = _preimage(problem, setup, point, at or {}, rng)
+    decision = decide_equal(
+        original, mapped, setup.inputs, budget=left(), rng=rng, domains=domains,
+        first=[first] if first else [],
+    )  # fmt: skip
     how = "dg/du · Δu" if isinstance(du, sp.MatrixBase) else "g(u + Δu) − g(u), per branch"
     derivation = (
         Step("Δx on the original problem", dx),
@@ -221,6 +240,31 @@ def scale_invariance(
     return InvarianceReport(
         rule.name, describe, decision.verdict, derivation, decision.counterexample, decision.note
     )
+
+
+def _preimage(
+    problem: Problem,
+    setup: Transformed,
+    point: Mapping[sp.Symbol, float] | None,
+    fixed: Mapping[sp.Symbol, float],
+    rng: np.random.Generator,
+) -> dict[sp.Symbol, float] | None:
+    """``u = g⁻¹(point)`` with the transform's own symbols sampled (``fixed`` kept), together
+    with those values; None without a point or where ``g`` cannot be inverted there."""
+    if not point:
+        return None
+    values = {**sample_values(sorted(setup.new_params, key=str), rng), **fixed}
+    params = {s: float(v) for s, v in values.items() if s in setup.problem.params}
+    forward, jacobian = _forward_kernels(setup, params)
+    x = np.array([float(point[s]) for s in problem.inputs])
+    with np.errstate(all="ignore"):
+        try:
+            u = _pull_back(forward, jacobian, x)
+        except np.linalg.LinAlgError:
+            return None
+        if not np.allclose(forward(u), x, rtol=1e-10, atol=1e-12):
+            return None
+    return {**values, **dict(zip(setup.inputs, (float(v) for v in u)))}
 
 
 def _values(setup: Transformed, values: Mapping[str, float]) -> dict[sp.Symbol, float]:
@@ -258,23 +302,28 @@ def _numeric_only(
     rng: Any,
     why: str,
     at: Mapping[sp.Symbol, float],
+    point: Mapping[sp.Symbol, float] | None = None,
 ) -> InvarianceReport:
     """Compare compiled first steps at random points: a refutation or ``UNDECIDED``.
 
-    Symbols in ``at`` (params, the step size) keep their values there."""
+    Symbols in ``at`` (params, the step size) keep their values there; the first batch
+    starts with the ``u`` that ``g`` sends to ``point``."""
     rng = np.random.default_rng(0 if rng is None else rng)
     exact_map = rule.name == "pg"
     symbols = list(setup.problem.param_symbols)
     best: Counterexample | None = None
     eta = getattr(rule, "eta", None)
     fixed = {s: (float(v), float(v)) for s, v in at.items()}
-    for _ in range(4):
+    for attempt in range(4):
         values = sample_values(symbols, rng, fixed)
         extra = {}
         if isinstance(eta, sp.Symbol):
             extra = {str(eta): float(at.get(eta, rng.uniform(*_ETA_DOMAIN)))}
             rule = dataclasses.replace(cast(Any, rule), eta=extra[str(eta)])
         u = rng.uniform(-2.0, 2.0, size=(6, problem.n))
+        first = _preimage(problem, setup, point, values, rng) if attempt == 0 else None
+        if first is not None:
+            u[0] = [first[s] for s in setup.inputs]
         forward, jacobian = _forward_kernels(setup, values)
         x = forward(u)
         named = {str(s): v for s, v in values.items()}

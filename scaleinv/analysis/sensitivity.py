@@ -112,7 +112,7 @@ def sensitivity(
     >>> gd.delta, gd.delta_power, gd.loss_change_power
     (-alpha*eta, 1, 2)
     >>> newton.exists, newton.reason
-    (False, 'the Hessian of L(P(x)) is singular everywhere: [[0]]')
+    (False, "L'' = 0 for every x, so Newton's step 1/L'' does not exist")
     >>> ig.delta, ig.delta_power, pg.delta_power
     (Delta_L/alpha, -1, -1)
     >>> [r.delta_power for r in sensitivity("(alpha*x)**2", rule_names=["gd", "newton"])]
@@ -129,7 +129,9 @@ def _report(problem: Problem, alpha: sp.Symbol, name: str) -> SensitivityReport:
     try:
         delta, scale = _delta(problem, name, slope)
     except ScaleinvError as err:
-        return SensitivityReport(name, loss, False, reason=str(err))
+        flat = name == "newton" and sp.simplify(problem.hessian[0, 0]) == 0
+        why = "L'' = 0 for every x, so Newton's step 1/L'' does not exist" if flat else str(err)
+        return SensitivityReport(name, loss, False, reason=why)
     if name == "pg":  # the branch through x is chosen on x > 0; report in x again
         delta = delta.subs(_POSITIVE_X, x)
     change = cheap_simplify(slope * delta)

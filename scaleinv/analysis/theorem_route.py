@@ -3,7 +3,8 @@
 :func:`decide_by_theorem` classifies the transform (a linear or affine input map ``x = A u + b``,
 read off ``g`` entry by entry; an output scaling ``P -> c P`` with its loss factor ``κ``), checks
 the theorem's hypotheses on the problem (``A`` invertible; ``H``, ``J`` or ``L_yy`` invertible
-at a sample point, hence generically, see :mod:`scaleinv.analysis.pointwise`) and returns the
+at a sample point, hence generically, see :mod:`scaleinv.analysis.pointwise`; for Newton, IG
+and PG also ``P`` and ``L`` analytic, see :data:`NOT_SMOOTH`) and returns the
 verdict the theorem implies. GD's theorem says exactly when it is invariant (``A Aᵀ = I``,
 ``κ = 1``); when the concrete map violates that, a counterexample point is found and checked
 numerically by evaluating the gradients of *both* problems there. ``None`` means no theorem
@@ -29,12 +30,17 @@ from scaleinv.analysis.verdict import Counterexample, Step, Verdict, sample_valu
 from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem
 
-__all__ = ["LinearMap", "TheoremDecision", "linear_map", "decide_by_theorem"]
+__all__ = ["LinearMap", "TheoremDecision", "linear_map", "decide_by_theorem", "NOT_SMOOTH"]
 
 _ETA_DOMAIN = (0.05, 0.95)
 _COND = 1e10  # a sample matrix with a larger condition number counts as singular
 _CLEAR = 1e-6  # relative gap of a numeric counterexample
 _SYMBOLIC_DET = 6  # largest n whose det A is simplified symbolically (else sampled)
+#: Functions that make ``P`` or ``L`` non-analytic (kinks, jumps, case splits).
+NOT_SMOOTH = (
+    sp.Abs, sp.sign, sp.Max, sp.Min, sp.floor, sp.ceiling, sp.frac, sp.Mod, sp.Piecewise,
+    sp.Heaviside, sp.DiracDelta, sp.re, sp.im, sp.arg,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -111,11 +117,15 @@ def decide_by_theorem(
     setup: Transformed,
     rng: Any,
     at: Mapping[sp.Symbol, float] | None = None,
+    point: Mapping[sp.Symbol, float] | None = None,
 ) -> TheoremDecision | None:
     """The verdict of the matching theorem, or ``None`` when none applies.
 
     A refutation's counterexample keeps the values ``at`` fixes (a user's params and step
     size) and samples every other param, so it is one of *their* problem where asked.
+    ``point`` (values of the inputs ``x``) is tried first, for the hypotheses and for a
+    counterexample (at the ``u`` that the map sends there); sample points follow, and a
+    point where ``P`` or its derivatives are not finite is skipped.
     """
     if rule.name not in ("gd", "newton", "ig", "pg"):
         return None
@@ -126,7 +136,7 @@ def decide_by_theorem(
     chosen = _theorem_for(rule.name, found, problem)
     if chosen is None:
         return None
-    checked = _hypotheses(problem, rule.name, found, chosen, rng)
+    checked = _hypotheses(problem, rule.name, found, chosen, rng, point)
     if checked is None:
         return None
     steps = (
@@ -150,7 +160,7 @@ def decide_by_theorem(
     if problem.n <= _SYMBOLIC_DET:
         steps += (Step("difference Δx − mapped Δu on this problem: η · condition · g", _gd_residual(
             problem, rule, found, setup)),)  # fmt: skip
-    example = _gd_counterexample(problem, rule, found, setup, rng, at or {})
+    example = _gd_counterexample(problem, rule, found, setup, rng, at or {}, point)
     if example is None:
         note = f"{head}: the condition fails symbolically, but no sample point shows it"
         return TheoremDecision(Verdict.UNDECIDED, chosen, steps, None, note)
@@ -168,7 +178,12 @@ def _theorem_for(rule: str, found: LinearMap, problem: Problem) -> Theorem | Non
 
 
 def _hypotheses(
-    problem: Problem, rule: str, found: LinearMap, chosen: Theorem, rng: np.random.Generator
+    problem: Problem,
+    rule: str,
+    found: LinearMap,
+    chosen: Theorem,
+    rng: np.random.Generator,
+    point: Mapping[sp.Symbol, float] | None,
 ) -> tuple[str, ...] | None:
     """The hypotheses as checked on this problem, or ``None`` when one fails."""
     checked = [_invertible(found, rng)]
@@ -176,13 +191,17 @@ def _hypotheses(
         return None
     if rule == "gd":
         return tuple(c for c in checked if c)
+    if any(e.has(*NOT_SMOOTH) for e in (*problem.outputs, problem.loss)):
+        return None  # the theorem needs P and L analytic: decided on the expressions instead
+    checked.append("P and L analytic")
     if rule == "ig" and problem.m < problem.n:
         return None  # the minimum-norm pseudo-inverse is not invariant
-    for _ in range(2):  # a second sample point, in case the first is special
-        point = _sample_point(problem, rng)
+    # the given point, then two sample points (in case one is special)
+    points = [*([dict(point)] if point else []), *(_sample_point(problem, rng) for _ in range(2))]
+    for where in points:
         try:
-            d = derivatives_at(problem, point)
-        except ProblemError:
+            d = derivatives_at(problem, where)
+        except ProblemError:  # not finite there
             continue
         need: dict[str, Any] = {"L_yy": d.L_yy} if rule in ("ig", "pg") else {}
         if rule == "newton":
@@ -190,9 +209,9 @@ def _hypotheses(
         if rule == "ig":
             need["JᵀJ"] = d.J.T @ d.J
         if all(_regular(a) for a in need.values()):
-            where = ", ".join(f"{k} nonsingular" for k in need)
-            if where:
-                checked.append(f"{where} at a sample point, hence at generic points")
+            which = ", ".join(f"{k} nonsingular" for k in need)
+            if which:
+                checked.append(f"{which} at a sample point, hence at generic points")
             return tuple(c for c in checked if c)
     return None
 
@@ -264,6 +283,24 @@ def _gd_residual(problem: Problem, rule: Any, found: LinearMap, setup: Transform
     return tuple(sp.factor_terms(sp.simplify(e)) for e in residual)
 
 
+def _preimage(
+    problem: Problem,
+    found: LinearMap,
+    setup: Transformed,
+    values: Mapping[sp.Symbol, float],
+    point: Mapping[sp.Symbol, float],
+) -> dict[sp.Symbol, float]:
+    """The ``u`` with ``A u + b = x`` for ``x = point`` (``u = x`` for an output scaling)."""
+    x = np.array([float(point[s]) for s in problem.inputs])
+    if found.side == "output":
+        return dict(zip(setup.inputs, x))
+    exact = {s: sp.Float(v, 20) for s, v in values.items()}
+    zero = {**exact, **{u: 0 for u in setup.inputs}}
+    offset = np.array([float(e.xreplace(zero)) for e in setup.forward])
+    u = np.linalg.solve(_numeric(found.matrix, exact), x - offset)
+    return {s: float(v) for s, v in zip(setup.inputs, u)}
+
+
 def _sample_point(problem: Problem, rng: np.random.Generator) -> dict[sp.Symbol, float]:
     return {x: float(v) for x, v in zip(problem.inputs, rng.uniform(-2.0, 2.0, problem.n))}
 
@@ -275,26 +312,31 @@ def _gd_counterexample(
     setup: Transformed,
     rng: np.random.Generator,
     at: Mapping[sp.Symbol, float],
+    point: Mapping[sp.Symbol, float] | None = None,
 ) -> Counterexample | None:
     """A point where ``Δx_GD`` and the mapped ``Δu_GD`` differ, both evaluated numerically;
-    params are ``at``'s values where it gives them, else sampled (the verdict is for all)."""
+    params are ``at``'s values where it gives them, else sampled (the verdict is for all).
+    The first candidate is the ``u`` the map sends to ``point`` (when given)."""
     fixed = {s: float(v) for s, v in at.items()}
     free = sorted({*setup.new_params, *problem.params} - set(fixed), key=str)
     eta = getattr(rule, "eta", 0.01)
-    for _ in range(6):
+    for attempt in range(7 if point else 6):
         values = {**sample_values(free, rng), **fixed}
         if isinstance(eta, sp.Symbol):
             step = values.pop(eta, None) or float(rng.uniform(*_ETA_DOMAIN))
         else:
             step = float(eta)
-        u = _sample_point(setup.problem, rng)
+        if attempt == 0 and point:
+            u = _preimage(problem, found, setup, values, point)
+        else:
+            u = _sample_point(setup.problem, rng)
         point_values = {s: sp.Float(v, 20) for s, v in {**values, **u}.items()}
         x = {xi: float(e.xreplace(point_values)) for xi, e in zip(problem.inputs, setup.forward)}
         own = {s: v for s, v in values.items() if s in problem.params}
         try:
             lhs = -step * derivatives_at(problem, {**x, **own}, second=False).g
             du = -step * derivatives_at(setup.problem, {**u, **values}, second=False).g
-        except ProblemError:  # P is not real there (e.g. sqrt of a negative input): next point
+        except ProblemError:  # not finite at this point: try the next
             continue
         rhs = _numeric(found.matrix, point_values) @ du if found.side == "input" else du
         scale = max(1.0, float(np.max(np.abs(lhs))), float(np.max(np.abs(rhs))))

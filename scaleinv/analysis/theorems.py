@@ -189,6 +189,10 @@ _HYP_A = "x = A u + b with A invertible (linear or affine input map)"
 _HYP_B = "P -> B P with B invertible, loss L'(y') = κ L(B⁻¹ y') (κ > 0)"
 _HYP_SCALAR = "P -> c P (B = c I, c > 0), loss L'(y') = κ L(y'/c) (κ > 0)"
 _HYP_LYY = "∂²L/∂y² invertible (the y-step Δy exists)"
+# Newton and IG expand P and L to second order around the point, PG's local inverse is the
+# inverse function theorem's, and a matrix nonsingular at one sample point is nonsingular at
+# generic points only where P and L are analytic.
+_HYP_SMOOTH = "P and L analytic (no Abs, sign, Max, Min, floor, Piecewise, …)"
 _NEEDS = {
     "gd": (),
     "newton": ("∂²L/∂x² = H invertible at the point",),
@@ -215,6 +219,8 @@ def _first_order(rule: str, side: str) -> Theorem:
         hypotheses = (_HYP_SCALAR, *_NEEDS[rule])
     if rule == "ig":
         hypotheses += (_HYP_LYY,)
+    if rule != "gd":
+        hypotheses += (_HYP_SMOOTH,)
     original = _updates(_ORIGINAL, square=square)[rule]
     transformed = _updates(new, square=square)[rule]
     mapped = transformed if back is None else back * transformed
@@ -261,13 +267,13 @@ def _pg(side: str) -> Theorem:
         # u~ solves P(A u~ + b) = y + Δy'; with x~ = A u~ + b the residual is P(x~) − y − Δy'
         residual_new = P_NEW - Y0 - dy_new
         factor: Any = sp.Identity(M)
-        hypotheses: tuple[str, ...] = (_HYP_A, _HYP_LYY)
+        hypotheses: tuple[str, ...] = (_HYP_A, _HYP_LYY, _HYP_SMOOTH)
     else:
         new, steps = _output_local(B)
         dy_new = -ETA * new.L_yy.I * new.L_y
         residual_new = B * P_NEW - (B * Y0 + dy_new)
         factor = B
-        hypotheses = (_HYP_B, _HYP_LYY)
+        hypotheses = (_HYP_B, _HYP_LYY, _HYP_SMOOTH)
     dy = -ETA * LYY.I * LY
     residual = P_NEW - Y0 - dy
     gap = _simplify(residual_new - factor * residual)

@@ -4,6 +4,13 @@ A transform turns a :class:`~scaleinv.symbolic.Problem` in ``x`` into a problem 
 ``u`` (:meth:`apply` returns a :class:`Transformed`), together with the map ``x = g(u)`` that
 carries updates in ``u`` back to ``x``. Symbols a transform introduces (scales ``s0``, ``c``,
 an angle ``theta``) become params of the transformed problem; scales are positive symbols.
+
+A transform's expressions may use the problem's params and new symbols, never its inputs: a
+scale or a map ``g`` that mentioned ``x0`` would make ``x = g(u)`` depend on the point (the
+invariance question would be another one), so it is refused with a :class:`ProblemError`
+naming the input (write such a map in the new inputs, as a :class:`Reparametrization`). New
+symbols must not take a name scaleinv reserves (``eta``, the outputs ``y0 ..``; see
+:func:`~scaleinv.symbolic.problem.check_user_names`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import sympy as sp
 from scaleinv.errors import ProblemError
 from scaleinv.symbolic import Problem, parse_expr
 from scaleinv.symbolic.parsing import make_symbol
+from scaleinv.symbolic.problem import check_user_names
 
 __all__ = ["Transformed", "InputScaling", "OutputScaling", "Reparametrization", "listed"]
 
@@ -96,10 +104,29 @@ def listed(items: Sequence[str], limit: int = 6) -> str:
 
 
 def _known(problem: Problem) -> dict[str, sp.Symbol]:
-    return {str(s): s for s in (*problem.inputs, *problem.params)}
+    return {str(s): s for s in problem.params}
 
 
-def _to_expr(item: Scalar, known: dict[str, sp.Symbol], positive: bool) -> sp.Expr:
+def _to_expr(
+    item: Scalar, known: dict[str, sp.Symbol], positive: bool, problem: Problem
+) -> sp.Expr:
+    """``item`` as an expression in ``known`` and new symbols (see :func:`_parsed`); one that
+    mentions an input of ``problem`` (not also a name in ``known``) is refused."""
+    expr = _parsed(item, known, positive)
+    inputs = {str(x) for x in problem.inputs} - set(known)
+    used = sorted(inputs & {str(s) for s in expr.free_symbols})
+    if used:
+        raise ProblemError(
+            f"the transform's {item!r} mentions the input {used[0]}: a scale or map x = g(u) is "
+            "written in params and new symbols (a map that depends on the point needs a "
+            "Reparametrization in the new inputs)"
+        )
+    new = [str(s) for s in expr.free_symbols if str(s) not in known]
+    check_user_names(sorted(new), problem.m, "new symbol")
+    return expr
+
+
+def _parsed(item: Scalar, known: dict[str, sp.Symbol], positive: bool) -> sp.Expr:
     """Parse ``item`` (allow-list parser for strings); unknown names become new symbols."""
     if isinstance(item, str):
         try:  # only to list the names; parse_expr below does the (allow-list) parsing
@@ -130,7 +157,8 @@ def _to_expr(item: Scalar, known: dict[str, sp.Symbol], positive: bool) -> sp.Ex
 
 def _fresh_inputs(problem: Problem, names: Sequence[str] | None) -> tuple[sp.Symbol, ...]:
     taken = {str(s) for s in problem.params} | {str(y) for y in problem.output_symbols}
-    if names is None:
+    if names is None:  # the defaults also avoid the old inputs (x = g(u) keeps them apart)
+        taken |= {str(x) for x in problem.inputs}
         for prefix in ("u", "v", "w", "u_"):
             names = [f"{prefix}{i}" for i in range(problem.n)]
             if not taken & set(names):
@@ -194,7 +222,7 @@ class InputScaling:
             raw = list(self.scales)
             if len(raw) != problem.n:
                 raise ProblemError(f"InputScaling has {len(raw)} scales for {problem.n} inputs")
-        scales = [_to_expr(s, known, positive=True) for s in raw]
+        scales = [_to_expr(s, known, positive=True, problem=problem) for s in raw]
         if any(s.is_positive is False or s == 0 for s in scales):
             raise ProblemError(f"scales must be positive, got {scales}")
         inputs = _fresh_inputs(problem, None)
@@ -226,7 +254,7 @@ class OutputScaling:
     @_memoized
     def apply(self, problem: Problem) -> Transformed:
         """The problem with scaled outputs, target and loss."""
-        c = _to_expr(self.c, _known(problem), positive=True)
+        c = _to_expr(self.c, _known(problem), positive=True, problem=problem)
         if c.is_positive is False or c == 0:
             raise ProblemError(f"OutputScaling needs c > 0, got {c}")
         extra = _new_symbols([c], problem, problem.inputs)
@@ -299,7 +327,7 @@ class Reparametrization:
             raise ProblemError(f"the map has {len(self.mapping)} entries for {problem.n} inputs")
         inputs = _fresh_inputs(problem, self.inputs)
         known = {**{str(s): s for s in problem.params}, **{str(u): u for u in inputs}}
-        forward = sp.Matrix([_to_expr(e, known, positive=False) for e in self.mapping])
+        forward = sp.Matrix([_to_expr(e, known, False, problem) for e in self.mapping])
         if forward.jacobian(inputs).det() == 0:
             raise ProblemError(f"the map {list(forward)} is not invertible (dg/du is singular)")
         return _substituted(problem, forward, inputs, _new_symbols(forward, problem, inputs))

@@ -233,12 +233,25 @@ class Dimensions:
     """The checked dimensions of a problem (see :func:`problem_dimensions`).
 
     ``symbols`` maps every input and param symbol to its dimension; ``outputs`` gives
-    ``[y_i]`` and ``loss`` ``[L]``.
+    ``[y_i]`` and ``loss`` ``[L]``. A numeric target declared with a dimension becomes the
+    symbols ``target`` (also in ``symbols``), whose values are the target's numbers: every
+    update is then checked on :meth:`problem`, where they stand in for the numbers.
     """
 
     symbols: Mapping[sp.Symbol, Dimension]
     outputs: tuple[Dimension, ...]
     loss: Dimension
+    target: tuple[sp.Symbol, ...] = ()
+
+    def problem(self, problem: Problem) -> Problem:
+        """``problem`` with its numeric target replaced by :attr:`target` (params of the
+        target's values), so that the target's numbers carry their dimension in every
+        derivative; ``problem`` itself when no target dimension was declared."""
+        if not self.target:
+            return problem
+        values = {s: float(t.subs(problem.params)) for s, t in zip(self.target, problem.target)}
+        params = {**problem.params, **values}
+        return Problem(problem.inputs, problem.outputs, None, self.target, params)
 
 
 def problem_dimensions(problem: Problem, dims: Mapping[str, Any]) -> Dimensions:
@@ -288,15 +301,17 @@ def problem_dimensions(problem: Problem, dims: Mapping[str, Any]) -> Dimensions:
         outputs.append(_checked(expr, table, want, f"output y{i} = {expr}"))
     want = dims.get("L", dims.get("loss"))
     at_y = {**table, **dict(zip(problem.output_symbols, outputs))}
-    loss = problem.loss
+    loss, targets = problem.loss, {}
     if "target" in dims:
-        loss, targets = _dimensioned_target(problem, dims["target"])
+        targets = _dimensioned_target(problem, dims["target"])
+        loss = squared_distance(problem.output_symbols, list(targets))
         at_y.update(targets)
-    return Dimensions(table, tuple(outputs), _checked(loss, at_y, want, "the loss"))
+    loss_dim = _checked(loss, at_y, want, "the loss")
+    return Dimensions({**table, **targets}, tuple(outputs), loss_dim, tuple(targets))
 
 
-def _dimensioned_target(problem: Problem, declared: Any) -> tuple[sp.Expr, dict[Any, Dimension]]:
-    """The default loss with the target's numbers as symbols of the declared dimensions."""
+def _dimensioned_target(problem: Problem, declared: Any) -> dict[sp.Symbol, Dimension]:
+    """The target's numbers as symbols (``y0_star``, ...) of the declared dimensions."""
     m = problem.m
     if isinstance(declared, (str, Dimension)):
         declared = [declared] * m
@@ -304,10 +319,8 @@ def _dimensioned_target(problem: Problem, declared: Any) -> tuple[sp.Expr, dict[
         raise DimensionError("target", f"needs one dimension or a list of {m}, got {declared!r}")
     if not problem.has_default_loss:
         raise DimensionError("target", "a dimension of the target needs the loss ½|y − y*|²")
-    ys = problem.output_symbols
-    stars = [sp.Dummy(f"{y}_star") for y in ys]
-    loss = squared_distance(ys, stars)
-    return loss, {t: parse_dimension(d) for t, d in zip(stars, declared)}
+    stars = [sp.Dummy(f"{y}_star", real=True) for y in problem.output_symbols]
+    return {t: parse_dimension(d) for t, d in zip(stars, declared)}
 
 
 def _checked(expr: sp.Expr, table: Mapping[Any, DimLike], want: Any, what: str) -> Dimension:
@@ -336,9 +349,10 @@ class UnitsReport:
     inputs, input_dimensions : tuple
         The input names and ``[x_i]``.
     delta_dimensions : tuple of Dimension or None
-        ``[Δx_i/η]`` (the rate at ``η → 0`` for PG); None where ``Δx_i ≡ 0``.
+        ``[Δx_i/η]`` (the rate at ``η → 0`` for PG); None where ``Δx_i ≡ 0`` or it has none.
     required_eta : tuple of Dimension or None
-        ``[x_i]/[Δx_i/η]``, the dimension ``η`` needs for component i; None: any.
+        ``[x_i]/[Δx_i/η]``, the dimension ``η`` needs for component i; None where any fits
+        (``Δx_i ≡ 0``) or none does (see ``misfits`` and :meth:`need`).
     eta_dimension : Dimension or None
         The one dimension that fits every component (dimensionless when any fits), or None.
     verdict : UnitsVerdict
@@ -346,6 +360,8 @@ class UnitsReport:
         The argument, one step per line.
     branches : int
         How many ``Δx`` formulas were checked (PG: one per inverse branch).
+    misfits : tuple of str
+        The inputs whose ``Δx_i`` has the dimension of ``x_i`` for no ``η``.
     """
 
     rule: str
@@ -357,11 +373,20 @@ class UnitsReport:
     verdict: UnitsVerdict
     derivation: tuple[str, ...]
     branches: int = 1
+    misfits: tuple[str, ...] = ()
 
     @property
     def consistent(self) -> bool:
         """True when a single ``η`` fits all components."""
         return self.verdict is UnitsVerdict.CONSISTENT
+
+    def need(self, i: int) -> Dimension | str:
+        """What component ``i`` needs of ``η``: a dimension, ``"any"`` (``Δx_i ≡ 0``) or
+        ``"none fits"``."""
+        if self.inputs[i] in self.misfits:
+            return "none fits"
+        found = self.required_eta[i]
+        return "any" if found is None else found
 
 
 def check_units(
@@ -385,6 +410,7 @@ def check_units(
     (<UnitsVerdict.INCONSISTENT: 'inconsistent'>, ['1', 'time**2/length**2'])
     """
     table = dims if isinstance(dims, Dimensions) else problem_dimensions(problem, dims)
+    problem = table.problem(problem)
     eta = getattr(rule, "eta", None) if eta is None else eta
     if eta is not None and not isinstance(eta, sp.Symbol) and dataclasses.is_dataclass(rule):
         eta = sp.Dummy("eta", positive=True)
@@ -399,9 +425,9 @@ def check_units(
         eta = sp.Dummy("eta")
         branches = tuple(eta * b for b in branches)
     walk = {s: _deps(d) for s, d in table.symbols.items()}
-    rates, needs, bad = [], [], False
+    rates, needs, misfits = [], [], []
     for i, x in enumerate(problem.inputs):
-        seen = []
+        seen, fits = [], True
         for b, delta in enumerate(branches):
             note = f" [branch {b}]" if len(branches) > 1 else ""
             d = sp.sympify(delta[i], strict=True)
@@ -409,15 +435,17 @@ def check_units(
                 lines.append(f"Δ{x} = 0: any η{note}")
                 continue
             pair = _component(d, eta, walk, x, note, lines)
-            bad = bad or pair is None
+            fits = fits and pair is not None
             seen += [pair] if pair else []
         if len({_key(need) for _, need in seen}) > 1:
             lines.append(f"the branches of Δ{x} need different η")
-            bad = True
+            fits = False
+        if not fits:
+            misfits.append(str(x))
         rates.append(_dimension(seen[0][0]) if seen else None)
-        needs.append(_dimension(seen[0][1]) if seen else None)
+        needs.append(_dimension(seen[0][1]) if seen and fits else None)
     kinds = {_key(_deps(n)) for n in needs if n is not None}
-    eta_dim = None if bad or len(kinds) > 1 else _dimension(dict(kinds.pop()) if kinds else {})
+    eta_dim = None if misfits or len(kinds) > 1 else _dimension(dict(kinds.pop()) if kinds else {})
     if eta_dim is None:
         lines.append("inconsistent: no single η gives every Δx_i the dimension of x_i")
     else:
@@ -432,6 +460,7 @@ def check_units(
         verdict=UnitsVerdict.INCONSISTENT if eta_dim is None else UnitsVerdict.CONSISTENT,
         derivation=tuple(lines),
         branches=len(branches),
+        misfits=tuple(misfits),
     )
 
 

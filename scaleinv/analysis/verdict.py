@@ -67,6 +67,14 @@ class Counterexample:
     lhs: tuple[float, ...]
     rhs: tuple[float, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "point", MappingProxyType(dict(self.point)))
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as plain dicts (a report built in a worker process carries its verdicts)."""
+        return (Counterexample, (dict(self.point), dict(self.params), self.lhs, self.rhs))
+
     @property
     def difference(self) -> float:
         """``max |lhs − rhs|``."""
@@ -123,6 +131,7 @@ def decide_equal(
     rng: np.random.Generator | int | None = None,
     domains: Mapping[sp.Symbol, tuple[float, float]] | None = None,
     samples: int = 24,
+    first: Sequence[Mapping[sp.Symbol, float]] = (),
 ) -> Decision:
     """Decide whether ``lhs == rhs`` identically (as branch sets when given tuples).
 
@@ -141,6 +150,9 @@ def decide_equal(
         Random source of the search (default: seed 0, so a verdict is the same on every run).
     domains : mapping of Symbol to (low, high), optional
         Sampling intervals overriding the defaults of :func:`sample_values`.
+    first : sequence of mappings of Symbol to float
+        Points searched before the random ones (a user's start, say); symbols they leave
+        out are sampled.
 
     Examples
     --------
@@ -160,7 +172,8 @@ def decide_equal(
     others = sorted(free - set(variables), key=str)
     # Every point is drawn before anything is timed: the search is the same on every run.
     points = [sample_values(variables + others, rng, domains) for _ in range(samples)]
-    quick = min(6, samples)
+    points[:0] = [{**sample_values(variables + others, rng, domains), **p} for p in first]
+    quick = min(6, samples) + len(first)
 
     def search(chosen: list[dict[sp.Symbol, float]]) -> Counterexample | None:
         return _search(left, right, variables, others, chosen)

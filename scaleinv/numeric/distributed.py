@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from scaleinv.errors import ProblemError, ScaleinvError
+from scaleinv.numeric.driver import check_steps
 from scaleinv.numeric.export import module_source
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.trajectory import Trajectory, recorded_steps
 from scaleinv.symbolic import Problem
 
-__all__ = ["minimize_dask", "dask_array", "dask_client"]
+__all__ = ["minimize_dask", "dask_array", "dask_client", "CONNECT_TIMEOUT"]
 
 # The task each worker runs, compiled here without a module of its own so that it pickles by
 # value (cloudpickle): unpickling it on a worker imports only NumPy, never scaleinv or SymPy.
@@ -93,8 +94,7 @@ def minimize_dask(
     da = dask_array()
     if x0.ndim == 0 or x0.shape[-1] != problem.n:
         raise ProblemError(f"x0 must have shape (..., {problem.n}), got {x0.shape}")
-    if not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
+    steps = check_steps(steps)
     source = module_source(problem, [rule], title="scaleinv kernels for Dask workers")
     if rule.step_name not in ast.literal_eval(source.rsplit("__all__ = ", 1)[1]):
         notes = [line.split(": ", 1) for line in source.splitlines() if line.startswith("Not ex")]
@@ -102,13 +102,13 @@ def minimize_dask(
         raise ScaleinvError(f"{rule.name} cannot run on Dask workers: {why}")
     n, m = problem.n, problem.m
     x0 = da.asarray(x0).astype(np.float64).rechunk({x0.ndim - 1: -1})
-    kept = recorded_steps(record, int(steps))
+    kept = recorded_steps(record, steps)
     chunks = ((len(kept),), *x0.chunks[:-1], (n + m + 3,))
     packed = x0.map_blocks(
         _TASK["run_chunk"],
         source,
         rule.step_name,
-        int(steps),
+        steps,
         tol,
         kept,
         m,
@@ -123,8 +123,16 @@ def minimize_dask(
     return Trajectory(x, y, loss, status, rule.name, kept, taken)
 
 
-def dask_client(address: str) -> Any:
-    """A ``dask.distributed`` client of the scheduler at ``address`` (e.g. ``tcp://host:8786``)."""
+#: Seconds to wait for the scheduler to answer, and then for a first worker to join it.
+CONNECT_TIMEOUT = 10.0
+
+
+def dask_client(address: str, timeout: float | None = None) -> Any:
+    """A ``dask.distributed`` client of the scheduler at ``address`` (e.g. ``tcp://host:8786``)
+    that has at least one worker: a one-line error when the scheduler does not answer, or no
+    worker has joined it, within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT`; a run
+    would otherwise wait for ever)."""
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
         from distributed import Client
     except ImportError:
@@ -132,6 +140,15 @@ def dask_client(address: str) -> Any:
             "--scheduler needs dask.distributed: pip install 'scaleinv[distributed]'"
         ) from None
     try:
-        return Client(address, timeout="10s")
+        client = Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError, ValueError) as err:
         raise ScaleinvError(f"cannot reach the Dask scheduler at {address!r}: {err}") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError) as err:
+        client.close()
+        raise ScaleinvError(
+            f"no Dask worker answered within {timeout:g} s at the scheduler {address!r}: "
+            "start workers (dask worker ADDRESS) and run again"
+        ) from err
+    return client

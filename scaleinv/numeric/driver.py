@@ -26,8 +26,9 @@ from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.trajectory import Trajectory, recorded_count, recorded_steps
 from scaleinv.symbolic import Problem
+from scaleinv.symbolic.spec import MAX_STEPS
 
-__all__ = ["minimize", "compiled_rule", "available_memory"]
+__all__ = ["minimize", "compiled_rule", "available_memory", "check_steps"]
 
 _COMPILED: weakref.WeakKeyDictionary[Problem, dict[Rule, CompiledRule]] = (
     weakref.WeakKeyDictionary()
@@ -63,6 +64,28 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return min(found) if found else None
+
+
+def check_steps(steps: object) -> int:
+    """``steps`` as an int, or a :class:`ProblemError` when it is not an integer in
+    ``[0, MAX_STEPS]`` (:data:`scaleinv.symbolic.spec.MAX_STEPS`, the limit of every run: spec,
+    CLI, study, Dask and this API).
+
+    Examples
+    --------
+    >>> check_steps(10**12)
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.ProblemError: steps: 1000000000000 is more than the limit of 1000000 ...
+    """
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
+        raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
+    if steps > MAX_STEPS:
+        raise ProblemError(
+            f"steps: {int(steps)} is more than the limit of {MAX_STEPS} steps per run; run in "
+            "pieces, each starting from the last point of the one before"
+        )
+    return int(steps)
 
 
 def _working_floats(n: int, m: int) -> int:
@@ -141,6 +164,9 @@ def minimize(
 
     Raises
     ------
+    ProblemError
+        When ``steps`` is not an integer in ``[0, MAX_STEPS]`` (10**6), or ``x0`` is not
+        of shape ``(..., n)`` and finite.
     MemoryLimitError
         When the recorded steps and the step's working memory would not fit.
 
@@ -154,6 +180,7 @@ def minimize(
     >>> minimize(p, rules.newton(1 / 3), [3.0, 3.0], steps=2).x.shape  # record="ends"
     (2, 2)
     """
+    steps = check_steps(steps)
     note = numeric_inverse_note(problem, rule)
     if note is not None:
         warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
@@ -162,11 +189,8 @@ def minimize(
 
         return minimize_dask(problem, rule, x0, steps, tol, record)
     x0 = real_array(x0, "x0", problem.n)
-    if not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
     if not np.isfinite(x0).all():
         raise ProblemError("x0 contains non-finite values")
-    steps = int(steps)
     count = recorded_count(record, steps)
     kernels = problem.compile()
     compiled = compiled_rule(problem, rule)

@@ -28,7 +28,7 @@ import numpy as np
 from scaleinv.errors import NoInverseError, ProblemError
 from scaleinv.numeric import pathsolve, runtime
 from scaleinv.numeric.inverse_source import TOL, closed_form_source, numeric_source
-from scaleinv.numeric.kernels import ProblemKernels
+from scaleinv.numeric.kernels import ProblemKernels, batch_shape
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import LocalInverse
 
@@ -131,6 +131,8 @@ class InverseEvaluator:
         ([[3.0], [0.1]], [True, False], ['running', 'no_inverse'], False)
         """
         y, x0 = self._broadcast(y, x0)
+        shapes = {f"param {key} of shape": np.shape(value) for key, value in params.items()}
+        batch_shape("inverse", {"y and x0 of batch shape": y.shape[:-1], **shapes})
         x, status, residual = self.local_inverse(y, x0, **params)
         return InverseSolution(x, status, residual, self.numeric)
 
@@ -175,7 +177,9 @@ class InverseEvaluator:
                 f"inverse needs y of shape (..., {problem.m}) and x0 of shape (..., "
                 f"{problem.n}), got {y.shape} and {x0.shape}"
             )
-        batch = np.broadcast_shapes(y.shape[:-1], x0.shape[:-1])
+        batch = batch_shape(
+            "inverse", {"y of batch shape": y.shape[:-1], "x0 of batch shape": x0.shape[:-1]}
+        )
         return np.broadcast_to(y, batch + y.shape[-1:]), np.broadcast_to(x0, batch + x0.shape[-1:])
 
     def _ig(self, y: np.ndarray, x0: np.ndarray, params: dict) -> np.ndarray:

@@ -17,10 +17,13 @@ from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import LocalInverse
 from scaleinv.symbolic.ranges import output_bounds
 
-__all__ = ["TOL", "closed_form_source", "numeric_source"]
+__all__ = ["TOL", "closed_form_source", "numeric_source", "excluded_boundary"]
 
 #: A solution must satisfy ``|P(x) − y| <= TOL (1 + |y|)`` componentwise.
 TOL = pathsolve.PATH_TOL
+#: Where no branch is valid at ``y``, the branches are evaluated this fraction of the way back
+#: towards ``P(x0)`` and their value polished at ``y`` (a limit on an excluded boundary).
+_APPROACH = 1e-7
 
 # The closed-form local inverse is assembled from the pieces below in two variants that share
 # the branch list, the periodic shift and `nearest_branch` (residual of every candidate,
@@ -34,8 +37,9 @@ def local_inverse(y, x0, /, **params):
     """P^-1(y; x0): the valid closed-form branch nearest to x0, batched.
 
     Returns (x, status, residual): status RUNNING where found, NO_INVERSE where no branch is
-    valid (x = x0 there); residual = |P(x) - y|. The batch is flattened and solved in chunks
-    of {chunk} points (bounded temporaries, no per-point Python work).
+    valid, nor its limit on an excluded boundary (x = x0 there); residual = |P(x) - y|. The
+    batch is flattened and solved in chunks of {chunk} points (bounded temporaries, no
+    per-point Python work).
     """
     y = numpy.asarray(y, dtype=numpy.float64)
     x0 = numpy.asarray(x0, dtype=numpy.float64)
@@ -82,6 +86,55 @@ def nearest_first(y, x0, params):
         rest = numpy.flatnonzero(~valid)
         sub = {{key: v[rest] if v.ndim else v for key, v in params.items()}}
         x[rest], status[rest], residual[rest] = nearest_branch(y[rest], x0[rest], sub)
+{beyond}\
+    return x, status, residual
+
+'''
+_BEYOND_CALL = """\
+        lost = rest[status[rest] != RUNNING]
+        if lost.size:
+            x[lost], status[lost], residual[lost] = beyond_branches(y[lost], x0[lost], params, lost)
+"""
+_BEYOND = '''\
+def beyond_branches(y, x0, params, rows):
+    """Where no branch is valid, the points y on a branch's excluded boundary (x1 = y0/y1 at
+    y1 = 0, where x0 = 0 solves P = (x0*x1, x0)); elsewhere the branches are complete and
+    there is no solution. On the boundary, tried in turn: x0 itself; the limit of the branch
+    valid just before y on the path from P(x0) (evaluated there, then polished at y by
+    Gauss-Newton); where that branch exists but the polish misses, the numeric solver.
+    Returns (x, status, residual): x0, NO_INVERSE and inf where all fail."""
+    sub = {{key: v[rows] if v.ndim else v for key, v in params.items()}}
+    tol = {tol!r} * (1 + numpy.abs(y))
+    x, status = x0.copy(), numpy.full(len(y), NO_INVERSE, dtype=numpy.int8)
+    residual = numpy.full(len(y), numpy.inf)
+    with numpy.errstate(all="ignore"):
+        gap = numpy.abs(excluded_boundary(y, **sub).reshape(len(y), -1))
+        edge = numpy.flatnonzero((gap <= tol.max(axis=-1)[:, None]).any(axis=-1))
+        if not edge.size:
+            return x, status, residual
+        y, x0, tol = y[edge], x0[edge], tol[edge]
+        sub = {{key: v[edge] if v.ndim else v for key, v in sub.items()}}
+        start = P(x0, **sub).reshape(y.shape)
+        c, near, _ = nearest_branch(y + {approach!r} * (start - y), x0, sub)
+        for _ in range(3):
+            r = y - P(c, **sub).reshape(y.shape)
+            polished, _, lower = polish(c, r, y, sub)
+            c = where_rows(lower & all_of(numpy.isfinite(polished)), polished, c)
+        r = y - P(c, **sub).reshape(y.shape)
+        limit = (near == RUNNING) & all_of(numpy.isfinite(c)) & all_of(numpy.abs(r) <= tol)
+        at_x0 = all_of(numpy.abs(y - start) <= tol)
+        found = limit | at_x0
+        x[edge] = where_rows(limit & ~at_x0, c, x0)
+        r = y - P(x[edge], **sub).reshape(y.shape)
+        status[edge[found]] = RUNNING
+        residual[edge[found]] = numpy.sqrt(dot_last(r, r))[found]
+    hard = (near == RUNNING) & ~found
+    if hard.any():
+        part = {{key: v[hard] if v.ndim else v for key, v in sub.items()}}
+        solved, how, reached = path_inverse(P, jacobian, y[hard], x0[hard], part)
+        ok = how == RUNNING
+        rows = edge[hard][ok]
+        x[rows], status[rows], residual[rows] = solved[ok], RUNNING, reached[ok]
     return x, status, residual
 '''
 _TRACED_ENTRY = '''\
@@ -213,7 +266,14 @@ def closed_form_source(local: LocalInverse, flavor: str = "numpy") -> str:
     square = m == n and (n <= 3 or not traced)
     gauss_newton = "solve_square(jac, r)" if square else "inverse_jacobian_times(jac, r)[0]"
     first = {"names": ", ".join(names), "periodic": periodic, "tol": TOL, "chunk": runtime.CHUNK}
+    boundary = [] if traced else excluded_boundary(local)
+    first["beyond"] = _BEYOND_CALL if boundary else ""
     entry = (_TRACED_ENTRY if traced else _BLOCKED_ENTRY).format(m=m, n=n, **first)
+    if boundary:
+        doc = "Expressions in y that vanish where a branch is excluded (its Ne conditions and "
+        doc += "denominators)."
+        parts.append(kernel_source("excluded_boundary", boundary, ys, params, doc, flavor)[0])
+        entry += "\n\n\n" + _BEYOND.format(tol=TOL, approach=_APPROACH)
     nearest = _NEAREST.format(
         m=m,
         n=n,
@@ -224,6 +284,31 @@ def closed_form_source(local: LocalInverse, flavor: str = "numpy") -> str:
         gauss_newton=gauss_newton,
     )
     return "\n\n\n".join([*(part.strip() for part in parts), entry.strip(), nearest.strip()]) + "\n"
+
+
+def excluded_boundary(local: LocalInverse) -> list[sp.Expr]:
+    """Expressions in ``y`` (and params) that vanish on the excluded boundary of a branch: the
+    sides' differences of its ``Ne`` conditions and the bases of negative powers (denominators)
+    in its solution. Where no branch is valid at ``y`` and one of them vanishes, a solution may
+    still exist as the branch's limit (see ``beyond_branches`` in the generated source).
+
+    Examples
+    --------
+    >>> local = Problem.from_strings(["x0", "x1"], ["x0*x1", "x0"]).local_inverse()
+    >>> excluded_boundary(local)
+    [y1]
+    >>> excluded_boundary(Problem.from_strings("x", "exp(x)").local_inverse())
+    []
+    """
+    found: dict[sp.Expr, None] = {}
+    for branch in local.branches:
+        for ne in sp.sympify(branch.condition).atoms(sp.Ne):
+            found[ne.lhs - ne.rhs] = None
+        for e in branch.solution:
+            for power in e.atoms(sp.Pow):
+                if power.exp.is_negative and not power.base.is_number:
+                    found[power.base] = None
+    return list(found)
 
 
 def numeric_source(problem: Problem, kernels: ProblemKernels, name: str) -> str:

@@ -33,7 +33,7 @@ from scaleinv.symbolic import Problem
 __all__ = ["Kernel", "ProblemKernels", "Pattern", "compile_kernel", "compile_program"]
 __all__ += ["kernel_source"]
 __all__ += ["program_source", "compile_problem", "use_sparse", "param_keywords", "RESERVED"]
-__all__ += ["real_array", "StraightLine", "BLOCK"]
+__all__ += ["real_array", "batch_shape", "StraightLine", "BLOCK"]
 
 #: A matrix with at least this many entries and at most this fraction nonzero is held
 #: sparsely and solved with its pattern (see :func:`use_sparse`). Measured on the diffusion
@@ -105,6 +105,9 @@ class Kernel:
             value = params[key] = real_array(value, f"{self.name} param {key}")
             if key in self.positive and not np.all(value > 0):
                 raise ProblemError(f"param {key} is declared positive: the formulas assume it")
+        shapes = {f"argument {i} of batch shape": a.shape[:-1] for i, a in enumerate(args, 1)}
+        shapes.update((f"param {key} of shape", np.shape(v)) for key, v in params.items())
+        batch_shape(f"kernel {self.name}", shapes)
         return self.func(*args, **params)
 
 
@@ -132,6 +135,29 @@ def real_array(value: Any, what: str, size: int | None = None) -> np.ndarray:
     if size is not None and (array.ndim == 0 or array.shape[-1] != size):
         raise ProblemError(f"{what} must have shape (..., {size}), got {array.shape}")
     return array.astype(np.float64, copy=False)
+
+
+def batch_shape(what: str, shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
+    """The broadcast of the named batch shapes, or a :class:`ProblemError` naming the first
+    one that does not fit the others (and the shapes it could have).
+
+    Examples
+    --------
+    >>> batch_shape("kernel P", {"x of batch shape": (5,), "param alpha of shape": (3,)})
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.ProblemError: kernel P: param alpha of shape (3,) does not broadcast against ...
+    """
+    batch: tuple[int, ...] = ()
+    for name, shape in shapes.items():
+        try:
+            batch = np.broadcast_shapes(batch, shape)
+        except ValueError:
+            raise ProblemError(
+                f"{what}: {name} {shape} does not broadcast against the batch shape {batch}; "
+                f"expected {batch} or a shape that broadcasts to it"
+            ) from None
+    return batch
 
 
 def _exec_source(

@@ -150,15 +150,27 @@ def sparse_solve(pattern, values, b, chunk_bytes=1 << 26):
     return x.reshape(batch + (k,)), status.reshape(batch)
 
 
+def _finite_matrices(a):
+    """Where each sample of ``a`` (``(..., k, l)``) is finite, and ``a`` with the other samples
+    zeroed: LAPACK's SVD fails for the whole batch ("SVD did not converge") on one NaN."""
+    finite = numpy.isfinite(a).all(axis=(-2, -1))
+    return finite, numpy.where(finite[..., None, None], a, 0.0)
+
+
 def inverse_jacobian_times(jac, dy):
-    """``J⁻¹ Δy`` for square ``J`` (singular samples flagged), the pseudo-inverse otherwise."""
+    """``J⁻¹ Δy`` for square ``J`` (singular samples flagged), the pseudo-inverse otherwise.
+
+    A sample whose ``J`` is not finite gets a NaN step (it diverges), as :func:`solve` gives
+    it; the others are unaffected.
+    """
     if jac.shape[-1] == jac.shape[-2]:
         return solve(jac, dy)
+    finite, safe = _finite_matrices(jac)
     with numpy.errstate(all="ignore"):
-        dx = (numpy.linalg.pinv(jac) @ dy[..., None])[..., 0]
-    bad = ~numpy.isfinite(dx).all(axis=-1)
+        dx = (numpy.linalg.pinv(safe) @ dy[..., None])[..., 0]
+    bad = finite & ~numpy.isfinite(dx).all(axis=-1)
     status = numpy.asarray(numpy.where(bad, SINGULAR, RUNNING), dtype=numpy.int8)
-    return numpy.where(bad[..., None], 0.0, dx), status
+    return numpy.where(bad[..., None], 0.0, numpy.where(finite[..., None], dx, numpy.nan)), status
 
 
 def half_inverse(jac, g, beta, rcond=None):
@@ -166,7 +178,8 @@ def half_inverse(jac, g, beta, rcond=None):
 
     ``σ_max`` is the largest singular value of the whole batch (the SVD of the block-diagonal,
     batch-stacked Jacobian is the per-sample SVDs together). ``rcond=None`` means
-    ``max(m, n) · eps``.
+    ``max(m, n) · eps``. A sample whose Jacobian is not finite gets NaN (it diverges) and
+    does not count towards ``σ_max``.
 
     Examples
     --------
@@ -174,12 +187,15 @@ def half_inverse(jac, g, beta, rcond=None):
     >>> half_inverse(jac, numpy.array([1.0, 1.0]), beta=0.5)
     array([0.70710678, 0.35355339])
     """
-    u, s, vt = numpy.linalg.svd(jac, full_matrices=False)
-    cut = (max(jac.shape[-2:]) * _EPS if rcond is None else rcond) * s.max()
-    keep = s > cut
-    scaled = numpy.where(keep, numpy.where(keep, s, 1.0) ** (-beta), 0.0)
-    coeff = scaled * (numpy.swapaxes(u, -1, -2) @ g[..., None])[..., 0]
-    return (numpy.swapaxes(vt, -1, -2) @ coeff[..., None])[..., 0]
+    finite, safe = _finite_matrices(jac)
+    with numpy.errstate(all="ignore"):
+        u, s, vt = numpy.linalg.svd(safe, full_matrices=False)
+        cut = (max(jac.shape[-2:]) * _EPS if rcond is None else rcond) * s.max()
+        keep = s > cut
+        scaled = numpy.where(keep, numpy.where(keep, s, 1.0) ** (-beta), 0.0)
+        coeff = scaled * (numpy.swapaxes(u, -1, -2) @ g[..., None])[..., 0]
+        dx = (numpy.swapaxes(vt, -1, -2) @ coeff[..., None])[..., 0]
+    return numpy.where(finite[..., None], dx, numpy.nan)
 
 
 #: A sample whose loss exceeds this (or is not finite) has diverged.
@@ -257,7 +273,8 @@ def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress
             break
         if tol is not None:
             running -= _stop(status, taken, k, small(x), CONVERGED)
-        dx, state, step_status = step(x, state)
+        with numpy.errstate(all="ignore"):  # overflow and NaN end as statuses, not warnings
+            dx, state, step_status = step(x, state)
         if step_status.any():
             running -= _stop(status, taken, k, step_status != RUNNING, step_status)
         with numpy.errstate(all="ignore"):

@@ -36,6 +36,13 @@ __all__ += ["param_keywords"]
 BLOCK = 4096
 #: Integer powers up to this exponent are printed as products (``x*x*x``).
 MAX_PRODUCT_POWER = 8
+#: Sums and products of more terms than this are printed as balanced groups of this many
+#: (``(a + b + ...) + (...)``): Python's compiler nests a flat ``a + b + ...`` one level per
+#: term and gives up (RecursionError) at about 3,000 terms, e.g. the loss of 3,000 outputs.
+SUM_GROUP = 64
+#: Integers and ratios beyond this magnitude are printed as floats: NumPy's functions take
+#: no Python int beyond int64 (``numpy.sin(10**300)`` is a TypeError).
+_EXACT_INT = 2**53
 #: Names a problem's symbols may not take in generated code, besides Python's keywords and
 #: builtins: what kernels use (``numpy``, ``out``, ``batch``) and the positional arguments of
 #: kernels and steps (``x``, ``y``).
@@ -112,25 +119,30 @@ class _Printer(NumPyPrinter):
     def _fast(self, expr: Any) -> str:
         if expr.is_Symbol:
             return expr.name
+        if expr.is_Rational and max(abs(expr.p), expr.q) >= _EXACT_INT:
+            return _float_literal(float(expr))
         if expr.is_Integer:
             return str(int(expr)) if expr >= 0 else f"({int(expr)})"
         if expr.is_Rational:
             return f"({expr.p}/{expr.q})"
         if expr.is_Float:
-            return f"({float(expr)!r})"
+            return _float_literal(float(expr))
         if expr.is_Add:  # terms with a negative coefficient are subtracted: a - b, not a + (-1)*b
             plus, minus = [], []
             for a in expr.args:
                 coeff, rest = a.as_coeff_Mul()
-                if coeff.is_negative:
+                if float(coeff) < 0:  # not coeff.is_negative: a SymPy assumption query each
                     term = self._fast(rest) if coeff == -1 else self._fast(-coeff * rest)
                     minus.append(term)
                 else:
                     plus.append(self._fast(a))
+            if len(plus) + len(minus) > SUM_GROUP:  # a - b - c = a - (b + c), both balanced
+                head = _balanced(plus, " + ") if plus else "0"
+                return f"({head} - ({_balanced(minus, ' + ')}))" if minus else f"({head})"
             head = " + ".join(plus) if plus else f"-{minus.pop(0)}"
             return "(" + " - ".join([head, *minus]) + ")"
         if expr.is_Mul:
-            return "*".join(self._fast(a) for a in expr.args)
+            return _balanced([self._fast(a) for a in expr.args], "*")
         if expr.is_Pow:
             base, exp = self._fast(expr.base), expr.exp
             if expr.base.is_Mul:
@@ -145,10 +157,39 @@ class _Printer(NumPyPrinter):
             if expr.base is sp.E:
                 return f"{self._module_format(self._module + '.exp')}({self._fast(exp)})"
             return f"({base}**({self._fast(exp)}))"
+        if isinstance(expr, sp.Function) and expr.args and all(a.is_Number for a in expr.args):
+            try:  # a function of numbers: its value, rounded once (sin(10**300) needs SymPy)
+                return _float_literal(float(expr))
+            except (TypeError, ValueError):  # not real (asin(2)): NumPy's answer, NaN
+                pass
         name = self._FUNCTIONS.get(type(expr))
         if name is not None:
             return f"{self._module_format(f'{self._module}.{name}')}({self._fast(expr.args[0])})"
         return f"({super().doprint(expr)})"
+
+
+def _float_literal(value: float) -> str:
+    """A Python literal of ``value`` (``1e999`` is how Python spells infinity)."""
+    if value != value or abs(value) == float("inf"):
+        return "(1e999)" if value > 0 else "(-1e999)" if value < 0 else "(1e999 - 1e999)"
+    return f"({value!r})"
+
+
+def _balanced(terms: list[str], op: str) -> str:
+    """``terms`` joined by ``op``, in parenthesized groups of at most :data:`SUM_GROUP` (then
+    groups of groups): the nesting Python's compiler sees grows with the logarithm of the
+    number of terms, not with it.
+
+    Examples
+    --------
+    >>> _balanced(["a", "b", "c"], " + ")
+    'a + b + c'
+    >>> _balanced([f"x{i}" for i in range(130)], "*").count("(")
+    3
+    """
+    while len(terms) > SUM_GROUP:
+        terms = [f"({op.join(terms[i : i + SUM_GROUP])})" for i in range(0, len(terms), SUM_GROUP)]
+    return op.join(terms)
 
 
 def _printer() -> NumPyPrinter:

@@ -30,6 +30,8 @@ class Status(IntEnum):
     'P(x) = y had no real solution for the requested step'
     >>> Status.NOT_FOUND.label
     'not_found'
+    >>> Status.MAX_STEPS.words
+    'step limit'
     """
 
     RUNNING = runtime.RUNNING
@@ -50,6 +52,11 @@ class Status(IntEnum):
         """The lower-case name used in tables (``max_steps``, ``no_inverse``, ...)."""
         return self.name.lower()
 
+    @property
+    def words(self) -> str:
+        """A few words for tables and counts (``step limit``, ``diverged: 12``)."""
+        return _WORDS[self]
+
 
 _MESSAGES = {
     Status.RUNNING: "still running",
@@ -62,4 +69,15 @@ _MESSAGES = {
         "the numeric local inverse found no solution of P(x) = y along the path of the step "
         "(one may exist elsewhere)"
     ),
+}
+
+#: The one map from status to words, for every table and count of the reports.
+_WORDS = {
+    Status.RUNNING: "running",
+    Status.CONVERGED: "converged",
+    Status.MAX_STEPS: "step limit",
+    Status.DIVERGED: "diverged",
+    Status.NO_INVERSE: "no real inverse",
+    Status.SINGULAR: "singular",
+    Status.NOT_FOUND: "inverse not found",
 }

@@ -35,10 +35,13 @@ from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
 from scaleinv.reports.outdir import OutputFolder
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.selection_note import branch_selection_tex
+from scaleinv.reports.spec_verdicts import SpecVerdicts, spec_verdicts, transforms_of
 from scaleinv.reports.structure import hessian_work
-from scaleinv.reports.study import run_study, study_tex
+from scaleinv.reports.study import run_study
 from scaleinv.reports.study_figure import study_figure
-from scaleinv.reports.verdicts import VerdictRow, invariance_rows, transforms_of, units_rows
+from scaleinv.reports.study_text import study_tex
+from scaleinv.reports.text import numeric_inverse_line
+from scaleinv.reports.verdicts import VerdictRow, start_tex, verdict_rows
 from scaleinv.symbolic import Spec, load_spec
 
 __all__ = ["BuildResult", "ResultRow", "build", "default_out_dir", "page_images"]
@@ -75,10 +78,17 @@ class BuildResult:
         Every figure file (PDF and PNG).
     results : tuple of ResultRow
     verdicts : tuple of VerdictRow
+        The rows of the report's verdict tables and its claims appendix.
+    checks : SpecVerdicts
+        The verdicts those rows show, the same objects ``scaleinv verify`` prints
+        (:func:`~scaleinv.reports.spec_verdicts.spec_verdicts`).
     note : str
         How to get the PDF when it was not built, else ``""``.
     seconds : float
         Wall time of the build.
+    inverse_note : str
+        The ``note:`` line saying that a rule solves ``P(x) = y`` numerically, else ``""``
+        (the driver's warning is not repeated per run).
     """
 
     title: str
@@ -89,8 +99,10 @@ class BuildResult:
     figures: tuple[Path, ...]
     results: tuple[ResultRow, ...]
     verdicts: tuple[VerdictRow, ...]
+    checks: SpecVerdicts
     note: str
     seconds: float
+    inverse_note: str = ""
 
     def pages(self, dpi: int = 60) -> list[bytes]:
         """The PDF's pages as PNG images (needs ``pdftoppm``; empty without a PDF)."""
@@ -222,20 +234,15 @@ def _build_into(
     problem.compile()
     say(f"run      {len(runs)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")
     runs = run_rules(spec, runs)
-    verdicts: list[VerdictRow] = []
-    if spec.units:
-        say(f"verify   units of each Δx ({len(runs)} rule(s))")
-        verdicts += units_rows(spec, runs)
-    transforms = transforms_of(spec)
-    say(f"verify   scale invariance: {len(transforms)} transform(s) x {len(runs)} rule(s)")
-    verdicts += invariance_rows(spec, runs)
-    if spec.analysis.get("composition"):
-        say("verify   composition: function graph and each rule's intermediate step")
-    graph, composition_rows, composition_tex = composition_part(spec, runs)
+    checks = ("units, " if spec.units else "") + f"{len(transforms_of(spec))} transform(s)"
+    say(f"verify   {checks} and composition of {len(runs)} rule(s)")
+    checked = spec_verdicts(spec, runs, progress=lambda line: say(f"         {line}"))
+    verdicts = verdict_rows(spec, runs, checked)
+    graph, composition_tex = composition_part(spec)
     claims = applicable_claims(spec)
     if claims:
         say(f"verify   claims ledger: {len(claims)} claim(s) of the chapter apply")
-    verdicts += [*composition_rows, *ledger_rows(spec, runs)]
+    verdicts += ledger_rows(spec, runs)
     say("figures  landscapes, trajectories, loss curves" + (", function graph" if graph else ""))
     figures_dir = work / "figures"
     figures_dir.mkdir()
@@ -255,10 +262,19 @@ def _build_into(
     say("latex    report.tex")
     dims = _dimensions(spec)
     tex = work / "report.tex"
-    extra = composition_tex + branch_selection_tex(spec)
+    extra = composition_tex + branch_selection_tex(spec, checked)
     formulas = Formulas(progress=say)
     text = render_document(
-        spec, derivation, runs, verdicts, refs, dims, extra, formulas, study_part
+        spec,
+        derivation,
+        runs,
+        verdicts,
+        refs,
+        dims,
+        extra,
+        formulas,
+        study_part,
+        start_tex(spec, checked),
     )
     tex.write_text(text, encoding="utf-8")
     if formulas.overflow:
@@ -278,7 +294,8 @@ def _build_into(
         note = f"PDF not requested; run `latexmk -pdf report.tex` in {final}"
     return BuildResult(
         spec.title, work, tex, pdf_path, figures_dir, tuple(files), _results(spec, runs),
-        tuple(verdicts), note, 0.0,
+        tuple(verdicts), checked, note, 0.0,
+        numeric_inverse_line(problem, [r.rule for r in runs]) or "",
     )  # fmt: skip
 
 
@@ -317,5 +334,5 @@ def _relocate(result: BuildResult, final: Path, seconds: float) -> BuildResult:
     return BuildResult(
         result.title, final, final / "report.tex", moved(result.pdf), final / "figures",
         tuple(final / f.relative_to(work) for f in result.figures), result.results,
-        result.verdicts, result.note, seconds,
+        result.verdicts, result.checks, result.note, seconds, result.inverse_note,
     )  # fmt: skip

@@ -19,40 +19,38 @@ from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.export import export
 from scaleinv.numeric.flavors import FLAVORS
-from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
+from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.text import (
     WIDTH,
     format_expr,
     format_formula,
     format_table,
     format_vector,
+    numeric_inverse_line,
 )
 from scaleinv.symbolic import Spec, load_spec
-from scaleinv.symbolic.spec import check_run_size
+from scaleinv.symbolic.spec import MAX_STARTS, MAX_STEPS, check_run_size
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "check_count", "many_starts"]
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run every rule of the spec from every start point and print a table."""
+    _check_run_args(args)
     spec = load_spec(args.spec)
     steps = spec.steps if args.steps is None else args.steps
-    if steps < 0:
-        raise SpecError("", "--steps", f"must be a non-negative integer, got {steps}")
     if args.starts is not None:
         return _run_many(spec, steps, args)
     if args.scheduler is not None:
         raise ScaleinvError("--scheduler runs many starts: give --starts N as well")
     check_run_size(steps, len(spec.starts), spec.problem.n + spec.problem.m, "", "--steps")
-    rows, notes, finals = [], [], []  # type: tuple[list[list], list[str], list]
-    for rule_spec in spec.rules:
-        rule = make_rule(rule_spec)
-        note = numeric_inverse_note(spec.problem, rule)
-        if note is not None and not notes:
-            notes.append(f"note: {rule.label} solves P(x) = y numerically at every step ({note})")
+    rows, finals = [], []  # type: tuple[list[list], list]
+    rules = [make_rule(r) for r in spec.rules]
+    note = numeric_inverse_line(spec.problem, rules)
+    for rule_spec, rule in zip(spec.rules, rules):
         with warnings.catch_warnings():  # said once, above the table
             warnings.simplefilter("ignore", NumericInverseWarning)
             traj = minimize(
@@ -80,13 +78,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scaleinv.reports.cli_large import FEW, large_run_summary  # only when asked
 
     print(f"{spec.title}\n")
-    for line in notes:
-        print(f"{line}\n")
+    if note is not None:
+        print(f"{note}\n")
     if spec.problem.n <= FEW:
         print(format_table(["rule", "start", "steps", "final x", "final loss", "status"], rows))
     else:
         print(large_run_summary(spec, rows, finals))
     return 0
+
+
+def _check_run_args(args: argparse.Namespace) -> None:
+    """Refuse ``run``'s options out of range before the spec is read: the limits of a spec's
+    ``[run]`` (``MAX_STEPS``, ``MAX_STARTS`` of :mod:`scaleinv.symbolic.spec`) hold for
+    ``--steps`` and ``--starts`` on every path, in process or on Dask."""
+    check_count("--steps", args.steps, 0, MAX_STEPS, "steps per run")
+    check_count("--starts", args.starts, 1, MAX_STARTS, "starts")
+    check_count("--chunk", args.chunk, 1, None, "")
+    check_count("--seed", args.seed, 0, None, "")
+
+
+def check_count(option: str, value: int | None, low: int, limit: int | None, what: str) -> None:
+    """A :class:`SpecError` naming ``option`` when ``value`` (if given) is below ``low`` or
+    above ``limit``."""
+    if value is None:
+        return
+    if value < low:
+        kind = "non-negative" if low == 0 else "positive"
+        raise SpecError("", option, f"must be a {kind} integer, got {value}")
+    if limit is not None and value > limit:
+        raise SpecError("", option, f"{value} is more than the limit of {limit} {what}")
 
 
 def many_starts(spec: Spec, count: int, seed: int) -> np.ndarray:
@@ -100,10 +120,6 @@ def many_starts(spec: Spec, count: int, seed: int) -> np.ndarray:
 def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
     """Every rule from ``--starts N`` random starts (on a Dask cluster with ``--scheduler``);
     a summary row per rule."""
-    if args.starts < 1 or args.chunk < 1:
-        raise ScaleinvError(
-            f"--starts and --chunk must be positive, got {args.starts}, {args.chunk}"
-        )
     x0: Any = many_starts(spec, args.starts, args.seed)
     client = None
     if args.scheduler is not None:
@@ -112,10 +128,12 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
         client = dask_client(args.scheduler)
         x0 = dask_array().from_array(x0, chunks=(args.chunk, -1))
     rows = []
+    rules = [make_rule(r) for r in spec.rules]
     try:
-        for rule_spec in spec.rules:
-            rule = make_rule(rule_spec)
-            traj = minimize(spec.problem, rule, x0, steps, spec.tol)
+        for rule_spec, rule in zip(spec.rules, rules):
+            with warnings.catch_warnings():  # said once, above the table
+                warnings.simplefilter("ignore", NumericInverseWarning)
+                traj = minimize(spec.problem, rule, x0, steps, spec.tol, progress=client is None)
             final, status = traj.loss[-1], traj.status
             if client is not None:
                 final, status = client.compute([final, status], sync=True)
@@ -135,6 +153,9 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
             client.close()
     where = f" on {args.scheduler}" if client is not None else ""
     print(f"{spec.title}: {args.starts} starts (seed {args.seed}){where}\n")
+    note = numeric_inverse_line(spec.problem, rules)
+    if note is not None:
+        print(f"{note}\n")
     headers = ["rule", "starts", "steps", "median final loss", "min final loss", "statuses"]
     print(format_table(headers, rows))
     return 0
@@ -247,7 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
         "optimization (GD, Newton, IG, PG, HIG).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="run the spec's rules and print a results table")
+    raw = argparse.RawDescriptionHelpFormatter
+    run = sub.add_parser(
+        "run",
+        help="run the spec's rules and print a results table",
+        epilog=exit_status_help("the table was printed (whatever the runs' statuses)"),
+        formatter_class=raw,
+    )
     run.add_argument("spec", type=Path, help="problem spec file (TOML)")
     run.add_argument("--steps", type=int, default=None, help="override the spec's steps")
     run.add_argument(
@@ -270,11 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk", type=int, default=100_000, help="starts per Dask chunk (default 100000)"
     )
     run.set_defaults(func=cmd_run)
-    derive = sub.add_parser("derive", help="print J, ∇L, H, inverse branches and each Δx")
+    derive = sub.add_parser(
+        "derive",
+        help="print J, ∇L, H, inverse branches and each Δx",
+        epilog=exit_status_help("the derivations were printed"),
+        formatter_class=raw,
+    )
     derive.add_argument("spec", type=Path, help="problem spec file (TOML)")
     derive.set_defaults(func=cmd_derive)
     exp = sub.add_parser(
-        "export", help="write a standalone NumPy, JAX or PyTorch module of the kernels"
+        "export",
+        help="write a standalone NumPy, JAX or PyTorch module of the kernels",
+        epilog=exit_status_help("the module was written"),
+        formatter_class=raw,
     )
     exp.add_argument("spec", type=Path, help="problem spec file (TOML)")
     exp.add_argument("--to", type=Path, required=True, metavar="FILE.py", help="output file")
@@ -308,26 +343,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ScaleinvError as err:
         print(f"scaleinv: error: {err}", file=sys.stderr)
-        return 2
+        return ExitCode.ERROR
     except BrokenPipeError:  # e.g. `scaleinv derive SPEC | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        return 0
+        return ExitCode.OK
     except OSError as err:
         print(
             f"scaleinv: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
             file=sys.stderr,
         )
-        return 2
+        return ExitCode.ERROR
     except (RecursionError, MemoryError, OverflowError) as err:
         # Pathological sizes that slipped past the input limits (a bug elsewhere still shows
         # its traceback: only resource exhaustion is reported this way).
         what = {RecursionError: "nested too deeply", MemoryError: "too large for memory"}
         reason = what.get(type(err), f"a number out of range ({err})")
         print(f"scaleinv: error: the input is {reason} to process", file=sys.stderr)
-        return 2
+        return ExitCode.ERROR
     except KeyboardInterrupt:
         print("scaleinv: error: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -18,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.errors import NumericInverseWarning, NumericOnlyError, ScaleinvError, SpecError
-from scaleinv.numeric import Status, Trajectory, minimize
+from scaleinv.numeric import Trajectory, minimize
 from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import RuleStyle, rule_styles
 from scaleinv.symbolic import RuleSpec, Spec
@@ -26,7 +27,7 @@ from scaleinv.symbolic.inverse import LocalInverse
 from scaleinv.symbolic.spec import REPORT_KEYS, check_keys
 
 __all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
-__all__ += ["ETA", "symbolic_rule", "eta_text", "exact_number", "status_words", "FEW"]
+__all__ += ["ETA", "symbolic_rule", "rule_labels", "eta_text", "exact_number", "FEW"]
 
 #: The step-size symbol the report's formulas are written with.
 ETA = sp.Symbol("eta", positive=True)
@@ -156,6 +157,16 @@ def _label(rule_spec: RuleSpec, rule: Rule) -> str:
     return rule.label if eta is None else f"{rule.label} (η={eta_text(float(eta))})"
 
 
+def rule_labels(rule_specs: Sequence[RuleSpec], rules: Sequence[Rule]) -> list[str]:
+    """Display names, unique within a report: the spec's label or ``GD (η=0.01)``; identical
+    ones numbered (``GD (η=0.01) #1``, ``#2``)."""
+    labels = [_label(s, r) for s, r in zip(rule_specs, rules)]
+    return [
+        f"{label} #{labels[: i + 1].count(label)}" if labels.count(label) > 1 else label
+        for i, label in enumerate(labels)
+    ]
+
+
 def eta_text(eta: float) -> str:
     """A step size for labels: ``0.01``, ``0.5``, or ``1/3`` where the decimal would be long.
 
@@ -169,21 +180,6 @@ def eta_text(eta: float) -> str:
         return short
     exact = exact_number(eta)
     return str(exact) if isinstance(exact, sp.Rational) else short
-
-
-_STATUS_WORDS = {
-    Status.CONVERGED: "converged",
-    Status.MAX_STEPS: "max. steps",
-    Status.DIVERGED: "diverged",
-    Status.NO_INVERSE: "no real inverse",
-    Status.SINGULAR: "singular",
-    Status.RUNNING: "running",
-}
-
-
-def status_words(status: Status) -> str:
-    """A run's status in a report's words (``max. steps``, ``no real inverse``, ...)."""
-    return _STATUS_WORDS[Status(status)]
 
 
 def exact_number(value: float) -> sp.Number:
@@ -220,10 +216,7 @@ def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
     )
     rules = [make_rule(r) for r in spec.rules]
     styles = rule_styles([r.name for r in rules])
-    labels = [_label(s, r) for s, r in zip(spec.rules, rules)]
-    for i, label in enumerate(labels):  # two identical labels: number them
-        if labels.count(label) > 1:
-            labels[i] = f"{label} #{labels[: i + 1].count(label)}"
+    labels = rule_labels(spec.rules, rules)
     runs = []
     for rule_spec, rule, style, label in zip(spec.rules, rules, styles, labels):
         deltas: tuple[sp.Matrix, ...] = ()

@@ -16,7 +16,7 @@ import sympy as sp
 
 from scaleinv.reports.content import ETA, FEW, Derivation, RuleRun, exact_number
 from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
-from scaleinv.reports.latex import display, escape, tex
+from scaleinv.reports.latex import display, escape, prose, tex
 from scaleinv.reports.structure import STEP_FORMULAS, sparsity_of
 from scaleinv.symbolic import Spec
 
@@ -243,7 +243,7 @@ def _update(spec: Spec, run: RuleRun, formulas: Formulas, big: bool) -> str:
     if eta is not None:
         out.append(f"Step size in the runs: $\\eta = {tex(exact_number(float(eta)))}$.\n")
     if not run.deltas:
-        out.append(escape(run.delta_note[:1].upper() + run.delta_note[1:]) + ".\n")
+        out.append(prose(run.delta_note[:1].upper() + run.delta_note[1:]) + ".\n")
         return "".join(out)
     for k, delta in enumerate(run.deltas, 1):
         if len(run.deltas) > 1:

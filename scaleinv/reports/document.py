@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.numeric import Status
-from scaleinv.reports.content import FEW, Derivation, RuleRun, exact_number, status_words
+from scaleinv.reports.content import FEW, Derivation, RuleRun, exact_number
 from scaleinv.reports.derivations import derivations_tex
 from scaleinv.reports.formulas import Formulas
 from scaleinv.reports.latex import PREAMBLE, display, escape, number, table, tex, text_vector
@@ -48,6 +48,7 @@ def render_document(
     extra: str = "",
     formulas: Formulas | None = None,
     study: str = "",
+    verdict_intro: str = "",
 ) -> str:
     """The whole ``report.tex``.
 
@@ -55,7 +56,8 @@ def render_document(
     when the spec has ``[units]``; ``extra`` is LaTeX appended to the derivations (e.g. the
     composition's own derivation); ``formulas`` collects the formulas too long for the page
     (the caller writes them to ``derivations.txt``); ``study`` is the LaTeX of the
-    many-starts section, if any.
+    many-starts section, if any; ``verdict_intro`` opens the section of verdicts (where they
+    were checked).
     """
     formulas = formulas if formulas is not None else Formulas()
     own = [v for v in verdicts if v.check != "ledger"]
@@ -69,7 +71,7 @@ def render_document(
         _problem(spec, dimensions, runs),
         derivations_tex(spec, derivation, runs, formulas, label),
         extra,
-        _verdicts(own, "Verdicts about this problem"),
+        _verdicts(own, "Verdicts about this problem", verdict_intro),
         _results(spec, runs),
         study,
         _figures(figures),
@@ -186,10 +188,10 @@ _KEEP_LINES = 8
 _CELL_CHARS = 70
 
 
-def _verdicts(rows: Sequence[VerdictRow], title: str) -> str:
+def _verdicts(rows: Sequence[VerdictRow], title: str, intro: str = "") -> str:
     if not rows:
         return ""
-    out = [f"\\needlines{{{2 * _KEEP_LINES}}}\\section{{{title}}}\n"] if title else []
+    out = [f"\\needlines{{{2 * _KEEP_LINES}}}\\section{{{title}}}\n{intro}"] if title else []
     groups: dict[tuple[str, str], list[VerdictRow]] = {}
     for row in rows:
         groups.setdefault((row.check, row.aspect), []).append(row)
@@ -241,7 +243,7 @@ def _results(spec: Spec, runs: Sequence[RuleRun]) -> str:
                     str(t.steps),
                     text_vector(t.x[-1, b], 6),
                     f"${number(t.loss[-1, b], 6)}$",
-                    status_words(Status(int(np.ravel(t.status)[b]))),
+                    Status(int(np.ravel(t.status)[b])).words,
                 ]
             )
     head = ["rule", "η", "start", "steps", "final x", "final loss", "status"]

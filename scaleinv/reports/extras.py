@@ -17,11 +17,10 @@ from collections.abc import Sequence
 import sympy as sp
 
 from scaleinv.analysis.claims import CLAIMS, run_ledger
-from scaleinv.analysis.claims_checks_pg import intermediate_step
 from scaleinv.analysis.graph import FunctionGraph
 from scaleinv.errors import ScaleinvError, SpecError
-from scaleinv.reports.content import RuleRun, symbolic_rule
-from scaleinv.reports.latex import equations, escape, tex
+from scaleinv.reports.content import RuleRun
+from scaleinv.reports.latex import equations, escape, prose, tex
 from scaleinv.reports.verdicts import VerdictRow
 from scaleinv.symbolic import Spec
 
@@ -84,49 +83,26 @@ def ledger_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
     report = run_ledger(ids=ids)
     rows = []
     for row in report.rows:
-        text = rf"\emph{{{escape(row.claim.section)}}}: {row.summary().latex_parts(escape)}"
+        text = rf"\emph{{{escape(row.claim.section)}}}: {row.summary().latex_parts(prose)}"
         if row.result.detail:
-            text += f" (found: {row.result.detail.latex_parts(escape)})"
+            text += f" (found: {row.result.detail.latex_parts(prose)})"
         rows.append(VerdictRow("ledger", row.id, str(row.verdict), text))
     return rows
 
 
-def composition_part(
-    spec: Spec, runs: Sequence[RuleRun]
-) -> tuple[FunctionGraph | None, list[VerdictRow], str]:
-    """The function graph, verdict rows and LaTeX of ``[analysis] composition``, if any.
+def composition_part(spec: Spec) -> tuple[FunctionGraph | None, str]:
+    """The function graph and LaTeX of ``[analysis] composition``, if any.
 
     The composition is a chain ``[[space, symbols], [space, maps], ...]`` that must compose to
     the spec's ``L(P(x))``. The report then shows the function graph, each edge's Jacobian and
-    the split of Newton's Hessian, and for each symbolic rule whether its change of the
-    intermediate space ``y`` is the loss's own ``Δy`` whatever the inner maps are
-    (:func:`~scaleinv.analysis.claims_checks_pg.intermediate_step`).
+    the split of Newton's Hessian; whether each rule's change of the intermediate space ``y``
+    is the loss's own ``Δy`` is a verdict of every report
+    (:func:`~scaleinv.reports.spec_verdicts.spec_verdicts`).
     """
     graph = _graph(spec)
     if graph is None:
-        return None, [], ""
-    budget = float(spec.analysis.get("budget", 5))
-    rows = []
-    for run in runs:
-        if not run.deltas:
-            continue
-        try:
-            decision = intermediate_step(spec.problem, symbolic_rule(run.rule), budget=budget)
-        except ScaleinvError as err:
-            rows.append(VerdictRow("composition", run.label, "not checked", escape(str(err))))
-            continue
-        how = (
-            r"$\mathcal{P}(x + \Delta x) - \mathcal{P}(x)$"
-            if run.rule.name == "pg"
-            else (r"$J\,\Delta x$")
-        )
-        detail = (
-            f"the change of $y$, {how}, equals the loss's own "
-            r"$\Delta y = -\eta\,(\partial^2 L/\partial y^2)^{-1}\partial L/\partial y$: "
-            + escape(decision.note or str(decision.verdict))
-        )
-        rows.append(VerdictRow("composition", run.label, str(decision.verdict), detail))
-    return graph, rows, _composition_tex(spec, graph)
+        return None, ""
+    return graph, _composition_tex(spec, graph)
 
 
 def _graph(spec: Spec) -> FunctionGraph | None:

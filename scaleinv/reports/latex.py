@@ -20,7 +20,8 @@ import sympy as sp
 
 from scaleinv.symbolic.budget import with_budget
 
-__all__ = ["PREAMBLE", "escape", "number", "vector", "text_vector", "tex", "visible_length"]
+__all__ = ["PREAMBLE", "escape", "prose", "number", "vector", "text_vector", "tex"]
+__all__ += ["visible_length"]
 __all__ += ["split_sum", "display", "equations", "table", "readable"]
 
 #: The document preamble (article class, base/recommended packages, ``\fitmath``).
@@ -76,14 +77,15 @@ _UNICODE = {
     "θ": r"$\theta$", "σ": r"$\sigma$", "Σ": r"$\Sigma$", "λ": r"$\lambda$", "μ": r"$\mu$",
     "π": r"$\pi$", "τ": r"$\tau$", "ω": r"$\omega$", "φ": r"$\phi$", "γ": r"$\gamma$",
     "≤": r"$\le$", "≥": r"$\ge$", "≠": r"$\ne$", "≈": r"$\approx$", "≡": r"$\equiv$",
-    "×": r"$\times$", "·": r"$\cdot$", "∘": r"$\circ$", "−": "-", "–": "--", "—": "---",
+    "×": r"$\times$", "·": r"$\cdot$", "∘": r"$\circ$", "−": "$-$", "–": "--", "—": "---",
     "‖": r"$\|$", "∞": r"$\infty$", "∈": r"$\in$", "√": r"$\surd$", "…": r"\dots{}",
     "⁺": r"$^{+}$", "⊤": r"$^\top$", "ᵀ": r"$^\top$", "‘": "`", "’": "'", "“": "``",
     "”": "''", "✓": "yes", "✗": "no", "±": r"$\pm$", "∝": r"$\propto$",
     "∥": r"$\parallel$", "∫": r"$\int$", "ˣ": r"$^{x}$", "ᵛ": r"$^{v}$", "ẋ": r"$\dot{x}$",
     "⁽": r"$^{(}$", "⁾": r"$^{)}$", "∑": r"$\sum$", "∏": r"$\prod$", "≪": r"$\ll$",
     "≫": r"$\gg$", "⇒": r"$\Rightarrow$", "⇔": r"$\Leftrightarrow$", "ℒ": r"$\mathcal{L}$",
-    "𝒫": r"$\mathcal{P}$", "∼": r"$\sim$",
+    "𝒫": r"$\mathcal{P}$", "∼": r"$\sim$", "ᵢ": r"$_{i}$", "ⱼ": r"$_{j}$", "ₖ": r"$_{k}$",
+    "ₙ": r"$_{n}$", "₊": r"$_{+}$", "₋": r"$_{-}$",
 }
 # fmt: on
 _UNICODE.update({chr(0x2080 + d): f"$_{{{d}}}$" for d in range(10)})  # subscript digits
@@ -100,7 +102,7 @@ def escape(text: str) -> str:
     Examples
     --------
     >>> escape("x_1 & 50% of ½|y − y*|² → η")
-    'x\\_1 \\& 50\\% of $\\frac{1}{2}$\\textbar{}y - y*\\textbar{}$^{2}$ $\\to$ $\\eta$'
+    'x\\_1 \\& 50\\% of $\\frac{1}{2}$\\textbar{}y $-$ y*\\textbar{}$^{2}$ $\\to$ $\\eta$'
     """
     out = []
     for ch in text:
@@ -115,6 +117,42 @@ def escape(text: str) -> str:
         else:
             plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
             out.append(escape(plain) if plain else "?")
+    return "".join(out)
+
+
+#: A variable in the library's own prose: one letter (not the article "a"), then a subscript
+#: (``L_yy``, ``s_0``, ``Δx_PG``) or digits (``x0``) and primes (``P'``); not inside a word,
+#: an abbreviation (``e.g.``), a contraction (``it's``) or a compound (``1-D``).
+_VARIABLE = re.compile(
+    r"(?<![A-Za-z0-9_'’.\-])([B-Zb-zA])(?:_([A-Za-z0-9]+)|([0-9]+))?('*)"
+    r"(?![A-Za-z0-9_'’]|\.[A-Za-z])"
+)
+
+
+def prose(text: str) -> str:
+    r"""The library's own plain-text sentences (verdict notes, the ledger's statements) as
+    LaTeX: like :func:`escape`, with its variables in math italic, as the formulas set them.
+
+    Never for user text (titles, descriptions, labels): those go through :func:`escape`.
+
+    Examples
+    --------
+    >>> print(prose("L_yy nonsingular at a point, e.g. x0; Δx_PG − y"))
+    $L_{yy}$ nonsingular at a point, e.g. $x_{0}$; $\Delta$$x_{\mathrm{PG}}$ $-$ $y$
+    >>> print(prose("it's O(Δy²) in 1-D, P'(x) ≠ 0, JᵀJ"))
+    it's $O$($\Delta$$y$$^{2}$) in 1-D, $P'$($x$) $\ne$ 0, $J$$^\top$$J$
+    """
+    out, at = [], 0
+    for found in _VARIABLE.finditer(text):
+        out.append(escape(text[at : found.start()]))
+        letter, sub, digits, primes = found.groups()
+        index = sub if sub is not None else digits
+        if index is not None:
+            shown = rf"\mathrm{{{index}}}" if index.isupper() and len(index) > 1 else index
+            letter += f"_{{{shown}}}"
+        out.append(f"${letter}{primes}$")
+        at = found.end()
+    out.append(escape(text[at:]))
     return "".join(out)
 
 

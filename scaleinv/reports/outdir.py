@@ -14,8 +14,13 @@ succeeded, exchanges the two. So that no file a user did not give scaleinv is ev
   parent folder), and each holds a lock in its own building folder for its whole run —
   inherited by LaTeX, so a folder is not taken for stale while any process still writes
   into it. A stale building folder (a build killed with SIGKILL) is removed by the next
-  build, at its start and again at its swap. On SIGTERM or SIGHUP a build removes its
-  folder, kills LaTeX and then dies of the signal as it would have;
+  build, at its start and again at its swap. A folder is taken for scaleinv's own by
+  ownership, never by its name: its lock file holds the token that is also its name's suffix
+  (:func:`make_owned`), so a user's ``.NAME.old-2020`` beside the output is never touched.
+  On SIGTERM or SIGHUP a build removes its folder, kills LaTeX and then dies of the signal as
+  it would have;
+- ``--out`` is a literal path (no patterns); the working folder and its parents are refused;
+- a rebuilt folder keeps the mode and owner it had (a new one follows the umask);
 - on Linux the swap is one atomic ``renameat2(RENAME_EXCHANGE)``: the folder is never missing,
   it holds the old or the new report. Elsewhere it is two renames (missing for an instant).
 """
@@ -29,10 +34,10 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import stat
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +45,7 @@ from types import FrameType, TracebackType
 
 from scaleinv.errors import OutputFolderError
 
-__all__ = ["MANIFEST", "OutputFolder", "check_replaceable", "write_manifest"]
+__all__ = ["MANIFEST", "OutputFolder", "check_replaceable", "make_owned", "write_manifest"]
 
 #: The file listing what scaleinv wrote into a report folder.
 MANIFEST = "MANIFEST.json"
@@ -167,12 +172,43 @@ def _parent_lock(parent: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _stale(folder: Path) -> bool:
-    """Whether no live process holds the lock of a building folder."""
+def make_owned(final: Path, kind: str) -> Path:
+    """Make ``.NAME.KIND-TOKEN`` beside ``final``, with its lock file holding ``TOKEN``.
+
+    ``kind`` is ``"building"`` or ``"old"``. The token is what makes the folder scaleinv's
+    (:func:`_owned`): a folder of that name without its token is a user's.
+    """
+    token = secrets.token_hex(8)
+    folder = final.parent / f".{final.name}.{kind}-{token}"
+    folder.mkdir(mode=0o700)
+    fd = os.open(folder / _LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as lock:
+        lock.write(f"scaleinv build {token}\n")
+    return folder
+
+
+def _owned(folder: Path) -> bool:
+    """Whether ``folder`` is one :func:`make_owned` made (its lock file holds its own token)."""
+    token = folder.name.rsplit("-", 1)[-1]
     try:
-        fd = os.open(folder / _LOCK, os.O_RDONLY)
+        if folder.is_symlink() or not folder.is_dir():
+            return False
+        with open(folder / _LOCK, "rb", opener=_no_follow) as lock:
+            return lock.read(64) == f"scaleinv build {token}\n".encode()
     except OSError:
-        return True  # killed before it took its lock (that happens under the parent lock)
+        return False
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _stale(folder: Path) -> bool:
+    """Whether no live process holds the lock of an owned folder."""
+    try:
+        fd = os.open(folder / _LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -183,11 +219,17 @@ def _stale(folder: Path) -> bool:
 
 
 def _clean_stale(final: Path) -> None:
-    """Remove the building and old folders of killed builds into ``final`` (under the lock)."""
-    for pattern in (f".{final.name}.building-*", f".{final.name}.old-*"):
-        for folder in final.parent.glob(pattern):
-            if folder.is_dir() and not folder.is_symlink() and _stale(folder):
-                shutil.rmtree(folder, ignore_errors=True)
+    """Remove the folders of killed builds into ``final`` (under the parent lock).
+
+    Only folders scaleinv made for ``final`` (:func:`_owned`) whose lock no process holds;
+    names are compared literally, never as patterns.
+    """
+    prefixes = (f".{final.name}.building-", f".{final.name}.old-")
+    with os.scandir(final.parent) as entries:
+        found = [Path(e.path) for e in entries if e.name.startswith(prefixes)]
+    for folder in found:
+        if _owned(folder) and _stale(folder):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -234,6 +276,12 @@ class OutputFolder:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.final = Path(os.path.realpath(self.path))  # a symlink is followed
+        here = Path.cwd().resolve()
+        if not os.fspath(path) or self.final == here or self.final in here.parents:
+            raise OutputFolderError(
+                repr(os.fspath(path)), "is the current folder or one of its parents, which a "
+                "build would replace whole; choose a subfolder such as --out report",
+            )  # fmt: skip
         self.work = self.final.parent / f".{self.final.name}.building"
         self._lock: int | None = None
         self._handlers: dict[int, object] = {}
@@ -249,9 +297,8 @@ class OutputFolder:
             with _parent_lock(self.final.parent):  # no build swaps it while it is looked at
                 check_replaceable(self.final, str(self.path))
                 _clean_stale(self.final)
-                prefix = f".{self.final.name}.building-"
-                self.work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.final.parent))
-                self._lock = os.open(self.work / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+                self.work = make_owned(self.final, "building")
+                self._lock = os.open(self.work / _LOCK, os.O_RDONLY)
                 fcntl.flock(self._lock, fcntl.LOCK_EX)
         except OutputFolderError:
             raise
@@ -271,15 +318,15 @@ class OutputFolder:
             write_manifest(self.work)
             if not self.final.exists():
                 os.rename(self.work, self.final)
-            elif _exchange(self.work, self.final):
-                shutil.rmtree(self.work, ignore_errors=True)  # now the previous report
             else:
-                old = Path(
-                    tempfile.mkdtemp(prefix=f".{self.final.name}.old-", dir=self.final.parent)
-                )
-                os.rename(self.final, old / "report")
-                os.rename(self.work, self.final)
-                shutil.rmtree(old, ignore_errors=True)
+                _keep_mode_and_owner(self.work, self.final)
+                if _exchange(self.work, self.final):
+                    shutil.rmtree(self.work, ignore_errors=True)  # now the previous report
+                else:
+                    old = make_owned(self.final, "old")
+                    os.rename(self.final, old / "report")
+                    os.rename(self.work, self.final)
+                    shutil.rmtree(old, ignore_errors=True)
             self.work = self.final
             _clean_stale(self.final)
 
@@ -310,6 +357,15 @@ class OutputFolder:
         for number in _SIGNALS:
             if signal.getsignal(number) == signal.SIG_DFL:
                 self._handlers[number] = signal.signal(number, terminated)
+
+
+def _keep_mode_and_owner(new: Path, old: Path) -> None:
+    """Give ``new`` the permission bits and (where allowed) the owner of ``old``."""
+    st = old.stat()
+    os.chmod(new, stat.S_IMODE(st.st_mode))
+    with contextlib.suppress(OSError):  # only root may give a folder away
+        if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+            os.chown(new, st.st_uid, st.st_gid)
 
 
 def _umask() -> int:

@@ -13,7 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scaleinv.reports.text import format_table
+import numpy as np
+
+from scaleinv.reports.exit_status import exit_status_help
+from scaleinv.reports.text import format_table, format_vector
 
 if TYPE_CHECKING:
     from scaleinv.reports.builder import BuildResult
@@ -28,7 +31,8 @@ examples:
 The spec's [report] table sets the figures (param = "alpha", alphas = [1, 10, 100],
 sample = [x...], window = [[lo, hi], ...]); [units] gives dimensions for the units check;
 [analysis] chooses scalings, output_scalings, claims and a composition chain.
-"""
+
+""" + exit_status_help("the report was written, whatever its verdicts say")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,9 +83,15 @@ def summary(result: BuildResult) -> str:
     lines.append(f"  LaTeX    {_shown(result.tex)}")
     names = sorted({f.stem for f in result.figures})
     lines.append(f"  figures  {_shown(result.figures_dir)}/ ({', '.join(names)}; .pdf and .png)")
+    if result.inverse_note:
+        lines += ["", result.inverse_note]
     lines += ["", "results"]
-    rows = [[r.rule, r.steps, f"{r.final_loss:.4g}", _short(r.status)] for r in result.results]
-    lines.append(format_table(["rule", "steps", "final loss", "status"], rows))
+    rows = [
+        [r.rule, format_vector(np.array(r.start), 4) if r.start else "--", r.steps,
+         f"{r.final_loss:.4g}", _short(r.status)]
+        for r in result.results
+    ]  # fmt: skip
+    lines.append(format_table(["rule", "start", "steps", "final loss", "status"], rows))
     lines += ["", *_verdict_lines(result)]
     return "\n".join(lines)
 

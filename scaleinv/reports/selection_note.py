@@ -3,44 +3,46 @@
 PG is invariant branch by branch under every invertible input map; which branch the local
 inverse *picks* depends on distances in the current coordinates. The paragraph states that and
 gives :func:`~scaleinv.analysis.branch_selection.branch_selection`'s verdict for each input
-scaling of the spec.
+scaling of the spec, as :func:`~scaleinv.reports.spec_verdicts.spec_verdicts` found it.
 """
 
 from __future__ import annotations
 
-from scaleinv.analysis.branch_selection import branch_selection
-from scaleinv.analysis.transforms import OutputScaling
-from scaleinv.errors import ScaleinvError
-from scaleinv.reports.latex import escape
-from scaleinv.reports.verdicts import transforms_of
+from scaleinv.reports.latex import prose
+from scaleinv.reports.spec_verdicts import SpecVerdicts
+from scaleinv.reports.verdicts import transform_tex
 from scaleinv.symbolic import Spec
 
 __all__ = ["branch_selection_tex"]
 
 _INTRO = (
-    "PG is invariant branch by branch under every invertible linear input map (theorem "
-    "pg-input-linear): the solutions of P(x) = y + Δy in x and in u correspond one to one. "
-    "Its local inverse then takes the solution nearest to the current point, and distance is "
-    "measured in the current coordinates. The choice is the same in u and in x exactly when "
-    "distances in u are a fixed multiple of those in x (Aᵀ A = λ I: isotropic scalings, "
-    "rotations), or, under a diagonal scaling, when the branches are a product of "
-    "per-coordinate choices such as (±√y0, ±√y1); otherwise a scaling can make a different "
-    "branch the nearest one."
+    r"PG is invariant branch by branch under every invertible linear input map (theorem "
+    r"pg-input-linear): the solutions of $\mathcal{P}(x) = y + \Delta y$ in $x$ and in $u$ "
+    r"correspond one to one. Its local inverse then takes the solution nearest to the current "
+    r"point, and distance is measured in the current coordinates. The choice is the same in "
+    r"$u$ and in $x$ exactly when distances in $u$ are a fixed multiple of those in $x$ "
+    r"($A^\top A = \lambda I$: isotropic scalings, rotations), or, under a diagonal scaling, "
+    r"when the branches are a product of per-coordinate choices such as "
+    r"$(\pm\sqrt{y_0}, \pm\sqrt{y_1})$; otherwise a scaling can make a different branch the "
+    r"nearest one."
 )
 
 
-def branch_selection_tex(spec: Spec) -> str:
-    r"""A ``\paragraph`` on PG's branch choice, or ``""`` when the spec runs no PG."""
-    if not any(r.name == "pg" for r in spec.rules):
-        return ""
+def branch_selection_tex(spec: Spec, verdicts: SpecVerdicts) -> str:
+    r"""A ``\paragraph`` on PG's branch choice, or ``""`` when the spec runs no PG.
+
+    It reads the nearest-branch verdicts of ``verdicts`` (one PG rule's: the choice does not
+    depend on the step size)."""
+    rows = verdicts.of("nearest branch")
+    first = rows[0].label if rows else None
     found = []
-    for transform in transforms_of(spec):
-        if isinstance(transform, OutputScaling):
-            continue  # outputs: the inputs and their distances do not change
-        try:
-            r = branch_selection(spec.problem, transform)
-            found.append(f"{transform.describe()}: {r.verdict.value} ({r.reason}).")
-        except ScaleinvError as err:
-            found.append(f"{transform.describe()}: not decided ({err}).")
+    for v in rows:
+        if v.label != first:
+            continue
+        why = v.reason if v.report is None else v.report.reason
+        verdict = "not decided" if v.report is None else v.verdict
+        found.append(f"{transform_tex(v.transform, spec)}: {verdict} ({prose(why)}).")
+    if not found:
+        return ""
     text = " ".join([_INTRO, "For this problem:", *found])
-    return "\\paragraph{PG's branch choice.} " + escape(text) + "\n"
+    return "\\paragraph{PG's branch choice.} " + text + "\n"

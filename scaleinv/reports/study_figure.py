@@ -1,8 +1,10 @@
 """The figure of a study over many starts: a basin map (2-D inputs) or outcome bars.
 
 For two inputs, one panel per rule shows every start of the grid coloured by the minimum its
-run reached (grey: did not converge), lighter where it took more steps. For other input
-counts, stacked bars give each rule's fractions per minimum and per failure.
+run reached, lighter where it took more steps. For other input counts, stacked bars give each
+rule's fractions per minimum. Either way the :data:`~scaleinv.reports.study.LISTED` most
+visited minima have a colour each, the other minima share one, and runs that reached no
+minimum are grey (light: not converged; dark: converged at a saddle or far outside).
 """
 
 from __future__ import annotations
@@ -17,16 +19,40 @@ from matplotlib.patches import Patch
 from scaleinv.reports.colors import styled
 from scaleinv.reports.landscapes import legend_columns
 from scaleinv.reports.study import Study
+from scaleinv.reports.study_ends import FAR, NOT_A_MINIMUM, NOT_CONVERGED
 
 __all__ = ["study_figure"]
 
-#: Colours of the minima (colour-blind safe, Okabe-Ito), then grey for "not converged".
-_MINIMA = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
-_FAILED = "#BBBBBB"
+#: Colours of the listed minima (colour-blind safe, Okabe-Ito), then of the other minima.
+_MINIMA = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9")
+_OTHER = "#D55E00"
+#: Grey for runs that did not converge, darker grey for those converged at no minimum.
+_FAILED, _NO_MINIMUM = "#BBBBBB", "#555555"
 
 
-def _colour(k: int) -> str:
-    return _MINIMA[k % len(_MINIMA)] if k >= 0 else _FAILED
+def _colour(k: int, listed: int) -> str:
+    if k < 0:
+        return _FAILED if k == NOT_CONVERGED else _NO_MINIMUM
+    return _MINIMA[k] if k < listed else _OTHER
+
+
+def _group(outcome: np.ndarray, listed: int) -> np.ndarray:
+    """Outcome codes as the legend groups them: other minima as ``listed``, no minimum as
+    :data:`NOT_A_MINIMUM`."""
+    return np.where(outcome >= listed, listed, np.where(outcome == FAR, NOT_A_MINIMUM, outcome))
+
+
+def _legend(study: Study) -> list[tuple[int, str]]:
+    """(code, label) of every outcome that occurs: listed minima, others, no minimum."""
+    codes = set(np.concatenate([r.outcome for r in study.rules]).tolist())
+    out = [(k, f"m{k + 1} (L = {m.loss:.2g})") for k, m in enumerate(study.minima[: study.listed])]
+    if len(study.minima) > study.listed:
+        out.append((study.listed, f"{len(study.minima) - study.listed} other minima"))
+    if NOT_CONVERGED in codes:
+        out.append((NOT_CONVERGED, "not converged"))
+    if codes & {NOT_A_MINIMUM, FAR}:
+        out.append((NOT_A_MINIMUM, "converged, no minimum"))
+    return out
 
 
 @styled
@@ -49,7 +75,7 @@ def _basins(study: Study, x_names: Sequence[str]) -> tuple[Figure, str]:
     pooled = np.concatenate(taken) if any(t.size for t in taken) else np.zeros(1)
     fewest, most = float(pooled.min()), float(max(pooled.max(), pooled.min() + 1))
     for ax, rule in zip(axes, study.rules):
-        rgb = np.array([to_rgb(_colour(int(k))) for k in rule.outcome])
+        rgb = np.array([to_rgb(_colour(int(k), study.listed)) for k in rule.outcome])
         done = rule.outcome >= 0
         share = np.clip((rule.steps_taken - fewest) / (most - fewest), 0, 1)
         light = np.where(done, share, 0.0)[:, None]
@@ -61,35 +87,36 @@ def _basins(study: Study, x_names: Sequence[str]) -> tuple[Figure, str]:
         ax.set_title(rule.label, fontsize=9)
         ax.set_xlabel(x_names[0])
     axes[0].set_ylabel(x_names[1])
-    handles = [Patch(color=_colour(k), label=study.name(k)) for k in range(len(study.minima))]
-    handles.append(Patch(color=_FAILED, label="not converged"))
+    handles = [Patch(color=_colour(k, study.listed), label=text) for k, text in _legend(study)]
     fig.legend(handles=handles, loc="outside lower center", ncols=legend_columns(len(handles)),
                fontsize=8)  # fmt: skip
     caption = (
         f"Basin map: each of the {len(study.starts)} starts on a grid over the study region, "
-        "coloured by the minimum its run converged to (grey: not converged within "
-        f"{steps} steps); the lighter the colour, the more steps the run needed (from "
+        "coloured by the minimum its run ended at (light grey: not converged within "
+        f"{steps} steps; dark grey: converged at a saddle or maximum, or far outside the "
+        "region); the lighter the colour, the more steps the run needed (from "
         f"{fewest:g} steps, darkest, to {most:g}, lightest)."
     )
     return fig, caption
 
 
 def _bars(study: Study) -> tuple[Figure, str]:
-    fig = Figure(figsize=(6.5, 0.6 + 0.45 * len(study.rules)), layout="constrained")
+    fig = Figure(figsize=(6.5, 1.0 + 0.45 * len(study.rules)), layout="constrained")
     ax = fig.subplots()
     labels = [r.label for r in study.rules]
     left = np.zeros(len(study.rules))
-    for k in range(len(study.minima)):
-        widths = np.array([r.fractions[k] for r in study.rules])
-        ax.barh(labels, widths, left=left, color=_colour(k), label=study.name(k))
+    for code, text in _legend(study):
+        widths = np.array([np.mean(_group(r.outcome, study.listed) == code) for r in study.rules])
+        ax.barh(labels, widths, left=left, color=_colour(code, study.listed), label=text)
         left += widths
-    ax.barh(labels, 1 - left, left=left, color=_FAILED, label="not converged")
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of starts")
     ax.invert_yaxis()
-    fig.legend(loc="outside lower center", ncols=legend_columns(len(study.minima) + 1), fontsize=8)
+    count = len(_legend(study))
+    fig.legend(loc="outside lower center", ncols=legend_columns(count), fontsize=8)
     caption = (
         f"Outcome of {len(study.starts)} random starts in the study region per rule: the "
-        "fraction converged to each minimum, and the rest (grey)."
+        "fraction that ended at each minimum, and (grey) the runs that did not converge or "
+        "converged at no minimum."
     )
     return fig, caption

@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 
 __all__ = ["format_table", "format_vector", "format_expr", "format_formula", "format_ends"]
-__all__ += ["vector_stats"]
+__all__ += ["vector_stats", "numeric_inverse_line"]
 
 #: Width of the terminal output of formulas.
 WIDTH = 100
@@ -157,3 +157,25 @@ def _wrap(text: str, width: int, indent: str = "    ") -> list[str]:
     return textwrap.wrap(
         text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
     ) or [text]
+
+
+def numeric_inverse_line(problem: Any, rules: Sequence[Any]) -> str | None:
+    """``note: PG solves P(x) = y numerically at every step (why)`` for the first of ``rules``
+    whose step does, wrapped at :data:`WIDTH`; None when none does. The commands print this
+    once instead of the driver's :class:`~scaleinv.errors.NumericInverseWarning` per run.
+
+    Examples
+    --------
+    >>> from scaleinv.numeric import rules
+    >>> from scaleinv.symbolic import Problem
+    >>> numeric_inverse_line(Problem.from_strings("x", "x + sin(x)"), [rules.pg()])[:41]
+    'note: PG solves P(x) = y numerically at e'
+    """
+    from scaleinv.numeric.inverse import numeric_inverse_note
+
+    for rule in rules:
+        why = numeric_inverse_note(problem, rule)
+        if why is not None:
+            line = f"note: {rule.label} solves P(x) = y numerically at every step ({why})"
+            return "\n".join(textwrap.wrap(line, WIDTH, subsequent_indent="  "))
+    return None

@@ -1,17 +1,9 @@
 """The verdict table of a report: units, scale-invariance, composition and the claims ledger.
 
-Each check is one call into :mod:`scaleinv.analysis`; this module only turns the frozen
-reports it returns into :class:`VerdictRow` objects (LaTeX detail for the document, short
-words for the terminal summary). The spec's ``[analysis]`` table chooses the transforms::
-
-    [analysis]
-    scalings = [{ x2 = "1/alpha" }]   # input scalings x = S u (by input name), or lists
-    output_scalings = ["c"]            # P -> c P (a symbol or number)
-    budget = 5                         # seconds per symbolic check (default 5)
-
-Without ``scalings`` every input gets its own symbolic scale (``x = diag(s_0, s_1, …) u``),
-the generic "different scalings" of the chapter's definition; outputs are scaled only when
-``output_scalings`` asks for it.
+The verdicts are :func:`~scaleinv.reports.spec_verdicts.spec_verdicts`' (the ones ``scaleinv
+verify`` prints); this module only turns them into :class:`VerdictRow` objects (LaTeX detail
+for the document, short words for the terminal summary) and adds each invariance verdict's
+numeric twin, a run of the rule on both problems.
 """
 
 from __future__ import annotations
@@ -24,24 +16,17 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from scaleinv.analysis.invariance import (
-    InputScaling,
-    InvarianceReport,
-    OutputScaling,
-    scale_invariance,
-    trajectory_invariance,
-)
-from scaleinv.analysis.units import check_units, parse_dimension, problem_dimensions
-from scaleinv.analysis.units_structure import units_by_structure
-from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.analysis.invariance import InvarianceReport, OutputScaling, trajectory_invariance
+from scaleinv.analysis.units import UnitsReport, parse_dimension
+from scaleinv.errors import ScaleinvError
+from scaleinv.markup import markdown_math, markdown_text
 from scaleinv.numeric import Status
-from scaleinv.reports.content import ETA, FEW, RuleRun, status_words, symbolic_rule
-from scaleinv.reports.latex import escape, number, tex, text_vector
+from scaleinv.reports.content import FEW, RuleRun
+from scaleinv.reports.latex import escape, number, prose, tex, text_vector
+from scaleinv.reports.spec_verdicts import SpecVerdict, SpecVerdicts
 from scaleinv.symbolic import Spec
-from scaleinv.symbolic.spec import ANALYSIS_KEYS, MAX_BUDGET, check_keys
 
-__all__ = ["VerdictRow", "transforms_of", "units_rows"]
-__all__ += ["invariance_rows", "dimension_tex", "transform_tex", "analysis_options"]
+__all__ = ["VerdictRow", "verdict_rows", "start_tex", "dimension_tex", "transform_tex"]
 
 _INV = "scale invariance"
 #: Values given to the symbols a transform introduces in the numeric twin.
@@ -76,8 +61,11 @@ class VerdictRow:
     aspect_tex: str = ""
 
     def _repr_markdown_(self) -> str:
-        aspect = f" ({self.aspect})" if self.aspect else ""
-        return f"**{self.subject}** — {self.check}{aspect}: **{self.verdict}**. {self.detail}"
+        aspect = f" ({markdown_text(self.aspect)})" if self.aspect else ""
+        return (
+            f"**{markdown_text(self.subject)}** — {markdown_text(self.check)}{aspect}: "
+            f"**{markdown_text(self.verdict)}**. {markdown_math(self.detail)}"
+        )
 
 
 def dimension_tex(dim: Any) -> str:
@@ -106,99 +94,49 @@ def dimension_tex(dim: Any) -> str:
     return r"\,".join(parts) or "1"
 
 
-def analysis_options(spec: Spec) -> Mapping[str, Any]:
-    """The spec's ``[analysis]`` table, checked for unknown keys."""
-    check_keys(spec.analysis, ANALYSIS_KEYS, spec.source, "analysis")
-    budget = spec.analysis.get("budget", 5)
-    if (
-        not isinstance(budget, (int, float))
-        or isinstance(budget, bool)
-        or not 0 < budget <= (MAX_BUDGET)
-    ):
-        raise SpecError(
-            spec.source, "analysis.budget", f"must be in (0, {MAX_BUDGET}] seconds: {budget!r}"
+def verdict_rows(spec: Spec, runs: Sequence[RuleRun], verdicts: SpecVerdicts) -> list[VerdictRow]:
+    """The report's rows of ``verdicts`` (:func:`~scaleinv.reports.spec_verdicts.spec_verdicts`):
+    units, scale invariance under each transform (with its numeric trajectory twin) and
+    composition; PG's nearest-branch choice is a paragraph of its own
+    (:func:`~scaleinv.reports.selection_note.branch_selection_tex`)."""
+    by_label = {run.label: run for run in runs}
+    return [
+        *(_units_row(spec, v) for v in verdicts.of("units")),
+        *(_invariance_row(spec, by_label[v.label], v) for v in verdicts.of(_INV)),
+        *(_composition_row(spec, v) for v in verdicts.of("composition")),
+    ]
+
+
+def _units_row(spec: Spec, v: SpecVerdict) -> VerdictRow:
+    """Which dimension η needs per component of ``Δx`` (or why that was not checked)."""
+    if v.report is None:
+        return VerdictRow("units", v.label, v.verdict, prose(v.reason))
+    how = ""
+    if v.by_structure:
+        n = spec.problem.n
+        why = f"its {n} components are not expanded" if n > FEW else "it has no closed form"
+        how = (
+            "By the structure of the update (derivatives of the dimensionally consistent "
+            rf"$L(\mathcal{{P}}(x))$; {why}): "
         )
-    return spec.analysis
+    return VerdictRow("units", v.label, v.verdict, how + _needs(spec.problem, v.report))
 
 
-def transforms_of(spec: Spec) -> list[Any]:
-    """The transforms the spec's ``[analysis]`` table asks for (or the generic defaults)."""
-    table, problem = analysis_options(spec), spec.problem
-    taken = {str(s) for s in (*problem.inputs, *problem.params)}
-    scalings = table.get("scalings")
-    if scalings is None:
-        scalings = [[_fresh(f"s_{i}", taken) for i in range(problem.n)]]
-    outputs = table.get("output_scalings", [])
-    if not isinstance(scalings, list) or not isinstance(outputs, list):
-        raise SpecError(spec.source, "analysis", "scalings and output_scalings must be lists")
-    found: list[Any] = []
-    for i, entry in enumerate(scalings):
-        if not isinstance(entry, (dict, list)):
-            raise SpecError(spec.source, f"analysis.scalings[{i}]", "must be a table or a list")
-        found.append(InputScaling(entry))
-    found += [OutputScaling(_scalar(c, spec, "analysis.output_scalings")) for c in outputs]
-    return found
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name += "_"
-    return name
-
-
-def _scalar(value: Any, spec: Spec, key: str) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise SpecError(spec.source, key, f"entries must be symbols or numbers, got {value!r}")
-    return value
-
-
-def units_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
-    """One row per rule (needs ``[units]``).
-
-    Up to :data:`FEW` inputs every component of the expanded ``Δx`` is walked
-    (:func:`~scaleinv.analysis.units.check_units`); past that, and for a rule whose ``Δx`` has
-    no closed form, the units follow from the rule's structure
-    (:func:`~scaleinv.analysis.units_structure.units_by_structure`), which the tests check
-    against the expanded walk on small problems.
-    """
-    if not spec.units:
-        return []
-    p = spec.problem
-    dims = problem_dimensions(p, dict(spec.units))
-    rows = []
-    for run in runs:
-        walk = bool(run.deltas) and p.n <= FEW
-        how = ""
-        try:
-            if walk:
-                report = check_units(p, symbolic_rule(run.rule), dims, eta=ETA)
-            else:
-                report = units_by_structure(p, run.rule.name, dims)
-                how = (
-                    "By the structure of the update (derivatives of the dimensionally "
-                    rf"consistent $L(\mathcal{{P}}(x))$; its {p.n} components are not expanded): "
-                )
-        except ScaleinvError as err:
-            why = run.delta_note if not run.deltas else str(err)
-            rows.append(VerdictRow("units", run.label, "not checked", escape(why)))
-            continue
-        rows.append(VerdictRow("units", run.label, str(report.verdict), how + _needs(p, report)))
-    return rows
-
-
-def _needs(problem: Any, report: Any) -> str:
+def _needs(problem: Any, report: UnitsReport) -> str:
     """Which dimension η needs per component: one by one, or grouped when there are many."""
-    pairs = list(zip(problem.inputs, report.required_eta))
+
+    def shown(i: int) -> str:
+        need = report.need(i)
+        return rf"\text{{{need}}}" if isinstance(need, str) else dimension_tex(need)
+
+    pairs = [(x, shown(i)) for i, x in enumerate(problem.inputs)]
     if len(pairs) <= FEW:
-        parts = [
-            rf"$[\eta]_{{{tex(x)}}} = {'any' if need is None else dimension_tex(need)}$"
-            for x, need in pairs
-        ]
+        parts = [rf"$[\eta]_{{{tex(x)}}} = {need}$" for x, need in pairs]
     else:
         groups: dict[str, list[Any]] = {}
         for x, need in pairs:
-            groups.setdefault("any" if need is None else dimension_tex(need), []).append(x)
-        parts = [rf"$[\eta] = {shown}$ for {_names(xs)}" for shown, xs in groups.items()]
+            groups.setdefault(need, []).append(x)
+        parts = [rf"$[\eta] = {need}$ for {_names(xs)}" for need, xs in groups.items()]
     detail = "needs " + ", ".join(parts)
     if report.eta_dimension is not None:
         detail += rf"; one $\eta$ of dimension ${dimension_tex(report.eta_dimension)}$ fits"
@@ -215,62 +153,63 @@ def _names(symbols: Sequence[Any]) -> str:
     return rf"{shown[0]}, \dots, {shown[-1]} ({len(shown)} inputs)"
 
 
-def invariance_rows(spec: Spec, runs: Sequence[RuleRun]) -> list[VerdictRow]:
-    """Per transform and rule: :func:`scale_invariance` and its numeric trajectory twin.
+def _invariance_row(spec: Spec, run: RuleRun, v: SpecVerdict) -> VerdictRow:
+    """The verdict, its counterexample and the numeric twin of one rule and transform.
 
-    Counterexamples are searched at the spec's own param values and the rule's step size.
     A transform that is the identity at the spec's values makes every rule trivially
     invariant: such rows say ``trivial`` (with the verdict for general values in the detail).
     """
-    budget = float(analysis_options(spec).get("budget", 5))
-    rows = []
-    for transform in transforms_of(spec):
-        aspect, heading = transform.describe(), transform_tex(transform, spec)
-        identity = _is_identity(spec, transform)
-        for run in runs:
-            at = dict(spec.problem.params)
-            eta = getattr(run.rule, "eta", None)
-            if eta is not None and run.deltas:
-                at[ETA] = float(eta)
-            try:
-                rule = symbolic_rule(run.rule) if run.deltas else run.rule
-                report = scale_invariance(
-                    spec.problem, rule, transform, budget=budget, rng=0, at=None if identity else at
-                )
-                twin = "" if identity else _twin(spec, run, transform)
-            except ScaleinvError as err:
-                text = escape(str(err))
-                rows.append(VerdictRow(_INV, run.label, "not checked", text, aspect, heading))
-                continue
-            verdict = str(report.verdict)
-            if identity:
-                detail = (
-                    f"With the spec's {_param_values(spec)} this transform is the identity, so "
-                    f"every rule is trivially invariant. For general values: {verdict}"
-                    + (f" ({escape(report.note)})" if report.note else "")
-                    + "."
-                )
-                verdict = "trivial"
-            else:
-                detail = _invariance_detail(report) + twin
-            rows.append(VerdictRow(_INV, run.label, verdict, detail, aspect, heading))
-    return rows
+    aspect, heading = v.aspect, transform_tex(v.transform, spec)
+    report = v.report
+    if report is None:
+        return VerdictRow(_INV, v.label, v.verdict, prose(v.reason), aspect, heading)
+    if v.verdict == "trivial":
+        detail = (
+            f"With the spec's {_param_values(spec)} this transform is the identity, so "
+            f"every rule is trivially invariant. For general values: {report.verdict}"
+            + (f" ({prose(report.note)})" if report.note else "")
+            + "."
+        )
+        return VerdictRow(_INV, v.label, v.verdict, detail, aspect, heading)
+    try:
+        twin = _twin(spec, run, v.transform)
+    except ScaleinvError as err:
+        twin = prose(f". Numeric twin: not run ({err}).")
+    detail = _invariance_detail(report) + twin
+    return VerdictRow(_INV, v.label, v.verdict, detail, aspect, heading)
 
 
-def _is_identity(spec: Spec, transform: Any) -> bool:
-    """Whether ``transform`` maps the problem to itself at the spec's param values."""
-    setup = transform.apply(spec.problem)
-    if setup.new_params:  # free scales: not the identity
-        return False
-    p, q = spec.problem, setup.problem
-    values = dict(p.params)
-    rename = dict(zip(p.inputs, setup.inputs))
-    pairs = [
-        *zip(setup.forward, setup.inputs),
-        *zip(q.outputs, [e.xreplace(rename) for e in p.outputs]),
-        (q.loss, p.loss),
-    ]
-    return all(sp.simplify((a - b).subs(values)) == 0 for a, b in pairs)
+def _composition_row(spec: Spec, v: SpecVerdict) -> VerdictRow:
+    """Whether the rule's change of ``y`` is the loss's own ``Δy``."""
+    if v.report is None:
+        return VerdictRow("composition", v.label, v.verdict, prose(v.reason))
+    how = r"$\mathcal{P}(x + \Delta x) - \mathcal{P}(x)$" if v.rule == "pg" else r"$J\,\Delta x$"
+    relation = {"proved": "equals", "refuted": "differs from"}.get(v.verdict, "was compared with")
+    detail = (
+        f"the change of $y$, {how}, {relation} the loss's own "
+        r"$\Delta y = -\eta\,(\partial^2 L/\partial y^2)^{-1}\partial L/\partial y$: "
+        + prose(v.report.note or v.verdict)
+    )
+    return VerdictRow("composition", v.label, v.verdict, detail)
+
+
+def start_tex(spec: Spec, verdicts: SpecVerdicts) -> str:
+    """A sentence naming where the verdicts were checked (the report's verdict section)."""
+    xs, values = spec.problem.inputs, list(verdicts.start.values())
+    if len(xs) == 1:
+        where = f"${tex(xs[0])} = {number(values[0], 4)}$"
+    elif len(xs) <= FEW:
+        where = f"$({', '.join(tex(x) for x in xs)}) = $ {text_vector(values, 4)}"
+    else:
+        where = f"$x = $ {text_vector(values, 4, keep=3)}"
+    params = f", the spec's {_param_values(spec)}" if spec.problem.params else ""
+    return (
+        "Each verdict holds for every step size (and, where it says so, every value of the "
+        "params and scales). A counterexample, and the hypotheses of a theorem, are sought "
+        f"first at the spec's start {where}{params} and each rule's own "
+        rf"$\eta$, then at sample points; symbolic decisions get "
+        f"${number(verdicts.budget, 3)}$\\,s each.\n"
+    )
 
 
 def _param_values(spec: Spec) -> str:
@@ -310,7 +249,7 @@ def _symbol_tex(name: str) -> str:
 
 
 def _invariance_detail(report: InvarianceReport) -> str:
-    text = escape(report.note) if report.note else ""
+    text = prose(report.note) if report.note else ""
     ce = report.counterexample
     if ce is not None:
         text += (
@@ -359,9 +298,9 @@ def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     )  # fmt: skip
     shown = _assignments(values)
     where = f" (with {shown})" if shown else ""
-    statuses = {status_words(Status(int(c))) for c in np.ravel(comparison.status_mapped)}
+    statuses = {Status(int(c)).words for c in np.ravel(comparison.status_mapped)}
     ended = ""
-    if statuses != {status_words(Status(int(c))) for c in np.ravel(comparison.status)}:
+    if statuses != {Status(int(c)).words for c in np.ravel(comparison.status)}:
         ended = f"; the run on the transformed problem ended: {', '.join(sorted(statuses))}"
     if comparison.max_rel == 0:
         return f". Numeric twin{where}: the trajectories mapped back agree exactly."

@@ -1,9 +1,10 @@
 """``scaleinv verify``: the chapter's claims ledger, or the checks of one problem spec.
 
 Without a spec it runs :func:`scaleinv.analysis.claims.run_ledger` and prints one row per claim.
-With a spec it checks, for each symbolic rule (GD, Newton, IG, PG), the units of its step, its
-invariance under the spec's scalings and whether its step of the intermediate space ``y`` is the
-loss's own ``Δy`` (consistency in compositions), each against what the chapter expects.
+With a spec it prints :func:`~scaleinv.reports.spec_verdicts.spec_verdicts` for each rule of the
+spec — the same verdicts its report shows: the units of its step, its invariance under the
+spec's scalings, PG's nearest-branch choice and whether its step of the intermediate space ``y``
+is the loss's own ``Δy`` (consistency in compositions), each against what the chapter expects.
 """
 
 from __future__ import annotations
@@ -11,41 +12,24 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import sympy as sp
-
-from scaleinv.analysis.branch_selection import branch_selection
 from scaleinv.analysis.claims import ClaimVerdict, LedgerReport, claim, run_ledger
-from scaleinv.analysis.claims_checks_pg import intermediate_step
 from scaleinv.analysis.claims_statement import Statement
-from scaleinv.analysis.invariance import OutputScaling, scale_invariance
-from scaleinv.analysis.units import check_units, format_dimension, problem_dimensions
-from scaleinv.analysis.units_structure import units_by_structure
-from scaleinv.analysis.verdict import Verdict
-from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.errors import SpecError
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import REGISTRY
-from scaleinv.reports.content import FEW
-from scaleinv.reports.text import format_ends, format_table
-from scaleinv.reports.verdicts import analysis_options, transforms_of
-from scaleinv.symbolic import Spec, load_spec
+from scaleinv.reports.content import ETA
+from scaleinv.reports.exit_status import ExitCode, exit_status_help
+from scaleinv.reports.spec_verdicts import spec_verdicts
+from scaleinv.reports.text import format_table
+from scaleinv.reports.verdict_text import HEADERS, text_rows
+from scaleinv.symbolic import load_spec
 from scaleinv.symbolic.spec import MAX_BUDGET
 
-__all__ = ["register", "cmd_verify", "SpecCheck", "spec_checks", "ledger_table", "plain_quote"]
-
-ETA = sp.Symbol("eta", positive=True)
-_SYMBOLIC = ("gd", "newton", "ig", "pg")
-#: Which rules the chapter says pass each check (the others are expected to fail it).
-_SHOULD_HOLD = {
-    "units": {"newton", "ig", "pg"},
-    "scale": {"newton", "ig", "pg"},
-    "composition": {"ig", "pg"},
-    "nearest branch": set(),  # the chapter's claim, corrected: see ledger pg-nearest-branch
-}
+__all__ = ["register", "cmd_verify", "ledger_table", "plain_quote"]
 
 _EPILOG = """\
 examples:
@@ -62,10 +46,14 @@ inputs, params (default dimensionless), outputs y0, y1, ..., the loss L and a nu
   scalings = [{ x2 = "1/alpha" }]   input scalings x = S u (a table by input name, or a list)
   output_scalings = ["c"]            P -> c P
   budget = 5                         seconds per symbolic decision
-Without scalings every input gets its own symbolic scale and the outputs one more.
+Without scalings every input gets its own symbolic scale and the outputs one more. A scale
+uses params and new symbols (new positive params), never an input: x = S u needs a constant S.
 
-exit status: 0 when every check the chapter says should hold does, 1 when one of them fails,
-2 on bad input."""
+""" + exit_status_help(
+    "every check (or ledger claim) the chapter says should hold was decided and holds",
+    ExitCode.FAILED,
+    ExitCode.UNDECIDED,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Print the ledger (or one spec's checks); 1 if a check that should hold fails."""
+    """Print the ledger (or one spec's checks); the exit code says whether what should hold
+    does (see :class:`~scaleinv.reports.exit_status.ExitCode`)."""
     if args.budget is not None and not 0 < args.budget <= MAX_BUDGET:
         raise SpecError("", "--budget", f"must be in (0, {MAX_BUDGET}] seconds, got {args.budget}")
     if args.spec is None:
@@ -110,24 +99,44 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return _show_claims(args.claim, args.budget or 20.0)
         report = run_ledger(budget=args.budget or 20.0, progress=_progress)
         print(ledger_table(report))
-        return 1 if report.regressions else 0
+        return _ledger_status(report)
     if args.claim:
         raise SpecError("", "--claim", "claims belong to the ledger: leave out the SPEC")
     spec = load_spec(args.spec)
     units = {**dict(spec.units), **_parse_units(args.units)}
-    budget = args.budget or float(analysis_options(spec).get("budget", 5))
-    checks = spec_checks(spec, units, budget, progress=_progress)
+    checks = spec_verdicts(spec, units=units, budget=args.budget, progress=_progress)
     print(f"{spec.title}\n")
-    pg = REGISTRY["pg"](ETA)
-    checked = {c.row()[0] for c in checks}
-    note = numeric_inverse_note(spec.problem, pg) if pg.label in checked else None
+    pg = next((r for r in spec.rules if r.name == "pg"), None)
+    note = numeric_inverse_note(spec.problem, REGISTRY["pg"](ETA)) if pg else None
     if note is not None:
         print(f"note: PG's numeric twins solve P(x) = y numerically ({note})\n")
-    headers = ["rule", "check", "verdict", "chapter", "detail"]
-    print(format_table(headers, [c.row() for c in checks], wrap={4: 60}))
-    failed = [c for c in checks if c.failed]
-    print(f"\n{len(checks)} checks; {len(failed)} that should hold failed")
-    return 1 if failed else 0
+    start = ", ".join(f"{k} = {v:g}" for k, v in {**checks.start, **checks.params}.items())
+    print(f"counterexamples are sought first at the spec's start and values: {start}\n")
+    print(format_table(list(HEADERS), text_rows(checks), wrap={4: 60}))
+    failed = [c for c in checks.rows if c.failed]
+    open_ = [c for c in checks.rows if c.undecided]
+    print(
+        f"\n{len(checks.rows)} checks; of those that should hold, {len(failed)} failed and "
+        f"{len(open_)} not decided"
+    )
+    if failed:
+        return ExitCode.FAILED
+    return ExitCode.UNDECIDED if open_ else ExitCode.OK
+
+
+def _ledger_status(report: LedgerReport) -> ExitCode:
+    """FAILED on a regression, UNDECIDED when a claim that should hold was not decided."""
+    if report.regressions:
+        return ExitCode.FAILED
+    return ExitCode.UNDECIDED if _undecided_claims(report) else ExitCode.OK
+
+
+def _undecided_claims(report: LedgerReport) -> list[Any]:
+    """Rows whose claim should hold (as written or corrected) but came out undecided."""
+    hold = (ClaimVerdict.HOLDS, ClaimVerdict.CORRECTED)
+    return [
+        r for r in report.rows if r.verdict is ClaimVerdict.UNDECIDED and r.claim.expected in hold
+    ]
 
 
 def ledger_table(report: LedgerReport) -> str:
@@ -147,6 +156,10 @@ def ledger_table(report: LedgerReport) -> str:
     lines.append(f"{len(report.rows)} claims: {counts} ({report.seconds:.1f} s)")
     lines += [
         f"! {r.id} should hold but fails: {r.result.detail.text()}" for r in report.regressions
+    ]
+    lines += [
+        f"? {r.id} should hold but was not decided: {r.result.detail.text()}"
+        for r in _undecided_claims(report)
     ]
     return "\n".join(lines)
 
@@ -169,7 +182,7 @@ def _show_claims(ids: Sequence[str], budget: float) -> int:
             shown = step.expr if isinstance(step.expr, str) else Statement((step.expr,)).text()
             print(f"    {step.label}: {shown}")
         print()
-    return 1 if report.regressions else 0
+    return _ledger_status(report)
 
 
 def _parse_units(pairs: Sequence[str]) -> dict[str, str]:
@@ -180,134 +193,6 @@ def _parse_units(pairs: Sequence[str]) -> dict[str, str]:
             raise SpecError("", "--units", f"expected NAME=DIMENSION, got {pair!r}")
         found[name.strip()] = dim.strip()
     return found
-
-
-@dataclass(frozen=True)
-class SpecCheck:
-    """One rule × check of ``scaleinv verify SPEC``.
-
-    ``verdict`` is the analysis layer's word (``proved``, ``refuted``, ``consistent``, ...);
-    ``holds`` is True/False/None; ``should_hold``: the chapter says it holds for this rule
-    (otherwise the chapter expects it to fail in general, though a given problem may pass).
-    """
-
-    rule: str
-    check: str
-    verdict: str
-    holds: bool | None
-    should_hold: bool
-    detail: str
-
-    @property
-    def failed(self) -> bool:
-        """A check the chapter says should hold, found to fail."""
-        return self.should_hold and self.holds is False
-
-    def row(self) -> list[str]:
-        mark = " !" if self.failed else ""
-        chapter = "holds" if self.should_hold else "may fail"
-        return [self.rule, self.check, self.verdict + mark, chapter, " ".join(self.detail.split())]
-
-
-def spec_checks(
-    spec: Spec, units: dict[str, Any], budget: float, progress: Callable[[str], None] | None = None
-) -> list[SpecCheck]:
-    """Units (when given), every scaling of the spec and composition, for each symbolic rule.
-
-    ``progress`` is called with one line per rule before its checks run.
-    """
-    dims = problem_dimensions(spec.problem, units) if units else None
-    transforms = transforms_of(spec)
-    names = [r.name for r in spec.rules if r.name in _SYMBOLIC] or list(_SYMBOLIC)
-    found: list[SpecCheck] = []
-    unique = list(dict.fromkeys(names))
-    for k, name in enumerate(unique, 1):
-        if progress is not None:
-            what = ("units, " if dims is not None else "") + f"{len(transforms)} scaling(s)"
-            progress(f"[{k}/{len(unique)}] {name}: {what}, composition")
-        found += _rule_checks(spec.problem, name, dims, transforms, budget)
-    return found
-
-
-def _rule_checks(
-    problem: Any, name: str, dims: Any, transforms: Sequence[Any], budget: float
-) -> list[SpecCheck]:
-    rule = REGISTRY[name](ETA)
-    rows: list[tuple[str, str, bool | None, str]] = []
-    if dims is not None:
-        try:
-            walk = problem.n <= FEW  # else by the rule's structure, as in the report
-            u = (
-                check_units(problem, rule, dims)
-                if walk
-                else units_by_structure(problem, name, dims)
-            )
-            how = "" if walk else " (by the rule's structure)"
-            rows.append(("units", u.verdict.value, u.consistent, f"[η] needed{how}: {_needs(u)}"))
-        except ScaleinvError as err:
-            rows.append(("units", "not checked", None, str(err)))
-    for transform in transforms:
-        r = scale_invariance(problem, rule, transform, budget=budget, rng=0)
-        detail = r.note if r.route.startswith("theorem") else f"[{r.route}] {r.note}"
-        if r.counterexample is not None:
-            ce = r.counterexample
-            detail += f" (Δx = {format_ends(ce.lhs, 3)}, mapped {format_ends(ce.rhs, 3)})"
-        rows.append((f"scale: {transform.describe()}", r.verdict.value, _truth(r.verdict), detail))
-        if name == "pg" and not isinstance(transform, OutputScaling):
-            rows.append(_selection_row(problem, transform))
-    if problem.n > FEW:  # the check compares expanded updates, which are not derived here
-        why = f"the update is not expanded at this size (n = {problem.n}), as in the report"
-        rows.append(("composition", "not checked", None, why))
-    else:
-        try:
-            d = intermediate_step(problem, rule, budget=budget)
-            rows.append(("composition", d.verdict.value, _truth(d.verdict), _composition_detail(d)))
-        except ScaleinvError as err:
-            rows.append(("composition", "not checked", None, str(err)))
-    return [
-        SpecCheck(
-            rule.label, check, verdict, holds, name in _SHOULD_HOLD[check.split(":")[0]], detail
-        )
-        for check, verdict, holds, detail in rows
-    ]
-
-
-def _selection_row(problem: Any, transform: Any) -> tuple[str, str, bool | None, str]:
-    """PG's nearest-branch choice under ``transform`` (:func:`branch_selection`)."""
-    check = f"nearest branch: {transform.describe()}"
-    try:
-        r = branch_selection(problem, transform)
-    except ScaleinvError as err:
-        return (check, "not checked", None, str(err))
-    return (check, r.verdict.value, _truth(r.verdict), r.reason)
-
-
-def _truth(verdict: Verdict) -> bool | None:
-    return {Verdict.PROVED: True, Verdict.REFUTED: False}.get(verdict)
-
-
-def _needs(report: Any) -> str:
-    """``x0: 1, x1: time**2/length**2`` — inputs that need one dimension grouped when many."""
-    shown = ["any" if d is None else format_dimension(d) for d in report.required_eta]
-    if len(report.inputs) <= FEW:
-        return ", ".join(f"{x}: {d}" for x, d in zip(report.inputs, shown))
-    groups: dict[str, list[str]] = {}
-    for x, d in zip(report.inputs, shown):
-        groups.setdefault(d, []).append(x)
-    return ", ".join(
-        f"{xs[0]}, …, {xs[-1]} ({len(xs)} inputs): {d}" if len(xs) > 3 else f"{', '.join(xs)}: {d}"
-        for d, xs in groups.items()
-    )
-
-
-def _composition_detail(decision: Any) -> str:
-    difference = [e for e in decision.difference if e != 0]
-    if decision.verdict is Verdict.PROVED or (decision.difference and not difference):
-        return "the y-step equals the loss's own Δy"
-    if not difference:
-        return decision.note or "could not compare the y-step with Δy"
-    shown = ", ".join(sp.sstr(e) for e in difference)
-    return f"the y-step differs from Δy by ({shown})"
 
 
 def _progress(line: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaleinv.symbolic.inverse import Branch, LocalInverse, local_inverse
+from scaleinv.symbolic.inverse import Branch, LocalInverse, input_periods, local_inverse
 from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem, output_symbols
 from scaleinv.symbolic.spec import RuleSpec, Spec, load_spec, parse_spec
@@ -18,4 +18,5 @@ __all__ = [
     "Branch",
     "LocalInverse",
     "local_inverse",
+    "input_periods",
 ]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from scaleinv.symbolic.problem import Problem
 
-__all__ = ["Branch", "LocalInverse", "local_inverse"]
+__all__ = ["Branch", "LocalInverse", "local_inverse", "input_periods"]
 
 T = TypeVar("T")
 
@@ -191,6 +191,25 @@ def local_inverse(problem: Problem, budget: float = 10.0) -> LocalInverse:
         reason = f"deriving a closed form failed ({type(exc).__name__}: {exc}); solving numerically"
         return LocalInverse(problem, (), True, reason)
     return LocalInverse(problem, branches, not branches, reason)
+
+
+def input_periods(problem: Problem, budget: float = 5.0) -> tuple[sp.Expr | None, ...]:
+    """Per input ``x_j``, a period ``T_j`` of ``P`` (``P(x + T_j e_j) = P(x)``), or None.
+
+    The same periods as :attr:`Branch.period`, found from ``P`` alone (so also when the
+    inverse is numeric); None where ``P`` is not periodic in ``x_j`` or SymPy cannot tell
+    within ``budget`` CPU seconds.
+
+    Examples
+    --------
+    >>> from scaleinv.symbolic import Problem
+    >>> input_periods(Problem.from_strings(["a", "r"], ["r*cos(a)", "r*sin(a)"]))
+    (2*pi, None)
+    """
+    try:
+        return with_budget(lambda: _periods(problem, _Clock(budget)), budget + 0.5, "periods")
+    except BudgetExceeded:
+        return (None,) * problem.n
 
 
 def _derive(problem: Problem, clock: _Clock) -> tuple[tuple[Branch, ...], str]:

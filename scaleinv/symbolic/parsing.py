@@ -242,19 +242,28 @@ class _Builder:
         if not isinstance(node, (ast.BinOp, ast.Call)):
             return expr
         if expr.is_number:
-            try:
-                value = complex(sp.N(expr, 15))
-            except (OverflowError, TypeError, ValueError):
-                raise self.fail(node, "a constant too large for a float") from None
-            if not abs(value.real) <= MAX_CONSTANT:
-                raise self.fail(node, "a constant too large for a float")
-            if value.imag != 0:
-                raise self.fail(node, "a complex value (only real expressions are allowed)")
-        elif expr.is_extended_real is False:
+            self.check_constant(node, expr)
+            return expr
+        if expr.is_extended_real is False:
             raise self.fail(node, "complex for every real input (only real expressions)")
-        elif expr.has(sp.I):  # sqrt(-x**2) is I*Abs(x): real only where it is 0
+        if expr.has(sp.I):  # sqrt(-x**2) is I*Abs(x): real only where it is 0
             raise self.fail(node, "imaginary except at isolated points (only real expressions)")
+        if isinstance(expr, (sp.Add, sp.Mul)):  # exp(600)*exp(600)*x0 is exp(1200)*x0
+            constant = expr.as_independent(*expr.free_symbols, as_Add=isinstance(expr, sp.Add))[0]
+            if not constant.is_Rational:
+                self.check_constant(node, constant)
         return expr
+
+    def check_constant(self, node: ast.AST, constant: sp.Expr) -> None:
+        """Reject a constant that is complex or does not fit a float."""
+        try:
+            value = complex(sp.N(constant, 15))
+        except (OverflowError, TypeError, ValueError):
+            raise self.fail(node, "a constant too large for a float") from None
+        if not abs(value.real) <= MAX_CONSTANT:
+            raise self.fail(node, "a constant too large for a float")
+        if value.imag != 0:
+            raise self.fail(node, "a complex value (only real expressions are allowed)")
 
     def name(self, node: ast.Name) -> sp.Expr:
         ident = node.id

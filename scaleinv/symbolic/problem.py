@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from scaleinv.errors import ParseError, ProblemError
-from scaleinv.symbolic.parsing import check_name, make_symbol, parse_expr
+from scaleinv.symbolic.parsing import MAX_CONSTANT, check_name, make_symbol, parse_expr
 from scaleinv.symbolic.sparse import (
     SparseDerivatives,
     Sparsity,
@@ -22,12 +22,42 @@ from scaleinv.symbolic.sparse import (
 if TYPE_CHECKING:
     from scaleinv.symbolic.inverse import LocalInverse
 
-__all__ = ["Problem", "output_symbols", "squared_distance"]
+__all__ = ["Problem", "output_symbols", "squared_distance", "RESERVED_NAMES", "check_user_names"]
+
+#: Names scaleinv gives its own symbols, which a user's input or param must not take: the
+#: derivations would read the user's symbol as scaleinv's (``eta*x0`` with a param ``eta``
+#: printed ``Δx0 = -eta**3*x0``). The outputs ``y0 .. y{m-1}`` are reserved as well.
+RESERVED_NAMES: Mapping[str, str] = MappingProxyType(
+    {"eta": "the step size η of every rule", "Delta_y": "the output step Δy of PG's identities"}
+)
 
 
 def output_symbols(m: int) -> tuple[sp.Symbol, ...]:
     """The symbols ``y0 .. y{m-1}`` that stand for the outputs of ``P`` in a loss."""
     return tuple(sp.Symbol(f"y{i}", real=True) for i in range(m))
+
+
+def check_user_names(names: Iterable[str], m: int, what: str = "input or param") -> None:
+    """Raise :class:`ProblemError` for a name scaleinv uses for its own symbols.
+
+    Reserved are :data:`RESERVED_NAMES` and the output symbols ``y0 .. y{m-1}``.
+
+    Examples
+    --------
+    >>> check_user_names(["x0", "alpha"], 2)
+    >>> check_user_names(["x0", "eta"], 1)
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.ProblemError: the input or param name 'eta' is reserved: ... step size η ...
+    """
+    outputs = {str(y) for y in output_symbols(m)}
+    for name in names:
+        meaning = RESERVED_NAMES.get(name) or (f"output {name[1:]} of P" if name in outputs else "")
+        if meaning:
+            raise ProblemError(
+                f"the {what} name {name!r} is reserved: scaleinv's derivations use it for "
+                f"{meaning}; rename it"
+            )
 
 
 def squared_distance(ys: Sequence[sp.Expr], target: Sequence[sp.Expr]) -> sp.Expr:
@@ -78,6 +108,10 @@ class Problem:
         if not all(isinstance(s, sp.Symbol) for s in inputs) or len(set(inputs)) != len(inputs):
             raise ProblemError(f"inputs must be distinct symbols, got {inputs}")
         params = MappingProxyType(dict(self.params or {}))
+        names = [str(s) for s in (*inputs, *params)]
+        if len(set(names)) != len(names):  # e.g. an input x0 and a positive param x0
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ProblemError(f"names {repeated} name both an input and a param (or repeat)")
         for symbol, value in params.items():
             _check_sign(symbol, value)
         ys = output_symbols(len(outputs))
@@ -92,9 +126,12 @@ class Problem:
         allowed_x = set(inputs) | set(params)
         for i, expr in enumerate(outputs):
             _check_free(expr, allowed_x, f"output {i}")
+            _check_at_defaults(expr, params, f"output {i}")
         _check_free(loss, set(ys) | set(params), "loss")
+        _check_at_defaults(loss, params, "loss")
         for i, t in enumerate(target):
             _check_free(t, set(params), f"target {i}")
+            _check_at_defaults(t, params, f"target {i}")
         object.__setattr__(self, "inputs", inputs)
         object.__setattr__(self, "outputs", outputs)
         object.__setattr__(self, "target", target)
@@ -120,22 +157,20 @@ class Problem:
         """
         names = inputs.replace(",", " ").split() if isinstance(inputs, str) else list(inputs)
         params = dict(params or {})
+        outs = _as_sequence(outputs)
         for name in [*names, *params]:
             check_name(str(name))
         if len(set(names) | set(params)) != len(names) + len(params):
             raise ProblemError(f"names repeat among inputs and params: {names} {list(params)}")
+        check_user_names(map(str, [*names, *params]), len(outs))
         xs = {n: make_symbol(n) for n in names}
         ps = {}
         for name, value in params.items():
             value = _param_value(name, value)
             ps[make_symbol(name, positive=value > 0)] = value
         by_name = {**xs, **{str(s): s for s in ps}}
-        outs = _as_sequence(outputs)
         exprs = [parse_expr(o, by_name) for o in outs]
         ys = {str(y): y for y in output_symbols(len(exprs))}
-        clash = set(ys) & set(by_name)
-        if clash:
-            raise ProblemError(f"names {sorted(clash)} are reserved for the outputs")
         lexpr = None if loss is None else parse_expr(loss, {**ys, **{str(s): s for s in ps}})
         tgt = None
         if target is not None:
@@ -373,6 +408,41 @@ def _check_sign(symbol: sp.Symbol, value: float) -> None:
                 f"assume it, so it cannot be {float(value):g}; build the problem with that value "
                 f"as the default (e.g. params={{'{symbol}': {float(value):g}}}) to study it"
             )
+
+
+def _check_at_defaults(expr: sp.Expr, params: Mapping[sp.Symbol, float], what: str) -> None:
+    """Refuse ``expr`` if a subexpression in params alone is not a real float at the params'
+    defaults (``sqrt(a)`` with ``a = -4``, ``log(a)`` with ``a = -1``, ``exp(a)`` with
+    ``a = 1000``): the kernels evaluate each such subexpression, and every run would end in NaN.
+    """
+    if not params:
+        return  # constants without params were checked by the parser
+    values = {p: sp.Float(v, 30) for p, v in params.items()}
+    constant: dict[sp.Basic, bool] = {}
+    for node in sp.postorder_traversal(expr):
+        if node in constant:
+            continue
+        if not node.args:
+            constant[node] = node in values or bool(node.is_number)
+            continue
+        constant[node] = all(constant[a] for a in node.args)
+        if not constant[node] or not (node.free_symbols & set(values)):
+            continue
+        at = ", ".join(f"{p} = {float(values[p]):g}" for p in sorted(node.free_symbols, key=str))
+        try:
+            value = complex(sp.N(node.xreplace(values), 15))
+        except (TypeError, ValueError, OverflowError):
+            value = complex(float("nan"))
+        if not abs(value.real) <= MAX_CONSTANT:
+            reason = "not a finite float"
+        elif abs(value.imag) > 1e-12 * (1 + abs(value.real)):
+            reason = f"complex ({value.real:g} + {value.imag:g}i)"
+        else:
+            continue
+        raise ProblemError(
+            f"{what} ({expr}) is {reason} at the params' defaults: {node} with {at}; give the "
+            "params values where it is real and finite"
+        )
 
 
 def _check_free(expr: sp.Expr, allowed: Iterable[sp.Symbol], what: str) -> None:

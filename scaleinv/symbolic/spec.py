@@ -43,6 +43,7 @@ from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem
 
 __all__ = ["Spec", "RuleSpec", "load_spec", "parse_spec", "check_keys", "check_run_size"]
+__all__ += ["check_run_limits"]
 __all__ += [
     "ANALYSIS_KEYS",
     "REPORT_KEYS",
@@ -214,10 +215,7 @@ def check_run_size(steps: int, starts: int, width: int, source: str, key: str) -
     ...
     scaleinv.errors.SpecError: [run.steps] 1000000 steps from 1000 starts would record 37.3 GiB, ...
     """
-    if steps > MAX_STEPS:
-        raise SpecError(source, key, f"{steps} steps is more than the limit of {MAX_STEPS}")
-    if starts > MAX_STARTS:
-        raise SpecError(source, key, f"{starts} starts is more than the limit of {MAX_STARTS}")
+    check_run_limits(steps, starts, source, key)
     need = (steps + 1) * starts * (width + 1) * 8
     if need > MAX_RECORD_BYTES:
         raise SpecError(
@@ -226,6 +224,23 @@ def check_run_size(steps: int, starts: int, width: int, source: str, key: str) -
             f"{steps} steps from {starts} starts would record {need / 1024**3:.1f} GiB, more "
             f"than the limit of {MAX_RECORD_BYTES / 1024**3:g} GiB; use fewer steps or starts",
         )
+
+
+def check_run_limits(steps: int, starts: int, source: str, key: str) -> None:
+    """Refuse over :data:`MAX_STEPS` steps or over :data:`MAX_STARTS` starts (a run that
+    records only its ends, like a study, needs no record limit).
+
+    Examples
+    --------
+    >>> check_run_limits(10**12, 10, "s.toml", "study")
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.SpecError: s.toml: [study] 1000000000000 steps is more than the limit ...
+    """
+    if steps > MAX_STEPS:
+        raise SpecError(source, key, f"{steps} steps is more than the limit of {MAX_STEPS}")
+    if starts > MAX_STARTS:
+        raise SpecError(source, key, f"{starts} starts is more than the limit of {MAX_STARTS}")
 
 
 def _strings(

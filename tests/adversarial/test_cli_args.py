@@ -27,6 +27,24 @@ BAD_ARGS = [
         r"\[--steps\] .* more than the limit",
     ),
     ("steps-negative", ["run", SPEC, "--steps", "-1"], r"\[--steps\] must be a non-negative"),
+    (
+        "starts-steps-huge",  # the many-starts path had no limit (10**12 steps: for ever)
+        ["run", SPEC, "--starts", "1", "--steps", "1000001"],
+        r"\[--steps\] 1000001 is more than the limit of 1000000 steps per run",
+    ),
+    (
+        "starts-huge",
+        ["run", SPEC, "--starts", "10" + "0" * 10],
+        r"\[--starts\] 10+ is more than the limit of 100000 starts",
+    ),
+    ("starts-zero", ["run", SPEC, "--starts", "0"], r"\[--starts\] must be a positive integer"),
+    ("chunk-zero", ["run", SPEC, "--starts", "3", "--chunk", "0"], r"\[--chunk\] must be a pos"),
+    ("seed-negative", ["run", SPEC, "--starts", "3", "--seed", "-1"], r"\[--seed\] must be a non"),
+    (
+        "study-starts-huge",
+        ["study", SPEC, "--starts", "10" + "0" * 10],
+        r"\[--starts\] 10+ is more than the limit of 100000 starts",
+    ),
     ("missing-spec", ["run", "no/such/spec.toml"], r"no/such/spec.toml: \[file\] cannot be read"),
     ("spec-is-dir", ["run", "reports"], r"reports: \[file\] cannot be read \(Is a directory\)"),
     ("spec-devnull", ["derive", "/dev/null"], r"\[problem\] is missing"),

@@ -23,7 +23,7 @@ from scaleinv import rules
 from scaleinv.errors import ProblemError, ScaleinvError
 from scaleinv.numeric.export import export, module_source
 from scaleinv.reports.cli import main
-from scaleinv.reports.latex import escape
+from scaleinv.reports.latex import escape, prose
 from scaleinv.symbolic import Problem
 
 CANARY = "{canary}"  # replaced by the test's canary path
@@ -348,8 +348,9 @@ def test_an_undefined_function_is_refused_not_printed() -> None:
 
 
 @pytest.mark.parametrize("text", SPEC_PAYLOADS)
-def test_latex_escape_leaves_no_command_and_no_control_character(text) -> None:
-    out = escape(text)
+@pytest.mark.parametrize("typeset", [escape, prose], ids=["escape", "prose"])
+def test_latex_escape_leaves_no_command_and_no_control_character(text, typeset) -> None:
+    out = typeset(text)
     assert not any(c < " " and c != "\n" for c in out) and "\x7f" not in out
     for cmd in ("\\input", "\\write", "\\catcode", "\\immediate", "^^"):
         assert cmd not in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -232,7 +233,7 @@ def test_attacks_anywhere_in_a_problem_run_nothing(tmp_path: Path, attack: str, 
     [
         (["ｘ0"], "not a valid symbol name"),
         (["x0", "x0"], "names repeat"),
-        (["y0"], "reserved for the outputs"),
+        (["y0"], "name .y0. is reserved: .* output 0 of P"),
         (["__class__"], "names starting with '_'"),
         (["sin"], "reserved name"),
         (["for"], "reserved name"),
@@ -264,3 +265,56 @@ def test_params_keep_results_right_for_every_value_a_user_sets() -> None:
     q = Problem.from_strings(["x0"], ["sqrt(alpha**2)*x0"], params={"alpha": -2})
     assert float(q.compile().P([1.0])[0]) == pytest.approx(2.0)
     assert float(q.with_params(alpha=5).compile().P([1.0])[0]) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(
+    ("output", "params", "match"),
+    [
+        ("sqrt(a)*x0", {"a": -4}, r"complex \(0 \+ 2i\) at the params' defaults: sqrt\(a\)"),
+        ("log(a)", {"a": -1}, r"complex .* at the params' defaults: log\(a\) with a = -1"),
+        ("x0*Abs(sqrt(a))", {"a": -4}, r"complex .*: sqrt\(a\) with a = -4"),
+        ("acos(a)*x0", {"a": 2}, r"complex .*: acos\(a\) with a = 2"),
+        ("exp(a)*x0", {"a": 1000}, r"not a finite float at the params' defaults: exp\(a\)"),
+        ("x0/(a - 2)", {"a": 2}, r"not a finite float .*: 1/\(a - 2\) with a = 2"),
+    ],
+)
+def test_a_problem_complex_or_infinite_at_its_defaults_is_refused(output, params, match) -> None:
+    """Issue 17: these were accepted and every run ended in NaN; numpy agrees they are not
+    real floats (the independent evaluation below)."""
+    with pytest.raises(ProblemError, match=match):
+        Problem.from_strings(["x0"], [output], params=params)
+    expr = parse_expr(output, {"x0": X0, "a": sp.Symbol("a", real=True)})
+    f = sp.lambdify([X0, sp.Symbol("a", real=True)], expr, "numpy")
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(f(np.float64(0.5), np.float64(params["a"])))
+
+
+def test_with_params_refuses_a_value_where_the_problem_is_complex() -> None:
+    p = Problem.from_strings(["x0"], ["sqrt(a - 1)*x0"], params={"a": 2})
+    with pytest.raises(ProblemError, match=r"sqrt\(a - 1\) with a = 0.5"):
+        p.with_params(a=0.5)
+
+
+@pytest.mark.parametrize(
+    ("output", "params"),
+    [("sqrt(a*x0)", {"a": -4}), ("Abs(a)*x0", {"a": -4}), ("exp(a)*x0", {"a": 600})],
+)
+def test_a_problem_real_somewhere_at_its_defaults_is_kept(output, params) -> None:
+    p = Problem.from_strings(["x0"], [output], params=params)
+    assert np.isfinite(p.compile().P(np.array([[-0.5]]))).all()
+
+
+@pytest.mark.parametrize("text", ["exp(600)*exp(600)*x0", "x0 + exp(600)*exp(600)", "E**700*x0"])
+def test_an_overflowing_constant_factor_is_refused(text) -> None:
+    with pytest.raises(ParseError, match="a constant too large for a float"):
+        parse_expr(text, SYMBOLS)
+
+
+def test_a_spec_complex_at_its_defaults_is_one_error_line(tmp_path, capsys) -> None:
+    from scaleinv.reports.cli import main
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('[problem]\ninputs = ["x0"]\noutputs = ["sqrt(a)*x0"]\n[params]\na = -4\n')
+    assert main(["run", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("scaleinv: error:") == 1 and "complex" in err and "Traceback" not in err

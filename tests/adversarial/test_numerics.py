@@ -11,6 +11,7 @@ from scaleinv import Problem, minimize, rules
 from scaleinv.analysis.verdict import Verdict, decide_equal
 from scaleinv.errors import ProblemError
 from scaleinv.numeric import Status
+from scaleinv.symbolic.spec import MAX_STEPS
 
 PROBLEM = Problem.from_strings(["x0", "x1"], ["x0", "alpha*x1**2"], params={"alpha": 2})
 RULES = {"gd": rules.gd(0.1), "newton": rules.newton(0.5), "pg": rules.pg(0.5)}
@@ -97,6 +98,27 @@ def test_kernel_params_are_checked_like_with_params(value, error) -> None:
         PROBLEM.compile().P([[1.0, 1.0]], alpha=value)
 
 
+@pytest.mark.parametrize("kernel", ["P", "jacobian", "hessian_values", "loss"])
+def test_a_param_that_does_not_fit_the_batch_names_the_shape_it_needs(kernel) -> None:
+    x = np.ones((5, 2))
+    error = r"kernel \w+: param alpha of shape \(3,\) does not broadcast .* expected \(5,\)"
+    with pytest.raises(ProblemError, match=error):
+        getattr(PROBLEM.compile(), kernel)(x, alpha=np.ones(3))
+    per_sample = getattr(PROBLEM.compile(), kernel)(x, alpha=np.arange(1.0, 6.0))
+    one = [getattr(PROBLEM.compile(), kernel)(x[:1], alpha=a)[0] for a in range(1, 6)]
+    np.testing.assert_array_equal(per_sample, one)
+
+
+def test_the_inverse_names_the_shapes_that_do_not_fit() -> None:
+    evaluator = PROBLEM.local_inverse().compile()
+    with pytest.raises(ProblemError, match=r"inverse: x0 of batch shape \(4,\) .* expected \(5,\)"):
+        evaluator.solve(np.ones((5, 2)), np.ones((4, 2)))
+    with pytest.raises(ProblemError, match=r"inverse: param alpha of shape \(3,\)"):
+        evaluator.inv(np.ones((5, 2)), np.ones((5, 2)), alpha=np.ones(3))
+    x = evaluator.inv([[1.0, 8.0]], [[0.5, 0.5]], alpha=np.array([2.0]))  # fits: (1,)
+    np.testing.assert_allclose(PROBLEM.compile().P(x, alpha=2.0), [[1.0, 8.0]])
+
+
 def test_a_positive_param_keeps_kernels_right() -> None:
     p = Problem.from_strings(["x0"], ["sqrt(alpha**2)*x0"], params={"alpha": 2})
     assert p.compile().P([[1.0]], alpha=3.0)[0, 0] == 3.0
@@ -108,6 +130,38 @@ def test_a_positive_param_keeps_kernels_right() -> None:
 def test_bad_step_counts(steps) -> None:
     with pytest.raises(ProblemError, match="steps must be a non-negative integer"):
         minimize(PROBLEM, rules.gd(0.1), [1.0, 1.0], steps)
+
+
+#: Overdetermined (J is 3x2: IG and PG's fallback take the pseudo-inverse, HIG the SVD), with a
+#: start where J is NaN (sqrt of a negative number) or infinite (exp overflows).
+WIDE = {
+    "nan": (["sqrt(x0)", "x1", "x0*x1"], [-1.0, 1.0]),
+    "inf": (["exp(x0**2)/3", "x1", "x0*x1"], [30.0, 1.0]),
+}
+
+
+@pytest.mark.filterwarnings("ignore::scaleinv.errors.NumericInverseWarning")
+@pytest.mark.parametrize("case", sorted(WIDE))
+@pytest.mark.parametrize(
+    "rule", [rules.gd(0.1), rules.ig(0.5), rules.pg(0.5, fallback="ig"), rules.hig(0.5)]
+)
+def test_a_non_finite_jacobian_stops_only_its_own_sample(case, rule) -> None:
+    # LAPACK's SVD fails for the whole batch on one NaN ("SVD did not converge").
+    outputs, bad = WIDE[case]
+    p = Problem.from_strings(["x0", "x1"], outputs, target=[1, 1, 1])
+    alone = minimize(p, rule, [[1.5, 1.2]], 10)
+    together = minimize(p, rule, [bad, [1.5, 1.2]], 10)
+    assert together.statuses()[0] == Status.DIVERGED
+    assert together.statuses()[1] == alone.statuses()[0]
+    np.testing.assert_array_equal(together.x[-1, 1], alone.x[-1, 0])
+
+
+@pytest.mark.parametrize("rule", ["gd", "pg"])
+def test_minimize_refuses_more_steps_than_the_limit(rule) -> None:
+    # One more than the limit: before the limit, this ran for a while instead of hanging.
+    with pytest.raises(ProblemError, match="steps: 1000001 is more than the limit of 1000000"):
+        minimize(PROBLEM, RULES[rule], [1.0, 1.0], MAX_STEPS + 1)
+    assert minimize(PROBLEM, RULES[rule], [1.0, 1.0], 3).steps == 3
 
 
 def test_a_refutation_does_not_depend_on_the_budget() -> None:

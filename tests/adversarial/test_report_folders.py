@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -393,13 +394,84 @@ def test_without_an_atomic_exchange_the_swap_still_keeps_nothing_stale(
     assert _checksum(place, "out") == before and not _strays(place)
 
 
+def _dead_build(place: Path, out: str = "out", kind: str = "building") -> Path:
+    """What a build killed with SIGKILL leaves: a folder holding scaleinv's token, unlocked."""
+    from scaleinv.reports import outdir
+
+    folder = outdir.make_owned(place / out, kind)
+    (folder / "figures").mkdir()
+    (folder / "figures" / "x.png").write_bytes(b"x")
+    return folder
+
+
 def test_stale_building_folders_of_dead_builds_are_removed(place) -> None:
-    for name in (".out.building-dead1", ".out.old-dead2"):
-        (place / name / "figures").mkdir(parents=True)
-        (place / name / "figures" / "x.png").write_bytes(b"x")
-    (place / ".other.building-keep").mkdir()  # another output folder's: not ours to judge
+    _dead_build(place, kind="building")
+    _dead_build(place, kind="old")
+    _dead_build(place, out="other")  # another output folder's: not ours to judge
     _report(place)
-    assert _strays(place) == [".other.building-keep"]
+    assert [n.split("-")[0] for n in _strays(place)] == [".other.building"]
+
+
+@pytest.mark.parametrize(
+    ("out", "mine"),
+    [
+        ("vim", ".vim.old-2020"),
+        ("out", ".out.building-my-draft"),
+        ("out", ".out.old-1"),
+        ("*", ".vim.old-2020"),
+        ("a?", ".ab.building-x"),
+        ("[a]", ".a.old-x"),
+    ],
+)
+def test_folders_beside_the_output_with_build_like_names_are_never_touched(
+    place, out, mine
+) -> None:
+    (place / mine).mkdir()
+    (place / mine / "vimrc").write_text("cfg\n")
+    before = _checksum(place, out)
+    _report(place, out)
+    assert (place / out / "MANIFEST.json").is_file()
+    assert _checksum(place, out) == before
+
+
+def test_a_token_file_of_another_build_does_not_make_a_user_folder_stale(place) -> None:
+    """The token must name the folder it is in: a copied lock file proves nothing."""
+    dead = _dead_build(place)
+    mine = place / ".out.building-mine"
+    shutil.copytree(dead, mine)
+    shutil.rmtree(dead)
+    before = _checksum(place, "out")
+    _report(place)
+    assert _checksum(place, "out") == before
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o750, 0o705])
+def test_the_output_folder_keeps_its_mode_on_every_rebuild(place, mode) -> None:
+    (place / "secret").mkdir()
+    os.chmod(place / "secret", mode)
+    for _ in range(2):
+        _report(place, "secret")
+        assert (place / "secret" / "MANIFEST.json").is_file()
+        assert stat.S_IMODE((place / "secret").stat().st_mode) == mode
+
+
+def test_a_new_output_folder_follows_the_umask(place) -> None:
+    mask = os.umask(0o027)
+    try:
+        _report(place, "fresh")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((place / "fresh").stat().st_mode) == 0o750
+
+
+@pytest.mark.parametrize("out", ["", ".", "..", "/"])
+def test_the_working_folder_and_its_parents_are_refused(place, out, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(place)
+    inode = place.stat().st_ino
+    before = _checksum(place, "")
+    assert main(["report", "mini.toml", "--out", out, "--no-pdf"]) == 2
+    _one_line_error(capsys.readouterr().err, "current folder")
+    assert place.stat().st_ino == inode and _checksum(place, "") == before
 
 
 def test_the_api_raises_a_typed_error(place) -> None:

@@ -245,7 +245,7 @@ def test_bad_spec_is_one_error_line_with_exit_2(tmp_path, capsys, name, text, ma
     path = _write(tmp_path, text)
     if name in _LATE:
         from scaleinv.reports.content import report_options
-        from scaleinv.reports.verdicts import analysis_options
+        from scaleinv.reports.spec_verdicts import analysis_options
 
         spec = load_spec(path)
         check = analysis_options if name.startswith("budget") else report_options
