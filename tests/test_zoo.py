@@ -41,8 +41,9 @@ from scaleinv.errors import NumericInverseWarning
 from scaleinv.numeric import Status
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
-from scaleinv.reports import builder
+from scaleinv.reports import builder, study_cmd, verify_cmd
 from scaleinv.reports import cli as scaleinv_cli
+from scaleinv.reports import study as study_module
 from scaleinv.reports.builder import BuildResult
 from scaleinv.reports.spec_verdicts import SpecVerdict
 from scaleinv.reports.study import Study, run_study
@@ -168,8 +169,12 @@ def test_local_inverse_round_trip(zoo: Case) -> None:
 
 @pytest.fixture
 def cli(zoo: Case, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The command line, reading the zoo problem's spec already derived (not again)."""
-    monkeypatch.setattr(scaleinv_cli, "load_spec", lambda path: zoo.spec)
+    """The command line on the zoo problem as already derived, studied and verified: the
+    commands print what the session computed once (their own computation is the same call)."""
+    for module in (scaleinv_cli, study_cmd, verify_cmd):
+        monkeypatch.setattr(module, "load_spec", lambda path: zoo.spec)
+    monkeypatch.setattr(study_module, "run_study", lambda spec, starts=None: zoo.study)
+    monkeypatch.setattr(verify_cmd, "spec_verdicts", lambda spec, **_: zoo.report.checks)
     return scaleinv_cli.main
 
 
@@ -179,6 +184,20 @@ def test_cli_derive_prints_every_rule(zoo: Case, cli: Any, capsys: pytest.Captur
     assert "local inverse" in out
     for rule_spec in zoo.spec.rules:
         assert f"{make_rule(rule_spec).label} update" in out
+
+
+def test_cli_run_study_and_verify(zoo: Case, cli: Any, capsys: pytest.CaptureFixture) -> None:
+    """``run``, ``study`` and ``verify`` print their tables; verify's exit status says what its
+    checks found (1 only when one the chapter says holds fails)."""
+    assert cli(["run", zoo.spec.source]) == 0
+    out = capsys.readouterr().out
+    assert all(make_rule(r).label in out for r in zoo.spec.rules)
+    assert cli(["study", zoo.spec.source]) == 0
+    assert "PG" in capsys.readouterr().out
+    undecided = any(c.undecided for c in zoo.checks)
+    failed = any(c.failed for c in zoo.checks)
+    assert cli(["verify", zoo.spec.source]) == (1 if failed else 3 if undecided else 0)
+    assert zoo.spec.title in capsys.readouterr().out
 
 
 # -- run and study ------------------------------------------------------------------------------
