@@ -1,9 +1,10 @@
 """The problem zoo (``reports/zoo/*.toml``): every command on every textbook problem, checked by
 properties that must hold, not by snapshots of outputs.
 
-Each problem's study, report (derive, run, verify, study, figures and the PDF) and ``scaleinv
-verify`` checks are made once per session, two problems at a time in worker processes
-(:func:`prepared`). Then, per problem:
+Each problem's study and report (derive, run, verify, study, figures and the PDF; its verdicts
+are the objects ``scaleinv verify`` prints) are made once per session, two problems at a time
+in worker processes (:func:`prepared`); the commands ``derive``, ``run``, ``study``, ``verify``
+and ``export`` then print or write from them. Per problem:
 
 * derive: the exact Jacobian, gradient and Hessian equal finite differences of ``P`` and ``L``
   at random points of the study region; where the local inverse has a closed form, the round
