@@ -37,13 +37,15 @@ def evaluate(expr, problem: Problem, point: np.ndarray) -> np.ndarray:
     return np.array(np.array(expr.subs(values).evalf(), dtype=float), dtype=float)
 
 
-def finite_difference(fn, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Central differences of ``fn`` (array -> array of shape s) at ``x``: shape ``s + (n,)``."""
+def finite_difference(fn, x: np.ndarray, h: float | np.ndarray = 1e-6) -> np.ndarray:
+    """Central differences of ``fn`` (array -> array of shape s) at ``x``: shape ``s + (n,)``;
+    ``h`` is one step for every input or one per input (inputs of very different sizes)."""
+    steps = np.broadcast_to(np.asarray(h, dtype=float), x.shape[-1:])
     cols = []
-    for j in range(x.shape[-1]):
+    for j, step in enumerate(steps):
         e = np.zeros_like(x)
-        e[j] = h
-        cols.append((np.asarray(fn(x + e)) - np.asarray(fn(x - e))) / (2 * h))
+        e[j] = step
+        cols.append((np.asarray(fn(x + e)) - np.asarray(fn(x - e))) / (2 * step))
     return np.stack(cols, axis=-1)
 
 

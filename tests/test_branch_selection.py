@@ -119,3 +119,13 @@ def test_pg_exact_y_step_on_implicit_branches(inner: str) -> None:
         roots = np.roots(coefficients)
         x_new = min((z.real for z in roots if abs(z.imag) < 1e-9), key=lambda z: abs(z - x))
         assert x_new**power + x_new - y == pytest.approx(eta * (2 - y), rel=1e-9, abs=1e-12)
+
+
+def test_sample_points_where_p_is_not_real_are_skipped() -> None:
+    """P = (sqrt(l) + t, t²) is real only for l >= 0: a random sample point at
+    l < 0 is skipped (``scaleinv verify reports/zoo/pendulum_large.toml`` raised "TypeError:
+    Cannot convert complex to float" in the search for a counterexample)."""
+    p = Problem.from_strings(["l", "t"], ["sqrt(l) + t", "t**2"])
+    r = branch_selection(p, InputScaling(["s_0", "s_1"]))  # raised TypeError
+    example = r.counterexample
+    assert example is None or np.all(np.isfinite(example.y)), example

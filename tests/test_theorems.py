@@ -215,3 +215,4 @@ def test_256_input_diffusion_verdicts_come_from_theorems() -> None:
             if verdict is R:
                 lhs, rhs = np.array(r.counterexample.lhs), np.array(r.counterexample.rhs)
                 assert lhs.shape == (n,) and np.max(np.abs(lhs - rhs)) > 1e-6
+

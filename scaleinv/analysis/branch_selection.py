@@ -244,7 +244,10 @@ def _search(
             at, other = sample_values(new, rng), None
             star = rng.uniform(-2.0, 2.0, problem.n)
             params = {**problem.params, **dict(zip(problem.inputs, star))}
-            target = [float(e.xreplace(params)) for e in problem.outputs]
+            try:
+                target = [float(e.xreplace(params)) for e in problem.outputs]
+            except TypeError:  # P is not real there (e.g. sqrt of a negative input): next point
+                continue
             start = star + rng.normal(0.0, 0.7, problem.n)
         reference = None if other is None else metric(other)
         found = _compare(problem, target, start, metric(at), reference)
