@@ -499,3 +499,16 @@ def test_a_component_that_fits_no_eta_never_reads_any() -> None:
 
     row = SpecVerdict("odd", "Odd", "units", None, "inconsistent", False, False, report)
     assert verdict_text(row) == "[η] needed: x0: none fits, x1: any"
+
+
+def test_an_input_named_l_is_that_input_not_the_loss() -> None:
+    """Issue 17 (names kept apart): ``[units] L`` named the loss even where an input is called
+    L (an inductance), which then got the loss's dimension and verify raised."""
+    p = Problem.from_strings(["L", "C"], ["1/sqrt(L*C)"], target=[1000.0])
+    dims = problem_dimensions(
+        p, {"L": "mass*length**2/(time**2*current**2)", "C": "time**4*current**2/(mass*length**2)",
+            "target": "1/time", "loss": "1/time**2"},
+    )  # fmt: skip
+    assert format_dimension(dims.symbols[p.inputs[0]]) == "mass*length**2/(time**2*current**2)"
+    assert format_dimension(dims.outputs[0]) == "1/time"
+    assert format_dimension(dims.loss) == "1/time**2"

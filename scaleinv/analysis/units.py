@@ -259,7 +259,8 @@ def problem_dimensions(problem: Problem, dims: Mapping[str, Any]) -> Dimensions:
 
     ``dims`` maps input names (all required), param names (missing ones are dimensionless),
     ``"y0" .. "y{m-1}"`` or ``"outputs"`` (a list) and ``"L"`` or ``"loss"`` to dimension
-    strings or Dimensions; undeclared outputs and loss are inferred from ``P`` and ``L``.
+    strings or Dimensions; undeclared outputs and loss are inferred from ``P`` and ``L``. An
+    input or param of one of those names (an inductance ``L``) is that symbol, not the key.
     A numeric target other than 0 is dimensionless, unless ``"target"`` gives its dimension
     (one for every entry, or a list): with the default loss ``½|y − y*|²`` the numbers ``y*``
     then carry it (a measured state of 256 temperatures, say); else give a dimensioned target
@@ -282,27 +283,32 @@ def problem_dimensions(problem: Problem, dims: Mapping[str, Any]) -> Dimensions:
     """
     names = {str(s): s for s in (*problem.inputs, *problem.params)}
     ys = [str(y) for y in problem.output_symbols]
-    known = [*names, *ys, "outputs", "L", "loss", "target"]
+    # The problem's own names win: an input or param named L (an inductance) is that symbol,
+    # and the loss's dimension is then given as "loss".
+    special = {k: k not in names for k in ("outputs", "L", "loss", "target")}
+    known = [*names, *ys, *(k for k, free in special.items() if free)]
     unknown = sorted(set(dims) - set(known))
     if unknown:
         raise DimensionError(", ".join(unknown), f"unknown names in the units; known: {known}")
     for pair in (["L", "loss"], ["outputs", *ys]):
-        if pair[0] in dims and set(pair[1:]) & set(dims):
+        if special[pair[0]] and pair[0] in dims and set(pair[1:]) & set(dims):
             raise DimensionError(", ".join(pair), "declared twice in the units")
     missing = [str(s) for s in problem.inputs if str(s) not in dims]
     if missing:
         raise DimensionError(", ".join(missing), "no dimension declared for input(s)")
     table = {s: parse_dimension(dims.get(n, 1)) for n, s in names.items()}
-    declared = dims.get("outputs", [dims.get(y) for y in ys])
+    declared = [dims.get(y) for y in ys]
+    if special["outputs"]:
+        declared = dims.get("outputs", declared)
     if isinstance(declared, (str, Dimension)) or len(declared) != problem.m:
         raise DimensionError("outputs", f"needs a list of {problem.m} dimensions, got {declared!r}")
     outputs = []
     for i, (expr, want) in enumerate(zip(problem.outputs, declared)):
         outputs.append(_checked(expr, table, want, f"output y{i} = {expr}"))
-    want = dims.get("L", dims.get("loss"))
+    want = next((dims[k] for k in ("L", "loss") if special[k] and k in dims), None)
     at_y = {**table, **dict(zip(problem.output_symbols, outputs))}
     loss, targets = problem.loss, {}
-    if "target" in dims:
+    if special["target"] and "target" in dims:
         targets = _dimensioned_target(problem, dims["target"])
         loss = squared_distance(problem.output_symbols, list(targets))
         at_y.update(targets)
