@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from scaleinv.reports.colors import styled
 from scaleinv.reports.content import ReportOptions, RuleRun
-from scaleinv.reports.latex import escape, tex
+from scaleinv.reports.latex import tex
 from scaleinv.symbolic import Problem
 
 __all__ = ["window_around", "plane_of", "draw_landscape", "trajectory_figure", "nested"]
@@ -321,7 +321,7 @@ def _space_words(d: int, plane: tuple[int, int], names: Sequence, what: str, log
     spacing = "logarithmically spaced contours" if log else "contours"
     if d == 2:
         return f"(over {spacing} of ${what}$)"
-    a, b = (escape(str(names[k])) for k in plane)
+    a, b = (f"${tex(names[k])}$" for k in plane)
     return (
         f"(a {d}-dimensional space: {spacing} of ${what}$ on the 2-D slice through the first "
         f"point over {a} and {b}, the components the runs move most; iterates are projected "
