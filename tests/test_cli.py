@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -226,6 +227,7 @@ def test_derive_shows_decimals_and_stays_within_the_width(tmp_path: Path, capsys
     out = capsys.readouterr().out
     assert "L = (y0 - 0.13348)**2/2 + (y1 - 0.252765)**2/2" in out
     assert "133480441447" not in out and "1000000000000" not in out
+    assert not re.search(r"(?<![0-9.])[12]\.0\*", out)  # 1.00000*k (a decimal's rounding) as k
     assert [line for line in out.splitlines() if len(line) > WIDTH] == []
     # the printed gradient is the exact one, to the digits shown
     p = load_spec(spec).problem

@@ -118,7 +118,10 @@ def _spread(expr: sp.Basic, big: int) -> sp.Basic:
             abs(t.as_coeff_Mul()[0]) >= big for t in factor.args if t.as_coeff_Mul()[0].is_Integer
         ):
             spread = sp.Add(*(coeff * t for t in factor.args))
-            whole = {f: sp.Integer(int(f)) for f in spread.atoms(sp.Float) if f == int(f)}
+            whole = {  # 1.00000 (the decimal's own rounding) as 1
+                f: sp.Integer(round(f)) for f in spread.atoms(sp.Float)
+                if round(f) != 0 and abs(f - round(f)) * big <= abs(f)
+            }  # fmt: skip
             factors[k] = spread.xreplace(whole)
             return sp.Mul(*factors)
     return expr

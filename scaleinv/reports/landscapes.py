@@ -59,7 +59,7 @@ def window_around(
     return tuple((float(lo - pad * s), float(hi + pad * s)) for lo, hi, s in zip(low, high, span))
 
 
-def tame_paths(paths: Sequence[np.ndarray], factor: float = 1e3) -> list[np.ndarray]:
+def tame_paths(paths: Sequence[np.ndarray], factor: float = 100.0) -> list[np.ndarray]:
     """The paths (``(steps+1, d)``) that set a figure's window: all but the excursions.
 
     A path is an excursion when it leaves for infinity or moves more than ``factor`` times
