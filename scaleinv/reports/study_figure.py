@@ -93,7 +93,7 @@ def _basins(study: Study, x_names: Sequence[str]) -> tuple[Figure, str]:
     handles = [Patch(color=_colour(k, study.listed), label=text) for k, text in _legend(study)]
     fig.legend(handles=handles, loc="outside lower center", ncols=legend_columns(len(handles)),
                fontsize=8)  # fmt: skip
-    _spaced_ticks(fig, axes)
+    _spaced_ticks(fig, list(axes))
     caption = (
         f"Basin map: each of the {len(study.starts)} starts on a grid over the study region, "
         "coloured by the minimum its run ended at (light grey: not converged within "
