@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +110,7 @@ def test_derive_wraps_long_formulas_with_named_parts(tmp_path: Path, capsys) -> 
     spec.write_text(PROJECTILE, encoding="utf-8")
     assert main(["derive", str(spec)]) == 0
     out = capsys.readouterr().out
-    long = [line for line in out.splitlines() if len(line) > 110]
+    long = [line for line in out.splitlines() if len(line) > 100]
     assert not long, long
     assert ", where" in out and "xi1 = " in out
 
@@ -167,7 +169,7 @@ def test_derive_of_a_large_problem_prints_representative_entries(capsys) -> None
     path = Path(__file__).resolve().parents[1] / "reports" / "diffusion.toml"
     assert main(["derive", str(path)]) == 0
     out = capsys.readouterr().out
-    assert len(out.splitlines()) < 60 and max(len(line) for line in out.splitlines()) <= 104
+    assert len(out.splitlines()) < 60 and max(len(line) for line in out.splitlines()) <= 100
     p = load_spec(path).problem
     for i, j in [(0, 0), (0, 255), (128, 127), (128, 128), (128, 129)]:
         assert format_formula(f"J[y{i}, x{j}]", p.sparse.jacobian[i, j]) in out
@@ -190,4 +192,47 @@ def test_derive_of_an_arm_prints_its_elbow_branches_within_the_width(tmp_path: P
     assert main(["derive", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "branch 2:" in out and "branch 3:" not in out and out.count("acos(") >= 2
-    assert "2*pi" in out and not [line for line in out.splitlines() if len(line) > 110]
+    assert "2*pi" in out and not [line for line in out.splitlines() if len(line) > 100]
+
+
+#: Two points of an explicit heat step with a source, the observed state given as decimals:
+#: exact fractions of 12-digit integers inside, long formulas.
+HEAT_PAIR = """\
+[problem]
+inputs = ["u0", "u1"]
+outputs = ["u0 + k*(u1 - 2*u0) + q*u0**2", "u1 + k*(u0 - 2*u1) + q*u1**2"]
+target = [0.133480441447, 0.252765086936]
+[params]
+k = 0.2
+q = 0.5
+[run]
+starts = [[0, 0]]
+[[rules]]
+name = "newton"
+eta = 1
+[[rules]]
+name = "pg"
+eta = 1
+"""
+
+
+def test_derive_shows_decimals_and_stays_within_the_width(tmp_path: Path, capsys) -> None:
+    """Issue 16: the target's exact fractions printed as 12-digit integers, and lines 2-4
+    characters past the width (wrapped before the indent was added)."""
+    from scaleinv.reports.text import WIDTH
+
+    spec = tmp_path / "heat.toml"
+    spec.write_text(HEAT_PAIR, encoding="utf-8")
+    assert main(["derive", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "L = (y0 - 0.13348)**2/2 + (y1 - 0.252765)**2/2" in out
+    assert "133480441447" not in out and "1000000000000" not in out
+    assert not re.search(r"(?<![0-9.])[12]\.0\*", out)  # 1.00000*k (a decimal's rounding) as k
+    assert [line for line in out.splitlines() if len(line) > WIDTH] == []
+    # the printed gradient is the exact one, to the digits shown
+    p = load_spec(spec).problem
+    lines = out.split("  dL/du1 = ", 1)[1].splitlines()
+    text = " ".join([lines[0], *itertools.takewhile(lambda t: t.startswith("      "), lines[1:])])
+    printed = parse_expr(text, {str(s): s for s in (*p.inputs, *p.params)})
+    at = {**dict(zip(p.inputs, (0.3, -0.2))), **p.params}
+    assert float(printed.subs(at)) == pytest.approx(float(p.gradient[1].subs(at)), rel=1e-5)

@@ -224,9 +224,29 @@ def test_axes_carry_the_symbols_and_si_units_of_units() -> None:
     spec, runs, options = _content(ROOT / "reports" / "spring.toml")
     plots = {p.name: p for p in make_figures(spec.problem, runs, options, units=dict(spec.units))}
     ax_x, ax_y = plots["trajectories"].figure.axes[:2]
-    assert ax_x.get_xlabel() == r"$k$ [$\mathrm{kg}\,\mathrm{s}^{-2}$]"
+    assert ax_x.get_xlabel() == r"$k$ [$\mathrm{N}\,\mathrm{m}^{-1}$]"  # k = "force/length"
     assert ax_x.get_ylabel() == r"$v_{0}$ [$\mathrm{m}\,\mathrm{s}^{-1}$]"
     assert ax_y.get_xlabel() == r"$y_{0}$ [$\mathrm{m}$]" and "[$\\mathrm{s}$]" in ax_y.get_ylabel()
+
+
+def test_axes_show_units_as_declared_and_outputs_as_an_entry_of_their_dimension() -> None:
+    """Issue 16 (RC divider): R1 = "voltage/current" read kg m² s⁻³ A⁻², y0 kg m² s⁻³ A⁻¹."""
+    from scaleinv.reports.figures import axis_names
+
+    spec = parse_spec(
+        {
+            "problem": {"inputs": ["R1", "R2"], "outputs": ["Vs*R2/(R1 + R2)", "C*R1*R2/(R1 + R2)"],
+                        "loss": "((y0 - V_star)/V_star)**2/2 + ((y1 - tau_star)/tau_star)**2/2"},
+            "params": {"Vs": 10, "C": 1e-6, "V_star": 2.5, "tau_star": 1.5e-3},
+            "units": {"R1": "voltage/current", "R2": "voltage/current", "Vs": "voltage",
+                      "C": "current*time/voltage", "V_star": "voltage", "tau_star": "time"},
+            "run": {"starts": [[1000, 1000]]},
+            "rules": [{"name": "gd", "eta": 1}],
+        }
+    )  # fmt: skip
+    xs, ys = axis_names(spec.problem, dict(spec.units))
+    assert xs == [rf"${x}$ [$\mathrm{{V}}\,\mathrm{{A}}^{{-1}}$]" for x in ("R_{1}", "R_{2}")]
+    assert ys == [r"$y_{0}$ [$\mathrm{V}$]", r"$y_{1}$ [$\mathrm{s}$]"]
 
 
 def test_an_excursion_does_not_squash_the_other_runs() -> None:
@@ -244,3 +264,27 @@ def test_an_excursion_does_not_squash_the_other_runs() -> None:
     low, high = fig.axes[0].get_xlim()
     if xs.max() > high or xs.min() < low:
         assert "Hollow circles" in caption
+
+
+def test_a_diverging_rule_does_not_set_the_trajectory_window() -> None:
+    """Issue 16 (RC divider): HIG diverged to 1e58 and the axes followed it, every other rule a
+    dot at the start. Here GD with a step too large for the curvature diverges (|1 - 2η| = 9
+    per step); the window stays near the converging rules and the excursion is marked."""
+    spec = parse_spec(
+        {
+            "problem": {"inputs": ["a", "b"], "outputs": ["a", "3*b"], "target": [2, 1]},
+            "run": {"starts": [[1, 1]], "steps": 30},
+            "rules": [{"name": "gd", "eta": 5}, {"name": "ig", "eta": 0.5},
+                      {"name": "newton", "eta": 0.5}],
+        }
+    )  # fmt: skip
+    spec, runs, options = _content(spec)
+    assert np.abs(runs[0].trajectory.x[-1]).max() > 1e20  # GD did diverge
+    tame = np.concatenate([r.trajectory.x[:, 0, :] for r in runs[1:]])
+    fig, caption = trajectory_figure(spec.problem, runs, options)
+    for ax, points in zip(fig.axes[:2], (tame, spec.problem.compile().P(tame))):
+        spread = np.ptp(points, axis=0).max()
+        for (low, high), k in ((ax.get_xlim(), 0), (ax.get_ylim(), 1)):
+            assert low <= points[:, k].min() and points[:, k].max() <= high  # all of them shown
+            assert high - low < 10 * spread  # not squashed
+    assert "Hollow circles" in caption

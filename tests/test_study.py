@@ -352,3 +352,29 @@ def test_end_points_are_one_minimum_across_the_end_of_a_period() -> None:
     # without the period: two minima near ±π, and 7π is far outside [-3, 3]
     outcome, minima = classify_ends(ends, np.ones(4, bool), [(-3, 3)], [None], loss, hessian)
     assert outcome.tolist() == [0, 1, FAR, NOT_A_MINIMUM] and len(minima) == 2
+
+
+@pytest.fixture(scope="module")
+def wide_region():
+    """Five rules side by side over a region whose tick labels are long (``0.075``)."""
+    rules = [{"name": n, "eta": 0.5} for n in ("gd", "newton", "ig", "pg", "hig")]
+    spec = parse_spec(
+        {
+            "problem": {"inputs": ["a", "b"], "outputs": ["a/1000", "b/1000"], "target": [6, 2]},
+            "rules": rules,
+            "study": {"region": [[0.00123, 0.0987], [100, 20000]], "starts": 16, "steps": 2},
+        }
+    )
+    return spec, run_study(spec)
+
+
+def test_basin_panels_tick_labels_do_not_collide(wide_region) -> None:
+    """Issue 16: neighbouring panels' labels ran together ("10000 200 00"); with five panels
+    the labels of a short region touched within a panel as well."""
+    from scaleinv.reports.study_figure import tick_label_boxes
+
+    _, study = wide_region
+    fig, _ = study_figure(study, ["$a$", "$b$"])
+    boxes = [b for ax in fig.axes for b in tick_label_boxes(fig, ax)]
+    assert len(boxes) >= len(fig.axes)  # every panel keeps a labelled tick
+    assert not [(a, b) for k, a in enumerate(boxes) for b in boxes[k + 1 :] if a.overlaps(b)]

@@ -25,9 +25,9 @@ from scaleinv.reports.text import (
     WIDTH,
     fitting_wrap,
     format_expr,
-    format_formula,
     format_table,
     format_vector,
+    indented_formula,
     numeric_inverse_line,
 )
 from scaleinv.symbolic import Spec, load_spec
@@ -187,7 +187,7 @@ def cmd_derive(args: argparse.Namespace) -> int:
     for title, rows in sections:
         print(f"{title}:")
         for name, expr in rows:
-            print(_indent(format_formula(name, expr)))
+            print(indented_formula(name, expr))
         print()
     print(_describe_inverse(spec))
     for rule_spec in spec.rules:
@@ -203,9 +203,9 @@ def cmd_derive(args: argparse.Namespace) -> int:
         for i, d in enumerate(deltas, 1):
             if len(deltas) > 1:
                 print(f"  on branch {i} of the local inverse:")
+            indent = "    " if len(deltas) > 1 else "  "
             for x, e in zip(xs, d):
-                shown = _indent(format_formula(f"Δ{x}", e.subs(ETA, sp.Symbol("eta"))))
-                print(_indent(shown) if len(deltas) > 1 else shown)
+                print(indented_formula(f"Δ{x}", e.subs(ETA, sp.Symbol("eta")), indent))
         print()
     return 0
 
@@ -228,17 +228,13 @@ def _describe_inverse(spec: Spec) -> str:
     for i, branch in enumerate(inverse.branches, 1):
         lines.append(f"  branch {i}:")
         for x, e in zip(spec.problem.inputs, branch.solution):
-            lines.append(_indent(_indent(format_formula(str(x), e))))
+            lines.append(indented_formula(str(x), e, "    "))
         where = f"valid where: {format_expr(branch.condition)}"
         lines += textwrap.wrap(where, WIDTH, initial_indent="    ", subsequent_indent="        ")
         periods = [f"{x}: {t}" for x, t in zip(spec.problem.inputs, branch.period) if t is not None]
         if periods:
             lines.append(f"    periodic: {', '.join(periods)} (plus integer multiples)")
     return "\n".join(lines) + "\n"
-
-
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
 
 
 def _settings(rule_spec, number) -> str:

@@ -14,8 +14,7 @@ import sympy as sp
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.content import FEW
 from scaleinv.reports.derivations import representative_rows
-from scaleinv.reports.formulas import decimal_numbers
-from scaleinv.reports.text import format_ends, format_formula, format_table, vector_stats
+from scaleinv.reports.text import format_ends, format_table, indented_formula, vector_stats
 from scaleinv.symbolic import Spec
 
 __all__ = ["FEW", "large_run_summary", "large_derivation", "STEP_TEXT"]
@@ -66,7 +65,7 @@ def large_derivation(spec: Spec) -> str:
     def section(title: str, rows: list[tuple[str, sp.Basic]], note: str) -> None:
         lines.append(f"{title} ({note}):")
         for name, e in rows:
-            lines.append("  " + format_formula(name, decimal_numbers(e)).replace("\n", "\n  "))
+            lines.append(indented_formula(name, e))
         lines.append("")
 
     section("P(x)", [(str(ys[k]), p.outputs[k]) for k in range(3)], f"the first 3 of {p.m}")

@@ -172,6 +172,9 @@ def _target(spec: Spec) -> str:
             "The loss is smallest at the target "
             + f"$y^* = {tex(point)}{numeric}$ (the solution of $\\partial L/\\partial y = 0$).\n"
         )
+    if found.unused:
+        names = ", ".join(f"${tex(y)}$" for y in found.unused)
+        return f"Target: not unique: $L$ does not depend on {names}.\n"
     where = f", where ${tex(found.where)} = 0$" if found.where is not None else ""
     return f"Target: {escape(found.note)}{where}.\n"
 

@@ -26,8 +26,8 @@ from matplotlib.lines import Line2D
 from matplotlib.offsetbox import AnchoredOffsetbox, TextArea, VPacker
 from matplotlib.ticker import MaxNLocator
 
-from scaleinv.analysis.units import parse_dimension, problem_dimensions
 from scaleinv.errors import ScaleinvError
+from scaleinv.reports.axis_units import axis_names, si_unit
 from scaleinv.reports.colors import styled
 from scaleinv.reports.content import ReportOptions, RuleRun
 from scaleinv.reports.derivations import FEW
@@ -38,6 +38,7 @@ from scaleinv.reports.landscapes import (
     math_label,
     nested,
     plain_label,
+    tame_paths,
     trajectory_figure,
     window_around,
 )
@@ -85,7 +86,7 @@ def landscape_family(
         return None
     sample = np.asarray(options.sample, dtype=float)
     paths = [r.trajectory.x[:, 0, :] for r in runs if r.trajectory is not None]
-    window = options.window or window_around(np.concatenate([*paths, sample[None]]))
+    window = options.window or window_around(np.concatenate([*tame_paths(paths), sample[None]]))
     names = [math_label(s) for s in problem.inputs]
     count = len(options.alphas)
     fig = Figure(figsize=(7.5, 3.1 if problem.n == 2 else 3.3), layout="constrained")
@@ -269,49 +270,6 @@ def _common(labels: Sequence[str]) -> str:
     """``$x_i$`` with the unit the inputs share (``$x_i$ [$\\mathrm{K}$]``), if they do."""
     units = {label.partition(" [")[2] for label in labels}
     return "$x_i$" + (f" [{units.pop()}" if len(units) == 1 and "" not in units else "")
-
-
-_SI = {
-    "mass": r"\mathrm{kg}", "length": r"\mathrm{m}", "time": r"\mathrm{s}",
-    "current": r"\mathrm{A}", "temperature": r"\mathrm{K}", "amount_of_substance": r"\mathrm{mol}",
-    "luminous_intensity": r"\mathrm{cd}",
-}  # fmt: skip
-
-
-def si_unit(dimension: Any) -> str:
-    r"""The SI unit of a dimension as mathtext (no ``$``), ``""`` when dimensionless.
-
-    Examples
-    --------
-    >>> si_unit("velocity"), si_unit("energy"), si_unit("1")
-    ('\\mathrm{m}\\,\\mathrm{s}^{-1}', '\\mathrm{kg}\\,\\mathrm{m}^{2}\\,\\mathrm{s}^{-2}', '')
-    """
-    powers = parse_dimension(dimension).name.as_powers_dict()
-    order = list(_SI)
-    parts = []
-    for base, exp in sorted(
-        powers.items(), key=lambda kv: order.index(str(kv[0])) if str(kv[0]) in order else 9
-    ):
-        if base == 1 or exp == 0:
-            continue
-        unit = _SI.get(str(base), rf"\mathrm{{{base}}}")
-        parts.append(unit if exp == 1 else f"{unit}^{{{tex(exp)}}}")
-    return r"\,".join(parts)
-
-
-def axis_names(problem: Problem, units: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Axis labels of the inputs and outputs: their symbols, with SI units from ``[units]``."""
-    xs = [math_label(s) for s in problem.inputs]
-    ys = [math_label(s) for s in problem.output_symbols]
-    if not units:
-        return xs, ys
-    found = problem_dimensions(problem, units)
-    dims = [found.symbols.get(s) for s in problem.inputs] + list(found.outputs)
-    labels = []
-    for name, dim in zip(xs + ys, dims):
-        unit = si_unit(dim) if dim is not None else ""
-        labels.append(f"{name} [${unit}$]" if unit else name)
-    return labels[: problem.n], labels[problem.n :]
 
 
 def save_plot(plot: Plot, directory: Path) -> tuple[Path, Path]:

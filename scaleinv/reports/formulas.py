@@ -97,7 +97,34 @@ def decimal_numbers(expr: sp.Basic, digits: int = 6) -> sp.Basic:
     big = [r for r in expr.atoms(sp.Rational) if not r.is_Integer and abs(r.q) >= 10**digits]
     if not big:
         return expr
-    return expr.xreplace({r: sp.Float(r, digits) for r in big})
+    return _spread(expr.xreplace({r: sp.Float(r, digits) for r in big}), 10**digits)
+
+
+def _spread(expr: sp.Basic, big: int) -> sp.Basic:
+    """``8e-12*(125000000000*k - 31595635867)*u`` as ``(k - 0.252765)*u``: a decimal factor
+    multiplied into the sum whose long integers it scales (SymPy keeps ``c/q`` as ``c*(1/q)``
+    over a common denominator)."""
+    if expr.is_Atom:
+        return expr
+    expr = expr.func(*(_spread(a, big) for a in expr.args))
+    if not isinstance(expr, sp.Mul):
+        return expr
+    coeff, rest = expr.as_coeff_Mul()
+    if not isinstance(coeff, sp.Float):
+        return expr
+    factors = list(sp.Mul.make_args(rest))
+    for k, factor in enumerate(factors):
+        if isinstance(factor, sp.Add) and any(
+            abs(t.as_coeff_Mul()[0]) >= big for t in factor.args if t.as_coeff_Mul()[0].is_Integer
+        ):
+            spread = sp.Add(*(coeff * t for t in factor.args))
+            whole = {  # 1.00000 (the decimal's own rounding) as 1
+                f: sp.Integer(round(f)) for f in spread.atoms(sp.Float)
+                if round(f) != 0 and abs(f - round(f)) * big <= abs(f)
+            }  # fmt: skip
+            factors[k] = spread.xreplace(whole)
+            return sp.Mul(*factors)
+    return expr
 
 
 @dataclass

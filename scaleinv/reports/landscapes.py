@@ -20,12 +20,12 @@ from matplotlib.ticker import MaxNLocator
 
 from scaleinv.reports.colors import styled
 from scaleinv.reports.content import ReportOptions, RuleRun
-from scaleinv.reports.latex import escape, tex
+from scaleinv.reports.latex import tex
 from scaleinv.symbolic import Problem
 
 __all__ = ["window_around", "plane_of", "draw_landscape", "trajectory_figure", "nested"]
 __all__ += ["legend_columns", "NESTED_NOTE", "math_label", "plain_label", "mark_off_scale"]
-__all__ += ["OFF_SCALE_NOTE"]
+__all__ += ["OFF_SCALE_NOTE", "tame_paths"]
 
 _GRID = 161
 _CONTOUR_CMAP = "Greys"
@@ -57,6 +57,34 @@ def window_around(
     low, high = points.min(axis=0), points.max(axis=0)
     span = np.maximum(high - low, 0.1 * (1.0 + np.abs(high) + np.abs(low)))
     return tuple((float(lo - pad * s), float(hi + pad * s)) for lo, hi, s in zip(low, high, span))
+
+
+def tame_paths(paths: Sequence[np.ndarray], factor: float = 100.0) -> list[np.ndarray]:
+    """The paths (``(steps+1, d)``) that set a figure's window: all but the excursions.
+
+    A path is an excursion when it leaves for infinity or moves more than ``factor`` times
+    the typical move of the paths (the lower median of their largest distance from their
+    start, plus the size of the start) away from its start: a rule that diverges to 1e58
+    would otherwise squash every other rule into a dot. All paths when none is tame.
+    """
+    reach = np.array([_reach(p) for p in paths])
+    finite = reach[np.isfinite(reach) & (reach > 0)]
+    if finite.size == 0:
+        return list(paths)
+    typical = float(np.percentile(finite, 50, method="lower"))
+    kept = [
+        p for p, r in zip(paths, reach)
+        if r <= factor * (typical + float(np.abs(p[0][np.isfinite(p[0])]).max(initial=0.0)))
+    ]  # fmt: skip
+    return kept or list(paths)
+
+
+def _reach(path: np.ndarray) -> float:
+    """The largest distance (max-norm) of a path's iterates from its start; inf when one is
+    not finite."""
+    if not np.isfinite(path).all():
+        return float("inf")
+    return float(np.abs(path - path[0]).max(initial=0.0))
 
 
 def plane_of(paths: Sequence[np.ndarray], d: int) -> tuple[int, int]:
@@ -237,13 +265,14 @@ def trajectory_figure(
     y_paths = [r.trajectory.y[:, b, :] for r in runs if r.trajectory is not None
                for b in range(r.trajectory.y.shape[1])]  # fmt: skip
     starts = np.array([p[0] for p in x_paths]) if x_paths else np.zeros((1, problem.n))
-    ends = np.array([p[-1] for p in x_paths]) if x_paths else starts
+    x_tame, y_tame = tame_paths(x_paths), tame_paths(y_paths)
+    ends = np.array([p[-1] for p in x_tame]) if x_tame else starts
     x_window = options.window or window_around(
-        np.concatenate([*x_paths, starts]), always=np.concatenate([starts, ends])
+        np.concatenate([*x_tame, starts]), always=np.concatenate([starts, ends])
     )
     y_points = np.concatenate(y_paths) if y_paths else kernels.P(starts)
-    y_ends = np.array([p[[0, -1]] for p in y_paths]).reshape(-1, problem.m) if y_paths else None
-    y_window = window_around(y_points, always=y_ends)
+    y_ends = np.array([p[[0, -1]] for p in y_tame]).reshape(-1, problem.m) if y_tame else None
+    y_window = window_around(np.concatenate(y_tame) if y_tame else y_points, always=y_ends)
     x_names = list(x_names or [math_label(s) for s in problem.inputs])
     y_names = list(y_names or [math_label(s) for s in problem.output_symbols])
     x_plane, y_plane = plane_of(x_paths, problem.n), plane_of(y_paths, problem.m)
@@ -321,7 +350,7 @@ def _space_words(d: int, plane: tuple[int, int], names: Sequence, what: str, log
     spacing = "logarithmically spaced contours" if log else "contours"
     if d == 2:
         return f"(over {spacing} of ${what}$)"
-    a, b = (escape(str(names[k])) for k in plane)
+    a, b = (f"${tex(names[k])}$" for k in plane)
     return (
         f"(a {d}-dimensional space: {spacing} of ${what}$ on the 2-D slice through the first "
         f"point over {a} and {b}, the components the runs move most; iterates are projected "

@@ -22,7 +22,7 @@ from scaleinv.symbolic.budget import with_budget
 
 __all__ = ["PREAMBLE", "escape", "prose", "number", "vector", "text_vector", "tex"]
 __all__ += ["visible_length"]
-__all__ += ["split_sum", "display", "equations", "table", "readable"]
+__all__ += ["split_sum", "display", "equations", "table", "Latex", "readable"]
 
 #: The document preamble (article class, base/recommended packages, ``\fitmath``).
 PREAMBLE = r"""\documentclass[10pt,a4paper]{article}
@@ -341,14 +341,21 @@ def _shorter_expanded(expr: sp.Expr) -> bool:
     return not isinstance(expr, sp.Add) and visible_length(tex(expr)) > LINE_BUDGET
 
 
+class Latex(str):
+    r"""Text that is LaTeX already, so :func:`table` sets it as it is (a head such as
+    ``$(r, \phi)$``); plain ``str`` heads are escaped."""
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], spec: str) -> str:
-    r"""A ``longtable`` with booktabs rules; ``headers`` are plain text, cells are LaTeX.
+    r"""A ``longtable`` with booktabs rules; ``headers`` are plain text (or :class:`Latex`),
+    cells are LaTeX.
 
     ``spec`` is the column specification, e.g. ``"l l >{\raggedright\arraybackslash}p{6cm}"``.
     No page break falls after the first row or before the last (``\\*``), so a table is
     never split leaving one row alone.
     """
-    head = " & ".join(rf"\textbf{{{escape(h)}}}" for h in headers) + r" \\"
+    heads = (h if isinstance(h, Latex) else escape(h) for h in headers)
+    head = " & ".join(rf"\textbf{{{h}}}" for h in heads) + r" \\"
     ends = [r" \\*" if k == 0 or k >= len(rows) - 2 else r" \\" for k in range(len(rows))]
     body = "\n".join(" & ".join(row) + end for row, end in zip(rows, ends))
     return (

@@ -54,11 +54,14 @@ class Target:
         Otherwise, in words: a set of minimisers, no stationary point, undecided.
     where : Expr or None
         For a set of minimisers, the expression that vanishes on it.
+    unused : tuple of Symbol
+        The outputs ``L`` does not depend on (the reason the minimiser is not unique).
     """
 
     point: sp.Matrix | None
     note: str = ""
     where: sp.Expr | None = None
+    unused: tuple[sp.Symbol, ...] = ()
 
 
 def loss_minimiser(problem: Problem, steps: int = 1_000_000) -> Target:
@@ -79,7 +82,8 @@ def loss_minimiser(problem: Problem, steps: int = 1_000_000) -> Target:
     grad = [g for g in problem.loss_y if g != 0]
     if len(grad) < len(ys):
         free = [y for y, g in zip(ys, problem.loss_y) if g == 0]
-        return Target(None, f"not unique: L does not depend on {', '.join(map(str, free))}")
+        note = f"not unique: L does not depend on {', '.join(map(str, free))}"
+        return Target(None, note, unused=tuple(free))
     try:
         found = with_budget(
             functools.partial(sp.solve, grad, ys, dict=True), steps, "minimiser of L in y"

@@ -12,16 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
 from scaleinv.reports.colors import styled
 from scaleinv.reports.landscapes import legend_columns
 from scaleinv.reports.study import Study
 from scaleinv.reports.study_ends import FAR, NOT_A_MINIMUM, NOT_CONVERGED
 
-__all__ = ["study_figure"]
+__all__ = ["study_figure", "tick_label_boxes"]
 
 #: Colours of the listed minima (colour-blind safe, Okabe-Ito), then of the other minima.
 _MINIMA = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9")
@@ -90,6 +93,7 @@ def _basins(study: Study, x_names: Sequence[str]) -> tuple[Figure, str]:
     handles = [Patch(color=_colour(k, study.listed), label=text) for k, text in _legend(study)]
     fig.legend(handles=handles, loc="outside lower center", ncols=legend_columns(len(handles)),
                fontsize=8)  # fmt: skip
+    _spaced_ticks(fig, list(axes))
     caption = (
         f"Basin map: each of the {len(study.starts)} starts on a grid over the study region, "
         "coloured by the minimum its run ended at (light grey: not converged within "
@@ -98,6 +102,32 @@ def _basins(study: Study, x_names: Sequence[str]) -> tuple[Figure, str]:
         f"{fewest:g} steps, darkest, to {most:g}, lightest)."
     )
     return fig, caption
+
+
+def _spaced_ticks(fig: Figure, axes: Sequence[Axes]) -> None:
+    """Fewer x ticks on the panels until no tick label touches another (five panels side by
+    side leave little room: ``0.075`` ran into ``0.100``, a panel's last label into the next
+    panel's first)."""
+    for bins in (None, 4, 3, 2, 1):  # matplotlib's own choice first
+        for ax in axes if bins is not None else ():
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=bins))
+        boxes = [b for ax in axes for b in tick_label_boxes(fig, ax)]
+        if not any(a.overlaps(b) for k, a in enumerate(boxes) for b in boxes[k + 1 :]):
+            return
+
+
+def tick_label_boxes(fig: Figure, ax: Axes) -> list[Bbox]:
+    """The drawn bounding boxes (display units, with a small gap) of ``ax``'s x tick labels
+    that lie within its limits."""
+    fig.draw_without_rendering()
+    low, high = sorted(ax.get_xlim())
+    locs = ax.xaxis.get_majorticklocs()
+    ticks = ax.xaxis.get_major_ticks(len(locs))
+    return [
+        t.label1.get_window_extent().expanded(1.1, 1.0)
+        for loc, t in zip(locs, ticks)
+        if low <= loc <= high and t.label1.get_visible() and t.label1.get_text()
+    ]
 
 
 def _bars(study: Study) -> tuple[Figure, str]:

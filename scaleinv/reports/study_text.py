@@ -136,7 +136,7 @@ def study_intro(study: Study, names: Sequence[str]) -> list[str]:
 
 def study_tex(study: Study, spec: Spec, figure: str = "") -> str:
     """The report section of a study: region, minima with their loss, the rule table."""
-    from scaleinv.reports.latex import escape, number, table, tex, text_vector
+    from scaleinv.reports.latex import Latex, escape, number, table, tex, text_vector
 
     o = study.options
     xs = [tex(x) for x in spec.problem.inputs]
@@ -157,7 +157,7 @@ def study_tex(study: Study, spec: Spec, figure: str = "") -> str:
     out.append("\n")
     rows = minima_rows(study, lambda m: text_vector(m, 4), lambda v: f"${number(v, 3)}$")
     if rows:
-        heads = ["minimum", f"({', '.join(map(str, spec.problem.inputs))})", "loss", RUNS]
+        heads = ["minimum", Latex(f"$({', '.join(xs)})$"), "loss", RUNS]
         cells = [[escape(r[0]), r[1], r[2], escape(r[3])] for r in rows]
         out.append(table(heads, cells, "l l l r"))
     heads, rows = study_rows(study)

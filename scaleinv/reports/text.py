@@ -12,7 +12,7 @@ import sympy as sp
 from scaleinv.symbolic.budget import tree_size
 
 __all__ = ["format_table", "format_vector", "format_expr", "format_formula", "format_ends"]
-__all__ += ["vector_stats", "numeric_inverse_line", "fitting_wrap"]
+__all__ += ["vector_stats", "numeric_inverse_line", "fitting_wrap", "indented_formula"]
 
 #: Width of the terminal output of formulas.
 WIDTH = 100
@@ -189,6 +189,23 @@ def format_formula(name: str, expr: Any, width: int = WIDTH) -> str:
     for sym, part in subs:
         lines += _wrap(f"  {sym} = {sp.sstr(part)}", width, indent="      ")
     return "\n".join(lines)
+
+
+def indented_formula(name: str, expr: Any, indent: str = "  ", width: int = WIDTH) -> str:
+    """:func:`format_formula` for a listing: every line starts with ``indent`` and none runs
+    past ``width`` with it; fractions with long denominators (the exact values of a spec's
+    decimals) are shown as decimals (printing only, the derivation keeps them exact).
+
+    Examples
+    --------
+    >>> y = sp.Symbol("y0")
+    >>> print(indented_formula("L", (y - sp.Rational(133480441447, 10**12)) ** 2 / 2))
+      L = (y0 - 0.13348)**2/2
+    """
+    from scaleinv.reports.formulas import decimal_numbers
+
+    text = format_formula(name, decimal_numbers(sp.sympify(expr)), width - len(indent))
+    return "\n".join(indent + line for line in text.splitlines())
 
 
 def _wrap(text: str, width: int, indent: str = "    ") -> list[str]:
