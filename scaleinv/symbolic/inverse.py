@@ -31,9 +31,14 @@ from scaleinv.symbolic.polynomial_system import is_trigonometric
 if TYPE_CHECKING:
     from scaleinv.symbolic.problem import Problem
 
-__all__ = ["Branch", "LocalInverse", "local_inverse", "input_periods"]
+__all__ = ["Branch", "LocalInverse", "local_inverse", "input_periods", "INVERSE_BUDGET"]
 
 T = TypeVar("T")
+
+#: Work limit of a local inverse (counted steps, :mod:`scaleinv.symbolic.budget`): an arm with
+#: a lateral offset needs about 5,000,000; a problem with no closed form spends at most this
+#: (about 10 s) before the numeric inverse takes over.
+INVERSE_BUDGET = 6_000_000
 
 #: Functions a closed form may use: each has a real NumPy counterpart in the kernel printer.
 _KERNEL_FUNCTIONS = (
@@ -157,7 +162,7 @@ class _CapHit(Exception):
     """A capped step ran out of its own cap (the overall budget is not yet spent)."""
 
 
-def local_inverse(problem: Problem, budget: int = 2_000_000) -> LocalInverse:
+def local_inverse(problem: Problem, budget: int = INVERSE_BUDGET) -> LocalInverse:
     """Closed-form real branches of ``P(x) = y``, or a flagged numeric local inverse.
 
     Parameters

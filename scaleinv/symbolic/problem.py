@@ -329,14 +329,16 @@ class Problem:
         return to_matrix(self.newton_dy_entries, (self.m, 1))
 
     # -- inverses and kernels -------------------------------------------------------------
-    def local_inverse(self, *, budget: int = 2_000_000) -> LocalInverse:
+    def local_inverse(self, *, budget: int | None = None) -> LocalInverse:
         """Closed-form branches of ``P(x) = y`` and the nearest-branch local inverse.
 
-        Derived once per budget and cached, so PG's formulas, its compiled step and exports
-        all see the same branches.
+        Derived once per budget (default :data:`~scaleinv.symbolic.inverse.INVERSE_BUDGET`
+        steps) and cached, so PG's formulas, its compiled step and exports all see the same
+        branches.
         """
-        from scaleinv.symbolic.inverse import local_inverse
+        from scaleinv.symbolic.inverse import INVERSE_BUDGET, local_inverse
 
+        budget = INVERSE_BUDGET if budget is None else budget
         cache = self.__dict__.setdefault("_local_inverses", {})
         if budget not in cache:
             cache[budget] = local_inverse(self, budget=budget)
