@@ -229,3 +229,16 @@ def test_killing_the_parent_kills_its_worker() -> None:
     if alive:
         os.kill(worker, signal.SIGKILL)
     assert not alive, "the budget's worker outlived its killed parent"
+
+
+def test_at_fork_hooks_of_other_packages_are_not_counted() -> None:
+    """A package's at-fork hook (filelock registers one) ran under the in-process counter of an
+    enclosing budget, which raised inside it: an unraisable exception in the full suite."""
+    ran: list[int] = []
+    os.register_at_fork(before=lambda: ran.append(1))  # runs Python code at every fork
+    with pytest.raises(BudgetExceeded, match="outer"):
+        with_budget(
+            lambda: [with_budget(lambda: _calls(90), 100, "inner") for _ in range(20)],
+            1000, "outer", isolate=False,
+        )  # fmt: skip
+    assert ran

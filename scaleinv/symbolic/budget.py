@@ -210,10 +210,13 @@ def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
     _prctl()  # loaded before the fork, so that workers need not
     parent = os.getpid()
     read_end, write_end = os.pipe()
+    counting = sys.gettrace()
+    sys.settrace(None)  # other packages' at-fork hooks are not ours to count (or to stop)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the worker (coverage does not follow a fork)
         os.close(read_end)
         _serve(fn, int(room), what, write_end, parent)
+    sys.settrace(counting)
     os.close(write_end)
     chunks: list[bytes] = []
     done = False
