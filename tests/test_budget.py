@@ -235,7 +235,7 @@ def test_at_fork_hooks_of_other_packages_are_not_counted() -> None:
     """A package's at-fork hook (filelock registers one) ran under the in-process counter of an
     enclosing budget, which raised inside it: an unraisable exception in the full suite."""
     ran: list[int] = []
-    os.register_at_fork(before=lambda: ran.append(1))  # runs Python code at every fork
+    os.register_at_fork(before=lambda: ran.append(_calls(5000)))  # Python calls at every fork
     with pytest.raises(BudgetExceeded, match="outer"):
         with_budget(
             lambda: [with_budget(lambda: _calls(90), 100, "inner") for _ in range(20)],
