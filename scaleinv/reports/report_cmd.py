@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from scaleinv.reports.exit_status import exit_status_help
-from scaleinv.reports.text import format_table, format_vector
+from scaleinv.reports.text import format_ends, format_table
 
 if TYPE_CHECKING:
     from scaleinv.reports.builder import BuildResult
@@ -87,7 +87,7 @@ def summary(result: BuildResult) -> str:
         lines += ["", result.inverse_note]
     lines += ["", "results"]
     rows = [
-        [r.rule, format_vector(np.array(r.start), 4) if r.start else "--", r.steps,
+        [r.rule, format_ends(np.array(r.start), 4) if r.start else "--", r.steps,
          f"{r.final_loss:.4g}", _short(r.status)]
         for r in result.results
     ]  # fmt: skip
