@@ -46,6 +46,7 @@ from scaleinv.reports import builder, study_cmd, verify_cmd
 from scaleinv.reports import cli as scaleinv_cli
 from scaleinv.reports import study as study_module
 from scaleinv.reports.builder import BuildResult
+from scaleinv.reports.content import FEW
 from scaleinv.reports.spec_verdicts import SpecVerdict
 from scaleinv.reports.study import Study, run_study
 from scaleinv.symbolic import Spec
@@ -127,8 +128,12 @@ def _points(spec: Spec, size: int, seed: int = 0) -> np.ndarray:
 
 
 def _regular(kernels: Any, x: np.ndarray, limit: float = 1e6) -> np.ndarray:
-    """The points among ``x`` where the Jacobian is well conditioned."""
-    return x[np.linalg.cond(kernels.jacobian(x)) < limit]
+    """The points among ``x`` where the Jacobian is well conditioned, measured in relative
+    terms (∂ log y/∂ log x), so that the inputs' units do not matter (Arrhenius in SI: A ~ 1e10
+    and E_a ~ 5e4 made J's plain condition number above 1e6 everywhere)."""
+    y = kernels.P(x)
+    relative = kernels.jacobian(x) * np.abs(x)[:, None, :] / (np.abs(y)[:, :, None] + 1e-300)
+    return x[np.linalg.cond(relative) < limit]
 
 
 # -- derive: numeric twins of the exact derivatives and of the local inverse ------------------
@@ -182,7 +187,10 @@ def cli(zoo: Case, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_cli_derive_prints_every_rule(zoo: Case, cli: Any, capsys: pytest.CaptureFixture) -> None:
     assert cli(["derive", zoo.spec.source]) == 0
     out = capsys.readouterr().out
-    assert "local inverse" in out
+    if zoo.spec.problem.n <= FEW:  # past FEW inputs derive prints a summary (cli_large)
+        assert "local inverse" in out
+    else:
+        assert "only representative entries are printed" in out
     for rule_spec in zoo.spec.rules:
         assert f"{make_rule(rule_spec).label} update" in out
 
