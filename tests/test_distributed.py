@@ -20,7 +20,7 @@ def client():
     optional_module("dask", "distributed")
     distributed = optional_module("distributed", "distributed")
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     with cluster, distributed.Client(cluster) as c:
         yield c
@@ -102,7 +102,7 @@ def test_dask_runs_obey_the_step_limit() -> None:
 def test_a_scheduler_without_workers_is_an_error_not_a_wait(monkeypatch, capsys) -> None:
     distributed = optional_module("distributed", "distributed")
     monkeypatch.setattr("scaleinv.numeric.distributed.CONNECT_TIMEOUT", 1.0)
-    with distributed.LocalCluster(n_workers=0, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as cluster:
         argv = ["run", "reports/comparison.toml", "--starts", "5"]
         assert main([*argv, "--scheduler", cluster.scheduler_address]) == 2
     err = capsys.readouterr().err
