@@ -25,8 +25,8 @@ from scaleinv.numeric.rules import make_rule
 from scaleinv.numeric.status import Status
 from scaleinv.reports import build
 from scaleinv.reports.cli import main
-from scaleinv.reports.exit_status import ExitCode
 from scaleinv.reports.content import ETA, FEW, symbolic_rule
+from scaleinv.reports.exit_status import ExitCode
 from scaleinv.reports.formulas import decimal_numbers
 from scaleinv.reports.latex import LINE_BUDGET, number, tex, visible_length
 from scaleinv.reports.pdf import LatexError, compile_pdf, first_error
