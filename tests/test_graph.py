@@ -327,3 +327,9 @@ def test_chain_rule_equals_composition_on_random_dags(g: FunctionGraph) -> None:
         symbols = [s for name in g.leaves() for s in g.symbols(name)]
         point = dict(zip(symbols, np.random.default_rng(0).uniform(-1, 1, len(symbols))))
         np.testing.assert_allclose(np.array(diff.xreplace(point), dtype=float), 0, atol=1e-10)
+
+
+def test_a_boolean_space_size_is_refused_by_name() -> None:
+    # True is an int in Python: it once fell through to iterating the "symbols" (TypeError)
+    with pytest.raises(GraphError, match="space 'x' needs a size or symbols, got True"):
+        FunctionGraph().add_space("x", True)

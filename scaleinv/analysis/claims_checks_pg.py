@@ -16,6 +16,8 @@ from scaleinv.analysis.claims_checks import ETA, Finding, all_of, truth
 from scaleinv.analysis.claims_statement import Statement, sym
 from scaleinv.analysis.invariance import InputScaling, Reparametrization, scale_invariance
 from scaleinv.analysis.pg_identities import (
+    AverageGradientReport,
+    ExactnessReport,
     average_gradient,
     local_inverse_limit,
     pg_exactness,
@@ -44,7 +46,7 @@ def _comparison() -> Problem:
 
 
 @cache
-def _exactness(which: str):  # noqa: ANN202 - a cached ExactnessReport
+def _exactness(which: str) -> ExactnessReport:
     problem = {"square": _square, "cubic_exp": _cubic_exp, "comparison": _comparison}[which]()
     return pg_exactness(problem)
 
@@ -126,7 +128,7 @@ def check_quotient_remainder(budget: float) -> Finding:
 
 
 @cache
-def _average(which: str):  # noqa: ANN202 - a cached AverageGradientReport
+def _average(which: str) -> AverageGradientReport:
     text, target = {"square": ("x**2", 4), "exp": ("exp(x)", 2)}[which]
     return average_gradient(Problem.from_strings(["x"], [text], target=[target]))
 

@@ -11,7 +11,7 @@ the spaces it reads. An edge ``u -> v`` records that the map of ``v`` reads ``u`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import networkx as nx
 import sympy as sp
@@ -22,7 +22,7 @@ from scaleinv.symbolic.parsing import make_symbol
 
 __all__ = ["FunctionGraph"]
 
-Exprs = str | sp.Expr | Sequence[str | sp.Expr]
+Exprs: TypeAlias = str | sp.Expr | Sequence[str | sp.Expr]
 
 
 class FunctionGraph:
@@ -81,7 +81,9 @@ class FunctionGraph:
             raise GraphError(f"space name {name!r} is not an identifier")
         if name in self._g:
             raise GraphError(f"space {name!r} already exists")
-        if isinstance(symbols, int) and not isinstance(symbols, bool):
+        if isinstance(symbols, bool):
+            raise GraphError(f"space {name!r} needs a size or symbols, got {symbols!r}")
+        if isinstance(symbols, int):
             if symbols < 1:
                 raise GraphError(f"space {name!r} needs a positive size, got {symbols}")
             syms = tuple(_symbol(f"{name}{i}", False, f"space {name!r}") for i in range(symbols))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 import sympy as sp
 from sympy.functions.elementary import hyperbolic as _h
@@ -47,10 +47,11 @@ DIMENSION_NAMES: Mapping[str, Dimension] = MappingProxyType(
         "dimensionless": DIMENSIONLESS,
     }
 )
-_TRANSCENDENTAL = (sp.exp, sp.log, _t.TrigonometricFunction, _t.InverseTrigonometricFunction)
+_TRANSCENDENTAL: tuple[Any, ...] = (sp.exp, sp.log, _t.TrigonometricFunction)
+_TRANSCENDENTAL += (_t.InverseTrigonometricFunction,)
 _TRANSCENDENTAL += (_h.HyperbolicFunction, _h.InverseHyperbolicFunction)
 _Deps = dict[str, sp.Rational]
-DimLike = Dimension | str | int
+DimLike: TypeAlias = Dimension | str | int
 
 
 def _deps(dim: Dimension) -> _Deps:
@@ -183,18 +184,18 @@ def _walk(expr: sp.Expr, table: Mapping[Any, _Deps]) -> _Deps:
         return found
     if isinstance(expr, (sp.Add, sp.Min, sp.Max, sp.Piecewise)):
         terms = [a.expr for a in expr.args] if isinstance(expr, sp.Piecewise) else expr.args
-        found = [_walk(t, table) for t in terms]
-        keyed = [_key(d) for d in found]
+        per_term = [_walk(t, table) for t in terms]
+        keyed = [_key(d) for d in per_term]
         # the majority dimension among terms with symbols is right; the odd one out is named
         symbolic = [k for k, t in zip(keyed, terms) if t.free_symbols] or keyed
         ref = max(symbolic, key=keyed.count)
-        for term, key, deps in zip(terms, keyed, found):
+        for term, key, deps in zip(terms, keyed, per_term):
             if key != ref:
                 first = terms[keyed.index(ref)]
                 a, b = format_dimension(_dimension(dict(ref))), format_dimension(_dimension(deps))
                 how = f"add {b} to" if isinstance(expr, sp.Add) else f"mix {b} with"
                 raise DimensionError(str(term), f"cannot {how} {a} (of {first}) in {expr}")
-        return found[0]
+        return per_term[0]
     if isinstance(expr, sp.Mul):
         out: _Deps = {}
         for arg in expr.args:
@@ -418,7 +419,8 @@ def check_units(
     table = dims if isinstance(dims, Dimensions) else problem_dimensions(problem, dims)
     problem = table.problem(problem)
     eta = getattr(rule, "eta", None) if eta is None else eta
-    if eta is not None and not isinstance(eta, sp.Symbol) and dataclasses.is_dataclass(rule):
+    is_instance = dataclasses.is_dataclass(rule) and not isinstance(rule, type)
+    if eta is not None and not isinstance(eta, sp.Symbol) and is_instance:
         eta = sp.Dummy("eta", positive=True)
         rule = dataclasses.replace(rule, eta=eta)
     found = rule.delta(problem)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -75,23 +75,25 @@ class Rule:
     label = "rule"
     symbolic = True
     _step_body = ""
-    #: ``formula(problem, eta)`` of :mod:`scaleinv.symbolic.updates`; None for numeric-only rules.
-    _formula: ClassVar[Callable[[Problem, Any], Any] | None] = None
     _numeric_only_why = ""
     uses_newton_dy = False  # the step takes the Newton step of L in y-space (IG, PG)
     uses_inverse = False  # the step calls the local inverse (PG)
-    uses_numeric_inverse = False  # ... the numeric one even where a closed form exists (PG)
     per_sample = True  # each sample's step depends on its own point only: it runs in chunks
+
+    @property
+    def uses_numeric_inverse(self) -> bool:
+        """The step calls the numeric local inverse even where a closed form exists (PG)."""
+        return False
 
     def __post_init__(self) -> None:
         if hasattr(self, "eta"):
             _check_eta(self.name, self.eta)
 
     def delta(self, problem: Problem) -> Any:
-        """The exact ``Δx`` at a generic point (SymPy, in the input symbols)."""
-        if self._formula is None:
-            raise NumericOnlyError(self.name, self._numeric_only_why)
-        return self._formula(problem, self.eta)
+        """The exact ``Δx`` at a generic point (SymPy, in the input symbols); a symbolic rule
+        gives its formula of :mod:`scaleinv.symbolic.updates`, a numeric-only one raises
+        :class:`~scaleinv.errors.NumericOnlyError`."""
+        raise NumericOnlyError(self.name, self._numeric_only_why)
 
     def settings(self) -> dict[str, Any]:
         """The numeric settings the step source takes as keyword defaults."""
@@ -169,8 +171,10 @@ class GD(Rule):
     eta: Any = 0.01
     name = "gd"
     label = "GD"
-    _formula = staticmethod(formulas.gd_delta)
     _step_body = "    return -eta * gradient(x, **params), numpy.zeros(x.shape[:-1], numpy.int8)\n"
+
+    def delta(self, problem: Problem) -> Any:
+        return formulas.gd_delta(problem, self.eta)
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,6 @@ class Newton(Rule):
     eta: Any = 1.0
     name = "newton"
     label = "Newton"
-    _formula = staticmethod(formulas.newton_delta)
     _step_body = (
         "    g = gradient(x, **params)\n"
         "    if hessian_sparse:  # solve with the static pattern, no dense (batch, n, n)\n"
@@ -190,6 +193,9 @@ class Newton(Rule):
         "    return -eta * dx, status\n"
     )
 
+    def delta(self, problem: Problem) -> Any:
+        return formulas.newton_delta(problem, self.eta)
+
 
 @dataclass(frozen=True)
 class IG(Rule):
@@ -198,7 +204,6 @@ class IG(Rule):
     eta: Any = 1.0
     name = "ig"
     label = "IG"
-    _formula = staticmethod(formulas.ig_delta)
     uses_newton_dy = True
     _step_body = (
         "    dy = eta * newton_dy(P(x, **params), **params)\n"
@@ -206,6 +211,9 @@ class IG(Rule):
         "        return sparse_solve(jacobian_pattern, jacobian_values(x, **params), dy)\n"
         "    return inverse_jacobian_times(jacobian(x, **params), dy)\n"
     )
+
+    def delta(self, problem: Problem) -> Any:
+        return formulas.ig_delta(problem, self.eta)
 
 
 _PG_FALLBACKS = ("stop", "ig")
@@ -236,7 +244,6 @@ class PG(Rule):
     inverse: str = "auto"
     name = "pg"
     label = "PG"
-    _formula = staticmethod(formulas.pg_deltas)
     uses_newton_dy = True
     uses_inverse = True
     _step_body = (
@@ -256,6 +263,9 @@ class PG(Rule):
         "    return dx, status\n"
     )
 
+    def delta(self, problem: Problem) -> Any:
+        return formulas.pg_deltas(problem, self.eta)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.fallback not in _PG_FALLBACKS:
@@ -264,7 +274,7 @@ class PG(Rule):
             raise RuleError(f"pg: inverse must be one of {_PG_INVERSES}, got {self.inverse!r}")
 
     @property
-    def uses_numeric_inverse(self) -> bool:  # type: ignore[override]
+    def uses_numeric_inverse(self) -> bool:
         return self.inverse == "numeric"
 
     @property

@@ -30,7 +30,7 @@ from scaleinv.reports.text import (
     indented_formula,
     numeric_inverse_line,
 )
-from scaleinv.symbolic import Spec, load_spec
+from scaleinv.symbolic import RuleSpec, Spec, load_spec
 from scaleinv.symbolic.spec import MAX_STARTS, MAX_STEPS, check_run_size
 
 __all__ = ["main", "build_parser", "check_count", "many_starts"]
@@ -210,7 +210,9 @@ def cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
-def _entries(name, m, rows, cols, upper=False) -> list:
+def _entries(
+    name: str, m: sp.Matrix, rows: Sequence[str], cols: Sequence[str], upper: bool = False
+) -> list[tuple[str, sp.Expr]]:
     return [
         (f"{name}[{rows[i]}, {cols[j]}]", m[i, j])
         for i in range(m.rows)
@@ -237,7 +239,7 @@ def _describe_inverse(spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _settings(rule_spec, number) -> str:
+def _settings(rule_spec: RuleSpec, number: Callable[[float], str]) -> str:
     return ", ".join(
         f"{k}={number(v)}" if isinstance(v, float) else f"{k}={v}"
         for k, v in rule_spec.settings.items()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from matplotlib import rc_context
 from matplotlib.colors import to_hex, to_rgb
@@ -21,7 +21,8 @@ from matplotlib.colors import to_hex, to_rgb
 __all__ = ["RULE_COLORS", "RULE_MARKERS", "RuleStyle", "rule_style", "rule_styles"]
 __all__ += ["FIGURE_RC", "styled"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Font sizes for figures about as wide as the page (7.5 in, shown at 6.5 in).
 FIGURE_RC: dict[str, Any] = {
@@ -35,15 +36,15 @@ FIGURE_RC: dict[str, Any] = {
 }
 
 
-def styled(fn: F) -> F:
+def styled(fn: Callable[P, R]) -> Callable[P, R]:
     """Run a figure function under :data:`FIGURE_RC` (no global matplotlib state changes)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with rc_context(cast(Any, FIGURE_RC)):
             return fn(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 #: Base colour of each rule by name.

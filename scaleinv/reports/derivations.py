@@ -20,7 +20,7 @@ from scaleinv.reports.content import ETA, FEW, Derivation, RuleRun, exact_number
 from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
 from scaleinv.reports.latex import display, escape, prose, tex
 from scaleinv.reports.structure import STEP_FORMULAS, sparsity_of
-from scaleinv.symbolic import Spec
+from scaleinv.symbolic import Problem, Spec
 from scaleinv.symbolic.budget import with_budget
 
 __all__ = ["derivations_tex", "representative_rows", "FEW", "ENTRIES_SHOWN"]
@@ -155,8 +155,8 @@ def _shown(
     return formulas.block(shown, title) + f"({words}.)\n"
 
 
-def _sparsity_words(problem: object, figure: str) -> str:
-    s = sparsity_of(problem)  # type: ignore[arg-type]
+def _sparsity_words(problem: Problem, figure: str) -> str:
+    s = sparsity_of(problem)
     (m, n), (hn, _) = s.jacobian_shape, s.hessian_shape
     where = f" (Figure~\\ref{{{figure}}})" if figure else ""
     return (

@@ -40,9 +40,10 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any, TypeAlias
 
 from scaleinv.errors import OutputFolderError
 
@@ -52,6 +53,8 @@ __all__ = ["MANIFEST", "OutputFolder", "check_replaceable", "make_owned", "write
 MANIFEST = "MANIFEST.json"
 _LOCK = ".scaleinv-build.lock"
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+#: What :func:`signal.signal` takes and returns (None: a handler not installed from Python).
+_Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def _digest(path: Path) -> str:
@@ -304,7 +307,7 @@ class OutputFolder:
             )  # fmt: skip
         self.work = self.final.parent / f".{self.final.name}.building"
         self._lock: int | None = None
-        self._handlers: dict[int, object] = {}
+        self._handlers: dict[int, _Handler] = {}
 
     @property
     def lock_fds(self) -> tuple[int, ...]:
@@ -362,7 +365,7 @@ class OutputFolder:
             os.close(self._lock)
             self._lock = None
         for number, handler in self._handlers.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
+            signal.signal(number, handler)
         if isinstance(error, _Terminated):  # cleaned up: now die of the signal as we would have
             os.kill(os.getpid(), error.args[0])
 

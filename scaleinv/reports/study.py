@@ -232,7 +232,7 @@ def run_study(spec: Spec, starts: int | None = None) -> Study:
         mine = outcome[k * len(x0) : (k + 1) * len(x0)]
         counts = {Status(int(c)): int(np.sum(statuses[k] == c)) for c in np.unique(statuses[k])}
         done = taken[k][mine >= 0]
-        quart = tuple(float(v) for v in np.quantile(done, [0.25, 0.5, 0.75])) if done.size else (
-            float("nan"),) * 3  # fmt: skip
-        found.append(RuleStudy(label, mine, counts, quart, taken[k]))  # type: ignore[arg-type]
+        q1, q2, q3 = np.quantile(done, [0.25, 0.5, 0.75]) if done.size else (np.nan,) * 3
+        quart = (float(q1), float(q2), float(q3))
+        found.append(RuleStudy(label, mine, counts, quart, taken[k]))
     return Study(options, x0, minima, tuple(found), periods)

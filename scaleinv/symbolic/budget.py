@@ -316,7 +316,9 @@ def _fix_state() -> None:  # pragma: no cover - runs in the worker
 MAX_EXPANDED_POWER = 24
 
 
-def cheap_simplify(expr, *, max_ops: int = 40, steps: int = 200_000, max_entries: int = 36):
+def cheap_simplify(
+    expr: Any, *, max_ops: int = 40, steps: int = 200_000, max_entries: int = 36
+) -> Any:
     """``sympy.simplify`` where it is cheap; otherwise ``expr`` as it is.
 
     Cheap means: an expression (or every entry of a matrix with at most ``max_entries``

@@ -95,10 +95,9 @@ class Engine:
         # SymEngine's cse grows faster than linearly (1.2 s for 5120 Hessian entries of a
         # 1024-point stencil, 0.24 s in chunks of 256), so long lists go in chunks. Its
         # temporaries are named like the inputs (x2, x3, ... skipping names in use).
-        return [
-            tuple(map(list, self.module.cse(native[start : start + CSE_CHUNK])))  # type: ignore[misc]
-            for start in range(0, len(native), CSE_CHUNK)
-        ]
+        starts = range(0, len(native), CSE_CHUNK)
+        chunks = (self.module.cse(native[i : i + CSE_CHUNK]) for i in starts)
+        return [(list(temps), list(reduced)) for temps, reduced in chunks]
 
     def to_sympy_program(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -379,9 +380,7 @@ def _residual_conditions(problem: Problem, exprs: tuple[sp.Expr, ...], clock: _C
         residual = residual if residual == 0 else clock.tidy(residual)
         if residual == 0 or residual.free_symbols != {y} or sp.count_ops(residual) > 12:
             continue
-        where = clock.attempt(
-            lambda r=residual, s=y: sp.solveset(r, s, sp.S.Reals), "solveset", 200_000
-        )
+        where = clock.attempt(partial(sp.solveset, residual, y, sp.S.Reals), "solveset", 200_000)
         if isinstance(where, sp.Set) and not isinstance(where, sp.ConditionSet):
             conds.append(where.as_relational(y))
     return conds
@@ -392,7 +391,7 @@ def _periods(problem: Problem, clock: _Clock) -> tuple[sp.Expr | None, ...]:
     result: list[sp.Expr | None] = []
     for x in problem.inputs:
         found = [
-            clock.attempt(lambda p=p, x=x: periodicity(p, x), "periodicity", 400_000)
+            clock.attempt(partial(periodicity, p, x), "periodicity", 400_000)
             for p in problem.outputs
             if p.has(x)
         ]
@@ -422,13 +421,11 @@ def _missed_probe(
     for k in range(6):
         x_star = [_PROBES[(k + 2 * j) % len(_PROBES)] for j in range(problem.n)]
         at = {**params, **dict(zip(problem.inputs, x_star))}
-        y_star = [_number(p, at, clock) for p in problem.outputs]
-        if any(v is None or abs(v.imag) > 1e-12 * (1 + abs(v)) for v in y_star):
+        values_y = [_number(p, at, clock) for p in problem.outputs]
+        y_star = [v.real for v in values_y if v is not None and abs(v.imag) <= 1e-12 * (abs(v) + 1)]
+        if len(y_star) < len(values_y):
             continue  # P is not real at this probe
-        at_y = {
-            **params,
-            **{s: sp.Float(v.real, 30) for s, v in zip(problem.output_symbols, y_star)},
-        }
+        at_y = {**params, **{s: sp.Float(v, 30) for s, v in zip(problem.output_symbols, y_star)}}
         if not any(_recovers(sol, at_y, x_star, values, lattice, clock) for sol in solutions):
             return f"x = {tuple(float(v) for v in x_star)} is not recovered"
     return None

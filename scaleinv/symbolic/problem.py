@@ -96,8 +96,9 @@ class Problem:
 
     inputs: tuple[sp.Symbol, ...]
     outputs: tuple[sp.Expr, ...]
-    loss: sp.Expr = None  # type: ignore[assignment]
-    target: tuple[sp.Expr, ...] = None  # type: ignore[assignment]
+    # None asks for the defaults; __post_init__ stores the loss and y* as a tuple of Expr
+    loss: sp.Expr = None
+    target: Any = None
     params: Mapping[sp.Symbol, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ import importlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 from sympy.printing.numpy import JaxPrinter, NumPyPrinter
@@ -59,6 +59,7 @@ class Flavor:
     rebind: tuple[tuple[str, str], ...] = ()
 
 
+#: The export flavours by name (``scaleinv export --flavor``): numpy, jax and torch.
 FLAVORS: dict[str, Flavor] = {
     "numpy": Flavor("numpy", "", "numpy", ""),
     "jax": Flavor(
@@ -81,7 +82,13 @@ def check_flavor(flavor: str) -> Flavor:
     return FLAVORS[flavor]
 
 
-class _Balanced:
+if TYPE_CHECKING:  # for super(): the SymPy printers the mixin goes into
+    from sympy.printing.numpy import NumPyPrinter as _Printer
+else:
+    _Printer = object
+
+
+class _Balanced(_Printer):
     """Printer mixin: sums and products of more than ``SUM_GROUP`` terms in balanced groups
     (as the NumPy printer of :mod:`scaleinv.numeric.source`; a flat sum of about 3,000 terms
     is a RecursionError in Python's compiler)."""
@@ -96,12 +103,12 @@ class _Balanced:
         return balanced([f"({print_flat(kind(*c, evaluate=False))})" for c in chunks], op)
 
     def _print_Add(self, expr: Any, order: Any = None) -> str:
-        grouped = self._grouped(expr, sp.Add, " + ", super()._print_Add)  # type: ignore[misc]
-        return grouped if grouped is not None else super()._print_Add(expr, order)  # type: ignore[misc]
+        grouped = self._grouped(expr, sp.Add, " + ", super()._print_Add)
+        return grouped if grouped is not None else super()._print_Add(expr, order)
 
     def _print_Mul(self, expr: Any) -> str:
-        grouped = self._grouped(expr, sp.Mul, "*", super()._print_Mul)  # type: ignore[misc]
-        return grouped if grouped is not None else super()._print_Mul(expr)  # type: ignore[misc]
+        grouped = self._grouped(expr, sp.Mul, "*", super()._print_Mul)
+        return grouped if grouped is not None else super()._print_Mul(expr)
 
 
 class _JaxPrinter(_Balanced, JaxPrinter):
