@@ -18,9 +18,10 @@ A spec names a problem, where to start, which rules to run and for how long::
     name = "newton"
     eta = "1/3"
 
-Every table's keys are checked here (an unknown key is an error with a did-you-mean
-suggestion); the values of the tables the upper layers read (``units``, ``analysis``,
-``report``, ``study``) are kept as plain data and those layers validate them.
+Every table's keys are checked here against :mod:`scaleinv.symbolic.spec_schema` (an unknown
+key is an error with a did-you-mean suggestion), the schema the documentation's spec
+reference is rendered from; the values of the tables the upper layers read (``units``,
+``analysis``, ``report``, ``study``) are kept as plain data and those layers validate them.
 
 Limits: ``steps`` at most :data:`MAX_STEPS`, at most :data:`MAX_STARTS` start points, and a
 recorded run (``(steps + 1) × starts × (n + m + 1)`` float64) of at most
@@ -35,7 +36,7 @@ import math
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -44,6 +45,14 @@ from typing import Any
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem
+from scaleinv.symbolic.spec_schema import (
+    DEFAULT_BUDGET,
+    MAX_BUDGET,
+    MAX_STARTS,
+    MAX_STEPS,
+    MIN_BUDGET,
+    keys_of,
+)
 
 __all__ = ["Spec", "RuleSpec", "load_spec", "parse_spec", "check_keys", "check_run_size"]
 __all__ += ["check_run_limits"]
@@ -60,39 +69,15 @@ __all__ += [
     "MAX_SPEC_BYTES",
 ]
 
-#: Upper bounds of a run a spec (or ``--steps``) may ask for.
-MAX_STEPS = 1_000_000
-MAX_STARTS = 100_000
+#: Largest record of a run (``MAX_STEPS`` and ``MAX_STARTS`` live with the schema).
 MAX_RECORD_BYTES = 2 * 1024**3
 #: Largest spec file read (bytes): a 4,096-point diffusion spec has 0.5 MB.
 MAX_SPEC_BYTES = 64 * 1024**2
-#: Work limits per symbolic decision a spec or ``--budget`` may give, in counted steps (Python
-#: calls, see :mod:`scaleinv.symbolic.budget`; about 100 000 a second on the CI machine). The
-#: floor catches a budget still written in seconds (the unit before steps).
-DEFAULT_BUDGET = 1_000_000
-MIN_BUDGET = 10_000
-MAX_BUDGET = 1_000_000_000
-
-_TOP_LEVEL = {
-    "title",
-    "description",
-    "problem",
-    "params",
-    "run",
-    "rules",
-    "units",
-    "analysis",
-    "report",
-    "study",
-}
-_RULE_SETTINGS = {"eta", "beta", "rcond", "fallback", "label"}
-_PROBLEM_KEYS = {"inputs", "outputs", "loss", "target"}
-_RUN_KEYS = {"starts", "steps", "tol"}
 #: Keys of the ``[analysis]`` and ``[report]`` tables (their values are read by the reports).
-ANALYSIS_KEYS = {"scalings", "output_scalings", "budget", "composition", "claims"}
-REPORT_KEYS = {"param", "alphas", "sample", "window"}
+ANALYSIS_KEYS = keys_of("analysis")
+REPORT_KEYS = keys_of("report")
 #: Keys of the ``[study]`` table (many starts in a region; read by ``scaleinv study``).
-STUDY_KEYS = {"region", "starts", "steps", "tol"}
+STUDY_KEYS = keys_of("study")
 
 
 @dataclass(frozen=True)
@@ -161,9 +146,9 @@ def _read_regular_file(path: Path) -> bytes:
 
 def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     """Build a :class:`Spec` from already-decoded TOML data."""
-    check_keys(data, _TOP_LEVEL, source, "")
+    check_keys(data, keys_of(""), source, "")
     prob = _table(data, "problem", source, required=True)
-    check_keys(prob, _PROBLEM_KEYS, source, "problem")
+    check_keys(prob, keys_of("problem"), source, "problem")
     for key in ("inputs", "outputs"):
         if key not in prob:
             raise SpecError(source, f"problem.{key}", "is missing")
@@ -181,7 +166,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     except ScaleinvError as err:
         raise SpecError(source, "problem", str(err)) from None
     run = _table(data, "run", source)
-    check_keys(run, _RUN_KEYS, source, "run")
+    check_keys(run, keys_of("run"), source, "run")
     starts = _starts(run.get("starts", [[1.0] * problem.n]), problem.n, source)
     steps = run.get("steps", 10)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
@@ -218,7 +203,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     )
 
 
-def check_keys(table: Mapping[str, Any], known: set[str], source: str, where: str) -> None:
+def check_keys(table: Mapping[str, Any], known: Collection[str], source: str, where: str) -> None:
     """Raise :class:`SpecError` for a key of ``table`` outside ``known``, with a suggestion.
 
     Examples
@@ -338,7 +323,7 @@ def _rule(value: Any, index: int, source: str) -> RuleSpec:
     key = f"rules[{index}]"
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         raise SpecError(source, key, 'needs a name, e.g. name = "gd"')
-    check_keys(value, _RULE_SETTINGS | {"name"}, source, key)
+    check_keys(value, keys_of("rules"), source, key)
     settings: dict[str, Any] = {}
     for name, setting in value.items():
         if name in ("name", "fallback", "label"):
