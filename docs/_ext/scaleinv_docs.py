@@ -41,7 +41,7 @@ def _plain(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ") or "—"
+    return text.replace("\n", " ") or "—"
 
 
 def spec_reference_rst(tables: tuple[Table, ...] = SCHEMA) -> list[str]:
@@ -56,7 +56,8 @@ def spec_reference_rst(tables: tuple[Table, ...] = SCHEMA) -> list[str]:
         if table.required:
             lines += ["This table is required.", ""]
         if table.open:
-            lines += ["Besides the keys below, it takes the names the spec itself defines.", ""]
+            more = "Besides the keys below, its keys" if table.keys else "Its keys"
+            lines += [f"{more} are names the spec itself defines.", ""]
         if table.keys:
             lines += [".. list-table::", "   :header-rows: 1", "   :widths: 14 18 14 54", ""]
             lines += ["   * - key", "     - type", "     - default", "     - meaning"]
