@@ -169,6 +169,8 @@ def test_engine_selection() -> None:
     assert choose_engine(COMPARISON, RULES["gd"], 10, 10, None)[0] == "numpy"
     assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "auto")[0] == "jax"
     assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "numpy")[0] == "numpy"
+    assert choose_engine(COMPARISON, RULES["pg"], JAX_MIN_WORK, 1, None)[0] == "numpy"
+    assert choose_engine(COMPARISON, RULES["pg"], 1, 1, "jax")[0] == "jax"
     assert minimize(COMPARISON, RULES["gd"], [1.0, 1.0], 3).engine == "numpy"
     with pytest.raises(ScaleinvError, match="unknown engine 'gpu'"):
         minimize(COMPARISON, RULES["gd"], [1.0, 1.0], 3, engine="gpu")
