@@ -50,7 +50,7 @@ from scaleinv.symbolic import Problem
 
 __all__ = ["run_fused", "fused_program"]
 
-_MODULES: weakref.WeakKeyDictionary[Problem, dict[Rule, dict[str, Any]]] = (
+_MODULES: weakref.WeakKeyDictionary[Problem, dict[tuple[Rule, bool], dict[str, Any]]] = (
     weakref.WeakKeyDictionary()
 )
 _PROGRAMS: weakref.WeakKeyDictionary[Problem, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
@@ -257,7 +257,8 @@ def _build(
         x0 = x0.T if columns else x0
         status = jnp.zeros(size, dtype=jnp.int8)
         carry = (x0, loss(x0), status, jnp.full(size, steps, dtype=jnp.int64), jnp.array(False))
-        xs, losses = ([x0[None]], [carry[1][None]]) if kept[0] == 0 else ([], [])
+        xs: list[Any] = [x0[None]] if kept[0] == 0 else []
+        losses: list[Any] = [carry[1][None]] if kept[0] == 0 else []
         first = 0
         for length, count in runs:
 
@@ -266,17 +267,18 @@ def _build(
                 state = jax.lax.fori_loop(start, start + length, lambda k, c: one(k, c, tol), state)
                 return state, (state[0], state[1])
 
-            carry, (x_seg, loss_seg) = jax.lax.scan(segment, carry, jnp.arange(count))
-            xs.append(x_seg)
-            losses.append(loss_seg)
+            seg: tuple[Any, Any]
+            carry, seg = jax.lax.scan(segment, carry, jnp.arange(count))
+            xs.append(seg[0])
+            losses.append(seg[1])
             first += length * count
         x, _, status, taken, unsure = carry
         if has_tol:
             status, taken = stop(status, taken, small(x, tol), runtime.CONVERGED, steps)
         status = jnp.where(status == running, runtime.MAX_STEPS, status).astype(jnp.int8)
-        xs = jnp.concatenate(xs)
-        xs = jnp.swapaxes(xs, 1, 2) if columns else xs
-        return xs, jnp.concatenate(losses), status, taken, unsure
+        points = jnp.concatenate(xs)
+        points = jnp.swapaxes(points, 1, 2) if columns else points
+        return points, jnp.concatenate(losses), status, taken, unsure
 
     return jax.jit(program)
 
