@@ -7,6 +7,8 @@ workers import neither scaleinv nor SymPy, and run the same code as :func:`scale
 module (the rule's step and :func:`scaleinv.numeric.runtime.iterate`, the loop of ``minimize``,
 which keeps only the recorded steps of each chunk).
 Importing this module imports no Dask; a missing Dask is a one-line error naming the extra.
+Workers run the NumPy engine (``Trajectory.engine == "numpy"``): the fused JAX engine needs
+scaleinv on the worker, which this design keeps off it.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ __all__ += ["DEFAULT_BUDGET", "MIN_BUDGET", "MAX_BUDGET", "MAX_STEPS", "MAX_STAR
 
 #: Upper bounds of a run a spec (or ``--steps``) may ask for.
 MAX_STEPS = 1_000_000
-MAX_STARTS = 100_000
+MAX_STARTS = 10_000_000  # a study runs the chapter's problems from 10**5-10**7 starts
 #: Work limits per symbolic decision a spec or ``--budget`` may give, in counted steps (Python
 #: calls, see :mod:`scaleinv.symbolic.budget`; about 100 000 a second on the CI machine). The
 #: floor catches a budget still written in seconds (the unit before steps).
