@@ -100,7 +100,7 @@ def check_steps(steps: object) -> int:
 def _working_floats(n: int, m: int, problem: Problem | IndexedProblem | None = None) -> int:
     """Floats per sample a step needs at most at once (points, P, J, H, their temporaries,
     branch candidates of a local inverse): a generous estimate, checked in the tests. An
-    indexed problem's is linear in the grid (stencils, see :mod:`scaleinv.numeric.indexed_steps`)."""
+    indexed problem's is linear in the grid (see :mod:`scaleinv.numeric.indexed_steps`)."""
     if isinstance(problem, IndexedProblem):
         stencil = 2 * len(problem.point_hessian) + len(problem.jacobian_stencil)
         band = 4 * sum(problem.width) + 1

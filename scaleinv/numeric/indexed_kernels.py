@@ -31,7 +31,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import sympy as sp
 
 from scaleinv.errors import ProblemError
 from scaleinv.numeric.indexed_source import compile_point_kernel
