@@ -115,15 +115,33 @@ def test_kernels_match_the_expanded_problem(twins, name: str):
 @pytest.mark.parametrize("name", list(CASES))
 def test_steps_match_the_expanded_problem(twins, name: str):
     problem, expanded, x = twins[name]
-    steps = [rules.gd(0.05), rules.newton(0.7), rules.ig(0.7), rules.pg(0.5)]
+    for rule in (rules.gd(0.05), rules.newton(0.7), rules.ig(0.7)):
+        ours = scaleinv.minimize(problem, rule, x, 3, record="all")
+        theirs = scaleinv.minimize(expanded, rule, x, 3, record="all")
+        assert ours.statuses() == theirs.statuses(), rule.name
+        _close(ours.x, theirs.x, 1e-11)
+        _close(ours.loss, theirs.loss, 1e-11)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_pg_steps_match_a_root_finder_on_the_expanded_problem(twins, name: str):
+    """PG's step solves P(x + Δx) = y + Δy: SciPy's root finder on the expanded problem's
+    kernels, from the same x, finds the same point (the expanded problem's own PG would first
+    search a closed form of a coupled system: minutes)."""
+    from scipy.optimize import root
+
+    problem, expanded, x = twins[name]
+    e = expanded.compile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumericInverseWarning)
-        for rule in steps:
-            ours = scaleinv.minimize(problem, rule, x, 3, record="all")
-            theirs = scaleinv.minimize(expanded, rule, x, 3, record="all")
-            assert ours.statuses() == theirs.statuses(), rule.name
-            _close(ours.x, theirs.x, 1e-11)
-            _close(ours.loss, theirs.loss, 1e-11)
+        dx, _, status = compiled_rule(problem, rules.pg(0.5)).step(x, None)
+    assert (status == runtime.RUNNING).all()
+    for sample, step in zip(x, dx):
+        y = e.P(sample)
+        goal = y - 0.5 * (y - problem.compile().target)
+        found = root(lambda v, goal=goal: e.P(v) - goal, sample, jac=e.jacobian, tol=1e-13)
+        assert np.abs(e.P(found.x) - goal).max() < 1e-12
+        _close(sample + step, found.x, 1e-10)
 
 
 @pytest.mark.parametrize("name", ["1d-dirichlet", "1d-wide-per-point", "brusselator-periodic"])
@@ -233,3 +251,12 @@ def test_a_million_points_derive_compile_and_step():
     reference = spsolve(k.hessian_matrix(x[3]).tocsc(), -k.gradient(x[3]))
     _close(dx[3], reference, 1e-10)
     assert setup < 30  # generous on a shared CI machine; the benchmark measures it properly
+
+
+def test_a_batch_of_one_keeps_its_axis():
+    """x0 of shape (1, n) on a one-field 1-D grid is one flat sample, not the grid shape
+    (fields, n) (it lost its batch axis, and a converged sample then crashed the driver)."""
+    problem = CASES["1d-periodic"]
+    t = scaleinv.minimize(problem, rules.newton(), np.zeros((1, 7)), 30, tol=1e-9)
+    assert t.x.shape == (2, 1, 7)
+    assert t.statuses() == [Status.CONVERGED]
