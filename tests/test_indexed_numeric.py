@@ -260,3 +260,27 @@ def test_a_batch_of_one_keeps_its_axis():
     t = scaleinv.minimize(problem, rules.newton(), np.zeros((1, 7)), 30, tol=1e-9)
     assert t.x.shape == (2, 1, 7)
     assert t.statuses() == [Status.CONVERGED]
+
+
+def test_pg_takes_the_closed_form_at_each_point_where_points_decouple():
+    """``u[i]³ + a[i] u[i]`` reads only its own point: PG uses the closed-form local inverse
+    per point (no warning), and agrees with the numeric inverse (a second path)."""
+    problem = IndexedProblem.from_strings(
+        "u[0:n]", "u[i]**3 + a[i]*u[i]", params={"n": 50, "a": "1 + 0.1*i"}, target="sin(i)"
+    )
+    x = np.random.default_rng(0).normal(size=(3, 50))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        closed = compiled_rule(problem, rules.pg(0.5)).step(x, None)
+        scaleinv.minimize(problem, rules.pg(0.5), x, 1)
+    numeric = compiled_rule(problem, rules.pg(0.5, inverse="numeric")).step(x, None)
+    assert (closed[2] == runtime.RUNNING).all() and (numeric[2] == runtime.RUNNING).all()
+    _close(closed[0], numeric[0])
+
+
+def test_pg_reports_a_point_without_a_real_inverse():
+    """``u[i]²`` cannot reach a negative target: the closed form knows (no_inverse)."""
+    problem = IndexedProblem.from_strings("u[0:n]", "u[i]**2", params={"n": 4}, target="i - 2")
+    t = scaleinv.minimize(problem, rules.pg(1.0), np.ones((2, 4)), 2)
+    assert t.statuses() == [Status.NO_INVERSE, Status.NO_INVERSE]
+    np.testing.assert_array_equal(t.x[-1], np.ones((2, 4)))  # a failed sample keeps its point
