@@ -14,6 +14,8 @@ from scaleinv.numeric.rules import REGISTRY
 from scaleinv.reports.content import report_options
 from scaleinv.reports.spec_verdicts import analysis_options, transforms_of
 from scaleinv.reports.study import study_options
+from scaleinv.symbolic import IndexedProblem
+from scaleinv.symbolic.indexed_parsing import is_indexed
 from scaleinv.symbolic.spec import parse_spec
 from scaleinv.symbolic.spec_schema import RULE_NAMES, SCHEMA, Table, keys_of, table
 
@@ -22,7 +24,7 @@ MINIMAL = {"problem": {"inputs": ["x0", "x1"], "outputs": ["x0", "x1**2"]}}
 
 
 def _examples() -> str:
-    return "\n\n".join(t.example for t in SCHEMA)
+    return "\n\n".join(t.example for t in SCHEMA if not t.variant)
 
 
 def test_the_examples_of_every_table_make_one_spec_every_layer_accepts() -> None:
@@ -36,7 +38,9 @@ def test_the_examples_of_every_table_make_one_spec_every_layer_accepts() -> None
     assert study_options(spec).starts == 400
 
 
-@pytest.mark.parametrize("entry", [t for t in SCHEMA if not t.open], ids=lambda t: t.name or "top")
+@pytest.mark.parametrize(
+    "entry", [t for t in SCHEMA if not t.open and not t.variant], ids=lambda t: t.name or "top"
+)
 def test_a_key_outside_the_schema_is_refused_with_the_nearest_known_one(entry: Table) -> None:
     first = entry.keys[0].name
     typo = first[:-1] + ("z" if first[-1] != "z" else "y")
@@ -50,6 +54,14 @@ def test_a_key_outside_the_schema_is_refused_with_the_nearest_known_one(entry: T
         SpecError, match=rf"\[{re.escape(name)}\] unknown key \(did you mean '{first}'\?\)"
     ):
         parse_spec(data, source="s.toml")
+
+
+def test_the_indexed_problems_example_is_an_indexed_problem_and_its_keys_are_checked() -> None:
+    data = tomllib.loads(table("problem", "indexed").example)
+    assert isinstance(parse_spec(data, source="i.toml").problem, IndexedProblem)
+    data["problem"]["boundry"] = "periodic"
+    with pytest.raises(SpecError, match=r"did you mean 'boundary'"):
+        parse_spec(data, source="i.toml")
 
 
 def test_the_schemas_rule_names_are_the_registry() -> None:
@@ -71,5 +83,7 @@ def test_every_key_of_the_shipped_specs_is_in_the_schema() -> None:
         assert set(data) <= keys_of(""), path
         for entry in SCHEMA:
             if entry.name and not entry.open and entry.name in data:
+                variant = "indexed" if is_indexed(data["problem"]["inputs"]) else ""
                 rows = data[entry.name] if entry.array else [data[entry.name]]
-                assert all(set(row) <= keys_of(entry.name) for row in rows), (path, entry.name)
+                keys = keys_of(entry.name, variant if entry.name == "problem" else "")
+                assert all(set(row) <= keys for row in rows), (path, entry.name)

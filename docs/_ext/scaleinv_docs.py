@@ -51,7 +51,10 @@ def spec_reference_rst(tables: tuple[Table, ...] = SCHEMA) -> list[str]:
         title = "Top level" if not table.name else f"[[{table.name}]]" if table.array else (
             f"[{table.name}]"
         )  # fmt: skip
-        lines += [f".. _spec-{table.name or 'top'}:", "", title, "-" * len(title), ""]
+        anchor = table.name or "top"
+        if table.variant:
+            title, anchor = f"{title} of an {table.variant} problem", f"{anchor}-{table.variant}"
+        lines += [f".. _spec-{anchor}:", "", title, "-" * len(title), ""]
         lines += [table.description, ""]
         if table.required:
             lines += ["This table is required.", ""]

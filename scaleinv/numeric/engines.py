@@ -21,7 +21,7 @@ from typing import Any
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.inverse_source import excluded_boundary
-from scaleinv.symbolic import Problem
+from scaleinv.symbolic import IndexedProblem, Problem
 
 __all__ = ["ENGINES", "JAX_MIN_WORK", "check_engine", "choose_engine", "jax_unsupported"]
 __all__ += ["reruns_no_inverse"]
@@ -47,10 +47,12 @@ def jax_installed() -> bool:
     return importlib.util.find_spec("jax") is not None
 
 
-def jax_unsupported(problem: Problem, rule: Any) -> str | None:
+def jax_unsupported(problem: Problem | IndexedProblem, rule: Any) -> str | None:
     """Why the fused JAX engine cannot run ``rule`` on ``problem``; None if it can."""
     if rule.name == "bfgs":
         return "BFGS runs through SciPy, one sample at a time"
+    if isinstance(problem, IndexedProblem):
+        return "an indexed problem's steps solve with SciPy's banded and sparse LU"
     note = numeric_inverse_note(problem, rule)
     if note is not None:
         return f"PG solves P(x) = y numerically ({note}), which runs on NumPy only"
@@ -67,7 +69,7 @@ def reruns_no_inverse(problem: Problem, rule: Any) -> bool:
 
 
 def choose_engine(
-    problem: Problem, rule: Any, samples: int, steps: int, engine: str | None
+    problem: Problem | IndexedProblem, rule: Any, samples: int, steps: int, engine: str | None
 ) -> tuple[str, str]:
     """``(engine, why)``: the engine that runs, and a few words on why."""
     engine = check_engine(engine)

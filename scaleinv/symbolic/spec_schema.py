@@ -60,7 +60,8 @@ class Table:
     """One table of a spec file: ``[name]``, or ``[[name]]`` when ``array``.
 
     ``open`` tables (``[params]``, ``[units]``) also take keys the spec itself names (its
-    params, inputs); ``keys`` then lists the fixed ones. ``example`` is TOML text.
+    params, inputs); ``keys`` then lists the fixed ones. ``example`` is TOML text. A
+    ``variant`` ("indexed") is the same table's keys when the problem is written over an index.
     """
 
     name: str
@@ -70,6 +71,7 @@ class Table:
     array: bool = False
     open: bool = False
     required: bool = False
+    variant: str = ""
 
 
 _NUMBER = "number or number expression string"
@@ -117,6 +119,54 @@ SCHEMA: tuple[Table, ...] = (
         ),
         '[problem]\ninputs = ["x0", "x1"]\noutputs = ["x0", "x1**2"]\nloss = "y0**2 + y1**2"',
         required=True,
+    ),
+    Table(
+        "problem",
+        "An indexed problem: fields on one grid, written once over the index ``i`` (``i, j`` "
+        "on a 2-D grid) with integer offsets (``u[i+1]``, ``v[i, j-1]``) and a boundary rule. "
+        "Its derivatives stay stencils (offset diagonals with one formula each) and its steps "
+        "solve with banded or sparse LU; the loss is ``½|y − y*|²``.",
+        (
+            Key(
+                "inputs",
+                "string or array of strings",
+                "The fields and the grid, from 0: ``\"u[0:n]\"`` or "
+                "``[\"u[0:n, 0:n]\", \"v[0:n, 0:n]\"]``.",
+                required=True,
+            ),
+            Key(
+                "outputs",
+                "string or array of strings",
+                "One point formula per output field, over the index and offsets of the fields.",
+                required=True,
+            ),
+            Key(
+                "boundary",
+                "string or table",
+                "How offsets past the grid's ends read: ``periodic``, ``neumann`` (mirrored about "
+                "the end point), ``dirichlet`` (0) or ``{kind = \"dirichlet\", value = 1}`` (one "
+                "value, or one per field ``{u = 1, v = 0}``).",
+                "periodic",
+                allowed=("periodic", "neumann", "dirichlet"),
+            ),
+            Key(
+                "target",
+                "number, string or array",
+                "``y*`` per output field: a number or a formula of the index.",
+                "all 0",
+            ),
+            Key(
+                "target_from",
+                "number, string or array",
+                "``x*`` per input field (a number or a formula of the index); the target is "
+                "then ``y* = P(x*)``, so the answer is known.",
+                "none",
+            ),
+        ),
+        '[problem]\ninputs = "u[0:n]"\noutputs = "u[i] + 0.1*(u[i+1] - 2*u[i] + u[i-1])"\n'
+        'boundary = "periodic"\ntarget_from = "sin(2*pi*i/n)"\n\n[params]\nn = 64',
+        required=True,
+        variant="indexed",
     ),
     Table(
         "params",
@@ -297,18 +347,18 @@ SCHEMA: tuple[Table, ...] = (
 )
 
 
-def table(name: str) -> Table:
-    """The :class:`Table` called ``name`` (``""`` is the top level)."""
+def table(name: str, variant: str = "") -> Table:
+    """The :class:`Table` called ``name`` (``""`` is the top level), of ``variant``."""
     for entry in SCHEMA:
-        if entry.name == name:
+        if entry.name == name and entry.variant == variant:
             return entry
-    raise KeyError(name)
+    raise KeyError(f"{name} ({variant})" if variant else name)
 
 
-def keys_of(name: str) -> frozenset[str]:
+def keys_of(name: str, variant: str = "") -> frozenset[str]:
     """The keys a table accepts; the top level's include the tables' names. Keys of an open
     table other than its fixed ones are checked by the layer that reads it."""
-    found = {k.name for k in table(name).keys}
+    found = {k.name for k in table(name, variant).keys}
     if name == "":
         found |= {t.name for t in SCHEMA if t.name}
     return frozenset(found)
