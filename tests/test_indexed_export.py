@@ -43,7 +43,7 @@ def _module(problem: IndexedProblem, flavor: str) -> dict:
 
 
 def _point_params(problem: IndexedProblem) -> dict:
-    return {k: np.asarray(v) for k, v in problem.point_params.items()}
+    return {k: np.array(v) for k, v in problem.point_params.items()}  # writable: torch
 
 
 def _check(problem: IndexedProblem, module: dict, convert, jit=lambda f: f) -> None:
@@ -91,9 +91,11 @@ def test_torch_module_keeps_autograd():
     np.testing.assert_allclose(x.grad.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_source_size_does_not_grow_with_n():
-    sizes = {len(module_source(diffusion(n, "periodic"), flavor="numpy")) for n in (16, 10**6)}
-    assert max(sizes) - min(sizes) <= 4  # only the literal "16" vs "1000000" and a count
+@pytest.mark.parametrize("flavor", ["numpy", "jax", "torch"])
+def test_source_does_not_grow_with_n(flavor):
+    """The module at n = 16 and n = 10⁶ differ only in the grid's size where it is written."""
+    small, large = (module_source(diffusion(n, "periodic"), flavor=flavor) for n in (16, 10**6))
+    assert small.replace("16", "N") == large.replace("1000000", "N")
 
 
 def test_gd_step_and_export_to_file(tmp_path):
