@@ -8,6 +8,7 @@ the status ``singular`` and a zero step, as :func:`scaleinv.numeric.runtime.solv
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,13 @@ from scaleinv.numeric import runtime
 __all__ = ["band_solve", "sparse_lu_solve", "corners"]
 
 
+@lru_cache(maxsize=32)
 def corners(lower: int, upper: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The band slots ``(q, j)`` LAPACK ignores (row ``j + q − upper`` off the grid) and the
-    row each stands for on a periodic grid: ``(q, j, row)``."""
-    qs, js = np.meshgrid(np.arange(lower + upper + 1), np.arange(size), indexing="ij")
+    """The band slots ``(q, j)`` LAPACK ignores (row ``j + q − upper`` off the grid: only in
+    the first ``upper`` and last ``lower`` columns) and the row each stands for on a periodic
+    grid: ``(q, j, row)``."""
+    columns = np.unique(np.r_[np.arange(min(upper, size)), np.arange(max(0, size - lower), size)])
+    qs, js = np.meshgrid(np.arange(lower + upper + 1), columns, indexing="ij")
     rows = js + qs - upper
     off = (rows < 0) | (rows >= size)
     return qs[off], js[off], rows[off] % size

@@ -140,7 +140,7 @@ def solve_hessian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
     if k.banded:
         ab, widths = k.hessian_band(f)
         x, status = band_solve(ab, widths, rhs, k.periodic)
-        return _retry_sparse(k, f, rhs, x, status, "point_W", k.hessian_pattern)
+        return _retry_sparse(k, f, rhs, x, status, "point_W", "hessian_pattern")
     values = k.hessian_pattern.values(k.point("point_W", f))
     return sparse_lu_solve(k.hessian_pattern, values, rhs)
 
@@ -150,7 +150,7 @@ def solve_jacobian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
     if k.banded:
         ab, widths = k.jacobian_band(f)
         x, status = band_solve(ab, widths, rhs, k.periodic)
-        return _retry_sparse(k, f, rhs, x, status, "point_J", k.jacobian_pattern)
+        return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
     values = k.jacobian_pattern.values(k.point("point_J", f))
     return sparse_lu_solve(k.jacobian_pattern, values, rhs)
 
@@ -162,12 +162,13 @@ def _retry_sparse(
     x: np.ndarray,
     status: np.ndarray,
     kernel: str,
-    placement: Any,
+    pattern: str,
 ) -> tuple:
     """A periodic matrix whose band part is singular (its corners make it regular, e.g. a
     pure shift) is solved again with the sparse LU."""
     failed = np.flatnonzero(status != runtime.RUNNING)
     if k.periodic and len(failed):
+        placement = getattr(k, pattern)
         values = placement.values(k.point(kernel, f[failed]))
         x[failed], status[failed] = sparse_lu_solve(placement, values, rhs[failed])
     return x, status
