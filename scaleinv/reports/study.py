@@ -35,7 +35,7 @@ from scaleinv.symbolic import Spec, input_periods
 from scaleinv.symbolic.spec import STUDY_KEYS, check_keys, check_run_limits
 
 __all__ = ["StudyOptions", "study_options", "RuleStudy", "Study", "run_study", "periods_of"]
-__all__ += ["LISTED"]
+__all__ += ["LISTED", "rule_studies"]
 
 #: How many minima (the most visited) the tables and the figure show one by one.
 LISTED = 5
@@ -227,12 +227,22 @@ def run_study(spec: Spec, starts: int | None = None) -> Study:
         np.concatenate(ends), status == Status.CONVERGED, options.region, periods,
         kernels.loss, kernels.hessian,
     )  # fmt: skip
+    found = rule_studies(rule_labels(spec.rules, rules), outcome, statuses, taken)
+    return Study(options, x0, minima, found, periods)
+
+
+def rule_studies(
+    labels: list[str], outcome: np.ndarray, statuses: list[np.ndarray], taken: list[np.ndarray]
+) -> tuple[RuleStudy, ...]:
+    """Per rule (``outcome`` holds every rule's starts in turn): where its starts ended, its
+    statuses and the quartiles of the steps of the runs that reached a minimum."""
     found = []
-    for k, label in enumerate(rule_labels(spec.rules, rules)):
-        mine = outcome[k * len(x0) : (k + 1) * len(x0)]
+    for k, label in enumerate(labels):
+        count = len(statuses[k])
+        mine = outcome[k * count : (k + 1) * count]
         counts = {Status(int(c)): int(np.sum(statuses[k] == c)) for c in np.unique(statuses[k])}
         done = taken[k][mine >= 0]
         quart = tuple(float(v) for v in np.quantile(done, [0.25, 0.5, 0.75])) if done.size else (
             float("nan"),) * 3  # fmt: skip
         found.append(RuleStudy(label, mine, counts, quart, taken[k]))  # type: ignore[arg-type]
-    return Study(options, x0, minima, tuple(found), periods)
+    return tuple(found)
