@@ -6,8 +6,8 @@ fields (``P``, or ``P0``, ``P1``, ... for several, or ``outputs = [...]``) and t
 (``L``). Nothing is expanded over the grid:
 
 * each point formula ``P_a(i)`` is walked once, every access ``u[i+d]`` taking its field's
-  dimension (the index is dimensionless; a numeric target takes its output's dimension, a
-  symbolic one must have it);
+  dimension (the index is dimensionless; a dimensionless target — numbers, or a profile such
+  as ``sin(2*pi*i/n)`` — takes its output's dimension, a dimensioned one must have it);
 * every diagonal of the Jacobian stencil must have ``[P_a]/[u_b]`` and every diagonal of the
   Hessian stencil ``[L]/([u_b][u_c])``: the derivatives themselves are walked, the twin of
   the structural argument of :mod:`~scaleinv.analysis.units_structure`;
@@ -125,9 +125,9 @@ def _check_targets(
         pairs = [(t, fields[f], f"target_from of {f}") for t, f in
                  zip(problem.target_from, problem.fields)]  # fmt: skip
     for formula, want, what in pairs:
-        formula = sp.sympify(formula)
-        if formula.free_symbols - set(problem.index):
-            _fits(formula, table, want, what)
+        have = dimension_of(sp.sympify(formula), table)
+        if not same_dimension(have, 1):  # a dimensionless profile is numbers: it takes [P]
+            _fits(sp.sympify(formula), table, want, what)
 
 
 def _check_stencils(problem: IndexedProblem, dims: Dimensions) -> None:

@@ -73,7 +73,7 @@ def boundary_text(p: IndexedProblem) -> str:
         for s, w, name, size in zip(p.index, p.width, p.sizes, p.shape)
         if w
     )
-    rows = f"the boundary rows ({reach})" if reach else "no row"
+    rows = f"Rows within the stencil's reach of an end ({reach})" if reach else "No row"
     if p.boundary.kind == "periodic":
         return f"{rows} read across the ends: the same formulas, columns taken modulo the size."
     if p.boundary.kind == "dirichlet":
