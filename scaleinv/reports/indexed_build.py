@@ -11,7 +11,7 @@ figures draw the sparsity of J and H, the final states over the grid and the los
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from scaleinv.analysis.invariance_indexed import field_scaling_invariance
 from scaleinv.analysis.units_indexed import check_indexed_units, indexed_dimensions
 from scaleinv.errors import NumericInverseWarning, ScaleinvError
 from scaleinv.numeric import Status, minimize
-from scaleinv.numeric.rules import make_rule
+from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import rule_styles
 from scaleinv.reports.content import RuleRun, rule_labels
 from scaleinv.reports.document import FigureRef
@@ -59,27 +59,31 @@ def indexed_runs(spec: Spec) -> tuple[RuleRun, ...]:
     return tuple(runs)
 
 
-def indexed_verdicts(spec: Spec, runs: tuple[RuleRun, ...]) -> list[tuple[str, str, str, str]]:
-    """``(rule, check, verdict, argument)`` per rule: units (with ``[units]``) and invariance."""
+def indexed_verdicts(
+    spec: Spec, runs: Sequence[tuple[str, Rule]], units: Mapping[str, Any] | None = None
+) -> list[tuple[str, str, str, str]]:
+    """``(label, check, verdict, argument)`` per ``(label, rule)``: units (with ``[units]``, or
+    ``units``) and invariance under a scaling per field."""
     p = spec.problem
-    dims = indexed_dimensions(p, dict(spec.units)) if spec.units else None  # type: ignore[arg-type]
+    units = dict(spec.units) if units is None else dict(units)
+    dims = indexed_dimensions(p, units) if units else None  # type: ignore[arg-type]
     rows = []
     start = np.asarray(spec.starts[0], dtype=float)
-    for run in runs:
-        name = run.rule.name
+    for label, rule in runs:
+        name = rule.name
         if dims is not None:
             try:
                 report = check_indexed_units(p, name, dims)  # type: ignore[arg-type]
                 needs = ", ".join(
                     f"[η] for {x}: {_dim(d)}" for x, d in zip(report.inputs, report.required_eta)
                 )
-                rows.append((run.label, "units", str(report.verdict),
+                rows.append((label, "units", str(report.verdict),
                              f"{report.derivation[-1]}; {needs}"))  # fmt: skip
             except ScaleinvError as err:
-                rows.append((run.label, "units", "not checked", str(err)))
-        eta = float(getattr(run.rule, "eta", 0.1) or 0.1)
+                rows.append((label, "units", "not checked", str(err)))
+        eta = float(getattr(rule, "eta", 0.1) or 0.1)
         found = field_scaling_invariance(p, name, start, eta)  # type: ignore[arg-type]
-        rows.append((run.label, "scale invariance", str(found.verdict),
+        rows.append((label, "scale invariance", str(found.verdict),
                      "; ".join(found.argument)))  # fmt: skip
     return rows
 
@@ -105,7 +109,7 @@ def build_indexed_into(
     say(f"run      {len(spec.rules)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")
     runs = indexed_runs(spec)
     say("verify   " + ("units per field, " if spec.units else "") + "invariance per field")
-    verdicts = indexed_verdicts(spec, runs)
+    verdicts = indexed_verdicts(spec, [(run.label, run.rule) for run in runs])
     say("figures  sparsity of J and H, final states over the grid, loss curves")
     figures_dir = work / "figures"
     figures_dir.mkdir()
