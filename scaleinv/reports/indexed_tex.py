@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["indexed_document", "index_tex"]
 
+#: Most display lines of one printed gradient formula.
+_LONGEST = 4
 _ACCESS = re.compile(r"^(?P<head>[A-Za-z_][A-Za-z_0-9]*?)(?P<star>\*?)\[(?P<index>[^\]]*)\]$")
 
 
@@ -52,11 +54,16 @@ def index_tex(expr: sp.Basic) -> str:
             if symbol.name.endswith("*"):  # a target symbol at the point: y0*
                 names[symbol] = "y^{*}"
             continue
-        head = found["head"]
-        head = "y" if found["star"] or re.fullmatch(r"y\d+", head) and found["star"] else head
+        head, index = found["head"], _subscript(found["index"])
+        if found["star"]:  # a target y0*[i] (one per output field): y^*_{0,i} or y^*_{i}
+            field = head[1:] if re.fullmatch(r"y\d+", head) else ""
+            names[symbol] = f"y^{{*}}_{{{field + ',' if field else ''}{index}}}"
+            continue
         base = sp.latex(sp.Symbol(head))
-        star = "^{*}" if found["star"] else ""
-        names[symbol] = f"{base}{star}_{{{_subscript(found['index'])}}}"
+        if base.endswith("}") and "_{" in base:  # P0 is P_{0}: one subscript P_{0,i}
+            names[symbol] = f"{base[:-1]},{index}}}"
+        else:
+            names[symbol] = f"{base}_{{{index}}}"
     return sp.latex(expr, symbol_names=names)
 
 
@@ -69,6 +76,28 @@ def _display(lhs: str, expr: sp.Basic) -> str:
     return "".join(f"\\fitmath{{{row}}}\n" for row in rows)
 
 
+def _loss_tex(p: IndexedProblem) -> str:
+    """The loss summed over the grid (and the output fields) and its target."""
+    index = ",".join(map(str, p.index))
+    at = f"_{{{index}}}"
+    if p.fields_out == 1:
+        loss = f"L = \\tfrac12 \\sum{at} (P{at} - y^*{at})^2"
+    else:
+        loss = f"L = \\tfrac12 \\sum_a \\sum{at} (P_{{a,{index}}} - y^*_{{a,{index}}})^2"
+    if p.target_from is not None:
+        states = ", ".join(
+            f"${sp.latex(sp.Symbol(f))}^*{at} = {index_tex(sp.sympify(t))}$"
+            for f, t in zip(p.fields, p.target_from)
+        )
+        return f"The loss sums over the grid, ${loss}$, with $y^* = P(x^*)$, {states}."
+    targets = p.target or (sp.Integer(0),) * p.fields_out
+    shown = ", ".join(
+        f"$y^*{at if p.fields_out == 1 else f'_{{{a},{index}}}'} = {index_tex(sp.sympify(t))}$"
+        for a, t in enumerate(targets)
+    )
+    return f"The loss sums over the grid, ${loss}$, with {shown}."
+
+
 def _problem(spec: Spec, p: IndexedProblem, dims: Any) -> str:
     index = ",".join(map(str, p.index))
     out = ["\\section{Problem}\n"]
@@ -79,19 +108,8 @@ def _problem(spec: Spec, p: IndexedProblem, dims: Any) -> str:
         f"outputs, written once over the index. For {escape(p.range_text)}:\n"
     )
     for name, formula in zip(p.output_names, p.outputs):
-        out.append(_display(f"{name}_{{{index}}}", formula))
-    targets = p.target or (sp.Integer(0),) * p.fields_out
-    if p.target_from is not None:
-        states = ", ".join(f"${index_tex(sp.sympify(t))}$" for t in p.target_from)
-        target = f"$y^* = P(x^*)$ with $x^* = $ {states} per field"
-    else:
-        target = "$y^*_{" + index + "} = " + ", ".join(index_tex(sp.sympify(t)) for t in targets)
-        target += "$"
-    out.append(
-        "The loss sums over the grid, $L = \\tfrac12 \\sum_{" + index + "} (P_{" + index
-        + "} - y^*_{" + index + f"}})^2$, with {target}. Boundary: "
-        + escape(boundary_text(p)) + "\n\n"
-    )  # fmt: skip
+        out.append(_display(_name(f"{name}[{index}]"), formula))
+    out.append(_loss_tex(p) + " Boundary: " + escape(boundary_text(p)) + "\n\n")
     if p.params:
         ordered = sorted(p.params.items(), key=str)
         rows = [[f"${sp.latex(s)}$", f"${number(v, 6)}$"] for s, v in ordered]
@@ -132,6 +150,12 @@ def _stencils(p: IndexedProblem, runs: Sequence[RuleRun], figure: str) -> str:
     )
     for name, formula in gradient_stencil(p):
         field = name.split("/∂", 1)[1]
+        terms = len(sp.Add.make_args(formula))
+        if len(split_sum(formula, LINE_BUDGET, index_tex)) > _LONGEST:
+            out.append(f"$\\partial L/\\partial {_name(field)}$: a sum of {terms} terms "
+                       "(each a diagonal of $J$ times a residual read at the row it belongs to); "
+                       "too long to print usefully.\n\n")  # fmt: skip
+            continue
         out.append(_display(f"\\frac{{\\partial L}}{{\\partial {_name(field)}}}", formula))
     out.append(
         "\\textbf{Boundary rows.} " + escape(boundary_text(p)) + " The kernels assemble these "
@@ -156,7 +180,7 @@ def _verdicts(rows: Sequence[tuple[str, str, str, str]]) -> str:
         return ""
     cells = [[escape(r), escape(c), f"\\textbf{{{escape(v)}}}", escape(a)] for r, c, v, a in rows]
     return (
-        "\\section{Verdicts about this problem}\n"
+        "\\needlines{10}\\section{Verdicts about this problem}\n"
         "Units are checked per field on the point formula and on every diagonal of the stencils; "
         "scale invariance under a scaling of the inputs per field ($u = s_u \\tilde u$ for every "
         "point of field $u$) by the theorem route, "
@@ -185,7 +209,7 @@ def _results(runs: Sequence[RuleRun]) -> str:
         ])  # fmt: skip
     heads = ["rule", "steps", "final loss", "status", Latex("$|x|$"), Latex("range of $x$")]
     intro = (
-        "\\section{Results}\nEach rule from the first start; the final state is summarised by "
+        "\\needlines{10}\\section{Results}\nEach rule from the first start; the final state is summarised by "
         "its norm and range (Figure~\\ref{fig:profile} draws it).\n"
     )
     return intro + table(heads, rows, "l r l l r l")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["indexed_derivation", "boundary_text", "grid_text", "STEP_TEXT", "shown_targets"]
-__all__ += ["gradient_stencil"]
+__all__ += ["gradient_stencil", "loss_text"]
 
 #: Each rule's step on an indexed problem, and how it is solved.
 STEP_TEXT = {
@@ -88,6 +88,25 @@ def boundary_text(p: IndexedProblem) -> str:
     )
 
 
+def loss_text(p: IndexedProblem) -> str:
+    """``L = ½ Σ_i (P[i] − y*[i])², y*[i] = …`` (several output fields: summed over them)."""
+    index = ", ".join(map(str, p.index))
+    if p.fields_out == 1:
+        loss = f"L = ½ Σ_{{{index}}} (P[{index}] − y*[{index}])²"
+    else:
+        loss = f"L = ½ Σ_a Σ_{{{index}}} (P_a[{index}] − y*_a[{index}])²"
+    if p.target_from is not None:
+        states = ", ".join(f"{f}*[{index}] = {t}" for f, t in zip(p.fields, p.target_from))
+        return f"{loss}, y* = P(x*) with {states}"
+    targets = p.target or (0,) * p.fields_out
+    names = p.output_names
+    shown = ", ".join(
+        f"y*[{index}] = {t}" if p.fields_out == 1 else f"y*_{a}[{index}] = {t}"
+        for a, t in zip(range(len(names)), targets)
+    )
+    return f"{loss}, {shown}"
+
+
 def indexed_derivation(spec: Spec) -> str:
     """``scaleinv derive`` for an indexed problem (see the module)."""
     p: IndexedProblem = spec.problem  # type: ignore[assignment]
@@ -98,10 +117,7 @@ def indexed_derivation(spec: Spec) -> str:
         f"Written once over the index, for {p.range_text}:",
     ]
     lines += [indented_formula(row, formula) for row, _, formula in rows["P"]]
-    targets = p.target or p.target_from
-    what = "y* = P(x*) with x*" if p.target_from is not None else "y*"
-    shown = ", ".join(str(t) for t in targets) if targets else "0"
-    lines += [f"L = ½ Σ_i (P[i] − y*[i])², {what} = {shown}", ""]
+    lines += [loss_text(p), ""]
     lines.append(f"Jacobian stencil ({len(rows['J'])} diagonals; entry ∂row/∂column at row i):")
     lines += [indented_formula(f"∂{row}/∂{col}", f) for row, col, f in rows["J"]]
     lines += ["", f"Hessian stencil of L ({len(rows['H'])} diagonals, at an interior row):"]

@@ -17,8 +17,10 @@ from scaleinv.reports.colors import styled
 
 __all__ = ["stencil_pattern_figure", "CORNER"]
 
-#: Rows and columns of the end panels (half from each end).
+#: Rows and columns of the end panels (half from each end), and most from each end (a 2-D
+#: stencil reaches a whole grid row away in the flat index).
 CORNER = 24
+MAX_HALF = 40
 _PANEL_POINTS = 3.2 * 72
 _MIN_MARK = 1.2
 
@@ -32,10 +34,14 @@ def _spy(ax: Any, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], ti
     ax.set_title(title, fontsize=9)
 
 
-def _ends(ax: Any, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], name: str) -> None:
-    """The entries whose row and column lie among the first or last ``CORNER/2`` indices,
-    the two ends side by side (a periodic stencil's wrapped entries land in the corners)."""
-    half = [min(CORNER // 2, (size + 1) // 2) for size in shape]
+def _ends(
+    ax: Any, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], name: str, reach: int
+) -> None:
+    """The entries whose row and column lie among the first or last ``half`` flat indices
+    (enough for the stencil's ``reach`` in the flat index, at least ``CORNER/2``), the two
+    ends side by side (a periodic stencil's wrapped entries land in the corners)."""
+    wanted = min(max(CORNER // 2, reach + 2), MAX_HALF)
+    half = [min(wanted, (size + 1) // 2) for size in shape]
     keep = [np.r_[0:h, size - h : size] for h, size in zip(half, shape)]
     where = [np.full(size, -1) for size in shape]
     for w, k in zip(where, keep):
@@ -57,6 +63,9 @@ def stencil_pattern_figure(kernels: Any) -> tuple[Figure, str]:
     fig = Figure(figsize=(7.0, 6.6), layout="constrained")
     axes = fig.subplots(2, 2)
     pairs = (("Jacobian $J$", kernels.jacobian_pattern), ("Hessian $H$", kernels.hessian_pattern))
+    p = kernels.problem
+    strides = np.cumprod((1, *p.shape[:0:-1]))[::-1]  # C order: the last axis moves fastest
+    reach = 2 * int(np.dot(p.width, strides))  # H reaches twice J's stencil
     for column, (name, placement) in enumerate(pairs):
         rows, cols = np.asarray(placement.rows), np.asarray(placement.cols)
         unique = np.unique(rows.astype(np.int64) * placement.shape[1] + cols)
@@ -64,7 +73,7 @@ def stencil_pattern_figure(kernels: Any) -> tuple[Figure, str]:
         m, n = placement.shape
         _spy(axes[0, column], rows, cols, placement.shape,
              f"{name}: {len(unique):,} of {m}×{n} nonzero")  # fmt: skip
-        _ends(axes[1, column], rows, cols, placement.shape, name)
+        _ends(axes[1, column], rows, cols, placement.shape, name, reach)
         for ax in axes[:, column]:
             ax.set_xlabel("column (input index)")
             ax.set_ylabel("row (output index)" if column == 0 else "row (input index)")
