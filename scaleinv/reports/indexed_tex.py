@@ -209,8 +209,8 @@ def _results(runs: Sequence[RuleRun]) -> str:
         ])  # fmt: skip
     heads = ["rule", "steps", "final loss", "status", Latex("$|x|$"), Latex("range of $x$")]
     intro = (
-        "\\needlines{10}\\section{Results}\nEach rule from the first start; the final state is summarised by "
-        "its norm and range (Figure~\\ref{fig:profile} draws it).\n"
+        "\\needlines{10}\\section{Results}\nEach rule from the first start; the final state is "
+        "summarised by its norm and range (Figure~\\ref{fig:profile} draws it).\n"
     )
     return intro + table(heads, rows, "l r l l r l")
 
