@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from catalogue import CATALOGUE
-from conftest import optional_module
+from conftest import optional_module, shipped_specs
 
 import scaleinv
 from scaleinv import Problem
@@ -52,7 +52,7 @@ def _problems() -> dict[str, Problem]:
         "diffusion8": Problem(x, diffusion, target=[0.1 * i for i in range(8)]),
     }
     problems.update(CATALOGUE)
-    for path in sorted((ROOT / "reports").glob("*.toml")):
+    for path in shipped_specs():
         if path.stem != "diffusion":  # n = 256: the same code as diffusion8, at length
             problems[f"spec:{path.stem}"] = load_spec(path).problem
     return problems

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import shipped_specs
 
 from scaleinv import rules
 from scaleinv.analysis.invariance import scale_invariance
@@ -148,3 +149,14 @@ def test_index_tex_names_accesses_and_targets():
     u1, ystar = sp.Symbol("u[i+1]"), sp.Symbol("y*[i-1]")
     assert index_tex(u1 + ystar) in ("u_{i+1} + y^{*}_{i-1}", "y^{*}_{i-1} + u_{i+1}")
     assert index_tex(sp.Symbol("v[i, j-1]")) == "v_{i,j-1}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", shipped_specs(indexed=True), ids=lambda p: p.stem)
+def test_shipped_indexed_specs_build(path, tmp_path, tex):
+    from scaleinv.reports.builder import build
+
+    result = build(path, tmp_path / "out")
+    text = result.tex.read_text(encoding="utf-8")
+    assert "Derivatives as stencils" in text and result.pdf is not None
+    assert len(result.pages()) >= 3

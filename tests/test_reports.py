@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from catalogue import PROJECTILE
+from conftest import shipped_specs
 
 from scaleinv import load_spec, minimize
 from scaleinv.errors import ScaleinvError
@@ -32,7 +33,7 @@ from scaleinv.reports.latex import LINE_BUDGET, number, tex, visible_length
 from scaleinv.reports.pdf import LatexError, compile_pdf, first_error
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = sorted((ROOT / "reports").glob("*.toml"))
+SPECS = shipped_specs()  # indexed specs: tests/test_indexed_report.py
 #: Shipped specs whose report takes tens of seconds (diffusion.toml: 256 inputs): built once,
 #: on first use, by the tests marked slow only.
 LARGE = {"diffusion"}
