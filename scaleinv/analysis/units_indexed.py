@@ -2,8 +2,9 @@ r"""Units of an indexed problem, per field, from its point formulas and stencils
 
 A spec's ``[units]`` names the *fields* of an :class:`~scaleinv.symbolic.indexed.IndexedProblem`
 (``u = "temperature"``: every ``u[i]`` has it), its scalar and per-point params, the output
-fields (``P``, or ``P0``, ``P1``, ... for several, or ``outputs = [...]``) and the loss
-(``L``). Nothing is expanded over the grid:
+fields (``P``, or ``P0``, ``P1``, ... for several, or ``outputs = [...]``), the loss (``L``)
+and, optionally, the target (``target``: it must have its output's dimension). Nothing is
+expanded over the grid:
 
 * each point formula ``P_a(i)`` is walked once, every access ``u[i+d]`` taking its field's
   dimension (the index is dimensionless; a dimensionless target — numbers, or a profile such
@@ -66,7 +67,7 @@ def indexed_dimensions(problem: IndexedProblem, dims: Mapping[str, Any]) -> Dime
         entry that does not fit.
     """
     outputs = problem.output_names
-    special = {"outputs", "L", "loss"}
+    special = {"outputs", "L", "loss", "target"}
     names = [*problem.fields, *map(str, problem.params), *problem.point_params]
     known = [*names, *outputs, *(k for k in special if k not in names)]
     unknown = sorted(set(dims) - set(known))
@@ -94,6 +95,17 @@ def indexed_dimensions(problem: IndexedProblem, dims: Mapping[str, Any]) -> Dime
         have = _fits(formula, table, want, f"{name}[{', '.join(map(str, problem.index))}]")
         found.append(have)
     table.update(zip(problem.target_symbols, found))
+    if "target" in dims:  # y* has P's dimension; a declaration must say so
+        given = dims["target"]
+        given = [given] * len(outputs) if isinstance(given, str) else given
+        if not isinstance(given, (list, tuple)) or len(given) != len(outputs):
+            raise DimensionError("target", f"needs one dimension or a list of {len(outputs)}")
+        for name, want, have in zip(outputs, given, found):
+            if not same_dimension(want, have):
+                raise DimensionError(
+                    "target", f"y* of {name} is declared {want}, but {name} has dimension "
+                    f"{format_dimension(have)}"
+                )  # fmt: skip
     _check_targets(problem, table, found, by_name)
     loss = _fits(sp.Add(*(t**2 for t in problem.target_symbols)), table,
                  dims.get("L", dims.get("loss")), "the loss ½|P − y*|²")  # fmt: skip

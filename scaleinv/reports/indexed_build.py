@@ -29,7 +29,7 @@ from scaleinv.reports.figures import Plot, loss_figure, save_plot
 from scaleinv.reports.indexed_tex import indexed_document
 from scaleinv.reports.pattern_figure import profile_figure
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
-from scaleinv.reports.stencil_figure import stencil_pattern_figure
+from scaleinv.reports.stencil_figure import field_maps_figure, stencil_pattern_figure
 from scaleinv.reports.verdicts import VerdictRow
 from scaleinv.symbolic import Spec
 
@@ -115,7 +115,10 @@ def build_indexed_into(
     figures_dir.mkdir()
     fig, caption = stencil_pattern_figure(kernels)
     plots = [Plot("sparsity", fig, caption)]
-    fig, caption = profile_figure(runs, "$x$ (field-major)")
+    if len(p.shape) == 2 and any(r.trajectory is not None for r in runs):
+        fig, caption = field_maps_figure(p, runs)
+    else:
+        fig, caption = profile_figure(runs, "$x$ (field-major)")
     plots.append(Plot("profile", fig, caption))
     plots.append(loss_figure(runs))
     files: list[Path] = []
@@ -145,7 +148,8 @@ def build_indexed_into(
             continue
         for b, start in enumerate(spec.starts):
             status = Status(int(np.ravel(t.status)[b])).words
-            results.append(ResultRow(run.label, tuple(np.asarray(start, float)), t.steps,
+            taken = int(np.ravel(t.steps_taken)[b])
+            results.append(ResultRow(run.label, tuple(np.asarray(start, float)), taken,
                                      tuple(t.x[-1, b]), float(t.loss[-1, b]), status))  # fmt: skip
     rows = tuple(VerdictRow(check, label, verdict, "") for label, check, verdict, _ in verdicts)
     checks = SpecVerdicts((), {}, {str(s): float(v) for s, v in p.params.items()}, 0)

@@ -182,8 +182,8 @@ def _verdicts(rows: Sequence[tuple[str, str, str, str]]) -> str:
     return (
         "\\needlines{10}\\section{Verdicts about this problem}\n"
         "Units are checked per field on the point formula and on every diagonal of the stencils; "
-        "scale invariance under a scaling of the inputs per field ($u = s_u \\tilde u$ for every "
-        "point of field $u$) by the theorem route, "
+        "scale invariance under a scaling of the inputs per field (every point of a field "
+        "multiplied by that field's own factor $s$) by the theorem route, "
         "its hypotheses checked on the assembled sparse matrices at the start. A claim that "
         "cannot be decided here says why.\n"
         + table(["rule", "check", "verdict", "argument"], cells,

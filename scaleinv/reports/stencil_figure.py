@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from scaleinv.reports.colors import styled
 
-__all__ = ["stencil_pattern_figure", "CORNER"]
+__all__ = ["stencil_pattern_figure", "field_maps_figure", "CORNER"]
 
 #: Rows and columns of the end panels (half from each end), and most from each end (a 2-D
 #: stencil reaches a whole grid row away in the flat index).
@@ -82,5 +82,31 @@ def stencil_pattern_figure(kernels: Any) -> tuple[Figure, str]:
         "structurally nonzero; every entry drawn at least a dot wide). Top: the whole matrices; "
         "bottom: the first and last rows and columns side by side (dashed: where the index jumps), "
         "so the boundary rows show what the boundary rule makes of the stencil."
+    )
+    return fig, caption
+
+
+@styled
+def field_maps_figure(problem: Any, runs: Any) -> tuple[Figure, str]:
+    """A 2-D grid's fields as images: the start and the final state of the rule that ended
+    with the lowest loss (one row per field, a colour bar each)."""
+    done = [r for r in runs if r.trajectory is not None]
+    best = min(done, key=lambda r: float(np.ravel(r.trajectory.loss[-1])[0]))
+    first = np.asarray(best.trajectory.x[0]).reshape(-1, problem.n)[0]
+    final = np.asarray(best.trajectory.x[-1]).reshape(-1, problem.n)[0]
+    fields = len(problem.fields)
+    fig = Figure(figsize=(7.0, 3.0 * fields), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(fields, 2))
+    shape = (fields, *problem.shape)
+    for b, name in enumerate(problem.fields):
+        for ax, values, what in zip(axes[b], (first, final), ("start", f"final, {best.label}")):
+            image = ax.imshow(values.reshape(shape)[b], origin="lower", cmap="viridis")
+            ax.set_title(f"${name}$: {what}", fontsize=9)
+            ax.set_xlabel(f"${problem.index[1]}$")
+            ax.set_ylabel(f"${problem.index[0]}$")
+            fig.colorbar(image, ax=ax, shrink=0.85)
+    caption = (
+        "Each field over the grid: the start (left) and the final state of the rule that ended "
+        f"with the lowest loss ({best.label}, right)."
     )
     return fig, caption
