@@ -37,6 +37,10 @@ u = "temperature"
 dt = "time"
 nu = "1/time"
 c = "1/(time*temperature**2)"
+[study]
+starts = 4
+spread = 0.1
+steps = 12
 [[rules]]
 name = "gd"
 eta = 0.5
@@ -69,6 +73,7 @@ def test_report_shows_the_formula_once_and_its_stencils(built):
     assert text.count("P_{i} =") == 1  # the point formula, once
     assert "Derivatives as stencils" in text and "Boundary rows" in text
     assert "ghost values (u = 0.25)" in text
+    assert "Many starts" in text and "spread" not in text.split("Many starts")[0]
     assert text.count("\\frac{\\partial P_{i}}{\\partial u_{") == 3  # J's three diagonals
     assert {f.stem for f in built.figures} >= {"sparsity", "profile", "loss"}
     verdicts = {(v.subject.split(" ")[0], v.check): v.verdict for v in built.verdicts}

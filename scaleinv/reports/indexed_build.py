@@ -30,6 +30,7 @@ from scaleinv.reports.indexed_tex import indexed_document
 from scaleinv.reports.pattern_figure import profile_figure
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.stencil_figure import field_maps_figure, stencil_pattern_figure
+from scaleinv.reports.study_indexed import indexed_study_tex, run_indexed_study
 from scaleinv.reports.verdicts import VerdictRow
 from scaleinv.symbolic import Spec
 
@@ -125,10 +126,14 @@ def build_indexed_into(
     for plot in plots:
         files += save_plot(plot, figures_dir)
     refs = [FigureRef(f"figures/{plot.name}.pdf", plot.caption) for plot in plots]
+    study = ""
+    if spec.study:
+        say(f"study    {len(spec.rules)} rule(s) from the [study] starts around the start")
+        study = indexed_study_tex(run_indexed_study(spec))
     say("latex    report.tex")
     dims = indexed_dimensions(p, dict(spec.units)) if spec.units else None  # type: ignore[arg-type]
     tex = work / "report.tex"
-    tex.write_text(indexed_document(spec, runs, verdicts, refs, dims), encoding="utf-8")
+    tex.write_text(indexed_document(spec, runs, verdicts, refs, dims, study), encoding="utf-8")
     pdf_path, note = None, ""
     if pdf and tex_engine() is not None:
         say(f"pdf      {tex_engine()} -pdf report.tex")

@@ -233,8 +233,9 @@ def indexed_document(
     verdicts: Sequence[tuple[str, str, str, str]],
     figures: Sequence[FigureRef],
     dims: Any = None,
+    study: str = "",
 ) -> str:
-    """The whole ``report.tex`` of an indexed spec."""
+    """The whole ``report.tex`` of an indexed spec (``study``: the many-starts section)."""
     p: IndexedProblem = spec.problem  # type: ignore[assignment]
     has_pattern = any(f.path.endswith("sparsity.pdf") for f in figures)
     parts = [
@@ -245,6 +246,7 @@ def indexed_document(
         _stencils(p, runs, "fig:sparsity" if has_pattern else ""),
         _verdicts(verdicts),
         _results(runs),
+        study,
         _figures(figures),
         "\\end{document}\n",
     ]

@@ -41,7 +41,6 @@ __all__ = ["IndexedStudyOptions", "IndexedStudy", "indexed_study_options"]
 __all__ += ["run_indexed_study", "negative_eigenvalues"]
 
 
-
 @dataclass(frozen=True)
 class IndexedStudyOptions:
     """The validated ``[study]`` table of an indexed spec."""
@@ -208,3 +207,37 @@ def indexed_study_text(study: IndexedStudy, title: str, seconds: float) -> str:
     heads, table = study_rows(study)  # type: ignore[arg-type]
     lines += ["", format_table(heads, table, wrap={len(heads) - 1: FAILED_WIDTH})]
     return "\n".join(lines)
+
+
+def indexed_study_tex(study: IndexedStudy) -> str:
+    """The report section of an indexed study: how the starts spread, minima, rule table."""
+    from scaleinv.reports.latex import Latex, escape, number, table
+    from scaleinv.reports.study_text import RUNS, study_rows
+
+    o = study.options
+    found = len(study.minima)
+    out = [
+        "\\needlines{12}\\section{Many starts}\n",
+        f"Every rule run from {escape(o.layout())}, for up to {o.steps} steps; a run has "
+        f"converged when $|\\partial L/\\partial x| \\le {number(o.tol)}$. A converged run ends "
+        "at a minimum where the Hessian of $L$ has no negative eigenvalue (the inertia of a "
+        f"sparse $LDL^\\top$); end points within {SAME * 100:g}\\,\\% of ${number(o.scale)}$ "
+        "(root-mean-square distance) are one minimum. "
+        + (f"The runs reached {found} minim{'um' if found == 1 else 'a'}.\n" if found
+           else "No run reached a minimum.\n")
+    ]  # fmt: skip
+    total = len(study.rules) * len(study.starts)
+    rows = [
+        [f"m{k + 1}", f"${number(float(np.linalg.norm(m.point)))}$",
+         f"$[{number(min(m.point), 3)}, {number(max(m.point), 3)}]$", f"${number(m.loss, 3)}$",
+         escape(f"{m.runs / total:.0%}")]
+        for k, m in enumerate(study.minima[: study.listed])
+    ]  # fmt: skip
+    if rows:
+        heads = ["minimum", Latex("$|x|$"), Latex("range of $x$"), "loss", RUNS]
+        out.append(table(heads, rows, "l r l l r"))
+    heads, cells = study_rows(study)  # type: ignore[arg-type]
+    cells = [[escape(c) for c in row] for row in cells]
+    spec_cols = "l " + "r " * (len(heads) - 3) + "l >{\\raggedright\\arraybackslash}p{4.5cm}"
+    out.append(table(heads, cells, spec_cols))
+    return "".join(out)
