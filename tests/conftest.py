@@ -48,18 +48,3 @@ def tex() -> None:
     require_program("latexmk")
     require_program("pdftoppm")
 
-
-def shipped_specs(*, indexed: bool = False) -> list[Path]:
-    """The shipped ``reports/*.toml`` written expression by expression (or, with
-    ``indexed=True``, those written over an index: ``inputs = "u[0:n]"``, tested by
-    ``tests/test_indexed_*.py``)."""
-    import tomllib
-
-    from scaleinv.symbolic.indexed_parsing import is_indexed
-
-    found = []
-    for path in sorted((Path(__file__).resolve().parents[1] / "reports").glob("*.toml")):
-        inputs = tomllib.loads(path.read_text(encoding="utf-8"))["problem"]["inputs"]
-        if is_indexed(inputs) == indexed:
-            found.append(path)
-    return found

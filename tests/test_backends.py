@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
-from catalogue import CATALOGUE
-from conftest import optional_module, shipped_specs
+from catalogue import CATALOGUE, shipped_specs
+from conftest import optional_module
 
 import scaleinv
 from scaleinv import Problem

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shipped_specs
+from catalogue import shipped_specs
 from matplotlib.colors import to_hex
 from matplotlib.text import Annotation
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import optional_module, shipped_specs
+from catalogue import shipped_specs
+from conftest import optional_module
 
 from scaleinv import export, load_spec, rules
 from scaleinv.errors import ScaleinvError
@@ -17,7 +18,7 @@ from scaleinv.numeric.flavors import namespace_of
 from scaleinv.numeric.flavors.loader import load_module
 from scaleinv.numeric.inverse import numeric_inverse_note
 
-SPECS = shipped_specs()  # indexed specs: tests/test_indexed_export.py
+SPECS = shipped_specs()
 # diffusion.toml (256 inputs) is left out: flavours hold J and H dense, and tracing a stack of
 # 256 x 256 Hessian entries takes minutes (a known limit, see the README)
 FLAVOR_SPECS = [p for p in SPECS if p.stem != "diffusion"]

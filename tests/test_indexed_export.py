@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import optional_module, shipped_specs
+from catalogue import shipped_specs
+from conftest import optional_module
 
 from scaleinv import export, load_spec
 from scaleinv.numeric.export import module_source

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import shipped_specs
+from catalogue import shipped_specs
 
 from scaleinv import rules
 from scaleinv.analysis.invariance import scale_invariance

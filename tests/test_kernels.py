@@ -105,7 +105,7 @@ def test_functions_of_huge_numbers_are_evaluated_exactly_once() -> None:
 
 @pytest.mark.slow
 def test_a_4096_point_stencil_compiles_and_matches_numpy() -> None:
-    # The periodic stencil of reports/make_diffusion.py without its cubic term: its loss
+    # The periodic stencil of reports/diffusion.toml without its cubic term: its loss
     # ½|P − y*|² has 4,096 terms (a RecursionError from about 3,000 outputs before).
     from scaleinv import Problem
 

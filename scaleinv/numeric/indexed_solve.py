@@ -95,7 +95,8 @@ def sparse_lu_solve(
     for k in range(len(rhs)):
         try:
             with np.errstate(all="ignore"):
-                x[k] = splu(placement.matrix(values[k])).solve(rhs[k])
+                lu = splu(placement.matrix(values[k]), permc_spec="MMD_AT_PLUS_A")
+                x[k] = lu.solve(rhs[k])
         except RuntimeError:  # "Factor is exactly singular"
             status[k] = runtime.SINGULAR
             continue

@@ -81,13 +81,12 @@ def flat_points(problem: IndexedProblem, x: Any) -> np.ndarray:
     """Start points as flat ``(..., n)`` arrays: ``x`` flat already, or shaped
     ``(..., fields, *grid)`` (one field: also ``(..., *grid)``)."""
     array = np.asarray(x)
-    if array.ndim and array.shape[-1] == problem.n:  # flat: (1, n) is one start, not a grid
+    if array.ndim and array.shape[-1] == problem.n:  # flat (one field on a 1-D grid: always)
         return array
     grid = (len(problem.fields),) + problem.shape
     for shape in (grid, problem.shape if len(problem.fields) == 1 else None):
         if shape and array.ndim >= len(shape) and array.shape[array.ndim - len(shape) :] == shape:
-            if shape != (problem.n,):
-                return array.reshape(array.shape[: array.ndim - len(shape)] + (problem.n,))
+            return array.reshape(array.shape[: array.ndim - len(shape)] + (problem.n,))
     return array
 
 
