@@ -115,15 +115,33 @@ def test_kernels_match_the_expanded_problem(twins, name: str):
 @pytest.mark.parametrize("name", list(CASES))
 def test_steps_match_the_expanded_problem(twins, name: str):
     problem, expanded, x = twins[name]
-    steps = [rules.gd(0.05), rules.newton(0.7), rules.ig(0.7), rules.pg(0.5)]
+    for rule in (rules.gd(0.05), rules.newton(0.7), rules.ig(0.7)):
+        ours = scaleinv.minimize(problem, rule, x, 3, record="all")
+        theirs = scaleinv.minimize(expanded, rule, x, 3, record="all")
+        assert ours.statuses() == theirs.statuses(), rule.name
+        _close(ours.x, theirs.x, 1e-11)
+        _close(ours.loss, theirs.loss, 1e-11)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_pg_steps_match_a_root_finder_on_the_expanded_problem(twins, name: str):
+    """PG's step solves P(x + Δx) = y + Δy: SciPy's root finder on the expanded problem's
+    kernels, from the same x, finds the same point (the expanded problem's own PG would first
+    search a closed form of a coupled system: minutes)."""
+    from scipy.optimize import root
+
+    problem, expanded, x = twins[name]
+    e = expanded.compile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumericInverseWarning)
-        for rule in steps:
-            ours = scaleinv.minimize(problem, rule, x, 3, record="all")
-            theirs = scaleinv.minimize(expanded, rule, x, 3, record="all")
-            assert ours.statuses() == theirs.statuses(), rule.name
-            _close(ours.x, theirs.x, 1e-11)
-            _close(ours.loss, theirs.loss, 1e-11)
+        dx, _, status = compiled_rule(problem, rules.pg(0.5)).step(x, None)
+    assert (status == runtime.RUNNING).all()
+    for sample, step in zip(x, dx):
+        y = e.P(sample)
+        goal = y - 0.5 * (y - problem.compile().target)
+        found = root(lambda v, goal=goal: e.P(v) - goal, sample, jac=e.jacobian, tol=1e-13)
+        assert np.abs(e.P(found.x) - goal).max() < 1e-12
+        _close(sample + step, found.x, 1e-10)
 
 
 @pytest.mark.parametrize("name", ["1d-dirichlet", "1d-wide-per-point", "brusselator-periodic"])
@@ -233,3 +251,36 @@ def test_a_million_points_derive_compile_and_step():
     reference = spsolve(k.hessian_matrix(x[3]).tocsc(), -k.gradient(x[3]))
     _close(dx[3], reference, 1e-10)
     assert setup < 30  # generous on a shared CI machine; the benchmark measures it properly
+
+
+def test_a_batch_of_one_keeps_its_axis():
+    """x0 of shape (1, n) on a one-field 1-D grid is one flat sample, not the grid shape
+    (fields, n) (it lost its batch axis, and a converged sample then crashed the driver)."""
+    problem = CASES["1d-periodic"]
+    t = scaleinv.minimize(problem, rules.newton(), np.zeros((1, 7)), 30, tol=1e-9)
+    assert t.x.shape == (2, 1, 7)
+    assert t.statuses() == [Status.CONVERGED]
+
+
+def test_pg_takes_the_closed_form_at_each_point_where_points_decouple():
+    """``u[i]³ + a[i] u[i]`` reads only its own point: PG uses the closed-form local inverse
+    per point (no warning), and agrees with the numeric inverse (a second path)."""
+    problem = IndexedProblem.from_strings(
+        "u[0:n]", "u[i]**3 + a[i]*u[i]", params={"n": 50, "a": "1 + 0.1*i"}, target="sin(i)"
+    )
+    x = np.random.default_rng(0).normal(size=(3, 50))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        closed = compiled_rule(problem, rules.pg(0.5)).step(x, None)
+        scaleinv.minimize(problem, rules.pg(0.5), x, 1)
+    numeric = compiled_rule(problem, rules.pg(0.5, inverse="numeric")).step(x, None)
+    assert (closed[2] == runtime.RUNNING).all() and (numeric[2] == runtime.RUNNING).all()
+    _close(closed[0], numeric[0])
+
+
+def test_pg_reports_a_point_without_a_real_inverse():
+    """``u[i]²`` cannot reach a negative target: the closed form knows (no_inverse)."""
+    problem = IndexedProblem.from_strings("u[0:n]", "u[i]**2", params={"n": 4}, target="i - 2")
+    t = scaleinv.minimize(problem, rules.pg(1.0), np.ones((2, 4)), 2)
+    assert t.statuses() == [Status.NO_INVERSE, Status.NO_INVERSE]
+    np.testing.assert_array_equal(t.x[-1], np.ones((2, 4)))  # a failed sample keeps its point

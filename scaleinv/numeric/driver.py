@@ -201,7 +201,7 @@ def minimize(
     """
     steps = check_steps(steps)
     if isinstance(problem, IndexedProblem):
-        note = indexed_inverse_note(rule)
+        note = indexed_inverse_note(problem, rule)
     else:
         note = numeric_inverse_note(problem, rule)
     if note is not None:

@@ -179,7 +179,7 @@ class IndexedKernels:
     def loss(self, x: Any) -> np.ndarray:
         """``½|P(x) − y*|²`` per sample."""
         r = self.residual(x)
-        return 0.5 * np.einsum("...k,...k->...", r, r)
+        return np.asarray(0.5 * np.einsum("...k,...k->...", r, r))  # 0-d: an array too
 
     def jacobian_values(self, x: Any) -> np.ndarray:
         """J's COO values ``(..., nnz)`` at :attr:`jacobian_pattern`."""

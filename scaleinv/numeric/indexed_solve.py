@@ -72,7 +72,7 @@ def _band_one(
     if not len(values):
         return solve_banded(bandwidths, ab, rhs, check_finite=False)
     wrapped, where = np.unique(rows, return_inverse=True)
-    columns = np.zeros((len(rhs), 1 + len(wrapped)))
+    columns = np.zeros((len(rhs), 1 + len(wrapped)), order="F")  # LAPACK's order: no copy
     columns[:, 0] = rhs
     columns[wrapped, 1 + np.arange(len(wrapped))] = 1.0
     solved = solve_banded(bandwidths, ab, columns, check_finite=False)

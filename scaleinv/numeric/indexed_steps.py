@@ -9,10 +9,11 @@ linear in the grid and bounded in the batch:
 * GD: ``Δx = −η Jᵀ(P − y*)``;
 * Newton: ``H Δx = −η ∇L`` with H assembled from the point Hessians;
 * IG: ``J Δx = Δy``, ``Δy = −η (P − y*)`` (the Newton step of ``½|y − y*|²`` in y); J square;
-* PG: ``Δx = P⁻¹(y + Δy; x) − x``, the local inverse solved numerically — Newton's method on
-  ``P(x') = y + Δy`` from ``x`` with the structured J and backtracking on ``|P(x') − (y + Δy)|``;
-  a sample that does not converge ends ``not_found`` (or takes the IG step with
-  ``fallback="ig"``).
+* PG: ``Δx = P⁻¹(y + Δy; x) − x``: where each output reads only its own point, the closed-form
+  local inverse at every point (:mod:`scaleinv.numeric.indexed_pointwise`); otherwise (or with
+  ``inverse="numeric"``) solved numerically — Newton's method on ``P(x') = y + Δy`` from ``x``
+  with the structured J and backtracking on ``|P(x') − (y + Δy)|``; a sample that does not
+  converge ends ``not_found`` (or takes the IG step with ``fallback="ig"``).
 
 One field on a 1-D grid (periodic or dirichlet) solves with LAPACK's band LU (periodic: a
 Woodbury correction of the corners); anything else with SciPy's sparse LU on the static
@@ -22,6 +23,7 @@ pattern (:mod:`scaleinv.numeric.indexed_solve`). A singular matrix gives ``singu
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule, stateless
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels
+from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
 from scaleinv.numeric.rules import GD, IG, PG, Newton, Rule, _skip_failed
 from scaleinv.symbolic.indexed import IndexedProblem
@@ -55,10 +58,11 @@ def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
     }
     if isinstance(rule, PG):
         fallback = rule.fallback == "ig"
+        numeric = rule.inverse == "numeric"
         _require_square(problem, rule.name)
 
         def pg(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
-            return _pg(k, f, eta, fallback)
+            return _pg(k, f, eta, fallback, numeric)
 
         return _skip_failed(stateless(_chunked(kernels, pg, eta)))
     if type(rule) not in steps:
@@ -70,11 +74,14 @@ def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
     return stateless(_chunked(kernels, steps[type(rule)], eta))
 
 
-def indexed_inverse_note(rule: Rule) -> str | None:
-    """Why ``rule`` solves ``P(x) = y`` numerically on an indexed problem (PG does), else None."""
-    if isinstance(rule, PG):
-        return "on an indexed problem PG solves P(x) = y by Newton's method with the structured J"
-    return None
+def indexed_inverse_note(problem: IndexedProblem, rule: Rule) -> str | None:
+    """Why ``rule`` solves ``P(x) = y`` numerically on ``problem``; None if it does not (not
+    PG, or PG with a closed form at each point)."""
+    if not isinstance(rule, PG):
+        return None
+    if rule.inverse != "numeric" and pointwise_inverse(problem) is not None:
+        return None
+    return "on an indexed problem PG solves P(x) = y by Newton's method with the structured J"
 
 
 def flat_points(problem: IndexedProblem, x: Any) -> np.ndarray:
@@ -175,11 +182,12 @@ def _retry_sparse(
     return x, status
 
 
-def _pg(k: IndexedKernels, f: np.ndarray, eta: float, fallback: bool) -> tuple:
+def _pg(k: IndexedKernels, f: np.ndarray, eta: float, fallback: bool, numeric: bool) -> tuple:
     y = k.point("point_P", f).reshape((len(f), -1))
     dy = -eta * (y - k.target)
     goal = y + dy
-    x, status = numeric_inverse(k, goal, f)
+    closed = None if numeric else pointwise_inverse(k.problem)
+    x, status = (closed or partial(numeric_inverse, k))(goal, f)
     dx = np.where((status == runtime.RUNNING)[:, None], x - f, 0.0)
     if fallback:
         failed = np.flatnonzero(status != runtime.RUNNING)
