@@ -134,3 +134,19 @@ def test_shipped_indexed_specs_export_their_kernels(path):
         np.testing.assert_allclose(
             module[name](x, **extra), getattr(kernels, name)(x), rtol=1e-12, atol=1e-12
         )
+
+
+def test_cli_export_says_what_is_not_exported(tmp_path, capsys):
+    from scaleinv.reports.cli import main
+
+    spec = tmp_path / "heat.toml"
+    spec.write_text(
+        'title = "heat"\n[problem]\ninputs = "u[0:n]"\noutputs = "u[i] + 0.1*(u[i+1] - u[i])"\n'
+        '[params]\nn = 8\n[[rules]]\nname = "gd"\neta = 0.3\n[[rules]]\nname = "newton"\n',
+        encoding="utf-8",
+    )
+    assert main(["export", str(spec), "--to", str(tmp_path / "k.py"), "--flavor", "jax"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "not exported: newton_step" in out
+    text = (tmp_path / "k.py").read_text(encoding="utf-8")
+    assert "def gd_step(x, eta=0.3" in text and "import jax" in text

@@ -27,7 +27,7 @@ _MIN_MARK = 1.2
 
 def _spy(ax: Any, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], title: str) -> None:
     side = max(_PANEL_POINTS / max(shape), _MIN_MARK)
-    ax.scatter(cols, rows, s=side**2, marker="s", c="k", linewidths=0)
+    ax.scatter(cols, rows, s=side**2, marker="s", c="k", linewidths=0, rasterized=len(rows) > 5000)
     ax.set_xlim(-0.5, shape[1] - 0.5)
     ax.set_ylim(shape[0] - 0.5, -0.5)
     ax.set_aspect("equal")
