@@ -128,7 +128,7 @@ def _gd(problem: IndexedProblem, kernels: Any, x: np.ndarray, eta: float) -> Ind
     scale[: problem.points] = 2.0  # s = 2 on the first field, 1 on the others
     step = -eta * g  # Δx
     mapped = scale * (-eta * scale * g)  # A Δũ with Δũ = −η Aᵀ ∇L(x)
-    gap = float(np.linalg.norm(mapped - step) / max(np.linalg.norm(step), 1e-300))
+    gap = float(np.linalg.norm(mapped - step)) / max(float(np.linalg.norm(step)), 1e-300)
     field = problem.fields[0]
     lines.append(
         f"counterexample s_{field} = 2 (A Aᵀ ≠ I): at the start |A Δũ − Δx|/|Δx| = {gap:.3g} "

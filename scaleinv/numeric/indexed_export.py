@@ -76,7 +76,8 @@ def indexed_module_source(
         source, _ = kernel_source(name, exprs, args, params, "", spec.name)
         parts.append(source)
     parts.append(_target_source(p, spec.name))
-    gd = [float(r.eta) for r in rules or () if r.name == "gd" and isinstance(r.eta, (int, float))]
+    etas = [getattr(r, "eta", None) for r in rules or () if r.name == "gd"]
+    gd = [float(e) for e in etas if isinstance(e, (int, float))]
     parts.append(_grid_kernels(p, gd[0] if gd else 0.01))
     keywords = param_keywords(params)
     skipped = []

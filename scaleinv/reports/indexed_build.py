@@ -32,7 +32,7 @@ from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_en
 from scaleinv.reports.stencil_figure import field_maps_figure, stencil_pattern_figure
 from scaleinv.reports.study_indexed import indexed_study_tex, run_indexed_study
 from scaleinv.reports.verdicts import VerdictRow
-from scaleinv.symbolic import Spec
+from scaleinv.symbolic import IndexedProblem, Spec
 
 __all__ = ["build_indexed_into", "indexed_runs", "indexed_verdicts"]
 
@@ -103,6 +103,7 @@ def build_indexed_into(
     from scaleinv.reports.spec_verdicts import SpecVerdicts
 
     p = spec.problem
+    assert isinstance(p, IndexedProblem)  # the builder routes only indexed specs here
     say(f"derive   stencils of J and H at a generic point ({p.n} inputs, never expanded)")
     p.representative_rows()
     say("compile  point kernels of P, J's diagonals and the point Hessians")
