@@ -47,3 +47,4 @@ def tex() -> None:
     """Tests that build PDFs: they need latexmk and pdftoppm (CI installs TeX Live)."""
     require_program("latexmk")
     require_program("pdftoppm")
+

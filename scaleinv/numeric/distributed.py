@@ -23,7 +23,7 @@ from scaleinv.numeric.driver import check_steps
 from scaleinv.numeric.export import module_source
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.trajectory import Trajectory, recorded_steps
-from scaleinv.symbolic import Problem
+from scaleinv.symbolic import IndexedProblem, Problem
 
 __all__ = ["minimize_dask", "dask_array", "dask_client", "CONNECT_TIMEOUT"]
 
@@ -68,7 +68,7 @@ def dask_array() -> Any:
 
 
 def minimize_dask(
-    problem: Problem,
+    problem: Problem | IndexedProblem,
     rule: Rule,
     x0: Any,
     steps: int,
@@ -81,8 +81,10 @@ def minimize_dask(
     :class:`~scaleinv.numeric.trajectory.Trajectory` whose ``x``, ``y``, ``loss`` and
     ``status`` are lazy Dask arrays chunked like ``x0`` along the batch axes (compute them
     together, e.g. ``dask.compute(t.x[-1], t.status)``, to run each chunk once). The rule must
-    be exportable (GD, Newton, IG, HIG, PG). HIG's singular-value
-    cut-off is relative to the largest singular value of each chunk, not of the whole batch.
+    be exportable (GD, Newton, IG, HIG, PG). An indexed problem runs its structured steps
+    (:mod:`scaleinv.numeric.distributed_indexed`: there the workers import scaleinv). HIG's
+    singular-value cut-off is relative to the largest singular value of each chunk, not of
+    the whole batch.
 
     Examples
     --------
@@ -93,27 +95,34 @@ def minimize_dask(
     >>> t.x[-1].compute()[0].round(6)  # doctest: +SKIP
     array([0.000798, 0.028248])
     """
-    da = dask_array()
     if x0.ndim == 0 or x0.shape[-1] != problem.n:
         raise ProblemError(f"x0 must have shape (..., {problem.n}), got {x0.shape}")
     steps = check_steps(steps)
+    if isinstance(problem, IndexedProblem):  # workers run scaleinv's structured steps
+        from scaleinv.numeric.distributed_indexed import minimize_indexed_dask
+
+        return minimize_indexed_dask(problem, rule, x0, steps, tol, record)
     source = module_source(problem, [rule], title="scaleinv kernels for Dask workers")
     if rule.step_name not in ast.literal_eval(source.rsplit("__all__ = ", 1)[1]):
         notes = [line.split(": ", 1) for line in source.splitlines() if line.startswith("Not ex")]
         why = "; ".join(note[1].rstrip(".") for note in notes)
         raise ScaleinvError(f"{rule.name} cannot run on Dask workers: {why}")
-    n, m = problem.n, problem.m
-    x0 = da.asarray(x0).astype(np.float64).rechunk({x0.ndim - 1: -1})
     kept = recorded_steps(record, steps)
+    return run_blocks(x0, _TASK["run_chunk"], (source, rule.step_name, steps, tol, kept, problem.m),
+                      problem.n, problem.m, rule, kept)  # fmt: skip
+
+
+def run_blocks(
+    x0: Any, task: Any, args: tuple, n: int, m: int, rule: Rule, kept: np.ndarray
+) -> Trajectory:
+    """``task(chunk, *args)`` on every chunk of starts (each packs the recorded steps' x, y,
+    loss, status and steps taken on its last axis), unpacked into a lazy Trajectory."""
+    da = dask_array()
+    x0 = da.asarray(x0).astype(np.float64).rechunk({x0.ndim - 1: -1})
     chunks = ((len(kept),), *x0.chunks[:-1], (n + m + 3,))
     packed = x0.map_blocks(
-        _TASK["run_chunk"],
-        source,
-        rule.step_name,
-        steps,
-        tol,
-        kept,
-        m,
+        task,
+        *args,
         new_axis=0,
         chunks=chunks,
         dtype=np.float64,

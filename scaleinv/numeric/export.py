@@ -16,11 +16,13 @@ from pathlib import Path
 from scaleinv.errors import NumericOnlyError, ScaleinvError
 from scaleinv.numeric import pathsolve, pysource, runtime
 from scaleinv.numeric.flavors import check_flavor, prelude_source
+from scaleinv.numeric.indexed_export import indexed_module_source
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.inverse_source import closed_form_source
 from scaleinv.numeric.kernels import compile_problem, param_keywords
 from scaleinv.numeric.rules import Rule, gd, hig, ig, newton, pg
 from scaleinv.symbolic import Problem
+from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["export", "module_source"]
 
@@ -81,12 +83,14 @@ _NEEDS = {
 
 
 def module_source(
-    problem: Problem,
+    problem: Problem | IndexedProblem,
     rules: Sequence[Rule] | None = None,
     title: str | None = None,
     flavor: str = "numpy",
 ) -> str:
     """The text of the standalone module :func:`export` writes."""
+    if isinstance(problem, IndexedProblem):  # vectorised over its grid
+        return indexed_module_source(problem, rules, title, flavor)
     spec = check_flavor(flavor)
     rules = _default_rules() if rules is None else list(rules)
     kernels = compile_problem(problem, spec.name)
@@ -136,7 +140,7 @@ def module_source(
 
 
 def export(
-    problem: Problem,
+    problem: Problem | IndexedProblem,
     path: str | os.PathLike[str],
     *,
     rules: Sequence[Rule] | None = None,
@@ -150,7 +154,9 @@ def export(
 
     Parameters
     ----------
-    problem : Problem
+    problem : Problem or IndexedProblem
+        An indexed problem gets kernels vectorised over its grid, their source independent
+        of the grid's size (:mod:`scaleinv.numeric.indexed_export`).
     path : path-like
         Where to write, e.g. ``"kernels.py"``.
     rules : sequence of Rule, optional

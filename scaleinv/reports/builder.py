@@ -32,6 +32,7 @@ from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
 from scaleinv.reports.figures import Plot, axis_names, make_figures, save_plot
 from scaleinv.reports.formulas import APPENDIX_FILE, Formulas
+from scaleinv.reports.indexed_build import build_indexed_into
 from scaleinv.reports.outdir import OutputFolder
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.selection_note import branch_selection_tex
@@ -42,7 +43,7 @@ from scaleinv.reports.study_figure import study_figure
 from scaleinv.reports.study_text import study_tex
 from scaleinv.reports.text import numeric_inverse_line
 from scaleinv.reports.verdicts import VerdictRow, start_tex, verdict_rows
-from scaleinv.symbolic import Spec, load_spec
+from scaleinv.symbolic import IndexedProblem, Spec, load_spec
 
 __all__ = ["BuildResult", "ResultRow", "build", "default_out_dir", "page_images"]
 __all__ += ["MAX_REPORT_WORK", "MAX_REPORT_INPUTS"]
@@ -185,10 +186,13 @@ def build(
     started = time.monotonic()
     say = progress or (lambda line: None)
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(Path(spec_or_path))
-    _check_size(spec)
+    indexed = isinstance(spec.problem, IndexedProblem)  # its stencils, at any n
+    if not indexed:
+        _check_size(spec)
     final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     with OutputFolder(final) as out:  # refuses a folder it may not replace before any work
-        result = _build_into(spec, out.work, final, pdf, say, out.lock_fds)
+        into = build_indexed_into if indexed else _build_into
+        result = into(spec, out.work, final, pdf, say, out.lock_fds)
         out.commit()
     say(f"done     {final} ({time.monotonic() - started:.1f} s)")
     return _relocate(result, final, time.monotonic() - started)

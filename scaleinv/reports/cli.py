@@ -32,6 +32,7 @@ from scaleinv.reports.text import (
     numeric_inverse_line,
 )
 from scaleinv.symbolic import RuleSpec, Spec, load_spec
+from scaleinv.symbolic.indexed import IndexedProblem
 from scaleinv.symbolic.spec import MAX_STARTS, MAX_STEPS, check_run_size
 
 __all__ = ["main", "build_parser", "check_count", "many_starts"]
@@ -179,6 +180,11 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     p = spec.problem
+    if isinstance(p, IndexedProblem):  # its formula and stencils, once
+        from scaleinv.reports.indexed_text import indexed_derivation
+
+        print(indexed_derivation(spec))
+        return 0
     if p.n > FEW:
         from scaleinv.reports.cli_large import large_derivation
 

@@ -14,7 +14,7 @@ import functools
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sympy as sp
 
@@ -231,11 +231,14 @@ def visible_length(latex: str) -> int:
     return sum(1 for ch in stripped if ch not in "{}^_ ")
 
 
-def split_sum(expr: sp.Expr, budget: int = LINE_BUDGET) -> list[str]:
+def split_sum(
+    expr: sp.Expr, budget: int = LINE_BUDGET, printer: Callable[[sp.Basic], str] | None = None
+) -> list[str]:
     r"""``expr`` as LaTeX lines of at most about ``budget`` visible characters.
 
     A sum is cut between its top-level terms (each later line starts with its sign); anything
-    else stays one line (``\fitmath`` shrinks it if needed).
+    else stays one line (``\fitmath`` shrinks it if needed). ``printer`` (default :func:`tex`)
+    writes each piece.
 
     Examples
     --------
@@ -245,14 +248,15 @@ def split_sum(expr: sp.Expr, budget: int = LINE_BUDGET) -> list[str]:
     (True, True)
     """
     expr = sp.sympify(expr)
-    whole = tex(expr)
+    tex_ = printer or tex
+    whole = tex_(expr)
     if not isinstance(expr, sp.Add) or visible_length(whole) <= budget:
         return [whole]
     lines: list[str] = []
     current = ""
     for i, term in enumerate(expr.as_ordered_terms()):
         negative = term.could_extract_minus_sign()
-        body = tex(-term if negative else term)
+        body = tex_(-term if negative else term)
         if isinstance(-term if negative else term, sp.Add):
             body = rf"\left({body}\right)"
         piece = ("- " if negative else "") + body if i == 0 else ("- " if negative else "+ ") + body

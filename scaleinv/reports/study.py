@@ -35,7 +35,7 @@ from scaleinv.symbolic import Spec, input_periods
 from scaleinv.symbolic.spec import STUDY_KEYS, check_keys, check_run_limits
 
 __all__ = ["StudyOptions", "study_options", "RuleStudy", "Study", "run_study", "periods_of"]
-__all__ += ["LISTED"]
+__all__ += ["LISTED", "rule_studies"]
 
 #: How many minima (the most visited) the tables and the figure show one by one.
 LISTED = 5
@@ -236,12 +236,27 @@ def run_study(spec: Spec, starts: int | None = None, engine: str | None = None) 
         np.concatenate(ends), status == Status.CONVERGED, options.region, periods,
         kernels.loss, kernels.hessian,
     )  # fmt: skip
+    found = rule_studies(rule_labels(spec.rules, rules), outcome, statuses, taken, engines)
+    return Study(options, x0, minima, found, periods)
+
+
+def rule_studies(
+    labels: list[str],
+    outcome: np.ndarray,
+    statuses: list[np.ndarray],
+    taken: list[np.ndarray],
+    engines: list[str],
+) -> tuple[RuleStudy, ...]:
+    """Per rule (``outcome`` holds every rule's starts in turn): where its starts ended, its
+    statuses, the quartiles of the steps of the runs that reached a minimum and the engine that
+    ran it."""
     found = []
-    for k, label in enumerate(rule_labels(spec.rules, rules)):
-        mine = outcome[k * len(x0) : (k + 1) * len(x0)]
+    for k, label in enumerate(labels):
+        count = len(statuses[k])
+        mine = outcome[k * count : (k + 1) * count]
         counts = {Status(int(c)): int(np.sum(statuses[k] == c)) for c in np.unique(statuses[k])}
         done = taken[k][mine >= 0]
         q1, q2, q3 = np.quantile(done, [0.25, 0.5, 0.75]) if done.size else (np.nan,) * 3
         quart = (float(q1), float(q2), float(q3))
         found.append(RuleStudy(label, mine, counts, quart, taken[k], engines[k]))
-    return Study(options, x0, minima, tuple(found), periods)
+    return tuple(found)

@@ -17,7 +17,7 @@ from scaleinv.reports.engine_option import add_engine_option, engine_line
 from scaleinv.reports.exit_status import exit_status_help
 from scaleinv.reports.study_text import FAILED_WIDTH, RUNS
 from scaleinv.reports.text import WIDTH, format_table, numeric_inverse_line
-from scaleinv.symbolic import load_spec
+from scaleinv.symbolic import IndexedProblem, Spec, load_spec
 from scaleinv.symbolic.spec import MAX_STARTS
 
 __all__ = ["register", "cmd_study"]
@@ -30,6 +30,9 @@ The spec names the region in a [study] table:
   steps = 100                   step limit (default: the spec's [run] steps)
   tol = 1e-6                    |dL/dx| at which a run has converged
 `scaleinv report` adds the same study (table and basin map) to the PDF.
+An indexed spec (inputs = "u[0:n]") spreads its starts around its [run] start instead:
+  [study]
+  starts = 20  spread = 0.1  seed = 0  steps = 50  tol = 1e-8
 
 """ + exit_status_help("the study table was printed (whatever share of runs converged)")
 
@@ -57,6 +60,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     check_count("--starts", args.starts, 1, MAX_STARTS, "starts")
     spec = load_spec(args.spec)
+    if isinstance(spec.problem, IndexedProblem):  # starts perturb the spec's start
+        return _indexed_study(spec, args)
     options = study_options(spec, args.starts)  # a bad table or --starts: before any work
     began = time.monotonic()
     print(
@@ -87,4 +92,21 @@ def cmd_study(args: argparse.Namespace) -> int:
     heads, rows = study_rows(study)
     print(format_table(heads, rows, wrap={len(heads) - 1: FAILED_WIDTH}))
     print(engine_line((r.label, r.engine) for r in study.rules))
+    return 0
+
+
+def _indexed_study(spec: Spec, args: argparse.Namespace) -> int:
+    """The study of an indexed spec (:mod:`~scaleinv.reports.study_indexed`)."""
+    from scaleinv.reports.study_indexed import (
+        indexed_study_options,
+        indexed_study_text,
+        run_indexed_study,
+    )
+
+    options = indexed_study_options(spec, args.starts)
+    began = time.monotonic()
+    print(f"scaleinv study {args.spec}: {len(spec.rules)} rule(s) from {options.starts} starts",
+          file=sys.stderr, flush=True)  # fmt: skip
+    study = run_indexed_study(spec, args.starts)
+    print(indexed_study_text(study, spec.title, time.monotonic() - began))
     return 0

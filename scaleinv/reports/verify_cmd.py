@@ -26,7 +26,7 @@ from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.spec_verdicts import spec_verdicts
 from scaleinv.reports.text import fitting_wrap, format_table
 from scaleinv.reports.verdict_text import HEADERS, text_rows
-from scaleinv.symbolic import load_spec
+from scaleinv.symbolic import IndexedProblem, Spec, load_spec
 from scaleinv.symbolic.spec import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
 
 __all__ = ["register", "cmd_verify", "ledger_table", "plain_quote"]
@@ -119,6 +119,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise SpecError("", "--claim", "claims belong to the ledger: leave out the SPEC")
     spec = load_spec(args.spec)
     units = {**dict(spec.units), **_parse_units(args.units)}
+    if isinstance(spec.problem, IndexedProblem):  # per field, from the stencils
+        return _verify_indexed(spec, units)
     checks = spec_verdicts(spec, units=units, budget=args.budget, progress=_progress)
     print(f"{spec.title}\n")
     pg = next((r for r in spec.rules if r.name == "pg"), None)
@@ -239,3 +241,28 @@ def plain_quote(quote: str) -> str:
         text = re.sub(re.escape(macro) + r"(?![A-Za-z]) ?", shown, text)
     text = re.sub(r"_\{([^{}]*)\}", r"_\1", text).replace("{", "").replace("}", "")
     return re.sub(r"\s+", " ", text).strip()
+
+
+def _verify_indexed(spec: Spec, units: dict[str, Any]) -> ExitCode:
+    """An indexed spec's checks (:func:`~scaleinv.reports.indexed_build.indexed_verdicts`)."""
+    from scaleinv.numeric.rules import make_rule
+    from scaleinv.reports.content import rule_labels
+    from scaleinv.reports.indexed_build import indexed_verdicts  # matplotlib: only when asked
+    from scaleinv.reports.spec_verdicts import SHOULD_HOLD
+
+    rules = [make_rule(r) for r in spec.rules]
+    found = indexed_verdicts(spec, list(zip(rule_labels(spec.rules, rules), rules)), units)
+    print(f"{spec.title}\n")
+    heads = ["rule", "check", "verdict", "argument"]
+    rows = [list(row) for row in found]
+    print(format_table(heads, rows, fitting_wrap(heads, rows, {3: 1})))
+    names = {label: r.name for label, r in zip(rule_labels(spec.rules, rules), rules)}
+    should = [row for row in found if names[row[0]] in SHOULD_HOLD[row[1]]]
+    failed = [row for row in should if row[2] in ("refuted", "inconsistent")]
+    open_ = [row for row in should if row[2] not in ("proved", "consistent", "refuted",
+                                                     "inconsistent")]  # fmt: skip
+    print(f"\n{len(found)} checks; of those that should hold, {len(failed)} failed and "
+          f"{len(open_)} not decided")  # fmt: skip
+    if failed:
+        return ExitCode.FAILED
+    return ExitCode.UNDECIDED if open_ else ExitCode.OK

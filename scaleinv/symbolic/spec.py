@@ -64,6 +64,7 @@ __all__ += [
     "ANALYSIS_KEYS",
     "REPORT_KEYS",
     "STUDY_KEYS",
+    "INDEXED_STUDY_KEYS",
     "DEFAULT_BUDGET",
     "MIN_BUDGET",
     "MAX_BUDGET",
@@ -82,6 +83,9 @@ ANALYSIS_KEYS = keys_of("analysis")
 REPORT_KEYS = keys_of("report")
 #: Keys of the ``[study]`` table (many starts in a region; read by ``scaleinv study``).
 STUDY_KEYS = keys_of("study")
+#: An indexed problem's ``[study]`` spreads its starts around the ``[run]`` start instead (read
+#: by :mod:`scaleinv.reports.study_indexed`).
+INDEXED_STUDY_KEYS = keys_of("study", "indexed")
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     tables = {key: _table(data, key, source) for key in ("units", "analysis", "report", "study")}
     check_keys(tables["analysis"], ANALYSIS_KEYS, source, "analysis")
     check_keys(tables["report"], REPORT_KEYS, source, "report")
-    check_keys(tables["study"], STUDY_KEYS, source, "study")
+    check_keys(tables["study"], INDEXED_STUDY_KEYS if indexed else STUDY_KEYS, source, "study")
     for key in ("title", "description"):
         if not isinstance(data.get(key, ""), str):
             raise SpecError(source, key, f"must be a string, got {data[key]!r}")

@@ -273,6 +273,31 @@ SCHEMA: tuple[Table, ...] = (
         "[study]\nregion = [[-3, 3], [-3, 3]]\nstarts = 400\nsteps = 100\ntol = 1e-6",
     ),
     Table(
+        "study",
+        "An indexed problem's study: every rule from many perturbations of the first "
+        "``[run]`` start (a region per input does not scale to a grid). Minima are told apart "
+        "by their root-mean-square distance and checked by the inertia of a sparse LDLᵀ.",
+        (
+            Key("starts", "integer", "How many starts.", "20"),
+            Key(
+                "spread",
+                "number",
+                "Each point of each field is moved by a uniform number in [−spread, spread].",
+                "0.1",
+            ),
+            Key("seed", "integer", "The seed of the random perturbations.", "0"),
+            Key("steps", "integer", "The step limit of each run.", "``[run] steps``"),
+            Key(
+                "tol",
+                "number",
+                "A run has converged once ``|∂L/∂x|`` is below it.",
+                "``[run] tol``, else 1e-6",
+            ),
+        ),
+        "[study]\nstarts = 20\nspread = 0.1\nseed = 0\nsteps = 50\ntol = 1e-8",
+        variant="indexed",
+    ),
+    Table(
         "report",
         "What the report's figures show.",
         (
