@@ -84,10 +84,15 @@ def _band_one(
 
 
 def sparse_lu_solve(
-    placement: Any, values: np.ndarray, rhs: np.ndarray
+    placement: Any, values: np.ndarray, rhs: np.ndarray, symmetric: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve per sample with SciPy's sparse LU, the matrix given by its COO ``values``
-    ``(B, nnz)`` at ``placement`` (:class:`~scaleinv.numeric.indexed_kernels.Placement`)."""
+    ``(B, nnz)`` at ``placement`` (:class:`~scaleinv.numeric.indexed_kernels.Placement`).
+
+    The column ordering follows the pattern: minimum degree on ``Aᵀ + A`` for a symmetric
+    matrix (H), COLAMD otherwise (J: on the 64 × 64 Brusselator, minimum degree on ``Aᵀ + A``
+    fills J's factors with 29 M entries in 7.5 s, COLAMD with 1.9 M in 0.1 s)."""
+    ordering = "MMD_AT_PLUS_A" if symmetric else "COLAMD"
     from scipy.sparse.linalg import splu
 
     x = np.zeros(rhs.shape)
@@ -95,7 +100,7 @@ def sparse_lu_solve(
     for k in range(len(rhs)):
         try:
             with np.errstate(all="ignore"):
-                lu = splu(placement.matrix(values[k]), permc_spec="MMD_AT_PLUS_A")
+                lu = splu(placement.matrix(values[k]), permc_spec=ordering)
                 x[k] = lu.solve(rhs[k])
         except RuntimeError:  # "Factor is exactly singular"
             status[k] = runtime.SINGULAR

@@ -150,7 +150,7 @@ def solve_hessian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
         x, status = band_solve(ab, widths, rhs, k.periodic)
         return _retry_sparse(k, f, rhs, x, status, "point_W", "hessian_pattern")
     values = k.hessian_pattern.values(k.point("point_W", f))
-    return sparse_lu_solve(k.hessian_pattern, values, rhs)
+    return sparse_lu_solve(k.hessian_pattern, values, rhs, symmetric=True)
 
 
 def solve_jacobian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
@@ -160,7 +160,7 @@ def solve_jacobian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
         x, status = band_solve(ab, widths, rhs, k.periodic)
         return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
     values = k.jacobian_pattern.values(k.point("point_J", f))
-    return sparse_lu_solve(k.jacobian_pattern, values, rhs)
+    return sparse_lu_solve(k.jacobian_pattern, values, rhs, symmetric=False)
 
 
 def _retry_sparse(
@@ -178,7 +178,9 @@ def _retry_sparse(
     if k.periodic and len(failed):
         placement = getattr(k, pattern)
         values = placement.values(k.point(kernel, f[failed]))
-        x[failed], status[failed] = sparse_lu_solve(placement, values, rhs[failed])
+        x[failed], status[failed] = sparse_lu_solve(
+            placement, values, rhs[failed], symmetric=pattern == "hessian_pattern"
+        )
     return x, status
 
 
