@@ -16,10 +16,10 @@ from scaleinv.analysis.claims import CLAIMS, Claim, ClaimVerdict
 from scaleinv.analysis.claims_checks import Finding
 from scaleinv.analysis.invariance import InputScaling, InvarianceReport, scale_invariance
 from scaleinv.analysis.verdict import Verdict
+from scaleinv.cli.exit_status import ExitCode
+from scaleinv.cli.main import main
+from scaleinv.cli.verify import plain_quote
 from scaleinv.reports import spec_verdicts
-from scaleinv.reports.cli import main
-from scaleinv.reports.exit_status import ExitCode
-from scaleinv.reports.verify_cmd import plain_quote
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = """\
@@ -250,7 +250,7 @@ def test_verify_help(capsys) -> None:
 @pytest.mark.slow
 def test_verify_as_a_subprocess() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "scaleinv.reports.cli", "verify"],
+        [sys.executable, "-m", "scaleinv", "verify"],
         capture_output=True,
         text=True,
         cwd=ROOT,

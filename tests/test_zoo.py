@@ -38,12 +38,14 @@ from catalogue import finite_difference
 from conftest import optional_module, require_program
 
 from scaleinv import load_spec, rules
+from scaleinv.cli import main as scaleinv_cli
+from scaleinv.cli import study as study_cmd
+from scaleinv.cli import verify as verify_cmd
 from scaleinv.errors import NumericInverseWarning
 from scaleinv.numeric import Status
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
-from scaleinv.reports import builder, study_cmd, verify_cmd
-from scaleinv.reports import cli as scaleinv_cli
+from scaleinv.reports import builder
 from scaleinv.reports import study as study_module
 from scaleinv.reports.builder import BuildResult
 from scaleinv.reports.content import FEW

@@ -15,12 +15,12 @@ from typing import Any, NoReturn
 import numpy as np
 import sympy as sp
 
+from scaleinv.cli.exit_status import ExitCode, exit_status_help
 from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError, one_line
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.export import export
 from scaleinv.numeric.flavors import FLAVORS
 from scaleinv.numeric.rules import make_rule
-from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.text import (
     WIDTH,
     fitting_wrap,
@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 ]
             )
             finals.append((label, i, traj.x[-1, i]))
-    from scaleinv.reports.cli_large import FEW, large_run_summary  # only when asked
+    from scaleinv.cli.large import FEW, large_run_summary  # only when asked
 
     print(f"{spec.title}\n")
     if note is not None:
@@ -170,7 +170,7 @@ def cmd_derive(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     p = spec.problem
     if p.n > FEW:
-        from scaleinv.reports.cli_large import large_derivation
+        from scaleinv.cli.large import large_derivation
 
         print(large_derivation(spec))
         return 0
@@ -333,9 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Registration functions of the analysis and report commands."""
-    from scaleinv.reports import report_cmd, study_cmd, verify_cmd
+    from scaleinv.cli import report, study, verify
 
-    return [verify_cmd.register, report_cmd.register, study_cmd.register]
+    return [verify.register, report.register, study.register]
 
 
 _EXTRA_COMMANDS = _extra_commands()

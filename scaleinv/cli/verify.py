@@ -18,11 +18,11 @@ from typing import Any
 
 from scaleinv.analysis.claims import LEDGER_BUDGET, ClaimVerdict, LedgerReport, claim, run_ledger
 from scaleinv.analysis.claims_statement import Statement
+from scaleinv.cli.exit_status import ExitCode, exit_status_help
 from scaleinv.errors import SpecError
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import REGISTRY
 from scaleinv.reports.content import ETA
-from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.spec_verdicts import spec_verdicts
 from scaleinv.reports.text import fitting_wrap, format_table
 from scaleinv.reports.verdict_text import HEADERS, text_rows
@@ -102,7 +102,7 @@ def _steps(text: str) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the ledger (or one spec's checks); the exit code says whether what should hold
-    does (see :class:`~scaleinv.reports.exit_status.ExitCode`)."""
+    does (see :class:`~scaleinv.cli.exit_status.ExitCode`)."""
     if args.budget is not None and not MIN_BUDGET <= args.budget <= MAX_BUDGET:
         raise SpecError(
             "", "--budget", f"must be {MIN_BUDGET:_} to {MAX_BUDGET:_} steps, got {args.budget:_}"

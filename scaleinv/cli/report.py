@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scaleinv.reports.exit_status import exit_status_help
+from scaleinv.cli.exit_status import exit_status_help
 from scaleinv.reports.text import format_ends, format_table
 
 if TYPE_CHECKING:
