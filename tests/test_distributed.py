@@ -9,7 +9,8 @@ from catalogue import CATALOGUE, sample_points
 from conftest import optional_module
 
 from scaleinv import load_spec, minimize, rules
-from scaleinv.cli.main import main, many_starts
+from scaleinv.cli.main import main
+from scaleinv.cli.run import many_starts
 from scaleinv.errors import ScaleinvError
 
 pytestmark = pytest.mark.slow

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from scaleinv.cli.exit_status import exit_status_help
+from scaleinv.cli.options import check_count
 from scaleinv.reports.study_text import FAILED_WIDTH, RUNS
 from scaleinv.reports.text import WIDTH, format_table, numeric_inverse_line
 from scaleinv.symbolic import load_spec
@@ -48,7 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Run the study and print the minima reached and the table of rules."""
-    from scaleinv.cli.main import check_count
     from scaleinv.numeric.rules import make_rule
     from scaleinv.reports.study import run_study, study_options
     from scaleinv.reports.study_text import minima_rows, study_intro, study_rows

@@ -122,7 +122,6 @@ def test_resource_exhaustion_is_one_line(monkeypatch, capsys, error, line) -> No
     def exhausted(args: object) -> int:
         raise error
 
-    monkeypatch.setattr(cli, "cmd_derive", exhausted)
     parser = cli.build_parser
     monkeypatch.setattr(cli, "build_parser", lambda: _with_derive(parser(), exhausted))
     assert main(["derive", SPEC]) == 2
