@@ -11,9 +11,8 @@ import pytest
 import sympy as sp
 
 from scaleinv import load_spec, rules
-from scaleinv.analysis import claims as ledger
-from scaleinv.analysis.claims import CLAIMS, Claim, ClaimVerdict
-from scaleinv.analysis.claims_checks import Finding
+from scaleinv.analysis.claims import CLAIMS, Claim, ClaimVerdict, ledger
+from scaleinv.analysis.claims.checks import Finding
 from scaleinv.analysis.invariance import InputScaling, InvarianceReport, scale_invariance
 from scaleinv.analysis.verdict import Verdict
 from scaleinv.cli.exit_status import ExitCode

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scaleinv.analysis.claims import LEDGER_BUDGET, ClaimVerdict, LedgerReport, claim, run_ledger
-from scaleinv.analysis.claims_statement import Statement
+from scaleinv.analysis.claims.statement import Statement
 from scaleinv.cli.exit_status import ExitCode, exit_status_help
 from scaleinv.errors import SpecError
 from scaleinv.numeric.inverse import numeric_inverse_note
