@@ -6,7 +6,7 @@ from scaleinv.numeric import rules
 from scaleinv.numeric.compiled import CompiledRule
 from scaleinv.numeric.driver import minimize
 from scaleinv.numeric.export import export
-from scaleinv.numeric.inverse import InverseEvaluator, compile_inverse
+from scaleinv.numeric.inverse import InverseEvaluator, compile_inverse, invert
 from scaleinv.numeric.kernels import Kernel, ProblemKernels, compile_kernel, compile_problem
 from scaleinv.numeric.status import Status
 from scaleinv.numeric.trajectory import Trajectory
@@ -24,4 +24,5 @@ __all__ = [
     "export",
     "InverseEvaluator",
     "compile_inverse",
+    "invert",
 ]

@@ -21,7 +21,7 @@ from scaleinv.errors import MemoryLimitError, NumericInverseWarning, ProblemErro
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
 from scaleinv.numeric.inverse import numeric_inverse_note
-from scaleinv.numeric.kernels import real_array
+from scaleinv.numeric.kernels import compile_problem, real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.trajectory import Trajectory, recorded_count, recorded_steps
@@ -192,7 +192,7 @@ def minimize(
     if not np.isfinite(x0).all():
         raise ProblemError("x0 contains non-finite values")
     count = recorded_count(record, steps)
-    kernels = problem.compile()
+    kernels = compile_problem(problem)
     compiled = compiled_rule(problem, rule)
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
     _check_memory(rule, compiled, samples, shape, steps, count, record, max_memory)

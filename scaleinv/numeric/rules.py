@@ -28,8 +28,8 @@ from scaleinv.errors import NumericOnlyError, RuleError
 from scaleinv.numeric import pysource, runtime, sparse
 from scaleinv.numeric.bfgs import compile_bfgs
 from scaleinv.numeric.compiled import CompiledRule, stateless
-from scaleinv.numeric.inverse import NUMERIC_NAME
-from scaleinv.numeric.kernels import Kernel, ProblemKernels
+from scaleinv.numeric.inverse import NUMERIC_NAME, compile_inverse
+from scaleinv.numeric.kernels import Kernel, ProblemKernels, compile_problem
 from scaleinv.symbolic import Problem, RuleSpec
 from scaleinv.symbolic import updates as formulas
 
@@ -119,7 +119,7 @@ class Rule:
             problem, needs_inverse=self.uses_inverse, numeric=self.uses_numeric_inverse
         )
         if self.uses_newton_dy:
-            _require_newton_dy(problem.compile(), self.name)
+            _require_newton_dy(compile_problem(problem), self.name)
         # The source is scaleinv's own template filled with numbers (never user text).
         exec(self.step_source(), namespace)  # noqa: S102
         compiled = stateless(namespace[self.step_name])
@@ -150,14 +150,14 @@ def step_namespace(
 ) -> dict[str, Any]:
     """What step sources may call: NumPy, :mod:`runtime` and the problem's kernels (and the
     local inverse: ``numeric_local_inverse`` when ``numeric``, else ``local_inverse``)."""
-    kernels = problem.compile()
+    kernels = compile_problem(problem)
     namespace: dict[str, Any] = {"numpy": np}
     namespace.update({k: v for k, v in vars(runtime).items() if not k.startswith("__")})
     namespace.update({k.name: k.func for k in kernels.all()})
     namespace.update(kernels.constants())
     namespace["sparse_solve"] = sparse.sparse_solve  # SciPy in process; NumPy when exported
     if needs_inverse:
-        evaluator = problem.local_inverse().compile(numeric=numeric)
+        evaluator = compile_inverse(problem.local_inverse(), numeric=numeric)
         namespace[NUMERIC_NAME if numeric else "local_inverse"] = evaluator.local_inverse
     return namespace
 
@@ -357,7 +357,7 @@ class BFGS(Rule):
         raise NumericOnlyError("bfgs", "it runs through SciPy and has no standalone step")
 
     def compile(self, problem: Problem) -> CompiledRule:
-        return compile_bfgs(problem.compile())
+        return compile_bfgs(compile_problem(problem))
 
 
 def gd(eta: Any = 0.01) -> GD:

@@ -26,7 +26,7 @@ import numpy as np
 
 from scaleinv.analysis.units import problem_dimensions
 from scaleinv.errors import ScaleinvError
-from scaleinv.numeric import Status
+from scaleinv.numeric import Status, compile_problem
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
@@ -231,7 +231,7 @@ def _build_into(
         )
         say(f"         local inverse: {branches}")
     say("compile  batched kernels of P, J, gradient, Hessian, loss and each rule's step")
-    problem.compile()
+    compile_problem(problem)
     say(f"run      {len(runs)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")
     runs = run_rules(spec, runs)
     checks = ("units, " if spec.units else "") + f"{len(transforms_of(spec))} transform(s)"

@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from scaleinv._version import __version__
 from scaleinv.errors import OutputFolderError
 
 __all__ = ["MANIFEST", "OutputFolder", "check_replaceable", "make_owned", "write_manifest"]
@@ -74,8 +75,6 @@ def _walk(folder: Path) -> dict[str, os.stat_result]:
 
 def write_manifest(folder: Path) -> None:
     """Write :data:`MANIFEST` into ``folder``, listing every file in it."""
-    from scaleinv import __version__
-
     files = {
         rel: {"size": st.st_size, "sha256": _digest(folder / rel)}
         for rel, st in sorted(_walk(folder).items())
