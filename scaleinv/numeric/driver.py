@@ -20,15 +20,16 @@ import numpy as np
 from scaleinv.errors import MemoryLimitError, NumericInverseWarning, ProblemError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
+from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.inverse import numeric_inverse_note
-from scaleinv.numeric.kernels import compile_problem, real_array
+from scaleinv.numeric.kernels import real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
+from scaleinv.numeric.steps import check_steps
 from scaleinv.numeric.trajectory import Trajectory, recorded_count, recorded_steps
 from scaleinv.symbolic import Problem
-from scaleinv.symbolic.spec import MAX_STEPS
 
-__all__ = ["minimize", "compiled_rule", "available_memory", "check_steps"]
+__all__ = ["minimize", "compiled_rule", "available_memory"]
 
 _COMPILED: weakref.WeakKeyDictionary[Problem, dict[Rule, CompiledRule]] = (
     weakref.WeakKeyDictionary()
@@ -64,28 +65,6 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return min(found) if found else None
-
-
-def check_steps(steps: object) -> int:
-    """``steps`` as an int, or a :class:`ProblemError` when it is not an integer in
-    ``[0, MAX_STEPS]`` (:data:`scaleinv.symbolic.spec.MAX_STEPS`, the limit of every run: spec,
-    CLI, study, Dask and this API).
-
-    Examples
-    --------
-    >>> check_steps(10**12)
-    Traceback (most recent call last):
-    ...
-    scaleinv.errors.ProblemError: steps: 1000000000000 is more than the limit of 1000000 ...
-    """
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
-        raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
-    if steps > MAX_STEPS:
-        raise ProblemError(
-            f"steps: {int(steps)} is more than the limit of {MAX_STEPS} steps per run; run in "
-            "pieces, each starting from the last point of the one before"
-        )
-    return int(steps)
 
 
 def _working_floats(n: int, m: int) -> int:

@@ -16,10 +16,11 @@ from pathlib import Path
 from scaleinv._version import __version__
 from scaleinv.errors import NumericOnlyError, ScaleinvError
 from scaleinv.numeric import pathsolve, pysource, runtime
+from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.flavors import check_flavor, prelude_source
 from scaleinv.numeric.inverse import compile_inverse, numeric_inverse_note
 from scaleinv.numeric.inverse_source import closed_form_source
-from scaleinv.numeric.kernels import compile_problem, param_keywords
+from scaleinv.numeric.kernels import param_keywords
 from scaleinv.numeric.rules import Rule, gd, hig, ig, newton, pg
 from scaleinv.symbolic import Problem
 

@@ -27,8 +27,9 @@ import numpy as np
 
 from scaleinv.errors import NoInverseError, ProblemError
 from scaleinv.numeric import pathsolve, runtime
+from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.inverse_source import TOL, closed_form_source, numeric_source
-from scaleinv.numeric.kernels import ProblemKernels, batch_shape, compile_problem
+from scaleinv.numeric.kernels import ProblemKernels, batch_shape
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import LocalInverse
 

@@ -28,8 +28,9 @@ from scaleinv.errors import NumericOnlyError, RuleError
 from scaleinv.numeric import pysource, runtime, sparse
 from scaleinv.numeric.bfgs import compile_bfgs
 from scaleinv.numeric.compiled import CompiledRule, stateless
+from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.inverse import NUMERIC_NAME, compile_inverse
-from scaleinv.numeric.kernels import Kernel, ProblemKernels, compile_problem
+from scaleinv.numeric.kernels import Kernel, ProblemKernels
 from scaleinv.symbolic import Problem, RuleSpec
 from scaleinv.symbolic import updates as formulas
 

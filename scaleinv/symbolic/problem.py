@@ -356,7 +356,7 @@ class Problem:
         always with LLVM (see :mod:`scaleinv.numeric.backends`); ``kernel.backend`` says which
         one runs.
         """
-        from scaleinv.numeric.kernels import compile_problem
+        from scaleinv.numeric.compiler import compile_problem
 
         return compile_problem(self, backend=backend)
 
