@@ -235,3 +235,21 @@ def test_a_module_outside_every_layer_is_named(tmp_path: Path) -> None:
     package = _package(tmp_path, {"__init__.py": "", "extra.py": "import scaleinv.errors\n"})
     with pytest.raises(AssertionError, match=r"scaleinv\.extra is in no layer"):
         upward(imports(package))
+
+
+def test_no_import_cycles_among_the_benchmark_scripts() -> None:
+    # The scripts import each other by bare name (``from kernels import chain_problem``).
+    scripts = {p.stem: p for p in (ROOT / "benchmarks").glob("*.py")}
+    found = []
+    for name, path in scripts.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                targets = [node.module or ""]
+            found += [
+                Import(name, t, node.lineno, None, False)
+                for t in targets
+                if t in scripts and t != name
+            ]
+    problems = cycles(found)
+    assert not problems, "\n".join(problems)
