@@ -15,6 +15,7 @@ import sympy as sp
 from scaleinv.cli.exit_status import exit_status_help
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric.rules import make_rule
+from scaleinv.reports.content import FEW
 from scaleinv.reports.text import WIDTH, format_expr, indented_formula
 from scaleinv.symbolic import Spec, load_spec
 
@@ -26,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     derive = sub.add_parser(
         "derive",
         help="print J, ∇L, H, inverse branches and each Δx",
+        description="Print the exact derivations of SPEC's problem: P(x), L(y), the nonzero "
+        "entries of the Jacobian, the gradient, the Hessian (on and above the diagonal), the "
+        "local inverse's branches (each with where it is valid and its periods, or why it is "
+        f"solved numerically) and each rule's update Δx with η symbolic. Past {FEW} inputs: the "
+        "counts, representative entries and each rule's step in structured form.",
         epilog=exit_status_help("the derivations were printed"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -35,9 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_derive(args: argparse.Namespace) -> int:
     """Print the exact derivatives, the inverse branches and each rule's update."""
-    from scaleinv.reports.content import ETA, FEW, eta_text, symbolic_rule
+    from scaleinv.reports.content import ETA, eta_text, symbolic_rule
 
     spec = load_spec(args.spec)
+    rules = [make_rule(r) for r in spec.rules]  # a misnamed rule: before anything is printed
     p = spec.problem
     if p.n > FEW:
         from scaleinv.cli.large import large_derivation
@@ -60,8 +67,7 @@ def cmd_derive(args: argparse.Namespace) -> int:
             print(indented_formula(name, expr))
         print()
     print(_describe_inverse(spec))
-    for rule_spec in spec.rules:
-        rule = make_rule(rule_spec)
+    for rule_spec, rule in zip(spec.rules, rules):
         print(f"{rule.label} update ({_settings(rule_spec, eta_text)}), with eta symbolic:")
         try:
             delta = symbolic_rule(rule).delta(p)

@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp = sub.add_parser(
         "export",
         help="write a standalone NumPy, JAX or PyTorch module of the kernels",
+        description="Write FILE.py: a standalone module (it imports only NumPy, or JAX or "
+        "PyTorch with --flavor) with the kernels of SPEC's problem (P, J, the gradient, H, the "
+        "local inverse) and a step function per rule. Prints 'wrote FILE.py', and a note per "
+        "rule of the spec the module cannot hold.",
         epilog=exit_status_help("the module was written"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

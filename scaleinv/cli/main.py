@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import NoReturn
 
+from scaleinv._version import __version__
 from scaleinv.cli import derive, export, report, run, study, verify
-from scaleinv.cli.exit_status import ExitCode
+from scaleinv.cli.exit_status import ExitCode, exit_status_help
 from scaleinv.errors import ScaleinvError, one_line
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -34,11 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="scaleinv",
         description="Exact derivations, local inverses and batched kernels for scale-invariant "
-        "optimization (GD, Newton, IG, PG, HIG).",
+        "optimization (GD, Newton, IG, PG, HIG). `scaleinv COMMAND --help` says what a "
+        "command prints or writes.",
+        epilog=exit_status_help(
+            "the command did its job (a table printed, a report or module written)",
+            ExitCode.FAILED,
+            ExitCode.UNDECIDED,
+        ).replace("exit status:", "exit status (1 and 3: verify only):"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    for shown in (parser, *sub.choices.values()):  # raw epilogs (tables): wrap the prose here
+        shown.description = shown.description and textwrap.fill(shown.description, 79)
     return parser
 
 

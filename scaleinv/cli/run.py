@@ -18,6 +18,7 @@ from scaleinv.cli.options import check_count
 from scaleinv.errors import NumericInverseWarning, ScaleinvError
 from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.rules import make_rule
+from scaleinv.reports.content import FEW
 from scaleinv.reports.text import fitting_wrap, format_table, format_vector, numeric_inverse_line
 from scaleinv.symbolic import Spec, load_spec
 from scaleinv.symbolic.spec import MAX_STARTS, MAX_STEPS, check_run_size
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
         "run",
         help="run the spec's rules and print a results table",
+        description="Run every rule of SPEC from each start of its [run] table and print one "
+        f"row per run: rule, start, steps, final x, final loss and status (past {FEW} inputs: the "
+        "norm, extremes and ends of each vector). With --starts N, one row per rule over N "
+        "random starts: median and least final loss and the count of each status.",
         epilog=exit_status_help("the table was printed (whatever the runs' statuses)"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -95,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 ]
             )
             finals.append((label, i, traj.x[-1, i]))
-    from scaleinv.cli.large import FEW, large_run_summary  # only when asked
+    from scaleinv.cli.large import large_run_summary  # only when asked
 
     print(f"{spec.title}\n")
     if note is not None:

@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "study",
         help="run every rule from many starts: success per minimum, steps, failures",
+        description="Run every rule of SPEC from many starts in the region of its [study] "
+        "table and print the minima the runs reached (each with its loss and share of the "
+        "runs), then per rule the share of its starts that ended at each, the steps to "
+        "converge (quartiles) and the runs that reached no minimum, by why.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from scaleinv.analysis.claims import LEDGER_BUDGET, ClaimVerdict, LedgerReport, claim, run_ledger
 from scaleinv.analysis.claims.statement import Statement
+from scaleinv.analysis.units import check_unit_table
 from scaleinv.cli.exit_status import ExitCode, exit_status_help
 from scaleinv.errors import SpecError
 from scaleinv.numeric.inverse import numeric_inverse_note
@@ -61,8 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "verify",
         help="check the chapter's claims, or units / scale- / composition-invariance of a spec",
-        description="Check the chapter's claims (no SPEC), or the units, scale invariance and "
-        "composition consistency of each rule on the problem of SPEC.",
+        description="Check the chapter's claims (no SPEC) and print one row per claim with "
+        "its verdict; or check the units, scale invariance and composition consistency of "
+        "each rule on the problem of SPEC and print one row per check with its verdict and "
+        "what the chapter expects.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -118,7 +121,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.claim:
         raise SpecError("", "--claim", "claims belong to the ledger: leave out the SPEC")
     spec = load_spec(args.spec)
-    units = {**dict(spec.units), **_parse_units(args.units)}
+    given = _parse_units(args.units)
+    check_unit_table(spec.units, spec.source)
+    check_unit_table(given, "", "--units")
+    units = {**dict(spec.units), **given}
     checks = spec_verdicts(spec, units=units, budget=args.budget, progress=_progress)
     print(f"{spec.title}\n")
     pg = next((r for r in spec.rules if r.name == "pg"), None)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import sympy as sp
 
-from scaleinv.errors import NumericOnlyError, RuleError
+from scaleinv.errors import NumericOnlyError, RuleError, SpecError, did_you_mean
 from scaleinv.numeric import pysource, runtime, sparse
 from scaleinv.numeric.bfgs import compile_bfgs
 from scaleinv.numeric.compiled import CompiledRule, stateless
@@ -408,7 +408,11 @@ REGISTRY: Mapping[str, Callable[..., Rule]] = {
 def make_rule(spec: RuleSpec) -> Rule:
     """Build the rule a spec file names, e.g. ``RuleSpec("newton", {"eta": 0.3})``."""
     if spec.name not in REGISTRY:
-        raise RuleError(f"unknown rule {spec.name!r}; known: {', '.join(REGISTRY)}")
+        why = f"unknown rule {spec.name!r}{did_you_mean(spec.name, REGISTRY)}"
+        why += f"; known: {', '.join(REGISTRY)}"
+        if spec.key:  # read from a spec file: name the file and the key
+            raise SpecError(spec.source, f"{spec.key}.name", why)
+        raise RuleError(why)
     settings = {k: v for k, v in spec.settings.items() if k != "label"}
     try:
         return REGISTRY[spec.name](**settings)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaleinv.analysis.units import problem_dimensions
+from scaleinv.analysis.units import check_unit_table, problem_dimensions
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status, compile_problem
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
@@ -185,6 +185,7 @@ def build(
     started = time.monotonic()
     say = progress or (lambda line: None)
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(Path(spec_or_path))
+    check_unit_table(spec.units, spec.source)  # a typo'd dimension: before any work
     _check_size(spec)
     final = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     with OutputFolder(final) as out:  # refuses a folder it may not replace before any work
