@@ -228,7 +228,7 @@ def test_every_command_documents_its_exit_status(command, capsys) -> None:
         (["verify", "--budget", "-1"], "must be 10_000 to 1_000_000_000 steps"),
         (["verify", "SPEC", "--units", "x0"], "NAME=DIMENSION"),
         (["verify", "SPEC", "--units", "x0=length", "x1=time", "y1=time"], "dimension"),
-        (["verify", "SPEC", "--units", "x0=furlong", "x1=time"], "not a dimension"),
+        (["verify", "SPEC", "--units", "x0=furlong", "x1=time"], "unknown dimension 'furlong'"),
         (["verify", "SPEC", "--claim", "gd-units"], "leave out the SPEC"),
     ],
 )
