@@ -42,30 +42,14 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from problems import diffusion_problem, diffusion_target  # noqa: E402
+
 ANCHORS = ("jax", "symengine", "casadi")
 POINTS = 10
 
 
 # -- problems --------------------------------------------------------------------------------
-def diffusion_target(n: int) -> np.ndarray:
-    """A fixed target: ``y*_i = 0.1 ((3 i) mod 7)``."""
-    return 0.1 * ((3 * np.arange(n)) % 7)
-
-
-def diffusion_problem(n: int):
-    """The periodic nonlinear-diffusion step as a :class:`scaleinv.Problem`."""
-    import sympy as sp
-
-    from scaleinv import Problem
-
-    x = sp.symbols(f"x0:{n}", real=True)
-    outputs = [
-        x[i] + sp.Rational(1, 10) * ((x[(i + 1) % n] - 2 * x[i] + x[i - 1]) + x[i] ** 3 / 2)
-        for i in range(n)
-    ]
-    return Problem(x, outputs, target=[float(t) for t in diffusion_target(n)])
-
-
 def chain_problem(n: int):
     sys.path.insert(0, str(HERE))
     from kernels import chain_problem as build

@@ -29,11 +29,9 @@ SPECS = {"diffusion (n = 256)": "diffusion.toml", "baseline: comparison (n = 2)"
 
 
 def wall(argv: list[str]) -> float:
-    """Seconds of one run of ``python -m scaleinv.reports.cli ARGV`` (it must succeed)."""
+    """Seconds of one run of ``python -m scaleinv ARGV`` (it must succeed)."""
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "scaleinv.reports.cli", *argv], check=True, capture_output=True
-    )
+    subprocess.run([sys.executable, "-m", "scaleinv", *argv], check=True, capture_output=True)
     return time.perf_counter() - started
 
 

@@ -6,6 +6,9 @@ it complains about and builds a deterministic message from it (as pint's errors 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
     "ScaleinvError",
     "ParseError",
@@ -22,6 +25,7 @@ __all__ = [
     "ScaleinvWarning",
     "NumericInverseWarning",
     "one_line",
+    "did_you_mean",
 ]
 
 
@@ -36,6 +40,21 @@ def one_line(text: str) -> str:
     no\nscaleinv: error: forged.toml \x1b[31m é
     """
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the known name closest to a misspelt ``name``, or ``""``
+    when none is close (:func:`difflib.get_close_matches`).
+
+    Examples
+    --------
+    >>> "unknown rule 'newtn'" + did_you_mean("newtn", ["gd", "newton", "ig"])
+    "unknown rule 'newtn' (did you mean 'newton'?)"
+    >>> did_you_mean("xyz", ["gd", "newton"])
+    ''
+    """
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class ScaleinvError(Exception):

@@ -239,7 +239,7 @@ def test_unknown_backends_and_flavours_are_refused() -> None:
     ):
         problem.compile("gpu")
     with pytest.raises(ProblemError, match="backend 'llvm' compiles NumPy kernels, not the jax"):
-        kernels.compile_problem(problem, "jax", "llvm")
+        scaleinv.compile(problem, "jax", "llvm")
 
 
 def test_export_writes_the_numpy_source_for_every_backend(symengine) -> None:

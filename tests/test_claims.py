@@ -10,10 +10,17 @@ import pytest
 import sympy as sp
 
 from scaleinv import Problem, minimize, rules
-from scaleinv.analysis import claims as ledger
-from scaleinv.analysis.claims import CLAIMS, Claim, ClaimVerdict, LedgerRow, claim, run_ledger
-from scaleinv.analysis.claims_checks import Finding, mechanics
-from scaleinv.analysis.claims_checks_pg import intermediate_step
+from scaleinv.analysis.claims import (
+    CLAIMS,
+    Claim,
+    ClaimVerdict,
+    LedgerRow,
+    claim,
+    ledger,
+    run_ledger,
+)
+from scaleinv.analysis.claims.checks import Finding, mechanics
+from scaleinv.analysis.claims.checks_pg import intermediate_step
 from scaleinv.analysis.invariance import InputScaling, trajectory_invariance
 from scaleinv.numeric.status import Status
 
@@ -197,7 +204,7 @@ def test_twin_gradient_length_grows_for_x4_and_shrinks_for_a_saturating_loss() -
 
 
 def test_gd_counterexample_of_the_toy_invariance_holds_up_numerically() -> None:
-    from scaleinv.analysis.claims_checks import _toy_invariance
+    from scaleinv.analysis.claims.checks import _toy_invariance
 
     report = _toy_invariance("gd", 20.0)
     ce = report.counterexample

@@ -12,9 +12,9 @@ import sympy as sp
 from catalogue import PROJECTILE
 
 from scaleinv import load_spec, minimize
+from scaleinv.cli.main import main
 from scaleinv.numeric.rules import make_rule
 from scaleinv.numeric.status import Status
-from scaleinv.reports.cli import main
 from scaleinv.symbolic.parsing import parse_expr
 
 SPEC = "reports/comparison.toml"
@@ -152,7 +152,7 @@ def test_console_script_errors_have_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[problem]\ninputs = ["x"]\noutputs = ["x.__class__"]\n')
     result = subprocess.run(
-        [sys.executable, "-m", "scaleinv.reports.cli", "run", str(bad)],
+        [sys.executable, "-m", "scaleinv", "run", str(bad)],
         capture_output=True,
         text=True,
     )

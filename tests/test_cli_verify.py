@@ -11,15 +11,14 @@ import pytest
 import sympy as sp
 
 from scaleinv import load_spec, rules
-from scaleinv.analysis import claims as ledger
-from scaleinv.analysis.claims import CLAIMS, Claim, ClaimVerdict
-from scaleinv.analysis.claims_checks import Finding
+from scaleinv.analysis.claims import CLAIMS, Claim, ClaimVerdict, ledger
+from scaleinv.analysis.claims.checks import Finding
 from scaleinv.analysis.invariance import InputScaling, InvarianceReport, scale_invariance
 from scaleinv.analysis.verdict import Verdict
+from scaleinv.cli.exit_status import ExitCode
+from scaleinv.cli.main import main
+from scaleinv.cli.verify import plain_quote
 from scaleinv.reports import spec_verdicts
-from scaleinv.reports.cli import main
-from scaleinv.reports.exit_status import ExitCode
-from scaleinv.reports.verify_cmd import plain_quote
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = """\
@@ -229,7 +228,7 @@ def test_every_command_documents_its_exit_status(command, capsys) -> None:
         (["verify", "--budget", "-1"], "must be 10_000 to 1_000_000_000 steps"),
         (["verify", "SPEC", "--units", "x0"], "NAME=DIMENSION"),
         (["verify", "SPEC", "--units", "x0=length", "x1=time", "y1=time"], "dimension"),
-        (["verify", "SPEC", "--units", "x0=furlong", "x1=time"], "not a dimension"),
+        (["verify", "SPEC", "--units", "x0=furlong", "x1=time"], "unknown dimension 'furlong'"),
         (["verify", "SPEC", "--claim", "gd-units"], "leave out the SPEC"),
     ],
 )
@@ -250,7 +249,7 @@ def test_verify_help(capsys) -> None:
 @pytest.mark.slow
 def test_verify_as_a_subprocess() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "scaleinv.reports.cli", "verify"],
+        [sys.executable, "-m", "scaleinv", "verify"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -9,8 +9,9 @@ from catalogue import CATALOGUE, sample_points
 from conftest import optional_module
 
 from scaleinv import load_spec, minimize, rules
+from scaleinv.cli.main import main
+from scaleinv.cli.run import many_starts
 from scaleinv.errors import ScaleinvError
-from scaleinv.reports.cli import main, many_starts
 
 pytestmark = pytest.mark.slow
 

@@ -209,7 +209,7 @@ def test_unknown_flavor_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_importing_scaleinv_imports_no_framework() -> None:
     code = (
-        "import sys, scaleinv, scaleinv.reports.cli, scaleinv.numeric.flavors;"
+        "import sys, scaleinv, scaleinv.cli.main, scaleinv.numeric.flavors;"
         "print(sorted(m for m in ('jax', 'torch', 'dask', 'distributed') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -217,7 +217,7 @@ def test_importing_scaleinv_imports_no_framework() -> None:
 
 
 def test_cli_export_flavor(tmp_path: Path, capsys) -> None:
-    from scaleinv.reports.cli import main
+    from scaleinv.cli.main import main
 
     _jax()
     target = tmp_path / "k.py"

@@ -137,7 +137,7 @@ def test_shipped_indexed_specs_export_their_kernels(path):
 
 
 def test_cli_export_says_what_is_not_exported(tmp_path, capsys):
-    from scaleinv.reports.cli import main
+    from scaleinv.cli.main import main
 
     spec = tmp_path / "heat.toml"
     spec.write_text(

@@ -12,7 +12,7 @@ from scaleinv import rules
 from scaleinv.analysis.invariance import scale_invariance
 from scaleinv.analysis.invariance_indexed import field_scaling_invariance
 from scaleinv.analysis.transforms import InputScaling
-from scaleinv.reports.cli import main
+from scaleinv.cli.main import main
 from scaleinv.reports.indexed_tex import index_tex
 from scaleinv.reports.indexed_text import gradient_stencil
 from scaleinv.symbolic.indexed import IndexedProblem

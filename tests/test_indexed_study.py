@@ -9,7 +9,7 @@ import pytest
 from conftest import optional_module
 
 from scaleinv import load_spec, minimize, rules
-from scaleinv.reports.cli import main
+from scaleinv.cli.main import main
 from scaleinv.reports.study_indexed import negative_eigenvalues, run_indexed_study
 
 SPEC = """\

@@ -222,7 +222,7 @@ eta = 0.5
 
 
 def test_run_and_verify_say_once_that_pg_solves_numerically(tmp_path, capsys) -> None:
-    from scaleinv.reports.cli import main
+    from scaleinv.cli.main import main
 
     spec = tmp_path / "numeric.toml"
     spec.write_text(_SPEC)

@@ -9,7 +9,7 @@ import sympy as sp
 from scipy.integrate import quad
 
 from scaleinv import Problem, rules
-from scaleinv.analysis.pg_identities import (
+from scaleinv.analysis.claims.pg_identities import (
     ETA,
     average_gradient,
     local_inverse_limit,

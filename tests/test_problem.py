@@ -97,7 +97,7 @@ def test_spec_files_load_through_the_same_parser(tmp_path) -> None:
     assert spec.rules[1].settings["eta"] == pytest.approx(1 / 3)
     assert spec.starts == ((3.0, 3.0),) and spec.steps == 10
     bad = write(tmp_path, '[problem]\ninputs = ["x"]\noutputs = ["__import__(\'os\')"]\n')
-    with pytest.raises(SpecError, match=r"spec.toml: \[problem\].*__import__"):
+    with pytest.raises(SpecError, match=r"spec.toml: \[problem\.outputs\[0\]\].*__import__"):
         load_spec(bad)
 
 

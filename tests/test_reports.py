@@ -20,13 +20,13 @@ import sympy as sp
 from catalogue import PROJECTILE, per_expression_diffusion, shipped_specs
 
 from scaleinv import load_spec, minimize
+from scaleinv.cli.exit_status import ExitCode
+from scaleinv.cli.main import main
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric.rules import make_rule
 from scaleinv.numeric.status import Status
 from scaleinv.reports import build
-from scaleinv.reports.cli import main
 from scaleinv.reports.content import ETA, FEW, symbolic_rule
-from scaleinv.reports.exit_status import ExitCode
 from scaleinv.reports.formulas import decimal_numbers
 from scaleinv.reports.latex import LINE_BUDGET, number, tex, visible_length
 from scaleinv.reports.pdf import LatexError, compile_pdf, first_error
@@ -509,7 +509,7 @@ def test_the_diffusion_report_summarises_what_256_inputs_would_print_in_full(bui
 @needs_tex
 @pytest.mark.slow
 def test_the_diffusion_summary_and_verdict_lines_stay_short(built) -> None:
-    from scaleinv.reports.report_cmd import summary
+    from scaleinv.cli.report import summary
 
     result = built["diffusion"]
     lines = summary(result).splitlines()
@@ -577,7 +577,7 @@ def test_the_minimiser_of_a_coupled_loss_is_checked_for_a_minimum(m) -> None:
 def test_report_and_verify_read_the_same_verdicts_at_the_named_point(built, monkeypatch) -> None:
     """One source of verdicts (spring.toml): the report's verdict objects are the ones
     ``scaleinv verify`` prints, the report's rows show them, and the PDF names the point."""
-    from scaleinv.reports import verify_cmd
+    from scaleinv.cli import verify as verify_cmd
 
     printed = []
     real = verify_cmd.text_rows

@@ -13,10 +13,10 @@ from catalogue import ARM, COUPLED_MAP, finite_difference
 from matplotlib.colors import to_hex
 
 from scaleinv import load_spec, minimize
+from scaleinv.cli.main import main
 from scaleinv.errors import NumericInverseWarning, SpecError
 from scaleinv.numeric import Status
 from scaleinv.numeric.rules import make_rule
-from scaleinv.reports.cli import main
 from scaleinv.reports.latex import PREAMBLE
 from scaleinv.reports.pdf import compile_pdf
 from scaleinv.reports.study import LISTED, run_study, study_options

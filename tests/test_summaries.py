@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from scaleinv.cli.main import main
 from scaleinv.numeric import Status
-from scaleinv.reports.cli import main
 
 #: PG's inverse of x + 2 sin x is numeric, and fails at its folds (1 + 2 cos x = 0).
 FOLD = """\

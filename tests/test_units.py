@@ -133,7 +133,7 @@ def test_parse_dimension_agrees_with_sympy_units(text: str, expected) -> None:
     [
         ("2*length", "not a product of powers"),
         ("length + time", "not a product of powers"),
-        ("meter", "unknown name: 'meter'"),
+        ("meter", "unknown dimension 'meter'"),
         ("__import__('os')", "not a dimension"),
         ("length.real", "attribute access"),
         ("exp(length)", "not a product of powers"),

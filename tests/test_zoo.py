@@ -38,12 +38,17 @@ from catalogue import finite_difference
 from conftest import optional_module, require_program
 
 from scaleinv import load_spec, rules
+from scaleinv.cli import derive as derive_cmd
+from scaleinv.cli import export as export_cmd
+from scaleinv.cli import main as scaleinv_cli
+from scaleinv.cli import run as run_cmd
+from scaleinv.cli import study as study_cmd
+from scaleinv.cli import verify as verify_cmd
 from scaleinv.errors import NumericInverseWarning
 from scaleinv.numeric import Status
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
-from scaleinv.reports import builder, study_cmd, verify_cmd
-from scaleinv.reports import cli as scaleinv_cli
+from scaleinv.reports import builder
 from scaleinv.reports import study as study_module
 from scaleinv.reports.builder import BuildResult
 from scaleinv.reports.content import FEW
@@ -177,7 +182,7 @@ def test_local_inverse_round_trip(zoo: Case) -> None:
 def cli(zoo: Case, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The command line on the zoo problem as already derived, studied and verified: the
     commands print what the session computed once (their own computation is the same call)."""
-    for module in (scaleinv_cli, study_cmd, verify_cmd):
+    for module in (run_cmd, derive_cmd, export_cmd, study_cmd, verify_cmd):
         monkeypatch.setattr(module, "load_spec", lambda path: zoo.spec)
     monkeypatch.setattr(study_module, "run_study", lambda spec, starts=None: zoo.study)
     monkeypatch.setattr(verify_cmd, "spec_verdicts", lambda spec, **_: zoo.report.checks)

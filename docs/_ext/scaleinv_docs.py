@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 def cli_parser() -> argparse.ArgumentParser:
     """The ``scaleinv`` argument parser (the one place the docs import it from)."""
-    from scaleinv.reports.cli import build_parser
+    from scaleinv.cli.main import build_parser
 
     return build_parser()
 

@@ -1,4 +1,5 @@
-"""The analysis layer: function graphs, units, invariance proofs and the claims ledger."""
+"""The analysis layer: function graphs, units, invariance proofs and theorems; the claims
+ledger is the subpackage :mod:`scaleinv.analysis.claims`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from scaleinv.analysis.claims import (
     ClaimResult,
     ClaimVerdict,
     LedgerReport,
+    average_gradient,
+    local_inverse_limit,
+    pg_exactness,
+    pg_ig_agreement,
+    quotient_remainder,
     run_ledger,
 )
 from scaleinv.analysis.composition import (
@@ -24,13 +30,6 @@ from scaleinv.analysis.invariance import (
     TrajectoryComparison,
     scale_invariance,
     trajectory_invariance,
-)
-from scaleinv.analysis.pg_identities import (
-    average_gradient,
-    local_inverse_limit,
-    pg_exactness,
-    pg_ig_agreement,
-    quotient_remainder,
 )
 from scaleinv.analysis.sensitivity import near_optimum, power_of, sensitivity
 from scaleinv.analysis.theorems import Theorem, theorem, theorems

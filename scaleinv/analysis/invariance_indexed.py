@@ -28,6 +28,7 @@ import numpy as np
 from scaleinv.analysis.theorem_route import NOT_SMOOTH
 from scaleinv.analysis.theorems import theorem
 from scaleinv.analysis.verdict import Verdict
+from scaleinv.numeric import compile_problem
 
 if TYPE_CHECKING:
     from scaleinv.symbolic.indexed import IndexedProblem
@@ -86,7 +87,7 @@ def field_scaling_invariance(
 ) -> IndexedInvariance:
     """Is ``rule`` invariant under a scaling per field (see the module)? ``point`` is the
     flat sample point (the spec's start); ``eta`` GD's step size for the counterexample."""
-    kernels = problem.compile()
+    kernels = compile_problem(problem)
     x = np.asarray(point, dtype=np.float64)
     if rule == "gd":
         return _gd(problem, kernels, x, eta)

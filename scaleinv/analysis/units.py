@@ -24,11 +24,12 @@ from sympy.physics.units import Dimension
 from sympy.physics.units.definitions import dimension_definitions as _defs
 from sympy.physics.units.systems.si import dimsys_SI
 
-from scaleinv.errors import DimensionError, ParseError
+from scaleinv.errors import DimensionError, ParseError, SpecError, did_you_mean
 from scaleinv.symbolic import Problem, parse_expr
 from scaleinv.symbolic.problem import squared_distance
 
 __all__ = ["DIMENSION_NAMES", "DIMENSIONLESS", "parse_dimension", "dimension_of", "same_dimension"]
+__all__ += ["check_unit_table"]
 __all__ += ["format_dimension", "Dimensions", "problem_dimensions", "UnitsVerdict", "UnitsReport"]
 __all__ += ["check_units"]
 
@@ -102,8 +103,11 @@ def parse_dimension(value: DimLike) -> Dimension:
     try:
         expr = parse_expr(text, {n: sp.Symbol(n) for n in DIMENSION_NAMES})
     except ParseError as err:
-        why = f"not a dimension ({err.reason}: {err.offending!r}); names: {list(DIMENSION_NAMES)}"
-        raise DimensionError(text, why) from None
+        if err.reason.startswith("unknown name"):
+            hint = did_you_mean(err.offending, DIMENSION_NAMES)
+            hint = hint or f" (known: {', '.join(DIMENSION_NAMES)})"
+            raise DimensionError(text, f"unknown dimension {err.offending!r}{hint}") from None
+        raise DimensionError(text, f"not a dimension ({err.reason}: {err.offending!r})") from None
 
     def build(node: sp.Expr) -> _Deps:
         if isinstance(node, sp.Symbol):
@@ -253,6 +257,29 @@ class Dimensions:
         values = {s: float(t.subs(problem.params)) for s, t in zip(self.target, problem.target)}
         params = {**problem.params, **values}
         return Problem(problem.inputs, problem.outputs, None, self.target, params)
+
+
+def check_unit_table(units: Mapping[str, Any], source: str, table: str = "units") -> None:
+    """Parse every dimension of a ``[units]`` table (or ``--units``), so that a typo is a
+    :class:`SpecError` naming the file and the key; whether they fit the problem is
+    :func:`problem_dimensions`'s to check.
+
+    Examples
+    --------
+    >>> check_unit_table({"x0": "angel"}, "spec.toml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    scaleinv.errors.SpecError: spec.toml: [units.x0] unknown dimension 'angel' (did you mean ...?)
+    """
+    for key, value in units.items():
+        entries = value if isinstance(value, (list, tuple)) else [value]
+        for i, entry in enumerate(entries):
+            where = f"{table}{' ' if table.startswith('-') else '.'}{key}"
+            where += f"[{i}]" if entries is value else ""
+            try:
+                parse_dimension(entry)
+            except DimensionError as err:
+                raise SpecError(source, where, err.reason) from None
 
 
 def problem_dimensions(problem: Problem, dims: Mapping[str, Any]) -> Dimensions:

@@ -1,13 +1,13 @@
 """Compiled backends of the batched kernels: the NumPy program, or the same program in LLVM.
 
-Every kernel of :func:`~scaleinv.numeric.kernels.compile_problem` is a straight-line program
+Every kernel of :func:`~scaleinv.numeric.compiler.compile_problem` is a straight-line program
 (cse temporaries, then the output entries) printed as NumPy source: that source is the
 reference and what :func:`scaleinv.export` writes. Where SymEngine is installed
 (``pip install 'scaleinv[fast]'``) the same program can also be compiled to machine code by
 SymEngine's LLVM ``Lambdify``: one pass over the points, no NumPy temporary per cse node
 (on the 12-link chain at 10**5 points, J 2.5x and H 4x faster; ``benchmarks/kernels.py``).
 
-``backend`` of :func:`~scaleinv.numeric.kernels.compile_problem` (and
+``backend`` of :func:`~scaleinv.numeric.compiler.compile_problem` (and
 :meth:`Problem.compile <scaleinv.symbolic.Problem.compile>`) chooses per kernel:
 
 ``"numpy"``

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from scaleinv.errors import ProblemError, ScaleinvError
-from scaleinv.numeric.driver import check_steps
 from scaleinv.numeric.export import module_source
 from scaleinv.numeric.rules import Rule
+from scaleinv.numeric.steps import check_steps
 from scaleinv.numeric.trajectory import Trajectory, recorded_steps
 from scaleinv.symbolic import IndexedProblem, Problem
 

@@ -20,6 +20,7 @@ import numpy as np
 from scaleinv.errors import MemoryLimitError, NumericInverseWarning, ProblemError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
+from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.engines import check_engine, choose_engine, reruns_no_inverse
 from scaleinv.numeric.indexed_steps import (
     compile_indexed_rule,
@@ -31,11 +32,11 @@ from scaleinv.numeric.kernels import real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
+from scaleinv.numeric.steps import check_steps
 from scaleinv.numeric.trajectory import Trajectory, recorded_count, recorded_steps
 from scaleinv.symbolic import IndexedProblem, Problem
-from scaleinv.symbolic.spec import MAX_STEPS
 
-__all__ = ["minimize", "compiled_rule", "available_memory", "check_steps"]
+__all__ = ["minimize", "compiled_rule", "available_memory"]
 
 _COMPILED: weakref.WeakKeyDictionary[Problem | IndexedProblem, dict[Rule, CompiledRule]] = (
     weakref.WeakKeyDictionary()
@@ -75,28 +76,6 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return min(found) if found else None
-
-
-def check_steps(steps: object) -> int:
-    """``steps`` as an int, or a :class:`ProblemError` when it is not an integer in
-    ``[0, MAX_STEPS]`` (:data:`scaleinv.symbolic.spec.MAX_STEPS`, the limit of every run: spec,
-    CLI, study, Dask and this API).
-
-    Examples
-    --------
-    >>> check_steps(10**12)
-    Traceback (most recent call last):
-    ...
-    scaleinv.errors.ProblemError: steps: 1000000000000 is more than the limit of 1000000 ...
-    """
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
-        raise ProblemError(f"steps must be a non-negative integer, got {steps!r}")
-    if steps > MAX_STEPS:
-        raise ProblemError(
-            f"steps: {int(steps)} is more than the limit of {MAX_STEPS} steps per run; run in "
-            "pieces, each starting from the last point of the one before"
-        )
-    return int(steps)
 
 
 def _working_floats(n: int, m: int, problem: Problem | IndexedProblem | None = None) -> int:
@@ -226,7 +205,7 @@ def minimize(
     if not np.isfinite(x0).all():
         raise ProblemError("x0 contains non-finite values")
     count = recorded_count(record, steps)
-    kernels = problem.compile()
+    kernels = compile_problem(problem)
     compiled = compiled_rule(problem, rule)
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
     _check_memory(problem, rule, compiled, samples, shape, steps, count, record, max_memory)
@@ -281,5 +260,5 @@ def _run_jax(
             x[:, again], loss[:, again] = sub.x, sub.loss
             status[again], taken[again] = sub.status, sub.steps_taken
     with np.errstate(all="ignore"):
-        y = problem.compile().P(x)
+        y = compile_problem(problem).P(x)
     return Trajectory(x, y, loss, status, rule.name, kept, taken, engine="jax")

@@ -13,13 +13,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from scaleinv._version import __version__
 from scaleinv.errors import NumericOnlyError, ScaleinvError
 from scaleinv.numeric import pathsolve, pysource, runtime
+from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.flavors import check_flavor, prelude_source
 from scaleinv.numeric.indexed_export import indexed_module_source
-from scaleinv.numeric.inverse import numeric_inverse_note
+from scaleinv.numeric.inverse import compile_inverse, numeric_inverse_note
 from scaleinv.numeric.inverse_source import closed_form_source
-from scaleinv.numeric.kernels import compile_problem, param_keywords
+from scaleinv.numeric.kernels import param_keywords
 from scaleinv.numeric.rules import Rule, gd, hig, ig, newton, pg
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.indexed import IndexedProblem
@@ -46,8 +48,6 @@ def _header(
 ) -> str:
     """The module docstring and imports; every piece of user text goes through
     :func:`~scaleinv.numeric.pysource.docstring`, so none of it can become code."""
-    from scaleinv import __version__
-
     keywords = param_keywords(problem.params)
     params = ", ".join(
         f"{keywords[k]} = {v!r}" + ("" if keywords[k] == str(k) else f" (param {k})")
@@ -105,7 +105,7 @@ def module_source(
             continue
         local = problem.local_inverse()
         if spec.name == "numpy":
-            evaluator = local.compile(numeric=numeric)
+            evaluator = compile_inverse(local, numeric=numeric)
             parts.append(evaluator.source)
             names.append(evaluator.local_inverse.__name__)
         elif numeric_inverse_note(problem, users[0]) is None:

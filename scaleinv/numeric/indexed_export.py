@@ -102,7 +102,7 @@ def _header(
     flavor: str,
     keywords: dict[sp.Symbol, str],
 ) -> str:
-    from scaleinv import __version__
+    from scaleinv._version import __version__
 
     names = " × ".join(name or str(size) for name, size in zip(p.sizes, p.shape))
     sizes = " × ".join(map(str, p.shape))

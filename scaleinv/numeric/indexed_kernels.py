@@ -24,6 +24,7 @@ chunk), so temporaries stay linear in the grid and bounded in the batch.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -272,8 +273,19 @@ class IndexedKernels:
         return self.hessian_pattern.matrix(self.hessian_values(np.asarray(x)[None])[0])
 
 
+#: The kernels of each problem, compiled once.
+_COMPILED: weakref.WeakKeyDictionary[IndexedProblem, IndexedKernels] = weakref.WeakKeyDictionary()
+
+
 def compile_indexed(problem: IndexedProblem) -> IndexedKernels:
-    """Print and compile the point kernels of ``problem`` and place its J and H (once)."""
+    """Print and compile the point kernels of ``problem`` and place its J and H (once: cached
+    per problem)."""
+    if problem not in _COMPILED:
+        _COMPILED[problem] = _compile(problem)
+    return _COMPILED[problem]
+
+
+def _compile(problem: IndexedProblem) -> IndexedKernels:
     symbols = [
         *problem.input_accesses,
         *problem.index,

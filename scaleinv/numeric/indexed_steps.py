@@ -31,7 +31,7 @@ import numpy as np
 from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule, stateless
-from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels
+from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
 from scaleinv.numeric.rules import GD, IG, PG, Newton, Rule, _skip_failed
@@ -49,7 +49,7 @@ PG_TOLERANCE = 1e-12
 
 def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
     """The batched step of ``rule`` on ``problem`` (see the module docstring)."""
-    kernels: IndexedKernels = problem.compile()
+    kernels: IndexedKernels = compile_indexed(problem)
     eta = float(getattr(rule, "eta", 1.0))
     steps: dict[type, Callable[[IndexedKernels, np.ndarray, float], tuple]] = {
         GD: _gd,

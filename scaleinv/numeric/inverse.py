@@ -27,13 +27,14 @@ import numpy as np
 
 from scaleinv.errors import NoInverseError, ProblemError
 from scaleinv.numeric import pathsolve, runtime
+from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.inverse_source import TOL, closed_form_source, numeric_source
 from scaleinv.numeric.kernels import ProblemKernels, batch_shape
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.inverse import LocalInverse
 
 __all__ = ["InverseEvaluator", "InverseSolution", "compile_inverse", "solver_namespace"]
-__all__ += ["numeric_inverse_note", "TOL"]
+__all__ += ["invert", "numeric_inverse_note", "TOL"]
 
 FALLBACKS = ("raise", "keep", "ig")
 
@@ -220,7 +221,7 @@ def compile_inverse(local: LocalInverse, *, numeric: bool = False) -> InverseEva
     per_mode = _CACHE.setdefault(local, {})
     if numeric in per_mode:
         return per_mode[numeric]
-    problem, kernels = local.problem, local.problem.compile()
+    problem, kernels = local.problem, compile_problem(local.problem)
     closed = not (local.numeric or not local.branches)
     name = NUMERIC_NAME if numeric else "local_inverse"
     if closed and not numeric:
@@ -234,6 +235,19 @@ def compile_inverse(local: LocalInverse, *, numeric: bool = False) -> InverseEva
     evaluator = InverseEvaluator(problem, not closed or numeric, source, namespace[name], kernels)
     per_mode[numeric] = evaluator
     return evaluator
+
+
+def invert(local: LocalInverse, y: Any, x0: Any, *, fallback: str = "raise") -> np.ndarray:
+    """``P⁻¹(y; x0)``: the solution of ``P(x) = y`` nearest to ``x0``, batched, with the
+    evaluator of :func:`compile_inverse` (see :meth:`InverseEvaluator.inv` for ``fallback``).
+
+    Examples
+    --------
+    >>> from scaleinv.symbolic import Problem
+    >>> invert(Problem.from_strings("x", "x**2").local_inverse(), [9.0], [-2.0])
+    array([-3.])
+    """
+    return compile_inverse(local).inv(y, x0, fallback=fallback)
 
 
 def numeric_inverse_note(problem: Problem, rule: Any) -> str | None:

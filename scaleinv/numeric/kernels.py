@@ -1,7 +1,7 @@
 """Compile SymPy expressions into batched NumPy kernels — the only place SymPy becomes NumPy.
 
 A kernel is Python source printed by :mod:`scaleinv.numeric.source` from a straight-line
-program, executed here. A problem's kernels (:func:`compile_problem`) are printed from its
+program, executed here. A problem's kernels (:func:`flavor_kernels`) are printed from its
 sparse derivatives: one program per kernel, from the cse of the expanded entries or, for deep
 compositions, from derivatives on the expression graph
 (:meth:`~scaleinv.symbolic.sparse.SparseDerivatives.program`). The same source is what
@@ -32,7 +32,7 @@ from scaleinv.symbolic import Problem
 
 __all__ = ["Kernel", "ProblemKernels", "Pattern", "compile_kernel", "compile_program"]
 __all__ += ["kernel_source"]
-__all__ += ["program_source", "compile_problem", "use_sparse", "param_keywords", "RESERVED"]
+__all__ += ["program_source", "flavor_kernels", "use_sparse", "param_keywords", "RESERVED"]
 __all__ += ["real_array", "batch_shape", "StraightLine", "BLOCK"]
 
 #: A matrix with at least this many entries and at most this fraction nonzero is held
@@ -68,7 +68,7 @@ class Kernel:
         Shape of one sample's output; the result has shape ``batch + shape``.
     func : callable
         The function evaluating it: the compiled :attr:`source`, or the backend chosen by
-        :func:`compile_problem` (see :mod:`scaleinv.numeric.backends`).
+        :func:`~scaleinv.numeric.compiler.compile_problem` (see :mod:`scaleinv.numeric.backends`).
     program : StraightLine or None
         The straight-line program :attr:`source` was printed from (None for a kernel that
         calls other kernels).
@@ -426,28 +426,16 @@ def _composed(name: str, outer: Kernel, inner: Kernel, doc: str, flavor: str) ->
     return Kernel(name, source, outer.shape, func, inner.sizes, inner.positive)
 
 
-def compile_problem(
-    problem: Problem, flavor: str = "numpy", backend: str = "auto"
-) -> ProblemKernels:
-    """Compile (once per problem, flavour and backend, cached) the kernels of
-    :class:`ProblemKernels`.
+def flavor_kernels(problem: Problem, flavor: str = "numpy") -> ProblemKernels:
+    """Compile (once per problem and flavour, cached) the kernels of :class:`ProblemKernels`,
+    evaluated by their generated source (the backend is chosen by
+    :func:`scaleinv.numeric.compiler.compile_problem`, the entry to use).
 
     Every kernel is printed from the problem's sparse derivatives (one cse per kernel,
     through the derivation engine, converted to SymPy only as the eliminated program).
     ``flavor`` ``"jax"`` or ``"torch"`` gives the same kernels written for that framework
     (see :mod:`scaleinv.numeric.flavors`; matrices are then always held dense).
-    ``backend`` (``"auto"``, ``"numpy"`` or ``"llvm"``; NumPy flavour only) says what evaluates
-    the NumPy kernels: their source, or the same programs compiled by SymEngine's LLVM where
-    that is installed and measured faster (:mod:`scaleinv.numeric.backends`). The sources, and
-    so what :func:`scaleinv.export` writes, are the same for every backend.
     """
-    from scaleinv.numeric.backends import check_backend, with_backend
-
-    if check_backend(backend, flavor) != "numpy":  # the NumPy kernels, evaluated by a backend
-        cache = _CACHE.setdefault(f"numpy+{backend}", weakref.WeakKeyDictionary())
-        if problem not in cache:
-            cache[problem] = with_backend(compile_problem(problem, flavor, "numpy"), backend)
-        return cache[problem]
     cache = _CACHE.setdefault(flavor, weakref.WeakKeyDictionary())
     cached = cache.get(problem)
     if cached is not None:

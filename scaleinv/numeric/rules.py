@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from scaleinv.errors import NumericOnlyError, RuleError
+from scaleinv.errors import NumericOnlyError, RuleError, SpecError, did_you_mean
 from scaleinv.numeric import pysource, runtime, sparse
 from scaleinv.numeric.bfgs import compile_bfgs
 from scaleinv.numeric.compiled import CompiledRule, stateless
-from scaleinv.numeric.inverse import NUMERIC_NAME
+from scaleinv.numeric.compiler import compile_problem
+from scaleinv.numeric.inverse import NUMERIC_NAME, compile_inverse
 from scaleinv.numeric.kernels import Kernel, ProblemKernels
 from scaleinv.symbolic import Problem, RuleSpec
 from scaleinv.symbolic import updates as formulas
@@ -121,7 +122,7 @@ class Rule:
             problem, needs_inverse=self.uses_inverse, numeric=self.uses_numeric_inverse
         )
         if self.uses_newton_dy:
-            _require_newton_dy(problem.compile(), self.name)
+            _require_newton_dy(compile_problem(problem), self.name)
         # The source is scaleinv's own template filled with numbers (never user text).
         exec(self.step_source(), namespace)  # noqa: S102
         compiled = stateless(namespace[self.step_name])
@@ -152,14 +153,14 @@ def step_namespace(
 ) -> dict[str, Any]:
     """What step sources may call: NumPy, :mod:`runtime` and the problem's kernels (and the
     local inverse: ``numeric_local_inverse`` when ``numeric``, else ``local_inverse``)."""
-    kernels = problem.compile()
+    kernels = compile_problem(problem)
     namespace: dict[str, Any] = {"numpy": np}
     namespace.update({k: v for k, v in vars(runtime).items() if not k.startswith("__")})
     namespace.update({k.name: k.func for k in kernels.all()})
     namespace.update(kernels.constants())
     namespace["sparse_solve"] = sparse.sparse_solve  # SciPy in process; NumPy when exported
     if needs_inverse:
-        evaluator = problem.local_inverse().compile(numeric=numeric)
+        evaluator = compile_inverse(problem.local_inverse(), numeric=numeric)
         namespace[NUMERIC_NAME if numeric else "local_inverse"] = evaluator.local_inverse
     return namespace
 
@@ -367,7 +368,7 @@ class BFGS(Rule):
         raise NumericOnlyError("bfgs", "it runs through SciPy and has no standalone step")
 
     def compile(self, problem: Problem) -> CompiledRule:
-        return compile_bfgs(problem.compile())
+        return compile_bfgs(compile_problem(problem))
 
 
 def gd(eta: Any = 0.01) -> GD:
@@ -417,7 +418,11 @@ REGISTRY: Mapping[str, Callable[..., Rule]] = {
 def make_rule(spec: RuleSpec) -> Rule:
     """Build the rule a spec file names, e.g. ``RuleSpec("newton", {"eta": 0.3})``."""
     if spec.name not in REGISTRY:
-        raise RuleError(f"unknown rule {spec.name!r}; known: {', '.join(REGISTRY)}")
+        why = f"unknown rule {spec.name!r}{did_you_mean(spec.name, REGISTRY)}"
+        why += f"; known: {', '.join(REGISTRY)}"
+        if spec.key:  # read from a spec file: name the file and the key
+            raise SpecError(spec.source, f"{spec.key}.name", why)
+        raise RuleError(why)
     settings = {k: v for k, v in spec.settings.items() if k != "label"}
     try:
         return REGISTRY[spec.name](**settings)

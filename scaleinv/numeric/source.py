@@ -28,19 +28,15 @@ from sympy.printing.numpy import NumPyPrinter
 from scaleinv.errors import ProblemError
 from scaleinv.numeric import pysource
 from scaleinv.numeric.flavors import functional_source, printer_of
+from scaleinv.numeric.pysource import SUM_GROUP, balanced
 
 __all__ = ["BLOCK", "MAX_PRODUCT_POWER", "RESERVED", "kernel_source", "program_source"]
-__all__ += ["SUM_GROUP", "balanced"]
 __all__ += ["param_keywords"]
 
 #: Points per block of a kernel's batch loop (a block's temporaries then fit in L2/L3 cache).
 BLOCK = 4096
 #: Integer powers up to this exponent are printed as products (``x*x*x``).
 MAX_PRODUCT_POWER = 8
-#: Sums and products of more terms than this are printed as balanced groups of this many
-#: (``(a + b + ...) + (...)``): Python's compiler nests a flat ``a + b + ...`` one level per
-#: term and gives up (RecursionError) at about 3,000 terms, e.g. the loss of 3,000 outputs.
-SUM_GROUP = 64
 #: Integers and ratios beyond this magnitude are printed as floats: NumPy's functions take
 #: no Python int beyond int64 (``numpy.sin(10**300)`` is a TypeError).
 _EXACT_INT = 2**53
@@ -174,23 +170,6 @@ def _float_literal(value: float) -> str:
     if value != value or abs(value) == float("inf"):
         return "(1e999)" if value > 0 else "(-1e999)" if value < 0 else "(1e999 - 1e999)"
     return f"({value!r})"
-
-
-def balanced(terms: list[str], op: str) -> str:
-    """``terms`` joined by ``op``, in parenthesized groups of at most :data:`SUM_GROUP` (then
-    groups of groups): the nesting Python's compiler sees grows with the logarithm of the
-    number of terms, not with it.
-
-    Examples
-    --------
-    >>> balanced(["a", "b", "c"], " + ")
-    'a + b + c'
-    >>> balanced([f"x{i}" for i in range(130)], "*").count("(")
-    3
-    """
-    while len(terms) > SUM_GROUP:
-        terms = [f"({op.join(terms[i : i + SUM_GROUP])})" for i in range(0, len(terms), SUM_GROUP)]
-    return op.join(terms)
 
 
 def _printer() -> NumPyPrinter:

@@ -1,4 +1,4 @@
-"""The reports layer: LaTeX/PDF reports, figures and the command-line front.
+"""The reports layer: LaTeX/PDF reports and figures (the command line is :mod:`scaleinv.cli`).
 
 :func:`build` (from :mod:`scaleinv.reports.builder`) turns a spec into a report folder; it is
 imported on first use, so that the command line does not load matplotlib for ``run``.

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scaleinv.analysis.units import problem_dimensions
+from scaleinv.analysis.units import check_unit_table, problem_dimensions
 from scaleinv.errors import ScaleinvError
-from scaleinv.numeric import Status
+from scaleinv.numeric import Status, compile_problem
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
@@ -186,6 +186,7 @@ def build(
     started = time.monotonic()
     say = progress or (lambda line: None)
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(Path(spec_or_path))
+    check_unit_table(spec.units, spec.source)  # a typo'd dimension: before any work
     indexed = isinstance(spec.problem, IndexedProblem)  # its stencils, at any n
     if not indexed:
         _check_size(spec)
@@ -235,7 +236,7 @@ def _build_into(
         )
         say(f"         local inverse: {branches}")
     say("compile  batched kernels of P, J, gradient, Hessian, loss and each rule's step")
-    problem.compile()
+    compile_problem(problem)
     say(f"run      {len(runs)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")
     runs = run_rules(spec, runs)
     checks = ("units, " if spec.units else "") + f"{len(transforms_of(spec))} transform(s)"

@@ -27,6 +27,7 @@ from matplotlib.offsetbox import AnchoredOffsetbox, TextArea, VPacker
 from matplotlib.ticker import MaxNLocator
 
 from scaleinv.errors import ScaleinvError
+from scaleinv.numeric import compile_problem
 from scaleinv.reports.axis_units import axis_names, si_unit
 from scaleinv.reports.colors import styled
 from scaleinv.reports.content import ReportOptions, RuleRun
@@ -95,7 +96,7 @@ def landscape_family(
     log_axis = False
     for ax, alpha in zip(axes, options.alphas):
         variant = problem.with_params(**{str(options.param): alpha})
-        log_axis = draw_landscape(ax, variant.compile().loss, window, names) or log_axis
+        log_axis = draw_landscape(ax, compile_problem(variant).loss, window, names) or log_axis
         ax.set_title(f"${tex(options.param)} = {alpha:g}$", fontsize=10)
         sizes = []
         for k, run in enumerate(runs):
@@ -108,7 +109,8 @@ def landscape_family(
         if problem.n == 2:
             ax.plot(sample[0], sample[1], marker="o", color="black", ms=4, zorder=6)
         else:
-            ax.plot(sample[0], variant.compile().loss(sample), "o", color="black", ms=4, zorder=6)
+            loss = compile_problem(variant).loss(sample)
+            ax.plot(sample[0], loss, "o", color="black", ms=4, zorder=6)
             ax.axvline(sample[0], color="0.5", ls=":", lw=0.8, zorder=1)
         _size_box(ax, sizes, sample)
         if ax is not axes[0] and problem.n == 2:

@@ -20,7 +20,7 @@ import numpy as np
 from scaleinv.analysis.invariance_indexed import field_scaling_invariance
 from scaleinv.analysis.units_indexed import check_indexed_units, indexed_dimensions
 from scaleinv.errors import NumericInverseWarning, ScaleinvError
-from scaleinv.numeric import Status, minimize
+from scaleinv.numeric import Status, compile_problem, minimize
 from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import rule_styles
 from scaleinv.reports.content import RuleRun, rule_labels
@@ -107,7 +107,7 @@ def build_indexed_into(
     say(f"derive   stencils of J and H at a generic point ({p.n} inputs, never expanded)")
     p.representative_rows()
     say("compile  point kernels of P, J's diagonals and the point Hessians")
-    kernels = p.compile()
+    kernels = compile_problem(p)
     say(f"run      {len(spec.rules)} rule(s) x {len(spec.starts)} start(s), {spec.steps} steps")
     runs = indexed_runs(spec)
     say("verify   " + ("units per field, " if spec.units else "") + "invariance per field")

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.mathtext import MathTextParser
 from matplotlib.ticker import MaxNLocator
 
+from scaleinv.numeric import compile_problem
 from scaleinv.reports.colors import styled
 from scaleinv.reports.content import ReportOptions, RuleRun
 from scaleinv.reports.latex import tex
@@ -257,7 +258,7 @@ def trajectory_figure(
     A 2-D space shows the paths over contours of the loss, a larger one a 2-D slice, a 1-D
     space the iterate against the iteration. The caption (LaTeX) says which.
     """
-    kernels = problem.compile()
+    kernels = compile_problem(problem)
     fig = Figure(figsize=(7.5, 3.6), layout="constrained")
     ax_x, ax_y = fig.subplots(1, 2)
     x_paths = [r.trajectory.x[:, b, :] for r in runs if r.trajectory is not None

@@ -45,6 +45,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TypeAlias
 
+from scaleinv._version import __version__
 from scaleinv.errors import OutputFolderError
 
 __all__ = ["MANIFEST", "OutputFolder", "check_replaceable", "make_owned", "write_manifest"]
@@ -77,8 +78,6 @@ def _walk(folder: Path) -> dict[str, os.stat_result]:
 
 def write_manifest(folder: Path) -> None:
     """Write :data:`MANIFEST` into ``folder``, listing every file in it."""
-    from scaleinv import __version__
-
     files = {
         rel: {"size": st.st_size, "sha256": _digest(folder / rel)}
         for rel, st in sorted(_walk(folder).items())

@@ -32,7 +32,7 @@ from typing import Any
 import sympy as sp
 
 from scaleinv.analysis.branch_selection import branch_selection
-from scaleinv.analysis.claims_checks_pg import intermediate_step
+from scaleinv.analysis.claims.checks_pg import intermediate_step
 from scaleinv.analysis.invariance import InputScaling, OutputScaling, scale_invariance
 from scaleinv.analysis.units import Dimensions, check_units, problem_dimensions
 from scaleinv.analysis.units_structure import units_by_structure

@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError
-from scaleinv.numeric import Status, minimize
+from scaleinv.numeric import Status, compile_problem, minimize
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.content import rule_labels
 from scaleinv.reports.study_ends import Minimum, classify_ends
@@ -229,7 +229,7 @@ def run_study(spec: Spec, starts: int | None = None, engine: str | None = None) 
         statuses.append(status)
         taken.append(steps)
         engines.append(ran_on)
-    kernels = spec.problem.compile()
+    kernels = compile_problem(spec.problem)
     periods = periods_of(spec)
     status = np.concatenate(statuses)
     outcome, minima = classify_ends(

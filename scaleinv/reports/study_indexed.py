@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from scaleinv.errors import NumericInverseWarning, ScaleinvError, SpecError
-from scaleinv.numeric import Status, minimize
+from scaleinv.numeric import Status, compile_problem, minimize
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.content import rule_labels
 from scaleinv.reports.study import LISTED, RuleStudy, rule_studies
@@ -125,7 +125,7 @@ def negative_eigenvalues(matrix: Any) -> int | None:
 def _classify(
     spec: Spec, ends: np.ndarray, converged: np.ndarray, scale: float
 ) -> tuple[np.ndarray, tuple[Minimum, ...]]:
-    kernels = spec.problem.compile()
+    kernels = compile_problem(spec.problem)
     outcome = np.where(converged, NOT_A_MINIMUM, NOT_CONVERGED)
     losses = kernels.loss(ends)
     groups: list[list[int]] = []

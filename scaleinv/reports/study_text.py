@@ -1,6 +1,6 @@
 """A study in words and tables: the minima reached (with their loss) and each rule's outcome.
 
-The same rows serve the terminal (:mod:`~scaleinv.reports.study_cmd`) and the report
+The same rows serve the terminal (:mod:`~scaleinv.cli.study`) and the report
 (:func:`study_tex`). The :data:`~scaleinv.reports.study.LISTED` most visited minima get a
 column each (``m1``, ``m2``, ...); runs to the other minima are summed in one column, and runs
 that reached no minimum are counted by why (driver status, saddle, far outside the region).

@@ -6,7 +6,7 @@ The LaTeX of the same verdicts is :mod:`scaleinv.reports.verdicts`; both read th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
@@ -14,7 +14,9 @@ from scaleinv.analysis.units import UnitsReport, format_dimension
 from scaleinv.analysis.verdict import Verdict
 from scaleinv.markup import markdown_text
 from scaleinv.reports.content import FEW
-from scaleinv.reports.spec_verdicts import SpecVerdict, SpecVerdicts
+
+if TYPE_CHECKING:  # spec_verdicts formats its tables with this module
+    from scaleinv.reports.spec_verdicts import SpecVerdict, SpecVerdicts
 from scaleinv.reports.text import format_ends
 
 __all__ = ["HEADERS", "text_rows", "verdict_text", "markdown_table"]

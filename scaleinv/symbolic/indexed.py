@@ -485,12 +485,11 @@ class IndexedProblem:
     # -- numeric ------------------------------------------------------------------------------
     def compile(self) -> Any:
         """The vectorised kernels (:class:`scaleinv.numeric.indexed_kernels.IndexedKernels`),
-        compiled once and cached."""
-        if "_kernels" not in self.__dict__:
-            from scaleinv.numeric.indexed_kernels import compile_indexed
+        compiled once and cached: a convenience for :func:`scaleinv.compile` (the numeric
+        layer, imported here on use; the package's own code calls that)."""
+        from scaleinv.numeric import compile_problem
 
-            self.__dict__["_kernels"] = compile_indexed(self)
-        return self.__dict__["_kernels"]
+        return compile_problem(self)
 
     def __repr__(self) -> str:
         grid = " × ".join(map(str, self.shape))

@@ -7,8 +7,8 @@ trigonometric systems by elimination, :mod:`~scaleinv.symbolic.elimination`, bef
 branches, each with the condition on ``y`` under which its formula is real and the period of
 every input along which the whole family repeats (or joint periods, for inputs that only
 repeat together). The local inverse ``P⁻¹(y; x₀)`` of the chapter is then the valid solution
-nearest to ``x₀``; evaluating it is the numeric layer's job (:meth:`LocalInverse.inv`). When
-no usable closed form exists the result says so (``numeric=True``) and the evaluator solves
+nearest to ``x₀``; evaluating it is the numeric layer's job (:func:`scaleinv.numeric.invert`).
+When no usable closed form exists the result says so (``numeric=True``) and the evaluator solves
 ``P(x) = y`` numerically, warm-started at ``x₀``.
 """
 
@@ -103,7 +103,12 @@ class LocalInverse:
 
     def compile(self, *, numeric: bool = False) -> Any:
         """The batched evaluator (:class:`scaleinv.numeric.inverse.InverseEvaluator`), cached;
-        ``numeric=True`` solves numerically even where a closed form exists."""
+        ``numeric=True`` solves numerically even where a closed form exists.
+
+        A convenience for :func:`scaleinv.numeric.compile_inverse` (the entry the package's
+        own code uses), imported here, inside the method, so that the symbolic layer imports
+        nothing above it (``tests/test_layers.py`` allows this one import).
+        """
         from scaleinv.numeric.inverse import compile_inverse
 
         return compile_inverse(self, numeric=numeric)
@@ -115,8 +120,13 @@ class LocalInverse:
         no real solution exists: ``fallback="raise"`` raises
         :class:`~scaleinv.errors.NoInverseError`, ``"keep"`` returns ``x0``, ``"ig"`` the
         inverse-gradient step ``x0 + J(x0)⁺ (y − P(x0))``.
+
+        A convenience for :func:`scaleinv.numeric.invert` (imported here, inside the method,
+        like :meth:`compile`).
         """
-        return self.compile().inv(y, x0, fallback=fallback)
+        from scaleinv.numeric.inverse import invert
+
+        return invert(self, y, x0, fallback=fallback)
 
 
 class _Clock:

@@ -18,7 +18,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from scaleinv.errors import ParseError
+from scaleinv.errors import ParseError, did_you_mean
 
 __all__ = ["FUNCTIONS", "CONSTANTS", "parse_expr", "make_symbol", "check_name"]
 __all__ += ["MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "MAX_EXPONENT", "MAX_DIGITS", "MAX_CONSTANT"]
@@ -289,7 +289,7 @@ class _Builder:
             return CONSTANTS[ident]
         if ident in FUNCTIONS:
             raise self.fail(node, "function used without a call")
-        raise self.fail(node, "unknown name")
+        raise self.fail(node, f"unknown name{did_you_mean(ident, [*self.symbols, *CONSTANTS])}")
 
     def call(self, node: ast.Call) -> sp.Expr:
         func = node.func
@@ -298,7 +298,7 @@ class _Builder:
         if not isinstance(func, ast.Name):
             raise self.fail(func, "only calls of allowed functions by name are allowed")
         if func.id not in FUNCTIONS:
-            raise self.fail(func, "call of an unknown function")
+            raise self.fail(func, f"call of an unknown function{did_you_mean(func.id, FUNCTIONS)}")
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             raise self.fail(node, f"{func.id} takes exactly one positional argument")
         return FUNCTIONS[func.id](self.build(node.args[0]))

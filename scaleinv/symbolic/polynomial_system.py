@@ -19,11 +19,12 @@ a pivot depends on it (:attr:`PolynomialSystem.joint`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from scaleinv.symbolic.problem import Problem
+if TYPE_CHECKING:  # at run time problem -> inverse -> here: no cycle
+    from scaleinv.symbolic.problem import Problem
 
 __all__ = ["Angle", "NotPolynomial", "PolynomialSystem", "polynomial_system", "is_trigonometric"]
 

@@ -348,14 +348,16 @@ class Problem:
     def compile(self, backend: str = "auto") -> Any:
         """Batched NumPy kernels of ``P``, the Jacobian, gradient, Hessian and loss.
 
-        A convenience front of :func:`scaleinv.numeric.compile_problem` (compiled once per
-        problem and backend, and cached); the numeric layer is imported here, on use, so that
-        the symbolic layer itself imports nothing above it. ``backend`` ``"auto"`` evaluates
-        a kernel with SymEngine's LLVM where that is installed and measured faster,
-        ``"numpy"`` always with the generated NumPy source, ``"llvm"`` always with LLVM (see
-        :mod:`scaleinv.numeric.backends`); ``kernel.backend`` says which one runs.
+        A convenience for :func:`scaleinv.compile` (:func:`scaleinv.numeric.compile_problem`,
+        the entry the package's own code uses; compiled once per problem and backend, and
+        cached). The numeric layer is imported here, inside the method, so that the symbolic
+        layer imports nothing above it (``tests/test_layers.py`` allows this one import).
+        ``backend`` ``"auto"`` evaluates a kernel with SymEngine's LLVM where that is installed
+        and measured faster, ``"numpy"`` always with the generated NumPy source, ``"llvm"``
+        always with LLVM (see :mod:`scaleinv.numeric.backends`); ``kernel.backend`` says which
+        one runs.
         """
-        from scaleinv.numeric.kernels import compile_problem
+        from scaleinv.numeric.compiler import compile_problem
 
         return compile_problem(self, backend=backend)
 

@@ -94,6 +94,9 @@ class RuleSpec:
 
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: The spec file and key it was read from (``"rules[0]"``), for errors; empty otherwise.
+    source: str = field(default="", compare=False)
+    key: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
                 prob["inputs"], prob["outputs"], prob.get("loss"), prob.get("target"), params
             )
     except ScaleinvError as err:
-        raise SpecError(source, "problem", str(err)) from None
+        raise SpecError(source, _problem_key(prob, err), str(err)) from None
     run = _table(data, "run", source)
     check_keys(run, keys_of("run"), source, "run")
     if isinstance(problem, IndexedProblem):
@@ -344,6 +347,18 @@ def _starts(value: Any, n: int, source: str) -> tuple[tuple[float, ...], ...]:
     return tuple(points)
 
 
+def _problem_key(prob: Mapping[str, Any], err: ScaleinvError) -> str:
+    """The key of ``[problem]`` holding the expression ``err`` cannot parse
+    (``problem.outputs[1]``), or ``problem`` when the error is about the whole problem."""
+    text = getattr(err, "text", None)
+    for name in ("outputs", "loss", "target"):
+        value = prob.get(name)
+        for i, entry in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(entry, str) and text is not None and entry.strip() == text.strip():
+                return f"problem.{name}[{i}]" if isinstance(value, list) else f"problem.{name}"
+    return "problem"
+
+
 def _rule(value: Any, index: int, source: str) -> RuleSpec:
     key = f"rules[{index}]"
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
@@ -358,4 +373,4 @@ def _rule(value: Any, index: int, source: str) -> RuleSpec:
                 settings[name] = setting
         else:
             settings[name] = _number(setting, source, f"{key}.{name}")
-    return RuleSpec(value["name"], MappingProxyType(settings))
+    return RuleSpec(value["name"], MappingProxyType(settings), source, key)

@@ -130,8 +130,8 @@ SCHEMA: tuple[Table, ...] = (
             Key(
                 "inputs",
                 "string or array of strings",
-                "The fields and the grid, from 0: ``\"u[0:n]\"`` or "
-                "``[\"u[0:n, 0:n]\", \"v[0:n, 0:n]\"]``.",
+                'The fields and the grid, from 0: ``"u[0:n]"`` or '
+                '``["u[0:n, 0:n]", "v[0:n, 0:n]"]``.',
                 required=True,
             ),
             Key(
@@ -144,7 +144,7 @@ SCHEMA: tuple[Table, ...] = (
                 "boundary",
                 "string or table",
                 "How offsets past the grid's ends read: ``periodic``, ``neumann`` (mirrored about "
-                "the end point), ``dirichlet`` (0) or ``{kind = \"dirichlet\", value = 1}`` (one "
+                'the end point), ``dirichlet`` (0) or ``{kind = "dirichlet", value = 1}`` (one '
                 "value, or one per field ``{u = 1, v = 0}``).",
                 "periodic",
                 allowed=("periodic", "neumann", "dirichlet"),

@@ -6,7 +6,7 @@ names, non-ASCII, code, huge or complex constants, wrong types, unknown keys, br
 and runs one ``scaleinv`` command on it with random flags, in its own temporary folder. The
 process must either succeed (exit 0, or 1 or 3 for ``verify``'s verdicts) with output and no error
 line, or exit 2 with exactly one ``scaleinv: error:`` line; never a traceback (an exception
-out of :func:`~scaleinv.reports.cli.main`), and never a file written outside the temporary
+out of :func:`~scaleinv.cli.main.main`), and never a file written outside the temporary
 folder.
 
 The example count follows the hypothesis profile (``tests/conftest.py``): :data:`EXAMPLES`
@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from scaleinv.reports.cli import main
+from scaleinv.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Examples in CI (derandomized there); each runs a whole command, so fewer than a property.

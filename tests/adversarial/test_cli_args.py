@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaleinv.reports import cli
-from scaleinv.reports.cli import main
+from scaleinv.cli import main as cli
+from scaleinv.cli.main import main
 
 SPEC = "reports/comparison.toml"
 
@@ -122,7 +122,6 @@ def test_resource_exhaustion_is_one_line(monkeypatch, capsys, error, line) -> No
     def exhausted(args: object) -> int:
         raise error
 
-    monkeypatch.setattr(cli, "cmd_derive", exhausted)
     parser = cli.build_parser
     monkeypatch.setattr(cli, "build_parser", lambda: _with_derive(parser(), exhausted))
     assert main(["derive", SPEC]) == 2
@@ -188,7 +187,7 @@ def test_a_fifo_as_spec_is_refused_without_opening_it(tmp_path: Path, command: s
     fifo = tmp_path / "spec.toml"
     os.mkfifo(fifo)
     done = subprocess.run(
-        [sys.executable, "-m", "scaleinv.reports.cli", command, str(fifo)],
+        [sys.executable, "-m", "scaleinv", command, str(fifo)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -232,7 +231,7 @@ def test_the_console_script_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     spec = tmp_path / "s.toml"
     spec.write_text('[problem]\ninputs = ["x0"]\noutputs = ["' + "-" * 5000 + 'x0"]\n')
     done = subprocess.run(
-        [sys.executable, "-m", "scaleinv.reports.cli", "derive", str(spec)],
+        [sys.executable, "-m", "scaleinv", "derive", str(spec)],
         capture_output=True,
         text=True,
         timeout=120,

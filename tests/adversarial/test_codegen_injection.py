@@ -20,9 +20,9 @@ import sympy as sp
 
 import scaleinv
 from scaleinv import rules
+from scaleinv.cli.main import main
 from scaleinv.errors import ProblemError, ScaleinvError
 from scaleinv.numeric.export import export, module_source
-from scaleinv.reports.cli import main
 from scaleinv.reports.latex import escape, prose
 from scaleinv.symbolic import Problem
 
@@ -221,7 +221,7 @@ def test_the_issues_title_exploit_creates_no_file(tmp_path) -> None:
         'title = \'\'\'pwn"""\nimport os; os.system("touch pwned")\n_ = """\'\'\'\n'
         '[problem]\ninputs = ["x0"]\noutputs = ["x0"]\n'
     )
-    script = "from scaleinv.reports.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+    script = "from scaleinv.cli.main import main; import sys; sys.exit(main(sys.argv[1:]))"
     command = [sys.executable, "-c", script, "export", "evil.toml", "--to", "k1.py"]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -311,7 +311,7 @@ def test_an_overflowing_constant_factor_is_refused(text) -> None:
 
 
 def test_a_spec_complex_at_its_defaults_is_one_error_line(tmp_path, capsys) -> None:
-    from scaleinv.reports.cli import main
+    from scaleinv.cli.main import main
 
     spec = tmp_path / "s.toml"
     spec.write_text('[problem]\ninputs = ["x0"]\noutputs = ["sqrt(a)*x0"]\n[params]\na = -4\n')

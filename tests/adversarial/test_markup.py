@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scaleinv import Problem, rules
-from scaleinv.analysis.claims_statement import Statement
+from scaleinv.analysis.claims.statement import Statement
 from scaleinv.analysis.invariance import InputScaling, scale_invariance
 from scaleinv.markup import markdown_math, markdown_text
 from scaleinv.reports.verdicts import VerdictRow

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from scaleinv.cli.main import main
 from scaleinv.errors import ScaleinvError
 from scaleinv.reports import build
-from scaleinv.reports.cli import main
 
 MINI = """\
 title = "mini"
@@ -35,7 +35,7 @@ steps = 2
 [[rules]]
 name = "gd"
 """
-CLI = "from scaleinv.reports.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+CLI = "from scaleinv.cli.main import main; import sys; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.fixture

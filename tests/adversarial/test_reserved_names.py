@@ -15,8 +15,8 @@ import pytest
 import sympy as sp
 
 from scaleinv.analysis.transforms import InputScaling, OutputScaling, Reparametrization
+from scaleinv.cli.main import main
 from scaleinv.errors import ProblemError
-from scaleinv.reports.cli import main
 from scaleinv.symbolic import Problem
 
 SPEC = """\

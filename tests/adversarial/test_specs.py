@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from scaleinv import load_spec
+from scaleinv.cli.main import main
 from scaleinv.errors import ScaleinvError, SpecError
-from scaleinv.reports.cli import main
 
 GOOD = '[problem]\ninputs = ["x0", "x1"]\noutputs = ["x0", "alpha*x1**2"]\n[params]\nalpha = 2\n'
 

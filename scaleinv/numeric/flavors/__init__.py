@@ -28,6 +28,7 @@ import sympy as sp
 from sympy.printing.numpy import JaxPrinter, NumPyPrinter
 
 from scaleinv.errors import ScaleinvError
+from scaleinv.numeric.pysource import SUM_GROUP, balanced
 
 __all__ = ["FLAVORS", "Flavor", "check_flavor", "functional_source", "namespace_of"]
 __all__ += ["printer_of", "prelude_source"]
@@ -90,12 +91,11 @@ else:
 
 class _Balanced(_Printer):
     """Printer mixin: sums and products of more than ``SUM_GROUP`` terms in balanced groups
-    (as the NumPy printer of :mod:`scaleinv.numeric.source`; a flat sum of about 3,000 terms
+    (as the NumPy printer of :mod:`scaleinv.numeric.source`, with
+    :func:`scaleinv.numeric.pysource.balanced`; a flat sum of about 3,000 terms
     is a RecursionError in Python's compiler)."""
 
     def _grouped(self, expr: Any, kind: type, op: str, print_flat: Any) -> str | None:
-        from scaleinv.numeric.source import SUM_GROUP, balanced
-
         args = expr.args
         if len(args) <= SUM_GROUP:
             return None

@@ -12,9 +12,9 @@ from typing import Any
 
 import sympy as sp
 
-from scaleinv.analysis import claims_checks as gd_qn_ig
-from scaleinv.analysis import claims_checks_pg as pg
-from scaleinv.analysis.claims_statement import Statement
+from scaleinv.analysis.claims import checks as gd_qn_ig
+from scaleinv.analysis.claims import checks_pg as pg
+from scaleinv.analysis.claims.statement import Statement
 
 __all__ = ["ENTRIES"]
 

@@ -13,8 +13,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from scaleinv.reports.engine_option import add_engine_option, engine_line
-from scaleinv.reports.exit_status import exit_status_help
+from scaleinv.cli.engine_option import add_engine_option, engine_line
+from scaleinv.cli.exit_status import exit_status_help
+from scaleinv.cli.options import check_count
 from scaleinv.reports.study_text import FAILED_WIDTH, RUNS
 from scaleinv.reports.text import WIDTH, format_table, numeric_inverse_line
 from scaleinv.symbolic import IndexedProblem, Spec, load_spec
@@ -42,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "study",
         help="run every rule from many starts: success per minimum, steps, failures",
+        description="Run every rule of SPEC from many starts in the region of its [study] "
+        "table and print the minima the runs reached (each with its loss and share of the "
+        "runs), then per rule the share of its starts that ended at each, the steps to "
+        "converge (quartiles) and the runs that reached no minimum, by why.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,7 +59,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_study(args: argparse.Namespace) -> int:
     """Run the study and print the minima reached and the table of rules."""
     from scaleinv.numeric.rules import make_rule
-    from scaleinv.reports.cli import check_count
     from scaleinv.reports.study import run_study, study_options
     from scaleinv.reports.study_text import minima_rows, study_intro, study_rows
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from scaleinv.analysis.claims import LEDGER_BUDGET, ClaimVerdict, LedgerReport, claim, run_ledger
-from scaleinv.analysis.claims_statement import Statement
+from scaleinv.analysis.claims.statement import Statement
+from scaleinv.analysis.units import check_unit_table
+from scaleinv.cli.exit_status import ExitCode, exit_status_help
 from scaleinv.errors import SpecError
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import REGISTRY
 from scaleinv.reports.content import ETA
-from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.spec_verdicts import spec_verdicts
 from scaleinv.reports.text import fitting_wrap, format_table
 from scaleinv.reports.verdict_text import HEADERS, text_rows
@@ -61,8 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "verify",
         help="check the chapter's claims, or units / scale- / composition-invariance of a spec",
-        description="Check the chapter's claims (no SPEC), or the units, scale invariance and "
-        "composition consistency of each rule on the problem of SPEC.",
+        description="Check the chapter's claims (no SPEC) and print one row per claim with "
+        "its verdict; or check the units, scale invariance and composition consistency of "
+        "each rule on the problem of SPEC and print one row per check with its verdict and "
+        "what the chapter expects.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -102,7 +105,7 @@ def _steps(text: str) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the ledger (or one spec's checks); the exit code says whether what should hold
-    does (see :class:`~scaleinv.reports.exit_status.ExitCode`)."""
+    does (see :class:`~scaleinv.cli.exit_status.ExitCode`)."""
     if args.budget is not None and not MIN_BUDGET <= args.budget <= MAX_BUDGET:
         raise SpecError(
             "", "--budget", f"must be {MIN_BUDGET:_} to {MAX_BUDGET:_} steps, got {args.budget:_}"
@@ -118,7 +121,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.claim:
         raise SpecError("", "--claim", "claims belong to the ledger: leave out the SPEC")
     spec = load_spec(args.spec)
-    units = {**dict(spec.units), **_parse_units(args.units)}
+    given = _parse_units(args.units)
+    check_unit_table(spec.units, spec.source)
+    check_unit_table(given, "", "--units")
+    units = {**dict(spec.units), **given}
     if isinstance(spec.problem, IndexedProblem):  # per field, from the stencils
         return _verify_indexed(spec, units)
     checks = spec_verdicts(spec, units=units, budget=args.budget, progress=_progress)

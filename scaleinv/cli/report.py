@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scaleinv.reports.exit_status import exit_status_help
+from scaleinv.cli.exit_status import exit_status_help
 from scaleinv.reports.text import format_ends, format_table
 
 if TYPE_CHECKING:
@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "report",
         help="build a LaTeX/PDF report with derivations, verdicts, results and figures",
+        description="Write the report of SPEC into DIR (default out/<spec>/): report.pdf "
+        "(unless --no-pdf, or without a LaTeX engine), report.tex and its figures (.pdf and "
+        ".png). Prints progress to stderr and a summary to stdout: where the files are, the "
+        "results table and the verdicts.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from scaleinv.analysis.claims_checks import Finding
-from scaleinv.analysis.claims_statement import Statement, statement
-from scaleinv.analysis.claims_table import ENTRIES
+from scaleinv.analysis.claims.checks import Finding
+from scaleinv.analysis.claims.statement import Statement, statement
+from scaleinv.analysis.claims.table import ENTRIES
 from scaleinv.analysis.verdict import Step
 from scaleinv.markup import markdown_text
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import sympy as sp
 
-from scaleinv.analysis.claims_statement import Statement, sym
+from scaleinv.analysis.claims.statement import Statement, sym
 from scaleinv.analysis.invariance import InputScaling, InvarianceReport, scale_invariance
 from scaleinv.analysis.sensitivity import (
     NearOptimumReport,

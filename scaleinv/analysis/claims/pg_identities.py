@@ -5,7 +5,7 @@
   ``η`` (``Δy`` is proportional to it): the ``η⁰`` term of PG vanishes on the branch through
   ``x₀``, the ``η¹`` terms agree, and the remainder's ``η²`` coefficient is reported.
 
-The 1-D identities live in :mod:`scaleinv.analysis.pg_identities_1d` (re-exported here):
+The 1-D identities live in :mod:`scaleinv.analysis.claims.pg_identities_1d` (re-exported here):
 
 - :func:`average_gradient` (1-D): ``Δx_PG/Δy = (1/Δy) ∫ ∂x/∂y dy`` over ``[y₀, y₀ + Δy]``.
 - :func:`quotient_remainder` (1-D): the order in ``Δy`` of ``Δx_PG/Δy − ∂x/∂y``.
@@ -24,7 +24,7 @@ from typing import Any
 
 import sympy as sp
 
-from scaleinv.analysis.pg_identities_1d import (
+from scaleinv.analysis.claims.pg_identities_1d import (
     _ETA_DOMAIN,
     DELTA_Y,
     ETA,

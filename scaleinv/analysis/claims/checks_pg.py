@@ -1,6 +1,6 @@
 """The checks behind the claims ledger: compositions, inverse simulators (PG), local inverses.
 
-Companion of :mod:`scaleinv.analysis.claims_checks` (same :class:`Finding` protocol).
+Companion of :mod:`scaleinv.analysis.claims.checks` (same :class:`Finding` protocol).
 :func:`intermediate_step` is also the composition check of ``scaleinv verify SPEC``.
 """
 
@@ -12,10 +12,8 @@ from typing import Any
 import sympy as sp
 
 from scaleinv.analysis.branch_selection import branch_selection
-from scaleinv.analysis.claims_checks import ETA, Finding, all_of, truth
-from scaleinv.analysis.claims_statement import Statement, sym
-from scaleinv.analysis.invariance import InputScaling, Reparametrization, scale_invariance
-from scaleinv.analysis.pg_identities import (
+from scaleinv.analysis.claims.checks import ETA, Finding, all_of, truth
+from scaleinv.analysis.claims.pg_identities import (
     AverageGradientReport,
     ExactnessReport,
     average_gradient,
@@ -24,6 +22,8 @@ from scaleinv.analysis.pg_identities import (
     pg_ig_agreement,
     quotient_remainder,
 )
+from scaleinv.analysis.claims.statement import Statement, sym
+from scaleinv.analysis.invariance import InputScaling, Reparametrization, scale_invariance
 from scaleinv.analysis.verdict import Decision, Step, Verdict, decide_equal
 from scaleinv.numeric import rules
 from scaleinv.symbolic import Problem
