@@ -212,6 +212,14 @@ class Recorder:
         self.y = numpy.empty((len(steps),) + x0.shape[:-1] + (m,))
         self.loss = numpy.empty((len(steps),) + x0.shape[:-1])
 
+    def part(self, rows):
+        """A recorder of the samples ``rows`` (a slice of the first batch axis) that writes
+        into this one's arrays (a run in chunks of samples records each chunk through one)."""
+        part = Recorder.__new__(Recorder)
+        part.P, part.steps, part.filled = self.P, self.steps, self.filled
+        part.x, part.y, part.loss = self.x[:, rows], self.y[:, rows], self.loss[:, rows]
+        return part
+
     def offer(self, step, x, loss):
         """Keep the point of ``step`` if it is one of the recorded steps."""
         if self.filled < len(self.steps) and self.steps[self.filled] == step:
