@@ -1,7 +1,8 @@
 """One driver for every rule: :func:`minimize` runs a compiled rule over a batch of start points.
 
-The batch advances as whole-array operations and streams (the loop is
-:func:`scaleinv.numeric.runtime.iterate`, which exported modules and Dask workers run too): it
+The batch advances as array operations and streams (the loop is
+:func:`scaleinv.numeric.runtime.iterate`, which exported modules and Dask workers run too; a
+per-sample rule runs it on one chunk of samples after another, see :func:`_iterate_numpy`): it
 holds the current point and loss of every sample, and keeps only the steps ``record`` asks for (see
 :mod:`scaleinv.numeric.trajectory`), so its memory does not grow with ``steps x batch`` unless
 the full history is asked for. Before it allocates anything, it checks that the run fits in

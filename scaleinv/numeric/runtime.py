@@ -36,9 +36,10 @@ _CRAMER_LIMIT = 1e13
 #: Samples per block of the closed-form solve: its temporaries stay in cache (2-3x faster than
 #: whole-batch operations at 10**5 samples).
 _BLOCK = 8192
-#: Samples per chunk of a per-sample step (and of the closed-form local inverse) in process: a
-#: chunk's temporaries stay in cache and its buffers are reused by the allocator. At 10**5
-#: samples of a 2-input problem, whole-batch NumPy operations cost 2-5x more per element.
+#: Samples per chunk of a per-sample step (and of the closed-form local inverse, and of the whole
+#: loop of minimize's NumPy engine) in process: a chunk's temporaries stay in cache and its
+#: buffers are reused by the allocator. At 10**5 samples of a 2-input problem, whole-batch NumPy
+#: operations cost 2-5x more per element (and chunks of 4096 or 65536 were slower than 16384).
 CHUNK = 1 << 14
 
 
