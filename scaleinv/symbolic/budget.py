@@ -34,6 +34,7 @@ the process is warm, so counts depend on what the process computed before.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import inspect
@@ -41,11 +42,13 @@ import math
 import os
 import pickle
 import random
+import re
 import select
 import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -166,7 +169,7 @@ def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool =
     scaleinv.errors.BudgetExceeded: fractions exceeded its work limit of 10,000 steps
     """
     steps = int(steps)
-    if _IN_WORKER or not isolate or not hasattr(os, "fork"):
+    if _IN_WORKER or not isolate or not hasattr(os, "fork") or not hasattr(os, "posix_spawn"):
         return _counted(fn, steps, what)
     return _in_worker(fn, steps, what)
 
@@ -200,44 +203,23 @@ def _counted(fn: Callable[[], T], steps: int, what: str) -> T:
 
 
 def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
-    """Run ``fn`` in a forked process counting its steps; kill it at the wall safety net."""
+    """Run ``fn`` in a worker forked by this thread's fork server; kill it at the safety net."""
     meter = _meter()
     room = min(steps, meter.limit - meter.spent)
     if room < 0:
         raise _OutOfSteps
     wall = steps / WALL_STEPS_PER_SECOND + WALL_GRACE
-    deadline = time.monotonic() + wall
-    _prctl()  # loaded before the fork, so that workers need not
-    parent = os.getpid()
-    read_end, write_end = os.pipe()
     counting = sys.gettrace()
-    sys.settrace(None)  # other packages' at-fork hooks are not ours to count (or to stop)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the worker (coverage does not follow a fork)
-        os.close(read_end)
-        _serve(fn, int(room), what, write_end, parent)
-    sys.settrace(counting)
-    os.close(write_end)
-    chunks: list[bytes] = []
-    done = False
+    sys.settrace(None)  # pickling and waiting are not the step's work
     try:
-        while not done:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                meter.spent += int(room)  # its count is lost with it: charge the whole budget
-                raise BudgetExceeded(what, steps, wall=wall)
-            ready, _, _ = select.select([read_end], [], [], left)
-            if ready:
-                chunk = os.read(read_end, 1 << 16)
-                chunks.append(chunk)
-                done = not chunk
+        request = _request(fn, int(room), what)
+        reply = None if request is None else _server().run(request, time.monotonic() + wall)
     finally:
-        os.close(read_end)
-        if not done:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    data = b"".join(chunks)
-    kind, value, spent = pickle.loads(data) if data else ("crash", "no result", 0)
+        sys.settrace(counting)
+    if reply is None:  # the worker ran past the wall-clock safety net: its count is lost
+        meter.spent += int(room)  # with it, so the whole budget is charged
+        raise BudgetExceeded(what, steps, wall=wall)
+    kind, value, spent = pickle.loads(reply) if reply else ("crash", "no result", 0)
     meter.spent += spent
     if meter.spent > meter.limit:  # an enclosing (counted) budget ran out
         sys.settrace(None)  # the enclosing budget restores what it found
@@ -246,23 +228,168 @@ def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
         return cast(T, value)
     if kind == "error":
         raise cast(BaseException, value)
-    if kind == "unpicklable":  # the result cannot cross processes: compute it here instead
+    if kind == "unpicklable":  # fn or its result cannot cross processes: compute it here
         return _counted(fn, steps, what)
     raise RuntimeError(f"{what}: the worker process died ({value})")
 
 
-def _serve(fn: Callable[[], Any], steps: int, what: str, fd: int, parent: int) -> None:
-    """The worker (pragma: no cover): run ``fn``, write ``(kind, value, steps)``, exit."""
+def _request(fn: Callable[[], Any], steps: int, what: str) -> bytes | None:
+    """The pickled task of a worker (closures by value), or None when ``fn`` cannot pickle."""
+    sympy = sys.modules.get("sympy")
+    dummies = sympy.Dummy._count if sympy is not None else 0
+    try:
+        import cloudpickle
+
+        return cast(bytes, cloudpickle.dumps((sys.path, dummies, fn, steps, what)))
+    except Exception:  # noqa: BLE001 - anything that cannot pickle is counted in-process
+        return None
+
+
+class _ForkServer:
+    """A clean interpreter that forks one worker per budget (the "zygote").
+
+    ``os.fork`` of a process whose threads hold locks (JAX's, torch's, a BLAS pool's) can
+    deadlock the child. The server is started with ``posix_spawn`` (safe from any thread), runs
+    no threads of its own (one BLAS thread, nothing but SymPy and the parent's ``scaleinv``
+    modules imported), and forks workers from that single-threaded state. It dies with the
+    thread that started it (``PR_SET_PDEATHSIG``), and its workers with it.
+
+    Protocol, frames of an 8-byte length and a payload: a request in (the server's stdin); the
+    worker's pid out (a pipe whose number is in ``argv``), then its pickled ``(kind, value,
+    steps)`` (empty if it died). Server and workers print to the parent's stdout and stderr.
+    """
+
+    def __init__(self) -> None:
+        preload = [m for m in sys.modules if m.startswith("scaleinv") and not _THREADED.search(m)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env.update(dict.fromkeys(_BLAS_THREADS, "1"))
+        to_server, self._in = os.pipe()
+        self._out, from_server = os.pipe()
+        os.set_inheritable(from_server, True)  # its number is passed; stdout stays the parent's
+        script = "from scaleinv.symbolic.budget import _serve_forks; _serve_forks()"
+        argv = [sys.executable, "-c", script, str(os.getpid()), str(from_server), *preload]
+        try:
+            self.pid = os.posix_spawn(
+                sys.executable, argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, to_server, 0)]
+            )
+        finally:
+            os.close(to_server)
+            os.close(from_server)
+        self._finalizer = weakref.finalize(self, _stop_server, self.pid, self._in, self._out)
+
+    def run(self, request: bytes, deadline: float) -> bytes | None:
+        """The worker's reply, or None once it ran past ``deadline`` (it is killed then)."""
+        try:
+            _write_frame(self._in, request)
+            worker = int(_read_frame(self._out))
+            ready, _, _ = select.select([self._out], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                os.kill(worker, signal.SIGKILL)
+            reply = _read_frame(self._out)
+            return reply if ready else None
+        except BaseException:  # out of step with the server (it died, or we were interrupted)
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """End the server (closing its pipe) and wait for it."""
+        self._finalizer()
+        if getattr(_servers, "server", None) is self:
+            del _servers.server
+
+
+#: Modules a fork server must not import: they start threads.
+_THREADED = re.compile(r"jax|torch|dask|distributed|numba")
+_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_servers = threading.local()
+
+
+def _server() -> _ForkServer:
+    """This thread's fork server, started on first use (restarted if it died)."""
+    server = getattr(_servers, "server", None)
+    if server is None:
+        server = _servers.server = _ForkServer()
+    return cast(_ForkServer, server)
+
+
+def _stop_server(pid: int, to_server: int, from_server: int) -> None:
+    os.close(to_server)  # the server exits at the end of its input
+    os.close(from_server)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _write_frame(fd: int, payload: bytes) -> None:
+    data = len(payload).to_bytes(8, "little") + payload
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _read_frame(fd: int) -> bytes:
+    size = int.from_bytes(_read_exactly(fd, 8), "little")
+    return _read_exactly(fd, size)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise RuntimeError("the budget's fork server died")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _serve_forks() -> None:  # pragma: no cover - the fork server (a separate interpreter)
+    """The fork server's loop: ``argv`` holds the parent's pid and the modules to preload."""
+    import importlib
+
+    parent, replies, *preload = sys.argv[1:]
+    _die_with(int(parent))
+    out = int(replies)
+    import sympy  # noqa: F401 - loaded once here, not in every worker
+
+    for name in preload:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    server = os.getpid()
+    while True:
+        try:
+            request = _read_frame(0)
+        except RuntimeError:  # the parent closed the pipe: done
+            os._exit(0)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            os.close(out)
+            _serve(request, write_end, server)
+        os.close(write_end)
+        _write_frame(out, str(pid).encode())
+        with os.fdopen(read_end, "rb") as results:
+            reply = results.read()
+        os.waitpid(pid, 0)
+        _write_frame(out, reply)
+
+
+def _serve(request: bytes, fd: int, parent: int) -> None:  # pragma: no cover - the worker
+    """The worker: run the request's ``fn``, write ``(kind, value, steps)``, exit."""
     global _IN_WORKER
-    sys.settrace(None)  # the parent's counter, if any, was copied by the fork
     _die_with(parent)
     _IN_WORKER = True
-    _fix_state()
     meter = _meters.meter = _Meter()
     try:
-        result: tuple[str, Any] = ("ok", _counted(fn, steps, what))
-    except BaseException as err:  # every failure goes back to the caller
-        result = ("error", err)
+        path, dummies, fn, steps, what = pickle.loads(request)
+    except Exception:  # noqa: BLE001 - e.g. a module of the parent's not importable here
+        result: tuple[str, Any] = ("unpicklable", None)
+    else:
+        sys.path[:] = path
+        _fix_state(dummies)
+        try:
+            result = ("ok", _counted(fn, steps, what))
+        except BaseException as err:  # every failure goes back to the caller
+            result = ("error", err)
     try:
         payload = pickle.dumps((*result, meter.spent))
         pickle.loads(payload)
@@ -274,7 +401,7 @@ def _serve(fn: Callable[[], Any], steps: int, what: str, fd: int, parent: int) -
             payload = pickle.dumps(("error", RuntimeError(why), meter.spent))
     with os.fdopen(fd, "wb") as out:
         out.write(payload)
-    os._exit(0)  # no atexit handlers, no flushing of the parent's buffers
+    os._exit(0)  # no atexit handlers, no flushing of the server's buffers
 
 
 @functools.cache
@@ -297,14 +424,17 @@ def _die_with(parent: int) -> None:  # pragma: no cover - runs in the worker
         os._exit(1)
 
 
-def _fix_state() -> None:  # pragma: no cover - runs in the worker
-    """Make a worker's count independent of its parent's history (cache, Dummy numbers, seeds)."""
+def _fix_state(dummies: int) -> None:  # pragma: no cover - runs in the worker
+    """Make a worker's count independent of its parent's history (cache, Dummy numbers, seeds).
+
+    ``dummies`` is the parent's ``Dummy`` counter: the worker numbers its own above it.
+    """
     import sympy as sp
     from sympy.core import random as sympy_random
     from sympy.core.cache import clear_cache
 
     clear_cache()
-    depth = max(sp.Dummy._count // _DUMMY_BASE, 0) + 1
+    depth = max(dummies // _DUMMY_BASE, 0) + 1
     sp.Dummy._count = depth * _DUMMY_BASE
     random.seed(0)
     sympy_random.seed(0)
