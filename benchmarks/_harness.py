@@ -23,7 +23,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 _BLAS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "XLA_CPU_THREADS")
@@ -48,6 +48,14 @@ def machine() -> str:
     )
 
 
+def rounds_of(names: Sequence[str], rounds: int, seed: int = 0) -> Iterator[str]:
+    """Every name once per round, in an order shuffled per round (``rounds`` rounds)."""
+    order, shuffle = list(names), random.Random(seed).shuffle
+    for _ in range(rounds):
+        shuffle(order)
+        yield from order
+
+
 def interleave(
     tools: Mapping[str, Callable[[], Any]],
     rounds: int,
@@ -60,16 +68,13 @@ def interleave(
 
     A tool whose runs add up to ``budget`` seconds stops repeating (see :func:`short`).
     """
-    order, runs = list(tools), {name: [] for name in tools}
-    shuffle = random.Random(seed).shuffle
-    for _ in range(rounds):
-        shuffle(order)
-        for name in order:
-            if runs[name] and sum(runs[name]) >= budget:
-                continue
-            start = clock()
-            tools[name]()
-            runs[name].append(clock() - start)
+    runs: Runs = {name: [] for name in tools}
+    for name in rounds_of(list(tools), rounds, seed):
+        if runs[name] and sum(runs[name]) >= budget:
+            continue
+        start = clock()
+        tools[name]()
+        runs[name].append(clock() - start)
     return runs
 
 
