@@ -253,6 +253,8 @@ def test_a_budgeted_derivation_beside_running_jax_threads_gives_no_fork_warning(
     problem = Problem.from_strings(["u", "v"], ["u**3 + u", "v**2"])
     inverse = local_inverse(problem, budget=10**7)
     assert not inverse.numeric and inverse.branches
+    if sys.platform.startswith("linux"):  # workers are forked from a single-threaded server
+        assert len(os.listdir(f"/proc/{budget._server().pid}/task")) == 1
     y = dict(zip(problem.output_symbols, (10.0, 4.0)))
     for branch in inverse.branches:  # the round trip P(P^-1(y)) = y at a sample point
         x = dict(zip(problem.inputs, (complex(s.subs(y).evalf()).real for s in branch.solution)))

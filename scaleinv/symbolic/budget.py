@@ -250,24 +250,30 @@ class _ForkServer:
 
     ``os.fork`` of a process whose threads hold locks (JAX's, torch's, a BLAS pool's) can
     deadlock the child. The server is started with ``posix_spawn`` (safe from any thread), runs
-    no threads of its own (one BLAS thread, nothing but SymPy and the parent's ``scaleinv``
-    modules imported), and forks workers from that single-threaded state. It dies with the
+    no threads of its own (one BLAS thread; of the parent's modules only SymPy's, mpmath's and
+    scaleinv's, without those of JAX, torch, Dask or numba), and forks workers from that
+    single-threaded state. It dies with the
     thread that started it (``PR_SET_PDEATHSIG``), and its workers with it.
 
     Protocol, frames of an 8-byte length and a payload: a request in (the server's stdin); the
     worker's pid out (a pipe whose number is in ``argv``), then its pickled ``(kind, value,
     steps)`` (empty if it died). Server and workers print to the parent's stdout and stderr.
+    A request starts with the names of the modules of SymPy, mpmath and scaleinv that the
+    parent has imported since its last request (a newline-separated line): the server imports
+    them before it forks, so a worker starts with the modules a fork of the parent would have
+    (SymPy imports some on first use, ``sympy.physics.units`` at the first ``simplify``: a
+    worker without them spends seconds importing them, uncounted).
     """
 
     def __init__(self) -> None:
-        preload = [m for m in sys.modules if m.startswith("scaleinv") and not _THREADED.search(m)]
+        self._sent: set[str] = set()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         env.update(dict.fromkeys(_BLAS_THREADS, "1"))
         to_server, self._in = os.pipe()
         self._out, from_server = os.pipe()
         os.set_inheritable(from_server, True)  # its number is passed; stdout stays the parent's
         script = "from scaleinv.symbolic.budget import _serve_forks; _serve_forks()"
-        argv = [sys.executable, "-c", script, str(os.getpid()), str(from_server), *preload]
+        argv = [sys.executable, "-c", script, str(os.getpid()), str(from_server)]
         try:
             self.pid = os.posix_spawn(
                 sys.executable, argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, to_server, 0)]
@@ -279,8 +285,10 @@ class _ForkServer:
 
     def run(self, request: bytes, deadline: float) -> bytes | None:
         """The worker's reply, or None once it ran past ``deadline`` (it is killed then)."""
+        loaded = {m for m in sys.modules if m.startswith(_MIRRORED) and not _THREADED.search(m)}
+        modules, self._sent = " ".join(sorted(loaded - self._sent)), self._sent | loaded
         try:
-            _write_frame(self._in, request)
+            _write_frame(self._in, modules.encode() + b"\n" + request)
             worker = int(_read_frame(self._out))
             ready, _, _ = select.select([self._out], [], [], max(deadline - time.monotonic(), 0))
             if not ready:
@@ -298,6 +306,8 @@ class _ForkServer:
             del _servers.server
 
 
+#: The packages whose modules a fork server imports when the parent has (see _ForkServer).
+_MIRRORED = ("sympy", "mpmath", "scaleinv")
 #: Modules a fork server must not import: they start threads.
 _THREADED = re.compile(r"jax|torch|dask|distributed|numba")
 _BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -342,23 +352,21 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 
 def _serve_forks() -> None:  # pragma: no cover - the fork server (a separate interpreter)
-    """The fork server's loop: ``argv`` holds the parent's pid and the modules to preload."""
+    """The fork server's loop: ``argv`` holds the parent's pid and the reply pipe's number."""
     import importlib
 
-    parent, replies, *preload = sys.argv[1:]
+    parent, replies = sys.argv[1:]
     _die_with(int(parent))
     out = int(replies)
-    import sympy  # noqa: F401 - loaded once here, not in every worker
-
-    for name in preload:
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
     server = os.getpid()
     while True:
         try:
-            request = _read_frame(0)
+            modules, _, request = _read_frame(0).partition(b"\n")
         except RuntimeError:  # the parent closed the pipe: done
             os._exit(0)
+        for name in modules.decode().split():
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
