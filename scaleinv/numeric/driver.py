@@ -20,10 +20,12 @@ import numpy as np
 from scaleinv.errors import MemoryLimitError, NumericInverseWarning, ProblemError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
+from scaleinv.numeric.engines import check_engine, choose_engine, reruns_no_inverse
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.kernels import real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
+from scaleinv.numeric.status import Status
 from scaleinv.numeric.trajectory import Trajectory, recorded_count, recorded_steps
 from scaleinv.symbolic import Problem
 from scaleinv.symbolic.spec import MAX_STEPS
@@ -132,6 +134,7 @@ def minimize(
     record: str = "ends",
     progress: bool = False,
     max_memory: int | None = None,
+    engine: str | None = None,
 ) -> Trajectory:
     """Run ``rule`` for ``steps`` steps from every point of ``x0`` (shape ``(..., n)``).
 
@@ -161,6 +164,12 @@ def minimize(
         than half a second (the CLI asks for one); a library call is quiet by default.
     max_memory : int, optional
         Bytes the run may use; default: what the machine (or container) has available.
+    engine : {None, "auto", "numpy", "jax"}
+        What runs the loop (:mod:`scaleinv.numeric.engines`): ``"numpy"`` (no dependency,
+        every rule), ``"jax"`` (the whole run as one compiled JAX program; rules it cannot run
+        fall back to NumPy), or ``None``/``"auto"``: JAX where installed and the run is large
+        enough to repay compiling it. :attr:`Trajectory.engine` says which ran; results agree
+        to rounding, statuses are the same.
 
     Raises
     ------
@@ -181,6 +190,7 @@ def minimize(
     (2, 2)
     """
     steps = check_steps(steps)
+    check_engine(engine)
     note = numeric_inverse_note(problem, rule)
     if note is not None:
         warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
@@ -197,6 +207,9 @@ def minimize(
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
     _check_memory(rule, compiled, samples, shape, steps, count, record, max_memory)
     kept = recorded_steps(record, steps)
+    chosen, _ = choose_engine(problem, rule, samples, steps, engine)
+    if chosen == "jax":
+        return _run_jax(problem, rule, x0, steps, tol, record, kept)
     try:
         recorder = runtime.Recorder(kernels.P, kept, x0, problem.m)
         state = compiled.init(x0, steps)
@@ -220,3 +233,29 @@ def minimize(
         advice = "pass record='last' or run fewer starts at a time"
         raise MemoryLimitError(what, need, available_memory() or 0, advice) from None
     return Trajectory(recorder.x, recorder.y, recorder.loss, status, rule.name, kept, taken)
+
+
+def _run_jax(
+    problem: Problem,
+    rule: Rule,
+    x0: np.ndarray,
+    steps: int,
+    tol: float | None,
+    record: str,
+    kept: np.ndarray,
+) -> Trajectory:
+    """:func:`minimize` on the fused JAX engine (:mod:`scaleinv.numeric.engine_jax`); the
+    ``no_inverse`` samples of a closed form with excluded boundaries are run again on NumPy
+    (:func:`~scaleinv.numeric.engines.reruns_no_inverse`)."""
+    from scaleinv.numeric.engine_jax import run_fused
+
+    x, loss, status, taken = (np.array(v) for v in run_fused(problem, rule, x0, steps, tol, record))
+    if reruns_no_inverse(problem, rule):
+        again = status == Status.NO_INVERSE
+        if again.any():
+            sub = minimize(problem, rule, x0[again], steps, tol, record=record, engine="numpy")
+            x[:, again], loss[:, again] = sub.x, sub.loss
+            status[again], taken[again] = sub.status, sub.steps_taken
+    with np.errstate(all="ignore"):
+        y = problem.compile().P(x)
+    return Trajectory(x, y, loss, status, rule.name, kept, taken, engine="jax")

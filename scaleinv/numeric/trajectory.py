@@ -88,6 +88,8 @@ class Trajectory:
         ``(r,)``: the step index of each entry along axis 0 of ``x``, ``y`` and ``loss``.
     steps_taken : ndarray of int
         Per sample, the steps it moved before it stopped (``steps`` where it never stopped).
+    engine : str
+        What ran the loop: ``"numpy"`` or ``"jax"`` (see :mod:`scaleinv.numeric.engines`).
 
     Examples
     --------
@@ -105,6 +107,7 @@ class Trajectory:
     rule: str
     recorded: np.ndarray
     steps_taken: np.ndarray
+    engine: str = "numpy"
 
     @property
     def steps(self) -> int:

@@ -1,0 +1,85 @@
+"""Which engine runs :func:`scaleinv.minimize`: the NumPy loop or the fused JAX program.
+
+* ``"numpy"`` — :func:`scaleinv.numeric.runtime.iterate`: one NumPy call per operation per
+  step; needs nothing but NumPy, runs every rule.
+* ``"jax"`` — :mod:`scaleinv.numeric.engine_jax`: the whole run as one ``jax.jit`` program;
+  needs JAX (``pip install 'scaleinv[jax]'``); runs GD, Newton, IG, HIG and PG with a
+  closed-form local inverse (see :func:`jax_unsupported` for the rest, which run on NumPy).
+* ``None`` / ``"auto"`` — JAX where it is installed, runs the rule, and the run is large
+  enough to repay its compilation (:data:`JAX_MIN_WORK` sample-steps); NumPy otherwise.
+
+Nothing here imports JAX: ``import scaleinv`` never does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from scaleinv.errors import ScaleinvError
+from scaleinv.numeric.inverse import numeric_inverse_note
+from scaleinv.numeric.inverse_source import excluded_boundary
+from scaleinv.symbolic import Problem
+
+__all__ = ["ENGINES", "JAX_MIN_WORK", "check_engine", "choose_engine", "jax_unsupported"]
+__all__ += ["reruns_no_inverse"]
+
+#: The values of ``engine`` (``None`` means ``"auto"``).
+ENGINES = ("auto", "numpy", "jax")
+#: ``auto`` takes JAX from this many sample-steps (samples x steps) on: compiling a fused
+#: program takes 1-5 s on this machine (2 cores), which 2 x 10**7 sample-steps repay for GD,
+#: Newton and IG (measured: see the notes of issue 19); smaller runs stay on NumPy.
+JAX_MIN_WORK = 2 * 10**7
+
+
+def check_engine(engine: str | None) -> str:
+    """``engine`` checked (``None`` → ``"auto"``); a one-line error naming the known ones."""
+    engine = "auto" if engine is None else engine
+    if engine not in ENGINES:
+        raise ScaleinvError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    return engine
+
+
+def jax_installed() -> bool:
+    """Whether JAX can be imported (looked up, not imported)."""
+    return importlib.util.find_spec("jax") is not None
+
+
+def jax_unsupported(problem: Problem, rule: Any) -> str | None:
+    """Why the fused JAX engine cannot run ``rule`` on ``problem``; None if it can."""
+    if rule.name == "bfgs":
+        return "BFGS runs through SciPy, one sample at a time"
+    note = numeric_inverse_note(problem, rule)
+    if note is not None:
+        return f"PG solves P(x) = y numerically ({note}), which runs on NumPy only"
+    if rule.uses_inverse and rule.fallback == "ig" and reruns_no_inverse(problem, rule):
+        return "PG with fallback='ig' on a closed form with excluded boundaries"
+    return None
+
+
+def reruns_no_inverse(problem: Problem, rule: Any) -> bool:
+    """Whether the fused run's ``no_inverse`` samples are run again on NumPy: PG on a closed
+    form whose branches have excluded boundaries, where only NumPy's local inverse tries the
+    limits of the branches (``beyond_branches``)."""
+    return bool(rule.uses_inverse and excluded_boundary(problem.local_inverse()))
+
+
+def choose_engine(
+    problem: Problem, rule: Any, samples: int, steps: int, engine: str | None
+) -> tuple[str, str]:
+    """``(engine, why)``: the engine that runs, and a few words on why."""
+    engine = check_engine(engine)
+    if engine == "numpy":
+        return "numpy", "asked for"
+    why_not = jax_unsupported(problem, rule)
+    if engine == "jax":
+        if not jax_installed():
+            raise ScaleinvError("engine='jax' needs JAX: pip install 'scaleinv[jax]'")
+        return ("numpy", f"JAX cannot: {why_not}") if why_not else ("jax", "asked for")
+    if not jax_installed():
+        return "numpy", "JAX is not installed"
+    if why_not:
+        return "numpy", f"JAX cannot: {why_not}"
+    if samples * steps < JAX_MIN_WORK:
+        return "numpy", f"fewer than {JAX_MIN_WORK:.0e} sample-steps: compiling would not pay"
+    return "jax", f"at least {JAX_MIN_WORK:.0e} sample-steps"
