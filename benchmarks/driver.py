@@ -8,7 +8,8 @@ Cases (``--cases``):
   branches; Newton's Hessian ``6 x1² - 6`` stays positive). Anchors, each at its best practice:
   ``numpy`` — arrays per coordinate updated in place (``out=``, preallocated temporaries, no
   ``stack`` per step); ``jax`` — the same formulas on a carried pair ``(x0, x1)`` under
-  ``jit`` + ``lax.scan`` (float64, compile time printed apart).
+  ``jit`` + ``lax.scan`` (float64). Every tool is called once at the timed size before the
+  rounds (JAX traces and compiles per shape there; those first calls are printed apart).
 * ``chain`` — the 12-link planar chain of ``benchmarks/kernels.py`` (GD, Newton, IG, PG), and
 * ``numeric`` — the coupled map ``(x0 + x1³ + sin x2, x1 x2 + exp(x0)/3, x2³ + x0 x1)``, whose
   PG solves ``P(x) = y`` numerically: scaleinv's engines against each other (no hand-written
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ import numpy as np  # noqa: E402
 
 import scaleinv  # noqa: E402
 from scaleinv import Problem, rules  # noqa: E402
+from scaleinv.errors import NumericInverseWarning  # noqa: E402
 
 Array = np.ndarray
 Loop = Callable[[Array, int], Array]
@@ -283,17 +286,15 @@ def measure(
         eta = ETAS[case][name]
         loops: dict[str, Loop] = {label(e): scaleinv_loop(problem, name, eta, e)
                                   for e in engine_list}  # fmt: skip
-        compile_s = None
         if case == "comparison":
             loops["numpy"] = numpy_loop(name, eta)
             if _harness.installed("jax") is None:
-                run = jax_runs(name, eta)[0]
-                start = time.perf_counter()
-                run(x, steps)  # tracing and compiling: once, not timed below
-                compile_s = time.perf_counter() - start
-                loops["jax"] = run
-        for loop in loops.values():
-            loop(x[:1000], 2)  # warm-up (scaleinv derives and compiles here)
+                loops["jax"] = jax_runs(name, eta)[0]
+        first = {}  # the first call at the timed size: derivation, tracing, compiling
+        for tool, loop in loops.items():
+            start = time.perf_counter()
+            loop(x, steps)
+            first[tool] = time.perf_counter() - start
         runs = _harness.interleave(
             {tool: (lambda loop=loop: loop(x, steps)) for tool, loop in loops.items()},
             rounds, budget=budget,
@@ -304,7 +305,8 @@ def measure(
         rows.append([
             name, default_engine(problem, name, eta), *(med.get(label(e)) for e in engine_list),
             med.get("numpy"), med.get("jax"), _harness.ratio(fastest, med.get("jax")),
-            _harness.ratio(numpy_engine, med.get("numpy")), compile_s,
+            _harness.ratio(numpy_engine, med.get("numpy")), first.get("jax"),
+            first.get("scaleinv[jax]"),
             "; ".join(_harness.short(runs, rounds)) or "",
         ])  # fmt: skip
     return rows
@@ -338,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
+    warnings.simplefilter("ignore", NumericInverseWarning)  # the chain's and the map's PG
     engine_list, why = engines(args.engines)
     _harness.missing(args.engines, why, "engine")
     if _harness.installed("jax") is not None:
@@ -351,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"every anchor and engine follows minimize(record='all') to {RTOL:g} "
           f"({check_size:,} starts x {check_steps} steps)\n")  # fmt: skip
     columns = ["rule", "default", *(label(e) + " s" for e in engine_list), "numpy s", "jax s",
-               "fastest/jax", "numpy-engine/numpy", "jax compile s", "note"]  # fmt: skip
+               "fastest/jax", "numpy-engine/numpy", "jax 1st call s", "scaleinv[jax] 1st call s",
+               "note"]  # fmt: skip
     for case in args.cases:
         if case != "comparison":
             _harness.missing(["numpy", "jax"], dict.fromkeys(
