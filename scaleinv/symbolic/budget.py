@@ -12,24 +12,37 @@ imports out); whole commands spend a small part of their time in budgeted steps 
 derive`` of ``reports/comparison.toml`` and ``spring.toml``: 18-21 % more CPU). The counted rate
 is about 100 000 steps a second there, so 1 000 000 steps are some 10 s of counted work.
 
-:func:`with_budget` runs the step in a forked worker process (about 11 ms, sympy loaded). The
-worker
+:func:`with_budget` runs the step in a worker process. Workers are not forks of the calling
+process: ``os.fork`` of a process whose threads (JAX's, torch's, a BLAS pool's) hold locks can
+deadlock the child, and JAX warns about it. Each thread that runs budgets starts, on its first
+budget, a *fork server* (:class:`_ForkServer`): a clean interpreter, started with
+``posix_spawn`` (safe from any thread), that runs no threads and holds the SymPy, mpmath and
+scaleinv modules its parent has imported; it forks one worker per budget. The step goes to it
+pickled with ``cloudpickle`` (closures by value): a worker sees the step and its arguments, not
+the parent's other in-memory state (patches of modules included). Starting the server costs
+about 2 s once per thread (its imports). Measured on the 2-core machine under a load of 12,
+interleaved: a no-op budget took 74 ms (32 ms as a fork of the parent, the former design), a
+``simplify`` 386 ms (330 ms; 223 ms counted in-process). A step that does not
+pickle is counted in-process. The worker
 
-- starts from a fixed state: SymPy's cache cleared, ``Dummy`` numbering and the random seeds
-  fixed, imports not counted, so its count hardly depends on what its parent computed before.
-  What remains: facts SymPy caches on the input's own objects (a parent that has unpickled an
-  earlier result of the same problem) shift a count by about 0.5 %, and under Python's random
+- starts from a fixed state: SymPy's cache cleared, ``Dummy`` numbering (above its parent's)
+  and the random seeds fixed, imports not counted, so its count hardly depends on what its
+  parent computed before. What remains: which modules the parent had imported, and facts SymPy
+  caches on the input's own objects, shift a count by about 0.5 %, and under Python's random
   hash seeds the order of sets of symbols varies it by about 0.2 %. The same command on the same
   spec under a fixed ``PYTHONHASHSEED`` repeats every count exactly, whatever the load.
 - is killed at a wall-clock *safety net* of ``steps / WALL_STEPS_PER_SECOND + WALL_GRACE``
   seconds, ten times slower than the counted rate: it only catches a step stuck in C code (huge
   integers) that makes no calls, and its error says so (the one load-dependent verdict).
-- dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so killing a command kills its workers.
+- dies with its server, and the server with the thread that started it (``PR_SET_PDEATHSIG``
+  on Linux; the server also ends when its parent closes its pipe), so killing a command kills
+  its workers.
 
 Budgets nest: steps of an inner budget count against every enclosing one (a worker reports its
 count back), and an inner budget never outlives the one around it. Within a worker, and where
-``isolate=False`` or ``os.fork`` is missing, steps are counted in-process; then SymPy's cache of
-the process is warm, so counts depend on what the process computed before.
+``isolate=False``, ``os.fork`` or ``os.posix_spawn`` is missing, or the step does not pickle,
+steps are counted in-process; then SymPy's cache of the process is warm, so counts depend on
+what the process computed before.
 """
 
 from __future__ import annotations
@@ -144,8 +157,9 @@ def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool =
     Parameters
     ----------
     fn : callable
-        The step; its result and any exception it raises must pickle (SymPy objects do).
-        It runs in another process: changes it makes to objects are not seen by the caller.
+        The step; it is pickled by value (``cloudpickle``) and its result and any exception it
+        raises must pickle (SymPy objects do). It runs in another process: changes it makes
+        to objects are not seen by the caller, nor are patches of the caller's modules by it.
     steps : int
         The work limit: Python function calls, counted (about 100 000 a second on the CI
         machine, see the module docstring). Loops without calls and C code are not counted;
@@ -153,8 +167,8 @@ def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool =
     what : str
         Named in the error ("{what} exceeded its work limit of N steps").
     isolate : bool
-        False: count in this process instead of a worker (for small steps where the 11 ms of a
-        fork would dominate); no wall-clock safety net then.
+        False: count in this process instead of a worker (for small steps where a worker's
+        tens of milliseconds would dominate); no wall-clock safety net then.
 
     Budgets nest: an inner budget never outlives the one around it.
 
