@@ -245,6 +245,20 @@ def test_a_budget_never_forks_its_own_process() -> None:
     assert forks == []
 
 
+def test_the_fork_servers_start_is_not_charged_to_the_first_budget() -> None:
+    """The wall-clock net starts at the worker's fork: a fresh process's first budget with a
+    net far shorter than the server's start (imports: seconds) still returns."""
+    script = (
+        "from scaleinv.symbolic import budget\n"
+        "budget.WALL_GRACE = 1.0\n"
+        "print(budget.with_budget(lambda: 6 * 7, 100, 'first'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["42"]
+
+
 def test_a_budgeted_derivation_beside_running_jax_threads_gives_no_fork_warning() -> None:
     """JAX warns that ``os.fork`` deadlocks its threads (an error in this suite)."""
     jax = pytest.importorskip("jax")

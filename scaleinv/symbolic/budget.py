@@ -60,7 +60,6 @@ import select
 import signal
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -68,7 +67,7 @@ from typing import Any, TypeVar, cast
 from scaleinv.errors import BudgetExceeded
 
 __all__ = ["with_budget", "cheap_simplify", "steps_spent", "WALL_STEPS_PER_SECOND", "WALL_GRACE"]
-__all__ += ["MAX_EXPANDED_POWER", "huge_power", "tree_size"]
+__all__ += ["MAX_EXPANDED_POWER", "huge_power", "tree_size", "worker_cpu_seconds"]
 
 T = TypeVar("T")
 
@@ -134,6 +133,25 @@ def _meter() -> _Meter:
     if meter is None:
         meter = _meters.meter = _Meter()
     return meter
+
+
+#: CPU seconds of every finished worker (list.append is atomic across threads).
+_cpu: list[float] = []
+
+
+def worker_cpu_seconds() -> float:
+    """CPU seconds of the budgets' finished workers so far (of every thread of this process).
+
+    Workers are children of a fork server, not of this process, so ``RUSAGE_CHILDREN`` does not
+    see them: add this to it for the CPU a command spent.
+
+    Examples
+    --------
+    >>> before = worker_cpu_seconds(); _ = with_budget(lambda: sum(range(10**6)), 100, "sum")
+    >>> worker_cpu_seconds() > before
+    True
+    """
+    return sum(_cpu)
 
 
 def steps_spent() -> int:
@@ -227,7 +245,7 @@ def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
     sys.settrace(None)  # pickling and waiting are not the step's work
     try:
         request = _request(fn, int(room), what)
-        reply = None if request is None else _server().run(request, time.monotonic() + wall)
+        reply = None if request is None else _server().run(request, wall)
     finally:
         sys.settrace(counting)
     if reply is None:  # the worker ran past the wall-clock safety net: its count is lost
@@ -270,8 +288,9 @@ class _ForkServer:
     thread that started it (``PR_SET_PDEATHSIG``), and its workers with it.
 
     Protocol, frames of an 8-byte length and a payload: a request in (the server's stdin); the
-    worker's pid out (a pipe whose number is in ``argv``), then its pickled ``(kind, value,
-    steps)`` (empty if it died). Server and workers print to the parent's stdout and stderr.
+    worker's pid out (a pipe whose number is in ``argv``), then its CPU seconds (a line) and its
+    pickled ``(kind, value, steps)`` (empty if it died). Server and workers print to the
+    parent's stdout and stderr.
     A request starts with the names of the modules of SymPy, mpmath and scaleinv that the
     parent has imported since its last request (a newline-separated line): the server imports
     them before it forks, so a worker starts with the modules a fork of the parent would have
@@ -297,17 +316,20 @@ class _ForkServer:
             os.close(from_server)
         self._finalizer = weakref.finalize(self, _stop_server, self.pid, self._in, self._out)
 
-    def run(self, request: bytes, deadline: float) -> bytes | None:
-        """The worker's reply, or None once it ran past ``deadline`` (it is killed then)."""
+    def run(self, request: bytes, wall: float) -> bytes | None:
+        """The worker's reply, or None once it ran ``wall`` seconds (it is killed then).
+
+        The clock starts at the fork: the server's start and imports are not the step's."""
         loaded = {m for m in sys.modules if m.startswith(_MIRRORED) and not _THREADED.search(m)}
         modules, self._sent = " ".join(sorted(loaded - self._sent)), self._sent | loaded
         try:
             _write_frame(self._in, modules.encode() + b"\n" + request)
             worker = int(_read_frame(self._out))
-            ready, _, _ = select.select([self._out], [], [], max(deadline - time.monotonic(), 0))
+            ready, _, _ = select.select([self._out], [], [], wall)
             if not ready:
                 os.kill(worker, signal.SIGKILL)
-            reply = _read_frame(self._out)
+            cpu, reply = _read_frame(self._out).split(b"\n", 1)
+            _cpu.append(float(cpu))
             return reply if ready else None
         except BaseException:  # out of step with the server (it died, or we were interrupted)
             self.stop()
@@ -372,6 +394,7 @@ def _serve_forks() -> None:  # pragma: no cover - the fork server (a separate in
     parent, replies = sys.argv[1:]
     _die_with(int(parent))
     out = int(replies)
+    import cloudpickle  # noqa: F401 - every request needs it to unpickle
     server = os.getpid()
     while True:
         try:
@@ -391,8 +414,8 @@ def _serve_forks() -> None:  # pragma: no cover - the fork server (a separate in
         _write_frame(out, str(pid).encode())
         with os.fdopen(read_end, "rb") as results:
             reply = results.read()
-        os.waitpid(pid, 0)
-        _write_frame(out, reply)
+        usage = os.wait4(pid, 0)[2]
+        _write_frame(out, f"{usage.ru_utime + usage.ru_stime!r}\n".encode() + reply)
 
 
 def _serve(request: bytes, fd: int, parent: int) -> None:  # pragma: no cover - the worker
