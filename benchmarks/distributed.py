@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         med = _harness.medians(_harness.interleave(tools, args.repeats))
         peaks = {k: v / 2**10 for k, v in client.run(eval, PEAK_RSS).items()}  # KiB -> MiB
 
-    per_start = {"dask": med["dask"] / args.starts, "in-memory": med["in-memory"] / args.memory_starts}
+    per_start = {"dask": med["dask"] / args.starts}
+    per_start["in-memory"] = med["in-memory"] / args.memory_starts
     rows = [
         [f"dask: 2 workers x 1 thread, chunk {args.chunk}", args.starts, med["dask"],
          per_start["dask"] * 1e6],

@@ -207,7 +207,7 @@ def jax_runs(name: str, eta: float) -> tuple[Loop, Loop]:
 def engines(asked: Sequence[str]) -> tuple[list[str | None], dict[str, str]]:
     """The engines to time (None: the default) and why the others asked for are missing."""
     if "engine" not in inspect.signature(scaleinv.minimize).parameters:
-        return [None], {e: "minimize has no engine= (the fused engine is not merged)" for e in asked}
+        return [None], dict.fromkeys(asked, "minimize has no engine= (no fused engine here)")
     why = {}
     if "jax" in asked and _harness.installed("jax"):
         why["jax"] = str(_harness.installed("jax"))
@@ -220,7 +220,8 @@ def scaleinv_loop(problem: Problem, name: str, eta: float, engine: str | None) -
     options = {} if engine is None else {"engine": engine}
 
     def run(x: Array, steps: int) -> Array:
-        return np.asarray(scaleinv.minimize(problem, rule, x, steps, record="last", **options).x[-1])
+        t = scaleinv.minimize(problem, rule, x, steps, record="last", **options)
+        return np.asarray(t.x[-1])
 
     return run
 

@@ -13,9 +13,9 @@ and GD under a diagonal symbolic scaling ``x = diag(s_0, …, s_{n−1}) u`` and
 
 Each row is the median, over ``--repeats`` interleaved rounds (both routes once per round, in a
 shuffled order), of the time to build a fresh problem and give all eight verdicts (nothing
-cached but the theorems themselves, derived once per process: that time is printed first). The verdicts are printed with the times; the expression route is
-run only up to ``--expression-max`` inputs (beyond it every verdict would only exhaust its
-budget).
+cached but the theorems themselves, derived once per process: that time is printed first).
+The verdicts are printed with the times; the expression route is run only up to
+``--expression-max`` inputs (beyond it every verdict would only exhaust its budget).
 
 Usage::
 
@@ -83,9 +83,11 @@ def main() -> None:
     for n in args.sizes:
         routes = ["theorem", "expression"] if n <= args.expression_max else ["theorem"]
         said: dict[str, str] = {}
-        tools = {route: (lambda route=route: said.__setitem__(route, verdicts(n, route,
-                                                                              args.budget)))
-                 for route in routes}  # fmt: skip
+
+        def answer(route: str, n: int = n, said: dict[str, str] = said) -> None:
+            said[route] = verdicts(n, route, args.budget)
+
+        tools = {route: (lambda route=route: answer(route)) for route in routes}
         med = _harness.medians(_harness.interleave(tools, args.repeats, seed=n))
         for route in routes:
             ratio = _harness.ratio(med[route], med["theorem"]) if route != "theorem" else ""

@@ -219,7 +219,8 @@ def comparison(args: argparse.Namespace) -> None:
         scaleinv.minimize(problem, rule, x0[:10], 1)
     med, trajs = rounds(problem, runs, x0, args.steps, args.repeats)
     rows = [[label, t, _harness.ratio(t, med["PG closed"])] for label, t in med.items()]
-    title = f"comparison problem P = (x0, x1^2), eta = 0.3: {args.starts} starts x {args.steps} steps"
+    title = f"comparison problem P = (x0, x1^2), eta = 0.3: {args.starts} starts x {args.steps}"
+    title += " steps"
     print("\n" + _harness.table(title, ["rule", "s", "x PG closed"], rows))
     gap = np.max(np.abs(trajs["PG closed"].x - trajs["PG numeric"].x))
     print(f"  largest |x_closed - x_numeric| over all iterates: {gap:.2e}")
