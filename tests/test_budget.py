@@ -245,6 +245,26 @@ def test_a_budget_never_forks_its_own_process() -> None:
     assert forks == []
 
 
+def test_a_forked_child_starts_its_own_fork_server() -> None:
+    """A process pool forks its parent: the child must not talk to the parent's server.
+    (In a fresh interpreter: this one may run JAX's threads, which a fork would trouble.)"""
+    script = (
+        "import os\n"
+        "from scaleinv.symbolic import budget\n"
+        "assert budget.with_budget(lambda: 3, 100, 'parent') == 3\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ok = budget.with_budget(lambda: 5, 100, 'child') == 5\n"
+        "    os._exit(0 if ok and budget._server().owner == os.getpid() else 1)\n"
+        "assert os.waitpid(pid, 0)[1] == 0, 'the child failed'\n"
+        "print(budget.with_budget(lambda: 7, 100, 'parent again'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["7"]
+
+
 def test_the_fork_servers_start_is_not_charged_to_the_first_budget() -> None:
     """The wall-clock net starts at the worker's fork: a fresh process's first budget with a
     net far shorter than the server's start (imports: seconds) still returns."""

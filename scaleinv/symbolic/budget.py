@@ -299,6 +299,7 @@ class _ForkServer:
     """
 
     def __init__(self) -> None:
+        self.owner = os.getpid()  # a fork of the owner (a process pool) must start its own
         self._sent: set[str] = set()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         env.update(dict.fromkeys(_BLAS_THREADS, "1"))
@@ -353,7 +354,7 @@ _servers = threading.local()
 def _server() -> _ForkServer:
     """This thread's fork server, started on first use (restarted if it died)."""
     server = getattr(_servers, "server", None)
-    if server is None:
+    if server is None or server.owner != os.getpid():
         server = _servers.server = _ForkServer()
     return cast(_ForkServer, server)
 
