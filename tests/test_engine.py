@@ -1,0 +1,185 @@
+"""The fused JAX engine of minimize against the NumPy engine: per sample to 1e-12, statuses
+identical, every record mode and tol; engine selection; import scaleinv never imports JAX."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import optional_module
+
+from scaleinv import Problem, minimize, rules
+from scaleinv.errors import NumericInverseWarning, ScaleinvError
+from scaleinv.numeric.engines import JAX_MIN_WORK, choose_engine
+from scaleinv.numeric.status import Status
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TOL = 1e-12
+
+
+def _chain(links: int) -> Problem:
+    path = BENCHMARKS / "kernels.py"
+    spec = importlib.util.spec_from_file_location("scaleinv_bench_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.chain_problem(links)
+
+
+COMPARISON = Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], loss="y0**2 + y1**2")
+#: PG with closed-form branches repeated every 2π in both inputs (the two-link arm).
+ARM = Problem.from_strings(
+    ["q0", "q1"],
+    ["l1*cos(q0) + l2*cos(q0 + q1)", "l1*sin(q0) + l2*sin(q0 + q1)"],
+    target=[1.2, 0.5],
+    params={"l1": 1, "l2": 0.6},
+)
+#: No closed-form inverse: PG solves numerically (and runs on NumPy); the others fuse.
+COUPLED = Problem.from_strings(
+    ["x0", "x1", "x2"],
+    ["x0 + x1**3 + sin(x2)", "x1*x2 + exp(x0)/3", "x2**3 + x0*x1"],
+    target=[1.5, 1.0, 2.0],
+)
+RULES = {
+    "gd": rules.gd(0.01),
+    "newton": rules.newton(1 / 3),
+    "ig": rules.ig(0.3),
+    "pg": rules.pg(0.3),
+    "hig": rules.hig(0.3),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _jax():
+    optional_module("jax", "jax")
+
+
+def _starts(problem: Problem, size: int, seed: int = 0) -> np.ndarray:
+    x0 = np.random.default_rng(seed).uniform(-3, 3, (size, problem.n))
+    if problem is COMPARISON:  # a singular Hessian (x1 = 0), a diverging GD, a converged start
+        x0[:3] = [[1.0, 0.0], [1e3, 1e3], [0.0, 1e-9]]
+    return x0
+
+
+def assert_same(fused, plain, tol: float = TOL) -> None:
+    """Per sample to ``tol`` (relative to the point's size), statuses and steps identical."""
+    assert fused.engine == "jax" and plain.engine == "numpy"
+    np.testing.assert_array_equal(fused.status, plain.status)
+    np.testing.assert_array_equal(fused.steps_taken, plain.steps_taken)
+    np.testing.assert_array_equal(fused.recorded, plain.recorded)
+    for name in ("x", "y", "loss"):
+        a, b = getattr(fused, name), getattr(plain, name)
+        assert a.shape == b.shape
+        scale = 1 + np.abs(b)
+        assert np.all(np.abs(a - b) <= tol * scale), (name, np.max(np.abs(a - b) / scale))
+
+
+def both(problem: Problem, rule, x0, steps: int, tol=None, record: str = "all"):
+    kwargs = {"tol": tol, "record": record}
+    fused = minimize(problem, rule, x0, steps, engine="jax", **kwargs)
+    return fused, minimize(problem, rule, x0, steps, engine="numpy", **kwargs)
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_comparison_problem_every_rule_with_tol(name: str) -> None:
+    x0 = _starts(COMPARISON, 300)
+    fused, plain = both(COMPARISON, RULES[name], x0, 40, tol=1e-4)
+    assert_same(fused, plain)
+    statuses = set(plain.status.tolist())
+    assert Status.CONVERGED in statuses
+    if name == "newton":  # the Cramer-untrusted sample goes through the careful solve
+        assert plain.status[0] == Status.SINGULAR
+    if name == "gd":
+        assert plain.status[1] == Status.DIVERGED
+
+
+@pytest.mark.parametrize("record", ["all", "every:7", "ends", "last"])
+@pytest.mark.parametrize("tol", [None, 1e-3])
+def test_record_modes(record: str, tol: float | None) -> None:
+    x0 = _starts(COMPARISON, 200, seed=1).reshape(20, 10, 2)  # a batch of two axes
+    assert_same(*both(COMPARISON, RULES["pg"], x0, 30, tol=tol, record=record))
+
+
+@pytest.mark.parametrize("fallback", ["stop", "ig"])
+def test_no_inverse_status_and_fallback(fallback: str) -> None:
+    """PG with eta > 1 overshoots y1 below 0: x1**2 = y1 has no real solution; the sample
+    stops there, or takes the IG step."""
+    x0 = _starts(COMPARISON, 100)
+    fused, plain = both(COMPARISON, rules.pg(1.5, fallback), x0, 10)
+    assert_same(fused, plain)
+    no_inverse = (plain.status == Status.NO_INVERSE).sum()
+    assert no_inverse > 50 if fallback == "stop" else no_inverse == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gd", "newton", "ig", "hig"])
+def test_twelve_link_chain(name: str) -> None:
+    """GD at a stable eta (at 0.02 it oscillates and amplifies any rounding 10x a step).
+
+    Newton's map on the chain expands differences by ~30x a step here (it climbs towards
+    saddles, the Hessian indefinite with condition 1e4): the engines' Hessians agree to
+    4e-16 and their first steps to 7e-12, and after 15 steps the points to ~1e-7 — the
+    sensitivity of the iteration, not of the engine, so Newton is held to 1e-6 there.
+    """
+    chain = _chain(12)
+    pose = 0.6 * np.sin(np.arange(1, 13))
+    x0 = pose + np.random.default_rng(2).uniform(-0.1, 0.1, (64, 12))
+    rule = {"gd": rules.gd(0.001), "newton": rules.newton(0.5)}.get(name, RULES[name])
+    fused, plain = both(chain, rule, x0, 15, tol=1e-6, record="every:4")
+    assert_same(fused, plain, 1e-6 if name == "newton" else TOL)
+
+
+@pytest.mark.slow
+def test_periodic_closed_form_branches() -> None:
+    """The arm's PG takes the branch nearest x0 modulo 2π in both joints (starts over three
+    periods). With fallback='ig' it runs on NumPy: its branches have excluded boundaries."""
+    x0 = np.random.default_rng(3).uniform(-9, 9, (200, 2))
+    assert_same(*both(ARM, rules.pg(0.5), x0, 25, tol=1e-8))
+    assert minimize(ARM, rules.pg(0.5, "ig"), x0[:5], 2, engine="jax").engine == "numpy"
+
+
+@pytest.mark.slow
+def test_numeric_inverse_runs_on_numpy_and_the_rest_fuse() -> None:
+    x0 = np.random.default_rng(4).uniform(-1, 1, (50, 3))
+    with pytest.warns(NumericInverseWarning):
+        pg = minimize(COUPLED, rules.pg(0.5), x0, 5, engine="jax")
+    assert pg.engine == "numpy"
+    assert_same(*both(COUPLED, rules.ig(0.5), x0, 10))
+
+
+@pytest.mark.slow
+def test_excluded_boundary_samples_are_rerun_on_numpy() -> None:
+    """P = (x0 x1, x0) towards y* = 0 with eta = 1: the target lies on the branch's excluded
+    boundary x0 = 0; only NumPy's local inverse finds its limit there (no_inverse in the traced
+    one), so the fused run hands those samples back to NumPy."""
+    problem = Problem.from_strings(["x0", "x1"], ["x0*x1", "x0"], target=[0, 0])
+    x0 = np.random.default_rng(5).uniform(0.5, 2, (40, 2))
+    fused, plain = both(problem, rules.pg(1.0), x0, 3)
+    assert_same(fused, plain)
+    assert (plain.status != Status.NO_INVERSE).all()
+
+
+def test_engine_selection() -> None:
+    bfgs = minimize(COMPARISON, rules.bfgs(), [[1.0, 1.0]], 3, engine="jax")
+    assert bfgs.engine == "numpy"
+    assert choose_engine(COMPARISON, RULES["gd"], 10, 10, None)[0] == "numpy"
+    assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "auto")[0] == "jax"
+    assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "numpy")[0] == "numpy"
+    assert minimize(COMPARISON, RULES["gd"], [1.0, 1.0], 3).engine == "numpy"
+    with pytest.raises(ScaleinvError, match="unknown engine 'gpu'"):
+        minimize(COMPARISON, RULES["gd"], [1.0, 1.0], 3, engine="gpu")
+
+
+def test_import_scaleinv_does_not_import_jax() -> None:
+    code = (
+        "import sys, scaleinv, numpy\n"
+        "p = scaleinv.Problem.from_strings(['x'], ['x**2'])\n"
+        "scaleinv.minimize(p, scaleinv.rules.gd(0.1), [1.0], 3)\n"
+        "print('jax' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
