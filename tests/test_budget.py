@@ -265,6 +265,16 @@ def test_a_forked_child_starts_its_own_fork_server() -> None:
     assert done.stdout.split() == ["7"]
 
 
+def test_a_fork_server_from_a_changed_file_refuses_to_serve(monkeypatch, capfd) -> None:
+    """scaleinv upgraded under a running process: a server started afterwards runs the new
+    file, whose protocol may differ (this garbled a reply once: "unpickling stack underflow")."""
+    monkeypatch.setattr(budget, "_SOURCE", "0" * 16)  # as if this process loaded another file
+    monkeypatch.setattr(budget._servers, "server", None, raising=False)
+    with pytest.raises(RuntimeError, match="fork server died"):
+        with_budget(lambda: 1, 100, "skewed")
+    assert "changed since this process started" in capfd.readouterr().err
+
+
 def test_the_fork_servers_start_is_not_charged_to_the_first_budget() -> None:
     """The wall-clock net starts at the worker's fork: a fresh process's first budget with a
     net far shorter than the server's start (imports: seconds) still returns."""

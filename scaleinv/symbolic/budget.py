@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import hashlib
 import inspect
 import math
 import os
@@ -62,6 +63,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from scaleinv.errors import BudgetExceeded
@@ -248,6 +250,8 @@ def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
         reply = None if request is None else _server().run(request, wall)
     finally:
         sys.settrace(counting)
+    if request is None:  # fn cannot cross processes: count it here
+        return _counted(fn, steps, what)
     if reply is None:  # the worker ran past the wall-clock safety net: its count is lost
         meter.spent += int(room)  # with it, so the whole budget is charged
         raise BudgetExceeded(what, steps, wall=wall)
@@ -307,7 +311,7 @@ class _ForkServer:
         self._out, from_server = os.pipe()
         os.set_inheritable(from_server, True)  # its number is passed; stdout stays the parent's
         script = "from scaleinv.symbolic.budget import _serve_forks; _serve_forks()"
-        argv = [sys.executable, "-c", script, str(os.getpid()), str(from_server)]
+        argv = [sys.executable, "-c", script, str(os.getpid()), str(from_server), _SOURCE]
         try:
             self.pid = os.posix_spawn(
                 sys.executable, argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, to_server, 0)]
@@ -343,6 +347,9 @@ class _ForkServer:
             del _servers.server
 
 
+#: This file's hash: a server started from a changed file (an upgrade under a running process)
+#: would speak another protocol, so it refuses to serve.
+_SOURCE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 #: The packages whose modules a fork server imports when the parent has (see _ForkServer).
 _MIRRORED = ("sympy", "mpmath", "scaleinv")
 #: Modules a fork server must not import: they start threads.
@@ -392,10 +399,13 @@ def _serve_forks() -> None:  # pragma: no cover - the fork server (a separate in
     """The fork server's loop: ``argv`` holds the parent's pid and the reply pipe's number."""
     import importlib
 
-    parent, replies = sys.argv[1:]
+    parent, replies, source = sys.argv[1:]
+    if source != _SOURCE:  # this file changed on disk (an upgrade) since the parent loaded it
+        sys.exit("scaleinv's budget module changed since this process started: restart it")
     _die_with(int(parent))
     out = int(replies)
     import cloudpickle  # noqa: F401 - every request needs it to unpickle
+
     server = os.getpid()
     while True:
         try:
