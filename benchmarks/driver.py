@@ -350,8 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _harness.installed("jax") is not None:
         _harness.missing(["jax"], {"jax": str(_harness.installed("jax"))})
     check_size = 100 if args.quick else 1000
-    found = [p for case in args.cases
-             for p in check(case, args.rules, engine_list, check_size, CHECK_STEPS[case])]  # fmt: skip
+    found = [found for case in args.cases for found in check(
+        case, args.rules, engine_list, check_size, CHECK_STEPS[case])]  # fmt: skip
     if found:
         print("\n".join(found), file=sys.stderr)
         return 1
