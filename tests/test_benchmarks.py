@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = {
-    "budget_overhead.py": ["--quick"],
-    "kernels.py": ["--quick", "--no-lambdify", "--points", "2000"],
-    "inverse.py": ["--quick"],
-    "report.py": ["--quick"],
-}
-SLOW = {  # minutes on a busy 2-core machine: compiles of JAX, LLVM, a Dask cluster
+SCRIPTS = {"budget_overhead.py": ["--quick"]}
+#: Minutes each on the 2-core machine under a load of 13-17 (inverse 8, report 7, kernels 4):
+#: derivations that use up their work limits, JAX and LLVM compiles, a Dask cluster, commands.
+SLOW = {
     "driver.py": ["--quick", "--study"],
     "derive.py": ["--quick"],
     "distributed.py": ["--quick"],
     "invariance_theorems.py": ["--quick"],
+    "inverse.py": ["--quick"],
+    "kernels.py": ["--quick", "--no-lambdify", "--points", "2000"],
+    "report.py": ["--quick"],
 }
 
 
