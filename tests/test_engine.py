@@ -148,7 +148,7 @@ def test_numeric_inverse_runs_on_numpy_and_the_rest_fuse() -> None:
     with pytest.warns(NumericInverseWarning):
         pg = minimize(COUPLED, rules.pg(0.5), x0, 5, engine="jax")
     assert pg.engine == "numpy"
-    assert_same(*both(COUPLED, rules.ig(0.5), x0, 10))
+    assert_same(*both(COUPLED, rules.gd(0.02), x0, 10))
 
 
 @pytest.mark.slow

@@ -69,9 +69,19 @@ def _cramer(a: Any, b: Any) -> tuple[Any, Any]:
             [(a11 * b[..., 0] - a01 * b[..., 1]) / det, (a00 * b[..., 1] - a10 * b[..., 0]) / det],
             axis=-1,
         )
-        entries = a.reshape(a.shape[:-2] + (4,))
-        fine = (entries * entries).sum(-1) < runtime._CRAMER_LIMIT * jnp.abs(det)
-    return x, fine & jnp.isfinite(x).all(-1)
+        # sums of entries written out: a reduction would end XLA's loop fusion
+        squares = a00 * a00 + a01 * a01 + a10 * a10 + a11 * a11
+        fine = squares < runtime._CRAMER_LIMIT * jnp.abs(det)
+    return x, fine & _all_finite(x, -1)
+
+
+def _all_finite(x: Any, axis: int) -> Any:
+    """``isfinite(x).all(axis)`` for a short axis, one component at a time (fusible)."""
+    parts = jnp.moveaxis(jnp.isfinite(x), axis, 0)
+    out = parts[0]
+    for part in parts[1:]:
+        out = out & part
+    return out
 
 
 #: Status the fast solve gives a sample it cannot decide alone (its LU result is not finite):
@@ -106,7 +116,7 @@ def fast_solve(a: Any, b: Any) -> tuple[Any, Any]:
         x = jnp.where(fine[..., None], x, _lu(a, b))
     else:
         x = jnp.linalg.solve(a, b[..., None])[..., 0]
-    return x, jnp.where(jnp.isfinite(x).all(-1), runtime.RUNNING, UNSURE).astype(jnp.int8)
+    return x, jnp.where(_all_finite(x, -1), runtime.RUNNING, UNSURE).astype(jnp.int8)
 
 
 def careful_solve(a: Any, b: Any) -> tuple[Any, Any]:
@@ -181,19 +191,44 @@ def fused_program(
     if key not in per_problem:
         module = _module(problem, rule, careful)
         kept = recorded_steps(record, steps)
-        per_problem[key] = _build(module[rule.step_name], module, steps, kept, has_tol)
+        columns = rule.per_sample and not careful
+        per_problem[key] = _build(module[rule.step_name], module, steps, kept, has_tol, columns)
     return per_problem[key]
 
 
 def _build(
-    rule_step: Callable, module: dict[str, Any], steps: int, kept: np.ndarray, has_tol: bool
+    rule_step: Callable,
+    module: dict[str, Any],
+    steps: int,
+    kept: np.ndarray,
+    has_tol: bool,
+    columns: bool,
 ) -> Callable:
-    """The run of :func:`scaleinv.numeric.runtime.iterate`, traced (see there, case for case)."""
-    gradient, loss, running = module["gradient"], module["loss"], runtime.RUNNING
+    """The run of :func:`scaleinv.numeric.runtime.iterate`, traced (see there, case for case).
+
+    ``columns``: the points are held as ``(n, size)``, one contiguous array per coordinate,
+    and the per-sample kernels mapped over the last axis (``vmap``): XLA then fuses a step
+    into a few loops over contiguous arrays (2-10x faster than over ``(size, n)`` rows on
+    the comparison problem). Only for per-sample steps (not HIG, whose cut-off is taken over
+    the batch, nor the careful solve, which decides over the batch).
+    """
+    running = runtime.RUNNING
+    gradient, loss = module["gradient"], module["loss"]
+    axis = 0 if columns else -1  # the coordinate axis of the points
+    if columns:
+        rule_step = jax.vmap(rule_step, in_axes=1, out_axes=(1, 0))
+        gradient = jax.vmap(gradient, in_axes=1, out_axes=1)
+        loss = jax.vmap(loss, in_axes=1)
+
+    def per_point(mask: Any) -> Any:
+        return mask[None, :] if columns else mask[:, None]
 
     def small(x: Any, tol: Any) -> Any:
-        g = gradient(x)
-        return jnp.sqrt((g * g).sum(-1)) <= tol
+        g = jnp.moveaxis(gradient(x), axis, 0)
+        squares = g[0] * g[0]
+        for part in g[1:]:
+            squares = squares + part * part
+        return jnp.sqrt(squares) <= tol
 
     def stop(status: Any, taken: Any, where: Any, code: Any, k: Any) -> tuple[Any, Any]:
         newly = (status == running) & where
@@ -209,16 +244,17 @@ def _build(
         status, taken = stop(status, taken, step_status != running, step_status, k)
         x_new = x + dx
         loss_new = loss(x_new)
-        fine = jnp.isfinite(x_new).all(-1) & (jnp.abs(loss_new) < runtime.DIVERGED_LOSS)
+        fine = _all_finite(x_new, axis) & (jnp.abs(loss_new) < runtime.DIVERGED_LOSS)
         status, taken = stop(status, taken, ~fine, runtime.DIVERGED, k)
         keep = status != running
-        x = jnp.where(keep[:, None], x, x_new)
+        x = jnp.where(per_point(keep), x, x_new)
         return x, jnp.where(keep, loss_x, loss_new), status, taken, unsure
 
     runs = _segments(kept)
 
     def program(x0: Any, tol: Any) -> tuple:
         size = x0.shape[0]
+        x0 = x0.T if columns else x0
         status = jnp.zeros(size, dtype=jnp.int8)
         carry = (x0, loss(x0), status, jnp.full(size, steps, dtype=jnp.int64), jnp.array(False))
         xs, losses = ([x0[None]], [carry[1][None]]) if kept[0] == 0 else ([], [])
@@ -238,7 +274,9 @@ def _build(
         if has_tol:
             status, taken = stop(status, taken, small(x, tol), runtime.CONVERGED, steps)
         status = jnp.where(status == running, runtime.MAX_STEPS, status).astype(jnp.int8)
-        return jnp.concatenate(xs), jnp.concatenate(losses), status, taken, unsure
+        xs = jnp.concatenate(xs)
+        xs = jnp.swapaxes(xs, 1, 2) if columns else xs
+        return xs, jnp.concatenate(losses), status, taken, unsure
 
     return jax.jit(program)
 

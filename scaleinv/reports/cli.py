@@ -20,6 +20,7 @@ from scaleinv.numeric import Status, minimize
 from scaleinv.numeric.export import export
 from scaleinv.numeric.flavors import FLAVORS
 from scaleinv.numeric.rules import make_rule
+from scaleinv.reports.engine_option import add_engine_option, engine_line
 from scaleinv.reports.exit_status import ExitCode, exit_status_help
 from scaleinv.reports.text import (
     WIDTH,
@@ -49,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ScaleinvError("--scheduler runs many starts: give --starts N as well")
     check_run_size(steps, len(spec.starts), spec.problem.n + spec.problem.m, "", "--steps")
     rows, finals = [], []  # type: tuple[list[list], list]
+    ran: list[tuple[str, str]] = []
     rules = [make_rule(r) for r in spec.rules]
     note = numeric_inverse_line(spec.problem, rules)
     for rule_spec, rule in zip(spec.rules, rules):
@@ -62,7 +64,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 spec.tol,
                 record="last",
                 progress=True,
+                engine=args.engine,
             )
+        ran.append((rule_spec.settings.get("label", rule.label), traj.engine))
         for i, start in enumerate(spec.starts):
             label = rule_spec.settings.get("label", rule.label)
             rows.append(
@@ -86,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_table(headers, rows, fitting_wrap(headers, rows, {1: 1, 3: 1})))
     else:
         print(large_run_summary(spec, rows, finals))
+    print(engine_line(ran))
     return 0
 
 
@@ -129,13 +134,17 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
 
         client = dask_client(args.scheduler)
         x0 = dask_array().from_array(x0, chunks=(args.chunk, -1))
-    rows = []
+    rows, ran = [], []
     rules = [make_rule(r) for r in spec.rules]
     try:
         for rule_spec, rule in zip(spec.rules, rules):
             with warnings.catch_warnings():  # said once, above the table
                 warnings.simplefilter("ignore", NumericInverseWarning)
-                traj = minimize(spec.problem, rule, x0, steps, spec.tol, progress=client is None)
+                traj = minimize(
+                    spec.problem, rule, x0, steps, spec.tol, progress=client is None,
+                    engine=args.engine,
+                )  # fmt: skip
+            ran.append((rule_spec.settings.get("label", rule.label), traj.engine))
             final, status = traj.loss[-1], traj.status
             if client is not None:
                 final, status = client.compute([final, status], sync=True)
@@ -160,6 +169,7 @@ def _run_many(spec: Spec, steps: int, args: argparse.Namespace) -> int:
         print(f"{note}\n")
     headers = ["rule", "starts", "steps", "median final loss", "min final loss", "statuses"]
     print(format_table(headers, rows))
+    print(engine_line(ran))
     return 0
 
 
@@ -301,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--chunk", type=int, default=100_000, help="starts per Dask chunk (default 100000)"
     )
+    add_engine_option(run)
     run.set_defaults(func=cmd_run)
     derive = sub.add_parser(
         "derive",

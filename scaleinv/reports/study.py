@@ -126,6 +126,8 @@ class RuleStudy:
         quantiles (NaN when none did).
     steps_taken : ndarray of int
         Per start: steps until the run converged or stopped.
+    engine : str
+        What ran the rule's loop (``Trajectory.engine``: ``"numpy"`` or ``"jax"``).
     """
 
     label: str
@@ -133,6 +135,7 @@ class RuleStudy:
     statuses: dict[Status, int]
     steps: tuple[float, float, float]
     steps_taken: np.ndarray
+    engine: str = "numpy"
 
     def share(self, k: int) -> float:
         """Fraction of the starts whose run ended at minimum ``k`` (or with code ``k`` < 0)."""
@@ -183,8 +186,10 @@ def _starts(options: StudyOptions) -> np.ndarray:
     return rng.uniform(low, high, size=(options.starts, n))
 
 
-def _run(spec: Spec, rule: Any, x0: np.ndarray, options: StudyOptions) -> tuple[Any, Any, Any]:
-    """Final points, statuses and steps taken of one rule from every start.
+def _run(
+    spec: Spec, rule: Any, x0: np.ndarray, options: StudyOptions, engine: str | None = None
+) -> tuple[Any, Any, Any, str]:
+    """Final points, statuses, steps taken and the engine of one rule from every start.
 
     The one place the study calls the driver; only the last point is recorded. The driver's
     warning that PG solves ``P(x) = y`` numerically is not repeated per rule: the commands
@@ -192,8 +197,10 @@ def _run(spec: Spec, rule: Any, x0: np.ndarray, options: StudyOptions) -> tuple[
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumericInverseWarning)
-        t = minimize(spec.problem, rule, x0, options.steps, options.tol, record="last")
-    return t.x[-1], np.asarray(t.status).ravel(), np.asarray(t.steps_taken).ravel()
+        t = minimize(
+            spec.problem, rule, x0, options.steps, options.tol, record="last", engine=engine
+        )
+    return t.x[-1], np.asarray(t.status).ravel(), np.asarray(t.steps_taken).ravel(), t.engine
 
 
 def periods_of(spec: Spec) -> tuple[float | None, ...]:
@@ -206,20 +213,22 @@ def periods_of(spec: Spec) -> tuple[float | None, ...]:
     return tuple(out)
 
 
-def run_study(spec: Spec, starts: int | None = None) -> Study:
-    """Run every rule of ``spec`` from the starts of its ``[study]`` region."""
+def run_study(spec: Spec, starts: int | None = None, engine: str | None = None) -> Study:
+    """Run every rule of ``spec`` from the starts of its ``[study]`` region (``engine``: what
+    runs :func:`scaleinv.minimize`'s loop, see :mod:`scaleinv.numeric.engines`)."""
     options = study_options(spec, starts)
     x0 = _starts(options)
     rules = [make_rule(r) for r in spec.rules]
-    ends, statuses, taken = [], [], []
+    ends, statuses, taken, engines = [], [], [], []
     for rule in rules:
         try:
-            end, status, steps = _run(spec, rule, x0, options)
+            end, status, steps, ran_on = _run(spec, rule, x0, options, engine)
         except ScaleinvError as err:
             raise ScaleinvError(f"study: {rule.label}: {err}") from None
         ends.append(end)
         statuses.append(status)
         taken.append(steps)
+        engines.append(ran_on)
     kernels = spec.problem.compile()
     periods = periods_of(spec)
     status = np.concatenate(statuses)
@@ -234,5 +243,6 @@ def run_study(spec: Spec, starts: int | None = None) -> Study:
         done = taken[k][mine >= 0]
         quart = tuple(float(v) for v in np.quantile(done, [0.25, 0.5, 0.75])) if done.size else (
             float("nan"),) * 3  # fmt: skip
-        found.append(RuleStudy(label, mine, counts, quart, taken[k]))  # type: ignore[arg-type]
+        rule_study = RuleStudy(label, mine, counts, quart, taken[k], engines[k])  # type: ignore[arg-type]
+        found.append(rule_study)
     return Study(options, x0, minima, tuple(found), periods)

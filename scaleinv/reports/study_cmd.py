@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from scaleinv.reports.engine_option import add_engine_option, engine_line
 from scaleinv.reports.exit_status import exit_status_help
 from scaleinv.reports.study_text import FAILED_WIDTH, RUNS
 from scaleinv.reports.text import WIDTH, format_table, numeric_inverse_line
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("spec", type=Path, help="problem spec file (TOML) with a [study] table")
     parser.add_argument("--starts", type=int, default=None, metavar="N", help="number of starts")
+    add_engine_option(parser)
     parser.set_defaults(func=cmd_study)
 
 
@@ -62,7 +64,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    study = run_study(spec, args.starts)
+    study = run_study(spec, args.starts, args.engine)
     o = study.options
     print(f"{spec.title}\n")
     region = " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in o.region)
@@ -84,4 +86,5 @@ def cmd_study(args: argparse.Namespace) -> int:
     print()
     heads, rows = study_rows(study)
     print(format_table(heads, rows, wrap={len(heads) - 1: FAILED_WIDTH}))
+    print(engine_line((r.label, r.engine) for r in study.rules))
     return 0

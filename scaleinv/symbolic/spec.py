@@ -62,7 +62,7 @@ __all__ += [
 
 #: Upper bounds of a run a spec (or ``--steps``) may ask for.
 MAX_STEPS = 1_000_000
-MAX_STARTS = 100_000
+MAX_STARTS = 10_000_000  # a study runs the chapter's problems from 10**5-10**7 starts (issue 19)
 MAX_RECORD_BYTES = 2 * 1024**3
 #: Largest spec file read (bytes): a 4,096-point diffusion spec has 0.5 MB.
 MAX_SPEC_BYTES = 64 * 1024**2
