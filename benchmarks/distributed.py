@@ -32,6 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness  # noqa: E402  (before numpy: one BLAS thread)
+
+del sys.path[0]  # Dask's spawned workers run this file too: `distributed` must be Dask's
 import numpy as np  # noqa: E402
 
 PEAK_RSS = "__import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss"
