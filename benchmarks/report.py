@@ -1,12 +1,12 @@
 """Time ``scaleinv run`` and ``scaleinv report`` on the shipped 4,096-point diffusion step.
 
 Issue 7 asks both commands to finish in under a minute on ``reports/diffusion.toml`` (one
-explicit nonlinear-diffusion step, written once over the index since issue 18, n = 4,096).
-Each command runs as a fresh process (the way a user runs it: imports, spec parsing,
-derivation, compilation and, for ``report``, LaTeX included); the named baseline is the same command on ``reports/comparison.toml``, the
-book's two-input comparison problem. Printed: the median of ``--repeats`` interleaved rounds
-(every command and spec once per round, in a shuffled order) of the wall times, the ratio to
-the baseline and to the one-minute budget.
+explicit nonlinear-diffusion step, written once over the index since issue 18, n = 4,096). Each
+command runs as a fresh process (the way a user runs it: imports, spec parsing, derivation,
+compilation and, for ``report``, LaTeX included); the named baseline is the same command on
+``reports/comparison.toml``, the book's two-input comparison problem. Printed: the median of
+``--repeats`` interleaved rounds (every command and spec once per round, in a shuffled order) of
+the wall times, the ratio to the baseline and to the one-minute budget.
 
 Usage::
 
