@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from scaleinv import errors
 from scaleinv.numeric import Status, Trajectory, export, minimize, rules
-from scaleinv.symbolic import Problem, load_spec
+from scaleinv.symbolic import IndexedProblem, Problem, load_spec
 
-__all__ = ["Problem", "load_spec", "minimize", "Trajectory", "Status", "rules", "export", "errors"]
+__all__ = ["Problem", "IndexedProblem", "load_spec", "minimize", "Trajectory", "Status", "rules"]
+__all__ += ["export", "errors"]
 __version__ = "0.1.0"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from scaleinv import Problem
@@ -167,3 +169,66 @@ region = [[-2, 2], [-2, 2], [-2, 2]]
 starts = 300
 steps = 150
 """
+
+
+#: The shipped report specs.
+SHIPPED = Path(__file__).resolve().parents[1] / "reports"
+
+
+def shipped_specs(indexed: bool = False) -> list[Path]:
+    """The shipped specs written expression by expression (or, ``indexed``, over an index:
+    ``inputs = "u[0:n]"``; reports, figures and export flavours of those are issue 18's
+    wiring, tested with it)."""
+    import tomllib
+
+    from scaleinv.symbolic.indexed_parsing import is_indexed
+
+    found = []
+    for path in sorted(SHIPPED.glob("*.toml")):
+        inputs = tomllib.loads(path.read_text(encoding="utf-8"))["problem"]["inputs"]
+        if is_indexed(inputs) == indexed:
+            found.append(path)
+    return found
+
+
+def per_expression_diffusion(n: int = 256) -> str:
+    """The nonlinear-diffusion step of ``reports/diffusion.toml`` written out output by output
+    (``x0 .. x{n-1}``; what that spec was before it was written over an index), for the tests
+    of large per-expression problems."""
+    names = [f"x{i}" for i in range(n)]
+    outputs = [
+        f"x{i} + ({names[(i + 1) % n]} - 2*x{i} + {names[i - 1]})/10 + c*x{i}**3" for i in range(n)
+    ]
+    star = 0.5 * np.sin(2 * np.pi * np.arange(n) / n)
+    target = star + 0.1 * (np.roll(star, -1) - 2 * star + np.roll(star, 1)) + 0.05 * star**3
+
+    def array(items: list[str]) -> str:
+        return "[\n" + "".join(f"  {item},\n" for item in items) + "]"
+
+    quoted = [f'"{o}"' for o in outputs]
+    return "\n".join(
+        [
+            f'title = "Inverting one nonlinear-diffusion step ({n} points, periodic)"',
+            'description = """One explicit step of Pᵢ = xᵢ + 0.1 (xᵢ₊₁ − 2xᵢ + xᵢ₋₁) + c xᵢ³, '
+            'written out output by output."""',
+            "[problem]",
+            f"inputs = {array([f'{chr(34)}{s}{chr(34)}' for s in names])}",
+            f"outputs = {array(quoted)}",
+            f"target = {array([repr(float(t)) for t in target])}",
+            "[params]",
+            "c = 0.05",
+            "[units]",
+            *[f'x{i} = "temperature"' for i in range(n)],
+            'c = "1/temperature**2"',
+            'target = "temperature"',
+            "[run]",
+            f"starts = [{array(['0.0'] * n)}]",
+            "steps = 8",
+            "tol = 1e-9",
+            *[
+                f'[[rules]]\nname = "{r}"\neta = {e}'
+                for r, e in (("gd", 0.5), ("newton", 1), ("ig", 1))
+            ],
+            "",
+        ]
+    )

@@ -160,13 +160,16 @@ def test_console_script_errors_have_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "attribute access is not allowed" in result.stderr
 
 
-def test_derive_of_a_large_problem_prints_representative_entries(capsys) -> None:
+def test_derive_of_a_large_problem_prints_representative_entries(tmp_path: Path, capsys) -> None:
     """Past FEW inputs ``derive`` prints the first and a middle row of J and H, each entry
     the one the sparse derivation holds, and every rule's structure, not 256 components."""
+    from catalogue import per_expression_diffusion
+
     from scaleinv.reports.formulas import decimal_numbers
     from scaleinv.reports.text import format_formula
 
-    path = Path(__file__).resolve().parents[1] / "reports" / "diffusion.toml"
+    path = tmp_path / "diffusion.toml"
+    path.write_text(per_expression_diffusion(256), encoding="utf-8")
     assert main(["derive", str(path)]) == 0
     out = capsys.readouterr().out
     assert len(out.splitlines()) < 60 and max(len(line) for line in out.splitlines()) <= 100

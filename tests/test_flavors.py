@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalogue import shipped_specs
 from conftest import optional_module
 
 from scaleinv import export, load_spec, rules
@@ -17,7 +18,7 @@ from scaleinv.numeric.flavors import namespace_of
 from scaleinv.numeric.flavors.loader import load_module
 from scaleinv.numeric.inverse import numeric_inverse_note
 
-SPECS = sorted(Path(__file__).parent.parent.joinpath("reports").glob("*.toml"))
+SPECS = shipped_specs()
 # diffusion.toml (256 inputs) is left out: flavours hold J and H dense, and tracing a stack of
 # 256 x 256 Hessian entries takes minutes (a known limit, see the README)
 FLAVOR_SPECS = [p for p in SPECS if p.stem != "diffusion"]

@@ -132,7 +132,7 @@ def test_long_sums_inside_other_functions_are_balanced_too() -> None:
 
 @pytest.mark.slow
 def test_a_4096_point_stencil_derives_compiles_and_steps_like_numpy() -> None:
-    # The periodic step of reports/make_diffusion.py: its loss ½|P − y*|² has 4,096 terms (a
+    # A periodic diffusion step written out per expression: its loss ½|P − y*|² has 4,096 terms (a
     # RecursionError from about 3,000 outputs before). Twin: the same step in NumPy, with J,
     # ∇L and H = JᵀJ + Σ rᵢ ∇²Pᵢ assembled by hand and solved by SciPy.
     import scipy.sparse

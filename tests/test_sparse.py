@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 import tracemalloc
 from pathlib import Path
 
@@ -287,21 +288,31 @@ def test_importing_scaleinv_does_not_import_symengine() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_shipped_diffusion_spec_is_what_its_script_writes_and_runs_sparsely() -> None:
-    import importlib.util as util
+def test_the_per_expression_diffusion_step_runs_sparsely() -> None:
+    """The step of ``reports/diffusion.toml`` written out output by output (256 of them): its
+    derivatives are sparse, and Newton finds the known answer."""
+    from catalogue import per_expression_diffusion
 
-    from scaleinv import load_spec, minimize
+    from scaleinv import minimize
+    from scaleinv.symbolic.spec import parse_spec
 
-    path = Path(__file__).resolve().parents[1] / "reports"
-    spec_module = util.spec_from_file_location("make_diffusion", path / "make_diffusion.py")
-    module = util.module_from_spec(spec_module)
-    spec_module.loader.exec_module(module)
-    assert (path / "diffusion.toml").read_text(encoding="utf-8") == module.spec_text(256)
-    spec = load_spec(path / "diffusion.toml")
+    spec = parse_spec(tomllib.loads(per_expression_diffusion(256)))
     p = spec.problem
     assert p.n == 256 and p.sparsity.hessian_nnz == 5 * 256
     traj = minimize(p, rules.newton(1.0), np.array(spec.starts), 6, 1e-9)
-    np.testing.assert_allclose(traj.x[-1, 0], module.state(256), atol=1e-9)  # the known answer
+    state = 0.5 * np.sin(2 * np.pi * np.arange(256) / 256)
+    np.testing.assert_allclose(traj.x[-1, 0], state, atol=1e-9)  # the known answer
+
+
+def test_the_shipped_diffusion_spec_is_indexed_and_finds_its_answer() -> None:
+    from scaleinv import IndexedProblem, load_spec, minimize
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "reports" / "diffusion.toml")
+    p = spec.problem
+    assert isinstance(p, IndexedProblem) and p.n == 4096
+    assert [d.offset for d in p.hessian_stencil] == [(-2,), (-1,), (0,), (1,), (2,)]
+    traj = minimize(p, rules.newton(1.0), np.array(spec.starts), spec.steps, spec.tol)
+    np.testing.assert_allclose(traj.x[-1, 0], p.target_state, atol=1e-9)  # the known answer
 
 
 def test_generic_functions_stay_with_sympy() -> None:

@@ -20,26 +20,35 @@ import numpy as np
 from scaleinv.errors import MemoryLimitError, NumericInverseWarning, ProblemError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
+from scaleinv.numeric.indexed_steps import (
+    compile_indexed_rule,
+    flat_points,
+    indexed_inverse_note,
+)
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.kernels import real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.trajectory import Trajectory, recorded_count, recorded_steps
-from scaleinv.symbolic import Problem
+from scaleinv.symbolic import IndexedProblem, Problem
 from scaleinv.symbolic.spec import MAX_STEPS
 
 __all__ = ["minimize", "compiled_rule", "available_memory", "check_steps"]
 
-_COMPILED: weakref.WeakKeyDictionary[Problem, dict[Rule, CompiledRule]] = (
+_COMPILED: weakref.WeakKeyDictionary[Problem | IndexedProblem, dict[Rule, CompiledRule]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def compiled_rule(problem: Problem, rule: Rule) -> CompiledRule:
-    """``rule.compile(problem)``, compiled once per (problem, rule) and cached."""
+def compiled_rule(problem: Problem | IndexedProblem, rule: Rule) -> CompiledRule:
+    """``rule.compile(problem)`` (an indexed problem: its structured step,
+    :mod:`scaleinv.numeric.indexed_steps`), compiled once per (problem, rule) and cached."""
     per_problem = _COMPILED.setdefault(problem, {})
     if rule not in per_problem:
-        per_problem[rule] = rule.compile(problem)
+        if isinstance(problem, IndexedProblem):
+            per_problem[rule] = compile_indexed_rule(problem, rule)
+        else:
+            per_problem[rule] = rule.compile(problem)
     return per_problem[rule]
 
 
@@ -88,13 +97,21 @@ def check_steps(steps: object) -> int:
     return int(steps)
 
 
-def _working_floats(n: int, m: int) -> int:
+def _working_floats(n: int, m: int, problem: Problem | IndexedProblem | None = None) -> int:
     """Floats per sample a step needs at most at once (points, P, J, H, their temporaries,
-    branch candidates of a local inverse): a generous estimate, checked in the tests."""
+    branch candidates of a local inverse): a generous estimate, checked in the tests. An
+    indexed problem's is linear in the grid (see :mod:`scaleinv.numeric.indexed_steps`)."""
+    if isinstance(problem, IndexedProblem):
+        stencil = 2 * len(problem.point_hessian) + len(problem.jacobian_stencil)
+        band = 4 * sum(problem.width) + 1
+        return (
+            16 * (n + m + 1) + 4 * (stencil + band + len(problem.input_accesses)) * problem.points
+        )
     return 16 * (n + m + 1) + 8 * (n * n + m * n)
 
 
 def _check_memory(
+    problem: Problem | IndexedProblem,
     rule: Rule,
     compiled: CompiledRule,
     samples: int,
@@ -106,7 +123,7 @@ def _check_memory(
 ) -> None:
     n, m = shape
     recording = 8 * kept * samples * (n + m + 1)
-    working = 8 * samples * _working_floats(n, m)
+    working = 8 * samples * _working_floats(n, m, problem)
     state = compiled.state_bytes(samples, steps)
     limit = available_memory() if max_memory is None else max_memory
     if limit is None or recording + working + state <= limit:
@@ -114,7 +131,7 @@ def _check_memory(
     parts = [f"record={record!r} keeps {kept} x {samples} samples x {n + m + 1} values"]
     if state:
         parts.append(f"{rule.name} keeps all {steps + 1} iterates of every sample")
-    parts.append(f"a step works on about {_working_floats(n, m)} values per sample")
+    parts.append(f"a step works on about {_working_floats(n, m, problem)} values per sample")
     what = f"minimize ({'; '.join(parts)})"
     advice = "pass record='last', 'ends' or 'every:K', or run fewer starts at a time"
     if state > recording:
@@ -123,7 +140,7 @@ def _check_memory(
 
 
 def minimize(
-    problem: Problem,
+    problem: Problem | IndexedProblem,
     rule: Rule,
     x0: np.ndarray,
     steps: int,
@@ -146,7 +163,9 @@ def minimize(
     problem, rule
         What to minimize and how.
     x0 : array_like, shape (..., n)
-        The start points; leading axes are the batch.
+        The start points; leading axes are the batch. For an
+        :class:`~scaleinv.symbolic.indexed.IndexedProblem` flat (field-major) or shaped
+        ``(..., fields, *grid)`` (one field: also ``(..., *grid)``); the trajectory is flat.
     steps : int
         How many steps to run.
     tol : float, optional
@@ -181,13 +200,18 @@ def minimize(
     (2, 2)
     """
     steps = check_steps(steps)
-    note = numeric_inverse_note(problem, rule)
+    if isinstance(problem, IndexedProblem):
+        note = indexed_inverse_note(rule)
+    else:
+        note = numeric_inverse_note(problem, rule)
     if note is not None:
         warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
     if type(x0).__module__.split(".")[0] == "dask":  # many starts, chunk by chunk on Dask
         from scaleinv.numeric.distributed import minimize_dask
 
         return minimize_dask(problem, rule, x0, steps, tol, record)
+    if isinstance(problem, IndexedProblem):
+        x0 = flat_points(problem, x0)
     x0 = real_array(x0, "x0", problem.n)
     if not np.isfinite(x0).all():
         raise ProblemError("x0 contains non-finite values")
@@ -195,7 +219,7 @@ def minimize(
     kernels = problem.compile()
     compiled = compiled_rule(problem, rule)
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
-    _check_memory(rule, compiled, samples, shape, steps, count, record, max_memory)
+    _check_memory(problem, rule, compiled, samples, shape, steps, count, record, max_memory)
     kept = recorded_steps(record, steps)
     try:
         recorder = runtime.Recorder(kernels.P, kept, x0, problem.m)
@@ -216,7 +240,7 @@ def minimize(
         if isinstance(err, MemoryLimitError):
             raise
         what = f"this minimize run ({rule.name}, {samples} samples, record={record!r})"
-        need = 8 * samples * (len(kept) * (sum(shape) + 1) + _working_floats(*shape))
+        need = 8 * samples * (len(kept) * (sum(shape) + 1) + _working_floats(*shape, problem))
         advice = "pass record='last' or run fewer starts at a time"
         raise MemoryLimitError(what, need, available_memory() or 0, advice) from None
     return Trajectory(recorder.x, recorder.y, recorder.loss, status, rule.name, kept, taken)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scaleinv.symbolic.indexed import IndexedProblem
 from scaleinv.symbolic.inverse import Branch, LocalInverse, input_periods, local_inverse
 from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem, output_symbols
@@ -9,6 +10,7 @@ from scaleinv.symbolic.spec import RuleSpec, Spec, load_spec, parse_spec
 
 __all__ = [
     "Problem",
+    "IndexedProblem",
     "output_symbols",
     "parse_expr",
     "Spec",

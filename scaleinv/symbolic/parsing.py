@@ -13,7 +13,7 @@ import ast
 import keyword
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 
 import sympy as sp
@@ -82,7 +82,13 @@ def make_symbol(name: str, *, positive: bool = False) -> sp.Symbol:
     return sp.Symbol(name, real=True)
 
 
-def parse_expr(text: str, symbols: Mapping[str, sp.Symbol]) -> sp.Expr:
+#: ``subscript(builder, node)`` turns an ``ast.Subscript`` into a symbol (indexed problems).
+Subscript = Callable[["_Builder", ast.Subscript], sp.Expr]
+
+
+def parse_expr(
+    text: str, symbols: Mapping[str, sp.Symbol], *, subscript: Subscript | None = None
+) -> sp.Expr:
     """Parse ``text`` into a SymPy expression over ``symbols``.
 
     Parameters
@@ -92,6 +98,10 @@ def parse_expr(text: str, symbols: Mapping[str, sp.Symbol]) -> sp.Expr:
     symbols : mapping of str to Symbol
         The only names the expression may use besides :data:`FUNCTIONS` and
         :data:`CONSTANTS`.
+    subscript : callable, optional
+        ``subscript(builder, node)`` for ``name[...]`` (otherwise not allowed): the indexed
+        problems' ``u[i+1]`` (:mod:`scaleinv.symbolic.indexed_parsing`). It builds the index
+        expressions with ``builder.build`` and raises ``builder.fail(node, reason)``.
 
     Raises
     ------
@@ -127,7 +137,7 @@ def parse_expr(text: str, symbols: Mapping[str, sp.Symbol]) -> sp.Expr:
         reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
         raise ParseError(text[:40], text[:40], f"cannot be parsed: {reason}") from None
     _check_tree(text, tree.body)
-    return _Builder(text, symbols).build(tree.body)
+    return _Builder(text, symbols, subscript).build(tree.body)
 
 
 def _check_tree(text: str, root: ast.AST) -> None:
@@ -156,8 +166,10 @@ def _family(node: ast.AST) -> tuple[type, ...] | None:
 
 
 class _Builder:
-    def __init__(self, text: str, symbols: Mapping[str, sp.Symbol]) -> None:
-        self.text, self.symbols = text, symbols
+    def __init__(
+        self, text: str, symbols: Mapping[str, sp.Symbol], subscript: Subscript | None = None
+    ) -> None:
+        self.text, self.symbols, self.subscript = text, symbols, subscript
 
     def fail(self, node: ast.AST, reason: str) -> ParseError:
         source = self.text.strip().replace("^", "**")
@@ -185,6 +197,8 @@ class _Builder:
             return left**right
         if isinstance(node, ast.Call):
             return self.call(node)
+        if isinstance(node, ast.Subscript) and self.subscript is not None:
+            return self.subscript(self, node)
         kinds = {
             ast.Attribute: "attribute access is not allowed",
             ast.Subscript: "subscripts are not allowed",

@@ -41,7 +41,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from scaleinv.errors import ScaleinvError, SpecError
+from scaleinv.symbolic.indexed import IndexedProblem
+from scaleinv.symbolic.indexed_parsing import indexed_starts, is_indexed, parse_indexed
 from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem
 
@@ -87,6 +91,9 @@ _TOP_LEVEL = {
 }
 _RULE_SETTINGS = {"eta", "beta", "rcond", "fallback", "label"}
 _PROBLEM_KEYS = {"inputs", "outputs", "loss", "target"}
+#: An indexed problem's ``[problem]`` (inputs written ``"u[0:n]"``) also takes these; see
+#: :mod:`scaleinv.symbolic.indexed_parsing`.
+_INDEXED_KEYS = {"inputs", "outputs", "target", "target_from", "boundary"}
 _RUN_KEYS = {"starts", "steps", "tol"}
 #: Keys of the ``[analysis]`` and ``[report]`` tables (their values are read by the reports).
 ANALYSIS_KEYS = {"scalings", "output_scalings", "budget", "composition", "claims"}
@@ -109,8 +116,9 @@ class Spec:
 
     title: str
     description: str
-    problem: Problem
-    starts: tuple[tuple[float, ...], ...]
+    problem: Problem | IndexedProblem
+    #: Start points; an indexed problem's are read-only flat float64 arrays (length n).
+    starts: tuple[tuple[float, ...], ...] | tuple[np.ndarray, ...]
     steps: int
     tol: float | None
     rules: tuple[RuleSpec, ...]
@@ -163,7 +171,8 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     """Build a :class:`Spec` from already-decoded TOML data."""
     check_keys(data, _TOP_LEVEL, source, "")
     prob = _table(data, "problem", source, required=True)
-    check_keys(prob, _PROBLEM_KEYS, source, "problem")
+    indexed = is_indexed(prob.get("inputs"))
+    check_keys(prob, _INDEXED_KEYS if indexed else _PROBLEM_KEYS, source, "problem")
     for key in ("inputs", "outputs"):
         if key not in prob:
             raise SpecError(source, f"problem.{key}", "is missing")
@@ -171,18 +180,33 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     _strings(prob["outputs"], source, "problem.outputs", numbers=True)
     if "loss" in prob:
         _strings(prob["loss"], source, "problem.loss", numbers=True, single=True)
-    if "target" in prob:
-        _strings(prob["target"], source, "problem.target", numbers=True)
+    for key in ("target", "target_from"):
+        if key in prob:
+            _strings(prob[key], source, f"problem.{key}", numbers=True)
     params = _table(data, "params", source)
+    problem: Problem | IndexedProblem
     try:
-        problem = Problem.from_strings(
-            prob["inputs"], prob["outputs"], prob.get("loss"), prob.get("target"), params
-        )
+        if indexed:
+            problem = parse_indexed(
+                prob["inputs"],
+                prob["outputs"],
+                prob.get("boundary", "periodic"),
+                params,
+                prob.get("target"),
+                prob.get("target_from"),
+            )
+        else:
+            problem = Problem.from_strings(
+                prob["inputs"], prob["outputs"], prob.get("loss"), prob.get("target"), params
+            )
     except ScaleinvError as err:
         raise SpecError(source, "problem", str(err)) from None
     run = _table(data, "run", source)
     check_keys(run, _RUN_KEYS, source, "run")
-    starts = _starts(run.get("starts", [[1.0] * problem.n]), problem.n, source)
+    if isinstance(problem, IndexedProblem):
+        starts = indexed_starts(problem, run.get("starts", [1.0]), source)
+    else:
+        starts = _starts(run.get("starts", [[1.0] * problem.n]), problem.n, source)
     steps = run.get("steps", 10)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise SpecError(source, "run.steps", f"must be a non-negative integer, got {steps!r}")

@@ -1,0 +1,224 @@
+"""The update rules on an indexed problem, solved with its structure.
+
+``compile_indexed_rule(problem, rule)`` gives the :class:`~scaleinv.numeric.compiled.CompiledRule`
+:func:`scaleinv.minimize` runs, on flat points ``(..., n)`` (field-major, see
+:mod:`scaleinv.symbolic.indexed`). Samples are stepped a chunk at a time
+(:data:`~scaleinv.numeric.indexed_kernels.CHUNK_POINTS` grid points), so the working memory is
+linear in the grid and bounded in the batch:
+
+* GD: ``Δx = −η Jᵀ(P − y*)``;
+* Newton: ``H Δx = −η ∇L`` with H assembled from the point Hessians;
+* IG: ``J Δx = Δy``, ``Δy = −η (P − y*)`` (the Newton step of ``½|y − y*|²`` in y); J square;
+* PG: ``Δx = P⁻¹(y + Δy; x) − x``, the local inverse solved numerically — Newton's method on
+  ``P(x') = y + Δy`` from ``x`` with the structured J and backtracking on ``|P(x') − (y + Δy)|``;
+  a sample that does not converge ends ``not_found`` (or takes the IG step with
+  ``fallback="ig"``).
+
+One field on a 1-D grid (periodic or dirichlet) solves with LAPACK's band LU (periodic: a
+Woodbury correction of the corners); anything else with SciPy's sparse LU on the static
+pattern (:mod:`scaleinv.numeric.indexed_solve`). A singular matrix gives ``singular``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from scaleinv.errors import RuleError
+from scaleinv.numeric import runtime
+from scaleinv.numeric.compiled import CompiledRule, stateless
+from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels
+from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
+from scaleinv.numeric.rules import GD, IG, PG, Newton, Rule, _skip_failed
+from scaleinv.symbolic.indexed import IndexedProblem
+
+__all__ = ["compile_indexed_rule", "flat_points", "indexed_inverse_note", "numeric_inverse"]
+__all__ += ["solve_hessian", "solve_jacobian", "INDEXED_RULES", "PG_ITERATIONS", "PG_TOLERANCE"]
+
+#: The rules an indexed problem runs.
+INDEXED_RULES = ("gd", "newton", "ig", "pg")
+#: Newton iterations of PG's numeric local inverse, and its relative residual tolerance.
+PG_ITERATIONS = 50
+PG_TOLERANCE = 1e-12
+
+
+def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
+    """The batched step of ``rule`` on ``problem`` (see the module docstring)."""
+    kernels: IndexedKernels = problem.compile()
+    eta = float(getattr(rule, "eta", 1.0))
+    steps: dict[type, Callable[[IndexedKernels, np.ndarray, float], tuple]] = {
+        GD: _gd,
+        Newton: _newton,
+        IG: _ig,
+    }
+    if isinstance(rule, PG):
+        fallback = rule.fallback == "ig"
+        _require_square(problem, rule.name)
+
+        def pg(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+            return _pg(k, f, eta, fallback)
+
+        return _skip_failed(stateless(_chunked(kernels, pg, eta)))
+    if type(rule) not in steps:
+        raise RuleError(
+            f"{rule.name} does not run on indexed problems; they run {', '.join(INDEXED_RULES)}"
+        )
+    if isinstance(rule, IG):
+        _require_square(problem, rule.name)
+    return stateless(_chunked(kernels, steps[type(rule)], eta))
+
+
+def indexed_inverse_note(rule: Rule) -> str | None:
+    """Why ``rule`` solves ``P(x) = y`` numerically on an indexed problem (PG does), else None."""
+    if isinstance(rule, PG):
+        return "on an indexed problem PG solves P(x) = y by Newton's method with the structured J"
+    return None
+
+
+def flat_points(problem: IndexedProblem, x: Any) -> np.ndarray:
+    """Start points as flat ``(..., n)`` arrays: ``x`` flat already, or shaped
+    ``(..., fields, *grid)`` (one field: also ``(..., *grid)``)."""
+    array = np.asarray(x)
+    if array.ndim and array.shape[-1] == problem.n:  # flat (one field on a 1-D grid: always)
+        return array
+    grid = (len(problem.fields),) + problem.shape
+    for shape in (grid, problem.shape if len(problem.fields) == 1 else None):
+        if shape and array.ndim >= len(shape) and array.shape[array.ndim - len(shape) :] == shape:
+            return array.reshape(array.shape[: array.ndim - len(shape)] + (problem.n,))
+    return array
+
+
+def _require_square(problem: IndexedProblem, rule: str) -> None:
+    if problem.fields_out != len(problem.fields):
+        raise RuleError(
+            f"{rule} inverts J: it needs as many output fields as input fields, got "
+            f"{problem.fields_out} and {len(problem.fields)}"
+        )
+
+
+def _chunked(
+    kernels: IndexedKernels, one: Callable[[IndexedKernels, np.ndarray, float], tuple], eta: float
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def step(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = kernels.problem.n
+        flat = x.reshape((-1, n))
+        dx = np.empty(flat.shape)
+        status = np.empty(len(flat), dtype=np.int8)
+        chunk = max(1, CHUNK_POINTS // kernels.problem.points)
+        for start in range(0, len(flat), chunk):
+            rows = slice(start, start + chunk)
+            dx[rows], status[rows] = one(kernels, flat[rows], eta)
+        return dx.reshape(x.shape), status.reshape(x.shape[:-1])
+
+    return step
+
+
+def _residual_and_gradient(k: IndexedKernels, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = k.point("point_P", f).reshape((len(f), -1)) - k.target
+    return r, k.gradient_from(k.point("point_J", f), r)
+
+
+def _gd(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+    _, g = _residual_and_gradient(k, f)
+    return -eta * g, np.zeros(len(f), dtype=np.int8)
+
+
+def _newton(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+    _, g = _residual_and_gradient(k, f)
+    dx, status = solve_hessian(k, f, g)
+    return -eta * dx, status
+
+
+def _ig(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+    r = k.point("point_P", f).reshape((len(f), -1)) - k.target
+    return solve_jacobian(k, f, -eta * r)
+
+
+def solve_hessian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
+    """``H⁻¹ rhs`` at flat samples ``f``, with ``(x, status)``."""
+    if k.banded:
+        ab, widths = k.hessian_band(f)
+        x, status = band_solve(ab, widths, rhs, k.periodic)
+        return _retry_sparse(k, f, rhs, x, status, "point_W", "hessian_pattern")
+    values = k.hessian_pattern.values(k.point("point_W", f))
+    return sparse_lu_solve(k.hessian_pattern, values, rhs)
+
+
+def solve_jacobian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
+    """``J⁻¹ rhs`` at flat samples ``f`` (J square), with ``(x, status)``."""
+    if k.banded:
+        ab, widths = k.jacobian_band(f)
+        x, status = band_solve(ab, widths, rhs, k.periodic)
+        return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
+    values = k.jacobian_pattern.values(k.point("point_J", f))
+    return sparse_lu_solve(k.jacobian_pattern, values, rhs)
+
+
+def _retry_sparse(
+    k: IndexedKernels,
+    f: np.ndarray,
+    rhs: np.ndarray,
+    x: np.ndarray,
+    status: np.ndarray,
+    kernel: str,
+    pattern: str,
+) -> tuple:
+    """A periodic matrix whose band part is singular (its corners make it regular, e.g. a
+    pure shift) is solved again with the sparse LU."""
+    failed = np.flatnonzero(status != runtime.RUNNING)
+    if k.periodic and len(failed):
+        placement = getattr(k, pattern)
+        values = placement.values(k.point(kernel, f[failed]))
+        x[failed], status[failed] = sparse_lu_solve(placement, values, rhs[failed])
+    return x, status
+
+
+def _pg(k: IndexedKernels, f: np.ndarray, eta: float, fallback: bool) -> tuple:
+    y = k.point("point_P", f).reshape((len(f), -1))
+    dy = -eta * (y - k.target)
+    goal = y + dy
+    x, status = numeric_inverse(k, goal, f)
+    dx = np.where((status == runtime.RUNNING)[:, None], x - f, 0.0)
+    if fallback:
+        failed = np.flatnonzero(status != runtime.RUNNING)
+        if len(failed):
+            dx[failed], status[failed] = solve_jacobian(k, f[failed], dy[failed])
+    return dx, status
+
+
+def numeric_inverse(
+    k: IndexedKernels, goal: np.ndarray, start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``P(x) = goal`` per sample by Newton's method from ``start`` (structured J
+    solves, step halved while the residual does not fall); ``(x, status)`` with status
+    ``not_found`` where it did not converge to :data:`PG_TOLERANCE`."""
+    x = start.copy()
+    scale = 1.0 + np.abs(goal).max(axis=-1)
+    residual = k.P(x) - goal
+    size = np.abs(residual).max(axis=-1)
+    done = size <= PG_TOLERANCE * scale
+    for _ in range(PG_ITERATIONS):
+        active = np.flatnonzero(~done)
+        if not len(active):
+            break
+        step, status = solve_jacobian(k, x[active], -residual[active])
+        stuck = status != runtime.RUNNING
+        length = np.ones(len(active))
+        for _ in range(30):  # backtrack: the residual must fall
+            trial = x[active] + length[:, None] * step
+            trial_residual = k.P(trial) - goal[active]
+            trial_size = np.abs(trial_residual).max(axis=-1)
+            better = (trial_size < size[active]) | stuck
+            if better.all():
+                break
+            length = np.where(better, length, 0.5 * length)
+        ok = better & ~stuck
+        chosen = active[ok]
+        x[chosen], residual[chosen], size[chosen] = trial[ok], trial_residual[ok], trial_size[ok]
+        done[chosen] = size[chosen] <= PG_TOLERANCE * scale[chosen]
+        done[active[~ok]] = True  # no progress: give up on these samples
+    found = np.isfinite(size) & (size <= PG_TOLERANCE * scale)
+    status = np.where(found, runtime.RUNNING, runtime.NOT_FOUND).astype(np.int8)
+    return np.where(found[:, None], x, start), status
