@@ -190,6 +190,7 @@ def scaleinv_spec(case: Case) -> dict[str, Any]:
         return f"({' + '.join(terms)} - {2 * len(index)}*{at(name)})"
 
     bounds = ", ".join(f"0:{s}" for s in case.shape)
+    phase = [f"2*pi*{s}/{size}" for s, size in zip(index, case.shape)]  # x*, as exact() has it
     if case.problem == "brusselator":
         u, v = at("u"), at("v")
         inputs = [f"u[{bounds}]", f"v[{bounds}]"]
@@ -197,16 +198,19 @@ def scaleinv_spec(case: Case) -> dict[str, Any]:
             f"{u} + dt*(du*{lap('u')} + a - (b + 1)*{u} + {u}**2*{v})",
             f"{v} + dt*(dv*{lap('v')} + b*{u} - {u}**2*{v})",
         ]
+        states = [f"1 + 0.1*sin({phase[0]})*cos({phase[1]})", f"3 + 0.1*cos({phase[1]})"]
     else:
         inputs = [f"u[{bounds}]"]
         outputs = [f"{at('u')} + dt*(nu*{lap('u')} + c*{at('u')}**3)"]
-    return {"inputs": inputs, "outputs": outputs, "params": dict(PARAMS[case.problem])}
+        states = [f"0.5*sin({phase[0]})" + (f"*cos({phase[1]})" if len(phase) > 1 else "")]
+    params = dict(PARAMS[case.problem])
+    return {"inputs": inputs, "outputs": outputs, "params": params, "target_from": states}
 
 
 def run_scaleinv(case: Case, x: np.ndarray) -> tuple[float, Callable[[], np.ndarray]]:
-    from scaleinv.symbolic.indexed import IndexedProblem
-
     from scaleinv import rules
+    from scaleinv.numeric.driver import compiled_rule
+    from scaleinv.symbolic.indexed import IndexedProblem
 
     spec = scaleinv_spec(case)
     start = time.perf_counter()
@@ -215,9 +219,10 @@ def run_scaleinv(case: Case, x: np.ndarray) -> tuple[float, Callable[[], np.ndar
         spec["outputs"],
         boundary="periodic",
         params=spec["params"],
-        target_from=exact(case),
+        target_from=spec["target_from"],
     )
-    step = rules.newton(1.0).compile(problem).step
+    problem.compile()
+    step = compiled_rule(problem, rules.newton(1.0)).step
     setup = time.perf_counter() - start
 
     def call() -> np.ndarray:
@@ -402,7 +407,8 @@ def run_rounds(
     """Every (tool, case) ``rounds`` times; returns the runs and why some were not run."""
     runs: dict[tuple[str, str], list[dict]] = {}
     skipped: dict[tuple[str, str], str] = {}
-    over: dict[tuple[str, str], str] = {}  # (tool, problem) -> the case it went over budget
+    # (tool, problem) -> (the case where it failed or went over budget, why)
+    stopped: dict[tuple[str, str], tuple[str, str]] = {}
     shuffle = random.Random(0)
     for r in range(rounds):
         for case in sorted(cases, key=lambda c: (c.n, c.problem)):
@@ -415,19 +421,21 @@ def run_rounds(
                 if tool == "jax" and dense_gb(case) > dense_limit:
                     skipped[key] = f"dense Hessians need {dense_gb(case):.1f} GB > {dense_limit}"
                     continue
-                if (tool, case.problem) in over and over[tool, case.problem] != case.key():
-                    skipped[key] = f"over the {budget:.0f} s budget at {over[tool, case.problem]}"
+                where, why = stopped.get((tool, case.problem), (None, ""))
+                if where is not None and where != case.key():
+                    skipped[key] = f"{why} at {Case.parse(where).label}"
                     continue
-                if (tool, case.problem) in over and r > 0:
+                if where is not None and r > 0:
                     continue  # its one run stands
                 result = _worker(tool, case, max(4 * budget, 60), fresh)
                 if "error" in result:
                     skipped[key] = result["error"]
-                    over.setdefault((tool, case.problem), case.key())
+                    stopped.setdefault((tool, case.problem), (case.key(), "failed"))
                     continue
                 runs.setdefault(key, []).append(result)
                 if tool != "scaleinv" and result["setup"] + result["step"] > budget:
-                    over.setdefault((tool, case.problem), case.key())
+                    reason = f"over the {budget:g} s budget"
+                    stopped.setdefault((tool, case.problem), (case.key(), reason))
     return runs, skipped
 
 
@@ -447,7 +455,7 @@ def _cell(values: list[float], width: int) -> str:
 def _ratio(ours: list[float], theirs: list[float]) -> str:
     if not ours or not theirs:
         return f"{'—':>9}"
-    return f"{np.median(ours) / np.median(theirs):>8.2f}x"
+    return f"{f'{np.median(ours) / np.median(theirs):.3g}x':>9}"
 
 
 def table(
