@@ -91,3 +91,21 @@ def test_the_script_runs_at_tiny_sizes() -> None:
     for tool in bench.TOOLS:
         assert (tool in header.split()) != (f"{tool}: not installed" in out.stdout)
     assert "scaleinv not run" not in out.stdout
+
+
+def test_an_anchor_over_budget_is_stopped_only_at_larger_sizes(monkeypatch) -> None:
+    # Rounds run small to large: an anchor too slow at n = 100 still gets every round at
+    # n = 10, one run at n = 100, none at n = 1000.
+    cases = [bench.Case("diffusion", (n,)) for n in (10, 100, 1000)]
+    calls = []
+
+    def fake(tool, case, timeout, fresh):
+        calls.append((tool, case.n))
+        seconds = 100.0 if tool == "casadi" and case.n >= 100 else 1.0
+        return {"setup": seconds, "step": 0.0, "warm": 0.0, "probe": [[0.0]]}
+
+    monkeypatch.setattr(bench, "_worker", fake)
+    runs, skipped = bench.run_rounds(cases, ["scaleinv", "casadi"], 3, 30.0, 4.0)
+    assert [len(runs["casadi", c.key()]) for c in cases[:2]] == [3, 1]
+    assert [len(runs["scaleinv", c.key()]) for c in cases] == [3, 3, 3]
+    assert skipped == {("casadi", cases[2].key()): "over the 30 s budget at diffusion 100"}
