@@ -126,13 +126,13 @@ def test_long_sums_inside_other_functions_are_balanced_too() -> None:
         np.where(v[:, 0] > 0, s, -s),
         np.sign(s - n) * v[:, 1],
         np.abs(v.prod(-1)),
-    ]
-    np.testing.assert_allclose(kernel(v), np.stack(expected, axis=-1), rtol=1e-12)
+    ]  # atol: |s − n| cancels the sum's rounding to about 1e-12
+    np.testing.assert_allclose(kernel(v), np.stack(expected, axis=-1), rtol=1e-12, atol=1e-9)
 
 
 @pytest.mark.slow
 def test_a_4096_point_stencil_derives_compiles_and_steps_like_numpy() -> None:
-    # The periodic diffusion step written out per expression: its loss ½|P − y*|² has 4,096 terms (a
+    # A periodic diffusion step written out per expression: its loss ½|P − y*|² has 4,096 terms (a
     # RecursionError from about 3,000 outputs before). Twin: the same step in NumPy, with J,
     # ∇L and H = JᵀJ + Σ rᵢ ∇²Pᵢ assembled by hand and solved by SciPy.
     import scipy.sparse
