@@ -46,7 +46,7 @@ import numpy as np
 
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.symbolic.indexed import IndexedProblem
-from scaleinv.symbolic.indexed_parsing import indexed_starts, is_indexed, parse_indexed
+from scaleinv.symbolic.indexed_parsing import indexed_starts, is_indexed
 from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem
 from scaleinv.symbolic.spec_schema import (
@@ -176,13 +176,13 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     problem: Problem | IndexedProblem
     try:
         if indexed:
-            problem = parse_indexed(
+            problem = IndexedProblem.from_strings(
                 prob["inputs"],
                 prob["outputs"],
-                prob.get("boundary", "periodic"),
-                params,
-                prob.get("target"),
-                prob.get("target_from"),
+                boundary=prob.get("boundary", "periodic"),
+                params=params,
+                target=prob.get("target"),
+                target_from=prob.get("target_from"),
             )
         else:
             problem = Problem.from_strings(
