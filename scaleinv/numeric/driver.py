@@ -196,6 +196,10 @@ def minimize(
     if note is not None:
         warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
     if type(x0).__module__.split(".")[0] == "dask":  # many starts, chunk by chunk on Dask
+        if isinstance(problem, IndexedProblem):  # workers run this function's structured steps
+            from scaleinv.numeric.distributed_indexed import minimize_indexed_dask
+
+            return minimize_indexed_dask(problem, rule, x0, steps, tol, record, minimize)
         from scaleinv.numeric.distributed import minimize_dask
 
         return minimize_dask(problem, rule, x0, steps, tol, record)
