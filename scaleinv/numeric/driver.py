@@ -215,7 +215,7 @@ def minimize(
     _check_memory(problem, rule, compiled, samples, shape, steps, count, record, max_memory)
     kept = recorded_steps(record, steps)
     chosen, _ = choose_engine(problem, rule, samples, steps, engine)
-    if chosen == "jax":
+    if chosen == "jax" and isinstance(problem, Problem):  # never indexed (choose_engine)
         return _run_jax(problem, rule, x0, steps, tol, record, kept)
     try:
         recorder = runtime.Recorder(kernels.P, kept, x0, problem.m)

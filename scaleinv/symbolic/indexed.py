@@ -408,13 +408,14 @@ class IndexedProblem:
     ) -> dict[sp.Basic, sp.Expr]:
         values: dict[sp.Basic, sp.Expr] = dict(zip(self.index, map(sp.Integer, point)))
         for symbol, access in self.accesses.items():
-            where = tuple(
+            sources = [
                 self.boundary.source(p + d, size)
                 for p, d, size in zip(point, access.offset, self.shape)
-            )
+            ]
+            where = tuple(s for s in sources if s is not None)  # None: a dirichlet ghost
             if access.param:
                 values[symbol] = sp.Float(float(self.point_params[access.field][where]))
-            elif None in where:
+            elif len(where) < len(sources):
                 values[symbol] = sp.nsimplify(self.boundary.values.get(access.field, 0))
             else:
                 values[symbol] = symbols[(access.field, where)]

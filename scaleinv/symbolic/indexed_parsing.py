@@ -258,8 +258,8 @@ class _Subscripts:
                 f"[{', '.join(map(str, self.index))}]",
             )
         access = Access(value.id, tuple(offset), param)
-        for symbol, known in self.accesses.items():
-            if known == access:
+        for symbol, seen in self.accesses.items():
+            if seen == access:
                 return symbol
         symbol = sp.Symbol(access.text(self.index), real=True)
         self.accesses[symbol] = access

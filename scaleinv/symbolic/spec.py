@@ -192,6 +192,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
         raise SpecError(source, _problem_key(prob, err), str(err)) from None
     run = _table(data, "run", source)
     check_keys(run, keys_of("run"), source, "run")
+    starts: tuple[tuple[float, ...], ...] | tuple[np.ndarray, ...]
     if isinstance(problem, IndexedProblem):
         starts = indexed_starts(problem, run.get("starts", [1.0]), source)
     else:
