@@ -108,7 +108,7 @@ def build(
 
 def _check_size(spec: Spec) -> None:
     """Refuse, before any derivative is taken, a problem too big to report in useful time."""
-    p, where = spec.problem, spec.source or "spec"
+    p, where = spec.expression_problem("this report"), spec.source or "spec"
     instead = "use `scaleinv run` or `scaleinv export` for it"
     size = max(p.n, p.m)
     if size > MAX_REPORT_INPUTS:
@@ -131,7 +131,7 @@ def _build_into(
     spec: Spec, work: Path, final: Path, pdf: bool, say: Progress, lock_fds: tuple[int, ...]
 ) -> BuildResult:
     options = report_options(spec)
-    problem = spec.problem
+    problem = spec.expression_problem("this report")
     say(f"derive   J, gradient, Hessian, local inverse and Δx of {len(spec.rules)} rule(s)")
     derivation, runs = derive(spec)
     inverse = derivation.inverse
@@ -216,9 +216,10 @@ def _dimensions(spec: Spec) -> dict | None:
         return None
     import sympy as sp
 
-    found = problem_dimensions(spec.problem, dict(spec.units))
-    dims: dict = {s: found.symbols[s] for s in (*spec.problem.inputs, *spec.problem.param_symbols)}
-    dims.update(zip(spec.problem.output_symbols, found.outputs))
+    problem = spec.expression_problem("this report")
+    found = problem_dimensions(problem, dict(spec.units))
+    dims: dict = {s: found.symbols[s] for s in (*problem.inputs, *problem.param_symbols)}
+    dims.update(zip(problem.output_symbols, found.outputs))
     dims[sp.Symbol("L")] = found.loss
     return dims
 
@@ -232,8 +233,10 @@ def _results(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[ResultRow, ...]:
             continue
         for b, start in enumerate(spec.starts):
             status = Status(int(np.ravel(t.status)[b])).words
-            final_x = tuple(float(v) for v in t.x[-1, b])
-            rows.append(ResultRow(run.label, start, t.steps, final_x, float(t.loss[-1, b]), status))
+            start_x, final_x = tuple(map(float, start)), tuple(map(float, t.x[-1, b]))
+            rows.append(
+                ResultRow(run.label, start_x, t.steps, final_x, float(t.loss[-1, b]), status)
+            )
     return tuple(rows)
 
 

@@ -131,7 +131,7 @@ def build_indexed_into(
         say(f"study    {len(spec.rules)} rule(s) from the [study] starts around the start")
         study = indexed_study_tex(run_indexed_study(spec))
     say("latex    report.tex")
-    dims = indexed_dimensions(p, dict(spec.units)) if spec.units else None  # type: ignore[arg-type]
+    dims = indexed_dimensions(p, dict(spec.units)) if spec.units else None
     tex = work / "report.tex"
     tex.write_text(indexed_document(spec, runs, verdicts, refs, dims, study), encoding="utf-8")
     pdf_path, note = None, ""

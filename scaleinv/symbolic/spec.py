@@ -117,6 +117,14 @@ class Spec:
     source: str = ""
     study: Mapping[str, Any] = field(default_factory=dict)
 
+    def expression_problem(self, what: str) -> Problem:
+        """:attr:`problem` for ``what``, which takes only a problem written expression by
+        expression; a :class:`~scaleinv.errors.SpecError` naming ``what`` for an indexed one."""
+        if isinstance(self.problem, IndexedProblem):
+            reason = f"is indexed; {what} takes a problem written expression by expression"
+            raise SpecError(self.source, "problem", reason)
+        return self.problem
+
 
 def load_spec(path: str | Path) -> Spec:
     """Read and parse a spec file; every problem is a :class:`SpecError` naming the file."""
