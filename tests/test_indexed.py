@@ -94,7 +94,7 @@ def test_the_spec_route_follows_how_inputs_are_written():
                 "params": {"n": 4},
             }
         )
-    with pytest.raises(SpecError, match=r"\[problem\].*u\[2\*i\]"):
+    with pytest.raises(SpecError, match=r"\[problem\.outputs\] .*u\[2\*i\]"):
         parse_spec({"problem": {"inputs": "u[0:n]", "outputs": "u[2*i]"}, "params": {"n": 4}})
 
 
