@@ -5,33 +5,38 @@ nonlinear-diffusion step, periodic, ``P_i = x_i + 0.1((x_{i+1} - 2x_i + x_{i-1})
 with loss ``½|P - y*|²``, at n = 64, 256, 1024. What each one does, from expressions to a first
 result on 10 points (first calls are where JAX and LLVM compile):
 
-* scaleinv — ``Problem(...)`` is built first (reported apart: it is the user writing down
-  ``P``), then ``problem.compile()`` (sparse derivation + every kernel), the compiled Newton and
-  IG steps, and one call of the Jacobian, Hessian and both steps;
+* scaleinv — ``Problem(...)`` built from SymPy expressions (in the total, as every anchor's
+  construction of its own expressions is in its total; ``build`` shows that part), then
+  ``problem.compile()`` (sparse derivation + every kernel), the compiled Newton and IG steps,
+  and one call of the Jacobian, Hessian and both steps;
 * JAX — ``jit`` of ``vmap`` of ``jacfwd(P)``, ``hessian(L∘P)`` and the Newton and IG steps
   (``jnp.linalg.solve``), each called once;
-* SymEngine — ``diff`` of every Jacobian and Hessian entry (dense, as its API gives them) and
-  ``Lambdify(..., backend="llvm", cse=True)`` of J and H, called once;
-* CasADi — SX ``jacobian`` and ``hessian``, ``Function`` of J and H, called once.
+* SymEngine — its own expressions (not converted from SymPy), the sparse chain rule (each
+  output differentiated only by the inputs it contains; a Hessian entry ``(j, k)`` only where
+  ``x_j`` and ``x_k`` share an output) and ``Lambdify(..., backend="llvm", cse=True)`` of the
+  nonzero entries of J and H, called once;
+* CasADi — SX ``jacobian`` and ``hessian``, and over them the Newton step
+  ``solve(H, ∇L, "ldl")`` and the IG step ``solve(JᵀJ, Jᵀ(y* - P), "ldl")`` (sparse LDLᵀ;
+  IG's normal equations equal scaleinv's pseudo-inverse where J has full column rank), one
+  ``Function`` mapped over the points, called once.
 
-Every number is the median of ``--repeats`` runs (each run in a fresh subprocess, so no cache
-survives). An anchor that took more than ``--budget`` seconds at one size is not run at the
-next (marked ``skip``). ``ratio`` is scaleinv's time over the best anchor's, ``vs jax`` over
-JAX's (the target: at most 1 at every size). ``build`` (not in scaleinv's total) is the
-construction of the SymPy problem from expressions. Anchors
-that are not installed are left out (``pip install 'scaleinv[bench]'``).
+Every number is the median of ``--repeats`` rounds; each round runs every tool once, in a
+shuffled order, each run in a fresh subprocess (no cache survives). An anchor that took more
+than ``--budget`` seconds at one size is not run at the next (marked ``skip``). ``ratio`` is
+scaleinv's time over the best anchor's, ``vs jax`` over JAX's (the target: at most 1 at every
+size). An anchor that is not installed prints a ``MISSING`` line
+(``pip install 'scaleinv[bench]'``).
 
 Usage::
 
     python benchmarks/derive.py                 # all sizes, median of 3
-    python benchmarks/derive.py --quick         # chain and n = 64 only, 1 run
+    python benchmarks/derive.py --quick         # the diffusion step at n = 8 only, 1 round
     python benchmarks/derive.py --threshold     # sparse vs dense Newton steps by size
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -39,7 +44,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (before numpy: one BLAS thread)
+import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -51,7 +58,6 @@ POINTS = 10
 
 # -- problems --------------------------------------------------------------------------------
 def chain_problem(n: int):
-    sys.path.insert(0, str(HERE))
     from kernels import chain_problem as build
 
     return build(n)
@@ -84,14 +90,13 @@ def run_scaleinv(name: str) -> dict[str, float]:
     x = _sample(problem.n)
     kernels.jacobian_values(x), kernels.hessian_values(x), newton(x, None), ig(x, None)
     done = time.perf_counter()
-    return {"build": built - start, "total": done - built}
+    return {"build": built - start, "total": done - start}
 
 
 def _jax_functions(kind: str, n: int) -> tuple[Callable, np.ndarray]:
     import jax.numpy as jnp
 
     if kind == "chain":
-        sys.path.insert(0, str(HERE))
         from kernels import chain_target
 
         target = chain_target(n)
@@ -143,23 +148,59 @@ def run_jax(name: str) -> dict[str, float]:
     return {"total": time.perf_counter() - start}
 
 
+def _symengine_outputs(kind: str, n: int, se) -> tuple[list, list, np.ndarray]:
+    """The inputs and outputs of a problem written directly in SymEngine, and its target."""
+    xs = [se.Symbol(f"x{i}") for i in range(n)]
+    if kind == "chain":
+        from kernels import chain_target
+
+        phi, px, py, outs = se.Integer(0), se.Integer(0), se.Integer(0), []
+        for x in xs:
+            phi = phi + x
+            px, py = px + se.cos(phi), py + se.sin(phi)
+            outs += [px, py]
+        return xs, outs, chain_target(n)
+    tenth, half = se.Rational(1, 10), se.Rational(1, 2)
+    outs = [
+        xs[i] + tenth * ((xs[(i + 1) % n] - 2 * xs[i] + xs[i - 1]) + half * xs[i] ** 3)
+        for i in range(n)
+    ]
+    return xs, outs, diffusion_target(n)
+
+
 def run_symengine(name: str) -> dict[str, float]:
+    """The sparse chain rule: only structurally nonzero entries are differentiated."""
     import symengine as se
 
-    problem = _problem(name)
     start = time.perf_counter()
-    xs = [se.Symbol(str(s)) for s in problem.inputs]
-    outputs = [se.sympify(e) for e in problem.outputs]
-    target = [float(t) for t in problem.target]
-    loss = sum(((o - t) ** 2 for o, t in zip(outputs, target)), se.Integer(0)) / 2
-    jac = [[o.diff(x) for x in xs] for o in outputs]
-    grad = [loss.diff(x) for x in xs]
-    hess = [[g.diff(x) for x in xs] for g in grad]
+    xs, outputs, target = _symengine_outputs(*_split(name), se)
+    index = {x: j for j, x in enumerate(xs)}
+    uses = [sorted(index[v] for v in o.free_symbols) for o in outputs]  # inputs of each output
+    jac = [o.diff(xs[j]) for o, js in zip(outputs, uses) for j in js]
+    residual = [o - float(t) for o, t in zip(outputs, target)]
+    grad: dict[int, object] = {}  # ∂L/∂x_j = Σ_i r_i ∂P_i/∂x_j over the outputs with x_j
+    for r, js, entries in zip(residual, uses, _split_entries(jac, uses)):
+        for j, d in zip(js, entries):
+            grad[j] = grad.get(j, se.Integer(0)) + r * d
+    near: dict[int, set[int]] = {}  # x_k that share an output with x_j
+    for js in uses:
+        for j in js:
+            near.setdefault(j, set()).update(js)
+    hess = [grad[j].diff(xs[k]) for j in sorted(grad) for k in sorted(near[j]) if k <= j]
     f_jac = se.Lambdify(xs, jac, backend="llvm", cse=True)
     f_hess = se.Lambdify(xs, hess, backend="llvm", cse=True)
-    x = _sample(problem.n)
+    x = _sample(len(xs))
     f_jac(x), f_hess(x)
     return {"total": time.perf_counter() - start}
+
+
+def _split_entries(flat: list, uses: list[list[int]]) -> list[list]:
+    """``flat`` (the Jacobian's nonzeros, output by output) cut into one list per output."""
+    out, at = [], 0
+    for js in uses:
+        out.append(flat[at : at + len(js)])
+        at += len(js)
+    return out
 
 
 def run_casadi(name: str) -> dict[str, float]:
@@ -169,7 +210,6 @@ def run_casadi(name: str) -> dict[str, float]:
     kind, n = _split(name)
     x = casadi.SX.sym("x", n)
     if kind == "chain":
-        sys.path.insert(0, str(HERE))
         from kernels import chain_target
 
         target = chain_target(n)
@@ -187,10 +227,14 @@ def run_casadi(name: str) -> dict[str, float]:
     P = casadi.vertcat(*outs)
     r = P - casadi.DM(target)
     loss = 0.5 * casadi.dot(r, r)
-    hess, _ = casadi.hessian(loss, x)
-    f = casadi.Function("f", [x], [casadi.jacobian(P, x), hess])
-    fmap = f.map(POINTS)
-    fmap(_sample(n).T)
+    hess, grad = casadi.hessian(loss, x)
+    parts = casadi.Function("parts", [x], [casadi.jacobian(P, x), hess, grad, r])
+    X = casadi.MX.sym("x", n)  # noqa: N806
+    jac, h, g, res = parts(X)
+    newton = -casadi.solve(h, g, "ldl")  # sparse LDLᵀ
+    ig = casadi.solve(jac.T @ jac, -(jac.T @ res), "ldl")
+    f = casadi.Function("f", [X], [jac, h, newton, ig])
+    f.map(POINTS)(_sample(n).T)
     return {"total": time.perf_counter() - start}
 
 
@@ -214,31 +258,38 @@ def _in_subprocess(tool: str, name: str) -> dict[str, float]:
 
 
 def installed() -> list[str]:
-    return [a for a in ANCHORS if importlib.util.find_spec(a) is not None]
+    """The anchors that import; a ``MISSING`` line for each of the others."""
+    why = {a: w for a in ANCHORS if (w := _harness.installed(a)) is not None}
+    _harness.missing(ANCHORS, why)
+    return [a for a in ANCHORS if a not in why]
 
 
 def measure(names: Sequence[str], repeats: int, budget: float) -> dict[tuple[str, str], dict]:
-    """Median seconds per (problem, tool); ``None`` where an anchor was skipped."""
+    """Median seconds per (problem, tool), tools interleaved round by round in a shuffled order;
+    ``{}`` where an anchor was skipped (over ``budget`` at a smaller size)."""
     results: dict[tuple[str, str], dict] = {}
     over: set[str] = set()
-    for name in names:
-        for tool in ["scaleinv", *installed()]:
-            if tool in over and not name.startswith("chain"):
-                results[name, tool] = {}
-                continue
-            runs = [_in_subprocess(tool, name) for _ in range(repeats)]
-            med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+    tools = ["scaleinv", *installed()]
+    for seed, name in enumerate(names):
+        runnable = [t for t in tools if t not in over or name.startswith("chain")]
+        runs: dict[str, list[dict[str, float]]] = {t: [] for t in runnable}
+        for tool in _harness.rounds_of(runnable, repeats, seed):
+            runs[tool].append(_in_subprocess(tool, name))
+        for tool in tools:
+            done = runs.get(tool)
+            med = {k: float(np.median([r[k] for r in done])) for k in done[0]} if done else {}
             results[name, tool] = med
-            if tool != "scaleinv" and med["total"] > budget:
+            if tool != "scaleinv" and med and med["total"] > budget:
                 over.add(tool)
     return results
 
 
 def table(results: dict[tuple[str, str], dict], names: Sequence[str], repeats: int) -> str:
-    tools = ["scaleinv", *installed()]
+    tools = ["scaleinv", *(a for a in ANCHORS if (names[0], a) in results)]
     head = f"{'problem':<14}{'build s':>9}" + "".join(f"{t + ' s':>13}" for t in tools)
     head += f"{'best anchor':>14}{'ratio':>8}{'vs jax':>8}"
-    lines = [f"derive + compile + first call, median of {repeats} fresh runs", head]
+    title = f"derive + compile + first call, median of {repeats} interleaved fresh runs"
+    lines = [title, _harness.machine(), head]
     lines.append("-" * len(head))
     for name in names:
         ours = results[name, "scaleinv"]
@@ -301,15 +352,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="fresh runs per entry")
     parser.add_argument("--sizes", type=int, nargs="*", default=[64, 256, 1024])
     parser.add_argument("--budget", type=float, default=60.0, help="skip an anchor after this")
-    parser.add_argument("--quick", action="store_true", help="chain and n = 64, one run")
+    parser.add_argument("--quick", action="store_true", help="diffusion n = 8 only, one round")
     parser.add_argument("--threshold", action="store_true", help="sparse vs dense solves")
     args = parser.parse_args(argv)
     if args.threshold:
         print(threshold([32, 64, 96, 128, 256], 1000))
         return 0
-    sizes, repeats = ([64], 1) if args.quick else (args.sizes, args.repeats)
-    names = ["chain12", *(f"diffusion{n}" for n in sizes)]
-    print(f"anchors installed: {', '.join(installed()) or 'none'}")
+    sizes, repeats = ([8], 1) if args.quick else (args.sizes, args.repeats)
+    names = [*([] if args.quick else ["chain12"]), *(f"diffusion{n}" for n in sizes)]
     print(table(measure(names, repeats, args.budget), names, repeats))
     return 0
 

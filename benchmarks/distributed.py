@@ -14,8 +14,9 @@ The comparison problem ``P = (x0, x1**2)``, ``L = y0**2 + y1**2``, PG with ``eta
   starts (default 10**6), in this process.
 
 Both runs are first checked to agree exactly on the first chunk. Times are medians of
-``--repeats`` runs; the table gives seconds per run and microseconds per start, and the ratio
-of the per-start times (in-memory / dask).
+``--repeats`` interleaved rounds (both runs once per round, in a shuffled order; the cluster
+idles during the in-memory run); the table gives seconds per run and microseconds per start,
+and the ratio of the per-start times (in-memory / dask).
 
 Usage::
 
@@ -26,23 +27,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (before numpy: one BLAS thread)
+
+del sys.path[0]  # Dask's spawned workers run this file too: `distributed` must be Dask's
+import numpy as np  # noqa: E402
 
 PEAK_RSS = "__import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss"
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,26 +83,24 @@ def main(argv: list[str] | None = None) -> int:
             final, status = dask.compute(t.x[-1], t.status)
             assert final.shape == (args.starts, 2) and status.shape == (args.starts,)
 
-        dask_time = _median_time(run_dask, args.repeats)
+        x0 = np.random.default_rng(0).uniform(-3, 3, (args.memory_starts, 2))
+        tools = {"dask": run_dask, "in-memory": lambda: scaleinv.minimize(problem, rule, x0,
+                                                                          args.steps)}  # fmt: skip
+        med = _harness.medians(_harness.interleave(tools, args.repeats))
         peaks = {k: v / 2**10 for k, v in client.run(eval, PEAK_RSS).items()}  # KiB -> MiB
 
-    x0 = np.random.default_rng(0).uniform(-3, 3, (args.memory_starts, 2))
-    memory_time = _median_time(
-        lambda: scaleinv.minimize(problem, rule, x0, args.steps), args.repeats
-    )
-
-    per_start = {"dask": dask_time / args.starts, "in-memory": memory_time / args.memory_starts}
-    print(f"PG (eta 0.3), {args.steps} steps, comparison problem; median of {args.repeats}\n")
-    print(f"{'run':<40}{'starts':>10}{'seconds':>10}{'us/start':>10}")
-    label = f"dask: 2 workers x 1 thread, chunk {args.chunk}"
-    print(f"{label:<40}{args.starts:>10}{dask_time:>10.1f}{per_start['dask'] * 1e6:>10.2f}")
-    label = "in-memory (baseline), this process"
-    print(
-        f"{label:<40}{args.memory_starts:>10}{memory_time:>10.1f}"
-        f"{per_start['in-memory'] * 1e6:>10.2f}"
-    )
-    ratio = per_start["in-memory"] / per_start["dask"]
-    print(f"\nper-start speed-up of dask over in-memory: {ratio:.2f}x")
+    per_start = {"dask": med["dask"] / args.starts}
+    per_start["in-memory"] = med["in-memory"] / args.memory_starts
+    rows = [
+        [f"dask: 2 workers x 1 thread, chunk {args.chunk}", args.starts, med["dask"],
+         per_start["dask"] * 1e6],
+        ["in-memory (baseline), this process", args.memory_starts, med["in-memory"],
+         per_start["in-memory"] * 1e6],
+    ]  # fmt: skip
+    title = f"PG (eta 0.3), {args.steps} steps, comparison problem; median of {args.repeats}"
+    print(_harness.table(title, ["run", "starts", "seconds", "us/start"], rows))
+    ratio = _harness.ratio(per_start["in-memory"], per_start["dask"])
+    print(f"\nper-start speed-up of dask over in-memory: {ratio}")
     chunk_mb = 2 * args.chunk * (2 + 2 + 3) * 8 / 2**20  # record="ends": steps 0 and last
     print(f"one chunk's packed result (steps 0 and {args.steps}): {chunk_mb:.0f} MiB")
     for worker, peak in peaks.items():

@@ -1,307 +1,382 @@
-"""Time :func:`scaleinv.minimize` against hand-written NumPy and JAX loops of the same steps.
+"""Time :func:`scaleinv.minimize` (each engine) against the best hand-written NumPy and JAX loops.
 
-The problem is the chapter's comparison problem ``P = (x0, x1**2)``, ``L = y0**2 + y1**2``,
-from ``--starts`` start points drawn uniformly from ``[-3, 3]**2`` (10**5 by default), run for
-``--steps`` steps (100) of GD (``eta = 0.01``), Newton (``1/3``), IG (``0.3``) and PG (``0.3``).
-Per rule the script times four implementations:
+Cases (``--cases``):
 
-* ``scaleinv`` — ``scaleinv.minimize(problem, rule, x0, steps, record="last")``: the driver
-  with its per-sample statuses and divergence checks;
-* ``steps`` — scaleinv's compiled step alone in a bare loop (``x = x + step(x)``): what the
-  driver adds on top of its rule's step is the difference to ``scaleinv``;
-* ``numpy`` — the same update written by hand as vectorised NumPy for this problem (gradient
-  ``(2 x0, 4 x1**3)``, Hessian ``diag(2, 12 x1**2)``, Jacobian ``diag(1, 2 x1)``, and the local
-  inverse ``x1 = ±sqrt(y1)`` taking the branch of x1's sign), no status bookkeeping;
-* ``jax`` — the same hand-written step under ``jax.jit`` and ``jax.lax.scan`` (float64), when
-  JAX is installed (``pip install 'scaleinv[bench]'``); its one-off compile time is printed
-  apart.
+* ``comparison`` — ``P = (x0, x1**2)``, ``L = ½|y - (2, 3)|²``, GD (``eta = 0.01``), Newton
+  (``1/3``), IG (``0.3``) and PG (``0.3``), at 10**5 starts x 100 steps and 10**7 x 20. Starts:
+  ``x0`` uniform in ``[-3, 3]``, ``|x1|`` in ``[1.2, 3]`` with a random sign (both of PG's
+  branches; Newton's Hessian ``6 x1² - 6`` stays positive). Anchors, each at its best practice:
+  ``numpy`` — arrays per coordinate updated in place (``out=``, preallocated temporaries, no
+  ``stack`` per step); ``jax`` — the same formulas on a carried pair ``(x0, x1)`` under
+  ``jit`` + ``lax.scan`` (float64). Every tool is called once at the timed size before the
+  rounds (JAX traces and compiles per shape there; those first calls are printed apart).
+* ``chain`` — the 12-link planar chain of ``benchmarks/kernels.py`` (GD, Newton, IG, PG), and
+* ``numeric`` — the coupled map ``(x0 + x1³ + sin x2, x1 x2 + exp(x0)/3, x2³ + x0 x1)``, whose
+  PG solves ``P(x) = y`` numerically: scaleinv's engines against each other (no hand-written
+  anchor exists for them: a ``MISSING`` line says so).
 
-Before timing, all of them are checked to follow scaleinv's trajectory (``record="all"``) from
-1,000 starts to relative 1e-9; the script exits 1 if one does not. Timings are medians of
-``--repeats`` runs taken round-robin (every implementation once per round, so load drift on a
-shared machine hits all alike); an entry stops repeating once its runs add up to ``--budget``
-seconds and is then marked ``*``. The process (CPU) seconds of scaleinv's runs are printed
-below the table: on a shared machine, load from other processes inflates the wall clock.
+scaleinv runs ``minimize(problem, rule, x0, steps, record="last", engine=E)`` for the default
+engine and each engine named in ``--engines`` (an engine that is not there prints ``MISSING``).
+Before timing, every anchor and engine is checked to follow ``minimize(record="all")`` from
+1,000 starts to relative 1e-9; the script exits 1 if an anchor does not, and prints an
+``ENGINE`` line with the deviation where an engine does not (it is timed all the same).
+``--study`` also times ``scaleinv study`` of 10**6 starts x 100 steps of the comparison problem
+(target: < 10 s).
 
 Usage::
 
-    python benchmarks/driver.py                 # 10**5 starts x 100 steps, median of 5
-    python benchmarks/driver.py --quick         # smoke run
-    python benchmarks/driver.py --rules gd newton --repeats 3
+    python benchmarks/driver.py                       # every case, median of 5 rounds
+    python benchmarks/driver.py --quick               # tiny sizes (the test suite's run)
+    python benchmarks/driver.py --cases comparison --rules gd newton --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (before numpy: one BLAS thread)
+import numpy as np  # noqa: E402
 
-import scaleinv
-from scaleinv import Problem, rules
-from scaleinv.numeric.driver import compiled_rule
+import scaleinv  # noqa: E402
+from scaleinv import Problem, rules  # noqa: E402
+from scaleinv.errors import NumericInverseWarning  # noqa: E402
 
 Array = np.ndarray
 Loop = Callable[[Array, int], Array]
 RULES = {"gd": 0.01, "newton": 1 / 3, "ig": 0.3, "pg": 0.3}
-IMPLS = ("scaleinv", "steps", "numpy", "jax")
+TARGET = (2.0, 3.0)
 RTOL = 1e-9
+ENGINES = ("numpy", "jax")
+SIZES = {"comparison": [(100_000, 100), (10_000_000, 20)], "chain": [(10_000, 100)]}
+SIZES["numeric"] = [(10_000, 50)]
+#: Steps of the check: the chain's and the map's Newton and GD runs are chaotic in places (a
+#: last-bit difference between kernels, NumPy or LLVM, grows past 1e-9 within 100 steps).
+CHECK_STEPS = {"comparison": 100, "chain": 10, "numeric": 10}
+QUICK = {"comparison": [(2_000, 10)], "chain": [(200, 5)], "numeric": [(200, 5)]}
 
 
+# -- problems ---------------------------------------------------------------------------------
 def comparison_problem() -> Problem:
-    """The comparison problem ``P = (x0, x1**2)``, ``L = y0**2 + y1**2``."""
-    return Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], loss="y0**2 + y1**2")
+    """``P = (x0, x1**2)``, ``L = ½|y - (2, 3)|²``."""
+    return Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], target=list(TARGET))
 
 
-def starts(size: int, seed: int = 0) -> Array:
-    """``size`` start points uniform in ``[-3, 3]**2``."""
-    return np.random.default_rng(seed).uniform(-3.0, 3.0, (size, 2))
+def chain_problem() -> Problem:
+    from kernels import chain_problem as build
+
+    return build(12)
 
 
-# -- the hand-written steps (NumPy and JAX share them: `xp` is numpy or jax.numpy) ------------
-def hand_step(name: str, eta: float, xp: Any) -> Callable[[Array], Array]:
-    """``x -> x + Δx`` of rule ``name`` on the comparison problem, written out by hand."""
+def numeric_problem() -> Problem:
+    outputs = ["x0 + x1**3 + sin(x2)", "x1*x2 + exp(x0)/3", "x2**3 + x0*x1"]
+    return Problem.from_strings(["x0", "x1", "x2"], outputs, target=[1.5, 1.0, 2.0])
 
-    def gd(x: Array) -> Array:
-        x0, x1 = x[..., 0], x[..., 1]
-        return xp.stack([x0 - eta * 2 * x0, x1 - eta * 4 * x1 * x1 * x1], axis=-1)
 
-    def newton(x: Array) -> Array:  # H = diag(2, 12 x1²): the solve is a division
-        x0, x1 = x[..., 0], x[..., 1]
-        g1, h1 = 4 * x1 * x1 * x1, 12 * x1 * x1
-        return xp.stack([x0 - eta * (2 * x0) / 2, x1 - eta * g1 / h1], axis=-1)
+PROBLEMS = {"comparison": comparison_problem, "chain": chain_problem, "numeric": numeric_problem}
+ETAS = {"chain": {"gd": 0.01, "newton": 0.5, "ig": 0.5, "pg": 0.5}}
+ETAS["numeric"] = {"gd": 0.02, "newton": 0.5, "ig": 0.5, "pg": 0.5}
+ETAS["comparison"] = RULES
 
-    def ig(x: Array) -> Array:  # Δy = −η y (Newton step of y0² + y1²), J = diag(1, 2 x1)
-        x0, x1 = x[..., 0], x[..., 1]
-        return xp.stack([x0 - eta * x0, x1 - eta * (x1 * x1) / (2 * x1)], axis=-1)
 
-    def pg(x: Array) -> Array:  # y ← (1 − η) y, then x1 = ±sqrt(y1) with the sign of x1
-        x0, x1 = x[..., 0], x[..., 1]
-        root = xp.sqrt((1 - eta) * (x1 * x1))
-        return xp.stack([(1 - eta) * x0, xp.where(x1 < 0, -root, root)], axis=-1)
+def starts(case: str, size: int, seed: int = 0) -> Array:
+    """``size`` start points of ``case`` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    if case == "comparison":
+        x1 = rng.uniform(1.2, 3.0, size) * rng.choice([-1.0, 1.0], size)
+        return np.stack([rng.uniform(-3.0, 3.0, size), x1], axis=-1)
+    n = PROBLEMS[case]().n
+    return rng.uniform(-0.5, 0.5, (size, n)) + (0.3 if case == "chain" else 0.0)
+
+
+# -- hand-written NumPy: arrays per coordinate, updated in place ------------------------------
+def numpy_steps(name: str, eta: float) -> Callable[[Array, Array, Array, Array], None]:
+    """One step of rule ``name`` on ``(x0, x1)`` in place (``t``, ``u``: scratch arrays)."""
+    y0, y1 = TARGET
+
+    def x0_step(x0: Array) -> None:  # every rule: x0 ← x0 - eta (x0 - 2) (its Hessian is 1)
+        x0 *= 1 - eta
+        x0 += eta * y0
+
+    def gd(x0: Array, x1: Array, t: Array, u: Array) -> None:  # g1 = 2 x1 (x1² - 3)
+        x0_step(x0)
+        np.multiply(x1, x1, out=t)
+        t -= y1
+        t *= x1
+        t *= 2 * eta
+        x1 -= t
+
+    def newton(x0: Array, x1: Array, t: Array, u: Array) -> None:  # h1 = 6 x1² - 6
+        x0_step(x0)
+        np.multiply(x1, x1, out=t)
+        np.subtract(t, y1, out=u)
+        u *= x1
+        t -= 1
+        t *= 3 / eta
+        u /= t
+        x1 -= u
+
+    def ig(x0: Array, x1: Array, t: Array, u: Array) -> None:  # Δy1 = -eta (y1 - 3), J = 2 x1
+        x0_step(x0)
+        np.multiply(x1, x1, out=t)
+        t -= y1
+        t *= eta / 2
+        t /= x1
+        x1 -= t
+
+    def pg(x0: Array, x1: Array, t: Array, u: Array) -> None:  # y1 ← y1 + eta (3 - y1)
+        x0_step(x0)
+        np.multiply(x1, x1, out=t)
+        t *= 1 - eta
+        t += eta * y1
+        np.sqrt(t, out=t)
+        np.copysign(t, x1, out=x1)
 
     return {"gd": gd, "newton": newton, "ig": ig, "pg": pg}[name]
 
 
-def numpy_loop(name: str, eta: float) -> Loop:
-    """``steps`` hand-written NumPy steps from ``x0``; returns the last point."""
-    step = hand_step(name, eta, np)
+def numpy_loop(name: str, eta: float, path: list[Array] | None = None) -> Loop:
+    """``steps`` in-place steps from ``x``; every point appended to ``path`` if given."""
+    step = numpy_steps(name, eta)
 
-    def run(x0: Array, steps: int) -> Array:
-        x = x0
+    def run(x: Array, steps: int) -> Array:
+        x0, x1 = x[:, 0].copy(), x[:, 1].copy()
+        t, u = np.empty_like(x0), np.empty_like(x0)
         for _ in range(steps):
-            x = step(x)
-        return x
+            step(x0, x1, t, u)
+            if path is not None:
+                path.append(np.stack([x0, x1], axis=-1))
+        return np.stack([x0, x1], axis=-1)
 
     return run
 
 
-def numpy_path(name: str, eta: float, x0: Array, steps: int) -> Array:
-    """Every point of the hand-written NumPy run, ``(steps+1, *batch, 2)``."""
-    step, path = hand_step(name, eta, np), [x0]
-    for _ in range(steps):
-        path.append(step(path[-1]))
-    return np.stack(path)
+# -- hand-written JAX: the same formulas on a carried pair, jit + lax.scan ---------------------
+def jax_loop(name: str, eta: float) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(last, every)``: jitted scans returning the last pair or every pair."""
+    import jax
+    import jax.numpy as jnp
 
-
-def jax_loop(name: str, eta: float) -> tuple[Loop, Callable[[Array, int], Array]] | None:
-    """``(run, path)`` of the hand-written step under ``jit`` + ``lax.scan``; None without JAX."""
-    try:
-        import jax
-    except ImportError:
-        return None
     jax.config.update("jax_enable_x64", True)
-    step = hand_step(name, eta, jax.numpy)
+    y0, y1 = TARGET
 
-    def scan(x0: Array, steps: int, keep: bool) -> Any:
-        def body(x: Any, _: Any) -> tuple[Any, Any]:
-            x = step(x)
-            return x, (x if keep else None)
+    def step(x0: Any, x1: Any) -> tuple[Any, Any]:
+        x0 = x0 - eta * (x0 - y0)
+        if name == "gd":
+            return x0, x1 - eta * 2 * x1 * (x1 * x1 - y1)
+        if name == "newton":
+            return x0, x1 - eta * x1 * (x1 * x1 - y1) / (3 * (x1 * x1 - 1))
+        if name == "ig":
+            return x0, x1 - eta * (x1 * x1 - y1) / (2 * x1)
+        root = jnp.sqrt((1 - eta) * x1 * x1 + eta * y1)
+        return x0, jnp.where(x1 < 0, -root, root)
 
-        return jax.lax.scan(body, x0, None, length=steps)
+    def scan(x0: Any, x1: Any, steps: int, keep: bool) -> Any:
+        def body(pair: Any, _: Any) -> tuple[Any, Any]:
+            pair = step(*pair)
+            return pair, (pair if keep else None)
 
-    last = jax.jit(lambda x0, steps: scan(x0, steps, False)[0], static_argnums=1)
-    every = jax.jit(lambda x0, steps: scan(x0, steps, True)[1], static_argnums=1)
+        return jax.lax.scan(body, (x0, x1), None, length=steps)
 
-    def run(x0: Array, steps: int) -> Array:
-        return np.asarray(last(x0, steps).block_until_ready())
+    last = jax.jit(lambda x0, x1, steps: scan(x0, x1, steps, False)[0], static_argnums=2)
+    every = jax.jit(lambda x0, x1, steps: scan(x0, x1, steps, True)[1], static_argnums=2)
+    return last, every
 
-    def path(x0: Array, steps: int) -> Array:
-        return np.concatenate([x0[None], np.asarray(every(x0, steps))])
+
+def jax_runs(name: str, eta: float) -> tuple[Loop, Loop]:
+    """The JAX anchor as ``(run, path)`` on ``(batch, 2)`` arrays."""
+    last, every = jax_loop(name, eta)
+
+    def run(x: Array, steps: int) -> Array:
+        a, b = last(x[:, 0], x[:, 1], steps)
+        b.block_until_ready()
+        return np.stack([np.asarray(a), np.asarray(b)], axis=-1)
+
+    def path(x: Array, steps: int) -> Array:
+        a, b = every(x[:, 0], x[:, 1], steps)
+        return np.stack([np.asarray(a), np.asarray(b)], axis=-1)
 
     return run, path
 
 
-def scaleinv_loops(problem: Problem, name: str, eta: float) -> tuple[Loop, Loop]:
-    """``minimize`` (``record="last"``) and the compiled step alone in a bare loop."""
+# -- scaleinv ---------------------------------------------------------------------------------
+def engines(asked: Sequence[str]) -> tuple[list[str | None], dict[str, str]]:
+    """The engines to time (None: the default) and why the others asked for are missing."""
+    if "engine" not in inspect.signature(scaleinv.minimize).parameters:
+        return [None], dict.fromkeys(asked, "minimize has no engine= (no fused engine here)")
+    why = {}
+    if "jax" in asked and _harness.installed("jax"):
+        why["jax"] = str(_harness.installed("jax"))
+    return [None, *(e for e in asked if e not in why)], why
+
+
+def scaleinv_loop(problem: Problem, name: str, eta: float, engine: str | None) -> Loop:
+    """``minimize(record="last")`` with ``engine`` (None: the default)."""
     rule = rules.REGISTRY[name](eta)
-    step = compiled_rule(problem, rule).step
+    options = {} if engine is None else {"engine": engine}
 
-    def driver(x0: Array, steps: int) -> Array:
-        return scaleinv.minimize(problem, rule, x0, steps, record="last").x[-1]
+    def run(x: Array, steps: int) -> Array:
+        t = scaleinv.minimize(problem, rule, x, steps, record="last", **options)
+        return np.asarray(t.x[-1])
 
-    def bare(x0: Array, steps: int) -> Array:
-        x = x0
-        for _ in range(steps):
-            x = x + step(x, None)[0]
-        return x
-
-    return driver, bare
+    return run
 
 
-# -- the benchmark ---------------------------------------------------------------------------
-def check(problem: Problem, names: Sequence[str], size: int = 1000, steps: int = 100) -> list[str]:
-    """Where an implementation leaves scaleinv's trajectory (relative to each point's size)."""
-    x0 = starts(size, seed=1)
-    problems = []
-    # every rule derived and compiled before JAX is imported (the symbolic time budget forks,
-    # which does not mix with JAX's threads)
-    refs = {
-        name: scaleinv.minimize(
-            problem, rules.REGISTRY[name](RULES[name]), x0, steps, record="all"
-        ).x
-        for name in names
-    }
+def label(engine: str | None) -> str:
+    return "scaleinv" if engine is None else f"scaleinv[{engine}]"
+
+
+def default_engine(problem: Problem, name: str, eta: float) -> str:
+    """What ``trajectory.engine`` says the default picked (``?`` before the fused engine)."""
+    x = starts("comparison", 4) if problem.n == 2 else np.zeros((4, problem.n))
+    t = scaleinv.minimize(problem, rules.REGISTRY[name](eta), x, 1, record="last")
+    return str(getattr(t, "engine", "?"))
+
+
+# -- the check and the timing -----------------------------------------------------------------
+def _off(path: Array, ref: Array) -> float:
+    """The largest deviation from ``ref``, relative to each point's size."""
+    if path.shape != ref.shape:
+        return float("inf")
+    scale = np.maximum(np.abs(ref).max(axis=-1), 1e-300)
+    return float(np.nanmax(np.abs(path - ref).max(axis=-1) / scale))
+
+
+def check(
+    case: str, names: Sequence[str], engine_list: Sequence[str | None], size: int = 1000,
+    steps: int = 100, anchors: bool = True,
+) -> list[str]:  # fmt: skip
+    """Where an anchor or engine leaves ``minimize(record="all")`` (empty: all follow it)."""
+    problem, x = PROBLEMS[case](), starts(case, size, seed=1)
+    found = []
     for name in names:
-        eta, ref = RULES[name], refs[name]
-        driver, bare = scaleinv_loops(problem, name, eta)
-        paths = {"numpy": numpy_path(name, eta, x0, steps)}
-        finals = {"scaleinv": driver(x0, steps), "steps": bare(x0, steps)}
-        jax = jax_loop(name, eta)
-        if jax is not None:
-            paths["jax"] = jax[1](x0, steps)
-        for impl, path in paths.items():
-            err = np.abs(path - ref).max(axis=-1) / np.maximum(np.abs(ref).max(axis=-1), 1e-300)
-            if path.shape != ref.shape or not np.all(err <= RTOL):
-                problems.append(f"{name}: {impl} leaves scaleinv's trajectory ({err.max():.1e})")
-        for impl, final in finals.items():
-            if not np.allclose(final, ref[-1], rtol=RTOL, atol=0):
-                problems.append(f"{name}: {impl} does not end where record='all' ends")
-    return problems
-
-
-Runs = dict[tuple[str, str], list[float]]
+        eta = ETAS[case][name]
+        ref = np.asarray(
+            scaleinv.minimize(problem, rules.REGISTRY[name](eta), x, steps, record="all").x
+        )
+        ends = {label(e): scaleinv_loop(problem, name, eta, e)(x, steps) for e in engine_list}
+        paths: dict[str, Array] = {}
+        if anchors and case == "comparison":
+            kept = [x]
+            numpy_loop(name, eta, kept)(x, steps)
+            paths["numpy"] = np.stack(kept)
+            if _harness.installed("jax") is None:
+                paths["jax"] = np.concatenate([x[None], jax_runs(name, eta)[1](x, steps)])
+        for tool, path in paths.items():
+            if not _off(path, ref) <= RTOL:
+                found.append(f"{case} {name}: {tool} leaves scaleinv's trajectory "
+                             f"({_off(path, ref):.1e})")  # fmt: skip
+        for tool, end in ends.items():
+            if not _off(end, ref[-1]) <= RTOL:
+                found.append(f"{case} {name}: ENGINE {tool} does not end where record='all' "
+                             f"ends ({_off(end, ref[-1]):.1e})")  # fmt: skip
+    return found
 
 
 def measure(
-    problem: Problem, names: Sequence[str], size: int, steps: int, repeats: int, budget: float
-) -> tuple[Runs, dict[str, float], dict[str, list[float]]]:
-    """Seconds of every run per (rule, implementation), round-robin; JAX's compile times; and
-    the process (CPU) seconds of scaleinv's runs, which load from other processes on a shared
-    machine inflates less than the wall clock."""
-    x0 = starts(size)
-    runs: Runs = {}
-    compile_seconds = {}
-    cpu: dict[str, list[float]] = {}
+    case: str, names: Sequence[str], engine_list: Sequence[str | None], size: int, steps: int,
+    rounds: int, budget: float,
+) -> list[list[Any]]:  # fmt: skip
+    """One table row per rule: medians of interleaved rounds, ratios to the anchors."""
+    problem, x = PROBLEMS[case](), starts(case, size)
+    rows = []
     for name in names:
-        eta = RULES[name]
-        driver, bare = scaleinv_loops(problem, name, eta)
-        loops: dict[str, Loop] = {"scaleinv": driver, "steps": bare, "numpy": numpy_loop(name, eta)}
-        jax = jax_loop(name, eta)
-        if jax is not None:
+        eta = ETAS[case][name]
+        loops: dict[str, Loop] = {label(e): scaleinv_loop(problem, name, eta, e)
+                                  for e in engine_list}  # fmt: skip
+        if case == "comparison":
+            loops["numpy"] = numpy_loop(name, eta)
+            if _harness.installed("jax") is None:
+                loops["jax"] = jax_runs(name, eta)[0]
+        first = {}  # the first call at the timed size: derivation, tracing, compiling
+        for tool, loop in loops.items():
             start = time.perf_counter()
-            jax[0](x0, steps)  # tracing and compiling happen on the first call
-            compile_seconds[name] = time.perf_counter() - start
-            loops["jax"] = jax[0]
-        for loop in loops.values():
-            loop(x0[:1000], 2)  # warm-up (scaleinv compiles its kernels here)
-        for impl in loops:
-            runs[name, impl] = []
-        cpu[name] = []
-        for _ in range(repeats):
-            for impl, loop in loops.items():
-                done = runs[name, impl]
-                if done and sum(done) >= budget:
-                    continue
-                start, start_cpu = time.perf_counter(), time.process_time()
-                loop(x0, steps)
-                done.append(time.perf_counter() - start)
-                if impl == "scaleinv":
-                    cpu[name].append(time.process_time() - start_cpu)
-    return runs, compile_seconds, cpu
+            loop(x, steps)
+            first[tool] = time.perf_counter() - start
+        runs = _harness.interleave(
+            {tool: (lambda loop=loop: loop(x, steps)) for tool, loop in loops.items()},
+            rounds, budget=budget,
+        )  # fmt: skip
+        med = _harness.medians(runs)
+        fastest = min((v for k, v in med.items() if k.startswith("scaleinv")), default=None)
+        numpy_engine = med.get("scaleinv[numpy]", med.get("scaleinv"))
+        rows.append([
+            name, default_engine(problem, name, eta), *(med.get(label(e)) for e in engine_list),
+            med.get("numpy"), med.get("jax"), _harness.ratio(fastest, med.get("jax")),
+            _harness.ratio(numpy_engine, med.get("numpy")), first.get("jax"),
+            first.get("scaleinv[jax]"),
+            "; ".join(_harness.short(runs, rounds)) or "",
+        ])  # fmt: skip
+    return rows
 
 
-def table(
-    runs: Runs,
-    compile_seconds: dict[str, float],
-    size: int,
-    steps: int,
-    repeats: int,
-    cpu: dict[str, list[float]] | None = None,
-) -> str:
-    """The side-by-side table of medians and ratios (and scaleinv's median CPU seconds)."""
-    head = f"{'rule':<8}" + "".join(f"{impl + ' s':>12}" for impl in IMPLS)
-    head += f"{'scaleinv/numpy':>16}{'scaleinv/jax':>14}{'driver share':>14}"
-    lines = [
-        f"{size:,} starts x {steps} steps of the comparison problem, median of {repeats} runs",
-        head,
-        "-" * len(head),
-    ]
-    short = []
-    for name in RULES:
-        if (name, "scaleinv") not in runs:
-            continue
-        med, cells = {}, []
-        for impl in IMPLS:
-            done = runs.get((name, impl), [])
-            if not done:
-                cells.append(f"{'-':>12}")
-                continue
-            med[impl] = float(np.median(done))
-            mark = "*" if len(done) < repeats else " "
-            short += [f"{name} {impl}: {len(done)} run(s)"] if mark == "*" else []
-            cells.append(f"{med[impl]:>11.4g}{mark}")
-        ours = med["scaleinv"]
-        vs_jax = f"{ours / med['jax']:>13.2f}x" if "jax" in med else f"{'-':>14}"
-        share = (ours - med["steps"]) / ours
-        lines.append(
-            f"{name:<8}{''.join(cells)}{ours / med['numpy']:>15.2f}x{vs_jax}{share:>14.0%}"
-        )
-    lines.append(
-        "driver share: (scaleinv - steps) / scaleinv, the part of minimize's time spent outside "
-        "the rule's own step (statuses, divergence check with one loss evaluation per step)"
-    )
-    if cpu:
-        lines.append(
-            "scaleinv CPU s (process time of the same runs, median): "
-            + ", ".join(f"{k} {np.median(v):.3g}" for k, v in cpu.items() if v)
-        )
-    if compile_seconds:
-        lines.append(
-            "jax compile (first call, not in the table): "
-            + ", ".join(f"{k} {v:.2f} s" for k, v in compile_seconds.items())
-        )
-    else:
-        lines.append("jax: not installed (pip install 'scaleinv[bench]')")
-    if short:
-        lines.append("* fewer runs (budget reached): " + "; ".join(short))
-    return "\n".join(lines)
+def time_study(size: int, steps: int) -> float:
+    """Wall seconds of ``scaleinv study`` of the comparison problem (a subprocess)."""
+    spec = (
+        'title = "comparison"\n[problem]\ninputs = ["x0", "x1"]\noutputs = ["x0", "x1**2"]\n'
+        "target = [2.0, 3.0]\n\n" + "".join(f'[[rules]]\nname = "{n}"\neta = {e}\n\n'
+                                            for n, e in RULES.items())
+        + f"[study]\nregion = [[-3, 3], [1.2, 3]]\nstarts = {size}\nsteps = {steps}\n"
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "comparison.toml"
+        path.write_text(spec)
+        command = [sys.executable, "-m", "scaleinv.reports.cli", "study", str(path)]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        return time.perf_counter() - start
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--starts", type=int, default=100_000)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds per entry")
+    parser.add_argument("--cases", nargs="+", choices=sorted(PROBLEMS), default=list(PROBLEMS))
     parser.add_argument("--rules", nargs="+", choices=sorted(RULES), default=list(RULES))
-    parser.add_argument("--quick", action="store_true", help="10**4 starts, 20 steps, 2 runs")
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    parser.add_argument("--budget", type=float, default=120.0, help="seconds per entry at most")
+    parser.add_argument("--study", action="store_true", help="also time scaleinv study 10**6")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.starts, args.steps, args.repeats = 10_000, 20, 2
-    problem = comparison_problem()
-    problems = check(problem, args.rules)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
+    rounds = 2 if args.quick else args.rounds
+    warnings.simplefilter("ignore", NumericInverseWarning)  # the chain's and the map's PG
+    engine_list, why = engines(args.engines)
+    _harness.missing(args.engines, why, "engine")
+    if _harness.installed("jax") is not None:
+        _harness.missing(["jax"], {"jax": str(_harness.installed("jax"))})
+    check_size = 100 if args.quick else 1000
+    found = [found for case in args.cases for found in check(
+        case, args.rules, engine_list, check_size, CHECK_STEPS[case])]  # fmt: skip
+    print("\n".join(found), flush=True)  # an engine that differs is timed all the same
+    if any("ENGINE" not in line for line in found):  # an anchor that differs is not
         return 1
-    print("all implementations follow scaleinv's trajectories (1,000 starts x 100 steps)\n")
-    runs, compile_seconds, cpu = measure(
-        problem, args.rules, args.starts, args.steps, args.repeats, args.budget
-    )
-    print(table(runs, compile_seconds, args.starts, args.steps, args.repeats, cpu))
+    print(f"every anchor and the others follow minimize(record='all') to {RTOL:g} ({check_size:,} "
+          f"starts; steps: {CHECK_STEPS})\n")  # fmt: skip
+    columns = ["rule", "default", *(label(e) + " s" for e in engine_list), "numpy s", "jax s",
+               "fastest/jax", "numpy-engine/numpy", "jax 1st call s", "scaleinv[jax] 1st call s",
+               "note"]  # fmt: skip
+    for case in args.cases:
+        if case != "comparison":
+            _harness.missing(["numpy", "jax"], dict.fromkeys(
+                ["numpy", "jax"], f"no hand-written loop for the {case} case"))  # fmt: skip
+        for size, steps in (QUICK if args.quick else SIZES)[case]:
+            rows = measure(case, args.rules, engine_list, size, steps, rounds, args.budget)
+            title = f"{case}: {size:,} starts x {steps} steps, medians of {rounds} rounds"
+            print(_harness.table(title, columns, rows) + "\n", flush=True)
+    if args.study:
+        size = 1000 if args.quick else 1_000_000
+        seconds = time_study(size, 100)
+        print(_harness.table("scaleinv study of the comparison problem (target < 10 s)",
+                             ["starts", "steps", "rules", "wall s"],
+                             [[f"{size:,}", 100, len(RULES), seconds]]))  # fmt: skip
     return 0
 
 

@@ -11,11 +11,11 @@ and GD under a diagonal symbolic scaling ``x = diag(s_0, …, s_{n−1}) u`` and
 * ``expression`` (the baseline): ``route="expression"``, simplifying the two concrete updates
   within ``--budget`` seconds per verdict.
 
-Each row is the median, over ``--repeats`` runs, of the time for all eight verdicts on a
-freshly built problem (nothing cached but the theorems themselves, derived once per process:
-that time is printed first). The verdicts are printed with the times; the expression route is
-run only up to ``--expression-max`` inputs (beyond it every verdict would only exhaust its
-budget).
+Each row is the median, over ``--repeats`` interleaved rounds (both routes once per round, in a
+shuffled order), of the time to build a fresh problem and give all eight verdicts (nothing
+cached but the theorems themselves, derived once per process: that time is printed first).
+The verdicts are printed with the times; the expression route is run only up to
+``--expression-max`` inputs (beyond it every verdict would only exhaust its budget).
 
 Usage::
 
@@ -26,11 +26,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
-import sympy as sp
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (before numpy: one BLAS thread)
+import sympy as sp  # noqa: E402
 
 from scaleinv import Problem, rules
 from scaleinv.analysis.invariance import InputScaling, OutputScaling, scale_invariance
@@ -48,10 +51,9 @@ def diffusion(n: int) -> Problem:
     return Problem.from_strings(xs, outs, target=[str(0.1 * (i % 3)) for i in range(n)])
 
 
-def verdicts(n: int, route: str, budget: float) -> tuple[float, str]:
-    """Seconds for the eight verdicts on a fresh problem, and a summary of the verdicts."""
+def verdicts(n: int, route: str, budget: float) -> str:
+    """The eight verdicts on a fresh problem, summarised."""
     problem = diffusion(n)
-    start = time.perf_counter()
     found = []
     for transform in (InputScaling([f"s{i}" for i in range(n)]), OutputScaling("c")):
         for rule in ("newton", "ig", "pg", "gd"):
@@ -61,7 +63,7 @@ def verdicts(n: int, route: str, budget: float) -> tuple[float, str]:
             found.append(f"{rule}:{r.verdict.value[0]}")
     counts = Counter(v.split(":")[1] for v in found)
     summary = " ".join(found) + f"  ({', '.join(f'{k}={c}' for k, c in sorted(counts.items()))})"
-    return time.perf_counter() - start, summary
+    return summary
 
 
 def main() -> None:
@@ -77,17 +79,21 @@ def main() -> None:
     start = time.perf_counter()
     theorems()
     print(f"derive all theorems once: {time.perf_counter() - start:.2f} s\n")
-    print(f"{'n':>5}  {'theorem [s]':>11}  {'expression [s]':>14}  {'ratio':>7}  verdicts")
+    rows = []
     for n in args.sizes:
-        runs = [verdicts(n, "theorem", args.budget) for _ in range(args.repeats)]
-        fast = statistics.median(t for t, _ in runs)
-        print(f"{n:>5}  {fast:>11.2f}  {'':>14}  {'':>7}  theorem:    {runs[0][1]}")
-        if n <= args.expression_max:
-            base = [verdicts(n, "expression", args.budget) for _ in range(args.repeats)]
-            slow = statistics.median(t for t, _ in base)
-            print(
-                f"{'':>5}  {'':>11}  {slow:>14.2f}  {slow / fast:>6.1f}x  expression: {base[0][1]}"
-            )
+        routes = ["theorem", "expression"] if n <= args.expression_max else ["theorem"]
+        said: dict[str, str] = {}
+
+        def answer(route: str, n: int = n, said: dict[str, str] = said) -> None:
+            said[route] = verdicts(n, route, args.budget)
+
+        tools = {route: (lambda route=route: answer(route)) for route in routes}
+        med = _harness.medians(_harness.interleave(tools, args.repeats, seed=n))
+        for route in routes:
+            ratio = _harness.ratio(med[route], med["theorem"]) if route != "theorem" else ""
+            rows.append([n, route, med[route], ratio, said[route]])
+    title = f"eight invariance verdicts per size, medians of {args.repeats} interleaved rounds"
+    print(_harness.table(title, ["n", "route", "s", "route/theorem", "verdicts"], rows))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Problems without a closed-form inverse (SymPy gives up or runs out of its budget
 
 Each runs ``--starts`` random starts (default 10⁴) × ``--steps`` steps (default 50) of IG and
 PG (``η = 0.5``, loss ``½|y|²``) through :func:`scaleinv.minimize`; the table gives medians of
-``--repeats`` runs taken round-robin (IG, PG, IG, PG, … so load drift hits both), the ratio
+``--repeats`` interleaved rounds (each once per round, in a shuffled order), the ratio
 PG / IG, and PG's per-sample outcome: the fraction whose every step found its inverse, and
 for up to 20 samples that ended ``not_found``, whether a solution of their last requested
 ``P(x) = y`` exists at all (``scipy.optimize.least_squares`` from 40 starts — the check only).
@@ -26,17 +26,22 @@ Usage::
 
 The last table times one closed-form PG step of the comparison problem on ``--points`` points
 (default 10⁵): scaleinv's step, the previous template (every branch candidate polished by a
-batched ``numpy.linalg.pinv``, reproduced here as the baseline) and the step written by hand.
+batched ``numpy.linalg.pinv``, reproduced here as the baseline) and the step written by hand
+(per coordinate, in place into one output array).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
-import numpy as np
-from scipy.optimize import least_squares
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (before numpy: one BLAS thread)
+import numpy as np  # noqa: E402
+from scipy.optimize import least_squares  # noqa: E402
 
 import scaleinv
 import scaleinv.numeric.driver
@@ -75,10 +80,16 @@ def problems() -> dict[str, tuple[Problem, float]]:
     }
 
 
-def timed(problem: Problem, rule: rules.Rule, x0: np.ndarray, steps: int):
-    start = time.perf_counter()
-    traj = scaleinv.minimize(problem, rule, x0, steps)
-    return time.perf_counter() - start, traj
+def rounds(problem: Problem, runs: dict[str, rules.Rule], x0: np.ndarray, steps: int,
+           repeats: int) -> tuple[dict[str, float], dict[str, scaleinv.Trajectory]]:
+    """Median seconds of ``minimize`` per rule in interleaved rounds, and each last trajectory."""
+    trajs: dict[str, scaleinv.Trajectory] = {}
+
+    def run(label: str) -> None:
+        trajs[label] = scaleinv.minimize(problem, runs[label], x0, steps)
+
+    tools = {label: (lambda label=label: run(label)) for label in runs}
+    return _harness.medians(_harness.interleave(tools, repeats)), trajs
 
 
 def solvable(problem: Problem, y: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> bool:
@@ -123,27 +134,22 @@ def main() -> None:
     if args.quick:
         args.starts, args.steps, args.repeats = 1000, 10, 1
     warnings.simplefilter("ignore", NumericInverseWarning)
-    print(f"{args.starts} starts x {args.steps} steps, eta = {ETA}, median of {args.repeats}")
-    print(f"{'problem':9} {'derive s':>8} {'IG s':>7} {'PG s':>7} {'PG/IG':>6}  PG outcome")
+    rows = []
     for name, (problem, width) in problems().items():
         start = time.perf_counter()
         inverse = problem.local_inverse()
         derive = time.perf_counter() - start
         assert inverse.numeric, f"{name} has a closed form: {inverse.reason}"
         x0 = np.random.default_rng(1).uniform(-width, width, (args.starts, problem.n))
-        ig, pg = rules.ig(ETA), rules.pg(ETA)
-        for rule in (ig, pg):  # compile and warm up
+        runs = {"ig": rules.ig(ETA), "pg": rules.pg(ETA)}
+        for rule in runs.values():  # compile and warm up
             scaleinv.minimize(problem, rule, x0[:10], 1)
-        times: dict[str, list[float]] = {"ig": [], "pg": []}
-        for _ in range(args.repeats):
-            for rule in (ig, pg):
-                seconds, traj = timed(problem, rule, x0, args.steps)
-                times[rule.name].append(seconds)
-        t_ig, t_pg = np.median(times["ig"]), np.median(times["pg"])
-        print(
-            f"{name:9} {derive:8.2f} {t_ig:7.2f} {t_pg:7.2f} {t_pg / t_ig:6.2f}  "
-            f"{outcome(problem, traj)}"
-        )
+        med, trajs = rounds(problem, runs, x0, args.steps, args.repeats)
+        rows.append([name, derive, med["ig"], med["pg"], _harness.ratio(med["pg"], med["ig"]),
+                     outcome(problem, trajs["pg"])])  # fmt: skip
+    title = f"{args.starts} starts x {args.steps} steps, eta = {ETA}, median of {args.repeats}"
+    columns = ["problem", "derive s", "IG s", "PG s", "PG/IG", "PG outcome"]
+    print(_harness.table(title, columns, rows))
     comparison(args)
     pg_step(args)
 
@@ -178,25 +184,26 @@ def pg_step(args: argparse.Namespace) -> None:
         pick = np.argmin(dist, axis=0)
         return np.take_along_axis(cands, pick[None, ..., None], axis=0)[0] - x
 
-    def by_hand(x: np.ndarray) -> np.ndarray:
-        t0, t1 = (1 - eta) * x[:, 0], (1 - eta) * x[:, 1] ** 2  # Δy = -η y for this loss
-        return np.stack([t0, np.copysign(np.sqrt(t1), x[:, 1])], axis=-1) - x
+    def by_hand(x: np.ndarray) -> np.ndarray:  # Δy = -η y for this loss
+        dx = np.empty_like(x)
+        x0, x1, d0, d1 = x[:, 0], x[:, 1], dx[:, 0], dx[:, 1]
+        np.multiply(x0, -eta, out=d0)  # (1 - η) x0 - x0
+        np.multiply(x1, x1, out=d1)
+        d1 *= 1 - eta
+        np.sqrt(d1, out=d1)
+        np.copysign(d1, x1, out=d1)
+        d1 -= x1
+        return dx
 
     impls = {"scaleinv": lambda x: step(x, None)[0], "previous": previous, "by hand": by_hand}
     want = by_hand(x)
     for name, fn in impls.items():
         np.testing.assert_allclose(fn(x), want, atol=1e-12, err_msg=name)
-    times: dict[str, list[float]] = {name: [] for name in impls}
-    for _ in range(max(args.repeats, 5)):
-        for name, fn in impls.items():
-            start = time.perf_counter()
-            fn(x)
-            times[name].append(time.perf_counter() - start)
-    base = np.median(times["scaleinv"])
-    print(f"\none closed-form PG step of the comparison problem at {args.points} points")
-    for name in impls:
-        t = np.median(times[name])
-        print(f"  {name:9} {1e3 * t:8.2f} ms  ({t / base:5.2f} x scaleinv)")
+    tools = {name: (lambda fn=fn: fn(x)) for name, fn in impls.items()}
+    med = _harness.medians(_harness.interleave(tools, max(args.repeats, 5)))
+    rows = [[name, 1e3 * t, _harness.ratio(t, med["scaleinv"])] for name, t in med.items()]
+    title = f"one closed-form PG step of the comparison problem at {args.points} points"
+    print("\n" + _harness.table(title, ["step", "ms", "x scaleinv"], rows))
 
 
 def comparison(args: argparse.Namespace) -> None:
@@ -210,19 +217,11 @@ def comparison(args: argparse.Namespace) -> None:
     }
     for rule in runs.values():
         scaleinv.minimize(problem, rule, x0[:10], 1)
-    times: dict[str, list[float]] = {label: [] for label in runs}
-    trajs = {}
-    for _ in range(args.repeats):
-        for label, rule in runs.items():
-            seconds, trajs[label] = timed(problem, rule, x0, args.steps)
-            times[label].append(seconds)
-    base = np.median(times["PG closed"])
-    print(
-        f"\ncomparison problem P = (x0, x1^2), eta = 0.3: {args.starts} starts x {args.steps} steps"
-    )
-    for label in runs:
-        t = np.median(times[label])
-        print(f"  {label:11} {t:7.3f} s  ({t / base:5.2f} x PG closed)")
+    med, trajs = rounds(problem, runs, x0, args.steps, args.repeats)
+    rows = [[label, t, _harness.ratio(t, med["PG closed"])] for label, t in med.items()]
+    title = f"comparison problem P = (x0, x1^2), eta = 0.3: {args.starts} starts x {args.steps}"
+    title += " steps"
+    print("\n" + _harness.table(title, ["rule", "s", "x PG closed"], rows))
     gap = np.max(np.abs(trajs["PG closed"].x - trajs["PG numeric"].x))
     print(f"  largest |x_closed - x_numeric| over all iterates: {gap:.2e}")
 

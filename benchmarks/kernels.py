@@ -17,7 +17,8 @@ For each problem the script times the Jacobian, the Hessian and one Newton step:
   ``scaleinv.rules.newton(1.0).compile(problem)``, after one call on
   ``scaleinv.numeric.backends.HOT_POINTS`` points has let every kernel choose its backend
   (the one-off cost of that call, LLVM compile and measurement included, is printed);
-* ``numpy`` — NumPy written by hand (analytic, vectorised, ``np.linalg.solve``);
+* ``numpy`` — NumPy written by hand (analytic, vectorised; the comparison problem's Newton
+  step in closed form, its Hessian being diagonal; the chain's by ``np.linalg.solve``);
 * ``lambdify`` — SymPy ``lambdify`` without common-subexpression elimination, entry by entry;
 * anchors where installed (``pip install 'scaleinv[bench]'``): ``symengine`` —
   ``Lambdify(backend="llvm", cse=True)`` of the dense J, H and ∇L — and ``jax`` — ``jit`` of
@@ -54,8 +55,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (before numpy: one BLAS thread)
+import numpy as np  # noqa: E402
 import sympy as sp
 
 import scaleinv
@@ -126,9 +130,11 @@ def comparison_numpy() -> Impl:
         hess[..., 1, 1] = 12.0 * x[..., 1] ** 2
         return hess
 
-    def newton(x: Array) -> Array:
-        grad = np.stack([2.0 * x[..., 0], 4.0 * x[..., 1] ** 3], axis=-1)
-        return -np.linalg.solve(hessian(x), grad[..., None])[..., 0]
+    def newton(x: Array) -> Array:  # H = diag(2, 12 x1²), ∇L = (2 x0, 4 x1³): -(x0, x1 / 3)
+        step = np.empty_like(x)
+        np.negative(x[..., 0], out=step[..., 0])
+        np.multiply(x[..., 1], -1.0 / 3.0, out=step[..., 1])
+        return step
 
     return {"jacobian": jacobian, "hessian": hessian, "newton": newton}
 
@@ -389,6 +395,8 @@ def build_case(
         jax_fns = jax_impl(name, problem)
         if jax_fns is not None:  # jit compiles at the first call of each shape (not timed)
             impls["jax"] = jax_fns
+    why = {a: _harness.installed(a) or "no implementation" for a in anchors if a not in impls}
+    _harness.missing(anchors, why)
     return Case(name, impls, sample, costs, problem)
 
 
@@ -449,21 +457,13 @@ def measure(case: Case, points: int, repeats: int, budget: float) -> Runs:
     """Seconds of each run per (quantity, implementation), taken round-robin in a shuffled
     order per round (so no implementation always runs in the cache state another leaves)."""
     x = case.sample(np.random.default_rng(0), points)
-    runs: Runs = {(q, name): [] for q in QUANTITIES for name in case.impls}
-    order = np.random.default_rng(1)
-    for quantity in QUANTITIES:
+    runs: Runs = {}
+    for seed, quantity in enumerate(QUANTITIES):
         for name, impl in case.impls.items():
             impl[quantity](x if name == "jax" else x[:10_000])  # warm-up (jit: per shape)
-        for _ in range(repeats):
-            for name in order.permutation(list(case.impls)):
-                impl = case.impls[name]
-                done = runs[quantity, name]
-                if done and sum(done) >= budget:
-                    continue
-                fn = impl[quantity]
-                result, seconds = _timed(lambda fn=fn: fn(x))
-                del result
-                done.append(seconds)
+        tools = {name: (lambda fn=impl[quantity]: fn(x)) for name, impl in case.impls.items()}
+        for name, seconds in _harness.interleave(tools, repeats, seed=seed, budget=budget).items():
+            runs[quantity, name] = seconds
     return runs
 
 
@@ -483,7 +483,8 @@ def table(results: dict[str, Runs], points: int, repeats: int) -> str:
     ratios += [(f"scaleinv/{a}", "scaleinv", a) for a in ANCHORS if a in names]
     head = f"{'problem':<12}{'quantity':<10}" + "".join(f"{n + ' s':>12}" for n in names)
     head += "".join(f"{label:>{max(len(label) + 2, 10)}}" for label, _, _ in ratios)
-    lines = [f"{points:,} points, median of {repeats} runs (seconds)", head, "-" * len(head)]
+    title = f"{points:,} points, median of {repeats} interleaved rounds (seconds)"
+    lines = [title, _harness.machine(), head, "-" * len(head)]
     short = []
     for case, runs in results.items():
         m = medians(runs)
@@ -526,7 +527,8 @@ def compile_times(sizes: Sequence[int] = (64, 256, 1024)) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line: ``--anchors`` names at least one anchor; ``--no-anchors`` none."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10**6, help="points per batch")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per entry")
@@ -538,13 +540,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--compile-times", action="store_true", help="LLVM compile time per kernel, then exit"
     )
-    parser.add_argument(
-        "--anchors", nargs="*", choices=ANCHORS, default=list(ANCHORS), help="where installed"
-    )
+    anchors = parser.add_mutually_exclusive_group()
+    anchors.add_argument(
+        "--anchors", nargs="+", choices=ANCHORS, default=list(ANCHORS),
+        help="the anchors to time (default: all; one not installed prints MISSING)",
+    )  # fmt: skip
+    anchors.add_argument("--no-anchors", dest="anchors", action="store_const", const=[])
     parser.add_argument(
         "--no-lambdify", action="store_true", help="leave out lambdify (minutes on the chain)"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(argv)
     if args.compile_times:
         print(compile_times())
         return 0

@@ -86,9 +86,11 @@ def problem_row(path: Path) -> dict[str, Any]:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (symbolic budgets run in forks):
-    what a row costs on an idle machine, whatever the load of a shared one."""
-    return sum(
+    """CPU time of this process, its finished children and the symbolic budgets' workers
+    (children of a fork server): what a row costs on an idle machine, whatever the load."""
+    from scaleinv.symbolic.budget import worker_cpu_seconds
+
+    return worker_cpu_seconds() + sum(
         u.ru_utime + u.ru_stime
         for u in (
             resource.getrusage(resource.RUSAGE_SELF),

@@ -231,14 +231,75 @@ def test_killing_the_parent_kills_its_worker() -> None:
     assert not alive, "the budget's worker outlived its killed parent"
 
 
-def test_at_fork_hooks_of_other_packages_are_not_counted() -> None:
-    """A package's at-fork hook (filelock registers one) ran under the in-process counter of an
-    enclosing budget, which raised inside it: an unraisable exception in the full suite."""
-    ran: list[int] = []
-    os.register_at_fork(before=lambda: ran.append(_calls(5000)))  # Python calls at every fork
+def test_a_budget_never_forks_its_own_process() -> None:
+    """Threads of JAX, torch or a BLAS pool may hold locks at a fork: the child can deadlock.
+    Workers are forked by a single-threaded fork server instead; nothing forks this process."""
+    forks: list[int] = []
+    os.register_at_fork(before=lambda: forks.append(os.getpid()))
     with pytest.raises(BudgetExceeded, match="outer"):
         with_budget(
             lambda: [with_budget(lambda: _calls(90), 100, "inner") for _ in range(20)],
             1000, "outer", isolate=False,
         )  # fmt: skip
-    assert ran
+    assert with_budget(lambda: _calls(10), 100, "isolated") == 10
+    assert forks == []
+
+
+def test_a_forked_child_starts_its_own_fork_server() -> None:
+    """A process pool forks its parent: the child must not talk to the parent's server.
+    (In a fresh interpreter: this one may run JAX's threads, which a fork would trouble.)"""
+    script = (
+        "import os\n"
+        "from scaleinv.symbolic import budget\n"
+        "assert budget.with_budget(lambda: 3, 100, 'parent') == 3\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ok = budget.with_budget(lambda: 5, 100, 'child') == 5\n"
+        "    os._exit(0 if ok and budget._server().owner == os.getpid() else 1)\n"
+        "assert os.waitpid(pid, 0)[1] == 0, 'the child failed'\n"
+        "print(budget.with_budget(lambda: 7, 100, 'parent again'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["7"]
+
+
+def test_a_fork_server_from_a_changed_file_refuses_to_serve(monkeypatch, capfd) -> None:
+    """scaleinv upgraded under a running process: a server started afterwards runs the new
+    file, whose protocol may differ (this garbled a reply once: "unpickling stack underflow")."""
+    monkeypatch.setattr(budget, "_SOURCE", "0" * 16)  # as if this process loaded another file
+    monkeypatch.setattr(budget._servers, "server", None, raising=False)
+    with pytest.raises(RuntimeError, match="fork server died"):
+        with_budget(lambda: 1, 100, "skewed")
+    assert "changed since this process started" in capfd.readouterr().err
+
+
+def test_the_fork_servers_start_is_not_charged_to_the_first_budget() -> None:
+    """The wall-clock net starts at the worker's fork: a fresh process's first budget with a
+    net far shorter than the server's start (imports: seconds) still returns."""
+    script = (
+        "from scaleinv.symbolic import budget\n"
+        "budget.WALL_GRACE = 1.0\n"
+        "print(budget.with_budget(lambda: 6 * 7, 100, 'first'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["42"]
+
+
+def test_a_budgeted_derivation_beside_running_jax_threads_gives_no_fork_warning() -> None:
+    """JAX warns that ``os.fork`` deadlocks its threads (an error in this suite)."""
+    jax = pytest.importorskip("jax")
+    assert float(jax.jit(lambda v: v * 2.0)(3.0)) == 6.0  # its threads are alive now
+    assert len(os.listdir("/proc/self/task")) > 1 if sys.platform.startswith("linux") else True
+    problem = Problem.from_strings(["u", "v"], ["u**3 + u", "v**2"])
+    inverse = local_inverse(problem, budget=10**7)
+    assert not inverse.numeric and inverse.branches
+    if sys.platform.startswith("linux"):  # workers are forked from a single-threaded server
+        assert len(os.listdir(f"/proc/{budget._server().pid}/task")) == 1
+    y = dict(zip(problem.output_symbols, (10.0, 4.0)))
+    for branch in inverse.branches:  # the round trip P(P^-1(y)) = y at a sample point
+        x = dict(zip(problem.inputs, (complex(s.subs(y).evalf()).real for s in branch.solution)))
+        assert [float(p.subs(x)) for p in problem.outputs] == pytest.approx([10.0, 4.0])

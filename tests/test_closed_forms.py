@@ -19,7 +19,7 @@ from sympy.polys.rings import ring
 from scaleinv.numeric.flavors.loader import load_module
 from scaleinv.numeric.inverse import solver_namespace
 from scaleinv.numeric.inverse_source import closed_form_source
-from scaleinv.symbolic import Problem
+from scaleinv.symbolic import Problem, budget
 from scaleinv.symbolic.elimination import NoElimination, eliminate
 from scaleinv.symbolic.groebner import Work, WorkLimit, reduced_basis
 from scaleinv.symbolic.inverse import Branch, LocalInverse, local_inverse
@@ -335,6 +335,7 @@ def test_reason_names_no_exception_class(monkeypatch: pytest.MonkeyPatch) -> Non
         raise NotImplementedError("could not solve")
 
     monkeypatch.setattr(sp, "solve", refuse)
+    monkeypatch.setattr(budget, "_IN_WORKER", True)  # workers do not see this process's patch
     li = local_inverse(Problem.from_strings("x", "x**3 + x"))
     assert li.numeric
     assert "Error" not in li.reason and "_CapHit" not in li.reason
@@ -347,6 +348,7 @@ def test_sympy_failure_outside_solve_is_a_plain_sentence(monkeypatch: pytest.Mon
         raise ValueError("boom")
 
     monkeypatch.setattr(sp, "linear_eq_to_matrix", broken)
+    monkeypatch.setattr(budget, "_IN_WORKER", True)  # workers do not see this process's patch
     li = local_inverse(Problem.from_strings("x", "x**2"))
     assert li.numeric
     assert (

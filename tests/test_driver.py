@@ -9,6 +9,7 @@ from catalogue import CATALOGUE
 
 from scaleinv import Problem, Status, load_spec, minimize, rules
 from scaleinv.errors import ProblemError
+from scaleinv.numeric import runtime
 from scaleinv.numeric.rules import make_rule
 
 COMPARISON = CATALOGUE["comparison"]
@@ -135,3 +136,32 @@ def test_bfgs_runs_through_scipy_and_records_iterates() -> None:
 def test_bad_driver_input(x0, steps, match) -> None:
     with pytest.raises(ProblemError, match=match):
         minimize(COMPARISON, rules.gd(), np.array(x0), steps)
+
+
+_FOLD = Problem.from_strings(["x"], ["x**2"], target=[1])
+_CHUNKED_CASES = {  # per case: starts whose statuses differ (running, stopped in several ways)
+    "gd: step limit and diverged": (COMPARISON, rules.gd(0.2), [[0.1, 0.1], [3.0, 3.0], [1, 2]]),
+    "newton: converged, step limit, singular": (
+        COMPARISON,  # Newton on x1**4 shrinks x1 by 2/3 a step; singular where x1 = 0
+        rules.newton(1.0),
+        [[2.0, 0.5], [1.5, 3.0], [2.0, 0.0], [1.0, 0.3], [40.0, 90.0]],
+    ),
+    "pg: no inverse for |x| > 1.22 when eta = 3": (_FOLD, rules.pg(3.0), [[0.5], [2.0], [1.0]]),
+}
+
+
+@pytest.mark.parametrize("case", _CHUNKED_CASES)
+def test_a_batch_run_in_chunks_gives_each_sample_its_own_run(case, monkeypatch) -> None:
+    """The NumPy engine runs per-sample rules one chunk of samples after another: each
+    sample's points, losses, statuses and steps taken are those of its run alone."""
+    problem, rule, starts = _CHUNKED_CASES[case]
+    x0 = np.array(starts * 4, dtype=float).reshape(2, 2 * len(starts), -1)  # batch axes (2, k)
+    monkeypatch.setattr(runtime, "CHUNK", 3)  # chunks cut across both batch axes
+    batch = minimize(problem, rule, x0, 12, 1e-5, record="every:5", engine="numpy")
+    assert len(set(batch.statuses())) >= 2
+    for index in np.ndindex(x0.shape[:-1]):
+        alone = minimize(problem, rule, x0[index], 12, 1e-5, record="every:5", engine="numpy")
+        np.testing.assert_allclose(batch.x[(slice(None), *index)], alone.x, rtol=1e-12)
+        np.testing.assert_allclose(batch.y[(slice(None), *index)], alone.y, rtol=1e-12)
+        np.testing.assert_allclose(batch.loss[(slice(None), *index)], alone.loss, rtol=1e-12)
+        assert batch.status[index] == alone.status and batch.steps_taken[index] == alone.steps_taken

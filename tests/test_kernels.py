@@ -103,23 +103,70 @@ def test_functions_of_huge_numbers_are_evaluated_exactly_once() -> None:
     assert overflow([[1.0]]).tolist() == [[np.inf, np.inf]]
 
 
-@pytest.mark.slow
-def test_a_4096_point_stencil_compiles_and_matches_numpy() -> None:
-    # The periodic stencil of reports/diffusion.toml without its cubic term: its loss
-    # ½|P − y*|² has 4,096 terms (a RecursionError from about 3,000 outputs before).
-    from scaleinv import Problem
-
-    n = 4096
+def test_long_sums_inside_other_functions_are_balanced_too() -> None:
+    # NumPyPrinter prints |.|, atan2, Piecewise and sign itself; the sum inside came out flat
+    # (a RecursionError in Python's compiler from about 3,000 terms).
+    n = 5000
     x = sp.symbols(f"x0:{n}", real=True)
-    outputs = [x[i] + (x[(i + 1) % n] - 2 * x[i] + x[i - 1]) / 10 for i in range(n)]
+    total, product = sp.Add(*x), sp.Mul(*x)
+    exprs = [
+        sp.Abs(total - n),
+        sp.atan2(total, x[0]),
+        sp.Piecewise((total, x[0] > 0), (-total, True)),
+        sp.sign(total - n) * x[1],
+        sp.Abs(product),
+    ]
+    kernel = compile_kernel("nested", exprs, [("x", x)])
+    v = np.random.default_rng(4).uniform(0.9, 1.1, (3, n))
+    v[1, 0] = -v[1, 0]
+    s = v.sum(-1)
+    expected = [
+        np.abs(s - n),
+        np.arctan2(s, v[:, 0]),
+        np.where(v[:, 0] > 0, s, -s),
+        np.sign(s - n) * v[:, 1],
+        np.abs(v.prod(-1)),
+    ]
+    np.testing.assert_allclose(kernel(v), np.stack(expected, axis=-1), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_4096_point_stencil_derives_compiles_and_steps_like_numpy() -> None:
+    # The periodic diffusion step written out per expression: its loss ½|P − y*|² has 4,096 terms (a
+    # RecursionError from about 3,000 outputs before). Twin: the same step in NumPy, with J,
+    # ∇L and H = JᵀJ + Σ rᵢ ∇²Pᵢ assembled by hand and solved by SciPy.
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    from scaleinv import Problem, rules
+
+    n, c = 4096, 0.05
+    x = sp.symbols(f"x0:{n}", real=True)
+    outputs = [x[i] + (x[(i + 1) % n] - 2 * x[i] + x[i - 1]) / 10 + c * x[i] ** 3 for i in range(n)]
     target = 0.5 * np.sin(2 * np.pi * np.arange(n) / n)
-    kernels = Problem(x, outputs, target=target.tolist()).compile()
+    problem = Problem(x, outputs, target=target.tolist())
+    kernels = problem.compile()
+    newton = rules.newton(1.0).compile(problem).step
     v = np.random.default_rng(1).uniform(-1, 1, (2, n))
-    p = v + (np.roll(v, -1, axis=-1) - 2 * v + np.roll(v, 1, axis=-1)) / 10
+
+    def roll(a, k):
+        return np.roll(a, k, axis=-1)
+
+    p = v + (roll(v, -1) - 2 * v + roll(v, 1)) / 10 + c * v**3
     r = p - target
     np.testing.assert_allclose(kernels.loss(v), 0.5 * (r * r).sum(-1), rtol=1e-12)
-    gradient = r + (np.roll(r, 1, axis=-1) - 2 * r + np.roll(r, -1, axis=-1)) / 10  # Jᵀ r
+    diagonal = 0.8 + 3 * c * v**2  # J = diag(diagonal) + (shift up + shift down)/10
+    gradient = diagonal * r + (roll(r, 1) + roll(r, -1)) / 10  # Jᵀ r
     np.testing.assert_allclose(kernels.gradient(v), gradient, rtol=1e-9, atol=1e-12)
+    dx, _, status = newton(v, None)
+    assert (status == 0).all()
+    for sample in range(len(v)):
+        jac = scipy.sparse.diags(diagonal[sample]) + scipy.sparse.diags(
+            [0.1, 0.1, 0.1, 0.1], [1, -1, n - 1, 1 - n], shape=(n, n)
+        )
+        hessian = jac.T @ jac + scipy.sparse.diags(6 * c * v[sample] * r[sample])
+        want = -scipy.sparse.linalg.spsolve(hessian.tocsc(), gradient[sample])
+        np.testing.assert_allclose(dx[sample], want, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("flavor", ["jax", "torch"])

@@ -1,7 +1,8 @@
 """One driver for every rule: :func:`minimize` runs a compiled rule over a batch of start points.
 
-The batch advances as whole-array operations and streams (the loop is
-:func:`scaleinv.numeric.runtime.iterate`, which exported modules and Dask workers run too): it
+The batch advances as array operations and streams (the loop is
+:func:`scaleinv.numeric.runtime.iterate`, which exported modules and Dask workers run too; a
+per-sample rule runs it on one chunk of samples after another, see :func:`_iterate_numpy`): it
 holds the current point and loss of every sample, and keeps only the steps ``record`` asks for (see
 :mod:`scaleinv.numeric.trajectory`), so its memory does not grow with ``steps x batch`` unless
 the full history is asked for. Before it allocates anything, it checks that the run fits in
@@ -28,7 +29,7 @@ from scaleinv.numeric.indexed_steps import (
     indexed_inverse_note,
 )
 from scaleinv.numeric.inverse import numeric_inverse_note
-from scaleinv.numeric.kernels import real_array
+from scaleinv.numeric.kernels import ProblemKernels, real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
@@ -218,20 +219,10 @@ def minimize(
     if chosen == "jax" and isinstance(problem, Problem):  # never indexed (choose_engine)
         return _run_jax(problem, rule, x0, steps, tol, record, kept)
     try:
-        recorder = runtime.Recorder(kernels.P, kept, x0, problem.m)
-        state = compiled.init(x0, steps)
+        flat = x0.reshape(samples, problem.n)
+        recorder = runtime.Recorder(kernels.P, kept, flat, problem.m)
         with ProgressBar(steps if progress else 0, f"minimize {rule.name}") as bar:
-            status, taken = runtime.iterate(
-                compiled.step,
-                kernels.gradient,
-                kernels.loss,
-                x0,
-                steps,
-                tol,
-                recorder,
-                state,
-                bar.update,
-            )
+            status, taken = _iterate_numpy(rule, compiled, kernels, flat, steps, tol, recorder, bar)
     except MemoryError as err:
         if isinstance(err, MemoryLimitError):
             raise
@@ -239,7 +230,56 @@ def minimize(
         need = 8 * samples * (len(kept) * (sum(shape) + 1) + _working_floats(*shape, problem))
         advice = "pass record='last' or run fewer starts at a time"
         raise MemoryLimitError(what, need, available_memory() or 0, advice) from None
-    return Trajectory(recorder.x, recorder.y, recorder.loss, status, rule.name, kept, taken)
+    batch, r = x0.shape[:-1], len(kept)
+    x, y = recorder.x.reshape((r, *x0.shape)), recorder.y.reshape((r, *batch, problem.m))
+    loss, status, taken = (
+        recorder.loss.reshape((r, *batch)),
+        status.reshape(batch),
+        taken.reshape(batch),
+    )
+    return Trajectory(x, y, loss, status, rule.name, kept, taken)
+
+
+def _iterate_numpy(
+    rule: Rule,
+    compiled: CompiledRule,
+    kernels: ProblemKernels,
+    x0: np.ndarray,
+    steps: int,
+    tol: float | None,
+    recorder: runtime.Recorder,
+    bar: ProgressBar,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~scaleinv.numeric.runtime.iterate` over the flat batch ``x0`` (``(samples, n)``).
+
+    A per-sample rule without per-run state arrays runs the whole loop on one chunk of
+    :data:`~scaleinv.numeric.runtime.CHUNK` samples after the other: each sample's steps do
+    not depend on the others, so the results are the same, and a chunk's point, step, loss
+    and statuses stay in cache for all its steps (instead of every step streaming the whole
+    batch through memory several times). Other rules (HIG's batch SVD, BFGS) run whole.
+    """
+    samples, gradient, loss = len(x0), kernels.gradient, kernels.loss
+    whole = not rule.per_sample or compiled.state_bytes(1, steps) or samples <= runtime.CHUNK
+    if whole:
+        state = compiled.init(x0, steps)
+        return runtime.iterate(
+            compiled.step, gradient, loss, x0, steps, tol, recorder, state, bar.update
+        )
+    status = np.empty(samples, dtype=np.int8)
+    taken = np.empty(samples, dtype=np.int64)
+    chunks = -(-samples // runtime.CHUNK)
+    for c, start in enumerate(range(0, samples, runtime.CHUNK)):
+        rows = slice(start, start + runtime.CHUNK)
+
+        def update(done: int, running: int | None = None, c: int = c) -> None:
+            bar.update((c * steps + done) // chunks)
+
+        state = compiled.init(x0[rows], steps)
+        status[rows], taken[rows] = runtime.iterate(
+            compiled.step, gradient, loss, x0[rows], steps, tol, recorder.part(rows), state, update
+        )
+    recorder.filled = len(recorder.steps)
+    return status, taken
 
 
 def _run_jax(

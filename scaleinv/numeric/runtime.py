@@ -36,9 +36,10 @@ _CRAMER_LIMIT = 1e13
 #: Samples per block of the closed-form solve: its temporaries stay in cache (2-3x faster than
 #: whole-batch operations at 10**5 samples).
 _BLOCK = 8192
-#: Samples per chunk of a per-sample step (and of the closed-form local inverse) in process: a
-#: chunk's temporaries stay in cache and its buffers are reused by the allocator. At 10**5
-#: samples of a 2-input problem, whole-batch NumPy operations cost 2-5x more per element.
+#: Samples per chunk of a per-sample step (and of the closed-form local inverse, and of the whole
+#: loop of minimize's NumPy engine) in process: a chunk's temporaries stay in cache and its
+#: buffers are reused by the allocator. At 10**5 samples of a 2-input problem, whole-batch NumPy
+#: operations cost 2-5x more per element (and chunks of 4096 or 65536 were slower than 16384).
 CHUNK = 1 << 14
 
 
@@ -211,6 +212,14 @@ class Recorder:
         self.x = numpy.empty((len(steps),) + x0.shape)
         self.y = numpy.empty((len(steps),) + x0.shape[:-1] + (m,))
         self.loss = numpy.empty((len(steps),) + x0.shape[:-1])
+
+    def part(self, rows):
+        """A recorder of the samples ``rows`` (a slice of the first batch axis) that writes
+        into this one's arrays (a run in chunks of samples records each chunk through one)."""
+        part = Recorder.__new__(Recorder)
+        part.P, part.steps, part.filled = self.P, self.steps, self.filled
+        part.x, part.y, part.loss = self.x[:, rows], self.y[:, rows], self.loss[:, rows]
+        return part
 
     def offer(self, step, x, loss):
         """Keep the point of ``step`` if it is one of the recorded steps."""

@@ -113,6 +113,14 @@ class _Printer(NumPyPrinter):
             return self._fast(expr)
         return super().doprint(expr, assign_to)
 
+    # Sums and products inside what NumPyPrinter prints (|a + b + ...|, Max, Piecewise, sign)
+    # come back to the fast path, so they are balanced there too.
+    def _print_Add(self, expr: Any, order: Any = None) -> str:
+        return self._fast(expr)
+
+    def _print_Mul(self, expr: Any) -> str:
+        return self._fast(expr)
+
     def _fast(self, expr: Any) -> str:
         if expr.is_Symbol:
             return expr.name

@@ -115,9 +115,33 @@ def escape(text: str) -> str:
         elif ord(ch) < 128 or unicodedata.category(ch) in ("Zl", "Zp", "Cc"):
             out.append(" ")  # control characters (NUL, form feed, DEL, ...) and line separators
         else:
-            plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
-            out.append(escape(plain) if plain else "?")
+            out.append(_by_name(ch))
     return "".join(out)
+
+
+def _by_name(ch: str) -> str:
+    """A character outside the tables: a Greek letter or a subscript letter by its Unicode
+    name (``κ`` → ``$\\kappa$``, ``ᵤ`` → ``$_{u}$``), else reduced to ASCII or ``?``."""
+    name = unicodedata.name(ch, "")
+    words = name.split()
+    if name.startswith(("GREEK SMALL LETTER ", "GREEK CAPITAL LETTER ")) and len(words) == 4:
+        letter = words[3].lower().replace("lamda", "lambda")
+        if words[1] == "SMALL" and letter in _GREEK:
+            return f"$\\{letter}$"
+        if words[1] == "CAPITAL" and letter in _GREEK_CAPITALS:
+            return f"$\\{letter.capitalize()}$"
+    if name.startswith("LATIN SUBSCRIPT SMALL LETTER ") and len(words) == 5:
+        return f"$_{{{words[4].lower()}}}$"
+    plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return escape(plain) if plain else "?"
+
+
+#: The Greek letters LaTeX names, and those whose capitals have a macro (the others look Latin).
+_GREEK = set(
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau "
+    "upsilon phi chi psi omega".split()
+)
+_GREEK_CAPITALS = set("gamma delta theta lambda xi pi sigma upsilon phi psi omega".split())
 
 
 #: A variable in the library's own prose: one letter (not the article "a"), then a subscript

@@ -12,47 +12,64 @@ imports out); whole commands spend a small part of their time in budgeted steps 
 derive`` of ``reports/comparison.toml`` and ``spring.toml``: 18-21 % more CPU). The counted rate
 is about 100 000 steps a second there, so 1 000 000 steps are some 10 s of counted work.
 
-:func:`with_budget` runs the step in a forked worker process (about 11 ms, sympy loaded). The
-worker
+:func:`with_budget` runs the step in a worker process. Workers are not forks of the calling
+process: ``os.fork`` of a process whose threads (JAX's, torch's, a BLAS pool's) hold locks can
+deadlock the child, and JAX warns about it. Each thread that runs budgets starts, on its first
+budget, a *fork server* (:class:`_ForkServer`): a clean interpreter, started with
+``posix_spawn`` (safe from any thread), that runs no threads and holds the SymPy, mpmath and
+scaleinv modules its parent has imported; it forks one worker per budget. The step goes to it
+pickled with ``cloudpickle`` (closures by value): a worker sees the step and its arguments, not
+the parent's other in-memory state (patches of modules included). Starting the server costs
+about 2 s once per thread (its imports). Measured on the 2-core machine under a load of 12,
+interleaved: a no-op budget took 74 ms (32 ms as a fork of the parent, the former design), a
+``simplify`` 386 ms (330 ms; 223 ms counted in-process). A step that does not
+pickle is counted in-process. The worker
 
-- starts from a fixed state: SymPy's cache cleared, ``Dummy`` numbering and the random seeds
-  fixed, imports not counted, so its count hardly depends on what its parent computed before.
-  What remains: facts SymPy caches on the input's own objects (a parent that has unpickled an
-  earlier result of the same problem) shift a count by about 0.5 %, and under Python's random
+- starts from a fixed state: SymPy's cache cleared, ``Dummy`` numbering (above its parent's)
+  and the random seeds fixed, imports not counted, so its count hardly depends on what its
+  parent computed before. What remains: which modules the parent had imported, and facts SymPy
+  caches on the input's own objects, shift a count by about 0.5 %, and under Python's random
   hash seeds the order of sets of symbols varies it by about 0.2 %. The same command on the same
   spec under a fixed ``PYTHONHASHSEED`` repeats every count exactly, whatever the load.
 - is killed at a wall-clock *safety net* of ``steps / WALL_STEPS_PER_SECOND + WALL_GRACE``
   seconds, ten times slower than the counted rate: it only catches a step stuck in C code (huge
   integers) that makes no calls, and its error says so (the one load-dependent verdict).
-- dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so killing a command kills its workers.
+- dies with its server, and the server with the thread that started it (``PR_SET_PDEATHSIG``
+  on Linux; the server also ends when its parent closes its pipe), so killing a command kills
+  its workers.
 
 Budgets nest: steps of an inner budget count against every enclosing one (a worker reports its
 count back), and an inner budget never outlives the one around it. Within a worker, and where
-``isolate=False`` or ``os.fork`` is missing, steps are counted in-process; then SymPy's cache of
-the process is warm, so counts depend on what the process computed before.
+``isolate=False``, ``os.fork`` or ``os.posix_spawn`` is missing, or the step does not pickle,
+steps are counted in-process; then SymPy's cache of the process is warm, so counts depend on
+what the process computed before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import hashlib
 import inspect
 import math
 import os
 import pickle
 import random
+import re
 import select
 import signal
 import sys
 import threading
-import time
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from scaleinv.errors import BudgetExceeded
 
 __all__ = ["with_budget", "cheap_simplify", "steps_spent", "WALL_STEPS_PER_SECOND", "WALL_GRACE"]
-__all__ += ["MAX_EXPANDED_POWER", "huge_power", "tree_size"]
+__all__ += ["MAX_EXPANDED_POWER", "huge_power", "tree_size", "worker_cpu_seconds"]
 
 T = TypeVar("T")
 
@@ -120,6 +137,25 @@ def _meter() -> _Meter:
     return meter
 
 
+#: CPU seconds of every finished worker (list.append is atomic across threads).
+_cpu: list[float] = []
+
+
+def worker_cpu_seconds() -> float:
+    """CPU seconds of the budgets' finished workers so far (of every thread of this process).
+
+    Workers are children of a fork server, not of this process, so ``RUSAGE_CHILDREN`` does not
+    see them: add this to it for the CPU a command spent.
+
+    Examples
+    --------
+    >>> before = worker_cpu_seconds(); _ = with_budget(lambda: sum(range(10**6)), 100, "sum")
+    >>> worker_cpu_seconds() > before
+    True
+    """
+    return sum(_cpu)
+
+
 def steps_spent() -> int:
     """Steps counted so far by the budgets of this thread (including their workers').
 
@@ -141,8 +177,9 @@ def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool =
     Parameters
     ----------
     fn : callable
-        The step; its result and any exception it raises must pickle (SymPy objects do).
-        It runs in another process: changes it makes to objects are not seen by the caller.
+        The step; it is pickled by value (``cloudpickle``) and its result and any exception it
+        raises must pickle (SymPy objects do). It runs in another process: changes it makes
+        to objects are not seen by the caller, nor are patches of the caller's modules by it.
     steps : int
         The work limit: Python function calls, counted (about 100 000 a second on the CI
         machine, see the module docstring). Loops without calls and C code are not counted;
@@ -150,8 +187,8 @@ def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool =
     what : str
         Named in the error ("{what} exceeded its work limit of N steps").
     isolate : bool
-        False: count in this process instead of a worker (for small steps where the 11 ms of a
-        fork would dominate); no wall-clock safety net then.
+        False: count in this process instead of a worker (for small steps where a worker's
+        tens of milliseconds would dominate); no wall-clock safety net then.
 
     Budgets nest: an inner budget never outlives the one around it.
 
@@ -166,7 +203,7 @@ def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool =
     scaleinv.errors.BudgetExceeded: fractions exceeded its work limit of 10,000 steps
     """
     steps = int(steps)
-    if _IN_WORKER or not isolate or not hasattr(os, "fork"):
+    if _IN_WORKER or not isolate or not hasattr(os, "fork") or not hasattr(os, "posix_spawn"):
         return _counted(fn, steps, what)
     return _in_worker(fn, steps, what)
 
@@ -200,44 +237,25 @@ def _counted(fn: Callable[[], T], steps: int, what: str) -> T:
 
 
 def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
-    """Run ``fn`` in a forked process counting its steps; kill it at the wall safety net."""
+    """Run ``fn`` in a worker forked by this thread's fork server; kill it at the safety net."""
     meter = _meter()
     room = min(steps, meter.limit - meter.spent)
     if room < 0:
         raise _OutOfSteps
     wall = steps / WALL_STEPS_PER_SECOND + WALL_GRACE
-    deadline = time.monotonic() + wall
-    _prctl()  # loaded before the fork, so that workers need not
-    parent = os.getpid()
-    read_end, write_end = os.pipe()
     counting = sys.gettrace()
-    sys.settrace(None)  # other packages' at-fork hooks are not ours to count (or to stop)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the worker (coverage does not follow a fork)
-        os.close(read_end)
-        _serve(fn, int(room), what, write_end, parent)
-    sys.settrace(counting)
-    os.close(write_end)
-    chunks: list[bytes] = []
-    done = False
+    sys.settrace(None)  # pickling and waiting are not the step's work
     try:
-        while not done:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                meter.spent += int(room)  # its count is lost with it: charge the whole budget
-                raise BudgetExceeded(what, steps, wall=wall)
-            ready, _, _ = select.select([read_end], [], [], left)
-            if ready:
-                chunk = os.read(read_end, 1 << 16)
-                chunks.append(chunk)
-                done = not chunk
+        request = _request(fn, int(room), what)
+        reply = None if request is None else _server().run(request, wall)
     finally:
-        os.close(read_end)
-        if not done:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    data = b"".join(chunks)
-    kind, value, spent = pickle.loads(data) if data else ("crash", "no result", 0)
+        sys.settrace(counting)
+    if request is None:  # fn cannot cross processes: count it here
+        return _counted(fn, steps, what)
+    if reply is None:  # the worker ran past the wall-clock safety net: its count is lost
+        meter.spent += int(room)  # with it, so the whole budget is charged
+        raise BudgetExceeded(what, steps, wall=wall)
+    kind, value, spent = pickle.loads(reply) if reply else ("crash", "no result", 0)
     meter.spent += spent
     if meter.spent > meter.limit:  # an enclosing (counted) budget ran out
         sys.settrace(None)  # the enclosing budget restores what it found
@@ -246,23 +264,188 @@ def _in_worker(fn: Callable[[], T], steps: int, what: str) -> T:
         return cast(T, value)
     if kind == "error":
         raise cast(BaseException, value)
-    if kind == "unpicklable":  # the result cannot cross processes: compute it here instead
+    if kind == "unpicklable":  # fn or its result cannot cross processes: compute it here
         return _counted(fn, steps, what)
     raise RuntimeError(f"{what}: the worker process died ({value})")
 
 
-def _serve(fn: Callable[[], Any], steps: int, what: str, fd: int, parent: int) -> None:
-    """The worker (pragma: no cover): run ``fn``, write ``(kind, value, steps)``, exit."""
+def _request(fn: Callable[[], Any], steps: int, what: str) -> bytes | None:
+    """The pickled task of a worker (closures by value), or None when ``fn`` cannot pickle."""
+    sympy = sys.modules.get("sympy")
+    dummies = sympy.Dummy._count if sympy is not None else 0
+    try:
+        import cloudpickle
+
+        return cast(bytes, cloudpickle.dumps((sys.path, dummies, fn, steps, what)))
+    except Exception:  # noqa: BLE001 - anything that cannot pickle is counted in-process
+        return None
+
+
+class _ForkServer:
+    """A clean interpreter that forks one worker per budget (the "zygote").
+
+    ``os.fork`` of a process whose threads hold locks (JAX's, torch's, a BLAS pool's) can
+    deadlock the child. The server is started with ``posix_spawn`` (safe from any thread), runs
+    no threads of its own (one BLAS thread; of the parent's modules only SymPy's, mpmath's and
+    scaleinv's, without those of JAX, torch, Dask or numba), and forks workers from that
+    single-threaded state. It dies with the
+    thread that started it (``PR_SET_PDEATHSIG``), and its workers with it.
+
+    Protocol, frames of an 8-byte length and a payload: a request in (the server's stdin); the
+    worker's pid out (a pipe whose number is in ``argv``), then its CPU seconds (a line) and its
+    pickled ``(kind, value, steps)`` (empty if it died). Server and workers print to the
+    parent's stdout and stderr.
+    A request starts with the names of the modules of SymPy, mpmath and scaleinv that the
+    parent has imported since its last request (a newline-separated line): the server imports
+    them before it forks, so a worker starts with the modules a fork of the parent would have
+    (SymPy imports some on first use, ``sympy.physics.units`` at the first ``simplify``: a
+    worker without them spends seconds importing them, uncounted).
+    """
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()  # a fork of the owner (a process pool) must start its own
+        self._sent: set[str] = set()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env.update(dict.fromkeys(_BLAS_THREADS, "1"))
+        to_server, self._in = os.pipe()
+        self._out, from_server = os.pipe()
+        os.set_inheritable(from_server, True)  # its number is passed; stdout stays the parent's
+        script = "from scaleinv.symbolic.budget import _serve_forks; _serve_forks()"
+        argv = [sys.executable, "-c", script, str(os.getpid()), str(from_server), _SOURCE]
+        try:
+            self.pid = os.posix_spawn(
+                sys.executable, argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, to_server, 0)]
+            )
+        finally:
+            os.close(to_server)
+            os.close(from_server)
+        self._finalizer = weakref.finalize(self, _stop_server, self.pid, self._in, self._out)
+
+    def run(self, request: bytes, wall: float) -> bytes | None:
+        """The worker's reply, or None once it ran ``wall`` seconds (it is killed then).
+
+        The clock starts at the fork: the server's start and imports are not the step's."""
+        loaded = {m for m in sys.modules if m.startswith(_MIRRORED) and not _THREADED.search(m)}
+        modules, self._sent = " ".join(sorted(loaded - self._sent)), self._sent | loaded
+        try:
+            _write_frame(self._in, modules.encode() + b"\n" + request)
+            worker = int(_read_frame(self._out))
+            ready, _, _ = select.select([self._out], [], [], wall)
+            if not ready:
+                os.kill(worker, signal.SIGKILL)
+            cpu, reply = _read_frame(self._out).split(b"\n", 1)
+            _cpu.append(float(cpu))
+            return reply if ready else None
+        except BaseException:  # out of step with the server (it died, or we were interrupted)
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """End the server (closing its pipe) and wait for it."""
+        self._finalizer()
+        if getattr(_servers, "server", None) is self:
+            del _servers.server
+
+
+#: This file's hash: a server started from a changed file (an upgrade under a running process)
+#: would speak another protocol, so it refuses to serve.
+_SOURCE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+#: The packages whose modules a fork server imports when the parent has (see _ForkServer).
+_MIRRORED = ("sympy", "mpmath", "scaleinv")
+#: Modules a fork server must not import: they start threads.
+_THREADED = re.compile(r"jax|torch|dask|distributed|numba")
+_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_servers = threading.local()
+
+
+def _server() -> _ForkServer:
+    """This thread's fork server, started on first use (restarted if it died)."""
+    server = getattr(_servers, "server", None)
+    if server is None or server.owner != os.getpid():
+        server = _servers.server = _ForkServer()
+    return cast(_ForkServer, server)
+
+
+def _stop_server(pid: int, to_server: int, from_server: int) -> None:
+    os.close(to_server)  # the server exits at the end of its input
+    os.close(from_server)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _write_frame(fd: int, payload: bytes) -> None:
+    data = len(payload).to_bytes(8, "little") + payload
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _read_frame(fd: int) -> bytes:
+    size = int.from_bytes(_read_exactly(fd, 8), "little")
+    return _read_exactly(fd, size)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise RuntimeError("the budget's fork server died")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _serve_forks() -> None:  # pragma: no cover - the fork server (a separate interpreter)
+    """The fork server's loop: ``argv`` holds the parent's pid and the reply pipe's number."""
+    import importlib
+
+    parent, replies, source = sys.argv[1:]
+    if source != _SOURCE:  # this file changed on disk (an upgrade) since the parent loaded it
+        sys.exit("scaleinv's budget module changed since this process started: restart it")
+    _die_with(int(parent))
+    out = int(replies)
+    import cloudpickle  # noqa: F401 - every request needs it to unpickle
+
+    server = os.getpid()
+    while True:
+        try:
+            modules, _, request = _read_frame(0).partition(b"\n")
+        except RuntimeError:  # the parent closed the pipe: done
+            os._exit(0)
+        for name in modules.decode().split():
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            os.close(out)
+            _serve(request, write_end, server)
+        os.close(write_end)
+        _write_frame(out, str(pid).encode())
+        with os.fdopen(read_end, "rb") as results:
+            reply = results.read()
+        usage = os.wait4(pid, 0)[2]
+        _write_frame(out, f"{usage.ru_utime + usage.ru_stime!r}\n".encode() + reply)
+
+
+def _serve(request: bytes, fd: int, parent: int) -> None:  # pragma: no cover - the worker
+    """The worker: run the request's ``fn``, write ``(kind, value, steps)``, exit."""
     global _IN_WORKER
-    sys.settrace(None)  # the parent's counter, if any, was copied by the fork
     _die_with(parent)
     _IN_WORKER = True
-    _fix_state()
     meter = _meters.meter = _Meter()
     try:
-        result: tuple[str, Any] = ("ok", _counted(fn, steps, what))
-    except BaseException as err:  # every failure goes back to the caller
-        result = ("error", err)
+        path, dummies, fn, steps, what = pickle.loads(request)
+    except Exception:  # noqa: BLE001 - e.g. a module of the parent's not importable here
+        result: tuple[str, Any] = ("unpicklable", None)
+    else:
+        sys.path[:] = path
+        _fix_state(dummies)
+        try:
+            result = ("ok", _counted(fn, steps, what))
+        except BaseException as err:  # every failure goes back to the caller
+            result = ("error", err)
     try:
         payload = pickle.dumps((*result, meter.spent))
         pickle.loads(payload)
@@ -274,7 +457,7 @@ def _serve(fn: Callable[[], Any], steps: int, what: str, fd: int, parent: int) -
             payload = pickle.dumps(("error", RuntimeError(why), meter.spent))
     with os.fdopen(fd, "wb") as out:
         out.write(payload)
-    os._exit(0)  # no atexit handlers, no flushing of the parent's buffers
+    os._exit(0)  # no atexit handlers, no flushing of the server's buffers
 
 
 @functools.cache
@@ -297,14 +480,17 @@ def _die_with(parent: int) -> None:  # pragma: no cover - runs in the worker
         os._exit(1)
 
 
-def _fix_state() -> None:  # pragma: no cover - runs in the worker
-    """Make a worker's count independent of its parent's history (cache, Dummy numbers, seeds)."""
+def _fix_state(dummies: int) -> None:  # pragma: no cover - runs in the worker
+    """Make a worker's count independent of its parent's history (cache, Dummy numbers, seeds).
+
+    ``dummies`` is the parent's ``Dummy`` counter: the worker numbers its own above it.
+    """
     import sympy as sp
     from sympy.core import random as sympy_random
     from sympy.core.cache import clear_cache
 
     clear_cache()
-    depth = max(sp.Dummy._count // _DUMMY_BASE, 0) + 1
+    depth = max(dummies // _DUMMY_BASE, 0) + 1
     sp.Dummy._count = depth * _DUMMY_BASE
     random.seed(0)
     sympy_random.seed(0)
