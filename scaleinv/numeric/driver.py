@@ -23,6 +23,7 @@ from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
 from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.engines import check_engine, choose_engine, reruns_no_inverse
+from scaleinv.numeric.indexed_kernels import IndexedKernels
 from scaleinv.numeric.indexed_steps import (
     compile_indexed_rule,
     flat_points,
@@ -243,7 +244,7 @@ def minimize(
 def _iterate_numpy(
     rule: Rule,
     compiled: CompiledRule,
-    kernels: ProblemKernels,
+    kernels: ProblemKernels | IndexedKernels,
     x0: np.ndarray,
     steps: int,
     tol: float | None,
