@@ -127,3 +127,13 @@ def test_dask_run_equals_in_memory_run(spec_path):
             np.testing.assert_array_equal(ys, ref.y)
             np.testing.assert_array_equal(loss, ref.loss)
             np.testing.assert_array_equal(status, ref.status)
+
+
+def test_minimize_dask_sends_an_indexed_problem_to_minimize(spec_path):
+    # Its workers run scaleinv.minimize, which only minimize itself passes in.
+    from scaleinv.errors import ScaleinvError
+    from scaleinv.numeric.distributed import minimize_dask
+
+    problem = load_spec(spec_path).problem
+    with pytest.raises(ScaleinvError, match="through scaleinv.minimize"):
+        minimize_dask(problem, rules.gd(0.5), np.ones((2, problem.n)), 3)

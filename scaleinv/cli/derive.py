@@ -104,18 +104,19 @@ def _entries(
 
 
 def _describe_inverse(spec: Spec) -> str:
-    inverse = spec.problem.local_inverse()
+    p = spec.expression_problem("the local inverse")
+    inverse = p.local_inverse()
     if inverse.numeric:
         text = f"local inverse: numeric (warm-started at the current x): {inverse.reason}"
         return "\n".join(textwrap.wrap(text, WIDTH, subsequent_indent="  ")) + "\n"
     lines = ["local inverse branches of P(x) = y:"]
     for i, branch in enumerate(inverse.branches, 1):
         lines.append(f"  branch {i}:")
-        for x, e in zip(spec.problem.inputs, branch.solution):
+        for x, e in zip(p.inputs, branch.solution):
             lines.append(indented_formula(str(x), e, "    "))
         where = f"valid where: {format_expr(branch.condition)}"
         lines += textwrap.wrap(where, WIDTH, initial_indent="    ", subsequent_indent="        ")
-        periods = [f"{x}: {t}" for x, t in zip(spec.problem.inputs, branch.period) if t is not None]
+        periods = [f"{x}: {t}" for x, t in zip(p.inputs, branch.period) if t is not None]
         if periods:
             lines.append(f"    periodic: {', '.join(periods)} (plus integer multiples)")
     return "\n".join(lines) + "\n"

@@ -53,7 +53,7 @@ def large_run_summary(spec: Spec, rows: list[list], finals: list) -> str:
 
 def large_derivation(spec: Spec) -> str:
     """``scaleinv derive`` past :data:`FEW` inputs: counts, structure, representative entries."""
-    p = spec.problem
+    p = spec.expression_problem("this derivation")
     s = p.sparsity
     xs, ys = p.inputs, p.output_symbols
     lines = [
@@ -69,7 +69,7 @@ def large_derivation(spec: Spec) -> str:
         lines.append("")
 
     section("P(x)", [(str(ys[k]), p.outputs[k]) for k in range(3)], f"the first 3 of {p.m}")
-    if p.has_default_loss and all(t.is_number for t in p.target):
+    if p.has_default_loss and p.target is not None and all(t.is_number for t in p.target):
         target = format_ends(np.array([float(t) for t in p.target]))
         lines += [f"L(y) = |y - y*|**2/2 with {p.m} targets", f"  y* = {target}", ""]
     elif len(sp.sstr(p.loss)) <= 200:

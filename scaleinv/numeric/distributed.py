@@ -68,7 +68,7 @@ def dask_array() -> Any:
 
 
 def minimize_dask(
-    problem: Problem | IndexedProblem,
+    problem: Problem,
     rule: Rule,
     x0: Any,
     steps: int,
@@ -82,7 +82,8 @@ def minimize_dask(
     ``status`` are lazy Dask arrays chunked like ``x0`` along the batch axes (compute them
     together, e.g. ``dask.compute(t.x[-1], t.status)``, to run each chunk once). The rule must
     be exportable (GD, Newton, IG, HIG, PG). An indexed problem runs its structured steps
-    (:mod:`scaleinv.numeric.distributed_indexed`: there the workers import scaleinv). HIG's
+    (:func:`scaleinv.minimize` sends it to
+    :func:`~scaleinv.numeric.distributed_indexed.minimize_indexed_dask`). HIG's
     singular-value cut-off is relative to the largest singular value of each chunk, not of
     the whole batch.
 
@@ -95,13 +96,10 @@ def minimize_dask(
     >>> t.x[-1].compute()[0].round(6)  # doctest: +SKIP
     array([0.000798, 0.028248])
     """
-    if x0.ndim == 0 or x0.shape[-1] != problem.n:
-        raise ProblemError(f"x0 must have shape (..., {problem.n}), got {x0.shape}")
+    if isinstance(problem, IndexedProblem):
+        raise ScaleinvError("an indexed problem runs on Dask through scaleinv.minimize")
+    check_dask_starts(x0, problem.n)
     steps = check_steps(steps)
-    if isinstance(problem, IndexedProblem):  # workers run scaleinv's structured steps
-        from scaleinv.numeric.distributed_indexed import minimize_indexed_dask
-
-        return minimize_indexed_dask(problem, rule, x0, steps, tol, record)
     source = module_source(problem, [rule], title="scaleinv kernels for Dask workers")
     if rule.step_name not in ast.literal_eval(source.rsplit("__all__ = ", 1)[1]):
         notes = [line.split(": ", 1) for line in source.splitlines() if line.startswith("Not ex")]
@@ -110,6 +108,12 @@ def minimize_dask(
     kept = recorded_steps(record, steps)
     return run_blocks(x0, _TASK["run_chunk"], (source, rule.step_name, steps, tol, kept, problem.m),
                       problem.n, problem.m, rule, kept)  # fmt: skip
+
+
+def check_dask_starts(x0: Any, n: int) -> None:
+    """Refuse a Dask array of starts whose shape is not ``(..., n)``."""
+    if x0.ndim == 0 or x0.shape[-1] != n:
+        raise ProblemError(f"x0 must have shape (..., {n}), got {x0.shape}")
 
 
 def run_blocks(

@@ -6,7 +6,10 @@ NumPy-only module does not hold. So here the workers import scaleinv: each recei
 problem as plain data (fields, grid, point formulas, boundary, params; a few kilobytes
 whatever the grid), rebuilds and compiles it once per worker process, and runs
 :func:`scaleinv.minimize` on its chunk of starts — the in-process code, so a Dask run equals
-an in-memory one. Chunks are packed and unpacked as for every problem
+an in-memory one. ``minimize`` is passed in by its caller (it pickles by reference) rather than
+imported here: the driver calls this module, so importing the driver back would be a cycle,
+and a lower-level copy of its NumPy loop (memory check, cached compiled rules, errors) would
+be the same logic twice. Chunks are packed and unpacked as for every problem
 (:func:`scaleinv.numeric.distributed.run_blocks`).
 """
 
@@ -16,10 +19,12 @@ import copyreg
 import hashlib
 import io
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from scaleinv.numeric.distributed import check_dask_starts, run_blocks
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.trajectory import Trajectory, recorded_steps
 from scaleinv.symbolic.indexed import Boundary, IndexedProblem
@@ -66,14 +71,22 @@ def problem_from_payload(payload: bytes) -> IndexedProblem:
     return _REBUILT[key]
 
 
+#: :func:`scaleinv.minimize`'s signature, as the workers call it.
+Minimize = Callable[..., Trajectory]
+
+
 def _run_chunk(
-    x0: np.ndarray, payload: bytes, rule: Rule, steps: int, tol: float | None, record: str
+    x0: np.ndarray,
+    payload: bytes,
+    rule: Rule,
+    steps: int,
+    tol: float | None,
+    record: str,
+    minimize: Minimize,
 ) -> np.ndarray:
-    """One chunk: :func:`scaleinv.minimize` on the rebuilt problem, packed on the last axis
+    """One chunk: ``minimize`` on the rebuilt problem, packed on the last axis
     (x, y, loss, status, steps taken of the recorded steps)."""
     import warnings
-
-    from scaleinv.numeric.driver import minimize
 
     problem = problem_from_payload(payload)
     with warnings.catch_warnings():  # the client warned once
@@ -86,11 +99,17 @@ def _run_chunk(
 
 
 def minimize_indexed_dask(
-    problem: IndexedProblem, rule: Rule, x0: Any, steps: int, tol: float | None, record: str
+    problem: IndexedProblem,
+    rule: Rule,
+    x0: Any,
+    steps: int,
+    tol: float | None,
+    record: str,
+    minimize: Minimize,
 ) -> Trajectory:
-    """:func:`scaleinv.minimize` over a Dask array of flat starts ``(..., n)`` (see above)."""
-    from scaleinv.numeric.distributed import run_blocks
-
+    """``minimize`` (:func:`scaleinv.minimize`, whose caller passes it) over a Dask array of
+    flat starts ``(..., n)``, chunk by chunk on the workers (see above)."""
+    check_dask_starts(x0, problem.n)
     kept = recorded_steps(record, steps)
-    args = (problem_payload(problem), rule, steps, tol, record)
+    args = (problem_payload(problem), rule, steps, tol, record, minimize)
     return run_blocks(x0, _run_chunk, args, problem.n, problem.m, rule, kept)

@@ -23,6 +23,7 @@ from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule
 from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.engines import check_engine, choose_engine, reruns_no_inverse
+from scaleinv.numeric.indexed_kernels import IndexedKernels
 from scaleinv.numeric.indexed_steps import (
     compile_indexed_rule,
     flat_points,
@@ -197,6 +198,10 @@ def minimize(
     if note is not None:
         warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
     if type(x0).__module__.split(".")[0] == "dask":  # many starts, chunk by chunk on Dask
+        if isinstance(problem, IndexedProblem):  # workers run this function's structured steps
+            from scaleinv.numeric.distributed_indexed import minimize_indexed_dask
+
+            return minimize_indexed_dask(problem, rule, x0, steps, tol, record, minimize)
         from scaleinv.numeric.distributed import minimize_dask
 
         return minimize_dask(problem, rule, x0, steps, tol, record)
@@ -212,7 +217,7 @@ def minimize(
     _check_memory(problem, rule, compiled, samples, shape, steps, count, record, max_memory)
     kept = recorded_steps(record, steps)
     chosen, _ = choose_engine(problem, rule, samples, steps, engine)
-    if chosen == "jax":
+    if chosen == "jax" and isinstance(problem, Problem):  # never indexed (choose_engine)
         return _run_jax(problem, rule, x0, steps, tol, record, kept)
     try:
         flat = x0.reshape(samples, problem.n)
@@ -239,7 +244,7 @@ def minimize(
 def _iterate_numpy(
     rule: Rule,
     compiled: CompiledRule,
-    kernels: ProblemKernels,
+    kernels: ProblemKernels | IndexedKernels,
     x0: np.ndarray,
     steps: int,
     tol: float | None,

@@ -11,15 +11,9 @@ prints them).
 
 from __future__ import annotations
 
-import base64
-import html
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +21,7 @@ import numpy as np
 from scaleinv.analysis.units import check_unit_table, problem_dimensions
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric import Status, compile_problem
+from scaleinv.reports.build_result import BuildResult, ResultRow, page_images
 from scaleinv.reports.content import RuleRun, derive, report_options, run_rules
 from scaleinv.reports.document import FigureRef, render_document
 from scaleinv.reports.extras import applicable_claims, composition_part, ledger_rows
@@ -36,107 +31,19 @@ from scaleinv.reports.indexed_build import build_indexed_into
 from scaleinv.reports.outdir import OutputFolder
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
 from scaleinv.reports.selection_note import branch_selection_tex
-from scaleinv.reports.spec_verdicts import SpecVerdicts, spec_verdicts, transforms_of
+from scaleinv.reports.spec_verdicts import spec_verdicts, transforms_of
 from scaleinv.reports.structure import hessian_work
 from scaleinv.reports.study import run_study
 from scaleinv.reports.study_figure import study_figure
 from scaleinv.reports.study_text import study_tex
 from scaleinv.reports.text import numeric_inverse_line
-from scaleinv.reports.verdicts import VerdictRow, start_tex, verdict_rows
+from scaleinv.reports.verdicts import start_tex, verdict_rows
 from scaleinv.symbolic import IndexedProblem, Spec, load_spec
 
 __all__ = ["BuildResult", "ResultRow", "build", "default_out_dir", "page_images"]
 __all__ += ["MAX_REPORT_WORK", "MAX_REPORT_INPUTS"]
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ResultRow:
-    """One rule run from one start: what the results table shows."""
-
-    rule: str
-    start: tuple[float, ...]
-    steps: int
-    final_x: tuple[float, ...]
-    final_loss: float
-    status: str
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    """Where a build put its files, and what it found.
-
-    Attributes
-    ----------
-    title : str
-        The spec's title.
-    out_dir, tex, figures_dir : Path
-        The output folder, ``report.tex`` and the figures folder in it.
-    pdf : Path or None
-        ``report.pdf``, or None when it was not built (``note`` says why and how).
-    figures : tuple of Path
-        Every figure file (PDF and PNG).
-    results : tuple of ResultRow
-    verdicts : tuple of VerdictRow
-        The rows of the report's verdict tables and its claims appendix.
-    checks : SpecVerdicts
-        The verdicts those rows show, the same objects ``scaleinv verify`` prints
-        (:func:`~scaleinv.reports.spec_verdicts.spec_verdicts`).
-    note : str
-        How to get the PDF when it was not built, else ``""``.
-    seconds : float
-        Wall time of the build.
-    inverse_note : str
-        The ``note:`` line saying that a rule solves ``P(x) = y`` numerically, else ``""``
-        (the driver's warning is not repeated per run).
-    """
-
-    title: str
-    out_dir: Path
-    tex: Path
-    pdf: Path | None
-    figures_dir: Path
-    figures: tuple[Path, ...]
-    results: tuple[ResultRow, ...]
-    verdicts: tuple[VerdictRow, ...]
-    checks: SpecVerdicts
-    note: str
-    seconds: float
-    inverse_note: str = ""
-
-    def pages(self, dpi: int = 60) -> list[bytes]:
-        """The PDF's pages as PNG images (needs ``pdftoppm``; empty without a PDF)."""
-        return page_images(self.pdf, dpi) if self.pdf is not None else []
-
-    def _repr_html_(self) -> str:
-        """A notebook shows the report's pages (or, without a PDF, its figures) inline."""
-        images = self.pages() or [f.read_bytes() for f in self.figures if f.suffix == ".png"]
-        title = html.escape(self.title)
-        where = html.escape(str(self.pdf or self.tex))
-        tags = "".join(
-            f'<img src="data:image/png;base64,{base64.b64encode(b).decode()}" '
-            'style="max-width:32%;margin:2px;border:1px solid #ccc">'
-            for b in images
-        )
-        note = f"<p>{html.escape(self.note)}</p>" if self.note else ""
-        return f"<div><b>{title}</b> — <code>{where}</code>{note}<div>{tags}</div></div>"
-
-
-def page_images(pdf: Path, dpi: int = 60) -> list[bytes]:
-    """Every page of ``pdf`` as PNG bytes, rendered by ``pdftoppm`` (empty if not installed)."""
-    if shutil.which("pdftoppm") is None:
-        return []
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            ["pdftoppm", "-png", "-r", str(dpi), str(pdf), f"{tmp}/page"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        return [p.read_bytes() for p in sorted(Path(tmp).glob("page-*.png"), key=_page_number)]
-
-
-def _page_number(path: Path) -> int:
-    return int(path.stem.rsplit("-", 1)[1])
 
 
 #: Most products of derivative entries the chain rule may need for a report's Hessian
@@ -201,7 +108,7 @@ def build(
 
 def _check_size(spec: Spec) -> None:
     """Refuse, before any derivative is taken, a problem too big to report in useful time."""
-    p, where = spec.problem, spec.source or "spec"
+    p, where = spec.expression_problem("this report"), spec.source or "spec"
     instead = "use `scaleinv run` or `scaleinv export` for it"
     size = max(p.n, p.m)
     if size > MAX_REPORT_INPUTS:
@@ -224,7 +131,7 @@ def _build_into(
     spec: Spec, work: Path, final: Path, pdf: bool, say: Progress, lock_fds: tuple[int, ...]
 ) -> BuildResult:
     options = report_options(spec)
-    problem = spec.problem
+    problem = spec.expression_problem("this report")
     say(f"derive   J, gradient, Hessian, local inverse and Δx of {len(spec.rules)} rule(s)")
     derivation, runs = derive(spec)
     inverse = derivation.inverse
@@ -309,9 +216,10 @@ def _dimensions(spec: Spec) -> dict | None:
         return None
     import sympy as sp
 
-    found = problem_dimensions(spec.problem, dict(spec.units))
-    dims: dict = {s: found.symbols[s] for s in (*spec.problem.inputs, *spec.problem.param_symbols)}
-    dims.update(zip(spec.problem.output_symbols, found.outputs))
+    problem = spec.expression_problem("this report")
+    found = problem_dimensions(problem, dict(spec.units))
+    dims: dict = {s: found.symbols[s] for s in (*problem.inputs, *problem.param_symbols)}
+    dims.update(zip(problem.output_symbols, found.outputs))
     dims[sp.Symbol("L")] = found.loss
     return dims
 
@@ -325,8 +233,10 @@ def _results(spec: Spec, runs: tuple[RuleRun, ...]) -> tuple[ResultRow, ...]:
             continue
         for b, start in enumerate(spec.starts):
             status = Status(int(np.ravel(t.status)[b])).words
-            final_x = tuple(float(v) for v in t.x[-1, b])
-            rows.append(ResultRow(run.label, start, t.steps, final_x, float(t.loss[-1, b]), status))
+            start_x, final_x = tuple(map(float, start)), tuple(map(float, t.x[-1, b]))
+            rows.append(
+                ResultRow(run.label, start_x, t.steps, final_x, float(t.loss[-1, b]), status)
+            )
     return tuple(rows)
 
 

@@ -68,7 +68,7 @@ MIN_WINDOW = 1e-9
 
 def report_options(spec: Spec) -> ReportOptions:
     """Validate the spec's ``[report]`` table; a :class:`SpecError` names the bad key."""
-    table, problem, src = dict(spec.report), spec.problem, spec.source
+    table, problem, src = dict(spec.report), spec.expression_problem("this report"), spec.source
     check_keys(table, REPORT_KEYS, src, "report")
     by_name = {str(s): s for s in problem.params}
     name = table.get("param")
@@ -219,7 +219,7 @@ def exact_number(value: float) -> sp.Number:
 
 def derive(spec: Spec) -> tuple[Derivation, tuple[RuleRun, ...]]:
     """Exact ``J``, gradient, Hessian, local inverse and each rule's ``Δx`` (no runs yet)."""
-    problem = spec.problem
+    problem = spec.expression_problem("this report")
     derivation = Derivation(
         problem.jacobian,
         problem.gradient,

@@ -39,7 +39,7 @@ def derivations_tex(
     Past :data:`FEW` inputs the entries come from the sparse derivatives (no dense matrix is
     scanned) and only a few are shown: a vector's first ones, a matrix's first and middle row.
     """
-    p = spec.problem
+    p = spec.expression_problem("this report")
     big = p.n > FEW
     out = ["\\section{Derivations}\n"]
     out.append(
@@ -173,7 +173,7 @@ def _output_curvatures(spec: Spec, limit: int | None = None) -> list[tuple[str, 
     Each is derived within :data:`CURVATURE_STEPS` counted steps (nested functions make huge
     ones: 98 nested ``sin`` took minutes); one past it is shown as a note instead.
     """
-    p = spec.problem
+    p = spec.expression_problem("this report")
     found: list[tuple[str, sp.Basic]] = []
     for k, output in enumerate(p.outputs):
         if p.loss_y[k] == 0:
@@ -218,7 +218,7 @@ def _condition(condition: sp.Basic) -> sp.Basic:
 
 
 def _inverse(spec: Spec, d: Derivation, formulas: Formulas) -> str:
-    p, inverse = spec.problem, d.inverse
+    p, inverse = spec.expression_problem("this report"), d.inverse
     if inverse is None:
         return ""
     out = ["\\subsection{Local inverse}\n"]
@@ -251,7 +251,7 @@ def _inverse(spec: Spec, d: Derivation, formulas: Formulas) -> str:
 
 
 def _update(spec: Spec, run: RuleRun, formulas: Formulas, big: bool) -> str:
-    p = spec.problem
+    p = spec.expression_problem("this report")
     eta = getattr(run.rule, "eta", None)
     out = [f"\\subsubsection*{{{escape(run.label)}}}\n"]
     structure = STEP_FORMULAS.get(run.rule.name)

@@ -84,7 +84,7 @@ def render_document(
 def _problem(
     spec: Spec, dimensions: dict[sp.Symbol, object] | None, runs: Sequence[RuleRun]
 ) -> str:
-    p = spec.problem
+    p = spec.expression_problem("this report")
     out = ["\\section{Problem}\n"]
     if spec.description:
         out.append(escape(spec.description) + "\n\n")
@@ -152,9 +152,10 @@ def _dimension_rows(dimensions: dict[sp.Symbol, object]) -> list[list[str]]:
 
 def _target(spec: Spec) -> str:
     """The minimiser of the spec's loss in ``y`` (solving ``∂L/∂y = 0``)."""
-    found = loss_minimiser(spec.problem)
+    problem = spec.expression_problem("this report")
+    found = loss_minimiser(problem)
     if found.point is not None and found.point.rows > 8:
-        values = found.point.subs(spec.problem.params)
+        values = found.point.subs(problem.params)
         if all(v.is_number for v in values):
             return (
                 "The loss is smallest at the target $y^* = $"
@@ -163,7 +164,7 @@ def _target(spec: Spec) -> str:
             )
     if found.point is not None:
         point = sp.Tuple(*found.point) if found.point.rows > 1 else found.point[0]
-        exact = {k: exact_number(v) for k, v in spec.problem.params.items()}
+        exact = {k: exact_number(v) for k, v in problem.params.items()}
         values = found.point.subs(exact)
         numeric = ""
         if values != found.point and all(v.is_number for v in values):

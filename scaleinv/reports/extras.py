@@ -118,22 +118,23 @@ def _graph(spec: Spec) -> FunctionGraph | None:
         )
     ):
         raise SpecError(spec.source, key, 'must be a chain [["x", ["x"]], ["y", ["x**3"]], ...]')
-    params = {str(s): v for s, v in spec.problem.params.items()}
+    problem = spec.expression_problem("this report")
+    params = {str(s): v for s, v in problem.params.items()}
     try:
         graph = FunctionGraph.from_chain([tuple(step) for step in chain], params=params)
         composed = graph.to_problem()
     except ScaleinvError as err:
         raise SpecError(spec.source, key, str(err)) from None
-    if sp.simplify(composed.loss_x - spec.problem.loss_x) != 0:
+    if sp.simplify(composed.loss_x - problem.loss_x) != 0:
         raise SpecError(
             spec.source, key, f"composes to L = {composed.loss_x}, but [problem] gives "
-            f"L = {spec.problem.loss_x}"
+            f"L = {problem.loss_x}"
         )  # fmt: skip
     return graph
 
 
 def _composition_tex(spec: Spec, graph: FunctionGraph) -> str:
-    p = spec.problem
+    p = spec.expression_problem("this report")
     out = ["\\subsection{Composition}\n", "The chain of maps (Figure~\\ref{fig:graph}):\n"]
     maps = []
     for name in graph.order():

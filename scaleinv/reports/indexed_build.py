@@ -22,6 +22,7 @@ from scaleinv.analysis.units_indexed import check_indexed_units, indexed_dimensi
 from scaleinv.errors import NumericInverseWarning, ScaleinvError
 from scaleinv.numeric import Status, compile_problem, minimize
 from scaleinv.numeric.rules import Rule, make_rule
+from scaleinv.reports.build_result import BuildResult, ResultRow
 from scaleinv.reports.colors import rule_styles
 from scaleinv.reports.content import RuleRun, rule_labels
 from scaleinv.reports.document import FigureRef
@@ -29,6 +30,7 @@ from scaleinv.reports.figures import Plot, loss_figure, save_plot
 from scaleinv.reports.indexed_tex import indexed_document
 from scaleinv.reports.pattern_figure import profile_figure
 from scaleinv.reports.pdf import LatexError, compile_pdf, how_to_get_pdf, tex_engine
+from scaleinv.reports.spec_verdicts import SpecVerdicts
 from scaleinv.reports.stencil_figure import field_maps_figure, stencil_pattern_figure
 from scaleinv.reports.study_indexed import indexed_study_tex, run_indexed_study
 from scaleinv.reports.verdicts import VerdictRow
@@ -97,11 +99,8 @@ def _dim(d: Any) -> str:
 
 def build_indexed_into(
     spec: Spec, work: Path, final: Path, pdf: bool, say: Progress, lock_fds: tuple[int, ...]
-) -> Any:
+) -> BuildResult:
     """Build into ``work`` (the caller moves it to ``final``); a :class:`BuildResult`."""
-    from scaleinv.reports.builder import BuildResult, ResultRow
-    from scaleinv.reports.spec_verdicts import SpecVerdicts
-
     p = spec.problem
     assert isinstance(p, IndexedProblem)  # the builder routes only indexed specs here
     say(f"derive   stencils of J and H at a generic point ({p.n} inputs, never expanded)")
@@ -132,7 +131,7 @@ def build_indexed_into(
         say(f"study    {len(spec.rules)} rule(s) from the [study] starts around the start")
         study = indexed_study_tex(run_indexed_study(spec))
     say("latex    report.tex")
-    dims = indexed_dimensions(p, dict(spec.units)) if spec.units else None  # type: ignore[arg-type]
+    dims = indexed_dimensions(p, dict(spec.units)) if spec.units else None
     tex = work / "report.tex"
     tex.write_text(indexed_document(spec, runs, verdicts, refs, dims, study), encoding="utf-8")
     pdf_path, note = None, ""

@@ -14,7 +14,7 @@ import functools
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import sympy as sp
 
@@ -205,7 +205,7 @@ def vector(values: Sequence[float], digits: int = 4) -> str:
     return r"\left(" + ", ".join(number(v, digits) for v in values) + r"\right)"
 
 
-def text_vector(values: Sequence[float], digits: int = 4, keep: int = 6) -> str:
+def text_vector(values: Iterable[float], digits: int = 4, keep: int = 6) -> str:
     r"""``(a, b, ...)`` for text and table cells: each number in math, breakable after commas.
 
     A vector longer than ``keep`` shows its first entries and its length.

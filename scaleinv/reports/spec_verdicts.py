@@ -168,7 +168,7 @@ def analysis_options(spec: Spec) -> Mapping[str, Any]:
 
 def transforms_of(spec: Spec) -> list[Any]:
     """The transforms the spec's ``[analysis]`` table asks for (or the generic defaults)."""
-    table, problem = analysis_options(spec), spec.problem
+    table, problem = analysis_options(spec), spec.expression_problem("spec_verdicts")
     taken = {str(s) for s in (*problem.inputs, *problem.params)}
     scalings = table.get("scalings")
     if scalings is None:
@@ -220,7 +220,7 @@ def spec_verdicts(
     here when not given), ``units`` default to the spec's ``[units]`` and ``budget`` to its
     ``[analysis] budget``. ``progress`` gets one line per rule.
     """
-    problem = spec.problem
+    problem = spec.expression_problem("spec_verdicts")
     budget = analysis_options(spec).get("budget", DEFAULT_BUDGET) if budget is None else budget
     units = dict(spec.units) if units is None else dict(units)
     runs = derive(spec)[1] if runs is None else runs
@@ -265,13 +265,14 @@ def _invariance(
 ) -> SpecVerdict:
     """:func:`scale_invariance` at the spec's values; ``trivial`` for an identity map."""
     identity = is_identity(spec, transform)
-    at: dict[sp.Symbol, float] = {s: float(v) for s, v in spec.problem.params.items()}
+    problem = spec.expression_problem("spec_verdicts")
+    at: dict[sp.Symbol, float] = {s: float(v) for s, v in problem.params.items()}
     eta = getattr(run.rule, "eta", None)
     if eta is not None:
         at[ETA] = float(eta)
     try:
         report = scale_invariance(
-            spec.problem, symbolic_rule(run.rule), transform, budget=budget, rng=0,
+            problem, symbolic_rule(run.rule), transform, budget=budget, rng=0,
             at=None if identity else at, point=None if identity else start,
         )  # fmt: skip
     except ScaleinvError as err:
@@ -288,10 +289,11 @@ def _invariance(
 
 def is_identity(spec: Spec, transform: Any) -> bool:
     """Whether ``transform`` maps the problem to itself at the spec's param values."""
-    setup = transform.apply(spec.problem)
+    p = spec.expression_problem("spec_verdicts")
+    setup = transform.apply(p)
     if setup.new_params:  # free scales: not the identity
         return False
-    p, q = spec.problem, setup.problem
+    q = setup.problem
     values = dict(p.params)
     rename = dict(zip(p.inputs, setup.inputs))
     pairs = [

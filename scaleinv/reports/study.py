@@ -195,19 +195,19 @@ def _run(
     warning that PG solves ``P(x) = y`` numerically is not repeated per rule: the commands
     say it once (:func:`~scaleinv.reports.text.numeric_inverse_line`).
     """
+    problem = spec.expression_problem("run_study")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumericInverseWarning)
-        t = minimize(
-            spec.problem, rule, x0, options.steps, options.tol, record="last", engine=engine
-        )
+        t = minimize(problem, rule, x0, options.steps, options.tol, record="last", engine=engine)
     return t.x[-1], np.asarray(t.status).ravel(), np.asarray(t.steps_taken).ravel(), t.engine
 
 
 def periods_of(spec: Spec) -> tuple[float | None, ...]:
     """Per input, the period of ``P`` as a number (params substituted), or None."""
-    values = dict(spec.problem.params)
+    problem = spec.expression_problem("run_study")
+    values = dict(problem.params)
     out: list[float | None] = []
-    for period in input_periods(spec.problem):
+    for period in input_periods(problem):
         number = sp.sympify(period).evalf(subs=values) if period is not None else sp.nan
         out.append(float(number) if number.is_real and number.is_finite and number > 0 else None)
     return tuple(out)
@@ -229,7 +229,7 @@ def run_study(spec: Spec, starts: int | None = None, engine: str | None = None) 
         statuses.append(status)
         taken.append(steps)
         engines.append(ran_on)
-    kernels = compile_problem(spec.problem)
+    kernels = compile_problem(spec.expression_problem("run_study"))
     periods = periods_of(spec)
     status = np.concatenate(statuses)
     outcome, minima = classify_ends(

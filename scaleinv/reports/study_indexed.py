@@ -34,7 +34,7 @@ from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.content import rule_labels
 from scaleinv.reports.study import LISTED, RuleStudy, rule_studies
 from scaleinv.reports.study_ends import NOT_A_MINIMUM, NOT_CONVERGED, SAME, Minimum
-from scaleinv.symbolic import Spec
+from scaleinv.symbolic import IndexedProblem, Spec
 from scaleinv.symbolic.spec import INDEXED_STUDY_KEYS, check_keys, check_run_limits
 
 __all__ = ["IndexedStudyOptions", "IndexedStudy", "indexed_study_options"]
@@ -123,9 +123,9 @@ def negative_eigenvalues(matrix: Any) -> int | None:
 
 
 def _classify(
-    spec: Spec, ends: np.ndarray, converged: np.ndarray, scale: float
+    problem: IndexedProblem, ends: np.ndarray, converged: np.ndarray, scale: float
 ) -> tuple[np.ndarray, tuple[Minimum, ...]]:
-    kernels = compile_problem(spec.problem)
+    kernels = compile_problem(problem)
     outcome = np.where(converged, NOT_A_MINIMUM, NOT_CONVERGED)
     losses = kernels.loss(ends)
     groups: list[list[int]] = []
@@ -154,6 +154,9 @@ def _classify(
 
 def run_indexed_study(spec: Spec, starts: int | None = None) -> IndexedStudy:
     """Run every rule of the indexed ``spec`` from the perturbed starts (see the module)."""
+    problem = spec.problem
+    if not isinstance(problem, IndexedProblem):
+        raise SpecError(spec.source, "problem", "is not indexed; run_study studies it")
     o = indexed_study_options(spec, starts)
     rng = np.random.default_rng(o.seed)
     base = np.asarray(spec.starts[0], dtype=float)
@@ -164,7 +167,7 @@ def run_indexed_study(spec: Spec, starts: int | None = None) -> IndexedStudy:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NumericInverseWarning)
-                t = minimize(spec.problem, rule, x0, o.steps, o.tol, record="last")
+                t = minimize(problem, rule, x0, o.steps, o.tol, record="last")
         except ScaleinvError as err:
             raise ScaleinvError(f"study: {rule.label}: {err}") from None
         ends.append(t.x[-1])
@@ -172,7 +175,7 @@ def run_indexed_study(spec: Spec, starts: int | None = None) -> IndexedStudy:
         taken.append(np.asarray(t.steps_taken).ravel())
         engines.append(t.engine)
     status = np.concatenate(statuses)
-    outcome, minima = _classify(spec, np.concatenate(ends), status == Status.CONVERGED, o.scale)
+    outcome, minima = _classify(problem, np.concatenate(ends), status == Status.CONVERGED, o.scale)
     found = rule_studies(rule_labels(spec.rules, rules), outcome, statuses, taken, engines)
     return IndexedStudy(o, x0, minima, found)
 

@@ -139,7 +139,7 @@ def study_tex(study: Study, spec: Spec, figure: str = "") -> str:
     from scaleinv.reports.latex import Latex, escape, number, table, tex, text_vector
 
     o = study.options
-    xs = [tex(x) for x in spec.problem.inputs]
+    xs = [tex(x) for x in spec.expression_problem("study_tex").inputs]
     region = r" \times ".join(f"[{lo:g}, {hi:g}]" for lo, hi in o.region)
     layout = escape(o.layout()).replace(" x ", r" $\times$ ")
     periodic = _periodic(study, [f"${x}$" for x in xs], r"$\pi$", "$P$")

@@ -195,14 +195,15 @@ def _composition_row(spec: Spec, v: SpecVerdict) -> VerdictRow:
 
 def start_tex(spec: Spec, verdicts: SpecVerdicts) -> str:
     """A sentence naming where the verdicts were checked (the report's verdict section)."""
-    xs, values = spec.problem.inputs, list(verdicts.start.values())
+    problem = spec.expression_problem("this report")
+    xs, values = problem.inputs, list(verdicts.start.values())
     if len(xs) == 1:
         where = f"${tex(xs[0])} = {number(values[0], 4)}$"
     elif len(xs) <= FEW:
         where = f"$({', '.join(tex(x) for x in xs)}) = $ {text_vector(values, 4)}"
     else:
         where = f"$x = $ {text_vector(values, 4, keep=3)}"
-    params = f", the spec's {_param_values(spec)}" if spec.problem.params else ""
+    params = f", the spec's {_param_values(spec)}" if problem.params else ""
     return (
         "Each verdict holds for every step size (and, where it says so, every value of the "
         "params and scales). A counterexample, and the hypotheses of a theorem, are sought "
@@ -221,20 +222,21 @@ def _param_values(spec: Spec) -> str:
 
 def transform_tex(transform: Any, spec: Spec) -> str:
     r"""A transform as LaTeX: ``x = (u_0, u_1/\alpha)`` or ``\mathcal{P} \to c\,\mathcal{P}``."""
-    setup = transform.apply(spec.problem)
+    problem = spec.expression_problem("this report")
+    setup = transform.apply(problem)
     if isinstance(transform, OutputScaling):
-        k = next(i for i, e in enumerate(spec.problem.outputs) if e != 0)
-        c = tex(sp.simplify(setup.problem.outputs[k] / spec.problem.outputs[k]))
+        k = next(i for i, e in enumerate(problem.outputs) if e != 0)
+        c = tex(sp.simplify(setup.problem.outputs[k] / problem.outputs[k]))
         return (
             rf"$\mathcal{{P}} \to {c}\,\mathcal{{P}}$, $y^* \to {c}\,y^*$, "
             rf"$L(y) \to {c}^{{2}} L(y/{c})$"
         )
-    if spec.problem.n == 1:
-        return rf"${tex(spec.problem.inputs[0])} = {tex(setup.forward[0])}$"
-    if spec.problem.n > FEW:
+    if problem.n == 1:
+        return rf"${tex(problem.inputs[0])} = {tex(setup.forward[0])}$"
+    if problem.n > FEW:
         first, last = setup.forward[0], setup.forward[-1]
         return rf"$x = ({tex(first)}, \dots, {tex(last)})$"
-    xs = ", ".join(tex(x) for x in spec.problem.inputs)
+    xs = ", ".join(tex(x) for x in problem.inputs)
     return rf"$({xs}) = ({', '.join(tex(e) for e in setup.forward)})$"
 
 
@@ -288,12 +290,13 @@ def _assignments(values: Mapping[str, float]) -> str:
 
 def _twin(spec: Spec, run: RuleRun, transform: Any) -> str:
     """The numeric twin: run both problems and compare the trajectories in x."""
-    setup = transform.apply(spec.problem)
+    problem = spec.expression_problem("this report")
+    setup = transform.apply(problem)
     ordered = sorted(setup.new_params, key=_natural)
     values = {str(s): _TWIN_VALUES[i % len(_TWIN_VALUES)] for i, s in enumerate(ordered)}
-    defaults = {str(s): v for s, v in spec.problem.params.items()}
+    defaults = {str(s): v for s, v in problem.params.items()}
     comparison = trajectory_invariance(
-        spec.problem, run.rule, transform, np.array(spec.starts), spec.steps,
+        problem, run.rule, transform, np.array(spec.starts), spec.steps,
         {**defaults, **values},
     )  # fmt: skip
     shown = _assignments(values)

@@ -21,25 +21,44 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import sympy as sp
 
 from scaleinv.errors import ParseError, ProblemError
-from scaleinv.symbolic.indexed import (
+from scaleinv.symbolic.indexed_grid import (
     BOUNDARY_KINDS,
     INDEX_NAMES,
     Access,
     Boundary,
-    IndexedProblem,
     grid_values,
     index_symbols,
 )
 from scaleinv.symbolic.parsing import check_name, make_symbol, parse_expr
 from scaleinv.symbolic.problem import check_user_names
 
-__all__ = ["parse_indexed", "parse_grid", "is_indexed", "indexed_starts"]
+if TYPE_CHECKING:
+    from scaleinv.symbolic.indexed import IndexedProblem
+
+__all__ = ["IndexedParts", "parse_indexed_parts", "parse_grid", "is_indexed", "indexed_starts"]
+
+
+class IndexedParts(NamedTuple):
+    """The parsed pieces of an indexed problem: the arguments of
+    :class:`~scaleinv.symbolic.indexed.IndexedProblem` (which builds and checks the problem
+    from them in :meth:`~scaleinv.symbolic.indexed.IndexedProblem.from_strings`)."""
+
+    fields: tuple[str, ...]
+    shape: tuple[int, ...]
+    sizes: tuple[str | None, ...]
+    outputs: tuple[sp.Expr, ...]
+    accesses: Mapping[sp.Symbol, Access]
+    boundary: Boundary
+    params: Mapping[sp.Symbol, float]
+    point_params: Mapping[str, np.ndarray]
+    target: tuple[sp.Expr, ...] | None
+    target_from: tuple[sp.Expr, ...] | None
 
 
 def is_indexed(inputs: Any) -> bool:
@@ -95,22 +114,23 @@ def _size(
     raise ParseError(text, segment, "a size is a positive integer or an integer param")
 
 
-def parse_indexed(
+def parse_indexed_parts(
     inputs: str | Sequence[str],
     outputs: str | Sequence[str],
     boundary: Any = "periodic",
     params: Mapping[str, Any] | None = None,
     target: Any = None,
     target_from: Any = None,
-) -> IndexedProblem:
-    """Build an :class:`IndexedProblem` from untrusted strings (see the module docstring).
+) -> IndexedParts:
+    """Parse the pieces of an indexed problem from untrusted strings (see the module
+    docstring); :meth:`IndexedProblem.from_strings` builds the problem from them.
 
     Examples
     --------
-    >>> p = parse_indexed("u[0:n]", "u[i]**2 + u[i+1]", params={"n": 4})
-    >>> p.outputs
+    >>> parts = parse_indexed_parts("u[0:n]", "u[i]**2 + u[i+1]", params={"n": 4})
+    >>> parts.outputs
     (u[i+1] + u[i]**2,)
-    >>> parse_indexed("u[0:n]", "u[2*i]", params={"n": 4})
+    >>> parse_indexed_parts("u[0:n]", "u[2*i]", params={"n": 4})
     Traceback (most recent call last):
     ...
     scaleinv.errors.ParseError: cannot parse 'u[2*i]': an index is i plus an integer offset ...
@@ -149,7 +169,7 @@ def parse_indexed(
     }
     targets = _formulas(target, formula_names, "target")
     states = _formulas(target_from, formula_names, "target_from")
-    return IndexedProblem(
+    return IndexedParts(
         fields,
         shape,
         sizes,
@@ -238,8 +258,8 @@ class _Subscripts:
                 f"[{', '.join(map(str, self.index))}]",
             )
         access = Access(value.id, tuple(offset), param)
-        for symbol, known in self.accesses.items():
-            if known == access:
+        for symbol, seen in self.accesses.items():
+            if seen == access:
                 return symbol
         symbol = sp.Symbol(access.text(self.index), real=True)
         self.accesses[symbol] = access

@@ -46,7 +46,7 @@ import numpy as np
 
 from scaleinv.errors import ScaleinvError, SpecError
 from scaleinv.symbolic.indexed import IndexedProblem
-from scaleinv.symbolic.indexed_parsing import indexed_starts, is_indexed, parse_indexed
+from scaleinv.symbolic.indexed_parsing import indexed_starts, is_indexed
 from scaleinv.symbolic.parsing import parse_expr
 from scaleinv.symbolic.problem import Problem
 from scaleinv.symbolic.spec_schema import (
@@ -117,6 +117,14 @@ class Spec:
     source: str = ""
     study: Mapping[str, Any] = field(default_factory=dict)
 
+    def expression_problem(self, what: str) -> Problem:
+        """:attr:`problem` for ``what``, which takes only a problem written expression by
+        expression; a :class:`~scaleinv.errors.SpecError` naming ``what`` for an indexed one."""
+        if isinstance(self.problem, IndexedProblem):
+            reason = f"is indexed; {what} takes a problem written expression by expression"
+            raise SpecError(self.source, "problem", reason)
+        return self.problem
+
 
 def load_spec(path: str | Path) -> Spec:
     """Read and parse a spec file; every problem is a :class:`SpecError` naming the file."""
@@ -176,13 +184,13 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     problem: Problem | IndexedProblem
     try:
         if indexed:
-            problem = parse_indexed(
+            problem = IndexedProblem.from_strings(
                 prob["inputs"],
                 prob["outputs"],
-                prob.get("boundary", "periodic"),
-                params,
-                prob.get("target"),
-                prob.get("target_from"),
+                boundary=prob.get("boundary", "periodic"),
+                params=params,
+                target=prob.get("target"),
+                target_from=prob.get("target_from"),
             )
         else:
             problem = Problem.from_strings(
@@ -192,6 +200,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
         raise SpecError(source, _problem_key(prob, err), str(err)) from None
     run = _table(data, "run", source)
     check_keys(run, keys_of("run"), source, "run")
+    starts: tuple[tuple[float, ...], ...] | tuple[np.ndarray, ...]
     if isinstance(problem, IndexedProblem):
         starts = indexed_starts(problem, run.get("starts", [1.0]), source)
     else:
