@@ -53,6 +53,17 @@ def _long_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.count(",") > 20]
 
 
+def test_run_with_pg_says_once_that_it_solves_numerically(tmp_path, capsys):
+    # the point formula reads its neighbours: no closed form per point, PG solves with J
+    # (the note came from the per-expression check, an AttributeError on an indexed problem)
+    path = tmp_path / "pg.toml"
+    path.write_text(SPEC.format(n=32) + '[[rules]]\nname = "pg"\n', encoding="utf-8")
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("PG solves P(x) = y numerically") == 1
+    assert "\n  PG      (" in out  # its final state, summarised
+
+
 def test_run_prints_summaries_not_vectors(spec_path, capsys):
     assert main(["run", str(spec_path)]) == 0
     out = capsys.readouterr().out

@@ -9,11 +9,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: Besides the kernels: an indexed spec's formulas of the grid index alone (starts, per-point
+#: params, targets; parsed by the allow-list) are evaluated on the grid while the spec is read,
+#: in the symbolic layer, which cannot import the numeric one.
+LAMBDIFY_ALLOWED = {"scaleinv/numeric/kernels.py", "scaleinv/symbolic/indexed_grid.py"}
+
+
 def test_only_kernels_turns_sympy_into_numpy() -> None:
     offenders = [
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "scaleinv").rglob("*.py")
-        if re.search(r"\blambdify\b", p.read_text()) and p.name != "kernels.py"
+        if re.search(r"\blambdify\b", p.read_text())
+        and p.relative_to(ROOT).as_posix() not in LAMBDIFY_ALLOWED
     ]
     assert offenders == []
 

@@ -27,9 +27,8 @@ from scaleinv.numeric.indexed_kernels import IndexedKernels
 from scaleinv.numeric.indexed_steps import (
     compile_indexed_rule,
     flat_points,
-    indexed_inverse_note,
+    inverse_note,
 )
-from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.kernels import ProblemKernels, real_array
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
@@ -191,10 +190,7 @@ def minimize(
     """
     steps = check_steps(steps)
     check_engine(engine)
-    if isinstance(problem, IndexedProblem):
-        note = indexed_inverse_note(problem, rule)
-    else:
-        note = numeric_inverse_note(problem, rule)
+    note = inverse_note(problem, rule)
     if note is not None:
         warnings.warn(NumericInverseWarning(rule.name, note), stacklevel=2)
     if type(x0).__module__.split(".")[0] == "dask":  # many starts, chunk by chunk on Dask

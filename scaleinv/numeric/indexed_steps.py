@@ -34,10 +34,13 @@ from scaleinv.numeric.compiled import CompiledRule, stateless
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
+from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import GD, IG, PG, Newton, Rule, _skip_failed
+from scaleinv.symbolic import Problem
 from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["compile_indexed_rule", "flat_points", "indexed_inverse_note", "numeric_inverse"]
+__all__ += ["inverse_note"]
 __all__ += ["solve_hessian", "solve_jacobian", "INDEXED_RULES", "PG_ITERATIONS", "PG_TOLERANCE"]
 
 #: The rules an indexed problem runs.
@@ -82,6 +85,13 @@ def indexed_inverse_note(problem: IndexedProblem, rule: Rule) -> str | None:
     if rule.inverse != "numeric" and pointwise_inverse(problem) is not None:
         return None
     return "on an indexed problem PG solves P(x) = y by Newton's method with the structured J"
+
+
+def inverse_note(problem: Problem | IndexedProblem, rule: Rule) -> str | None:
+    """Why ``rule`` solves ``P(x) = y`` numerically on a problem of either kind; None if not."""
+    if isinstance(problem, IndexedProblem):
+        return indexed_inverse_note(problem, rule)
+    return numeric_inverse_note(problem, rule)
 
 
 def flat_points(problem: IndexedProblem, x: Any) -> np.ndarray:

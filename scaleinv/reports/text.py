@@ -226,10 +226,10 @@ def numeric_inverse_line(problem: Any, rules: Sequence[Any]) -> str | None:
     >>> numeric_inverse_line(Problem.from_strings("x", "x + sin(x)"), [rules.pg()])[:41]
     'note: PG solves P(x) = y numerically at e'
     """
-    from scaleinv.numeric.inverse import numeric_inverse_note
+    from scaleinv.numeric.indexed_steps import inverse_note
 
     for rule in rules:
-        why = numeric_inverse_note(problem, rule)
+        why = inverse_note(problem, rule)
         if why is not None:
             line = f"note: {rule.label} solves P(x) = y numerically at every step ({why})"
             return "\n".join(textwrap.wrap(line, WIDTH, subsequent_indent="  "))
