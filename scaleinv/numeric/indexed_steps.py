@@ -31,6 +31,7 @@ import numpy as np
 from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule, stateless
+from scaleinv.numeric.indexed_cg import CG_POINTS, cg_solve, hessian_operator
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
@@ -143,8 +144,19 @@ def _ig(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
     return solve_jacobian(k, f, -eta * r)
 
 
-def solve_hessian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
-    """``H⁻¹ rhs`` at flat samples ``f``, with ``(x, status)``."""
+def solve_hessian(
+    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, cg_points: int = CG_POINTS
+) -> tuple:
+    """``H⁻¹ rhs`` at flat samples ``f``, with ``(x, status)``: from ``cg_points`` unknowns on
+    by matrix-free CG (:mod:`scaleinv.numeric.indexed_cg`), the samples CG does not solve
+    (H indefinite, no convergence) and smaller problems by the direct LU."""
+    if k.problem.n >= cg_points:
+        x, converged = cg_solve(*hessian_operator(k, f), rhs)
+        status = np.full(len(f), runtime.RUNNING, dtype=np.int8)
+        failed = np.flatnonzero(~converged)
+        if len(failed):
+            x[failed], status[failed] = solve_hessian(k, f[failed], rhs[failed], k.problem.n + 1)
+        return x, status
     if k.banded:
         ab, widths = k.hessian_band(f)
         x, status = band_solve(ab, widths, rhs, k.periodic)

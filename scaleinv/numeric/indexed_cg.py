@@ -1,0 +1,142 @@
+"""Matrix-free, batched, Jacobi-preconditioned conjugate gradients for the Hessian of an
+indexed problem (large grids, where a sparse LU's fill grows faster than the grid).
+
+H is never assembled. Its stencil diagonals are gathered once per step from the point
+Hessians ``W`` (entry ``W[α, β]`` of point p sits at row ``(field α, p + d_α)``, column
+``(field β, p + d_β)``, and its mirror): ``D[(r, c, δ)][q]`` multiplies ``v[c, q + δ]`` in row
+``(r, q)``. Then ``H v = Σ D · shift(v[c], −δ)`` over the whole batch ``(B, n)`` at once. A
+neumann grid (whose folds are no plain shifts) multiplies with one block-diagonal sparse
+matrix of the batch instead.
+
+A sample whose CG meets ``pᵀHp ≤ 0`` (H not positive definite) or does not reach the tolerance
+within the iteration cap is reported as not converged; :func:`scaleinv.numeric.indexed_steps.solve_hessian`
+solves it again with the direct route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from scaleinv.numeric.indexed_kernels import IndexedKernels, shift
+
+__all__ = ["hessian_operator", "cg_solve", "CG_POINTS", "CG_TOLERANCE", "CG_ITERATIONS"]
+
+#: Newton solves H by CG from this many unknowns on (measured: see tests/test_indexed_cg.py's
+#: module docstring); smaller problems keep the direct LU, exact and cheap there.
+CG_POINTS = 20_000
+#: Stop when ``|r| ≤ CG_TOLERANCE · |b|`` (per sample), or when the residual stagnates.
+CG_TOLERANCE = 1e-14
+#: At most this many iterations (then: not converged, the direct route solves the sample).
+CG_ITERATIONS = 500
+
+
+def hessian_operator(
+    k: IndexedKernels, f: np.ndarray
+) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+    """``(H·v, diag H)`` at flat samples ``f`` ``(B, n)``: ``H·v`` maps ``(B, n) → (B, n)``."""
+    values = k.point("point_W", f)
+    if not k.shifts:
+        return _sparse_operator(k, values)
+    p = k.problem
+    batch = len(f)
+    grid = (batch,) + p.shape
+    accesses = [p.accesses[s] for s in p.input_accesses]
+    fields = [p.fields.index(a.field) for a in accesses]
+    diagonals: dict[tuple[int, int, tuple[int, ...]], np.ndarray] = {}
+
+    def add(row: int, col: int, alpha: int, beta: int, w: np.ndarray) -> None:
+        da, db = accesses[alpha].offset, accesses[beta].offset
+        key = (fields[row], fields[col], tuple(b - a for a, b in zip(da, db)))
+        moved = shift(w, da, k.periodic)
+        diagonals[key] = diagonals[key] + moved if key in diagonals else moved
+
+    for j, (alpha, beta) in enumerate(p.point_hessian):
+        w = values[:, j].reshape(grid)
+        add(alpha, beta, alpha, beta, w)
+        if alpha != beta:
+            add(beta, alpha, beta, alpha, w)
+    count = len(p.fields)
+    diagonal = np.zeros((batch, count) + p.shape)
+    for (r, c, delta), d in diagonals.items():
+        if r == c and not any(delta):
+            diagonal[:, r] += d
+
+    def times(v: np.ndarray) -> np.ndarray:
+        v = v.reshape((batch, count) + p.shape)
+        out = np.zeros_like(v)
+        for (r, c, delta), d in diagonals.items():
+            out[:, r] += d * shift(v[:, c], tuple(-x for x in delta), k.periodic)
+        return out.reshape((batch, -1))
+
+    return times, diagonal.reshape((batch, -1))
+
+
+def _sparse_operator(
+    k: IndexedKernels, values: np.ndarray
+) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+    """H of the whole batch as one block-diagonal CSR matrix (the folds of a neumann grid)."""
+    import scipy.sparse
+
+    pattern = k.hessian_pattern
+    coo = pattern.values(values)
+    batch, n = len(values), k.problem.n
+    blocks = (np.arange(batch) * n)[:, None]
+    rows, cols = (blocks + pattern.rows).ravel(), (blocks + pattern.cols).ravel()
+    matrix = scipy.sparse.csr_matrix((coo.ravel(), (rows, cols)), shape=(batch * n,) * 2)
+    diagonal = matrix.diagonal().reshape((batch, n))
+    return (lambda v: (matrix @ v.ravel()).reshape((batch, n))), diagonal
+
+
+def cg_solve(
+    times: Callable[[np.ndarray], np.ndarray],
+    diagonal: np.ndarray,
+    rhs: np.ndarray,
+    tolerance: float = CG_TOLERANCE,
+    iterations: int = CG_ITERATIONS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``H x = rhs`` per sample (``rhs`` ``(B, n)``) by Jacobi-preconditioned CG, all
+    samples at once. Returns ``(x, converged)``; a sample stops on its own once converged,
+    on breakdown (``pᵀHp ≤ 0`` or a non-positive/non-finite diagonal: not converged) or when
+    its residual has not fallen for 20 iterations (converged if within ``10³ · tolerance``:
+    the floor of rounding, else not)."""
+    batch = len(rhs)
+    with np.errstate(all="ignore"):
+        inverse = np.where(diagonal > 0, 1.0 / diagonal, 0.0)
+    usable = (diagonal > 0).all(axis=1) & np.isfinite(diagonal).all(axis=1)
+    x = np.zeros(rhs.shape)
+    r = rhs.copy()
+    z = inverse * r
+    p = z.copy()
+    rz = np.einsum("bi,bi->b", r, z)
+    norm_b = np.linalg.norm(rhs, axis=1)
+    best = norm_b.copy()
+    since = np.zeros(batch, dtype=np.int64)
+    converged = norm_b == 0
+    active = usable & ~converged
+    for _ in range(iterations):
+        if not active.any():
+            break
+        hp = times(p)
+        php = np.einsum("bi,bi->b", p, hp)
+        broken = active & ~(php > 0)
+        active &= ~broken
+        alpha = np.where(active, rz / np.where(active, php, 1.0), 0.0)
+        x += alpha[:, None] * p
+        r -= alpha[:, None] * hp
+        norm_r = np.linalg.norm(r, axis=1)
+        done = active & (norm_r <= tolerance * norm_b)
+        converged |= done
+        active &= ~done
+        since = np.where(norm_r < best, 0, since + 1)
+        best = np.minimum(best, norm_r)
+        stalled = active & (since >= 20)
+        converged |= stalled & (best <= 1e3 * tolerance * norm_b)
+        active &= ~stalled
+        z = inverse * r
+        rz_new = np.einsum("bi,bi->b", r, z)
+        beta = np.where(active, rz_new / np.where(rz != 0, rz, 1.0), 0.0)
+        rz = rz_new
+        p = z + beta[:, None] * p
+    return x, converged & np.isfinite(x).all(axis=1)
