@@ -9,8 +9,8 @@ neumann grid (whose folds are no plain shifts) multiplies with one block-diagona
 matrix of the batch instead.
 
 A sample whose CG meets ``pᵀHp ≤ 0`` (H not positive definite) or does not reach the tolerance
-within the iteration cap is reported as not converged; :func:`scaleinv.numeric.indexed_steps.solve_hessian`
-solves it again with the direct route.
+within the iteration cap is reported as not converged;
+:func:`scaleinv.numeric.indexed_steps.solve_hessian` solves it again with the direct route.
 """
 
 from __future__ import annotations
