@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg
 
-from scaleinv.numeric.indexed_cg import cg_solve, hessian_operator
+from scaleinv.numeric import runtime
+from scaleinv.numeric.indexed_cg import cg_solve, hessian_operator, normal_operator
 from scaleinv.numeric.indexed_kernels import compile_indexed
-from scaleinv.numeric.indexed_steps import solve_hessian
+from scaleinv.numeric.indexed_steps import solve_hessian, solve_jacobian
 from scaleinv.symbolic import IndexedProblem
 
 DIFFUSION = "u[i] + 0.1*(u[i+1] - 2*u[i] + u[i-1]) + c*u[i]**3"
@@ -130,3 +131,49 @@ def test_million_point_newton_step_by_cg_equals_spsolve() -> None:
     reference = scipy.sparse.linalg.spsolve(k.hessian_matrix(x[0]).tocsc(), g[0])
     assert not status.any()
     assert _relative(step[0], reference) < 1e-10
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_jacobian_operators_equal_the_assembled_jacobian(name: str) -> None:
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem)
+    v = np.random.default_rng(4).standard_normal(x.shape)
+    times, diagonal, forward, backward = normal_operator(k, x)
+    for s in range(len(x)):
+        j = k.jacobian_matrix(x[s])
+        assert _relative(forward(v)[s], j @ v[s]) < 1e-13
+        assert _relative(backward(v)[s], j.T @ v[s]) < 1e-13
+        assert _relative(times(v)[s], j.T @ (j @ v[s])) < 1e-13
+        np.testing.assert_allclose(diagonal[s], (j.T @ j).diagonal(), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_cgnr_jacobian_solve_equals_the_direct_solve(name: str) -> None:
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem)
+    rhs = -k.residual(x)
+    direct, status = solve_jacobian(k, x, rhs, cg_points=problem.n + 1)
+    forced, forced_status = solve_jacobian(k, x, rhs, cg_points=0)
+    assert not status.any() and not forced_status.any()
+    for s in range(len(x)):
+        assert _relative(forced[s], direct[s]) < 1e-10
+
+
+def test_a_singular_jacobian_falls_back_to_the_direct_solve(monkeypatch) -> None:
+    import scaleinv.numeric.indexed_steps as steps
+
+    # u[i] − u[i−1] on a periodic grid: J singular (constants), the direct route says so
+    problem = IndexedProblem.from_strings("u[0:n]", "u[i] - u[i-1]", params={"n": 50}, target="0")
+    k = compile_indexed(problem)
+    x = _starts(problem, 2)
+    rhs = np.random.default_rng(5).standard_normal(x.shape)
+    calls = []
+    direct = steps.solve_jacobian
+    monkeypatch.setattr(
+        steps, "solve_jacobian", lambda k, f, b, n=None: calls.append(n) or direct(k, f, b, n)
+    )
+    _, status = steps.solve_jacobian(k, x, rhs, 0)
+    assert calls == [0, problem.n + 1]
+    assert (status == runtime.SINGULAR).all()

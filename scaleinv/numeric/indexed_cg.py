@@ -16,12 +16,16 @@ within the iteration cap is reported as not converged;
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from scaleinv.numeric.indexed_kernels import IndexedKernels, shift
+from scaleinv.numeric.indexed_kernels import IndexedKernels, Placement, shift
 
-__all__ = ["hessian_operator", "cg_solve", "CG_POINTS", "CG_TOLERANCE", "CG_ITERATIONS"]
+__all__ = ["hessian_operator", "normal_operator", "cg_solve", "CG_POINTS", "CG_TOLERANCE"]
+__all__ += ["CG_ITERATIONS"]
+
+Operator = Callable[[np.ndarray], np.ndarray]
 
 #: Newton solves a sparse-LU H by CG from this many unknowns on; smaller problems keep the
 #: direct LU, exact and cheap there. Measured per sample (Brusselator, CPU s, CG / SuperLU):
@@ -74,20 +78,60 @@ def hessian_operator(
     return times, diagonal.reshape((batch, -1))
 
 
-def _sparse_operator(
-    k: IndexedKernels, values: np.ndarray
-) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+def normal_operator(
+    k: IndexedKernels, f: np.ndarray
+) -> tuple[Operator, np.ndarray, Operator, Operator]:
+    """``(JᵀJ·v, diag JᵀJ, J·v, Jᵀ·r)`` at flat samples ``f`` (J square): CG on the normal
+    equations ``JᵀJ x = Jᵀ b`` (CGNR) solves ``J x = b`` with J nonsymmetric."""
+    values = k.point("point_J", f)
+    if not k.shifts:  # folds: entries of one (row, column) add before they square
+        matrix = _block_matrix(k.jacobian_pattern, k.jacobian_pattern.values(values))
+        squares = np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel()
+        diagonal = squares.reshape((len(f), -1))
+        forward = _block_times(matrix, len(f))
+    else:
+        p = k.problem
+        batch = len(f)
+        inputs, outputs = (batch, len(p.fields)) + p.shape, (batch, p.fields_out) + p.shape
+        terms = [
+            (d, values[:, j].reshape((batch,) + p.shape)) for j, d in enumerate(p.jacobian_stencil)
+        ]
+
+        def forward(v: np.ndarray) -> np.ndarray:
+            v = v.reshape(inputs)
+            out = np.zeros(outputs)
+            for d, w in terms:
+                back = tuple(-x for x in d.offset)
+                out[:, d.row_field] += w * shift(v[:, d.col_field], back, k.periodic)
+            return out.reshape((batch, -1))
+
+        diagonal = k.gradient_from(values**2, np.ones((batch, p.m)))
+
+    def backward(r: np.ndarray) -> np.ndarray:
+        return k.gradient_from(values, r)
+
+    return (lambda v: backward(forward(v))), diagonal, forward, backward
+
+
+def _sparse_operator(k: IndexedKernels, values: np.ndarray) -> tuple[Operator, np.ndarray]:
     """H of the whole batch as one block-diagonal CSR matrix (the folds of a neumann grid)."""
+    matrix = _block_matrix(k.hessian_pattern, k.hessian_pattern.values(values))
+    return _block_times(matrix, len(values)), matrix.diagonal().reshape((len(values), -1))
+
+
+def _block_matrix(pattern: Placement, coo: np.ndarray) -> Any:
+    """The matrices of a batch (COO values ``(B, nnz)`` at ``pattern``) as one block-diagonal
+    CSR matrix (duplicates summed)."""
     import scipy.sparse
 
-    pattern = k.hessian_pattern
-    coo = pattern.values(values)
-    batch, n = len(values), k.problem.n
-    blocks = (np.arange(batch) * n)[:, None]
-    rows, cols = (blocks + pattern.rows).ravel(), (blocks + pattern.cols).ravel()
-    matrix = scipy.sparse.csr_matrix((coo.ravel(), (rows, cols)), shape=(batch * n,) * 2)
-    diagonal = matrix.diagonal().reshape((batch, n))
-    return (lambda v: (matrix @ v.ravel()).reshape((batch, n))), diagonal
+    batch, (m, n) = len(coo), pattern.shape
+    rows = ((np.arange(batch) * m)[:, None] + pattern.rows).ravel()
+    cols = ((np.arange(batch) * n)[:, None] + pattern.cols).ravel()
+    return scipy.sparse.csr_matrix((coo.ravel(), (rows, cols)), shape=(batch * m, batch * n))
+
+
+def _block_times(matrix: Any, batch: int) -> Operator:
+    return lambda v: (matrix @ v.ravel()).reshape((batch, -1))
 
 
 def cg_solve(

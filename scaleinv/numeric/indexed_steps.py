@@ -31,7 +31,7 @@ import numpy as np
 from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule, stateless
-from scaleinv.numeric.indexed_cg import CG_POINTS, cg_solve, hessian_operator
+from scaleinv.numeric.indexed_cg import CG_POINTS, cg_solve, hessian_operator, normal_operator
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
@@ -171,8 +171,25 @@ def solve_hessian(
     return sparse_lu_solve(k.hessian_pattern, values, rhs, symmetric=True)
 
 
-def solve_jacobian(k: IndexedKernels, f: np.ndarray, rhs: np.ndarray) -> tuple:
-    """``J⁻¹ rhs`` at flat samples ``f`` (J square), with ``(x, status)``."""
+def solve_jacobian(
+    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, cg_points: int | None = None
+) -> tuple:
+    """``J⁻¹ rhs`` at flat samples ``f`` (J square), with ``(x, status)``; the route as in
+    :func:`solve_hessian`, CG on the normal equations ``JᵀJ x = Jᵀ rhs`` (a sample counts as
+    solved when also ``|J x − rhs| ≤ 10⁻¹⁰ |rhs|``)."""
+    threshold = cg_points if cg_points is not None else (None if k.banded else CG_POINTS)
+    if threshold is not None and k.problem.n >= threshold:
+        times, diagonal, forward, backward = normal_operator(k, f)
+        x, converged = cg_solve(times, diagonal, backward(rhs))
+        with np.errstate(all="ignore"):
+            error = np.linalg.norm(forward(x) - rhs, axis=1)
+        converged &= error <= 1e-10 * np.linalg.norm(rhs, axis=1)
+        status = np.full(len(f), runtime.RUNNING, dtype=np.int8)
+        failed = np.flatnonzero(~converged)
+        if len(failed):
+            direct = k.problem.n + 1
+            x[failed], status[failed] = solve_jacobian(k, f[failed], rhs[failed], direct)
+        return x, status
     if k.banded:
         ab, widths = k.jacobian_band(f)
         x, status = band_solve(ab, widths, rhs, k.periodic)
