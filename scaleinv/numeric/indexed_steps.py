@@ -17,7 +17,10 @@ linear in the grid and bounded in the batch:
 
 One field on a 1-D grid (periodic or dirichlet) solves with LAPACK's band LU (periodic: a
 Woodbury correction of the corners); anything else with SciPy's sparse LU on the static
-pattern (:mod:`scaleinv.numeric.indexed_solve`). A singular matrix gives ``singular``.
+pattern (:mod:`scaleinv.numeric.indexed_solve`), from
+:data:`~scaleinv.numeric.indexed_cg.CG_POINTS` unknowns on with matrix-free CG
+(:mod:`scaleinv.numeric.indexed_cg`; the LU for the samples it does not solve). A singular
+matrix gives ``singular``.
 """
 
 from __future__ import annotations
