@@ -1,0 +1,179 @@
+"""Matrix-free CG for the Hessian of indexed problems: its H·v against the assembled H, its
+solves against the direct (band / sparse LU) route, the fallback of an indefinite H, and one
+10⁶-point grid against SciPy's spsolve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg
+
+from scaleinv.numeric import runtime
+from scaleinv.numeric.indexed_cg import cg_solve, hessian_operator, normal_operator
+from scaleinv.numeric.indexed_kernels import compile_indexed
+from scaleinv.numeric.indexed_steps import solve_hessian, solve_jacobian
+from scaleinv.symbolic import IndexedProblem
+
+DIFFUSION = "u[i] + 0.1*(u[i+1] - 2*u[i] + u[i-1]) + c*u[i]**3"
+BRUSSELATOR = [
+    "u[i,j] + D*(u[i+1,j] + u[i-1,j] + u[i,j+1] + u[i,j-1] - 4*u[i,j]) + dt*(a - (b+1)*u[i,j]"
+    " + u[i,j]**2*v[i,j])",
+    "v[i,j] + D*(v[i+1,j] + v[i-1,j] + v[i,j+1] + v[i,j-1] - 4*v[i,j]) + dt*(b*u[i,j]"
+    " - u[i,j]**2*v[i,j])",
+]
+
+
+def _diffusion(boundary: object, n: int = 300) -> IndexedProblem:
+    return IndexedProblem.from_strings(
+        "u[0:n]", DIFFUSION, boundary=boundary, params={"n": n, "c": 0.5}, target="0.5*sin(i)"
+    )
+
+
+CASES = {
+    "1d-periodic": _diffusion("periodic"),
+    "1d-dirichlet": _diffusion({"kind": "dirichlet", "value": 0.3}),
+    "1d-neumann": _diffusion("neumann"),
+    "brusselator": IndexedProblem.from_strings(
+        ["u[0:n, 0:m]", "v[0:n, 0:m]"],
+        BRUSSELATOR,
+        params={"n": 24, "m": 20, "D": 0.05, "dt": 0.1, "a": 1, "b": 3},
+        target_from=["1 + 0.1*sin(i)", "3 + 0.1*cos(j)"],
+    ),
+    "brusselator-dirichlet": IndexedProblem.from_strings(
+        ["u[0:n, 0:m]", "v[0:n, 0:m]"],
+        BRUSSELATOR,
+        boundary={"kind": "dirichlet", "value": {"u": 1, "v": 3}},
+        params={"n": 16, "m": 12, "D": 0.05, "dt": 0.1, "a": 1, "b": 3},
+        target=["1", "3"],
+    ),
+}
+
+
+def _starts(problem: IndexedProblem, samples: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    base = np.repeat([1.0, 3.0], problem.points) if len(problem.fields) == 2 else 0.0
+    return base + 0.05 * rng.standard_normal((samples, problem.n))
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hessian_times_vector_equals_the_assembled_hessian(name: str) -> None:
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem)
+    v = np.random.default_rng(2).standard_normal(x.shape)
+    times, diagonal = hessian_operator(k, x)
+    product = times(v)
+    for s in range(len(x)):
+        h = k.hessian_matrix(x[s])
+        assert _relative(product[s], h @ v[s]) < 1e-13
+        np.testing.assert_allclose(diagonal[s], h.diagonal(), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_cg_solve_equals_the_direct_solve(name: str) -> None:
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem)
+    g = k.gradient(x)
+    solved, converged = cg_solve(*hessian_operator(k, x), g)
+    assert converged.all()
+    direct, status = solve_hessian(k, x, g, cg_points=problem.n + 1)
+    forced, forced_status = solve_hessian(k, x, g, cg_points=0)
+    assert not status.any() and not forced_status.any()
+    for s in range(len(x)):
+        assert _relative(solved[s], direct[s]) < 1e-10
+        assert _relative(forced[s], direct[s]) < 1e-10
+
+
+def test_an_indefinite_hessian_falls_back_to_the_direct_solve() -> None:
+    # H = JᵀJ + r·∇²P: with u ≈ 0.1 far below the target 2, r·2 ≈ −4 makes H indefinite
+    problem = IndexedProblem.from_strings(
+        "u[0:n]", "u[i]**2 + 0.1*(u[i+1] - u[i-1])", params={"n": 200}, target="2"
+    )
+    k = compile_indexed(problem)
+    rng = np.random.default_rng(3)
+    x = np.array([1.5, 0.1])[:, None] + 0.01 * rng.standard_normal((2, problem.n))
+    g = k.gradient(x)
+    _, converged = cg_solve(*hessian_operator(k, x), g)
+    assert converged.tolist() == [True, False]
+    direct, _ = solve_hessian(k, x, g, cg_points=problem.n + 1)
+    forced, status = solve_hessian(k, x, g, cg_points=0)
+    assert not status.any()
+    for s in range(2):
+        assert _relative(forced[s], direct[s]) < 1e-10
+
+
+@pytest.mark.parametrize("threshold", [100, 5000])
+def test_only_large_sparse_problems_take_the_cg_route_by_default(monkeypatch, threshold) -> None:
+    import scaleinv.numeric.indexed_steps as steps
+
+    calls = []
+    monkeypatch.setattr(steps, "cg_solve", lambda *a: calls.append(1) or cg_solve(*a))
+    monkeypatch.setattr(steps, "CG_POINTS", threshold)
+    for name in ("brusselator", "1d-periodic"):  # 960 unknowns, sparse LU; 300, banded
+        k = compile_indexed(CASES[name])
+        x = _starts(CASES[name], 1)
+        solve_hessian(k, x, k.gradient(x))
+    assert calls == ([1] if threshold == 100 else [])
+
+
+@pytest.mark.slow
+def test_million_point_newton_step_by_cg_equals_spsolve() -> None:
+    problem = _diffusion("periodic", 1_000_000)
+    k = compile_indexed(problem)
+    x = _starts(problem, 1)
+    g = k.gradient(x)
+    step, status = solve_hessian(k, x, g, cg_points=0)
+    reference = scipy.sparse.linalg.spsolve(k.hessian_matrix(x[0]).tocsc(), g[0])
+    assert not status.any()
+    assert _relative(step[0], reference) < 1e-10
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_jacobian_operators_equal_the_assembled_jacobian(name: str) -> None:
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem)
+    v = np.random.default_rng(4).standard_normal(x.shape)
+    times, diagonal, forward, backward = normal_operator(k, x)
+    for s in range(len(x)):
+        j = k.jacobian_matrix(x[s])
+        assert _relative(forward(v)[s], j @ v[s]) < 1e-13
+        assert _relative(backward(v)[s], j.T @ v[s]) < 1e-13
+        assert _relative(times(v)[s], j.T @ (j @ v[s])) < 1e-13
+        np.testing.assert_allclose(diagonal[s], (j.T @ j).diagonal(), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_cgnr_jacobian_solve_equals_the_direct_solve(name: str) -> None:
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem)
+    rhs = -k.residual(x)
+    direct, status = solve_jacobian(k, x, rhs, cg_points=problem.n + 1)
+    forced, forced_status = solve_jacobian(k, x, rhs, cg_points=0)
+    assert not status.any() and not forced_status.any()
+    for s in range(len(x)):
+        assert _relative(forced[s], direct[s]) < 1e-10
+
+
+def test_a_singular_jacobian_falls_back_to_the_direct_solve(monkeypatch) -> None:
+    import scaleinv.numeric.indexed_steps as steps
+
+    # u[i] − u[i−1] on a periodic grid: J singular (constants), the direct route says so
+    problem = IndexedProblem.from_strings("u[0:n]", "u[i] - u[i-1]", params={"n": 50}, target="0")
+    k = compile_indexed(problem)
+    x = _starts(problem, 2)
+    rhs = np.random.default_rng(5).standard_normal(x.shape)
+    calls = []
+    direct = steps.solve_jacobian
+    monkeypatch.setattr(
+        steps, "solve_jacobian", lambda k, f, b, n=None: calls.append(n) or direct(k, f, b, n)
+    )
+    _, status = steps.solve_jacobian(k, x, rhs, 0)
+    assert calls == [0, problem.n + 1]
+    assert (status == runtime.SINGULAR).all()
