@@ -184,7 +184,7 @@ def cli(zoo: Case, monkeypatch: pytest.MonkeyPatch) -> Any:
     commands print what the session computed once (their own computation is the same call)."""
     for module in (run_cmd, derive_cmd, export_cmd, study_cmd, verify_cmd):
         monkeypatch.setattr(module, "load_spec", lambda path: zoo.spec)
-    monkeypatch.setattr(study_module, "run_study", lambda spec, starts=None: zoo.study)
+    monkeypatch.setattr(study_module, "run_study", lambda spec, starts=None, engine=None: zoo.study)
     monkeypatch.setattr(verify_cmd, "spec_verdicts", lambda spec, **_: zoo.report.checks)
     return scaleinv_cli.main
 
