@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from problems import diffusion_problem, diffusion_target  # noqa: E402
+from _problems import diffusion_problem, diffusion_target  # noqa: E402
 
 ANCHORS = ("jax", "symengine", "casadi")
 POINTS = 10

@@ -330,7 +330,7 @@ def time_study(size: int, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "comparison.toml"
         path.write_text(spec)
-        command = [sys.executable, "-m", "scaleinv.reports.cli", "study", str(path)]
+        command = [sys.executable, "-m", "scaleinv", "study", str(path)]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, text=True)
         return time.perf_counter() - start

@@ -511,7 +511,7 @@ def compile_times(sizes: Sequence[int] = (64, 256, 1024)) -> str:
     from scaleinv.numeric import backends
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from problems import diffusion_problem
+    from _problems import diffusion_problem
 
     problems = [("chain12", chain_problem(12))]
     problems += [(f"diffusion{n}", diffusion_problem(n)) for n in sizes]

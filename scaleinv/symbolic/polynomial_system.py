@@ -106,6 +106,7 @@ def polynomial_system(problem: Problem) -> PolynomialSystem:
 
     Examples
     --------
+    >>> from scaleinv.symbolic import Problem
     >>> p = Problem.from_strings(["r", "t"], ["r*cos(t)", "r*sin(t)"])
     >>> system = polynomial_system(p)
     >>> system.unknowns

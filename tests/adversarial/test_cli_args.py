@@ -13,6 +13,7 @@ import pytest
 
 from scaleinv.cli import main as cli
 from scaleinv.cli.main import main
+from scaleinv.symbolic.spec import MAX_STARTS
 
 SPEC = "reports/comparison.toml"
 
@@ -37,7 +38,7 @@ BAD_ARGS = [
     (
         "starts-huge",
         ["run", SPEC, "--starts", "10" + "0" * 10],
-        r"\[--starts\] 10+ starts is more than the limit of 100000$",
+        rf"\[--starts\] 10+ starts is more than the limit of {MAX_STARTS}$",
     ),
     ("starts-zero", ["run", SPEC, "--starts", "0"], r"\[--starts\] must be a positive integer"),
     ("chunk-zero", ["run", SPEC, "--starts", "3", "--chunk", "0"], r"\[--chunk\] must be a pos"),
@@ -45,7 +46,7 @@ BAD_ARGS = [
     (
         "study-starts-huge",
         ["study", SPEC, "--starts", "10" + "0" * 10],
-        r"\[--starts\] 10+ starts is more than the limit of 100000$",
+        rf"\[--starts\] 10+ starts is more than the limit of {MAX_STARTS}$",
     ),
     ("missing-spec", ["run", "no/such/spec.toml"], r"no/such/spec.toml: \[file\] cannot be read"),
     ("spec-is-dir", ["run", "reports"], r"reports: \[file\] cannot be read \(Is a directory\)"),

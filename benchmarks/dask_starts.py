@@ -20,8 +20,8 @@ and the ratio of the per-start times (in-memory / dask).
 
 Usage::
 
-    python benchmarks/distributed.py                 # 10**7 starts x 20 PG steps
-    python benchmarks/distributed.py --quick         # 2 * 10**5 starts, smoke run
+    python benchmarks/dask_starts.py                 # 10**7 starts x 20 PG steps
+    python benchmarks/dask_starts.py --quick         # 2 * 10**5 starts, smoke run
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness  # noqa: E402  (before numpy: one BLAS thread)
-
-del sys.path[0]  # Dask's spawned workers run this file too: `distributed` must be Dask's
 import numpy as np  # noqa: E402
 
 PEAK_RSS = "__import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss"
@@ -48,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="2 * 10**5 starts, 10**5 in memory")
     args = parser.parse_args(argv)
-    # Imported here: worker processes re-import this script (spawn), and this file's name
-    # would shadow the `distributed` package while its folder is first on sys.path.
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
+    # Imported here: worker processes re-import this script (spawn).
     import dask
     import dask.array as da
     from distributed import Client, LocalCluster
