@@ -34,7 +34,8 @@ def point_source(
     Examples
     --------
     >>> u0, u1, c = sp.symbols("u0 u1 c")
-    >>> print(point_source("f", [c * u0 * u1, 2], [u0, u1], {c: 3.0}).rstrip())  # doctest: +ELLIPSIS
+    >>> source = point_source("f", [c * u0 * u1, 2], [u0, u1], {c: 3.0})
+    >>> print(source.rstrip())  # doctest: +ELLIPSIS
     def f(out, u0, u1, *, c=3.0):
     ...
             out[:, 0] = c*u0*u1
