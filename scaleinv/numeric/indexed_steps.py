@@ -167,15 +167,9 @@ def solve_hessian(
     where it is banded (LAPACK's band LU is faster at every n: at 10⁶ points 0.2 s against
     CG's 0.7 s per sample). The samples CG does not solve (H indefinite, no convergence) and
     smaller problems take the direct route."""
-    threshold = cg_points if cg_points is not None else (None if k.banded else CG_POINTS)
-    if threshold is not None and k.problem.n >= threshold:
+    if _takes_cg(k, cg_points):
         x, converged = cg_solve(*hessian_operator(k, f), rhs)
-        status = np.full(len(f), runtime.RUNNING, dtype=np.int8)
-        failed = np.flatnonzero(~converged)
-        if len(failed):
-            direct = k.problem.n + 1
-            x[failed], status[failed] = solve_hessian(k, f[failed], rhs[failed], direct)
-        return x, status
+        return _direct_where_cg_failed(solve_hessian, k, f, rhs, x, converged)
     if k.banded:
         ab, widths = k.hessian_band(f)
         x, status = band_solve(ab, widths, rhs, k.periodic)
@@ -190,25 +184,43 @@ def solve_jacobian(
     """``J⁻¹ rhs`` at flat samples ``f`` (J square), with ``(x, status)``; the route as in
     :func:`solve_hessian`, CG on the normal equations ``JᵀJ x = Jᵀ rhs`` (a sample counts as
     solved when also ``|J x − rhs| ≤ 10⁻¹⁰ |rhs|``)."""
-    threshold = cg_points if cg_points is not None else (None if k.banded else CG_POINTS)
-    if threshold is not None and k.problem.n >= threshold:
+    if _takes_cg(k, cg_points):
         times, diagonal, forward, backward = normal_operator(k, f)
         x, converged = cg_solve(times, diagonal, backward(rhs))
         with np.errstate(all="ignore"):
             error = np.linalg.norm(forward(x) - rhs, axis=1)
         converged &= error <= 1e-10 * np.linalg.norm(rhs, axis=1)
-        status = np.full(len(f), runtime.RUNNING, dtype=np.int8)
-        failed = np.flatnonzero(~converged)
-        if len(failed):
-            direct = k.problem.n + 1
-            x[failed], status[failed] = solve_jacobian(k, f[failed], rhs[failed], direct)
-        return x, status
+        return _direct_where_cg_failed(solve_jacobian, k, f, rhs, x, converged)
     if k.banded:
         ab, widths = k.jacobian_band(f)
         x, status = band_solve(ab, widths, rhs, k.periodic)
         return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
     values = k.jacobian_pattern.values(k.point("point_J", f))
     return sparse_lu_solve(k.jacobian_pattern, values, rhs, symmetric=False)
+
+
+def _takes_cg(k: IndexedKernels, cg_points: int | None) -> bool:
+    """Whether a solve goes to CG: from ``cg_points`` unknowns if given, else from
+    :data:`~scaleinv.numeric.indexed_cg.CG_POINTS` where the matrix is not banded."""
+    threshold = cg_points if cg_points is not None else (None if k.banded else CG_POINTS)
+    return threshold is not None and k.problem.n >= threshold
+
+
+def _direct_where_cg_failed(
+    solve: Callable[..., tuple],
+    k: IndexedKernels,
+    f: np.ndarray,
+    rhs: np.ndarray,
+    x: np.ndarray,
+    converged: np.ndarray,
+) -> tuple:
+    """``(x, status)``: CG's solutions, the samples it did not solve solved again by ``solve``
+    on the direct route (a threshold above the problem's size)."""
+    status = np.full(len(f), runtime.RUNNING, dtype=np.int8)
+    failed = np.flatnonzero(~converged)
+    if len(failed):
+        x[failed], status[failed] = solve(k, f[failed], rhs[failed], k.problem.n + 1)
+    return x, status
 
 
 def _retry_sparse(
