@@ -207,20 +207,26 @@ def scaleinv_spec(case: Case) -> dict[str, Any]:
     return {"inputs": inputs, "outputs": outputs, "params": params, "target_from": states}
 
 
-def run_scaleinv(case: Case, x: np.ndarray) -> tuple[float, Callable[[], np.ndarray]]:
-    from scaleinv import rules
-    from scaleinv.numeric.driver import compiled_rule
+def scaleinv_problem(case: Case) -> Any:
+    """The case as scaleinv's indexed problem, built from :func:`scaleinv_spec`'s strings."""
     from scaleinv.symbolic.indexed import IndexedProblem
 
     spec = scaleinv_spec(case)
-    start = time.perf_counter()
-    problem = IndexedProblem.from_strings(
+    return IndexedProblem.from_strings(
         spec["inputs"],
         spec["outputs"],
         boundary="periodic",
         params=spec["params"],
         target_from=spec["target_from"],
     )
+
+
+def run_scaleinv(case: Case, x: np.ndarray) -> tuple[float, Callable[[], np.ndarray]]:
+    from scaleinv import rules
+    from scaleinv.numeric.driver import compiled_rule
+
+    start = time.perf_counter()
+    problem = scaleinv_problem(case)
     problem.compile()
     step = compiled_rule(problem, rules.newton(1.0)).step
     setup = time.perf_counter() - start

@@ -34,17 +34,7 @@ CASES = [
 def test_the_spec_scaleinv_runs_is_the_numpy_problem(case) -> None:
     # The formulas scaleinv parses and the NumPy update the anchors share give the same P and
     # the same target y* = P(x*).
-    from scaleinv.symbolic.indexed import IndexedProblem
-
-    spec = bench.scaleinv_spec(case)
-    problem = IndexedProblem.from_strings(
-        spec["inputs"],
-        spec["outputs"],
-        boundary="periodic",
-        params=spec["params"],
-        target_from=spec["target_from"],
-    )
-    kernels = problem.compile()
+    kernels = bench.scaleinv_problem(case).compile()
     x = bench.starts(case)
     np.testing.assert_allclose(kernels.P(x), bench.numpy_P(case, x), rtol=1e-13, atol=1e-14)
     residual = bench.numpy_P(case, x) - bench.target(case)
