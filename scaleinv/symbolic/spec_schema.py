@@ -75,6 +75,16 @@ class Table:
 
 
 _NUMBER = "number or number expression string"
+#: How long each run of a study goes: the same keys in both kinds of ``[study]``.
+_STUDY_RUNS = (
+    Key("steps", "integer", "The step limit of each run.", "``[run] steps``"),
+    Key(
+        "tol",
+        "number",
+        "A run has converged once ``|∂L/∂x|`` is below it.",
+        "``[run] tol``, else 1e-6",
+    ),
+)
 
 SCHEMA: tuple[Table, ...] = (
     Table(
@@ -262,13 +272,7 @@ SCHEMA: tuple[Table, ...] = (
                 "How many starts: a grid for two inputs, evenly spaced for one, else random.",
                 "400",
             ),
-            Key("steps", "integer", "The step limit of each run.", "``[run] steps``"),
-            Key(
-                "tol",
-                "number",
-                "A run has converged once ``|∂L/∂x|`` is below it.",
-                "``[run] tol``, else 1e-6",
-            ),
+            *_STUDY_RUNS,
         ),
         "[study]\nregion = [[-3, 3], [-3, 3]]\nstarts = 400\nsteps = 100\ntol = 1e-6",
     ),
@@ -286,13 +290,7 @@ SCHEMA: tuple[Table, ...] = (
                 "0.1",
             ),
             Key("seed", "integer", "The seed of the random perturbations.", "0"),
-            Key("steps", "integer", "The step limit of each run.", "``[run] steps``"),
-            Key(
-                "tol",
-                "number",
-                "A run has converged once ``|∂L/∂x|`` is below it.",
-                "``[run] tol``, else 1e-6",
-            ),
+            *_STUDY_RUNS,
         ),
         "[study]\nstarts = 20\nspread = 0.1\nseed = 0\nsteps = 50\ntol = 1e-8",
         variant="indexed",
