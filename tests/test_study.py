@@ -383,3 +383,42 @@ def test_basin_panels_tick_labels_do_not_collide(wide_region) -> None:
     boxes = [b for ax in fig.axes for b in tick_label_boxes(fig, ax)]
     assert len(boxes) >= len(fig.axes)  # every panel keeps a labelled tick
     assert not [(a, b) for k, a in enumerate(boxes) for b in boxes[k + 1 :] if a.overlaps(b)]
+
+
+def test_the_closed_form_eigenvalues_agree_with_lapack() -> None:
+    from scaleinv.reports.study_ends import _eigen_range
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3):
+        a = rng.normal(size=(5000, n, n)) * rng.choice([1e-3, 1.0, 1e4], (5000, 1, 1))
+        h = a + np.swapaxes(a, -1, -2)
+        h[:10] = 0.0  # zero and repeated eigenvalues
+        h[10:20] = np.eye(n) * 2.5
+        lowest, largest = _eigen_range(h)
+        eig = np.linalg.eigvalsh(h)
+        scale = np.abs(eig).max(axis=-1)
+        assert np.all(np.abs(lowest - eig[:, 0]) <= 1e-14 * scale)  # to rounding of each
+        np.testing.assert_allclose(largest, scale, rtol=1e-12)
+
+
+def test_the_lowest_point_of_each_group_is_argmins() -> None:
+    from scaleinv.reports.study_ends import _lowest
+
+    rng = np.random.default_rng(4)
+    groups = rng.integers(0, 7, 2000)
+    values = rng.integers(0, 5, 2000).astype(float)  # many ties
+    values[rng.integers(0, 2000, 5)] = np.nan
+    want = [int(np.argmin(np.where(groups == g, values, np.inf))) for g in range(7)]
+    assert _lowest(groups, values, 7) == want
+
+
+@pytest.mark.parametrize("scale", [1, 2**40], ids=["packed", "wide"])
+def test_the_occupied_cells_come_in_order_of_first_occurrence(scale) -> None:
+    from scaleinv.reports.study_ends import _occupied
+
+    rng = np.random.default_rng(5)
+    cells = rng.integers(-3, 4, (3000, 3)) * scale  # wide: past one int64 key per cell
+    occupied, of_point = _occupied(cells)
+    want = list(dict.fromkeys(tuple(c) for c in cells.tolist()))
+    assert [tuple(c) for c in occupied.tolist()] == want
+    np.testing.assert_array_equal(occupied[of_point], cells)

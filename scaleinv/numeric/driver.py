@@ -30,6 +30,7 @@ from scaleinv.numeric.indexed_steps import (
     inverse_note,
 )
 from scaleinv.numeric.kernels import ProblemKernels, real_array
+from scaleinv.numeric.loss_radius import loss_radius
 from scaleinv.numeric.progress import ProgressBar
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.status import Status
@@ -219,7 +220,10 @@ def minimize(
         flat = x0.reshape(samples, problem.n)
         recorder = runtime.Recorder(kernels.P, kept, flat, problem.m)
         with ProgressBar(steps if progress else 0, f"minimize {rule.name}") as bar:
-            status, taken = _iterate_numpy(rule, compiled, kernels, flat, steps, tol, recorder, bar)
+            radius = _radius(problem, flat, steps)
+            status, taken = _iterate_numpy(
+                rule, compiled, kernels, flat, steps, tol, recorder, bar, radius
+            )
     except MemoryError as err:
         if isinstance(err, MemoryLimitError):
             raise
@@ -237,6 +241,18 @@ def minimize(
     return Trajectory(x, y, loss, status, rule.name, kept, taken)
 
 
+#: Sample-steps from which a run certifies the box where its loss cannot diverge (a walk over
+#: the loss expression: below this, evaluating the loss every step is cheaper).
+CERTIFY_WORK = 1 << 20
+
+
+def _radius(problem: Problem | IndexedProblem, x0: np.ndarray, steps: int) -> float | None:
+    """:func:`~scaleinv.numeric.loss_radius.loss_radius` for a run large enough to repay it."""
+    if isinstance(problem, Problem) and x0.shape[0] * steps >= CERTIFY_WORK:
+        return loss_radius(problem)
+    return None
+
+
 def _iterate_numpy(
     rule: Rule,
     compiled: CompiledRule,
@@ -246,6 +262,7 @@ def _iterate_numpy(
     tol: float | None,
     recorder: runtime.Recorder,
     bar: ProgressBar,
+    radius: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`~scaleinv.numeric.runtime.iterate` over the flat batch ``x0`` (``(samples, n)``).
 
@@ -254,13 +271,16 @@ def _iterate_numpy(
     not depend on the others, so the results are the same, and a chunk's point, step, loss
     and statuses stay in cache for all its steps (instead of every step streaming the whole
     batch through memory several times). Other rules (HIG's batch SVD, BFGS) run whole.
+    ``radius``: where the loss cannot diverge (:mod:`scaleinv.numeric.loss_radius`).
     """
     samples, gradient, loss = len(x0), kernels.gradient, kernels.loss
+    if isinstance(kernels, ProblemKernels):  # the driver's own calls: arguments already checked
+        gradient, loss = gradient.func, loss.func
     whole = not rule.per_sample or compiled.state_bytes(1, steps) or samples <= runtime.CHUNK
     if whole:
         state = compiled.init(x0, steps)
         return runtime.iterate(
-            compiled.step, gradient, loss, x0, steps, tol, recorder, state, bar.update
+            compiled.step, gradient, loss, x0, steps, tol, recorder, state, bar.update, radius
         )
     status = np.empty(samples, dtype=np.int8)
     taken = np.empty(samples, dtype=np.int64)
@@ -273,8 +293,9 @@ def _iterate_numpy(
 
         state = compiled.init(x0[rows], steps)
         status[rows], taken[rows] = runtime.iterate(
-            compiled.step, gradient, loss, x0[rows], steps, tol, recorder.part(rows), state, update
-        )
+            compiled.step, gradient, loss, x0[rows], steps, tol, recorder.part(rows), state,
+            update, radius,
+        )  # fmt: skip
     recorder.filled = len(recorder.steps)
     return status, taken
 

@@ -221,9 +221,13 @@ class Recorder:
         part.x, part.y, part.loss = self.x[:, rows], self.y[:, rows], self.loss[:, rows]
         return part
 
+    def wants(self, step):
+        """Is ``step`` the next of the recorded steps?"""
+        return self.filled < len(self.steps) and self.steps[self.filled] == step
+
     def offer(self, step, x, loss):
         """Keep the point of ``step`` if it is one of the recorded steps."""
-        if self.filled < len(self.steps) and self.steps[self.filled] == step:
+        if self.wants(step):
             self.fill_to(self.filled + 1, x, loss)
 
     def fill_to(self, end, x, loss):
@@ -244,7 +248,7 @@ def _stop(status, taken, step, where, code):
     return int(numpy.count_nonzero(newly))
 
 
-def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress=None):
+def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress=None, radius=None):
     """The loop of :func:`scaleinv.minimize` (and of exported modules and Dask workers).
 
     Runs ``step(x, state) -> (dx, state, status)`` ``steps`` times from every point of ``x0``
@@ -254,6 +258,13 @@ def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress
     Only the current point is held; ``recorder`` (a :class:`Recorder`) keeps the steps it
     lists, and ``progress(k, running)``, if given, is called after every step. Returns the
     per-sample status codes and the step at which each sample stopped (``steps`` if never).
+
+    ``radius``, if given, certifies the loss: every point whose coordinates all lie in
+    ``[-radius, radius]`` has a finite loss below :data:`DIVERGED_LOSS` (see
+    :func:`scaleinv.numeric.loss_radius.loss_radius`). A step whose new points all lie there
+    cannot diverge, so its loss is not evaluated; the loss is then evaluated only for the steps
+    the recorder keeps (and where a step leaves the box). Statuses and recorded values are the
+    same as without it.
 
     Examples
     --------
@@ -274,8 +285,18 @@ def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress
         g = gradient(x)
         return numpy.sqrt(numpy.einsum("...i,...i->...", g, g)) <= tol
 
-    with numpy.errstate(all="ignore"):
-        loss_x = loss(x)
+    def loss_of(x):
+        with numpy.errstate(all="ignore"):
+            return loss(x)
+
+    def certified(x, stopped):  # the running within the box (NaN fails both comparisons)
+        if radius is None:
+            return False
+        if stopped is not None:
+            x = numpy.where(stopped[..., None], 0.0, x)
+        return x.max() <= radius and -radius <= x.min()
+
+    loss_x = loss_of(x) if radius is None or recorder.wants(0) else None
     recorder.offer(0, x, loss_x)
     for k in range(steps):
         if running == 0:  # nothing moves any more: the remaining steps are the same point
@@ -288,27 +309,43 @@ def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress
             running -= _stop(status, taken, k, step_status != RUNNING, step_status)
         with numpy.errstate(all="ignore"):
             x_new = x + dx
-            loss_new = loss(x_new)
-            # whole-batch reductions without temporaries; NaN fails the comparisons, and an
-            # overflowing sum only sends the batch to the per-sample check below
-            everything_fine = (
-                running == status.size
-                and numpy.isfinite(x_new.sum())
-                and -DIVERGED_LOSS < loss_new.min()
-                and loss_new.max() < DIVERGED_LOSS
-            )
-            if not everything_fine:  # per sample: who diverged, who keeps its point
-                fine = numpy.isfinite(x_new).all(axis=-1) & (numpy.abs(loss_new) < DIVERGED_LOSS)
-                running -= _stop(status, taken, k, ~fine, DIVERGED)
-                keep = status != RUNNING
-                numpy.copyto(x_new, x, where=keep[..., None])
-                numpy.copyto(loss_new, loss_x, where=keep)
+            stopped = None if running == status.size else status != RUNNING
+            if stopped is not None:  # the stopped keep their points
+                numpy.copyto(x_new, x, where=stopped[..., None])
+            if certified(x_new, stopped):  # no running sample can have diverged
+                loss_new = None
+            else:
+                loss_new = loss(x_new)
+                # whole-batch reductions without temporaries; NaN fails the comparisons, and an
+                # overflowing sum only sends the batch to the per-sample check below
+                everything_fine = (
+                    stopped is None
+                    and numpy.isfinite(x_new.sum())
+                    and -DIVERGED_LOSS < loss_new.min()
+                    and loss_new.max() < DIVERGED_LOSS
+                )
+                if not everything_fine:  # per sample: who diverged, who keeps its point
+                    fine = numpy.isfinite(x_new).all(axis=-1)
+                    fine &= numpy.abs(loss_new) < DIVERGED_LOSS
+                    diverged = _stop(status, taken, k, ~fine, DIVERGED)
+                    running -= diverged
+                    if diverged:  # they keep their points too
+                        keep = status != RUNNING
+                        numpy.copyto(x_new, x, where=keep[..., None])
+                        if loss_x is None:  # the loss of the points kept is not known
+                            loss_new = None
+                        else:
+                            numpy.copyto(loss_new, loss_x, where=keep)
         x, loss_x = x_new, loss_new
+        if loss_x is None and recorder.wants(k + 1):
+            loss_x = loss_of(x)
         recorder.offer(k + 1, x, loss_x)
         if progress is not None:
             progress(k + 1, running)
     if tol is not None and running:
         _stop(status, taken, steps, small(x), CONVERGED)
     numpy.copyto(status, MAX_STEPS, where=status == RUNNING)
+    if loss_x is None and recorder.filled < len(recorder.steps):
+        loss_x = loss_of(x)
     recorder.fill_to(len(recorder.steps), x, loss_x)
     return status, taken

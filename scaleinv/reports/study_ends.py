@@ -118,7 +118,7 @@ def classify_ends(
     groups = _groups(at[candidates], low, span, periods)
     values = loss(at[candidates])
     counts = np.bincount(groups)
-    best = [int(np.argmin(np.where(groups == g, values, np.inf))) for g in range(len(counts))]
+    best = _lowest(groups, values, len(counts))
     order = sorted(range(len(counts)), key=lambda g: (-counts[g], values[best[g]]))
     rank = np.empty(len(order), dtype=int)
     rank[order] = np.arange(len(order))
@@ -131,6 +131,15 @@ def classify_ends(
     return outcome, minima
 
 
+def _lowest(groups: np.ndarray, values: np.ndarray, count: int) -> list[int]:
+    """Per group ``0 .. count-1``, the index of its point of lowest value: ``argmin`` over the
+    group's points in their order (the first on ties, a NaN first)."""
+    order = np.argsort(groups, kind="stable")
+    ends = np.searchsorted(groups[order], np.arange(count + 1))
+    ranked = values[order]
+    return [int(order[a + np.argmin(ranked[a:b])]) for a, b in zip(ends[:-1], ends[1:])]
+
+
 def _curved_up(hessian: Callable[[np.ndarray], np.ndarray], points: np.ndarray) -> np.ndarray:
     """Where the Hessian is finite and has no clearly negative eigenvalue; evaluated in blocks
     of about 4 M entries, so that many starts of a large problem fit in memory."""
@@ -139,11 +148,25 @@ def _curved_up(hessian: Callable[[np.ndarray], np.ndarray], points: np.ndarray) 
     keep = []
     for i in range(0, len(points), block):
         h = hessian(points[i : i + block])
-        finite = np.isfinite(h).all(axis=(-2, -1))
-        eig = np.linalg.eigvalsh(np.where(finite[:, None, None], h, 0.0))
-        scale = np.maximum(1.0, np.abs(eig).max(axis=-1))
-        keep.append(finite & (eig.min(axis=-1) >= -_CURVED * scale))
+        finite = np.isfinite(h.reshape(len(h), -1)).all(axis=-1)
+        lowest, largest = _eigen_range(np.where(finite[:, None, None], h, 0.0))
+        keep.append(finite & (lowest >= -_CURVED * np.maximum(1.0, largest)))
     return np.concatenate(keep)
+
+
+def _eigen_range(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per symmetric matrix of ``h`` (its lower triangle, as ``eigvalsh``): the lowest
+    eigenvalue and the largest magnitude of one. 1x1 and 2x2 in closed form (``m ∓ r`` with
+    ``r = hypot((a − d)/2, b)``: a few array operations where LAPACK takes a call per matrix;
+    the two agree to rounding, and the test against ``_CURVED`` is far from it)."""
+    if h.shape[-1] == 1:
+        return h[:, 0, 0], np.abs(h[:, 0, 0])
+    if h.shape[-1] == 2:
+        a, b, d = h[:, 0, 0], h[:, 1, 0], h[:, 1, 1]
+        mean, radius = (a + d) / 2, np.hypot((a - d) / 2, b)
+        return mean - radius, np.abs(mean) + radius
+    eig = np.linalg.eigvalsh(h)
+    return eig[:, 0], np.abs(eig).max(axis=-1)
 
 
 def _groups(
@@ -166,8 +189,8 @@ def _groups(
             origin[j] = (low[j] + span[j] / 2) - period / 2
     cells = np.floor((points - origin) / size).astype(np.int64)
     cells = np.where(cells_per > 0, np.mod(cells, np.maximum(cells_per, 1)), cells)
-    keys = [tuple(c) for c in cells]
-    index = {c: k for k, c in enumerate(dict.fromkeys(keys))}
+    occupied, of_point = _occupied(cells)
+    index = {tuple(c): k for k, c in enumerate(occupied.tolist())}
     parent = list(range(len(index)))
 
     def root(i: int) -> int:
@@ -189,5 +212,21 @@ def _groups(
             found = index.get(tuple(other))
             if found is not None:
                 parent[root(k)] = root(found)
-    roots = np.array([root(index[c]) for c in keys])
+    roots = np.array([root(k) for k in range(len(index))])[of_point]
     return np.unique(roots, return_inverse=True)[1].ravel()
+
+
+def _occupied(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``cells`` in the order they first occur, and the index of each
+    row's among them (array operations: a study has up to millions of end points)."""
+    low = cells.min(axis=0)
+    widths = [int(w) for w in cells.max(axis=0) - low + 1]
+    if np.prod(np.array(widths, dtype=float)) < 2.0**62:  # one int64 key per cell
+        keys = np.ravel_multi_index(tuple((cells - low).T), widths)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(cells, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # distinct cells by first occurrence
+    number = np.empty_like(order)
+    number[order] = np.arange(len(order))
+    return cells[first[order]], number[inverse.ravel()]
