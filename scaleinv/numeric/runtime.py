@@ -36,6 +36,7 @@ _CRAMER_LIMIT = 1e13
 #: Samples per block of the closed-form solve: its temporaries stay in cache (2-3x faster than
 #: whole-batch operations at 10**5 samples).
 _BLOCK = 8192
+_ONES = numpy.ones(4)
 #: Samples per chunk of a per-sample step (and of the closed-form local inverse, and of the whole
 #: loop of minimize's NumPy engine) in process: a chunk's temporaries stay in cache and its
 #: buffers are reused by the allocator. At 10**5 samples of a 2-input problem, whole-batch NumPy
@@ -45,20 +46,37 @@ CHUNK = 1 << 14
 
 def _cramer_into(a, b, x):
     """Solve ``(s, k, k)`` systems, k = 1 or 2, by Cramer's rule into ``x``; return where the
-    result is trusted (finite, and the matrix far from singular: see ``_CRAMER_LIMIT``)."""
+    result is trusted (finite, and the matrix far from singular: see ``_CRAMER_LIMIT``).
+
+    Few array operations, each into a temporary it reuses: at 10**4 samples the solve's cost
+    is its number of passes over the samples."""
     if a.shape[-1] == 1:
         det = a[:, 0, 0]
         x[:, 0] = b[:, 0] / det
         fine = numpy.abs(det) > 0
-    else:
-        a00, a01, a10, a11 = a[:, 0, 0], a[:, 0, 1], a[:, 1, 0], a[:, 1, 1]
-        det = a00 * a11 - a01 * a10
-        x[:, 0] = (a11 * b[:, 0] - a01 * b[:, 1]) / det
-        x[:, 1] = (a00 * b[:, 1] - a10 * b[:, 0]) / det
-        entries = a.reshape(-1, 4)
-        fine = numpy.einsum("si,si->s", entries, entries) < _CRAMER_LIMIT * numpy.abs(det)
-    for j in range(a.shape[-1]):
-        fine &= numpy.isfinite(x[:, j])
+        fine &= numpy.isfinite(x[:, 0])
+        return fine
+    a00, a01, a10, a11 = a[:, 0, 0], a[:, 0, 1], a[:, 1, 0], a[:, 1, 1]
+    b0, b1 = b[:, 0], b[:, 1]
+    t = a01 * a10
+    det = a00 * a11
+    det -= t
+    x0 = a11 * b0  # (a11 b0 - a01 b1) / det
+    numpy.multiply(a01, b1, out=t)
+    x0 -= t
+    x0 /= det
+    x1 = a00 * b1  # (a00 b1 - a10 b0) / det
+    numpy.multiply(a10, b0, out=t)
+    x1 -= t
+    x1 /= det
+    x[:, 0], x[:, 1] = x0, x1
+    squares = numpy.square(a.reshape(-1, 4)) @ _ONES  # ‖a‖_F² (einsum: 5x slower)
+    numpy.abs(det, out=det)
+    det *= _CRAMER_LIMIT
+    fine = squares < det
+    if not numpy.isfinite(x0.sum() + x1.sum()):  # only then sample by sample
+        fine &= numpy.isfinite(x0)
+        fine &= numpy.isfinite(x1)
     return fine
 
 
@@ -240,6 +258,18 @@ class Recorder:
             self.filled = end
 
 
+def _squared_norms(g):
+    """``|g|²`` per sample as ``einsum("...i,...i->...", g, g)`` computes it; with one or two
+    components a column at a time (the same sums bit for bit; einsum's loop of length 2 per
+    sample costs 5-10x more), with more by einsum (whose order of summation differs)."""
+    if g.shape[-1] > 2:
+        return numpy.einsum("...i,...i->...", g, g)
+    out = g[..., 0] * g[..., 0]
+    if g.shape[-1] == 2:
+        out += g[..., 1] * g[..., 1]
+    return out
+
+
 def _stop(status, taken, step, where, code):
     """Give running samples ``where`` true the status ``code``; return how many stopped."""
     newly = (status == RUNNING) & where
@@ -282,8 +312,7 @@ def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress
     running = status.size
 
     def small(x):
-        g = gradient(x)
-        return numpy.sqrt(numpy.einsum("...i,...i->...", g, g)) <= tol
+        return numpy.sqrt(_squared_norms(gradient(x))) <= tol
 
     def loss_of(x):
         with numpy.errstate(all="ignore"):
