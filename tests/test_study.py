@@ -412,12 +412,13 @@ def test_the_lowest_point_of_each_group_is_argmins() -> None:
     assert _lowest(groups, values, 7) == want
 
 
-@pytest.mark.parametrize("scale", [1, 2**40], ids=["packed", "wide"])
+@pytest.mark.parametrize("scale", [1, 2**10, 2**40], ids=["table", "keys", "rows"])
 def test_the_occupied_cells_come_in_order_of_first_occurrence(scale) -> None:
     from scaleinv.reports.study_ends import _occupied
 
     rng = np.random.default_rng(5)
-    cells = rng.integers(-3, 4, (3000, 3)) * scale  # wide: past one int64 key per cell
+    # a table of every cell; one int64 key per cell; past that, rows compared
+    cells = rng.integers(-3, 4, (3000, 3)) * scale
     occupied, of_point = _occupied(cells)
     want = list(dict.fromkeys(tuple(c) for c in cells.tolist()))
     assert [tuple(c) for c in occupied.tolist()] == want

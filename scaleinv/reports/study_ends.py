@@ -107,16 +107,21 @@ def classify_ends(
     span = high - low
     at = wrap(ends, periods, (low + high) / 2)
     outcome = np.where(converged, NOT_A_MINIMUM, NOT_CONVERGED)
-    fixed = np.array([t is None for t in periods])
-    far = np.any(fixed & ((at < low - span) | (at > high + span)), axis=-1)
+    far = np.zeros(len(at), dtype=bool)
+    for j, period in enumerate(periods):  # a column at a time: N x n temporaries cost more
+        if period is None:
+            far |= at[:, j] < low[j] - span[j]
+            far |= at[:, j] > high[j] + span[j]
     outcome[converged & far] = FAR
     candidates = np.flatnonzero(converged & ~far)
+    points = at[candidates]
     if candidates.size:
-        candidates = candidates[_curved_up(hessian, at[candidates])]
+        curved = _curved_up(hessian, points)
+        candidates, points = candidates[curved], points[curved]
     if not candidates.size:
         return outcome, ()
-    groups = _groups(at[candidates], low, span, periods)
-    values = loss(at[candidates])
+    groups = _groups(points, low, span, periods)
+    values = loss(points)
     counts = np.bincount(groups)
     best = _lowest(groups, values, len(counts))
     order = sorted(range(len(counts)), key=lambda g: (-counts[g], values[best[g]]))
@@ -124,7 +129,7 @@ def classify_ends(
     rank[order] = np.arange(len(order))
     outcome[candidates] = rank[groups]
     minima = tuple(
-        Minimum(tuple(float(v) for v in at[candidates[best[g]]]), float(values[best[g]]),
+        Minimum(tuple(float(v) for v in points[best[g]]), float(values[best[g]]),
                 int(counts[g]))
         for g in order
     )  # fmt: skip
@@ -134,6 +139,8 @@ def classify_ends(
 def _lowest(groups: np.ndarray, values: np.ndarray, count: int) -> list[int]:
     """Per group ``0 .. count-1``, the index of its point of lowest value: ``argmin`` over the
     group's points in their order (the first on ties, a NaN first)."""
+    if count == 1:
+        return [int(np.argmin(values))]
     order = np.argsort(groups, kind="stable")
     ends = np.searchsorted(groups[order], np.arange(count + 1))
     ranked = values[order]
@@ -148,8 +155,12 @@ def _curved_up(hessian: Callable[[np.ndarray], np.ndarray], points: np.ndarray) 
     keep = []
     for i in range(0, len(points), block):
         h = hessian(points[i : i + block])
-        finite = np.isfinite(h.reshape(len(h), -1)).all(axis=-1)
-        lowest, largest = _eigen_range(np.where(finite[:, None, None], h, 0.0))
+        finite = np.ones(len(h), dtype=bool)
+        for entry in h.reshape(len(h), -1).T:  # an entry at a time, as in far
+            finite &= np.isfinite(entry)
+        if not finite.all():
+            h = np.where(finite[:, None, None], h, 0.0)
+        lowest, largest = _eigen_range(h)
         keep.append(finite & (lowest >= -_CURVED * np.maximum(1.0, largest)))
     return np.concatenate(keep)
 
@@ -212,8 +223,8 @@ def _groups(
             found = index.get(tuple(other))
             if found is not None:
                 parent[root(k)] = root(found)
-    roots = np.array([root(k) for k in range(len(index))])[of_point]
-    return np.unique(roots, return_inverse=True)[1].ravel()
+    roots = np.array([root(k) for k in range(len(index))])  # per occupied cell
+    return np.unique(roots, return_inverse=True)[1].ravel()[of_point]
 
 
 def _occupied(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +232,17 @@ def _occupied(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     row's among them (array operations: a study has up to millions of end points)."""
     low = cells.min(axis=0)
     widths = [int(w) for w in cells.max(axis=0) - low + 1]
-    if np.prod(np.array(widths, dtype=float)) < 2.0**62:  # one int64 key per cell
+    table = float(np.prod(np.array(widths, dtype=float)))
+    if table <= max(2 * len(cells), 1 << 16):  # a table of every cell: no sorting
+        keys = np.ravel_multi_index(tuple((cells - low).T), widths)
+        first = np.full(int(table), len(cells))
+        first[keys[::-1]] = np.arange(len(cells) - 1, -1, -1)  # the last write is the first
+        keys_seen = np.flatnonzero(first < len(cells))
+        order = np.argsort(first[keys_seen])
+        number = np.empty(int(table), dtype=np.int64)
+        number[keys_seen[order]] = np.arange(len(order))
+        return cells[first[keys_seen[order]]], number[keys]
+    if table < 2.0**62:  # one int64 key per cell
         keys = np.ravel_multi_index(tuple((cells - low).T), widths)
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     else:
