@@ -8,7 +8,7 @@ import scipy.optimize
 from catalogue import CATALOGUE
 
 from scaleinv import Problem, Status, load_spec, minimize, rules
-from scaleinv.errors import ProblemError
+from scaleinv.errors import MemoryLimitError, ProblemError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.rules import make_rule
 
@@ -165,3 +165,18 @@ def test_a_batch_run_in_chunks_gives_each_sample_its_own_run(case, monkeypatch) 
         np.testing.assert_allclose(batch.y[(slice(None), *index)], alone.y, rtol=1e-12)
         np.testing.assert_allclose(batch.loss[(slice(None), *index)], alone.loss, rtol=1e-12)
         assert batch.status[index] == alone.status and batch.steps_taken[index] == alone.steps_taken
+
+
+def test_a_run_in_chunks_counts_the_working_memory_of_one_chunk() -> None:
+    # 10**6 starts, record="last": 40 MB recorded, 16 MB of starts; a step works on one chunk
+    # of runtime.CHUNK samples at a time (some 20 MB), not on all 10**6 at once (1.2 GB)
+    from scaleinv.numeric.driver import _working_floats
+
+    x0 = np.random.default_rng(0).uniform(1, 2, (10**6, 2))
+    whole = 8 * len(x0) * _working_floats(2, 2)
+    assert whole > 10**9
+    t = minimize(COMPARISON, rules.gd(0.01), x0, 1, record="last", engine="numpy",
+                 max_memory=2 * 10**8)  # fmt: skip
+    assert t.x.shape == (1, 10**6, 2)
+    with pytest.raises(MemoryLimitError):  # a batch rule works on every sample at once
+        minimize(COMPARISON, rules.hig(0.1), x0, 1, record="last", max_memory=2 * 10**8)

@@ -103,10 +103,12 @@ def _check_memory(
     kept: int,
     record: str,
     max_memory: int | None,
+    chunked: bool = False,
 ) -> None:
     n, m = shape
     recording = 8 * kept * samples * (n + m + 1)
-    working = 8 * samples * _working_floats(n, m, problem)
+    at_once = min(samples, runtime.CHUNK) if chunked else samples  # samples a step works on
+    working = 8 * at_once * _working_floats(n, m, problem)
     state = compiled.state_bytes(samples, steps)
     limit = available_memory() if max_memory is None else max_memory
     if limit is None or recording + working + state <= limit:
@@ -211,9 +213,12 @@ def minimize(
     kernels = compile_problem(problem)
     compiled = compiled_rule(problem, rule)
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
-    _check_memory(problem, rule, compiled, samples, shape, steps, count, record, max_memory)
-    kept = recorded_steps(record, steps)
     chosen, _ = choose_engine(problem, rule, samples, steps, engine)
+    chunked = chosen != "jax" and _in_chunks(rule, compiled, samples, steps)
+    _check_memory(
+        problem, rule, compiled, samples, shape, steps, count, record, max_memory, chunked
+    )
+    kept = recorded_steps(record, steps)
     if chosen == "jax" and isinstance(problem, Problem):  # never indexed (choose_engine)
         return _run_jax(problem, rule, x0, steps, tol, record, kept)
     try:
@@ -253,6 +258,12 @@ def _radius(problem: Problem | IndexedProblem, x0: np.ndarray, steps: int) -> fl
     return None
 
 
+def _in_chunks(rule: Rule, compiled: CompiledRule, samples: int, steps: int) -> bool:
+    """Does the NumPy engine run the loop one chunk of samples after the other (a per-sample
+    rule without per-run state, more samples than a chunk)?"""
+    return bool(rule.per_sample and not compiled.state_bytes(1, steps) and samples > runtime.CHUNK)
+
+
 def _iterate_numpy(
     rule: Rule,
     compiled: CompiledRule,
@@ -276,8 +287,7 @@ def _iterate_numpy(
     samples, gradient, loss = len(x0), kernels.gradient, kernels.loss
     if isinstance(kernels, ProblemKernels):  # the driver's own calls: arguments already checked
         gradient, loss = gradient.func, loss.func
-    whole = not rule.per_sample or compiled.state_bytes(1, steps) or samples <= runtime.CHUNK
-    if whole:
+    if not _in_chunks(rule, compiled, samples, steps):
         state = compiled.init(x0, steps)
         return runtime.iterate(
             compiled.step, gradient, loss, x0, steps, tol, recorder, state, bar.update, radius
