@@ -6,7 +6,10 @@ per-sample rule runs it on one chunk of samples after another, see :func:`_itera
 holds the current point and loss of every sample, and keeps only the steps ``record`` asks for (see
 :mod:`scaleinv.numeric.trajectory`), so its memory does not grow with ``steps x batch`` unless
 the full history is asked for. Before it allocates anything, it checks that the run fits in
-the memory available and raises :class:`~scaleinv.errors.MemoryLimitError` otherwise.
+the memory available and raises :class:`~scaleinv.errors.MemoryLimitError` otherwise (a run in
+chunks needs the working memory of one chunk). A large run evaluates the loss only where its
+divergence check cannot do without it (:mod:`scaleinv.numeric.loss_radius`: the box in which
+interval arithmetic proves the loss finite and small) and at the steps it records.
 """
 
 from __future__ import annotations
