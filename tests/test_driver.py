@@ -10,6 +10,7 @@ from catalogue import CATALOGUE
 from scaleinv import Problem, Status, load_spec, minimize, rules
 from scaleinv.errors import MemoryLimitError, ProblemError
 from scaleinv.numeric import runtime
+from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.rules import make_rule
 
 COMPARISON = CATALOGUE["comparison"]
@@ -180,3 +181,17 @@ def test_a_run_in_chunks_counts_the_working_memory_of_one_chunk() -> None:
     assert t.x.shape == (1, 10**6, 2)
     with pytest.raises(MemoryLimitError):  # a batch rule works on every sample at once
         minimize(COMPARISON, rules.hig(0.1), x0, 1, record="last", max_memory=2 * 10**8)
+
+
+def test_tol_is_met_at_a_gradient_norm_equal_to_it_and_missed_just_below() -> None:
+    # |dL/dx| <= tol on the boundary itself: the check compares |g|² with a squared limit,
+    # which must classify the norm exactly as sqrt(|g|²) <= tol does
+    x0 = np.random.default_rng(3).uniform(0.5, 2.0, (50, 2))
+    g = compile_problem(COMPARISON).gradient(x0)
+    norms = np.sqrt(np.einsum("...i,...i->...", g, g))
+    for k in (0, 17, 42):
+        at = minimize(COMPARISON, rules.gd(0.01), x0, steps=3, tol=norms[k])
+        below = minimize(COMPARISON, rules.gd(0.01), x0, steps=3, tol=np.nextafter(norms[k], 0))
+        assert at.status[k] == Status.CONVERGED and at.steps_taken[k] == 0
+        assert below.steps_taken[k] > 0
+        np.testing.assert_array_equal(at.status[norms <= norms[k]], Status.CONVERGED)

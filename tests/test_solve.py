@@ -84,3 +84,38 @@ def test_the_2x2_closed_form_is_cramers_rule_bit_for_bit() -> None:
             assert x[s].tolist() == want
     assert status.tolist() == [0] * 300
     assert not np.isfinite(x[7]).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_squared_norms_are_einsums_sums_bit_for_bit(n) -> None:
+    g = (
+        np.random.default_rng(n).normal(size=(500, n))
+        * 10.0 ** np.arange(-3, 3).repeat(84)[:500, None]
+    )
+    g[3] = np.nan
+    got = runtime._squared_norms(g)
+    want = np.einsum("...i,...i->...", g, g)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-9, 0.1, 1.0, 3.0, 1e-160, 5e-324, 0.0, 1e200, np.inf])
+def test_the_squared_limit_accepts_exactly_the_norms_sqrt_accepts(tol) -> None:
+    # every float near the limit (and NaN, infinity, zero) is classified as sqrt(n) <= tol does
+    limit = runtime.squared_limit(tol)
+    near = [limit]
+    with np.errstate(over="ignore"):
+        for direction in (-np.inf, np.inf):
+            t = limit
+            for _ in range(40):
+                t = np.nextafter(t, direction)
+                near.append(t)
+    n = np.array([*near, min(tol, 1e150) ** 2, 0.0, np.inf, np.nan, 1e-300, 1e300])
+    n = n[~(n < 0)]
+    np.testing.assert_array_equal(n <= limit, np.sqrt(n) <= tol)
+
+
+def test_a_negative_or_nan_tolerance_accepts_no_norm() -> None:
+    n = np.array([0.0, 1e-300, 1.0, np.inf, np.nan])
+    for tol in (-1.0, np.nan):
+        assert not (n <= runtime.squared_limit(tol)).any()
+        assert not (np.sqrt(n) <= tol).any()

@@ -287,9 +287,10 @@ def _iterate_numpy(
     batch through memory several times). Other rules (HIG's batch SVD, BFGS) run whole.
     ``radius``: where the loss cannot diverge (:mod:`scaleinv.numeric.loss_radius`).
     """
-    samples, gradient, loss = len(x0), kernels.gradient, kernels.loss
+    samples = len(x0)
+    gradient, loss = kernels.gradient, kernels.loss
     if isinstance(kernels, ProblemKernels):  # the driver's own calls: arguments already checked
-        gradient, loss = gradient.func, loss.func
+        gradient, loss = kernels.gradient.func, kernels.loss.func
     if not _in_chunks(rule, compiled, samples, steps):
         state = compiled.init(x0, steps)
         return runtime.iterate(

@@ -171,7 +171,7 @@ def _radius(problem: Problem) -> float | None:
         if any(y is None for y in outputs):
             return None
         at = dict(zip(problem.output_symbols, outputs))
-        found = loss_enclosure(problem.loss, {**at, **params})  # type: ignore[arg-type]
+        found = loss_enclosure(problem.loss, {**at, **params})
         if found is None:
             return None
         return max(abs(found[0]), abs(found[1])) <= BOUND
