@@ -119,3 +119,28 @@ def test_a_negative_or_nan_tolerance_accepts_no_norm() -> None:
     for tol in (-1.0, np.nan):
         assert not (n <= runtime.squared_limit(tol)).any()
         assert not (np.sqrt(n) <= tol).any()
+
+
+def test_diagonal_systems_are_divided_and_flagged_as_cramers_rule_flags_them() -> None:
+    rng = np.random.default_rng(5)
+    d = rng.uniform(0.5, 20.0, (400, 2)) * rng.choice([-1.0, 1.0], (400, 2))
+    d[10, 1] = 0.0  # exactly singular
+    d[11] = [1.0, 1e-14]  # beyond Cramer's trust (‖a‖²/|det| > 1e13), not singular: LAPACK
+    d[12, 0] = -0.0  # a signed zero on the diagonal is singular too
+    a = np.zeros((400, 2, 2))
+    a[:, 0, 0], a[:, 1, 1] = d[:, 0], d[:, 1]
+    b = rng.normal(size=(400, 2))
+    x, status = runtime.solve(a, b)
+    singular = np.isin(np.arange(400), [10, 12])
+    assert status.tolist() == np.where(singular, runtime.SINGULAR, runtime.RUNNING).tolist()
+    assert (x[singular] == 0).all()
+    np.testing.assert_array_equal(x[~singular], b[~singular] / d[~singular])  # LAPACK's values
+    for s in np.flatnonzero(~singular):  # within an ulp of Cramer's rule written out
+        (a00, a01), (a10, a11) = a[s].tolist()
+        det = a00 * a11 - a01 * a10
+        want = [(a11 * b[s, 0] - a01 * b[s, 1]) / det, (a00 * b[s, 1] - a10 * b[s, 0]) / det]
+        np.testing.assert_allclose(x[s], want, rtol=3e-16)
+    a[200, 0, 1] = 1e-3  # one system that is not diagonal: its block goes through Cramer
+    x, status = runtime.solve(a, b)
+    np.testing.assert_allclose(x[200], np.linalg.solve(a[200], b[200]), rtol=1e-14)
+    np.testing.assert_allclose(x[~singular], b[~singular] / d[~singular], rtol=1e-14, atol=1e-3)
