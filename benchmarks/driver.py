@@ -235,11 +235,12 @@ def label(engine: str | None) -> str:
     return "scaleinv" if engine is None else f"scaleinv[{engine}]"
 
 
-def default_engine(problem: Problem, name: str, eta: float) -> str:
-    """What ``trajectory.engine`` says the default picked (``?`` before the fused engine)."""
-    x = starts("comparison", 4) if problem.n == 2 else np.zeros((4, problem.n))
-    t = scaleinv.minimize(problem, rules.REGISTRY[name](eta), x, 1, record="last")
-    return str(getattr(t, "engine", "?"))
+def default_engine(problem: Problem, name: str, eta: float, size: int, steps: int) -> str:
+    """The engine the default picks for a run of ``size`` starts x ``steps`` (it depends on the
+    size: a small probe run would say ``numpy`` where the timed run takes JAX)."""
+    from scaleinv.numeric.engines import choose_engine
+
+    return choose_engine(problem, rules.REGISTRY[name](eta), size, steps, None)[0]
 
 
 # -- the check and the timing -----------------------------------------------------------------
@@ -311,7 +312,8 @@ def measure(
         fastest = min((v for k, v in med.items() if k.startswith("scaleinv")), default=None)
         engine_label = "scaleinv[numpy]" if "scaleinv[numpy]" in med else "scaleinv"
         rows.append([
-            name, default_engine(problem, name, eta), *(med.get(label(e)) for e in engine_list),
+            name, default_engine(problem, name, eta, size, steps),
+            *(med.get(label(e)) for e in engine_list),
             med.get("numpy"), med.get("jax"), _harness.ratio(fastest, med.get("jax")),
             _harness.ratio(med.get(engine_label), med.get("numpy")), med_cpu.get(engine_label),
             med_cpu.get("numpy"), _harness.ratio(med_cpu.get(engine_label), med_cpu.get("numpy")),

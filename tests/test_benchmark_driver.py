@@ -38,3 +38,13 @@ def test_the_check_catches_a_wrong_anchor(monkeypatch) -> None:
     monkeypatch.setattr(bench, "numpy_steps", off_by_a_bit)
     found = bench.check("comparison", ["gd"], [None], size=50, steps=5)
     assert any("numpy leaves" in p for p in found)
+
+
+def test_the_default_column_names_the_engine_of_the_timed_size() -> None:
+    # the default engine depends on the run's size: the column must not probe a tiny run
+    from scaleinv.numeric.engines import JAX_MIN_WORK, jax_installed
+
+    problem = bench.comparison_problem()
+    assert bench.default_engine(problem, "gd", 0.01, 1000, 10) == "numpy"
+    large = bench.default_engine(problem, "gd", 0.01, JAX_MIN_WORK, 1)
+    assert large == ("jax" if jax_installed() else "numpy")
