@@ -1,4 +1,5 @@
-"""Closed-form inverses of trigonometric systems by elimination (arms, SCARA, coordinates).
+"""Closed-form inverses of trigonometric systems by elimination (arms, SCARA, coordinates; and
+hyperbolic ones: rapidity, log-scale coordinates).
 
 Every closed form is checked numerically: round trips ``P(P⁻¹(y; x0)) = y`` at reachable
 ``y``, the branch count against the distinct solutions Gauss–Newton finds from many starts,
@@ -136,7 +137,8 @@ def newton_solutions(li: LocalInverse, y: np.ndarray, starts: int = 300) -> list
     rng = np.random.default_rng(11)
     x = rng.uniform(-4.0, 4.0, (starts, li.problem.n))
     for _ in range(60):
-        jac = kernels.jacobian(x).reshape(starts, li.problem.m, li.problem.n)
+        x = x[np.isfinite(x).all(axis=1) & (np.abs(x).max(axis=1) < 50)]  # drop diverging runs
+        jac = kernels.jacobian(x).reshape(len(x), li.problem.m, li.problem.n)
         r = y - kernels.P(x)
         x = x + np.einsum("kij,kj->ki", np.linalg.pinv(jac), r)
     ok = np.all(np.abs(kernels.P(x) - y) <= 1e-10 * (1 + np.abs(y)), axis=-1)
@@ -299,7 +301,8 @@ def test_orientation_output_fixes_the_last_angle_and_couples_the_periods() -> No
     [
         (["x0 + sin(x0)", "x1"], "appears both inside and outside"),
         (["sin(x0**2)", "x1"], "not affine"),
-        (["exp(x0)", "x1"], "neither polynomial"),
+        (["log(x0)", "x1"], "neither polynomial"),
+        (["sin(x0) + cosh(x0)", "x1"], "both sin\\(x0\\) and a hyperbolic"),
         (["sin(x0) + sin(sqrt(2)*x0)", "x1"], "incommensurate"),
         (["cos(x0)*cos(x1)"], "not isolated"),
     ],
@@ -355,3 +358,73 @@ def test_sympy_failure_outside_solve_is_a_plain_sentence(monkeypatch: pytest.Mon
         li.reason
         == "no closed form found (SymPy failed while deriving it: boom); solving numerically"
     )
+
+
+# -- hyperbolic angles: cosh/sinh (and exp) on the unit hyperbola ----------------------------
+#: name: (inputs, outputs); each has exactly one real solution for every reachable y
+HYPERBOLIC = {
+    "rapidity": (["tau", "w"], ["tau*cosh(w)", "tau*sinh(w)"]),
+    "log_scale": (["a", "b"], ["a*exp(b)", "a*exp(-b)"]),
+}
+
+
+@functools.cache
+def hyperbolic(name: str) -> LocalInverse:
+    return Problem.from_strings(*HYPERBOLIC[name]).local_inverse()
+
+
+def test_cosh_and_sinh_become_unknowns_on_the_unit_hyperbola() -> None:
+    system = polynomial_system(Problem.from_strings(*HYPERBOLIC["rapidity"]))
+    (angle,) = system.angles
+    assert angle.hyperbolic and angle.period is None and system.period == (None, None)
+    assert system.equations[-1] == angle.cos**2 - angle.sin**2 - 1
+
+
+@SLOW
+def test_rapidity_is_the_half_angle_atanh_on_both_sides_of_the_light_cone() -> None:
+    li = hyperbolic("rapidity")
+    assert not li.numeric and li.reason.startswith("elimination"), li.reason
+    y0, y1 = li.problem.output_symbols
+    r = sp.sqrt(y0**2 - y1**2)
+    assert {b.solution for b in li.branches} == {
+        (r, 2 * sp.atanh(y1 / (y0 + r))),
+        (-r, 2 * sp.atanh(y1 / (y0 - r))),
+    }
+    # the future event (3, 1.2) has tau > 0, the past one (-3, 1.2) tau < 0; w = atanh(x/t)
+    for target in ([3.0, 1.2], [-3.0, 1.2]):
+        x = li.inv(target, [1.0, 0.0])
+        assert x == pytest.approx(
+            [np.sign(target[0]) * np.sqrt(9 - 1.44), np.arctanh(-0.4 if target[0] < 0 else 0.4)]
+        )
+
+
+@SLOW
+@pytest.mark.parametrize("name", list(HYPERBOLIC))
+def test_hyperbolic_closed_form_round_trips_and_is_the_only_real_solution(name: str) -> None:
+    li = hyperbolic(name)
+    assert not li.numeric and li.reason.startswith("elimination"), li.reason
+    y, x0 = samples(li, 40, seed=3)
+    sol = li.compile().solve(y, x0)
+    assert sol.ok.all()
+    P = li.problem.compile().P
+    np.testing.assert_array_less(np.abs(P(sol.x) - y), 1e-9 * (1 + np.abs(y)))
+    for k in range(len(y)):
+        best = brute_force_nearest(li, y[k], x0[k])
+        assert np.linalg.norm(sol.x[k] - x0[k]) == pytest.approx(best, rel=1e-9, abs=1e-9)
+    for target in y[:3]:  # one real branch valid, one solution found from 300 starts
+        at = {**dict(zip(li.problem.output_symbols, target))}
+        valid = [b for b in li.branches if bool(b.condition.subs(at))]
+        assert len(valid) == len(newton_solutions(li, target)) == 1
+
+
+@SLOW
+@pytest.mark.parametrize("name", list(HYPERBOLIC))
+def test_hyperbolic_inverse_derivative_is_the_inverse_jacobian(name: str) -> None:
+    """Finite differences of ``y -> P⁻¹(y; x0)`` equal ``J(x)⁻¹``."""
+    li = hyperbolic(name)
+    kernels = li.problem.compile()
+    x = np.array([1.3, -0.7])
+    y, h = kernels.P(x[None])[0], 1e-6
+    columns = [(li.inv(y + h * e, x) - li.inv(y - h * e, x)) / (2 * h) for e in np.eye(2)]
+    jac = kernels.jacobian(x[None]).reshape(2, 2)
+    np.testing.assert_allclose(np.array(columns).T, np.linalg.inv(jac), rtol=1e-6, atol=1e-8)

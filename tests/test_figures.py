@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from matplotlib.text import Annotation
 
 from scaleinv import load_spec
 from scaleinv.analysis.graph import FunctionGraph
+from scaleinv.errors import SpecError
 from scaleinv.reports.colors import RULE_COLORS, rule_style, rule_styles
 from scaleinv.reports.content import derive, report_options, run_rules
 from scaleinv.reports.figures import (
@@ -289,3 +291,90 @@ def test_a_diverging_rule_does_not_set_the_trajectory_window() -> None:
             assert low <= points[:, k].min() and points[:, k].max() <= high  # all of them shown
             assert high - low < 10 * spread  # not squashed
     assert "Hollow circles" in caption
+
+
+SPHERICAL = {
+    "problem": {"inputs": ["r", "th", "ph"], "target": [1.0, 2.0, 0.5],
+                "outputs": ["r*sin(th)*cos(ph)", "r*sin(th)*sin(ph)", "r*cos(th)"]},
+    "run": {"starts": [[1.0, 1.0, 0.5], [2.0, 0.3, 2.0]], "steps": 20},
+    "rules": [{"name": "gd", "eta": 0.1}, {"name": "newton", "eta": 1.0},
+              {"name": "ig", "eta": 1.0}],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spherical():
+    """Spherical coordinates: IG from the second start ends 17 turns away, at ph ≈ −105
+    (runs without the symbolic Δx formulas, which the figure does not read)."""
+    from scaleinv.numeric.rules import make_rule
+    from scaleinv.reports.content import RuleRun, rule_labels
+
+    spec = parse_spec(SPHERICAL)
+    rules = [make_rule(r) for r in spec.rules]
+    styles = rule_styles([r.name for r in rules])
+    labels = rule_labels(spec.rules, rules)
+    runs = tuple(
+        RuleRun(s, r, label, style, (), "")
+        for s, r, label, style in zip(spec.rules, rules, labels, styles)
+    )
+    return spec, run_rules(spec, runs), report_options(spec)
+
+
+def test_an_end_point_turns_away_does_not_set_the_window(spherical) -> None:
+    """IG's end at ph ≈ −105 squashed every other path into the top of the figure: the
+    window is now set by the bulk of the iterates, the excursion marked at the border."""
+    spec, runs, options = spherical
+    ig = runs[2].trajectory.x
+    assert ig[-1, :, 2].min() < -90  # the excursion is there
+    fig, caption = trajectory_figure(spec.problem, runs, options)
+    ax = fig.axes[0]
+    plane = [ax.get_xlabel(), ax.get_ylabel()]
+    k = [str(x) for x in spec.problem.inputs].index(plane[1].strip("$"))
+    bulk = np.concatenate([r.trajectory.x[:, b, k] for r in runs[:2] for b in range(2)])
+    low, high = ax.get_ylim()
+    assert not low <= ig[-1, :, 2].min() <= high  # IG's far end is off the window, marked
+    assert high - low < 5 * np.ptp(bulk)  # GD and Newton are not squashed
+    assert "Hollow circles" in caption and "modulo" not in caption
+
+
+def test_periodic_inputs_are_drawn_wrapped_around_the_first_start(spherical) -> None:
+    spec, runs, options = spherical
+    periods = (None, 2 * np.pi, 2 * np.pi)
+    fig, caption = trajectory_figure(spec.problem, runs, replace(options, periods=periods))
+    assert "$th$ modulo $2 \\pi$, $ph$ modulo $2 \\pi$ (wrapped around the first start" in caption
+    ax = fig.axes[0]
+    names = [str(x) for x in spec.problem.inputs]
+    plane = [names.index(label.strip("$").replace("\\", "")) for label in
+             (ax.get_xlabel(), ax.get_ylabel())]  # fmt: skip
+    start = spec.starts[0]
+    drawn = [line.get_xydata() for line in ax.get_lines() if len(line.get_xydata()) > 1]
+    true = [r.trajectory.x[:, b][:, plane] for r in runs for b in range(2)]
+    assert len(drawn) == len(true)
+    for shown, path in zip(drawn, true):
+        shown = shown[np.isfinite(shown).all(axis=1)]  # NaN rows: where the line breaks
+        assert len(shown) == len(path)
+        for axis, k in enumerate(plane):
+            if periods[k] is None:
+                np.testing.assert_array_equal(shown[:, axis], path[:, axis])
+                continue
+            # within one period around the start, and an integer number of turns from the iterate
+            assert np.all(np.abs(shown[:, axis] - start[k]) <= np.pi + 1e-12)
+            turns = (path[:, axis] - shown[:, axis]) / (2 * np.pi)
+            np.testing.assert_allclose(turns, np.round(turns), atol=1e-9)
+    low, high = ax.get_ylim()
+    assert high - low <= 2 * np.pi + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("periodic", "match"),
+    [
+        ({"phi": "2*pi"}, r"report.periodic.phi\] is not an input"),
+        ({"ph": -1}, r"report.periodic.ph\] must be positive"),
+        ({"ph": "x"}, r"report.periodic.ph\]"),
+        (["ph"], r"report.periodic\] must be a table"),
+    ],
+)
+def test_bad_periodic_table_is_a_spec_error(periodic, match) -> None:
+    spec = parse_spec({**SPHERICAL, "report": {"periodic": periodic}})
+    with pytest.raises(SpecError, match=match):
+        report_options(spec)

@@ -233,3 +233,43 @@ def test_a_missing_framework_names_its_extra(monkeypatch) -> None:
     monkeypatch.setitem(flavors.FLAVORS, "torch", missing)
     with pytest.raises(ScaleinvError, match=r"needs no_such_fw: pip install 'scaleinv\[torch\]'"):
         namespace_of("torch")
+
+
+MAX_MIN_SPEC = """
+[problem]
+inputs = ["x0", "x1"]
+outputs = ["Max(x0, 0) + x1", "min(x1, 1, x0**2)*x0"]
+target = [1, 0.5]
+"""
+
+
+@pytest.mark.parametrize("flavor", ["numpy", "jax", "torch"])
+def test_max_and_min_kernels_run_and_equal_sympy_and_finite_differences(
+    flavor: str, tmp_path: Path
+) -> None:
+    """``Max``/``Min`` printed as SymPy prints them for NumPy (``functools.reduce(...)``) were
+    a NameError in the generated code; PyTorch's ``torch.max(0, x)`` a TypeError."""
+    convert = np.asarray if flavor == "numpy" else _framework(flavor)
+    path = tmp_path / "relu.toml"
+    path.write_text(MAX_MIN_SPEC)
+    problem = load_spec(path).problem
+    module = load_module(problem, flavor)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-2, 2, (200, 2))
+    kinks = np.stack([x[:, 0], x[:, 1] - 1, x[:, 1] - x[:, 0] ** 2, x[:, 0] ** 2 - 1], axis=1)
+    x = x[np.abs(kinks).min(axis=1) > 0.05][:24]  # away from where Max/Min switch arguments
+    values = np.asarray(module.P(convert(x)))
+    exact = [
+        [float(p.xreplace(dict(zip(problem.inputs, row)))) for p in problem.outputs] for row in x
+    ]
+    np.testing.assert_allclose(values, exact, rtol=1e-14, atol=1e-15)
+    h = 1e-6
+    columns = [
+        (module.P(convert(x + h * e)) - module.P(convert(x - h * e))) / (2 * h) for e in np.eye(2)
+    ]
+    fd = np.stack([np.asarray(c) for c in columns], axis=-1)
+    np.testing.assert_allclose(np.asarray(module.jacobian(convert(x))), fd, rtol=1e-7, atol=1e-8)
+    kernels = problem.compile()  # the in-process NumPy kernels: the same printer's other path
+    np.testing.assert_allclose(kernels.P(x), exact, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(kernels.jacobian(x), fd, rtol=1e-7, atol=1e-8)
+    assert np.isfinite(np.asarray(module.hessian(convert(x)))).all()

@@ -4,6 +4,8 @@ summarises the n-vectors instead of listing them."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import optional_module
@@ -61,17 +63,78 @@ def test_run_with_pg_says_once_that_it_solves_numerically(tmp_path, capsys):
     assert main(["run", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.count("PG solves P(x) = y numerically") == 1
-    assert "\n  PG      (" in out  # its final state, summarised
+    assert "\n  PG      u[0:32] = (" in out  # its final state, summarised
 
 
 def test_run_prints_summaries_not_vectors(spec_path, capsys):
     assert main(["run", str(spec_path)]) == 0
     out = capsys.readouterr().out
-    assert "64 inputs, 64 outputs" in out and "Newton" in out
+    assert "64 inputs (u[0:64]), 64 outputs" in out and "Newton" in out
     assert not _long_lines(out)
     spec = load_spec(spec_path)  # the table's final loss is minimize's
     t = minimize(spec.problem, rules.newton(), np.array(spec.starts), 8)
     assert f"{t.loss[-1, 0]:.6g}" in out
+
+
+TWO_FIELDS = """\
+title = "two fields on a 6 x 6 grid"
+[problem]
+inputs = ["u[0:n, 0:n]", "v[0:n, 0:n]"]
+outputs = ["u[i,j] + 0.1*(u[i+1,j] - u[i,j]) + 0.05*u[i,j]*v[i,j]", "v[i,j] + 0.1*v[i,j+1]*u[i,j]"]
+boundary = "periodic"
+target_from = ["1 + 0.1*sin(2*pi*i/n)*cos(2*pi*j/n)", "3 + 0.1*cos(2*pi*(i + 2*j)/n)"]
+[params]
+n = 6
+[run]
+starts = [[1.0, 3.0]]
+steps = 8
+tol = 1e-9
+[[rules]]
+name = "newton"
+"""
+
+
+def test_run_names_indexed_entries_by_field_and_grid_point(tmp_path, capsys):
+    """The smallest and largest final entry were named by flat position (``x93``)."""
+    path = tmp_path / "two.toml"
+    path.write_text(TWO_FIELDS, encoding="utf-8")
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "72 inputs (u[0:6, 0:6], v[0:6, 0:6]), 72 outputs" in out
+    assert "start 1  u[0:6, 0:6] = all 1; v[0:6, 0:6] = all 3" in out
+    row = next(line for line in out.splitlines() if line.startswith("Newton "))
+    assert "converged" in row
+    # Newton reaches x*: each named entry holds the known answer at that field and grid point
+    answer = {
+        "u": lambda i, j: 1 + 0.1 * np.sin(2 * np.pi * i / 6) * np.cos(2 * np.pi * j / 6),
+        "v": lambda i, j: 3 + 0.1 * np.cos(2 * np.pi * (i + 2 * j) / 6),
+    }
+    named = re.findall(r"(-?[\d.]+) \(([uv])\[(\d), (\d)\]\)", row)
+    assert [field for _, field, _, _ in named] == ["u", "v"]  # the min in u, the max in v
+    for value, field, i, j in named:
+        assert float(value) == pytest.approx(answer[field](int(i), int(j)), abs=1e-3)
+    grid = np.indices((6, 6))
+    assert float(named[0][0]) == pytest.approx(answer["u"](*grid).min(), abs=1e-3)
+    assert float(named[1][0]) == pytest.approx(answer["v"](*grid).max(), abs=1e-3)
+    assert "  Newton  u[0:6, 0:6] = (" in out and "\n          v[0:6, 0:6] = (" in out
+
+
+def test_study_lists_a_minimum_field_by_field(tmp_path, capsys):
+    """The minima table held one flat vector's ends, ``(1, 1, …, 3.05, 2.9)``, fields mixed."""
+    path = tmp_path / "two.toml"
+    path.write_text(TWO_FIELDS + "[study]\nstarts = 3\nspread = 0.05\n", encoding="utf-8")
+    assert main(["study", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = next(line for line in lines if line.split()[:2] == ["minimum", "|x|"])
+    assert head.split()[2:6] == ["u[0:6,", "0:6]", "v[0:6,", "0:6]"]
+    row = next(line for line in lines if line.startswith("m1 "))
+    u, v = re.findall(r"\(([^)]*)\)", row)
+    grid = np.indices((6, 6)).reshape(2, -1)
+    u_star = 1 + 0.1 * np.sin(2 * np.pi * grid[0] / 6) * np.cos(2 * np.pi * grid[1] / 6)
+    v_star = 3 + 0.1 * np.cos(2 * np.pi * (grid[0] + 2 * grid[1]) / 6)
+    for shown, answer in ((u, u_star), (v, v_star)):
+        first, last = (float(e) for e in shown.split(", ")[:: len(shown.split(", ")) - 1])
+        assert (first, last) == pytest.approx((answer[0], answer[-1]), abs=1e-3)
 
 
 def test_run_many_starts(spec_path, capsys):

@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 from sympy.polys.polyerrors import PolynomialError
 
+from scaleinv.analysis.hyperbolic_identity import is_hyperbolic_identity
 from scaleinv.errors import BudgetExceeded
 from scaleinv.symbolic.budget import steps_spent, with_budget
 
@@ -233,6 +234,9 @@ def _zero(expr: sp.Expr, deadline: float) -> bool:
     if expr == 0:
         return True
     if expr.has(sp.sin, sp.cos, sp.tan) and _budgeted(lambda: _trig_zero(expr), deadline):
+        return True
+    hyperbolic = expr.has(sp.cosh, sp.sinh, sp.tanh)
+    if hyperbolic and _budgeted(lambda: is_hyperbolic_identity(expr), deadline):
         return True
     if _budgeted(lambda: sp.cancel(sp.together(expr)), deadline) == 0:
         return True

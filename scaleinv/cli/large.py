@@ -8,14 +8,18 @@ first and a middle row), as the report does past :data:`FEW` inputs.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import sympy as sp
 
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.content import FEW
 from scaleinv.reports.derivations import representative_rows
+from scaleinv.reports.indexed_text import by_field, entry_name, field_range
 from scaleinv.reports.text import format_ends, format_table, indented_formula, vector_stats
 from scaleinv.symbolic import Spec
+from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["FEW", "large_run_summary", "large_derivation", "STEP_TEXT"]
 
@@ -30,25 +34,43 @@ STEP_TEXT = {
 
 
 def large_run_summary(spec: Spec, rows: list[list], finals: list) -> str:
-    """The results of a problem with many inputs: statistics per run, vectors by their ends."""
+    """The results of a problem with many inputs: statistics per run, vectors by their ends
+    (an indexed problem's field by field, an entry by its field and grid point: ``v[1, 5]``)."""
     p, many = spec.problem, len(spec.starts) > 1
-    lines = [f"{p.n} inputs, {p.m} outputs; {len(spec.starts)} start(s):"]
+    grid = p if isinstance(p, IndexedProblem) else None
+    inputs = "" if grid is None else f" ({', '.join(field_range(grid, f) for f in grid.fields)})"
+    lines = [f"{p.n} inputs{inputs}, {p.m} outputs; {len(spec.starts)} start(s):"]
     for i, start in enumerate(spec.starts):
         values = np.array(start, dtype=float)
-        same = f"; all {values[0]:g}" if np.all(values == values[0]) else ""
-        lines.append(f"  start {i + 1}  {format_ends(values, 4)} [{values.size} entries{same}]")
+        if grid is None:
+            same = f"; all {values[0]:g}" if np.all(values == values[0]) else ""
+            shown = f"{format_ends(values, 4)} [{values.size} entries{same}]"
+        else:
+            shown = "; ".join(_by_field(grid, values, 4))
+        lines.append(f"  start {i + 1}  {shown}")
+    name = "x" if grid is None else partial(entry_name, grid)
     table = []
     for row, (_, i, final) in zip(rows, finals):
         first = [row[0], i + 1] if many else [row[0]]
-        table.append([*first, row[2], row[4], row[5], *vector_stats(final)])
+        table.append([*first, row[2], row[4], row[5], *vector_stats(final, name)])
     head = ["rule", "start"] if many else ["rule"]
     head += ["steps", "final loss", "status", "|final x|", "min final x", "max final x"]
-    lines += ["", format_table(head, table), "", f"final x (first and last 3 of {p.n} entries):"]
+    ends = (
+        f"first and last 3 of {p.n}"
+        if grid is None
+        else f"each field's first and last 3 of {grid.points}"
+    )
+    lines += ["", format_table(head, table), "", f"final x ({ends} entries):"]
     width = max(len(label) for label, _, _ in finals)
     for label, i, final in finals:
-        which = f"  start {i + 1}" if many else ""
-        lines.append(f"  {label.ljust(width)}{which}  {format_ends(final)}")
+        lead = f"  {label.ljust(width)}{f'  start {i + 1}' if many else ''}  "
+        parts = [format_ends(final)] if grid is None else _by_field(grid, final)
+        lines += [lead + parts[0], *(" " * len(lead) + part for part in parts[1:])]
     return "\n".join(lines)
+
+
+def _by_field(p: IndexedProblem, values: np.ndarray, digits: int = 6) -> list[str]:
+    return [f"{field} = {shown}" for field, shown in by_field(p, values, digits)]
 
 
 def large_derivation(spec: Spec) -> str:

@@ -10,10 +10,14 @@ its shape is one literal tuple. NumPy, JAX (``jit`` traces every function) and P
 (autograd intact) modules run the same source.
 
 Functions: ``P``, ``loss``, ``gradient``, ``jacobian_diagonals`` (the value of each diagonal
-of J at every row point, as :data:`DIAGONALS` lists them) and ``gd_step``. Newton, IG and PG
-solve a sparse system with the stencil's pattern (SciPy's sparse LU, in process): the module
-names them as not exported. Per-point params (``a[i]``) are keyword arguments of every
-function (arrays of the grid's shape, no default): their values would make the source grow.
+of J at every row point, as :data:`DIAGONALS` lists them), ``hessian_vector`` (``H v`` without
+forming ``H``: each point's loss Hessian over the accesses it reads, ``W``, applied to ``v``
+read at those accesses and summed back with the adjoint read; O(n) memory and work, exact at
+every boundary, what a Krylov solver such as ``jax.scipy.sparse.linalg.cg`` needs) and
+``gd_step``. Newton, IG and PG solve a sparse system with the stencil's pattern (SciPy's
+sparse LU, in process): the module names them as not exported. Per-point params (``a[i]``)
+are keyword arguments of every function (arrays of the grid's shape, no default): their
+values would make the source grow.
 """
 
 from __future__ import annotations
@@ -71,8 +75,10 @@ def indexed_module_source(
     args = [("x", acc_syms), ("y", static_syms + target_syms)]
     outputs = [f.xreplace(names) for f in p.outputs]
     diagonals = [d.formula.xreplace(names) for d in p.jacobian_stencil] or [sp.Integer(0)]
+    hessian = [w.xreplace(names) for w in p.point_hessian.values()] or [sp.Integer(0)]
     parts = [_grid_source()]
-    for name, exprs in (("point_P", outputs), ("point_J", diagonals)):
+    kernels = (("point_P", outputs), ("point_J", diagonals), ("point_W", hessian))
+    for name, exprs in kernels:
         source, _ = kernel_source(name, exprs, args, params, "", spec.name)
         parts.append(source)
     parts.append(_target_source(p, spec.name))
@@ -87,7 +93,7 @@ def indexed_module_source(
                 f"{rule.name}_step (it solves with the sparse pattern of J or H: SciPy's "
                 "sparse LU, in process with scaleinv.minimize)"
             )
-    exported = ["P", "loss", "gradient", "jacobian_diagonals", "gd_step"]
+    exported = ["P", "loss", "gradient", "jacobian_diagonals", "hessian_vector", "gd_step"]
     header = _header(p, title, exported, skipped, spec.name, keywords)
     constants = _constants(p)
     body = "\n\n".join(part.strip() + "\n" for part in parts)
@@ -104,9 +110,9 @@ def _header(
 ) -> str:
     from scaleinv._version import __version__
 
-    names = " × ".join(name or str(size) for name, size in zip(p.sizes, p.shape))
+    axes = " × ".join(name or str(size) for name, size in zip(p.sizes, p.shape))
     sizes = " × ".join(map(str, p.shape))
-    grid = f"{names} = {sizes}" if names != sizes else sizes
+    grid = f"{axes} = {sizes}" if axes != sizes else sizes
     params = ", ".join(f"{keywords[k]} = {v!r}" for k, v in sorted(p.params.items(), key=str))
     points = ", ".join(p.point_params) or "none"
     lines = [
@@ -124,7 +130,9 @@ def _header(
         "",
         f"x is flat and field-major: shape (..., {p.n}) = (..., fields × grid points), in C",
         f"order; P(x) has shape (..., {p.m}). Every function is vectorised over the grid",
-        "(rolls and slices) and batched over leading axes. gd_step returns (dx, status).",
+        "(rolls and slices) and batched over leading axes. gd_step returns (dx, status);",
+        "hessian_vector(x, v) is H v in O(n), H never formed (for a Krylov solve of Newton's",
+        "step, e.g. jax.scipy.sparse.linalg.cg where H is positive definite).",
         _NEEDS[flavor],
         "",
         f"Functions: {', '.join(names)}.",
@@ -149,6 +157,8 @@ def _constants(p: IndexedProblem) -> str:
             f"READS = {reads!r}",
             "#: (output field, input field, offset) of each diagonal of J",
             f"DIAGONALS = {diagonals!r}",
+            "#: (access, access) of each entry of a point's loss Hessian W (point_W's order)",
+            f"HESSIAN_PAIRS = {tuple(p.point_hessian)!r}",
             f"POINT_PARAMS = {tuple(p.point_params)!r}",
             "#: the scalar params' defaults",
             f"PARAMS = {_defaults(p)!r}",
@@ -223,13 +233,22 @@ def _static(like, params, target):
     return numpy.stack(columns, axis=-1)
 
 
-def _accesses(x):
-    """(..., *SHAPE, A): every access of every point, the boundary rule applied."""
+def _accesses(x, ghosts=GHOSTS):
+    """(..., *SHAPE, A): every access of every point, the boundary rule applied (a
+    direction v reads 0 at a dirichlet ghost: ghosts=(0.0,) * FIELDS)."""
     grid = x.reshape(tuple(x.shape[:-1]) + (FIELDS,) + SHAPE)
     pick = (slice(None),) * {grid_axes}
-    reads = [grid_read(grid[(Ellipsis, b) + pick], offset, BOUNDARY, GHOSTS[b])
+    reads = [grid_read(grid[(Ellipsis, b) + pick], offset, BOUNDARY, ghosts[b])
              for b, offset in READS]
     return numpy.stack(reads, axis=-1)
+
+
+def _gather(values, like):
+    """The adjoint of _accesses: (..., *SHAPE, A) per access, summed back into each field."""
+    fields = [numpy.zeros_like(like) for _ in range(FIELDS)]
+    for k, (b, offset) in enumerate(READS):
+        fields[b] = fields[b] + grid_scatter(values[..., k], offset, BOUNDARY)
+    return numpy.stack(fields, axis=-1)
 
 
 def _point(kernel, x, static, params):
@@ -278,6 +297,21 @@ def gradient(x, **params):
     for k, (a, b, offset) in enumerate(DIAGONALS):
         fields[b] = fields[b] + grid_scatter(diagonals[..., k] * r[..., a], offset, BOUNDARY)
     return _flat(numpy.stack(fields, axis=-1), x.shape[:-1])
+
+
+def hessian_vector(x, v, **params):
+    """H v for H = d2L/dx2 at x: shape (..., n), field-major; H is never formed."""
+    x = numpy.asarray(x, dtype=numpy.float64)
+    v = numpy.asarray(v, dtype=x.dtype)
+    weights = _point(point_W, x, _static(x, params, _target(x, params)), params)
+    read = _accesses(v, (0.0,) * FIELDS)
+    per_access = [numpy.zeros_like(read[..., 0]) for _ in READS]
+    for k, (alpha, beta) in enumerate(HESSIAN_PAIRS):
+        per_access[alpha] = per_access[alpha] + weights[..., k] * read[..., beta]
+        if alpha != beta:
+            per_access[beta] = per_access[beta] + weights[..., k] * read[..., alpha]
+    out = _gather(numpy.stack(per_access, axis=-1), read[..., 0])
+    return _flat(out, x.shape[:-1])
 
 
 def gd_step(x, eta={eta!r}, **params):

@@ -27,7 +27,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from scaleinv.errors import ProblemError
 from scaleinv.numeric import pysource
-from scaleinv.numeric.flavors import functional_source, printer_of
+from scaleinv.numeric.flavors import MinMax, functional_source, printer_of
 from scaleinv.numeric.pysource import SUM_GROUP, balanced
 
 __all__ = ["BLOCK", "MAX_PRODUCT_POWER", "RESERVED", "kernel_source", "program_source"]
@@ -81,7 +81,7 @@ def param_keywords(params: Mapping[sp.Symbol, float] | Sequence[sp.Symbol]) -> d
     return {s: _identifier(s, taken) for s in sorted(params, key=str)}
 
 
-class _Printer(NumPyPrinter):
+class _Printer(MinMax, NumPyPrinter):
     """NumPy's printer with a fast path for the nodes derivatives are made of.
 
     Sums, products, numbers, symbols, powers and the elementary functions are printed

@@ -24,7 +24,7 @@ from scaleinv.numeric.rules import Rule, make_rule
 from scaleinv.reports.colors import RuleStyle, rule_styles
 from scaleinv.symbolic import RuleSpec, Spec
 from scaleinv.symbolic.inverse import LocalInverse
-from scaleinv.symbolic.spec import REPORT_KEYS, check_keys
+from scaleinv.symbolic.spec import REPORT_KEYS, check_keys, spec_number
 
 __all__ = ["ReportOptions", "report_options", "RuleRun", "Derivation", "derive", "run_rules"]
 __all__ += ["ETA", "symbolic_rule", "rule_labels", "eta_text", "exact_number", "FEW"]
@@ -52,12 +52,16 @@ class ReportOptions:
     window : tuple of (float, float) or None
         The x-space plot window per input (``window = [[-3, 3], [-3, 3]]``); default: around
         the trajectories.
+    periods : tuple of (float or None)
+        Per input, its period where ``periodic = { ph = "2*pi" }`` declares one (figures
+        show it wrapped), else None.
     """
 
     param: sp.Symbol | None
     alphas: tuple[float, ...]
     sample: tuple[float, ...]
     window: tuple[tuple[float, float], ...] | None
+    periods: tuple[float | None, ...] = ()
 
 
 #: A plot window ``[low, high]`` must be at least this wide relative to ``max(|low|, |high|)``:
@@ -99,7 +103,24 @@ def report_options(spec: Spec) -> ReportOptions:
                     f"float of at least {MIN_WINDOW:g} times its largest magnitude",
                 )
         window = tuple((p[0], p[1]) for p in pairs)
-    return ReportOptions(by_name.get(name) if name else None, alphas, sample, window)
+    periods = _periods(table.get("periodic", {}), [str(x) for x in problem.inputs], src)
+    return ReportOptions(by_name.get(name) if name else None, alphas, sample, window, periods)
+
+
+def _periods(table: Any, inputs: list[str], source: str) -> tuple[float | None, ...]:
+    """``[report] periodic``: per input its positive period, or None."""
+    if not isinstance(table, dict):
+        raise SpecError(source, "report.periodic", f"must be a table of periods, got {table!r}")
+    unknown = sorted(set(table) - set(inputs))
+    if unknown:
+        raise SpecError(
+            source, f"report.periodic.{unknown[0]}", f"is not an input; inputs: {inputs}"
+        )
+    periods = {x: spec_number(v, source, f"report.periodic.{x}") for x, v in table.items()}
+    for x, period in periods.items():
+        if not period > 0:
+            raise SpecError(source, f"report.periodic.{x}", f"must be positive, got {period:g}")
+    return tuple(periods.get(x) for x in inputs)
 
 
 def _floats(value: Any, source: str, key: str) -> list[float]:

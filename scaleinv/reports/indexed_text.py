@@ -10,17 +10,18 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
+import numpy as np
 import sympy as sp
 
 from scaleinv.numeric.rules import make_rule
-from scaleinv.reports.text import WIDTH, indented_formula
+from scaleinv.reports.text import WIDTH, format_ends, indented_formula
 
 if TYPE_CHECKING:
     from scaleinv.symbolic import Spec
     from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["indexed_derivation", "boundary_text", "grid_text", "STEP_TEXT", "shown_targets"]
-__all__ += ["gradient_stencil", "loss_text"]
+__all__ += ["gradient_stencil", "loss_text", "entry_name", "field_range", "by_field"]
 
 #: Each rule's step on an indexed problem, and how it is solved.
 STEP_TEXT = {
@@ -40,6 +41,40 @@ def grid_text(p: IndexedProblem) -> str:
     fields = ", ".join(p.fields)
     noun = "field" if len(p.fields) == 1 else "fields"
     return f"{noun} {fields} on a grid of {grid} points, {p.boundary.kind} boundary"
+
+
+def entry_name(p: IndexedProblem, k: int) -> str:
+    """The input at flat position ``k`` by its field and grid point: ``v[1, 5]``.
+
+    Examples
+    --------
+    >>> from scaleinv.symbolic.indexed import IndexedProblem
+    >>> p = IndexedProblem.from_strings(["u[0:4]", "v[0:4]"], ["u[i] - v[i]", "u[i]*v[i]"])
+    >>> entry_name(p, 6)
+    'v[2]'
+    """
+    field, rest = divmod(int(k), p.points)
+    point = np.unravel_index(rest, p.shape)
+    return f"{p.fields[field]}[{', '.join(str(int(i)) for i in point)}]"
+
+
+def field_range(p: IndexedProblem, field: str) -> str:
+    """A whole input field by its index range: ``u[0:64, 0:64]``."""
+    return f"{field}[{', '.join(f'0:{size}' for size in p.shape)}]"
+
+
+def by_field(
+    p: IndexedProblem, values: np.ndarray, digits: int = 6, keep: int = 3
+) -> list[tuple[str, str]]:
+    """A flat vector of ``p``'s inputs field by field: ``("u[0:64, 0:64]", "(1, …, 1.2)")``,
+    ``("v[0:64, 0:64]", "all 3")`` (each field's first and last ``keep`` entries, or its one
+    value)."""
+    parts = []
+    for field, chunk in zip(p.fields, np.reshape(values, (len(p.fields), p.points))):
+        same = bool(np.all(chunk == chunk[0]))
+        shown = f"all {float(chunk[0]):.{digits}g}" if same else format_ends(chunk, digits, keep)
+        parts.append((field_range(p, field), shown))
+    return parts
 
 
 def shown_targets(p: IndexedProblem, formula: sp.Expr) -> sp.Expr:

@@ -10,9 +10,12 @@ spaces a 2-D slice through the first start point over the two components the run
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import numpy as np
+import sympy as sp
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.mathtext import MathTextParser
@@ -26,12 +29,14 @@ from scaleinv.symbolic import Problem
 
 __all__ = ["window_around", "plane_of", "draw_landscape", "trajectory_figure", "nested"]
 __all__ += ["legend_columns", "NESTED_NOTE", "math_label", "plain_label", "mark_off_scale"]
-__all__ += ["OFF_SCALE_NOTE", "tame_paths"]
+__all__ += ["OFF_SCALE_NOTE", "tame_paths", "wrapped"]
 
 _GRID = 161
 _CONTOUR_CMAP = "Greys"
 
 Loss = Callable[[np.ndarray], np.ndarray]
+#: What a figure draws of a path (``(k, d)`` to ``(k', d)``), None: the path itself.
+Shown = Callable[[np.ndarray], np.ndarray] | None
 
 
 def window_around(
@@ -78,6 +83,31 @@ def tame_paths(paths: Sequence[np.ndarray], factor: float = 100.0) -> list[np.nd
         if r <= factor * (typical + float(np.abs(p[0][np.isfinite(p[0])]).max(initial=0.0)))
     ]  # fmt: skip
     return kept or list(paths)
+
+
+def wrapped(path: np.ndarray, periods: Sequence[float | None], centre: np.ndarray) -> np.ndarray:
+    """``path`` (``(k, d)``) as drawn: each periodic component wrapped into one period around
+    ``centre``, with a row of NaN wherever a wrapped component jumps (a line breaks there
+    instead of crossing the plot).
+
+    Examples
+    --------
+    >>> path = np.array([[0.0, 3.0], [1.0, 4.0], [2.0, 9.0]])
+    >>> wrapped(path, [None, 2 * np.pi], np.zeros(2)).round(3)  # 3 to 4 crosses π: a break
+    array([[ 0.   ,  3.   ],
+           [   nan,    nan],
+           [ 1.   , -2.283],
+           [ 2.   ,  2.717]])
+    """
+    out = np.array(path, dtype=float)
+    jumps = np.zeros(len(out), dtype=bool)
+    for k, period in enumerate(periods):
+        if period is None:
+            continue
+        turns = np.floor((out[:, k] - centre[k]) / period + 0.5)
+        out[:, k] -= turns * period
+        jumps[1:] |= np.diff(turns) != 0
+    return np.insert(out, np.flatnonzero(jumps), np.nan, axis=0)
 
 
 def _reach(path: np.ndarray) -> float:
@@ -186,9 +216,12 @@ def nested(k: int, total: int) -> dict[str, Any]:
 NESTED_NOTE = "Where rules coincide, their lines nest (earlier rules wider and underneath)."
 
 
-def mark_off_scale(ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int, int]) -> int:
+def mark_off_scale(
+    ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int, int], shown: Shown = None
+) -> int:
     """Mark iterates outside the axes' window at the border (a hollow marker in the rule's
-    colour, where the path leaves); returns how many iterates are off the scale."""
+    colour, where the path leaves); returns how many iterates are off the scale. ``shown``
+    maps a path to what is drawn (:func:`wrapped`)."""
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     count = 0
     for run in runs:
@@ -196,7 +229,7 @@ def mark_off_scale(ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[i
             continue
         data = getattr(run.trajectory, which)
         for b in range(data.shape[1]):
-            path = data[:, b, :]
+            path = data[:, b, :] if shown is None else shown(data[:, b, :])
             xs, ys = (
                 (np.arange(len(path)), path[:, 0])
                 if path.shape[1] == 1
@@ -219,14 +252,16 @@ OFF_SCALE_NOTE = (
 )
 
 
-def _draw_paths(ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int, int]) -> None:
+def _draw_paths(
+    ax: Axes, runs: Sequence[RuleRun], which: str, plane: tuple[int, int], shown: Shown = None
+) -> None:
     """Each run's iterates: a path in the plane, or (1-D) the value against the iteration."""
     for k, run in enumerate(runs):
         if run.trajectory is None:
             continue
         data = getattr(run.trajectory, which)  # (steps+1, batch, d)
         for b in range(data.shape[1]):
-            path = data[:, b, :]
+            path = data[:, b, :] if shown is None else shown(data[:, b, :])
             if path.shape[1] == 1:
                 xs, ys = np.arange(len(path)), path[:, 0]
             else:
@@ -267,9 +302,15 @@ def trajectory_figure(
                for b in range(r.trajectory.y.shape[1])]  # fmt: skip
     starts = np.array([p[0] for p in x_paths]) if x_paths else np.zeros((1, problem.n))
     x_tame, y_tame = tame_paths(x_paths), tame_paths(y_paths)
-    ends = np.array([p[-1] for p in x_tame]) if x_tame else starts
-    x_window = options.window or window_around(
-        np.concatenate([*x_tame, starts]), always=np.concatenate([starts, ends])
+    periods = options.periods or (None,) * problem.n
+    shown = None
+    if any(p is not None for p in periods):
+        shown = partial(wrapped, periods=periods, centre=starts[0])
+        x_tame = [shown(p) for p in x_tame]
+        x_paths = [shown(p) for p in x_paths]
+    # the bulk of the iterates sets the window (an end far from it is marked at the border)
+    x_window = options.window or _one_period(
+        window_around(np.concatenate([*x_tame, starts]), always=starts), periods, starts[0]
     )
     y_points = np.concatenate(y_paths) if y_paths else kernels.P(starts)
     y_ends = np.array([p[[0, -1]] for p in y_tame]).reshape(-1, problem.m) if y_tame else None
@@ -287,12 +328,13 @@ def trajectory_figure(
         log_y = draw_landscape(ax_y, kernels.loss_of_y, y_window, y_names, y_base, y_plane)
     else:
         _iterations_axes(ax_y, y_names[0])
-    _draw_paths(ax_x, runs, "x", x_plane)
+    _draw_paths(ax_x, runs, "x", x_plane, shown)
     _draw_paths(ax_y, runs, "y", y_plane)
     for ax, window in ((ax_x, x_window), (ax_y, y_window)):
         if len(window) == 1:  # iterate against iteration: robust limits of the values
             ax.set_ylim(*window[0])
-    off = mark_off_scale(ax_x, runs, "x", x_plane) + mark_off_scale(ax_y, runs, "y", y_plane)
+    off = mark_off_scale(ax_x, runs, "x", x_plane, shown)
+    off += mark_off_scale(ax_y, runs, "y", y_plane)
     ax_x.set_title("parameter space $x$", fontsize=10)
     ax_y.set_title("output space $y = \\mathcal{P}(x)$", fontsize=10)
     handles, labels = ax_x.get_legend_handles_labels()
@@ -307,8 +349,42 @@ def trajectory_figure(
         + ". "
         + NESTED_NOTE
         + (" " + OFF_SCALE_NOTE if off else "")
+        + _wrap_note(problem.inputs, periods)
     )
     return fig, caption
+
+
+def _one_period(
+    window: tuple[tuple[float, float], ...], periods: Sequence[float | None], centre: np.ndarray
+) -> tuple[tuple[float, float], ...]:
+    """``window`` with each periodic component cut to the one period it is wrapped into."""
+    return tuple(
+        (lo, hi) if p is None else (max(lo, c - p / 2), min(hi, c + p / 2))
+        for (lo, hi), p, c in zip(window, periods, centre)
+    )
+
+
+def _wrap_note(inputs: Sequence, periods: Sequence[float | None]) -> str:
+    """The caption's sentence on the wrapped inputs ("" when none is)."""
+    parts = [
+        f"${tex(x)}$ modulo ${tex(_period_expr(p))}$"
+        for x, p in zip(inputs, periods)
+        if p is not None
+    ]
+    if not parts:
+        return ""
+    return (
+        f" In parameter space {', '.join(parts)} (wrapped around the first start; a path "
+        "breaks where it wraps)."
+    )
+
+
+def _period_expr(period: float) -> Any:
+    """``2π`` for a period that is a rational multiple of π, else the number."""
+    ratio = Fraction(period / np.pi).limit_denominator(12)
+    if abs(float(ratio) * np.pi - period) <= 1e-12 * period:
+        return sp.Rational(ratio.numerator, ratio.denominator) * sp.pi
+    return sp.Float(period, 6)
 
 
 _MATHTEXT = MathTextParser("path")

@@ -97,6 +97,7 @@ class IndexedStudy:
     starts: np.ndarray
     minima: tuple[Minimum, ...]
     rules: tuple[RuleStudy, ...]
+    problem: IndexedProblem
 
     @property
     def listed(self) -> int:
@@ -177,18 +178,18 @@ def run_indexed_study(spec: Spec, starts: int | None = None) -> IndexedStudy:
     status = np.concatenate(statuses)
     outcome, minima = _classify(problem, np.concatenate(ends), status == Status.CONVERGED, o.scale)
     found = rule_studies(rule_labels(spec.rules, rules), outcome, statuses, taken, engines)
-    return IndexedStudy(o, x0, minima, found)
+    return IndexedStudy(o, x0, minima, found, problem)
 
 
 def indexed_study_text(study: IndexedStudy, title: str, seconds: float) -> str:
     """What ``scaleinv study`` prints: the minima by norm and first entries, the rule table."""
     import textwrap
 
+    from scaleinv.reports.indexed_text import by_field
     from scaleinv.reports.study_text import FAILED_WIDTH, RUNS, study_rows
-    from scaleinv.reports.text import WIDTH, format_ends, format_table
+    from scaleinv.reports.text import WIDTH, format_table
 
     o = study.options
-    n = study.starts.shape[1]
     head = (
         f"{len(study.rules)} rule(s) from {o.layout()}, up to {o.steps} steps; converged when "
         f"|dL/dx| <= {o.tol:g} ({seconds:.1f} s). A converged run ends at a minimum where the "
@@ -200,13 +201,14 @@ def indexed_study_text(study: IndexedStudy, title: str, seconds: float) -> str:
         "No run reached a minimum.")  # fmt: skip
     lines = [title, "", textwrap.fill(head, WIDTH)]
     total = len(study.rules) * len(study.starts)
+    fields = [by_field(study.problem, np.array(m.point), 3, keep=2) for m in study.minima]
     rows = [
-        [f"m{k + 1}", f"{np.linalg.norm(m.point):.4g}", format_ends(np.array(m.point), 3),
+        [f"m{k + 1}", f"{np.linalg.norm(m.point):.4g}", *(v for _, v in fields[k]),
          f"{m.loss:.3g}", f"{m.runs / total:.0%}"]
         for k, m in enumerate(study.minima[: study.listed])
     ]  # fmt: skip
     if rows:
-        heads = ["minimum", "|x|", f"x (first and last of {n})", "loss", RUNS]
+        heads = ["minimum", "|x|", *(f for f, _ in fields[0]), "loss", RUNS]
         lines += ["", format_table(heads, rows)]
     heads, table = study_rows(study)  # type: ignore[arg-type]
     lines += ["", format_table(heads, table, wrap={len(heads) - 1: FAILED_WIDTH})]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -114,20 +114,26 @@ def format_ends(values: np.ndarray | Sequence[float], digits: int = 6, keep: int
     return "(" + ", ".join([*shown[:keep], "…", *shown[keep:]]) + ")"
 
 
-def vector_stats(values: np.ndarray, name: str = "x", digits: int = 4) -> tuple[str, str, str]:
-    """``|v|``, the smallest and the largest entry with its index, for a summary table.
+def vector_stats(
+    values: np.ndarray, name: str | Callable[[int], str] = "x", digits: int = 4
+) -> tuple[str, str, str]:
+    """``|v|``, the smallest and the largest entry with its index, for a summary table
+    (``name``: a prefix of the index, or what names the entry at a flat index).
 
     Examples
     --------
     >>> vector_stats(np.array([3.0, -4.0, 0.0]))
     ('5', '-4 (x1)', '3 (x0)')
+    >>> vector_stats(np.array([3.0, -4.0]), lambda k: f"u[{k}]")[1]
+    '-4 (u[1])'
     """
     flat = np.ravel(np.asarray(values, dtype=float))
     low, high = int(np.argmin(flat)), int(np.argmax(flat))
+    named = name if callable(name) else lambda k: f"{name}{k}"
     return (
         f"{float(np.linalg.norm(flat)):.{digits}g}",
-        f"{flat[low]:.{digits}g} ({name}{low})",
-        f"{flat[high]:.{digits}g} ({name}{high})",
+        f"{flat[low]:.{digits}g} ({named(low)})",
+        f"{flat[high]:.{digits}g} ({named(high)})",
     )
 
 

@@ -5,8 +5,9 @@ as unknowns on the unit circle, :mod:`~scaleinv.symbolic.polynomial_system`), co
 lex Gröbner basis under a counted work limit (:mod:`~scaleinv.symbolic.groebner`), solves the
 triangular basis from its last variable up (degree one: a quotient; degree two: both roots)
 and maps each angle back: ``±acos(c)`` where ``sin`` is ``±√(1 − c²)``, ``atan2(s, c)``
-otherwise. Every root is kept, so the branches are complete for generic ``y`` (the caller
-checks them against probes); each repeats with the periods of its angles.
+otherwise (a hyperbolic angle: ``±acosh(c)``, ``asinh(s)`` or ``2 atanh(s/(1 + c))``).
+Every root is kept, so the branches are complete for generic ``y`` (the caller checks them
+against probes); each repeats with the periods of its angles.
 
 All work is counted (reduction steps, coefficient and formula sizes), never timed: the same
 problem gives the same branches, or the same reason for none, on every machine.
@@ -15,6 +16,7 @@ problem gives the same branches, or the same reason for none, on every machine.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from sympy.polys.rings import ring
 
 from scaleinv.symbolic.groebner import Work, WorkLimit, coefficient_terms, reduced_basis
 from scaleinv.symbolic.polynomial_system import (
+    Angle,
     NotPolynomial,
     PolynomialSystem,
     polynomial_system,
@@ -146,9 +149,9 @@ def _rank(system: PolynomialSystem, order: list[sp.Symbol], basis: list[Any]) ->
     steep = any(d > 2 for _, d in main)
     loose = 0
     for i, d in main:
-        partner = _partner(order[i], system)
-        if d == 2 and partner is not None:
-            j = order.index(partner)
+        angle = _angle_of(order[i], system)
+        if d == 2 and angle is not None:
+            j = order.index(_partner(order[i], angle))
             loose += any(k == j and q.degree(i) > 0 for (k, _), q in zip(main, basis))
     return steep, loose, sum(coefficient_terms(c) for p in basis for c in p.values())
 
@@ -176,7 +179,10 @@ def _back_substitute(system: PolynomialSystem, order: list[sp.Symbol], basis: li
             raise WorkLimit(f"more than {MAX_BRANCHES} branches")
         partial = grown
     return [
-        tuple(roots.expanded(e).xreplace(system.knowns) for e in _inputs(system, values, sign))
+        tuple(
+            roots.expanded(e).xreplace(system.knowns)
+            for e in _inputs(system, values, sign, roots.compact)
+        )
         for values, sign in partial
     ]
 
@@ -211,6 +217,12 @@ class _Roots:
         self.point[symbol] = sp.N(sp.sqrt(radicand.xreplace(self.point)), 60)
         return symbol
 
+    def compact(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with each root's radicand written as the root squared, cancelled:
+        ``y0 r/(y0² − y1²)`` is ``y0/r`` where ``r = √(y0² − y1²)``."""
+        squares = {d.base: r**2 for r, d in self.definitions.items() if d.is_Pow}
+        return _checked(sp.cancel(expr.subs(squares))) if squares else expr
+
     def expanded(self, expr: sp.Expr) -> sp.Expr:
         """``expr`` with every root symbol replaced by its square root."""
         for symbol in reversed(list(self.definitions)):
@@ -235,10 +247,14 @@ class _Roots:
         if len(coeffs) != 3:
             raise NoElimination(f"eliminating leaves an equation of degree {len(coeffs) - 1}")
         a, b, c = coeffs
-        partner = _partner(v, self.system)
+        angle = _angle_of(v, self.system)
         if self.is_zero(b):
-            if partner in values and self.is_zero(c / a + 1 - values[partner] ** 2):
-                r = self.root(1 - values[partner] ** 2)
+            partner = None if angle is None else _partner(v, angle)
+            square = None
+            if angle is not None and partner in values:
+                square = angle.square(v, values[partner])
+            if square is not None and self.is_zero(c / a + square):
+                r = self.root(square)
                 return [(-r, -1), (r, 1)]
             r = self.root(_checked(sp.cancel(-c / a)))
             return [(-r, 0), (r, 0)]
@@ -246,11 +262,13 @@ class _Roots:
         return [(_checked((-b - r) / (2 * a)), 0), (_checked((-b + r) / (2 * a)), 0)]
 
 
-def _partner(v: sp.Symbol, system: PolynomialSystem) -> sp.Symbol | None:
-    for a in system.angles:
-        if v in (a.cos, a.sin):
-            return a.sin if v == a.cos else a.cos
-    return None
+def _angle_of(v: sp.Symbol, system: PolynomialSystem) -> Angle | None:
+    """The angle whose cos or sin unknown ``v`` is (None for other unknowns)."""
+    return next((a for a in system.angles if v in (a.cos, a.sin)), None)
+
+
+def _partner(v: sp.Symbol, angle: Angle) -> sp.Symbol:
+    return angle.sin if v == angle.cos else angle.cos
 
 
 def _checked(expr: sp.Expr) -> sp.Expr:
@@ -259,13 +277,18 @@ def _checked(expr: sp.Expr) -> sp.Expr:
     return expr
 
 
-def _inputs(system: PolynomialSystem, values: dict, sign: dict) -> tuple[sp.Expr, ...]:
-    """The inputs at one solution of the unknowns."""
+def _inputs(
+    system: PolynomialSystem, values: dict, sign: dict, compact: Callable[[sp.Expr], sp.Expr]
+) -> tuple[sp.Expr, ...]:
+    """The inputs at one solution of the unknowns (``compact`` tidies a hyperbolic angle's
+    ``cosh`` and ``sinh`` before they are combined)."""
     circle = {s for a in system.angles for s in (a.cos, a.sin)}
     at = {u: values[u] for u in system.unknowns if u not in circle}
     for a in system.angles:
         c, s = values[a.cos], values[a.sin]
-        if sign[a.sin]:
+        if a.hyperbolic:
+            t = _rapidity(compact(c), compact(s), sign[a.sin], sign[a.cos])
+        elif sign[a.sin]:
             t = sign[a.sin] * sp.acos(c)
         elif sign[a.cos]:
             t = sp.asin(s) if sign[a.cos] > 0 else sp.pi - sp.asin(s)
@@ -274,6 +297,20 @@ def _inputs(system: PolynomialSystem, values: dict, sign: dict) -> tuple[sp.Expr
         at[a.input] = t / a.unit
     at.update({p: v.xreplace(at) for p, v in system.pivots.items()})
     return tuple(at[x] for x in system.inputs)
+
+
+def _rapidity(c: sp.Expr, s: sp.Expr, s_sign: int, c_sign: int) -> sp.Expr:
+    """``t`` with ``cosh t = c`` and ``sinh t = s``, by a formula that is real exactly where
+    ``(c, s)`` is on the hyperbola's branch ``c ≥ 1`` (a real formula is a real solution):
+    ``±acosh(c)`` where ``s = ±√(c² − 1)``; ``asinh(s)`` where ``c = √(1 + s²)`` (where
+    ``c = −√(1 + s²)`` the complex ``iπ − asinh(s)``); else the half-angle
+    ``2 atanh(s/(1 + c))``, whose argument is in ``(−1, 1)`` only for ``c > 0`` (``atanh(s/c)``
+    is also real for ``c < 0``, where ``t`` is not, and loses digits where ``|t|`` is large)."""
+    if s_sign:
+        return s_sign * sp.acosh(c)
+    if c_sign:
+        return sp.asinh(s) if c_sign > 0 else sp.I * sp.pi - sp.asinh(s)
+    return 2 * sp.atanh(sp.cancel(s / (1 + c)))
 
 
 def _atan2(s: sp.Expr, c: sp.Expr) -> sp.Expr:

@@ -27,7 +27,7 @@ from sympy.solvers.solveset import NonlinearError
 from scaleinv.errors import BudgetExceeded
 from scaleinv.symbolic.budget import MAX_EXPANDED_POWER, huge_power, steps_spent, with_budget
 from scaleinv.symbolic.elimination import NoElimination, eliminate
-from scaleinv.symbolic.polynomial_system import is_trigonometric
+from scaleinv.symbolic.polynomial_system import has_angles
 
 if TYPE_CHECKING:
     from scaleinv.symbolic.problem import Problem
@@ -259,11 +259,11 @@ def _derive(problem: Problem, clock: _Clock) -> tuple[tuple[Branch, ...], str]:
 
 
 def _nonlinear(problem: Problem, eqs: list, clock: _Clock) -> tuple[tuple[Branch, ...], str]:
-    """Elimination first for a trigonometric system (its atan2/acos forms are complete and
-    cheap), else ``sympy.solve`` first (it inverts one trigonometric equation in one input with
+    """Elimination first for a system with angles (its atan2/acos/atanh forms are complete
+    and cheap), else ``sympy.solve`` first (it inverts one trigonometric equation in one input with
     the least period, ``tan``'s π); the reasons of both when neither finds a closed form."""
     attempts = (_by_elimination, _by_solve)
-    if problem.n == 1 or not is_trigonometric(problem):
+    if problem.n == 1 or not has_angles(problem):
         attempts = attempts[::-1]
     why = []
     for attempt in attempts:

@@ -20,7 +20,7 @@ import sympy as sp
 
 from scaleinv.errors import ParseError, did_you_mean
 
-__all__ = ["FUNCTIONS", "CONSTANTS", "parse_expr", "make_symbol", "check_name"]
+__all__ = ["FUNCTIONS", "VARIADIC", "CONSTANTS", "parse_expr", "make_symbol", "check_name"]
 __all__ += ["MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "MAX_EXPONENT", "MAX_DIGITS", "MAX_CONSTANT"]
 
 #: Functions an expression may call, by the name it uses.
@@ -39,7 +39,13 @@ FUNCTIONS: Mapping[str, sp.FunctionClass | type] = {
     "sqrt": sp.sqrt,
     "Abs": sp.Abs,
     "abs": sp.Abs,
+    "Max": sp.Max,
+    "max": sp.Max,
+    "Min": sp.Min,
+    "min": sp.Min,
 }
+#: The :data:`FUNCTIONS` that take two or more arguments (the others take one).
+VARIADIC = frozenset({"Max", "max", "Min", "min"})
 
 #: Named constants an expression may use.
 CONSTANTS: Mapping[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
@@ -299,9 +305,13 @@ class _Builder:
             raise self.fail(func, "only calls of allowed functions by name are allowed")
         if func.id not in FUNCTIONS:
             raise self.fail(func, f"call of an unknown function{did_you_mean(func.id, FUNCTIONS)}")
-        if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
+        starred = any(isinstance(a, ast.Starred) for a in node.args)
+        if func.id in VARIADIC:
+            if node.keywords or len(node.args) < 2 or starred:
+                raise self.fail(node, f"{func.id} takes two or more positional arguments")
+        elif node.keywords or len(node.args) != 1 or starred:
             raise self.fail(node, f"{func.id} takes exactly one positional argument")
-        return FUNCTIONS[func.id](self.build(node.args[0]))
+        return FUNCTIONS[func.id](*(self.build(a) for a in node.args))
 
 
 def _too_big_power(base: sp.Expr, exponent: sp.Expr) -> bool:

@@ -1,19 +1,23 @@
-"""``P(x) = y`` as polynomial equations: each angle's cos and sin as unknowns on the unit circle.
+"""``P(x) = y`` as polynomial equations: each angle's cos and sin as unknowns on the unit circle
+(each hyperbolic angle's cosh and sinh on the unit hyperbola).
 
 A mechanism or a change of coordinates uses its angles only through ``cos`` and ``sin`` (of
 sums such as ``q0 + q1``, of multiples such as ``2 a``), and maybe through outputs that add
-angles up (an end orientation ``q0 + q1 + q2``). :func:`polynomial_system` turns such a
-``P(x) = y`` into polynomial equations:
+angles up (an end orientation ``q0 + q1 + q2``); a rapidity or a log-scale input appears only
+through ``cosh``, ``sinh``, ``tanh`` and ``exp`` in the same way. :func:`polynomial_system`
+turns such a ``P(x) = y`` into polynomial equations:
 
 * an output that is affine in the inputs fixes one input (a *pivot*, e.g. ``q2 = y2 − q0 −
   q1``), which is substituted into the other outputs;
 * each remaining angle ``x`` appears as ``cos``/``sin`` of whole multiples of ``t = u x``
   (``u`` the largest such unit); the addition formulas (through ``(c + i s)^k``) write them as
   polynomials in ``c = cos t``, ``s = sin t``, with ``c² + s² = 1``;
+* each hyperbolic angle likewise, through ``exp(k t) = (c + s)^k`` with ``c = cosh t``,
+  ``s = sinh t`` and ``c² − s² = 1`` (``exp(−t) = c − s``);
 * the other inputs must appear polynomially (rational outputs are multiplied out).
 
 The solutions then repeat: each angle by its period ``2π/u`` — jointly with the pivots where
-a pivot depends on it (:attr:`PolynomialSystem.joint`).
+a pivot depends on it (:attr:`PolynomialSystem.joint`); hyperbolic angles do not repeat.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import sympy as sp
 if TYPE_CHECKING:  # at run time problem -> inverse -> here: no cycle
     from scaleinv.symbolic.problem import Problem
 
-__all__ = ["Angle", "NotPolynomial", "PolynomialSystem", "polynomial_system", "is_trigonometric"]
+__all__ = ["Angle", "NotPolynomial", "PolynomialSystem", "polynomial_system", "has_angles"]
 
-_TRIG = (sp.sin, sp.cos, sp.tan)
+_CIRCULAR = (sp.sin, sp.cos, sp.tan)
+_HYPERBOLIC = (sp.sinh, sp.cosh, sp.tanh, sp.exp)
+_TRIG = _CIRCULAR + _HYPERBOLIC
 
 
 class NotPolynomial(Exception):
@@ -37,7 +43,8 @@ class NotPolynomial(Exception):
 
 @dataclass(frozen=True)
 class Angle:
-    """An input that ``P`` uses through ``cos`` and ``sin`` of whole multiples of ``unit * x``.
+    """An input that ``P`` uses through ``cos`` and ``sin`` of whole multiples of ``unit * x``
+    (``hyperbolic``: through ``cosh``, ``sinh``, ``tanh`` and ``exp``).
 
     Attributes
     ----------
@@ -45,18 +52,33 @@ class Angle:
     unit : Expr
         ``u``: every trigonometric argument holds ``x`` as an integer multiple of ``u x``.
     cos, sin : Symbol
-        The unknowns standing for ``cos(u x)`` and ``sin(u x)``.
+        The unknowns standing for ``cos(u x)`` and ``sin(u x)`` (``cosh``, ``sinh``).
+    hyperbolic : bool
+        The unknowns lie on the unit hyperbola ``c² − s² = 1`` (its branch ``c ≥ 1``) instead
+        of the unit circle.
     """
 
     input: sp.Symbol
     unit: sp.Expr
     cos: sp.Symbol
     sin: sp.Symbol
+    hyperbolic: bool = False
 
     @property
-    def period(self) -> sp.Expr:
-        """``2π/u``."""
-        return 2 * sp.pi / self.unit
+    def period(self) -> sp.Expr | None:
+        """``2π/u``; None for a hyperbolic angle."""
+        return None if self.hyperbolic else 2 * sp.pi / self.unit
+
+    @property
+    def curve(self) -> sp.Expr:
+        """The polynomial that vanishes on the unknowns: ``c² ± s² − 1``."""
+        return self.cos**2 + (-1 if self.hyperbolic else 1) * self.sin**2 - 1
+
+    def square(self, v: sp.Symbol, other: sp.Expr) -> sp.Expr:
+        """``v²`` (``v`` the cos or sin unknown) on the curve where the other one is ``other``."""
+        if not self.hyperbolic:
+            return 1 - other**2
+        return 1 + other**2 if v == self.cos else other**2 - 1
 
 
 @dataclass(frozen=True)
@@ -96,8 +118,9 @@ class PolynomialSystem:
     joint: tuple[tuple[sp.Expr, ...], ...]
 
 
-def is_trigonometric(problem: Problem) -> bool:
-    """Whether an output applies ``sin``, ``cos`` or ``tan`` to an input."""
+def has_angles(problem: Problem) -> bool:
+    """Whether an output applies ``sin``, ``cos``, ``tan`` or their hyperbolic counterparts
+    (or ``exp``) to an input."""
     return any(f.has(*problem.inputs) for p in problem.outputs for f in p.atoms(*_TRIG))
 
 
@@ -140,7 +163,7 @@ def polynomial_system(problem: Problem) -> PolynomialSystem:
     for p, y in zip(remaining, (ys[k] for k in rest)):
         numer = sp.fraction(sp.together(p.xreplace(to_poly) - y))[0]
         equations.append(_polynomial(sp.expand(numer), unknowns, xs, knowns))
-    equations += [a.cos**2 + a.sin**2 - 1 for a in angles]
+    equations += [a.curve for a in angles]
     period, joint = _periods(xs, angles, pivots)
     return PolynomialSystem(
         inputs=xs,
@@ -161,7 +184,8 @@ def _check_functions(p: sp.Expr, xs: tuple[sp.Symbol, ...]) -> None:
         if isinstance(node, sp.Pow) and node.exp.is_Integer and not node.exp.has(*xs):
             continue
         raise NotPolynomial(
-            f"{node} is neither polynomial in the inputs nor a cos, sin or tan of angles"
+            f"{node} is neither polynomial in the inputs nor a cos, sin, tan, cosh, sinh, tanh "
+            "or exp of angles"
         )
 
 
@@ -190,13 +214,22 @@ def _pivots(rows: list[sp.Expr], xs: tuple, in_trig: set) -> dict[sp.Symbol, sp.
 
 
 def _angles(outputs: list[sp.Expr], free: list[sp.Symbol]) -> list[Angle]:
-    """The angles of ``outputs``: inputs used only through cos/sin/tan of affine arguments."""
+    """The angles of ``outputs``: inputs used only through cos/sin/tan of affine arguments
+    (hyperbolic ones: through cosh/sinh/tanh/exp)."""
     atoms = {f for p in outputs for f in p.atoms(*_TRIG) if f.has(*free)}
     used = [x for x in free if any(f.has(x) for f in atoms)]
     bare = [p.xreplace({f: sp.Dummy() for f in atoms}) for p in outputs]
     for x in used:
         if any(b.has(x) for b in bare):
-            raise NotPolynomial(f"{x} appears both inside and outside cos/sin/tan")
+            raise NotPolynomial(f"{x} appears both inside and outside cos/sin/tan/cosh/sinh/exp")
+    hyperbolic = {x for f in atoms if isinstance(f, _HYPERBOLIC) for x in f.free_symbols}
+    for f in atoms:
+        mixed = (f.free_symbols & hyperbolic) if isinstance(f, _CIRCULAR) else set()
+        if mixed:
+            raise NotPolynomial(
+                f"{', '.join(map(str, mixed))} appears in both {f} and a "
+                "hyperbolic function (cosh/sinh/tanh/exp)"
+            )
     angles = []
     for x in used:
         coeffs = []
@@ -213,13 +246,17 @@ def _angles(outputs: list[sp.Expr], free: list[sp.Symbol]) -> list[Angle]:
         unit = coeffs[0] * sp.gcd_list(ratios) if len(ratios) > 1 else coeffs[0]
         unit = -unit if unit.could_extract_minus_sign() else unit
         cos, sin = sp.Dummy(f"c_{x}", real=True), sp.Dummy(f"s_{x}", real=True)
-        angles.append(Angle(x, unit, cos, sin))
+        angles.append(Angle(x, unit, cos, sin, hyperbolic=x in hyperbolic))
     return angles
 
 
 def _expand_trig(f: sp.Expr, angles: list[Angle]) -> sp.Expr:
     """``f`` (cos, sin or tan of ``Σ k_j u_j x_j + const``) as a rational function of the
-    unknowns: ``exp(i Σ k_j t_j) = Π (c_j + i s_j)^k_j`` (conjugate for negative ``k_j``)."""
+    unknowns: ``exp(i Σ k_j t_j) = Π (c_j + i s_j)^k_j`` (conjugate for negative ``k_j``);
+    for cosh, sinh, tanh and exp ``exp(Σ k_j t_j) = Π (c_j ± s_j)^|k_j|`` likewise, its
+    parts even and odd in the ``s_j`` being the cosh and the sinh."""
+    hyperbolic = isinstance(f, _HYPERBOLIC)
+    unit = sp.Integer(1) if hyperbolic else sp.I
     arg, z = f.args[0], sp.Integer(1)
     const = arg
     for a in angles:
@@ -227,17 +264,25 @@ def _expand_trig(f: sp.Expr, angles: list[Angle]) -> sp.Expr:
         if not k.is_Integer:
             raise NotPolynomial(f"{f} holds {a.input} as a fractional multiple of {a.unit}")
         const -= k * a.unit * a.input
-        base = a.cos + sp.I * a.sin if k >= 0 else a.cos - sp.I * a.sin
+        base = a.cos + unit * a.sin if k >= 0 else a.cos - unit * a.sin
         z *= base ** abs(int(k))
     z = sp.expand(z)
-    im = z.coeff(sp.I)
-    re = sp.expand(z - sp.I * im)
     const = sp.expand(const)
-    cos_c, sin_c = sp.cos(const), sp.sin(const)
-    cos_f, sin_f = re * cos_c - im * sin_c, im * cos_c + re * sin_c
-    if isinstance(f, sp.cos):
+    if hyperbolic:
+        if isinstance(f, sp.exp):
+            return sp.exp(const) * z
+        flipped = z.xreplace({a.sin: -a.sin for a in angles})
+        re, im = sp.expand((z + flipped) / 2), sp.expand((z - flipped) / 2)
+        cos_c, sin_c = sp.cosh(const), sp.sinh(const)
+        cos_f, sin_f = re * cos_c + im * sin_c, im * cos_c + re * sin_c
+    else:
+        im = z.coeff(sp.I)
+        re = sp.expand(z - sp.I * im)
+        cos_c, sin_c = sp.cos(const), sp.sin(const)
+        cos_f, sin_f = re * cos_c - im * sin_c, im * cos_c + re * sin_c
+    if isinstance(f, (sp.cos, sp.cosh)):
         return cos_f
-    return sin_f if isinstance(f, sp.sin) else sin_f / cos_f
+    return sin_f if isinstance(f, (sp.sin, sp.sinh)) else sin_f / cos_f
 
 
 def _polynomial(
@@ -275,6 +320,8 @@ def _periods(xs: tuple, angles: list[Angle], pivots: dict) -> tuple[tuple, tuple
     period: list[Any] = [None] * len(xs)
     joint = []
     for a in angles:
+        if a.period is None:
+            continue
         i = xs.index(a.input)
         moves = {p: v.diff(a.input) * a.period for p, v in pivots.items() if v.has(a.input)}
         if not moves:

@@ -59,7 +59,7 @@ from scaleinv.symbolic.spec_schema import (
 )
 
 __all__ = ["Spec", "RuleSpec", "load_spec", "parse_spec", "check_keys", "check_run_size"]
-__all__ += ["check_run_limits"]
+__all__ += ["check_run_limits", "spec_number"]
 __all__ += [
     "ANALYSIS_KEYS",
     "REPORT_KEYS",
@@ -211,7 +211,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     check_run_size(steps, len(starts), problem.n + problem.m, source, "run.steps")
     tol = run.get("tol")
     if tol is not None:
-        tol = _number(tol, source, "run.tol")
+        tol = spec_number(tol, source, "run.tol")
         if tol < 0:
             raise SpecError(source, "run.tol", f"must not be negative, got {tol!r}")
     if not isinstance(data.get("rules", []), list):
@@ -324,7 +324,9 @@ def _table(data: Mapping[str, Any], key: str, source: str, required: bool = Fals
     return dict(value)
 
 
-def _number(value: Any, source: str, key: str) -> float:
+def spec_number(value: Any, source: str, key: str) -> float:
+    """A finite number written as a number or a constant expression (``"2*pi"``); a
+    :class:`SpecError` naming ``key`` otherwise."""
     if isinstance(value, bool):
         raise SpecError(source, key, f"must be a number, got {value!r}")
     if isinstance(value, (int, float)):
@@ -352,7 +354,7 @@ def _starts(value: Any, n: int, source: str) -> tuple[tuple[float, ...], ...]:
     for i, point in enumerate(value):
         if not isinstance(point, list) or len(point) != n:
             raise SpecError(source, f"run.starts[{i}]", f"must be a list of {n} numbers")
-        points.append(tuple(_number(v, source, f"run.starts[{i}]") for v in point))
+        points.append(tuple(spec_number(v, source, f"run.starts[{i}]") for v in point))
     return tuple(points)
 
 
@@ -381,5 +383,5 @@ def _rule(value: Any, index: int, source: str) -> RuleSpec:
             if name != "name":
                 settings[name] = setting
         else:
-            settings[name] = _number(setting, source, f"{key}.{name}")
+            settings[name] = spec_number(setting, source, f"{key}.{name}")
     return RuleSpec(value["name"], MappingProxyType(settings), source, key)

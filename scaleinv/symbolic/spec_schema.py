@@ -323,6 +323,13 @@ SCHEMA: tuple[Table, ...] = (
                 "The plotted interval of each input.",
                 "around the iterates",
             ),
+            Key(
+                "periodic",
+                "table of numbers or strings",
+                'Inputs that are angles, with their period: ``{ ph = "2*pi" }``. The '
+                "trajectory figure shows them wrapped into one period around the first start.",
+                "none",
+            ),
         ),
         '[report]\nparam = "alpha"\nalphas = [1, 10, 100]\nsample = [2, 1.5]',
     ),

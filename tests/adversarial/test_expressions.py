@@ -106,6 +106,8 @@ HOSTILE = [
     ("sin()", "sin takes exactly one positional argument", "sin()"),
     ("sin(x=x0)", "sin takes exactly one positional argument", "sin(x=x0)"),
     ("sin(*x0)", "sin takes exactly one positional argument", "sin(*x0)"),
+    ("max(x0)", "max takes two or more positional arguments", "max(x0)"),
+    ("Min(x0, x1, key=x0)", "Min takes two or more positional arguments", "Min(x0, x1, key=x0)"),
     ("exp", "function used without a call", "exp"),
     ("zoo", "unknown name", "zoo"),
     ("nan", "unknown name", "nan"),

@@ -31,7 +31,7 @@ from scaleinv.errors import ScaleinvError
 from scaleinv.numeric.pysource import SUM_GROUP, balanced
 
 __all__ = ["FLAVORS", "Flavor", "check_flavor", "functional_source", "namespace_of"]
-__all__ += ["printer_of", "prelude_source"]
+__all__ += ["MinMax", "printer_of", "prelude_source"]
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,36 @@ class _Balanced(_Printer):
         return grouped if grouped is not None else super()._print_Mul(expr)
 
 
-class _JaxPrinter(_Balanced, JaxPrinter):
-    """SymPy's JAX printer with balanced long sums and products."""
+class MinMax(_Printer):
+    """Printer mixin: ``Max`` and ``Min`` as nested ``maximum``/``minimum`` calls of the
+    printer's module (SymPy prints ``functools.reduce(numpy.maximum, [...])``, which names a
+    module the generated code does not import, and ``torch.max(0, x)``, which fails)."""
+
+    def _print_Max(self, expr: Any) -> str:
+        return self._folded(expr, "maximum")
+
+    def _print_Min(self, expr: Any) -> str:
+        return self._folded(expr, "minimum")
+
+    def _folded(self, expr: Any, name: str) -> str:
+        function = self._module_format(f"{self._module}.{name}")
+        args = [self._operand(a) for a in expr.args]
+        while len(args) > 1:  # pairwise, so many arguments nest only log2(n) deep
+            pairs = [f"{function}({a}, {b})" for a, b in zip(args[::2], args[1::2])]
+            args = pairs + args[len(pairs) * 2 :]
+        return args[0]
+
+    def _operand(self, expr: Any) -> str:
+        """An argument of ``maximum``/``minimum`` as printed."""
+        return str(self._print(expr))
+
+
+class _NumPyPrinter(MinMax, NumPyPrinter):
+    """SymPy's NumPy printer with ``Max`` and ``Min`` the generated code can run."""
+
+
+class _JaxPrinter(MinMax, _Balanced, JaxPrinter):
+    """SymPy's JAX printer with balanced long sums and products, ``Max`` and ``Min``."""
 
 
 @functools.cache
@@ -125,13 +153,25 @@ def _torch_printer() -> type:
     """
     from sympy.printing.pytorch import TorchPrinter
 
-    class TorchNumbers(_Balanced, TorchPrinter):
+    class TorchNumbers(MinMax, _Balanced, TorchPrinter):
         def _print(self, expr: Any, **kwargs: Any) -> str:
             if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
                 value = complex(expr.evalf(17))
                 if value.imag == 0:
                     return repr(value.real)
             return super()._print(expr, **kwargs)
+
+        def _operand(self, expr: Any) -> str:  # torch.maximum takes tensors only
+            if isinstance(expr, sp.Expr) and expr.is_number:
+                return f"torch.as_tensor({float(expr)!r})"
+            return super()._operand(expr)
+
+        def _print_Heaviside(self, expr: Any) -> str:
+            """``H(x)`` (``H(0) = 1/2``, the derivative of ``Max``) as ``(sign(x) + 1)/2``:
+            ``torch.heaviside`` takes its value at 0 as a tensor of ``x``'s dtype."""
+            if expr.args[1] != sp.S.Half:
+                return str(super()._print_Heaviside(expr))
+            return f"((torch.sign({self._print(expr.args[0])}) + 1)/2)"
 
     return TorchNumbers
 
@@ -154,7 +194,7 @@ def printer_of(flavor: str) -> Any:
         return _JaxPrinter({"allow_unknown_functions": False})
     if name == "torch":
         return _torch_printer()({"allow_unknown_functions": False})
-    return NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    return _NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
 
 
 def functional_source(
