@@ -24,6 +24,7 @@ chunk), so temporaries stay linear in the grid and bounded in the batch.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -227,9 +228,10 @@ class IndexedKernels:
         r = residual.reshape((samples, p.fields_out) + p.shape)
         values = diagonals.reshape((samples, -1) + p.shape)
         g = np.zeros((samples, len(p.fields)) + p.shape)
+        moved = np.empty(grid)
         for k, diag in enumerate(p.jacobian_stencil):
-            moved = values[:, k] * r[:, diag.row_field]
-            g[:, diag.col_field] += shift(moved.reshape(grid), diag.offset, self.periodic)
+            np.multiply(values[:, k], r[:, diag.row_field], out=moved)
+            add_shifted(g[:, diag.col_field], moved, diag.offset, self.periodic)
         return g.reshape((samples, p.n))
 
     @property
@@ -245,24 +247,29 @@ class IndexedKernels:
         return len(p.shape) == 1 and len(p.fields) == 1 and p.fields_out == 1 and self.shifts
 
     def jacobian_band(self, f: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-        """J of flat samples ``f`` ``(B, n)`` in LAPACK band storage (see :func:`band`)."""
+        """J of flat samples ``f`` ``(B, n)`` in LAPACK's general band storage (see
+        :func:`band`)."""
         values = self.point("point_J", f)
         parts = [
             (0, d.offset[0], values[:, k]) for k, d in enumerate(self.problem.jacobian_stencil)
         ]
         return band(parts, self.problem.points, self.periodic)
 
-    def hessian_band(self, f: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    def hessian_band(
+        self, f: np.ndarray, symmetric: bool = True
+    ) -> tuple[np.ndarray, tuple[int, int]]:
         """H of flat samples ``f`` in band storage: each point Hessian entry ``W[α, β]`` at
-        ``(p + d_α, p + d_β)`` and its mirror."""
+        ``(p + d_α, p + d_β)`` and its mirror; ``symmetric``: the lower triangle only (the
+        storage of LAPACK's band Cholesky), else the general storage of its band LU."""
         values = self.point("point_W", f)
         offsets = [self.problem.accesses[s].offset[0] for s in self.problem.input_accesses]
         parts = []
         for k, (alpha, beta) in enumerate(self.problem.point_hessian):
-            parts.append((offsets[alpha], offsets[beta], values[:, k]))
-            if alpha != beta:
-                parts.append((offsets[beta], offsets[alpha], values[:, k]))
-        return band(parts, self.problem.points, self.periodic)
+            low, high = sorted((offsets[alpha], offsets[beta]))
+            parts.append((high, low, values[:, k]))
+            if alpha != beta and not symmetric:
+                parts.append((low, high, values[:, k]))
+        return band(parts, self.problem.points, self.periodic, symmetric)
 
     def jacobian_matrix(self, x: Any) -> Any:
         """J at one point (flat ``x`` of shape ``(n,)``) as a SciPy CSC matrix."""
@@ -422,21 +429,50 @@ def shift(values: np.ndarray, offset: tuple[int, ...], periodic: bool) -> np.nda
     return out
 
 
+def add_shifted(
+    out: np.ndarray, values: np.ndarray, offset: tuple[int, ...], periodic: bool
+) -> None:
+    """``out[p + offset] += values[p]`` in place over the grid axes (``(B, *grid)``), wrapping
+    (periodic) or dropping what leaves the grid: :func:`shift` and add, without temporaries."""
+    pieces: list[list[tuple[slice, slice]]] = []
+    for d, size in zip(offset, values.shape[1:]):
+        if periodic:
+            d %= size
+        elif abs(d) >= size:
+            return
+        if d >= 0:
+            axis = [(slice(0, size - d), slice(d, size))]
+            if d and periodic:
+                axis.append((slice(size - d, size), slice(0, d)))
+        else:
+            axis = [(slice(-d, size), slice(0, size + d))]
+        pieces.append(axis)
+    for combination in itertools.product(*pieces):
+        source = (slice(None),) + tuple(s for s, _ in combination)
+        target = (slice(None),) + tuple(t for _, t in combination)
+        out[target] += values[source]
+
+
 def band(
-    parts: list[tuple[int, int, np.ndarray]], size: int, periodic: bool
+    parts: list[tuple[int, int, np.ndarray]], size: int, periodic: bool, symmetric: bool = False
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """A matrix given as ``(row offset, column offset, values (B, size))`` entries — value
-    ``values[:, p]`` at ``(p + row offset, p + column offset)`` — in LAPACK band storage
-    ``ab[:, u + i − j, j] = A[i, j]`` (``(B, l + u + 1, size)``) with its ``(l, u)``.
+    ``values[:, p]`` at ``(p + row offset, p + column offset)`` — in LAPACK's band storage,
+    with its ``(l, u)``: general, ``ab[:, l + u + i − j, j] = A[i, j]`` (``(B, 2l + u + 1,
+    size)``: the first ``l`` rows are room for the LU); ``symmetric`` (parts of the lower
+    triangle only), ``ab[:, i − j, j] = A[i, j]`` (``(B, l + 1, size)``). Each sample
+    ``ab[b]`` is Fortran-contiguous: LAPACK factors it in place.
 
     On a periodic grid the entries that wrap around land in the slots LAPACK ignores (row
-    ``j + q − u`` outside the grid); :func:`scaleinv.numeric.indexed_solve.band_solve` reads
-    them back as the corners of the matrix. Off the grid (dirichlet) those slots hold entries
-    of rows that do not exist, and are ignored."""
+    ``j + q − u`` outside the grid); :mod:`scaleinv.numeric.indexed_solve` reads them back as
+    the corners of the matrix. Off the grid (dirichlet) those slots hold entries of rows that do
+    not exist, and are ignored."""
     lower = max([0] + [r - c for r, c, _ in parts])
     upper = max([0] + [c - r for r, c, _ in parts])
+    first = 0 if symmetric else lower + upper
     count = parts[0][2].shape[0] if parts else 1
-    ab = np.zeros((count, lower + upper + 1, size))
+    rows = lower + 1 if symmetric else 2 * lower + upper + 1
+    ab = np.zeros((count, size, rows)).transpose(0, 2, 1)
     for r, c, values in parts:
-        ab[:, upper + r - c] += shift(values, (c,), periodic)
+        add_shifted(ab[:, first + r - c], values, (c,), periodic)
     return ab, (lower, upper)

@@ -15,8 +15,9 @@ linear in the grid and bounded in the batch:
   with the structured J and backtracking on ``|P(x') − (y + Δy)|``; a sample that does not
   converge ends ``not_found`` (or takes the IG step with ``fallback="ig"``).
 
-One field on a 1-D grid (periodic or dirichlet) solves with LAPACK's band LU (periodic: a
-Woodbury correction of the corners); anything else with SciPy's sparse LU on the static
+One field on a 1-D grid (periodic or dirichlet) solves with LAPACK: H by its band Cholesky
+(band LU where H is not positive definite), J by its band LU; periodic, the corners by a Schur
+complement on the first unknowns; anything else with SciPy's sparse LU on the static
 pattern (:mod:`scaleinv.numeric.indexed_solve`), from
 :data:`~scaleinv.numeric.indexed_cg.CG_POINTS` unknowns on with matrix-free CG
 (:mod:`scaleinv.numeric.indexed_cg`; the LU for the samples it does not solve). A singular
@@ -37,7 +38,7 @@ from scaleinv.numeric.compiled import CompiledRule, stateless
 from scaleinv.numeric.indexed_cg import CG_POINTS, cg_solve, hessian_operator, normal_operator
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
-from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
+from scaleinv.numeric.indexed_solve import band_solve, cholesky_band_solve, sparse_lu_solve
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import GD, IG, PG, Newton, Rule, _skip_failed
 from scaleinv.symbolic import Problem
@@ -170,9 +171,13 @@ def solve_hessian(
     if _takes_cg(k, cg_points):
         x, converged = cg_solve(*hessian_operator(k, f), rhs)
         return _direct_where_cg_failed(solve_hessian, k, f, rhs, x, converged)
-    if k.banded:
-        ab, widths = k.hessian_band(f)
-        x, status = band_solve(ab, widths, rhs, k.periodic)
+    if _band_fits(k, 2 * k.problem.width[0] if k.banded else None):
+        ab, (lower, _) = k.hessian_band(f)
+        x, status, indefinite = cholesky_band_solve(ab, lower, rhs, k.periodic)
+        redo = np.flatnonzero(indefinite)
+        if len(redo):  # H not positive definite: its band LU
+            ab, widths = k.hessian_band(f[redo], symmetric=False)
+            x[redo], status[redo] = band_solve(ab, widths, rhs[redo], k.periodic)
         return _retry_sparse(k, f, rhs, x, status, "point_W", "hessian_pattern")
     values = k.hessian_pattern.values(k.point("point_W", f))
     return sparse_lu_solve(k.hessian_pattern, values, rhs, symmetric=True)
@@ -191,12 +196,19 @@ def solve_jacobian(
             error = np.linalg.norm(forward(x) - rhs, axis=1)
         converged &= error <= 1e-10 * np.linalg.norm(rhs, axis=1)
         return _direct_where_cg_failed(solve_jacobian, k, f, rhs, x, converged)
-    if k.banded:
+    if _band_fits(k, k.problem.width[0] if k.banded else None):
         ab, widths = k.jacobian_band(f)
         x, status = band_solve(ab, widths, rhs, k.periodic)
         return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
     values = k.jacobian_pattern.values(k.point("point_J", f))
     return sparse_lu_solve(k.jacobian_pattern, values, rhs, symmetric=False)
+
+
+def _band_fits(k: IndexedKernels, reach: int | None) -> bool:
+    """Does a banded matrix reaching ``reach`` points off its diagonal (None: not banded) go
+    to LAPACK? A periodic one needs more than ``2·reach`` points (its corners are eliminated
+    through the first ``reach`` unknowns); smaller ones take the sparse LU."""
+    return reach is not None and (not k.periodic or k.problem.n > 2 * reach)
 
 
 def _takes_cg(k: IndexedKernels, cg_points: int | None) -> bool:

@@ -1,0 +1,137 @@
+"""LAPACK's band solves of indexed problems (band LU, band Cholesky, a periodic grid's corners by
+a Schur complement) against dense solves of the same matrices built entry by entry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scaleinv
+from scaleinv import rules
+from scaleinv.numeric import runtime
+from scaleinv.numeric.indexed_kernels import band
+from scaleinv.numeric.indexed_solve import band_solve, cholesky_band_solve
+from scaleinv.numeric.indexed_steps import solve_hessian
+from scaleinv.symbolic import IndexedProblem
+
+#: (lower, upper) bandwidths: tridiagonal, pentadiagonal, one-sided and lopsided bands.
+WIDTHS = [(1, 1), (2, 2), (0, 1), (1, 0), (2, 1), (3, 1)]
+
+
+def _dense(parts: list, n: int, periodic: bool, mirrored: bool) -> np.ndarray:
+    """The matrix of ``band``'s parts, entry by entry (``mirrored``: each off-diagonal part
+    also at its transposed place)."""
+    a = np.zeros((n, n))
+    for r, c, values in parts:
+        for p in range(n):
+            i, j = p + r, p + c
+            if periodic:
+                i, j = i % n, j % n
+            elif not (0 <= i < n and 0 <= j < n):
+                continue
+            a[i, j] += values[0, p]
+            if mirrored and r != c:
+                a[j, i] += values[0, p]
+    return a
+
+
+def _parts(lower: int, upper: int, n: int, seed: int, diagonal: float) -> list:
+    rng = np.random.default_rng(seed)
+    return [
+        (r, 0, rng.standard_normal((1, n)) + (diagonal if r == 0 else 0.0))
+        for r in range(-upper, lower + 1)
+    ]
+
+
+def _sizes(lower: int, upper: int) -> list[int]:
+    """The smallest periodic grid the band route takes, the next, and two larger ones."""
+    k = max(lower, upper)
+    return [2 * k + 1, 2 * k + 2, 9, 40]
+
+
+@pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "dirichlet"])
+@pytest.mark.parametrize("widths", WIDTHS, ids=str)
+def test_band_lu_matches_a_dense_solve(widths: tuple[int, int], periodic: bool):
+    lower, upper = widths
+    for n in _sizes(lower, upper):
+        parts = _parts(lower, upper, n, n, 4.0)
+        a = _dense(parts, n, periodic, False)
+        ab, found = band(parts, n, periodic)
+        assert found == widths
+        rhs = np.random.default_rng(n).standard_normal((1, n))
+        x, status = band_solve(ab, found, rhs, periodic)
+        assert status[0] == runtime.RUNNING
+        np.testing.assert_allclose(x[0], np.linalg.solve(a, rhs[0]), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "dirichlet"])
+@pytest.mark.parametrize("bandwidth", [1, 2, 3])
+def test_band_cholesky_matches_a_dense_solve(bandwidth: int, periodic: bool):
+    for n in _sizes(bandwidth, bandwidth):
+        parts = _parts(bandwidth, 0, n, n, 3.0 * bandwidth + 3.0)  # diagonally dominant: SPD
+        a = _dense(parts, n, periodic, True)
+        assert np.linalg.eigvalsh(a).min() > 0
+        ab, found = band(parts, n, periodic, symmetric=True)
+        assert found == (bandwidth, 0)
+        rhs = np.random.default_rng(n).standard_normal((1, n))
+        x, status, indefinite = cholesky_band_solve(ab, bandwidth, rhs, periodic)
+        assert not indefinite.any() and (status == runtime.RUNNING).all()
+        np.testing.assert_allclose(x, np.linalg.solve(a, rhs.T).T, rtol=0, atol=1e-12)
+
+
+def test_band_cholesky_reports_an_indefinite_matrix():
+    """A negative diagonal: no Cholesky, the sample is marked (and left at zero) for the LU."""
+    n = 12
+    parts = _parts(2, 0, n, 0, -8.0)
+    ab, _ = band(parts, n, True, symmetric=True)
+    x, status, indefinite = cholesky_band_solve(ab, 2, np.ones((1, n)), True)
+    assert indefinite.tolist() == [True] and status[0] == runtime.RUNNING
+    assert not x.any()
+
+
+def test_a_singular_band_is_reported():
+    """A periodic difference ``u[i+1] − u[i]`` annihilates constants."""
+    n = 10
+    parts = [(0, 0, -np.ones((1, n))), (0, 1, np.ones((1, n)))]
+    ab, widths = band(parts, n, True)
+    _, status = band_solve(ab, widths, np.ones((1, n)), True)
+    assert status.tolist() == [runtime.SINGULAR]
+
+
+def test_an_indefinite_hessian_takes_the_band_lu():
+    """Far from the target the residual term makes H indefinite (its band part's Cholesky
+    fails): Newton's direction is still H⁻¹ g, as the dense solve of H gives it."""
+    problem = IndexedProblem.from_strings(
+        "u[0:n]",
+        "u[i] + 0.1*(u[i+1] - 2*u[i] + u[i-1]) + 2*u[i]**3",
+        params={"n": 16},
+        target="3",
+    )
+    k = problem.compile()
+    x = np.full((1, 16), 0.3) + 0.01 * np.sin(np.arange(16))
+    hessian = k.hessian_matrix(x[0]).toarray()
+    assert np.linalg.eigvalsh(hessian).min() < 0
+    ab, (lower, _) = k.hessian_band(x)
+    _, _, indefinite = cholesky_band_solve(ab, lower, k.gradient(x), True)
+    assert indefinite.all()
+    dx, status = solve_hessian(k, x, k.gradient(x))
+    assert status[0] == runtime.RUNNING
+    np.testing.assert_allclose(dx[0], np.linalg.solve(hessian, k.gradient(x)[0]), atol=1e-12)
+
+
+@pytest.mark.parametrize("boundary", ["periodic", {"kind": "dirichlet", "value": 0.2}])
+def test_newton_on_the_band_route_matches_the_expanded_problem(boundary):
+    """The band route (Cholesky with its Schur complement; dirichlet: plain) against the same
+    problem written out entry by entry, whose Newton step is a dense solve."""
+    problem = IndexedProblem.from_strings(
+        "u[0:n]",
+        "u[i] + 0.1*(u[i+2] - 2*u[i] + u[i-1]) + 0.05*u[i]**3",
+        boundary=boundary,
+        params={"n": 11},
+        target="0.3*sin(i)",
+    )
+    x = 0.2 * np.random.default_rng(3).standard_normal((4, 11))
+    ours = scaleinv.minimize(problem, rules.newton(0.8), x, 3, record="all")
+    theirs = scaleinv.minimize(problem.to_problem(), rules.newton(0.8), x, 3, record="all")
+    assert ours.statuses() == theirs.statuses()
+    np.testing.assert_allclose(ours.x, theirs.x, rtol=0, atol=1e-12)
