@@ -39,11 +39,15 @@ from scaleinv.numeric.indexed_source import compile_point_kernel
 from scaleinv.numeric.kernels import real_array
 from scaleinv.symbolic.indexed import IndexedProblem
 
-__all__ = ["IndexedKernels", "Placement", "compile_indexed", "CHUNK_POINTS"]
+__all__ = ["IndexedKernels", "Placement", "compile_indexed", "CHUNK_POINTS", "BLOCK_POINTS"]
+__all__ += ["add_shifted", "band", "shift"]
 
 #: Grid points (samples × points) evaluated at once by a kernel call: a chunk's temporaries
 #: stay at a few tens of MB however large the batch.
 CHUNK_POINTS = 1 << 20
+#: Grid points (samples × points) a point kernel evaluates at once inside a chunk: its
+#: temporaries then stay in the CPU's cache (at 10⁶ points, 2× faster than the whole grid).
+BLOCK_POINTS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -147,12 +151,28 @@ class IndexedKernels:
         return x.reshape((-1, self.problem.n)), x.shape[:-1], step
 
     def point(self, name: str, x: np.ndarray) -> np.ndarray:
-        """Point kernel ``name`` on flat samples ``(B, n)``: ``(B, K, points)``."""
-        kernel = self.kernels[name]
-        count = self.counts[name]
-        out = np.empty((len(x), count) + self.problem.shape)
-        kernel(out, *self.accesses(x), *self.static)
-        return out.reshape((len(x), count, self.problem.points))
+        """Point kernel ``name`` on flat samples ``(B, n)``: ``(B, K, points)``, evaluated a
+        block of the grid at a time (:meth:`blocks`)."""
+        views = self.accesses(x)
+        out = np.empty((len(x), self.counts[name]) + self.problem.shape)
+        for block in self.blocks(len(x)):
+            self.evaluate(name, out[:, :, block], views, block)
+        return out.reshape((len(x), -1, self.problem.points))
+
+    def blocks(self, samples: int) -> list[slice]:
+        """Slices of the grid's first axis of about :data:`BLOCK_POINTS` points over
+        ``samples`` samples: a kernel's temporaries on one stay in the CPU's cache."""
+        shape = self.problem.shape
+        rows = max(1, BLOCK_POINTS * shape[0] // (samples * self.problem.points))
+        return [slice(a, min(a + rows, shape[0])) for a in range(0, shape[0], rows)]
+
+    def evaluate(
+        self, name: str, out: np.ndarray, views: list[np.ndarray], block: slice
+    ) -> np.ndarray:
+        """Point kernel ``name`` on a block of the grid (first axis): ``views`` from
+        :meth:`accesses`, ``out`` ``(B, K, *block shape)``; returns ``out``."""
+        static = (s[block] for s in self.static)
+        return self.kernels[name](out, *(v[:, block] for v in views), *static)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -270,6 +290,40 @@ class IndexedKernels:
             if alpha != beta and not symmetric:
                 parts.append((low, high, values[:, k]))
         return band(parts, self.problem.points, self.periodic, symmetric)
+
+    def gradient_and_hessian_band(
+        self, f: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """``∇L`` and H in lower band storage (as :meth:`gradient` and :meth:`hessian_band`
+        give them) of flat samples ``f``, in one pass over the grid: each block's P, J and W
+        are added into both while they are in the CPU's cache (banded problems)."""
+        p = self.problem
+        samples = len(f)
+        views = self.accesses(f)
+        offsets = [p.accesses[s].offset[0] for s in p.input_accesses]
+        parts = []  # (band row, column offset, W's index): the lower triangle
+        for k, (alpha, beta) in enumerate(p.point_hessian):
+            low, high = sorted((offsets[alpha], offsets[beta]))
+            parts.append((high - low, low, k))
+        lower = max([0] + [q for q, _, _ in parts])
+        gradient = np.zeros((samples, p.points))
+        ab = np.zeros((samples, p.points, lower + 1)).transpose(0, 2, 1)
+        for block in self.blocks(samples):
+            size = block.stop - block.start
+            r = self.evaluate("point_P", np.empty((samples, 1, size)), views, block)[:, 0]
+            r -= self.target[block]
+            jacobian = np.empty((samples, self.counts["point_J"], size))
+            self.evaluate("point_J", jacobian, views, block)
+            for k, diag in enumerate(p.jacobian_stencil):
+                jacobian[:, k] *= r
+                add_shifted(
+                    gradient, jacobian[:, k], (block.start + diag.offset[0],), self.periodic
+                )
+            w = np.empty((samples, self.counts["point_W"], size))
+            self.evaluate("point_W", w, views, block)
+            for q, c, k in parts:
+                add_shifted(ab[:, q], w[:, k], (block.start + c,), self.periodic)
+        return gradient, ab, (lower, 0)
 
     def jacobian_matrix(self, x: Any) -> Any:
         """J at one point (flat ``x`` of shape ``(n,)``) as a SciPy CSC matrix."""
@@ -432,20 +486,23 @@ def shift(values: np.ndarray, offset: tuple[int, ...], periodic: bool) -> np.nda
 def add_shifted(
     out: np.ndarray, values: np.ndarray, offset: tuple[int, ...], periodic: bool
 ) -> None:
-    """``out[p + offset] += values[p]`` in place over the grid axes (``(B, *grid)``), wrapping
-    (periodic) or dropping what leaves the grid: :func:`shift` and add, without temporaries."""
+    """``out[p + offset] += values[p]`` in place over the grid axes: ``out`` ``(B, *grid)``,
+    ``values`` ``(B, *block)`` no larger than the grid (a block starting at ``start`` adds
+    at ``start + d``), wrapping (periodic) or dropping what leaves the grid. :func:`shift`
+    and add, without temporaries."""
     pieces: list[list[tuple[slice, slice]]] = []
-    for d, size in zip(offset, values.shape[1:]):
+    for d, size, length in zip(offset, out.shape[1:], values.shape[1:]):
         if periodic:
             d %= size
-        elif abs(d) >= size:
-            return
-        if d >= 0:
-            axis = [(slice(0, size - d), slice(d, size))]
-            if d and periodic:
-                axis.append((slice(size - d, size), slice(0, d)))
+            first = min(length, size - d)
+            axis = [(slice(0, first), slice(d, d + first))]
+            if first < length:
+                axis.append((slice(first, length), slice(0, length - first)))
         else:
-            axis = [(slice(-d, size), slice(0, size + d))]
+            low, high = max(d, 0), min(d + length, size)
+            if low >= high:
+                return
+            axis = [(slice(low - d, high - d), slice(low, high))]
         pieces.append(axis)
     for combination in itertools.product(*pieces):
         source = (slice(None),) + tuple(s for s, _ in combination)

@@ -148,9 +148,14 @@ def _gd(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
 
 
 def _newton(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
-    _, g = _residual_and_gradient(k, f)
-    dx, status = solve_hessian(k, f, g)
-    return -eta * dx, status
+    if _band_fits(k, _hessian_reach(k)):  # ∇L and H in one pass over the grid
+        g, ab, (lower, _) = k.gradient_and_hessian_band(f)
+        dx, status = _solve_hessian_band(k, f, g, ab, lower)
+    else:
+        _, g = _residual_and_gradient(k, f)
+        dx, status = solve_hessian(k, f, g)
+    dx *= -eta
+    return dx, status
 
 
 def _ig(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
@@ -171,16 +176,29 @@ def solve_hessian(
     if _takes_cg(k, cg_points):
         x, converged = cg_solve(*hessian_operator(k, f), rhs)
         return _direct_where_cg_failed(solve_hessian, k, f, rhs, x, converged)
-    if _band_fits(k, 2 * k.problem.width[0] if k.banded else None):
+    if _band_fits(k, _hessian_reach(k)):
         ab, (lower, _) = k.hessian_band(f)
-        x, status, indefinite = cholesky_band_solve(ab, lower, rhs, k.periodic)
-        redo = np.flatnonzero(indefinite)
-        if len(redo):  # H not positive definite: its band LU
-            ab, widths = k.hessian_band(f[redo], symmetric=False)
-            x[redo], status[redo] = band_solve(ab, widths, rhs[redo], k.periodic)
-        return _retry_sparse(k, f, rhs, x, status, "point_W", "hessian_pattern")
+        return _solve_hessian_band(k, f, rhs, ab, lower)
     values = k.hessian_pattern.values(k.point("point_W", f))
     return sparse_lu_solve(k.hessian_pattern, values, rhs, symmetric=True)
+
+
+def _hessian_reach(k: IndexedKernels) -> int | None:
+    """How far H reaches off its diagonal (twice the stencil's width); None: not banded."""
+    return 2 * k.problem.width[0] if k.banded else None
+
+
+def _solve_hessian_band(
+    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, ab: np.ndarray, lower: int
+) -> tuple:
+    """``H⁻¹ rhs`` from H's lower band ``ab`` at ``f`` by the band Cholesky; where H is not
+    positive definite by its band LU (H assembled again in general storage)."""
+    x, status, indefinite = cholesky_band_solve(ab, lower, rhs, k.periodic)
+    redo = np.flatnonzero(indefinite)
+    if len(redo):
+        ab, widths = k.hessian_band(f[redo], symmetric=False)
+        x[redo], status[redo] = band_solve(ab, widths, rhs[redo], k.periodic)
+    return _retry_sparse(k, f, rhs, x, status, "point_W", "hessian_pattern")
 
 
 def solve_jacobian(
