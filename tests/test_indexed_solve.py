@@ -14,8 +14,8 @@ from scaleinv.numeric.indexed_solve import band_solve, cholesky_band_solve
 from scaleinv.numeric.indexed_steps import solve_hessian
 from scaleinv.symbolic import IndexedProblem
 
-#: (lower, upper) bandwidths: tridiagonal, pentadiagonal, one-sided and lopsided bands.
-WIDTHS = [(1, 1), (2, 2), (0, 1), (1, 0), (2, 1), (3, 1)]
+#: (lower, upper) bandwidths: diagonal, tridiagonal, pentadiagonal, one-sided and lopsided bands.
+WIDTHS = [(0, 0), (1, 1), (2, 2), (0, 1), (1, 0), (2, 1), (3, 1)]
 
 
 def _dense(parts: list, n: int, periodic: bool, mirrored: bool) -> np.ndarray:
@@ -65,7 +65,7 @@ def test_band_lu_matches_a_dense_solve(widths: tuple[int, int], periodic: bool):
 
 
 @pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "dirichlet"])
-@pytest.mark.parametrize("bandwidth", [1, 2, 3])
+@pytest.mark.parametrize("bandwidth", [0, 1, 2, 3])
 def test_band_cholesky_matches_a_dense_solve(bandwidth: int, periodic: bool):
     for n in _sizes(bandwidth, bandwidth):
         parts = _parts(bandwidth, 0, n, n, 3.0 * bandwidth + 3.0)  # diagonally dominant: SPD

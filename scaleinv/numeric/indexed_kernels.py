@@ -110,6 +110,16 @@ class IndexedKernels:
         """H's static COO pattern (built on first use)."""
         return _hessian_placement(self.problem)
 
+    @cached_property
+    def point_newton(self) -> Callable[..., np.ndarray]:
+        """P, J's diagonals and W in one point kernel (one cse over the three: W repeats P
+        and J), for :meth:`gradient_and_hessian_band`; compiled on first use."""
+        p = self.problem
+        exprs = [*p.outputs, *(d.formula for d in p.jacobian_stencil), *p.point_hessian.values()]
+        doc = "P, J's diagonals and the point Hessians W"
+        _, kernel = compile_point_kernel("point_PJW", exprs, _symbols(p), dict(p.params), doc)
+        return kernel
+
     @property
     def source(self) -> str:
         """Every printed point kernel (independent of the grid size)."""
@@ -171,8 +181,11 @@ class IndexedKernels:
     ) -> np.ndarray:
         """Point kernel ``name`` on a block of the grid (first axis): ``views`` from
         :meth:`accesses`, ``out`` ``(B, K, *block shape)``; returns ``out``."""
-        static = (s[block] for s in self.static)
-        return self.kernels[name](out, *(v[:, block] for v in views), *static)
+        return self.kernels[name](out, *self.block_arguments(views, block))
+
+    def block_arguments(self, views: list[np.ndarray], block: slice) -> list[np.ndarray]:
+        """A point kernel's arguments on a block of the grid: the accesses and static data."""
+        return [v[:, block] for v in views] + [s[block] for s in self.static]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -308,21 +321,20 @@ class IndexedKernels:
         lower = max([0] + [q for q, _, _ in parts])
         gradient = np.zeros((samples, p.points))
         ab = np.zeros((samples, p.points, lower + 1)).transpose(0, 2, 1)
+        outputs, diagonals = p.fields_out, len(p.jacobian_stencil)
+        count = outputs + diagonals + len(p.point_hessian)
         for block in self.blocks(samples):
-            size = block.stop - block.start
-            r = self.evaluate("point_P", np.empty((samples, 1, size)), views, block)[:, 0]
+            values = np.empty((samples, count, block.stop - block.start))
+            self.point_newton(values, *self.block_arguments(views, block))
+            r = values[:, 0]
             r -= self.target[block]
-            jacobian = np.empty((samples, self.counts["point_J"], size))
-            self.evaluate("point_J", jacobian, views, block)
             for k, diag in enumerate(p.jacobian_stencil):
-                jacobian[:, k] *= r
-                add_shifted(
-                    gradient, jacobian[:, k], (block.start + diag.offset[0],), self.periodic
-                )
-            w = np.empty((samples, self.counts["point_W"], size))
-            self.evaluate("point_W", w, views, block)
+                moved = values[:, outputs + k]
+                moved *= r
+                add_shifted(gradient, moved, (block.start + diag.offset[0],), self.periodic)
             for q, c, k in parts:
-                add_shifted(ab[:, q], w[:, k], (block.start + c,), self.periodic)
+                w = values[:, outputs + diagonals + k]
+                add_shifted(ab[:, q], w, (block.start + c,), self.periodic)
         return gradient, ab, (lower, 0)
 
     def jacobian_matrix(self, x: Any) -> Any:
@@ -346,13 +358,18 @@ def compile_indexed(problem: IndexedProblem) -> IndexedKernels:
     return _COMPILED[problem]
 
 
-def _compile(problem: IndexedProblem) -> IndexedKernels:
-    symbols = [
+def _symbols(problem: IndexedProblem) -> list:
+    """A point kernel's arguments: the accesses, the index, per-point params, the targets."""
+    return [
         *problem.input_accesses,
         *problem.index,
         *problem.param_accesses,
         *problem.target_symbols,
     ]
+
+
+def _compile(problem: IndexedProblem) -> IndexedKernels:
+    symbols = _symbols(problem)
     params = dict(problem.params)
     formulas = {
         "point_P": (list(problem.outputs), "P at every point"),

@@ -102,11 +102,12 @@ def band_solve(
     """Solve ``A x = rhs`` per sample by LAPACK's band LU (``dgbtrf``/``dgbtrs``), ``A`` in
     general band storage ``ab`` ``(B, 2l + u + 1, n)`` (overwritten by its factors); periodic:
     with its corners (see the module docstring). Returns ``(x, status)``."""
+    from scipy.linalg.blas import dgemv
     from scipy.linalg.lapack import dgbtrf, dgbtrs
 
     lower, upper = bandwidths
 
-    def one(a: np.ndarray, r: np.ndarray, b: Border | None, sample: int) -> np.ndarray:
+    def one(a: np.ndarray, r: np.ndarray, b: Border | None, sample: int, x: np.ndarray) -> None:
         k = b.k if b else 0
         if b:
             a_bb, columns, (bi_rows, bi_cols, bi_values) = _parts(a, b, False, len(r) - k)
@@ -116,17 +117,18 @@ def band_solve(
         lu, pivots, info = dgbtrf(a[:, k:], lower, upper, overwrite_ab=1)
         if info > 0:
             raise np.linalg.LinAlgError("singular")
-        z, _ = dgbtrs(lu, lower, upper, columns, pivots, overwrite_b=1)
-        if not b:
-            return z[:, 0]
-        y, z = z[:, 0], z[:, 1:]
-        schur = a_bb.copy()
-        np.add.at(schur, bi_rows, -bi_values[:, None] * z[bi_cols])
-        reduced = r[:k] - np.bincount(bi_rows, weights=bi_values * y[bi_cols], minlength=k)
-        border_x = np.linalg.solve(schur, reduced)
-        return np.concatenate([border_x, y - z @ border_x])
+        z, _ = dgbtrs(lu, lower, upper, columns, pivots, overwrite_b=1)  # A_ii⁻¹ [rhs, A_ib]
+        x[k:] = z[:, 0]
+        if b:
+            y, z = z[:, 0], z[:, 1:]
+            schur = a_bb.copy()
+            np.add.at(schur, bi_rows, -bi_values[:, None] * z[bi_cols])
+            reduced = r[:k] - np.bincount(bi_rows, weights=bi_values * y[bi_cols], minlength=k)
+            x[:k] = np.linalg.solve(schur, reduced)
+            dgemv(-1.0, z, x[:k], beta=1.0, y=x[k:], overwrite_y=1)
 
-    corners = border(lower, upper, ab.shape[-1], False) if periodic else None
+    wraps = periodic and max(lower, upper) > 0
+    corners = border(lower, upper, ab.shape[-1], False) if wraps else None
     return _per_sample(one, ab, rhs, corners)
 
 
@@ -138,11 +140,12 @@ def cholesky_band_solve(
     ``ab`` ``(B, l + 1, n)`` (overwritten); periodic: with its corners. Returns ``(x, status,
     indefinite)``: ``indefinite`` marks the samples whose ``A_ii`` is not positive definite
     (no Cholesky: their ``x`` is zero, to be solved by LU)."""
+    from scipy.linalg.blas import dgemv
     from scipy.linalg.lapack import dpbtrf, dtbtrs
 
     indefinite = np.zeros(len(rhs), dtype=bool)
 
-    def one(a: np.ndarray, r: np.ndarray, b: Border | None, sample: int) -> np.ndarray:
+    def one(a: np.ndarray, r: np.ndarray, b: Border | None, sample: int, x: np.ndarray) -> None:
         k = b.k if b else 0
         if b:
             a_bb, columns, _ = _parts(a, b, True, len(r) - k)
@@ -152,16 +155,17 @@ def cholesky_band_solve(
         factor, info = dpbtrf(a[:, k:], lower=1, overwrite_ab=1)
         if info > 0:
             indefinite[sample] = True
-            return np.zeros(len(r))
+            return
         w, _ = dtbtrs(factor, columns, uplo="L", overwrite_b=1)  # L⁻¹ [rhs, A_ib]
-        y, w = w[:, :1], w[:, 1:]
+        x[k:] = w[:, 0]
         if b:
-            border_x = np.linalg.solve(a_bb - w.T @ w, r[:k] - w.T @ y[:, 0])
-            y -= w @ border_x[:, None]
-        x, _ = dtbtrs(factor, y, uplo="L", trans="T", overwrite_b=1)
-        return np.concatenate([border_x, x[:, 0]]) if b else x[:, 0]
+            gram = w.T @ w  # [yᵀy, yᵀW; Wᵀy, WᵀW]
+            x[:k] = np.linalg.solve(a_bb - gram[1:, 1:], r[:k] - gram[1:, 0])
+            dgemv(-1.0, w[:, 1:], x[:k], beta=1.0, y=x[k:], overwrite_y=1)
+        dtbtrs(factor, x[k:, None], uplo="L", trans="T", overwrite_b=1)  # in place
 
-    corners = border(bandwidth, 0, ab.shape[-1], True) if periodic else None
+    wraps = periodic and bandwidth > 0
+    corners = border(bandwidth, 0, ab.shape[-1], True) if wraps else None
     x, status = _per_sample(one, ab, rhs, corners)
     return x, status, indefinite
 
@@ -169,16 +173,17 @@ def cholesky_band_solve(
 def _per_sample(
     one: Any, ab: np.ndarray, rhs: np.ndarray, b: Border | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``one(ab[s], rhs[s], border, s)`` for every sample ``s``: ``(x, status)``, a sample
-    singular where LAPACK or the Schur complement says so, or where ``x`` is not finite."""
+    """``one(ab[s], rhs[s], border, s, x[s])`` (writing ``x[s]``) for every sample ``s``:
+    ``(x, status)``, a sample singular where LAPACK or the Schur complement says so, or where
+    ``x`` is not finite."""
     x = np.zeros(rhs.shape)
     status = np.full(len(rhs), runtime.RUNNING, dtype=np.int8)
     for s in range(len(rhs)):
         try:
             with np.errstate(all="ignore"):
-                x[s] = one(ab[s], rhs[s], b, s)
+                one(ab[s], rhs[s], b, s, x[s])
         except (np.linalg.LinAlgError, ValueError):
-            status[s] = runtime.SINGULAR
+            x[s], status[s] = 0.0, runtime.SINGULAR
             continue
         if not np.isfinite(x[s]).all():
             x[s], status[s] = 0.0, runtime.SINGULAR
