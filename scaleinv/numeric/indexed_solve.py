@@ -59,10 +59,9 @@ def border(lower: int, upper: int, size: int, symmetric: bool) -> Border:
     ``j ≥ k`` (LAPACK reads it there), a border slot when its row or column is below ``k``."""
     k = max(lower, upper)
     columns = np.r_[np.arange(min(k + upper, size)), np.arange(max(k + upper, size - lower), size)]
-    qs, js = np.meshgrid(np.arange(lower + upper + 1), columns, indexing="ij")
-    qs, js = qs.ravel(), js.ravel()
-    unwrapped = js + qs - upper
-    rows = unwrapped % size
+    grid = np.meshgrid(np.arange(lower + upper + 1), columns, indexing="ij")
+    qs, js = grid[0].ravel(), grid[1].ravel()
+    rows = (js + qs - upper) % size
     keep = (js < k) | (rows < k)
     qs, js, rows = qs[keep], js[keep], rows[keep]
     kind = np.where(js < k, np.where(rows < k, 0, 1), 2)
