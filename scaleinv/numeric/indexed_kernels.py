@@ -274,8 +274,9 @@ class IndexedKernels:
 
     @property
     def banded(self) -> bool:
-        """Are J and H banded matrices (one field on a 1-D grid, shifts) for LAPACK's band LU
-        (:mod:`scaleinv.numeric.indexed_solve`)? Else steps solve with SciPy's sparse LU."""
+        """Are J and H banded matrices (one field on a 1-D grid, shifts) for LAPACK's band
+        solves (:mod:`scaleinv.numeric.indexed_solve`)? Else steps solve with SciPy's sparse
+        LU."""
         p = self.problem
         return len(p.shape) == 1 and len(p.fields) == 1 and p.fields_out == 1 and self.shifts
 
