@@ -171,8 +171,9 @@ def solve_hessian(
     From ``cg_points`` unknowns on by matrix-free CG (:mod:`scaleinv.numeric.indexed_cg`); by
     default :data:`~scaleinv.numeric.indexed_cg.CG_POINTS` where H goes to the sparse LU, never
     where it is banded (LAPACK's band solves are faster at every n: at 10⁶ points 0.2 s
-    against CG's 0.7 s per sample, measured with the band LU before the band Cholesky). The samples CG does not solve (H indefinite, no convergence) and
-    smaller problems take the direct route."""
+    against CG's 0.7 s per sample, measured with the band LU before the band Cholesky). The
+    samples CG does not solve (H indefinite, no convergence) and smaller problems take the
+    direct route."""
     if _takes_cg(k, cg_points):
         x, converged = cg_solve(*hessian_operator(k, f), rhs)
         return _direct_where_cg_failed(solve_hessian, k, f, rhs, x, converged)
