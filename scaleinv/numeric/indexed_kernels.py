@@ -324,8 +324,10 @@ class IndexedKernels:
         ab = np.zeros((samples, p.points, lower + 1)).transpose(0, 2, 1)
         outputs, diagonals = p.fields_out, len(p.jacobian_stencil)
         count = outputs + diagonals + len(p.point_hessian)
-        for block in self.blocks(samples):
-            values = np.empty((samples, count, block.stop - block.start))
+        blocks = self.blocks(samples)
+        buffer = np.empty((samples, count, blocks[0].stop))  # one block's values, kept in cache
+        for block in blocks:
+            values = buffer[:, :, : block.stop - block.start]
             self.point_newton(values, *self.block_arguments(views, block))
             r = values[:, 0]
             r -= self.target[block]
