@@ -135,3 +135,35 @@ def test_newton_on_the_band_route_matches_the_expanded_problem(boundary):
     theirs = scaleinv.minimize(problem.to_problem(), rules.newton(0.8), x, 3, record="all")
     assert ours.statuses() == theirs.statuses()
     np.testing.assert_allclose(ours.x, theirs.x, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("boundary", ["periodic", {"kind": "dirichlet", "value": 0.2}])
+def test_blocks_of_the_grid_add_up_to_the_whole(monkeypatch, boundary):
+    """Blocks of 4 points on a 23-point grid (stencil reach 2: entries cross the blocks' edges
+    and, periodic, the grid's): the blocked ∇L and H's band equal the kernels' whole-grid ones
+    and the expanded problem's ∇L and H, entry by entry."""
+    from scaleinv.numeric import indexed_kernels
+
+    n = 23
+    problem = IndexedProblem.from_strings(
+        "u[0:n]",
+        "u[i] + 0.1*(u[i+2] - 2*u[i] + u[i-1]) + 0.05*u[i]**3",
+        boundary=boundary,
+        params={"n": n},
+        target="0.3*sin(i)",
+    )
+    x = 0.3 * np.random.default_rng(5).standard_normal((2, n))
+    expanded = problem.to_problem().compile()
+    k = problem.compile()
+    whole, _ = k.hessian_band(x)
+    monkeypatch.setattr(indexed_kernels, "BLOCK_POINTS", 8)  # 4 points × 2 samples
+    assert len(k.blocks(2)) == 6
+    gradient, ab, (lower, upper) = k.gradient_and_hessian_band(x)
+    np.testing.assert_allclose(gradient, expanded.gradient(x), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(k.P(x), expanded.P(x), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(ab, whole, rtol=0, atol=1e-13)
+    for s in range(2):
+        hessian = expanded.hessian(x[s])
+        for d in range(lower + 1):  # ab[d, j] = H[j + d, j]; periodic: the wrapped ones too
+            j = np.arange(n if boundary == "periodic" else n - d)
+            np.testing.assert_allclose(ab[s, d, j], hessian[(j + d) % n, j], atol=1e-13)
