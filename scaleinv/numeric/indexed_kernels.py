@@ -126,17 +126,19 @@ class IndexedKernels:
         return "\n".join(self.sources.values())
 
     # -- evaluation ---------------------------------------------------------------------------
-    def accesses(self, x: np.ndarray) -> list[np.ndarray]:
+    def accesses(self, x: np.ndarray, halo: int = 0) -> list[np.ndarray]:
         """Every input access of every point from flat ``x`` ``(B, n)``: views ``(B, *shape)``
-        of the fields padded by the stencil's width with the boundary rule."""
+        of the fields padded by the stencil's width with the boundary rule; with ``halo``, of
+        the points ``halo`` beyond the grid on every side too (``(B, *(shape + 2·halo))``: the
+        fields padded by ``width + halo``)."""
         p = self.problem
         fields = x.reshape((x.shape[0], len(p.fields)) + p.shape)
         width = p.width
-        pads = [(0, 0)] + [(w, w) for w in width]
+        pads = [(0, 0)] + [(w + halo, w + halo) for w in width]
         padded = []
         for b, name in enumerate(p.fields):
             field = fields[:, b]
-            if not any(width):
+            if not any(width) and not halo:
                 padded.append(field)
             elif p.boundary.kind == "periodic":
                 padded.append(np.pad(field, pads, mode="wrap"))
@@ -149,7 +151,8 @@ class IndexedKernels:
         for symbol in p.input_accesses:
             access = p.accesses[symbol]
             window = tuple(
-                slice(w + d, w + d + size) for w, d, size in zip(width, access.offset, p.shape)
+                slice(w + d, w + d + size + 2 * halo)
+                for w, d, size in zip(width, access.offset, p.shape)
             )
             views.append(padded[p.fields.index(access.field)][(slice(None), *window)])
         return views
@@ -305,39 +308,61 @@ class IndexedKernels:
                 parts.append((low, high, values[:, k]))
         return band(parts, self.problem.points, self.periodic, symmetric)
 
+    @cached_property
+    def halo_static(self) -> tuple[np.ndarray, ...]:
+        """The static data padded by the stencil's width (1-D): the index, per-point params
+        and targets of the points just beyond the grid, wrapped on a periodic grid (else the
+        edge's: those points are dropped)."""
+        pads = [(w, w) for w in self.problem.width]
+        if self.periodic:
+            return tuple(np.pad(s, pads, mode="wrap") for s in self.static)
+        return tuple(np.pad(s, pads, mode="edge") for s in self.static)
+
     def gradient_and_hessian_band(
         self, f: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """``∇L`` and H in lower band storage (as :meth:`gradient` and :meth:`hessian_band`
-        give them) of flat samples ``f``, in one pass over the grid: each block's P, J and W
-        are added into both while they are in the CPU's cache (banded problems)."""
+        give them) of flat samples ``f``, in one pass over the grid (banded problems).
+
+        A block of columns at a time, each value written once: P, J and W of the block's
+        points and ``w`` (the stencil's width) more on each side (in the CPU's cache), then
+        ``∇L_j = Σ_d (J_d r)(j − d)`` and ``H[j + q, j] = Σ W_αβ(j − d_α)`` over the pairs
+        with ``d_β − d_α = q`` (shifted views of the block's values). Off a dirichlet grid the
+        extra points are dropped (their values zeroed)."""
         p = self.problem
+        w, n = p.width[0], p.points
         samples = len(f)
-        views = self.accesses(f)
+        views = self.accesses(f, w)
+        static = self.halo_static
         offsets = [p.accesses[s].offset[0] for s in p.input_accesses]
-        parts = []  # (band row, column offset, W's index): the lower triangle
+        outputs, diagonals = p.fields_out, len(p.jacobian_stencil)
+        terms: dict[int, list[tuple[int, int]]] = {}  # band row: (column offset, W's index)
         for k, (alpha, beta) in enumerate(p.point_hessian):
             low, high = sorted((offsets[alpha], offsets[beta]))
-            parts.append((high - low, low, k))
-        lower = max([0] + [q for q, _, _ in parts])
-        gradient = np.zeros((samples, p.points))
-        ab = np.zeros((samples, p.points, lower + 1)).transpose(0, 2, 1)
-        outputs, diagonals = p.fields_out, len(p.jacobian_stencil)
+            terms.setdefault(high - low, []).append((low, outputs + diagonals + k))
+        lower = max([0, *terms])
+        gradient = np.empty((samples, n))
+        ab = np.empty((samples, n, lower + 1)).transpose(0, 2, 1)
         count = outputs + diagonals + len(p.point_hessian)
         blocks = self.blocks(samples)
-        buffer = np.empty((samples, count, blocks[0].stop))  # one block's values, kept in cache
+        buffer = np.empty((samples, count, blocks[0].stop + 2 * w))  # one block's, in cache
         for block in blocks:
-            values = buffer[:, :, : block.stop - block.start]
-            self.point_newton(values, *self.block_arguments(views, block))
+            size = block.stop - block.start
+            halo = slice(block.start, block.stop + 2 * w)  # the block's points, ± w
+            values = buffer[:, :, : size + 2 * w]
+            self.point_newton(values, *[v[:, halo] for v in views], *[s[halo] for s in static])
+            if not self.periodic:
+                values[:, :, : max(0, w - block.start)] = 0.0
+                values[:, :, max(0, n + w - block.start) :] = 0.0
             r = values[:, 0]
-            r -= self.target[block]
+            r -= static[-1][halo]
+            products = []
             for k, diag in enumerate(p.jacobian_stencil):
-                moved = values[:, outputs + k]
-                moved *= r
-                add_shifted(gradient, moved, (block.start + diag.offset[0],), self.periodic)
-            for q, c, k in parts:
-                w = values[:, outputs + diagonals + k]
-                add_shifted(ab[:, q], w, (block.start + c,), self.periodic)
+                values[:, outputs + k] *= r
+                products.append((diag.offset[0], outputs + k))
+            _sum_shifted(gradient[:, block], values, products, w)
+            for q in range(lower + 1):
+                _sum_shifted(ab[:, q, block], values, terms.get(q, []), w)
         return gradient, ab, (lower, 0)
 
     def jacobian_matrix(self, x: Any) -> Any:
@@ -528,6 +553,23 @@ def add_shifted(
         source = (slice(None),) + tuple(s for s, _ in combination)
         target = (slice(None),) + tuple(t for _, t in combination)
         out[target] += values[source]
+
+
+def _sum_shifted(
+    out: np.ndarray, values: np.ndarray, terms: list[tuple[int, int]], width: int
+) -> None:
+    """``out[:, j] = Σ values[:, k, width − c + j]`` over ``terms`` ``(c, k)`` (in their order):
+    the values of point ``j − c`` of a block whose ``values`` start ``width`` points before
+    ``out``'s; zero without terms."""
+    size = out.shape[-1]
+    if not terms:
+        out[...] = 0.0
+    for t, (c, k) in enumerate(terms):
+        view = values[:, k, width - c : width - c + size]
+        if t:
+            out += view
+        else:
+            np.copyto(out, view)
 
 
 def band(
