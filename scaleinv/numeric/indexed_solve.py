@@ -74,12 +74,10 @@ def border(lower: int, upper: int, size: int, symmetric: bool) -> Border:
     return Border(k, offset + qs, js, kind, (first, second))
 
 
-def _parts(
-    ab: np.ndarray, b: Border, symmetric: bool, interior: int
-) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
-    """``A_bb`` ``(k, k)``, the columns of ``A_ib`` (``(interior, k)``, zeros but for a few
-    rows; Fortran order, as LAPACK takes them) and ``A_bi``'s entries ``(rows, cols, values)``
-    of one sample's storage ``ab``."""
+def _parts(ab: np.ndarray, b: Border, symmetric: bool) -> tuple[np.ndarray, Entries, Entries]:
+    """``A_bb`` ``(k, k)`` and the entries ``(rows, cols, values)`` of ``A_ib`` (interior row
+    − k, border column) and ``A_bi`` (border row, interior column − k) of one sample's storage
+    ``ab``."""
     values = ab[b.rows, b.cols]
     first, second = b.target
     bb = b.kind == 0
@@ -88,11 +86,25 @@ def _parts(
     if symmetric:  # the other triangle (off the diagonal)
         off = bb & (first != second)
         np.add.at(a_bb, (second[off], first[off]), values[off])
-    ib = b.kind == 1
-    a_ib = np.zeros((interior, 1 + b.k), order="F")  # column 0: room for the right-hand side
-    np.add.at(a_ib, (first[ib], 1 + second[ib]), values[ib])
-    bi = b.kind == 2
-    return a_bb, a_ib, (first[bi], second[bi], values[bi])
+    ib, bi = b.kind == 1, b.kind == 2
+    return a_bb, (first[ib], second[ib], values[ib]), (first[bi], second[bi], values[bi])
+
+
+#: ``(rows, cols, values)`` of a sparse block.
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: Rows of the first forward solve of a periodic Cholesky's border columns (see
+#: :func:`cholesky_band_solve`).
+DECAY_ROWS = 4096
+
+
+def _dense(entries: Entries, rows: slice, k: int, first: int = 0) -> np.ndarray:
+    """The ``rows`` of a sparse ``(·, k)`` block, Fortran-ordered (as LAPACK takes them), with
+    ``first`` zero columns before (room for a right-hand side)."""
+    out = np.zeros((rows.stop - rows.start, first + k), order="F")
+    r, c, v = entries
+    inside = (r >= rows.start) & (r < rows.stop)
+    np.add.at(out, (r[inside] - rows.start, first + c[inside]), v[inside])
+    return out
 
 
 def band_solve(
@@ -110,7 +122,8 @@ def band_solve(
     def one(a: np.ndarray, r: np.ndarray, b: Border | None, sample: int, x: np.ndarray) -> None:
         k = b.k if b else 0
         if b:
-            a_bb, columns, (bi_rows, bi_cols, bi_values) = _parts(a, b, False, len(r) - k)
+            a_bb, a_ib, (bi_rows, bi_cols, bi_values) = _parts(a, b, False)
+            columns = _dense(a_ib, slice(0, len(r) - k), k, first=1)
         else:
             columns = np.empty((len(r), 1), order="F")
         columns[:, 0] = r[k:]
@@ -140,33 +153,39 @@ def cholesky_band_solve(
     ab: np.ndarray, bandwidth: int, rhs: np.ndarray, periodic: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solve ``A x = rhs`` per sample by LAPACK's band Cholesky (``dpbtrf``, then ``dtbtrs``
-    forward with the border columns, backward once), ``A`` symmetric in lower band storage
-    ``ab`` ``(B, l + 1, n)`` (overwritten); periodic: with its corners. Returns ``(x, status,
-    indefinite)``: ``indefinite`` marks the samples whose ``A_ii`` is not positive definite
-    (no Cholesky: their ``x`` is zero, to be solved by LU)."""
-    from scipy.linalg.blas import dgemv
+    forward and backward), ``A`` symmetric in lower band storage ``ab`` ``(B, l + 1, n)``
+    (overwritten); periodic: with its corners. Returns ``(x, status, indefinite)``:
+    ``indefinite`` marks the samples whose ``A_ii`` is not positive definite (no Cholesky:
+    their ``x`` is zero, to be solved by LU).
+
+    Periodic, the Schur complement needs ``W = L⁻¹ A_ib`` (``A_ii = L Lᵀ``). ``A_ib`` is zero
+    but for its first and last ``k`` rows; ``L⁻¹`` keeps the last ones there (a ``k × k``
+    solve), and it spreads the first ones down the grid, decaying where ``A_ii`` is
+    diagonally dominant: once ``k`` rows in a row are exactly zero all further ones are (the
+    solve's recurrence is homogeneous there). So they are solved on :data:`DECAY_ROWS` rows
+    first, on all only if they have not vanished there: at 10⁶ points two full solves
+    instead of four."""
     from scipy.linalg.lapack import dpbtrf, dtbtrs
 
     indefinite = np.zeros(len(rhs), dtype=bool)
 
     def one(a: np.ndarray, r: np.ndarray, b: Border | None, sample: int, x: np.ndarray) -> None:
         k = b.k if b else 0
-        if b:
-            a_bb, columns, _ = _parts(a, b, True, len(r) - k)
-        else:
-            columns = np.empty((len(r), 1), order="F")
-        columns[:, 0] = r[k:]
         factor, info = dpbtrf(a[:, k:], lower=1, overwrite_ab=1)
         if info > 0:
             indefinite[sample] = True
             return
-        w, _ = dtbtrs(factor, columns, uplo="L", overwrite_b=1)  # L⁻¹ [rhs, A_ib]
-        x[k:] = w[:, 0]
+        y = x[k:]
+        y[:] = r[k:]
+        dtbtrs(factor, y[:, None], uplo="L", overwrite_b=1)  # y = L⁻¹ rhs, in place
         if b:
-            gram = _gram(w)  # [Wᵀy, WᵀW]
+            a_bb, a_ib, _ = _parts(a, b, True)
+            pieces = _border_solve(factor, a_ib, k, dtbtrs)  # W by row ranges
+            gram = _gram(pieces, y)  # [Wᵀy, WᵀW]
             x[:k] = np.linalg.solve(a_bb - gram[:, 1:], r[:k] - gram[:, 0])
-            dgemv(-1.0, w[:, 1:], x[:k], beta=1.0, y=x[k:], overwrite_y=1)
-        dtbtrs(factor, x[k:, None], uplo="L", trans="T", overwrite_b=1)  # in place
+            for rows, w in pieces:
+                y[rows] -= w @ x[:k]
+        dtbtrs(factor, y[:, None], uplo="L", trans="T", overwrite_b=1)  # in place
 
     wraps = periodic and bandwidth > 0
     corners = border(bandwidth, 0, ab.shape[-1], True) if wraps else None
@@ -174,11 +193,36 @@ def cholesky_band_solve(
     return x, status, indefinite
 
 
-def _gram(w: np.ndarray) -> np.ndarray:
-    """``W_hᵀ [w₀, W_h]`` for the columns ``W_h`` of ``w`` after the first, by dot products of
-    its (contiguous) columns: at 10⁶ rows a third of what ``w.T @ w`` takes."""
-    columns = [w[:, j] for j in range(w.shape[1])]
-    return np.array([[np.dot(a, b) for b in columns] for a in columns[1:]])
+def _gram(pieces: list[tuple[slice, np.ndarray]], y: np.ndarray) -> np.ndarray:
+    """``Wᵀ [y, W]`` ``(k, 1 + k)`` for ``W`` given by row pieces, by dot products of its
+    (contiguous) columns: at 10⁶ rows a third of what ``w.T @ w`` takes."""
+    k = pieces[0][1].shape[1]
+    gram = np.zeros((k, 1 + k))
+    for rows, w in pieces:
+        columns = [y[rows], *(w[:, j] for j in range(k))]
+        gram += [[np.dot(a, b) for b in columns] for a in columns[1:]]
+    return gram
+
+
+def _border_solve(
+    factor: np.ndarray, a_ib: Entries, k: int, dtbtrs: Any
+) -> list[tuple[slice, np.ndarray]]:
+    """``W = L⁻¹ A_ib`` as ``(rows, W[rows])`` pieces, zero elsewhere (see
+    :func:`cholesky_band_solve`): the solve of ``A_ib``'s first ``k`` rows on its first
+    :data:`DECAY_ROWS` rows and of its last ``k`` rows on those (``L``'s last diagonal block),
+    or, where the first have not vanished there, the whole ``W``."""
+    m = factor.shape[1]
+    head, tail = slice(0, min(m, DECAY_ROWS)), slice(m - k, m)
+    if head.stop < tail.start:
+        top = _dense(a_ib, slice(0, k), k)
+        w_head = np.zeros((head.stop, k), order="F")
+        w_head[:k] = top
+        w_head, _ = dtbtrs(factor[:, head], w_head, uplo="L", overwrite_b=1)
+        if not w_head[-k:].any():
+            w_tail, _ = dtbtrs(factor[:, tail], _dense(a_ib, tail, k), uplo="L", overwrite_b=1)
+            return [(head, w_head), (tail, w_tail)]
+    whole, _ = dtbtrs(factor, _dense(a_ib, slice(0, m), k), uplo="L", overwrite_b=1)
+    return [(slice(0, m), whole)]
 
 
 def _per_sample(
