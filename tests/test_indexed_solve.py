@@ -167,3 +167,36 @@ def test_blocks_of_the_grid_add_up_to_the_whole(monkeypatch, boundary):
         for d in range(lower + 1):  # ab[d, j] = H[j + d, j]; periodic: the wrapped ones too
             j = np.arange(n if boundary == "periodic" else n - d)
             np.testing.assert_allclose(ab[s, d, j], hessian[(j + d) % n, j], atol=1e-13)
+
+
+@pytest.mark.parametrize("bandwidth", [1, 2, 3])
+def test_the_periodic_border_solved_where_it_has_not_vanished(monkeypatch, bandwidth: int):
+    """``W = L⁻¹ A_ib`` first on 60 rows: a diagonally dominant band's has vanished (exact
+    zeros) by then (two pieces: its head and the last rows); a weakly dominant one's has not
+    (the whole W). Both solves equal the dense solve; the corners (the entries that wrap) and
+    the border's own entries are of order one."""
+    from scaleinv.numeric import indexed_solve
+
+    monkeypatch.setattr(indexed_solve, "DECAY_ROWS", 60)
+    n = 200
+    pieces = []
+    original = indexed_solve._border_solve
+    monkeypatch.setattr(
+        indexed_solve,
+        "_border_solve",
+        lambda *args: pieces.append(original(*args)) or pieces[-1],
+    )
+    for scale, count in [(1e-90, 2), (0.3, 1)]:  # off the diagonal: W falls like scale^rows
+        rng = np.random.default_rng(bandwidth)
+        parts = [(0, 0, 2.0 + rng.random((1, n)))]
+        for r in range(1, bandwidth + 1):
+            values = scale * rng.standard_normal((1, n))
+            values[:, list(range(bandwidth)) + list(range(n - r, n))] = rng.uniform(-0.3, 0.3)
+            parts.append((r, 0, values))
+        a = _dense(parts, n, True, True)
+        ab, _ = band(parts, n, True, symmetric=True)
+        rhs = rng.standard_normal((1, n))
+        x, status, indefinite = cholesky_band_solve(ab, bandwidth, rhs, True)
+        assert not indefinite.any() and status[0] == runtime.RUNNING
+        assert len(pieces[-1]) == count
+        np.testing.assert_allclose(x[0], np.linalg.solve(a, rhs[0]), rtol=0, atol=1e-12)
