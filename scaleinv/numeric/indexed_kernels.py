@@ -120,6 +120,16 @@ class IndexedKernels:
         _, kernel = compile_point_kernel("point_PJW", exprs, _symbols(p), dict(p.params), doc)
         return kernel
 
+    @cached_property
+    def point_ig(self) -> Callable[..., np.ndarray]:
+        """P and J's diagonals in one point kernel, for :meth:`residual_and_jacobian_band`;
+        compiled on first use."""
+        p = self.problem
+        exprs = [*p.outputs, *(d.formula for d in p.jacobian_stencil)]
+        doc = "P and J's diagonals"
+        _, kernel = compile_point_kernel("point_PJ", exprs, _symbols(p), dict(p.params), doc)
+        return kernel
+
     @property
     def source(self) -> str:
         """Every printed point kernel (independent of the grid size)."""
@@ -284,13 +294,66 @@ class IndexedKernels:
         return len(p.shape) == 1 and len(p.fields) == 1 and p.fields_out == 1 and self.shifts
 
     def jacobian_band(self, f: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-        """J of flat samples ``f`` ``(B, n)`` in LAPACK's general band storage (see
-        :func:`band`)."""
-        values = self.point("point_J", f)
-        parts = [
-            (0, d.offset[0], values[:, k]) for k, d in enumerate(self.problem.jacobian_stencil)
-        ]
-        return band(parts, self.problem.points, self.periodic)
+        """J of flat samples ``f`` ``(B, n)`` in LAPACK's general band storage (as :func:`band`
+        gives it, but for the first ``l`` rows, the LU's room, which are not set), in one
+        blocked pass over the grid (see :meth:`gradient_and_hessian_band`): band row ``l + u −
+        d`` at column ``j`` is ``J_d(j − d)``."""
+        return self._jacobian_band(f, None)
+
+    def residual_and_jacobian_band(
+        self, f: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """``P − y*`` ``(B, n)`` and :meth:`jacobian_band` in one pass over the grid."""
+        r = np.empty((len(f), self.problem.points))
+        return (r, *self._jacobian_band(f, r))
+
+    def _jacobian_band(
+        self, f: np.ndarray, r: np.ndarray | None
+    ) -> tuple[np.ndarray, tuple[int, int]]:
+        offsets = [d.offset[0] for d in self.problem.jacobian_stencil]
+        lower, upper = max([0] + [-d for d in offsets]), max([0] + offsets)
+        ab = np.empty((len(f), self.problem.points, 2 * lower + upper + 1)).transpose(0, 2, 1)
+        first = 0 if r is None else 1  # P first
+
+        def write(block: slice, values: np.ndarray, width: int) -> None:
+            if r is not None:
+                _sum_shifted(r[:, block], values, [(0, 0)], width)
+                r[:, block] -= self.target[block]
+            for row in range(-upper, lower + 1):  # i − j
+                terms = [(d, first + k) for k, d in enumerate(offsets) if d == -row]
+                _sum_shifted(ab[:, lower + upper + row, block], values, terms, width)
+
+        if r is None:
+            self._blocked(f, self.kernels["point_J"], self.counts["point_J"], write)
+        else:
+            self._blocked(f, self.point_ig, 1 + len(offsets), write)
+        return ab, (lower, upper)
+
+    def _blocked(
+        self,
+        f: np.ndarray,
+        kernel: Callable[..., np.ndarray],
+        count: int,
+        write: Callable[[slice, np.ndarray, int], None],
+    ) -> None:
+        """Point ``kernel`` (``count`` formulas) on blocks of a 1-D grid: ``write(block,
+        values, w)`` with ``values`` ``(B, count, size + 2w)`` of the block's points and ``w``
+        (the stencil's width) more on each side (in the CPU's cache; off a dirichlet grid
+        zeroed: those points are dropped)."""
+        w, n = self.problem.width[0], self.problem.points
+        views = self.accesses(f, w)
+        static = self.halo_static
+        blocks = self.blocks(len(f))
+        buffer = np.empty((len(f), count, blocks[0].stop + 2 * w))  # one block's
+        for block in blocks:
+            size = block.stop - block.start
+            halo = slice(block.start, block.stop + 2 * w)  # the block's points, ± w
+            values = buffer[:, :, : size + 2 * w]
+            kernel(values, *[v[:, halo] for v in views], *[s[halo] for s in static])
+            if not self.periodic:
+                values[:, :, : max(0, w - block.start)] = 0.0
+                values[:, :, max(0, n + w - block.start) :] = 0.0
+            write(block, values, w)
 
     def hessian_band(
         self, f: np.ndarray, symmetric: bool = True
@@ -330,10 +393,6 @@ class IndexedKernels:
         with ``d_β − d_α = q`` (shifted views of the block's values). Off a dirichlet grid the
         extra points are dropped (their values zeroed)."""
         p = self.problem
-        w, n = p.width[0], p.points
-        samples = len(f)
-        views = self.accesses(f, w)
-        static = self.halo_static
         offsets = [p.accesses[s].offset[0] for s in p.input_accesses]
         outputs, diagonals = p.fields_out, len(p.jacobian_stencil)
         terms: dict[int, list[tuple[int, int]]] = {}  # band row: (column offset, W's index)
@@ -341,28 +400,22 @@ class IndexedKernels:
             low, high = sorted((offsets[alpha], offsets[beta]))
             terms.setdefault(high - low, []).append((low, outputs + diagonals + k))
         lower = max([0, *terms])
-        gradient = np.empty((samples, n))
-        ab = np.empty((samples, n, lower + 1)).transpose(0, 2, 1)
-        count = outputs + diagonals + len(p.point_hessian)
-        blocks = self.blocks(samples)
-        buffer = np.empty((samples, count, blocks[0].stop + 2 * w))  # one block's, in cache
-        for block in blocks:
-            size = block.stop - block.start
-            halo = slice(block.start, block.stop + 2 * w)  # the block's points, ± w
-            values = buffer[:, :, : size + 2 * w]
-            self.point_newton(values, *[v[:, halo] for v in views], *[s[halo] for s in static])
-            if not self.periodic:
-                values[:, :, : max(0, w - block.start)] = 0.0
-                values[:, :, max(0, n + w - block.start) :] = 0.0
+        gradient = np.empty((len(f), p.points))
+        ab = np.empty((len(f), p.points, lower + 1)).transpose(0, 2, 1)
+        target = self.halo_static[-1]
+        products = [(d.offset[0], outputs + k) for k, d in enumerate(p.jacobian_stencil)]
+
+        def write(block: slice, values: np.ndarray, width: int) -> None:
             r = values[:, 0]
-            r -= static[-1][halo]
-            products = []
-            for k, diag in enumerate(p.jacobian_stencil):
-                values[:, outputs + k] *= r
-                products.append((diag.offset[0], outputs + k))
-            _sum_shifted(gradient[:, block], values, products, w)
+            r -= target[block.start : block.stop + 2 * width]
+            for _, k in products:
+                values[:, k] *= r
+            _sum_shifted(gradient[:, block], values, products, width)
             for q in range(lower + 1):
-                _sum_shifted(ab[:, q, block], values, terms.get(q, []), w)
+                _sum_shifted(ab[:, q, block], values, terms.get(q, []), width)
+
+        count = outputs + diagonals + len(p.point_hessian)
+        self._blocked(f, self.point_newton, count, write)
         return gradient, ab, (lower, 0)
 
     def jacobian_matrix(self, x: Any) -> Any:

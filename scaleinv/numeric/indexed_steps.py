@@ -159,6 +159,9 @@ def _newton(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
 
 
 def _ig(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+    if _band_fits(k, _jacobian_reach(k)):  # P − y* and J in one pass over the grid
+        r, ab, widths = k.residual_and_jacobian_band(f)
+        return _solve_jacobian_band(k, f, -eta * r, ab, widths)
     r = k.point("point_P", f).reshape((len(f), -1)) - k.target
     return solve_jacobian(k, f, -eta * r)
 
@@ -215,12 +218,24 @@ def solve_jacobian(
             error = np.linalg.norm(forward(x) - rhs, axis=1)
         converged &= error <= 1e-10 * np.linalg.norm(rhs, axis=1)
         return _direct_where_cg_failed(solve_jacobian, k, f, rhs, x, converged)
-    if _band_fits(k, k.problem.width[0] if k.banded else None):
+    if _band_fits(k, _jacobian_reach(k)):
         ab, widths = k.jacobian_band(f)
-        x, status = band_solve(ab, widths, rhs, k.periodic)
-        return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
+        return _solve_jacobian_band(k, f, rhs, ab, widths)
     values = k.jacobian_pattern.values(k.point("point_J", f))
     return sparse_lu_solve(k.jacobian_pattern, values, rhs, symmetric=False)
+
+
+def _jacobian_reach(k: IndexedKernels) -> int | None:
+    """How far J reaches off its diagonal (the stencil's width); None: not banded."""
+    return k.problem.width[0] if k.banded else None
+
+
+def _solve_jacobian_band(
+    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, ab: np.ndarray, widths: tuple[int, int]
+) -> tuple:
+    """``J⁻¹ rhs`` from J's band ``ab`` at ``f`` by the band LU."""
+    x, status = band_solve(ab, widths, rhs, k.periodic)
+    return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
 
 
 def _band_fits(k: IndexedKernels, reach: int | None) -> bool:
