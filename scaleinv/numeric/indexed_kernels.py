@@ -295,8 +295,9 @@ class IndexedKernels:
 
     def jacobian_band(self, f: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """J of flat samples ``f`` ``(B, n)`` in LAPACK's general band storage (as :func:`band`
-        gives it, but for the first ``l`` rows, the LU's room, which are not set), in one
-        blocked pass over the grid (see :meth:`gradient_and_hessian_band`): band row ``l + u −
+        gives it, but for the first ``l`` rows, the LU's room, which are not set; tridiagonal,
+        each sample's rows contiguous, as ``dgtsv`` takes them), in one blocked pass over the
+        grid (see :meth:`gradient_and_hessian_band`): band row ``l + u −
         d`` at column ``j`` is ``J_d(j − d)``."""
         return self._jacobian_band(f, None)
 
@@ -312,7 +313,11 @@ class IndexedKernels:
     ) -> tuple[np.ndarray, tuple[int, int]]:
         offsets = [d.offset[0] for d in self.problem.jacobian_stencil]
         lower, upper = max([0] + [-d for d in offsets]), max([0] + offsets)
-        ab = np.empty((len(f), self.problem.points, 2 * lower + upper + 1)).transpose(0, 2, 1)
+        size, rows = (len(f), self.problem.points), 2 * lower + upper + 1
+        if (lower, upper) == (1, 1):  # rows contiguous: dgtsv takes them without copies
+            ab = np.empty((size[0], rows, size[1]))
+        else:
+            ab = np.empty(size + (rows,)).transpose(0, 2, 1)
         first = 0 if r is None else 1  # P first
 
         def write(block: slice, values: np.ndarray, width: int) -> None:
