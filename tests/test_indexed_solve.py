@@ -200,3 +200,37 @@ def test_the_periodic_border_solved_where_it_has_not_vanished(monkeypatch, bandw
         assert not indefinite.any() and status[0] == runtime.RUNNING
         assert len(pieces[-1]) == count
         np.testing.assert_allclose(x[0], np.linalg.solve(a, rhs[0]), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("stencil", ["u[i+2] - 2*u[i] + u[i-1]", "u[i+1] - 2*u[i] + u[i-1]"])
+@pytest.mark.parametrize("boundary", ["periodic", {"kind": "dirichlet", "value": 0.2}])
+def test_blocks_of_the_grid_give_the_jacobian_band(monkeypatch, boundary, stencil):
+    """Blocks of 4 points on a 23-point grid: J's band (lopsided: column-major storage;
+    tridiagonal: row-major) and P − y* from the blocked pass equal the expanded problem's J
+    and P − y*, entry by entry (periodic: the wrapped entries too)."""
+    from scaleinv.numeric import indexed_kernels
+
+    n = 23
+    problem = IndexedProblem.from_strings(
+        "u[0:n]",
+        f"u[i] + 0.1*({stencil}) + 0.05*u[i]**3",
+        boundary=boundary,
+        params={"n": n},
+        target="0.3*sin(i)",
+    )
+    x = 0.3 * np.random.default_rng(6).standard_normal((2, n))
+    expanded = problem.to_problem().compile()
+    k = problem.compile()
+    monkeypatch.setattr(indexed_kernels, "BLOCK_POINTS", 8)  # 4 points × 2 samples
+    residual, ab, (lower, upper) = k.residual_and_jacobian_band(x)
+    np.testing.assert_allclose(residual, expanded.P(x) - k.target, rtol=0, atol=1e-13)
+    again, widths = k.jacobian_band(x)
+    assert widths == (lower, upper) == ((1, 2) if "i+2" in stencil else (1, 1))
+    for s in range(2):
+        jacobian = expanded.jacobian(x[s])
+        for row in range(-upper, lower + 1):  # ab[l + u + i − j, j] = J[i, j]
+            j = np.arange(n) if boundary == "periodic" else np.arange(max(0, -row), min(n, n - row))
+            for band_values in (ab, again):
+                np.testing.assert_allclose(
+                    band_values[s, lower + upper + row, j], jacobian[(j + row) % n, j], atol=1e-13
+                )
