@@ -234,3 +234,18 @@ def test_blocks_of_the_grid_give_the_jacobian_band(monkeypatch, boundary, stenci
                 np.testing.assert_allclose(
                     band_values[s, lower + upper + row, j], jacobian[(j + row) % n, j], atol=1e-13
                 )
+
+
+@pytest.mark.parametrize(("rule", "kernel"), [("newton", "point_newton"), ("ig", "point_ig")])
+def test_the_band_route_kernel_is_compiled_with_the_rule(rule: str, kernel: str):
+    """Setup compiles what the steps run: the fused point kernel of the band route is built
+    when the rule is, not at its first step."""
+    from scaleinv.numeric.indexed_kernels import compile_indexed
+    from scaleinv.numeric.indexed_steps import compile_indexed_rule
+
+    problem = IndexedProblem.from_strings(
+        "u[0:n]", "u[i] + 0.1*(u[i+1] - 2*u[i] + u[i-1])", params={"n": 9}
+    )
+    assert kernel not in vars(compile_indexed(problem))
+    compile_indexed_rule(problem, getattr(rules, rule)(1.0))
+    assert kernel in vars(compile_indexed(problem))

@@ -79,7 +79,18 @@ def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
         )
     if isinstance(rule, IG):
         _require_square(problem, rule.name)
+    _band_kernel(kernels, rule)  # compiled now
     return stateless(_chunked(kernels, steps[type(rule)], eta))
+
+
+def _band_kernel(k: IndexedKernels, rule: Rule) -> Callable[..., np.ndarray] | None:
+    """The fused point kernel of ``rule``'s band route (compiled on this call: with the rule,
+    setup, not at its first step); None where the rule takes no band route."""
+    if isinstance(rule, Newton) and _band_fits(k, _hessian_reach(k)):
+        return k.point_newton
+    if isinstance(rule, IG) and _band_fits(k, _jacobian_reach(k)):
+        return k.point_ig
+    return None
 
 
 def indexed_inverse_note(problem: IndexedProblem, rule: Rule) -> str | None:
