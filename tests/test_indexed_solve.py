@@ -249,3 +249,33 @@ def test_the_band_route_kernel_is_compiled_with_the_rule(rule: str, kernel: str)
     assert kernel not in vars(compile_indexed(problem))
     compile_indexed_rule(problem, getattr(rules, rule)(1.0))
     assert kernel in vars(compile_indexed(problem))
+
+
+def test_a_solution_not_finite_is_singular_and_a_large_one_is_not():
+    """Per sample: a NaN in the right-hand side gives ``singular`` and a zero ``x``; two
+    entries of 1.7·10³⁰⁸ (their sum overflows, each is finite) stay a solution."""
+    n = 12
+    rng = np.random.default_rng(1)
+    parts = [(0, 0, np.repeat(1.0 + 0.1 * rng.random((1, n)), 3, axis=0))]  # one matrix
+    parts += [(r, 0, np.repeat(1e-3 * rng.standard_normal((1, n)), 3, axis=0)) for r in (1, 2)]
+    a = _dense(parts, n, True, True)
+    rhs = np.ones((3, n))
+    rhs[1, 4] = np.nan
+    rhs[2, [3, 8]] = 1.7e308
+    for symmetric in (True, False):
+        ab, widths = band(parts if symmetric else _mirrored(parts), n, True, symmetric=symmetric)
+        if symmetric:
+            x, status, _ = cholesky_band_solve(ab, 2, rhs, True)
+        else:
+            x, status = band_solve(ab, widths, rhs, True)
+        assert status.tolist() == [runtime.RUNNING, runtime.SINGULAR, runtime.RUNNING]
+        assert not x[1].any() and np.isfinite(x[2]).all()
+        with np.errstate(over="ignore"):
+            assert np.isinf(x[2].sum())
+        np.testing.assert_allclose(x[2], np.linalg.solve(a, rhs[2]), rtol=1e-12)
+
+
+def _mirrored(parts: list) -> list:
+    """Lower-triangle parts with their upper mirrors (the general storage of the same
+    symmetric matrix)."""
+    return parts + [(0, r, values) for r, _, values in parts if r]

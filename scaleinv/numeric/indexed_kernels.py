@@ -387,10 +387,11 @@ class IndexedKernels:
         return tuple(np.pad(s, pads, mode="edge") for s in self.static)
 
     def gradient_and_hessian_band(
-        self, f: np.ndarray
+        self, f: np.ndarray, scale: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """``∇L`` and H in lower band storage (as :meth:`gradient` and :meth:`hessian_band`
-        give them) of flat samples ``f``, in one pass over the grid (banded problems).
+        """``scale · ∇L`` and H in lower band storage (as :meth:`gradient` and
+        :meth:`hessian_band` give them) of flat samples ``f``, in one pass over the grid
+        (banded problems; ``scale``, e.g. Newton's ``−η``, applied in the cache).
 
         A block of columns at a time, each value written once: P, J and W of the block's
         points and ``w`` (the stencil's width) more on each side (in the CPU's cache), then
@@ -416,6 +417,8 @@ class IndexedKernels:
             for _, k in products:
                 values[:, k] *= r
             _sum_shifted(gradient[:, block], values, products, width)
+            if scale != 1.0:
+                gradient[:, block] *= scale
             for q in range(lower + 1):
                 _sum_shifted(ab[:, q, block], values, terms.get(q, []), width)
 

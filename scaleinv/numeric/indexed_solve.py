@@ -180,7 +180,7 @@ def cholesky_band_solve(
         k = b.k if b else 0
         factor, info = dpbtrf(a[:, k:], lower=1, overwrite_ab=1)
         if info > 0:
-            indefinite[sample] = True
+            indefinite[sample], x[:] = True, 0.0
             return
         y = x[k:]
         y[:] = r[k:]
@@ -235,19 +235,19 @@ def _border_solve(
 def _per_sample(
     one: Any, ab: np.ndarray, rhs: np.ndarray, b: Border | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``one(ab[s], rhs[s], border, s, x[s])`` (writing ``x[s]``) for every sample ``s``:
-    ``(x, status)``, a sample singular where LAPACK or the Schur complement says so, or where
-    ``x`` is not finite."""
-    x = np.zeros(rhs.shape)
+    """``one(ab[s], rhs[s], border, s, x[s])`` (writing all of ``x[s]``) for every sample
+    ``s``: ``(x, status)``, a sample singular where LAPACK or the Schur complement says so, or
+    where ``x`` is not finite (its sum is not, or, where that overflowed, an entry)."""
+    x = np.empty(rhs.shape)
     status = np.full(len(rhs), runtime.RUNNING, dtype=np.int8)
     for s in range(len(rhs)):
         try:
             with np.errstate(all="ignore"):
                 one(ab[s], rhs[s], b, s, x[s])
+                finite = np.isfinite(x[s].sum()) or np.isfinite(x[s]).all()
         except (np.linalg.LinAlgError, ValueError):
-            x[s], status[s] = 0.0, runtime.SINGULAR
-            continue
-        if not np.isfinite(x[s]).all():
+            finite = False
+        if not finite:
             x[s], status[s] = 0.0, runtime.SINGULAR
     return x, status
 

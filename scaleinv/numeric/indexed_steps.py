@@ -159,12 +159,11 @@ def _gd(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
 
 
 def _newton(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
-    if _band_fits(k, _hessian_reach(k)):  # ∇L and H in one pass over the grid
-        g, ab, (lower, _) = k.gradient_and_hessian_band(f)
-        dx, status = _solve_hessian_band(k, f, g, ab, lower)
-    else:
-        _, g = _residual_and_gradient(k, f)
-        dx, status = solve_hessian(k, f, g)
+    if _band_fits(k, _hessian_reach(k)):  # −η∇L and H in one pass over the grid
+        g, ab, (lower, _) = k.gradient_and_hessian_band(f, -eta)
+        return _solve_hessian_band(k, f, g, ab, lower)
+    _, g = _residual_and_gradient(k, f)
+    dx, status = solve_hessian(k, f, g)
     dx *= -eta
     return dx, status
 
