@@ -15,8 +15,9 @@ linear in the grid and bounded in the batch:
   with the structured J and backtracking on ``|P(x') − (y + Δy)|``; a sample that does not
   converge ends ``not_found`` (or takes the IG step with ``fallback="ig"``).
 
-One field on a 1-D grid (periodic or dirichlet) solves with LAPACK's band LU (periodic: a
-Woodbury correction of the corners); anything else with SciPy's sparse LU on the static
+One field on a 1-D grid (periodic or dirichlet) solves with LAPACK: H by its band Cholesky
+(band LU where H is not positive definite), J by its band LU; periodic, the corners by a Schur
+complement on the first unknowns; anything else with SciPy's sparse LU on the static
 pattern (:mod:`scaleinv.numeric.indexed_solve`), from
 :data:`~scaleinv.numeric.indexed_cg.CG_POINTS` unknowns on with matrix-free CG
 (:mod:`scaleinv.numeric.indexed_cg`; the LU for the samples it does not solve). A singular
@@ -37,7 +38,7 @@ from scaleinv.numeric.compiled import CompiledRule, stateless
 from scaleinv.numeric.indexed_cg import CG_POINTS, cg_solve, hessian_operator, normal_operator
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
-from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
+from scaleinv.numeric.indexed_solve import band_solve, cholesky_band_solve, sparse_lu_solve
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import GD, IG, PG, Newton, Rule, _skip_failed
 from scaleinv.symbolic import Problem
@@ -78,7 +79,18 @@ def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
         )
     if isinstance(rule, IG):
         _require_square(problem, rule.name)
+    _band_kernel(kernels, rule)  # compiled now
     return stateless(_chunked(kernels, steps[type(rule)], eta))
+
+
+def _band_kernel(k: IndexedKernels, rule: Rule) -> Callable[..., np.ndarray] | None:
+    """The fused point kernel of ``rule``'s band route (compiled on this call: with the rule,
+    setup, not at its first step); None where the rule takes no band route."""
+    if isinstance(rule, Newton) and _band_fits(k, _hessian_reach(k)):
+        return k.point_newton
+    if isinstance(rule, IG) and _band_fits(k, _jacobian_reach(k)):
+        return k.point_ig
+    return None
 
 
 def indexed_inverse_note(problem: IndexedProblem, rule: Rule) -> str | None:
@@ -147,12 +159,19 @@ def _gd(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
 
 
 def _newton(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+    if _band_fits(k, _hessian_reach(k)):  # −η∇L and H in one pass over the grid
+        g, ab, (lower, _) = k.gradient_and_hessian_band(f, -eta)
+        return _solve_hessian_band(k, f, g, ab, lower)
     _, g = _residual_and_gradient(k, f)
     dx, status = solve_hessian(k, f, g)
-    return -eta * dx, status
+    dx *= -eta
+    return dx, status
 
 
 def _ig(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+    if _band_fits(k, _jacobian_reach(k)):  # P − y* and J in one pass over the grid
+        r, ab, widths = k.residual_and_jacobian_band(f)
+        return _solve_jacobian_band(k, f, -eta * r, ab, widths)
     r = k.point("point_P", f).reshape((len(f), -1)) - k.target
     return solve_jacobian(k, f, -eta * r)
 
@@ -164,18 +183,36 @@ def solve_hessian(
 
     From ``cg_points`` unknowns on by matrix-free CG (:mod:`scaleinv.numeric.indexed_cg`); by
     default :data:`~scaleinv.numeric.indexed_cg.CG_POINTS` where H goes to the sparse LU, never
-    where it is banded (LAPACK's band LU is faster at every n: at 10⁶ points 0.2 s against
-    CG's 0.7 s per sample). The samples CG does not solve (H indefinite, no convergence) and
-    smaller problems take the direct route."""
+    where it is banded (LAPACK's band solves are faster at every n: at 10⁶ points 0.2 s
+    against CG's 0.7 s per sample, measured with the band LU before the band Cholesky). The
+    samples CG does not solve (H indefinite, no convergence) and smaller problems take the
+    direct route."""
     if _takes_cg(k, cg_points):
         x, converged = cg_solve(*hessian_operator(k, f), rhs)
         return _direct_where_cg_failed(solve_hessian, k, f, rhs, x, converged)
-    if k.banded:
-        ab, widths = k.hessian_band(f)
-        x, status = band_solve(ab, widths, rhs, k.periodic)
-        return _retry_sparse(k, f, rhs, x, status, "point_W", "hessian_pattern")
+    if _band_fits(k, _hessian_reach(k)):
+        ab, (lower, _) = k.hessian_band(f)
+        return _solve_hessian_band(k, f, rhs, ab, lower)
     values = k.hessian_pattern.values(k.point("point_W", f))
     return sparse_lu_solve(k.hessian_pattern, values, rhs, symmetric=True)
+
+
+def _hessian_reach(k: IndexedKernels) -> int | None:
+    """How far H reaches off its diagonal (twice the stencil's width); None: not banded."""
+    return 2 * k.problem.width[0] if k.banded else None
+
+
+def _solve_hessian_band(
+    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, ab: np.ndarray, lower: int
+) -> tuple:
+    """``H⁻¹ rhs`` from H's lower band ``ab`` at ``f`` by the band Cholesky; where H is not
+    positive definite by its band LU (H assembled again in general storage)."""
+    x, status, indefinite = cholesky_band_solve(ab, lower, rhs, k.periodic)
+    redo = np.flatnonzero(indefinite)
+    if len(redo):
+        ab, widths = k.hessian_band(f[redo], symmetric=False)
+        x[redo], status[redo] = band_solve(ab, widths, rhs[redo], k.periodic)
+    return _retry_sparse(k, f, rhs, x, status, "point_W", "hessian_pattern")
 
 
 def solve_jacobian(
@@ -191,12 +228,31 @@ def solve_jacobian(
             error = np.linalg.norm(forward(x) - rhs, axis=1)
         converged &= error <= 1e-10 * np.linalg.norm(rhs, axis=1)
         return _direct_where_cg_failed(solve_jacobian, k, f, rhs, x, converged)
-    if k.banded:
+    if _band_fits(k, _jacobian_reach(k)):
         ab, widths = k.jacobian_band(f)
-        x, status = band_solve(ab, widths, rhs, k.periodic)
-        return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
+        return _solve_jacobian_band(k, f, rhs, ab, widths)
     values = k.jacobian_pattern.values(k.point("point_J", f))
     return sparse_lu_solve(k.jacobian_pattern, values, rhs, symmetric=False)
+
+
+def _jacobian_reach(k: IndexedKernels) -> int | None:
+    """How far J reaches off its diagonal (the stencil's width); None: not banded."""
+    return k.problem.width[0] if k.banded else None
+
+
+def _solve_jacobian_band(
+    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, ab: np.ndarray, widths: tuple[int, int]
+) -> tuple:
+    """``J⁻¹ rhs`` from J's band ``ab`` at ``f`` by the band LU."""
+    x, status = band_solve(ab, widths, rhs, k.periodic)
+    return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
+
+
+def _band_fits(k: IndexedKernels, reach: int | None) -> bool:
+    """Does a banded matrix reaching ``reach`` points off its diagonal (None: not banded) go
+    to LAPACK? A periodic one needs more than ``2·reach`` points (its corners are eliminated
+    through the first ``reach`` unknowns); smaller ones take the sparse LU."""
+    return reach is not None and (not k.periodic or k.problem.n > 2 * reach)
 
 
 def _takes_cg(k: IndexedKernels, cg_points: int | None) -> bool:
