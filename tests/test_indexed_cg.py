@@ -65,7 +65,7 @@ def test_hessian_times_vector_equals_the_assembled_hessian(name: str) -> None:
     k = compile_indexed(problem)
     x = _starts(problem)
     v = np.random.default_rng(2).standard_normal(x.shape)
-    times, diagonal = hessian_operator(k, x)
+    times, diagonal, _ = hessian_operator(k, x)
     product = times(v)
     for s in range(len(x)):
         h = k.hessian_matrix(x[s])
@@ -139,7 +139,7 @@ def test_jacobian_operators_equal_the_assembled_jacobian(name: str) -> None:
     k = compile_indexed(problem)
     x = _starts(problem)
     v = np.random.default_rng(4).standard_normal(x.shape)
-    times, diagonal, forward, backward = normal_operator(k, x)
+    times, diagonal, _, forward, backward = normal_operator(k, x)
     for s in range(len(x)):
         j = k.jacobian_matrix(x[s])
         assert _relative(forward(v)[s], j @ v[s]) < 1e-13

@@ -185,8 +185,8 @@ def solve_jacobian(
     :func:`solve_hessian`, CG on the normal equations ``JᵀJ x = Jᵀ rhs`` (a sample counts as
     solved when also ``|J x − rhs| ≤ 10⁻¹⁰ |rhs|``)."""
     if _takes_cg(k, cg_points):
-        times, diagonal, forward, backward = normal_operator(k, f)
-        x, converged = cg_solve(times, diagonal, backward(rhs))
+        times, diagonal, precondition, forward, backward = normal_operator(k, f)
+        x, converged = cg_solve(times, diagonal, precondition, backward(rhs))
         with np.errstate(all="ignore"):
             error = np.linalg.norm(forward(x) - rhs, axis=1)
         converged &= error <= 1e-10 * np.linalg.norm(rhs, axis=1)
