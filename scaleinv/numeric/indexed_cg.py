@@ -9,18 +9,20 @@ a window of ``v`` padded once (:func:`stencil_times`); a diagonal constant over 
 grid is one number. A neumann grid (whose folds are no plain shifts) multiplies with one
 block-diagonal sparse matrix of the batch instead.
 
-The preconditioner is spectral by default (:mod:`scaleinv.numeric.indexed_spectral`: the FFT /
-sine / cosine transform of the grid-mean stencil, a k × k solve per frequency), or Jacobi.
-Measured (warm Newton step, 10 samples, CPU s, iterations to ``|r| ≤ 10⁻¹⁴ |b|``):
+The preconditioner is Jacobi or spectral (:mod:`scaleinv.numeric.indexed_spectral`: the FFT /
+sine / cosine transform of the grid-mean stencil, a k × k solve per frequency);
+``"auto"`` (the default) takes the spectral one where the grid-mean stencil is
+ill-conditioned (:data:`SPECTRAL_CONDITION`). Measured (warm Newton step on 10 samples at
+256², iterations to ``|r| ≤ 10⁻¹⁴ |b|``, Jacobi / spectral): the Brusselator of
+``benchmarks/indexed.py`` 16 / 16 (its H is well conditioned, ≈ 2.5); heat with a cubic
+source 76 / 13. The shipped Brusselator (``reports/brusselator.toml``, κ_v = 0.2) near its
+solution (condition of H ≈ 10⁶ at 32², ≈ 3·10⁷ at 256²): Jacobi stalls (378 iterations, then
+a ~25 s SuperLU per sample at 256²), spectral converges (54 iterations at 32²).
 
-* Brusselator 256² of ``benchmarks/indexed.py``: Jacobi 16 iterations, spectral 8;
-* the shipped Brusselator (``reports/brusselator.toml``) at 256², Newton near its solution
-  (condition ≈ 3·10⁷): Jacobi 378 iterations then a stall (and a ~25 s SuperLU per sample),
-  spectral converges (see ``tests/test_indexed_cg.py``).
-
-A sample whose CG meets ``pᵀHp ≤ 0`` (H not positive definite) or does not reach the tolerance
-within the iteration cap is reported as not converged;
-:func:`scaleinv.numeric.indexed_steps.solve_hessian` solves it again with the direct route.
+A sample whose CG meets ``pᵀHp ≤ 0`` (H not positive definite: near a solution of an
+ill-conditioned problem, or far from one) is solved by MINRES with the spectral
+preconditioner (:func:`minres_solve`); what that does not solve either goes to the direct
+route (:func:`scaleinv.numeric.indexed_steps.solve_hessian`).
 
 What the tolerance guarantees: the stopping rule ``|b − H x| ≤ 10⁻¹⁴ |b|`` (the recursively
 updated residual; rounding keeps the true one within a few ``ε κ(H)``) bounds the error by
@@ -36,6 +38,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from scaleinv.errors import RuleError
 from scaleinv.numeric.indexed_kernels import IndexedKernels, Placement, shift
 from scaleinv.numeric.indexed_spectral import (
     condition,
@@ -48,7 +51,7 @@ from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["hessian_operator", "normal_operator", "cg_solve", "stencil_times", "CG_POINTS"]
 __all__ += ["CG_ITERATIONS", "CG_TOLERANCE", "PRECONDITIONER", "PRECONDITIONERS"]
-__all__ += ["SPECTRAL_CONDITION", "make_preconditioner"]
+__all__ += ["SPECTRAL_CONDITION", "make_preconditioner", "minres_solve"]
 
 Operator = Callable[[np.ndarray], np.ndarray]
 
@@ -227,7 +230,7 @@ def make_preconditioner(
     or ``"auto"``: spectral where the grid-mean stencil's condition number (its symbol's) is
     above :data:`SPECTRAL_CONDITION`, else Jacobi. Jacobi where the transform does not exist."""
     if kind not in PRECONDITIONERS:
-        raise ValueError(f"unknown preconditioner {kind!r}; known: {', '.join(PRECONDITIONERS)}")
+        raise RuleError(f"unknown preconditioner {kind!r}; known: {', '.join(PRECONDITIONERS)}")
     if kind != "jacobi":
         shape, where = k.problem.shape, k.problem.boundary.kind
         values = symbol(entries, fields, shape, where)
@@ -235,9 +238,56 @@ def make_preconditioner(
             made = spectral_inverse(values, shape, where)
             if made is not None:
                 return made
-    with np.errstate(all="ignore"):
-        inverse = np.where(diagonal > 0, 1.0 / diagonal, 0.0)
+    with np.errstate(all="ignore"):  # |diag|: positive definite for MINRES too
+        inverse = np.where(diagonal != 0, 1.0 / np.abs(diagonal), 0.0)
     return lambda r: inverse * r
+
+
+def minres_solve(
+    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``H x = rhs`` per sample by SciPy's MINRES (H symmetric, indefinite allowed) with
+    the spectral preconditioner (symmetric positive definite): the samples CG did not solve.
+    Returns ``(x, converged)``; converged where the normwise backward error is that of CG's
+    acceptance, ``|rhs − H x| ≤ 10³ · CG_TOLERANCE · (‖H‖ |x| + |rhs|)`` (‖H‖ by a few power
+    steps): x is the exact step of a matrix within 10⁻¹¹ of H (the direct LU: within
+    ~10⁻¹⁶). Its error is at most κ(H) times that: near a solution where κ(H) ≈ 10⁷ the
+    direct solve is no more accurate than ~10⁻⁹ either. A singular H with ``rhs`` off its
+    range has a nearby regular matrix too, so also ``|rhs − H x| ≤ 10⁻⁶ |rhs|``: its residual
+    stays of the order of ``|rhs|`` and the direct route says singular."""
+    from scipy.sparse.linalg import minres
+
+    x = np.zeros(rhs.shape)
+    converged = np.zeros(len(rhs), dtype=bool)
+    size = rhs.shape[1]
+    for s in range(len(rhs)):
+        times, _, precondition = hessian_operator(k, f[s : s + 1], "spectral")
+        h, m = _one_sample(times, size), _one_sample(precondition, size)
+        with np.errstate(all="ignore"):
+            x[s], _ = minres(h, rhs[s], M=m, rtol=CG_TOLERANCE, maxiter=CG_ITERATIONS)
+            error = np.linalg.norm(times(x[s][None])[0] - rhs[s])
+            bound = _norm_estimate(times, size) * np.linalg.norm(x[s]) + np.linalg.norm(rhs[s])
+        relative = error <= 1e-6 * np.linalg.norm(rhs[s])
+        converged[s] = relative and error <= 1e3 * CG_TOLERANCE * bound
+    return x, converged
+
+
+def _norm_estimate(times: Operator, size: int, steps: int = 6) -> float:
+    """‖H‖ (a batch of one) from below by power steps on a fixed random vector."""
+    v = np.random.default_rng(0).standard_normal((1, size))
+    estimate = 0.0
+    for _ in range(steps):
+        v /= np.linalg.norm(v)
+        v = times(v)
+        estimate = float(np.linalg.norm(v))
+    return estimate
+
+
+def _one_sample(operator: Operator, size: int) -> Any:
+    """A batch-of-one operator as SciPy's ``LinearOperator`` on vectors ``(size,)``."""
+    from scipy.sparse.linalg import LinearOperator
+
+    return LinearOperator((size, size), matvec=lambda v: operator(v[None])[0], dtype=float)
 
 
 def _sparse_operator(k: IndexedKernels, values: np.ndarray) -> tuple[Operator, np.ndarray]:

@@ -34,7 +34,13 @@ import numpy as np
 from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule, stateless
-from scaleinv.numeric.indexed_cg import CG_POINTS, cg_solve, hessian_operator, normal_operator
+from scaleinv.numeric.indexed_cg import (
+    CG_POINTS,
+    cg_solve,
+    hessian_operator,
+    minres_solve,
+    normal_operator,
+)
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, sparse_lu_solve
@@ -169,6 +175,9 @@ def solve_hessian(
     smaller problems take the direct route."""
     if _takes_cg(k, cg_points):
         x, converged = cg_solve(*hessian_operator(k, f), rhs)
+        broken = np.flatnonzero(~converged)
+        if len(broken):  # H indefinite, or CG stalled: MINRES, then the direct route
+            x[broken], converged[broken] = minres_solve(k, f[broken], rhs[broken])
         return _direct_where_cg_failed(solve_hessian, k, f, rhs, x, converged)
     if k.banded:
         ab, widths = k.hessian_band(f)
