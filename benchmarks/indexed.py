@@ -24,13 +24,15 @@ after them is):
   ``Function.map`` over the 10 points: setup = all of that, step = one call.
 
 *step* is the first call after setup (the number a user waits for); *warm* the median of two
-more calls. Every tool's new points are compared at a few fixed coordinates with JAX's (or the
-first tool's): a disagreement beyond 1e-8 is printed under the table. Rounds interleave the
-tools in shuffled order (cases from small to large), and every number is the median over
-``--rounds``. A tool over ``--budget`` seconds at one size of a problem is not run at larger
-ones, nor again at that size (its one run is shown, marked ``¹``); every anchor that is missing
-or skipped is listed with the reason. One BLAS/XLA thread everywhere (set before NumPy is
-imported, here and in each worker); the load average is printed with every table.
+more calls, in wall and in CPU seconds (``time.process_time``: on a loaded machine the wall
+clock counts other processes' time too). Every tool's new points are compared at a few fixed
+coordinates with JAX's (or the first tool's): a disagreement beyond 1e-8 is printed under the
+table. Rounds interleave the tools in shuffled order (cases from small to large), and every
+number is the median over ``--rounds``. A tool over ``--budget`` seconds at one size of a
+problem is not run at larger ones, nor again at that size (its one run is shown, marked ``¹``);
+every anchor that is missing or skipped is listed with the reason. One BLAS/XLA thread
+everywhere (set before NumPy is imported, here and in each worker); the load average is printed
+with every table.
 
 Anchors need ``pip install 'scaleinv[bench]'`` (JAX, CasADi).
 
@@ -39,6 +41,7 @@ Usage::
     python benchmarks/indexed.py                 # every size, 3 rounds
     python benchmarks/indexed.py --quick         # tiny sizes, 1 round, one process (the test)
     python benchmarks/indexed.py --only brusselator --rounds 5 --tools scaleinv,casadi
+    python benchmarks/indexed.py --only diffusion --n 100000,1000000   # the 10⁶ target
 """
 
 from __future__ import annotations
@@ -360,15 +363,17 @@ def measure_one(tool: str, case: Case) -> dict[str, Any]:
     start = time.perf_counter()
     new = call()
     step = time.perf_counter() - start
-    warm = []
+    warm, cpu = [], []
     for _ in range(2):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
         warm.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     return {
         "setup": setup,
         "step": step,
         "warm": float(np.median(warm)),
+        "warm_cpu": float(np.median(cpu)),
         "probe": new[:, probe(case)].tolist(),
     }
 
@@ -521,6 +526,9 @@ def report(
         "one Newton step, warm (median of two more calls)",
         table(runs, cases, tools, "warm"),
         "",
+        "the same warm step in CPU seconds of its process (the machine's load does not count)",
+        table(runs, cases, tools, "warm_cpu"),
+        "",
         environment(),
     ]
     for tool in missing:
@@ -540,6 +548,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; quick 1)")
     parser.add_argument("--only", default="", help="problems, comma-separated")
     parser.add_argument("--tools", default=",".join(TOOLS), help="tools, comma-separated")
+    parser.add_argument(
+        "--n", default="", help="only the cases with these numbers of unknowns, comma-separated"
+    )
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per run (anchors)")
     parser.add_argument("--dense-gb", type=float, default=4.0, help="memory cap of dense JAX")
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "CASE"), help=argparse.SUPPRESS)
@@ -556,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools, missing = installed(asked)
     sizes = QUICK if args.quick else FULL
     cases = [Case(p, s) for p in problems for s in sizes[p]]
+    if args.n:
+        wanted = {int(n) for n in args.n.split(",")}
+        cases = [c for c in cases if c.n in wanted]
     rounds = args.rounds or (1 if args.quick else 3)
     runs, skipped = run_rounds(cases, tools, rounds, args.budget, args.dense_gb, not args.quick)
     print(report(runs, skipped, cases, tools, missing, rounds))

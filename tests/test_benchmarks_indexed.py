@@ -53,8 +53,9 @@ def test_a_tool_with_another_step_is_reported() -> None:
 
 def test_every_anchor_not_run_is_listed_with_its_reason() -> None:
     case = CASES[0]
-    run = {"probe": [[1.0]], "setup": 2.0, "step": 0.5, "warm": 0.25}
-    runs = {("scaleinv", case.key()): [run, run, run], ("jax", case.key()): [{**run, "setup": 4.0}]}
+    run = {"probe": [[1.0]], "setup": 2.0, "step": 0.5, "warm": 0.25, "warm_cpu": 0.125}
+    jax_run = {**run, "setup": 4.0, "warm_cpu": 0.5}
+    runs = {("scaleinv", case.key()): [run, run, run], ("jax", case.key()): [jax_run]}
     skipped = {("jax-cg", case.key()): "over the 60 s budget at diffusion 10"}
     text = bench.report(runs, skipped, [case], ["scaleinv", "jax", "jax-cg"], ["casadi"], 3)
     assert "casadi: not installed" in text
@@ -63,6 +64,21 @@ def test_every_anchor_not_run_is_listed_with_its_reason() -> None:
     setup_row = next(line for line in text.splitlines() if line.startswith(case.label))
     assert "0.5x" in setup_row  # scaleinv's 2 s over JAX's 4 s
     assert "4¹" in setup_row  # JAX's single run is marked
+    cpu = text.split("CPU seconds", 1)[1]
+    cpu_row = next(line for line in cpu.splitlines() if line.startswith(case.label))
+    assert "0.125" in cpu_row and "0.25x" in cpu_row  # scaleinv's 0.125 s over JAX's 0.5 s
+
+
+def test_n_selects_the_cases(monkeypatch) -> None:
+    seen = []
+
+    def fake(cases, tools, rounds, budget, dense_limit, fresh):
+        seen.extend(cases)
+        return {}, {}
+
+    monkeypatch.setattr(bench, "run_rounds", fake)
+    bench.main(["--only", "diffusion", "--n", "100000,1000000", "--tools", "scaleinv"])
+    assert seen == [bench.Case("diffusion", (100_000,)), bench.Case("diffusion", (1_000_000,))]
 
 
 def test_dense_jax_is_skipped_only_where_it_does_not_fit() -> None:
