@@ -231,13 +231,15 @@ def make_preconditioner(
     above :data:`SPECTRAL_CONDITION`, else Jacobi. Jacobi where the transform does not exist."""
     if kind not in PRECONDITIONERS:
         raise RuleError(f"unknown preconditioner {kind!r}; known: {', '.join(PRECONDITIONERS)}")
-    if kind != "jacobi":
-        shape, where = k.problem.shape, k.problem.boundary.kind
-        values = symbol(entries, fields, shape, where)
-        if kind == "spectral" or condition(symbol_eigenvalues(values)) > SPECTRAL_CONDITION:
-            made = spectral_inverse(values, shape, where)
-            if made is not None:
-                return made
+    shape, where = k.problem.shape, k.problem.boundary.kind
+    if kind == "auto":  # decided on the stencil pooled over the batch: one symbol, cheap
+        pooled = [(r, c, delta, mean.mean(keepdims=True)) for r, c, delta, mean in entries]
+        ill = condition(symbol_eigenvalues(symbol(pooled, fields, shape, where)))
+        kind = "spectral" if ill > SPECTRAL_CONDITION else "jacobi"
+    if kind == "spectral":
+        made = spectral_inverse(symbol(entries, fields, shape, where), shape, where)
+        if made is not None:
+            return made
     with np.errstate(all="ignore"):  # |diag|: positive definite for MINRES too
         inverse = np.where(diagonal != 0, 1.0 / np.abs(diagonal), 0.0)
     return lambda r: inverse * r
