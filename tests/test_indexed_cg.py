@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse.linalg
+import sympy as sp
 
 from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
@@ -99,6 +100,38 @@ def test_hessian_times_vector_equals_the_assembled_hessian(name: str) -> None:
         h = k.hessian_matrix(x[s])
         assert _relative(product[s], h @ v[s]) < 1e-13
         np.testing.assert_allclose(diagonal[s], h.diagonal(), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["brusselator", "heat-dirichlet", "1d-periodic"])
+def test_point_curvature_is_the_second_derivative_part_by_finite_differences(name: str) -> None:
+    # C[α, β] = Σ_a r_a ∂²P_a/∂α∂β (what H·v adds to Jᵀ(J·v)), against central differences of
+    # the point formulas with the residuals held fixed, at a random point; zero where absent
+    problem = CASES[name]
+    rng = np.random.default_rng(9)
+    formulas = [*problem.outputs, *problem.point_curvature.values()]
+    symbols = set().union(*(sp.sympify(f).free_symbols for f in formulas))
+    at = {s: float(v) for s, v in zip(sorted(symbols, key=str), rng.uniform(0.5, 1.5, 99))}
+    residuals = [float(r.subs(at)) for r in problem.residuals]
+    accesses = problem.input_accesses
+    h = 1e-3
+
+    def weighted(da: float, db: float, alpha: int, beta: int) -> float:
+        moved = dict(at)
+        moved[accesses[alpha]] += da
+        moved[accesses[beta]] += db
+        return sum(r * float(f.subs(moved)) for r, f in zip(residuals, problem.outputs))
+
+    assert problem.point_curvature  # each case has a nonlinear term
+    for alpha in range(len(accesses)):
+        for beta in range(alpha, len(accesses)):
+            if alpha == beta:  # one access moved twice: a second difference of step 2h
+                steps = [(2 * h, 0, 1), (0, 0, -2), (-2 * h, 0, 1)]
+            else:
+                steps = [(h, h, 1), (h, -h, -1), (-h, h, -1), (-h, -h, 1)]
+            difference = sum(w * weighted(da, db, alpha, beta) for da, db, w in steps)
+            difference /= 4 * h * h
+            exact = float(problem.point_curvature.get((alpha, beta), sp.Integer(0)).subs(at))
+            assert abs(difference - exact) <= 1e-6 * (1 + abs(exact)), (alpha, beta)
 
 
 @pytest.mark.parametrize("preconditioner", PRECONDITIONERS)

@@ -1,13 +1,15 @@
 """Matrix-free, batched, preconditioned conjugate gradients for the Hessian of an indexed
 problem (large grids, where a sparse LU's fill grows faster than the grid).
 
-H is never assembled. Its stencil diagonals are gathered once per step from the point
-Hessians ``W`` (entry ``W[α, β]`` of point p sits at row ``(field α, p + d_α)``, column
-``(field β, p + d_β)``, and its mirror): ``D[(r, c, δ)][q]`` multiplies ``v[c, q + δ]`` in row
-``(r, q)``. Then ``H v = Σ D · v[c, · + δ]`` over the whole batch ``(B, n)`` at once, each term
-a window of ``v`` padded once (:func:`stencil_times`); a diagonal constant over a periodic
-grid is one number. A neumann grid (whose folds are no plain shifts) multiplies with one
-block-diagonal sparse matrix of the batch instead.
+H is never assembled: ``H v = Jᵀ(J v) + C v``, J by its stencil diagonals (one formula per
+offset, most of them one number) and ``C = Σ r_a ∇²P_a`` (the curvature,
+:attr:`~scaleinv.symbolic.indexed.IndexedProblem.point_curvature`) by its diagonals gathered
+once per step from the point entries (entry ``C[α, β]`` of point p sits at row
+``(field α, p + d_α)``, column ``(field β, p + d_β)``, and its mirror): ``D[(r, c, δ)][q]``
+multiplies ``v[c, q + δ]`` in row ``(r, q)``. Every product ``Σ D · v[c, · + δ]`` runs over
+the whole batch ``(B, n)`` at once, each term a window of ``v`` padded once
+(:func:`stencil_times`). A neumann grid (whose folds are no plain shifts) multiplies with one
+block-diagonal sparse H of the batch instead.
 
 The preconditioner is Jacobi or spectral (:mod:`scaleinv.numeric.indexed_spectral`: the FFT /
 sine / cosine transform of the grid-mean stencil, a k × k solve per frequency);
@@ -32,7 +34,8 @@ updated residual; rounding keeps the true one within a few ``ε κ(H)``) bounds 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -40,6 +43,7 @@ import sympy as sp
 
 from scaleinv.errors import RuleError
 from scaleinv.numeric.indexed_kernels import IndexedKernels, Placement, shift
+from scaleinv.numeric.indexed_source import compile_point_kernel
 from scaleinv.numeric.indexed_spectral import (
     condition,
     normal_symbol,
@@ -78,27 +82,63 @@ def hessian_operator(
     k: IndexedKernels, f: np.ndarray, preconditioner: str = PRECONDITIONER
 ) -> tuple[Operator, np.ndarray, Operator]:
     """``(H·v, diag H, M⁻¹·r)`` at flat samples ``f`` ``(B, n)``: ``H·v`` and ``M⁻¹·r`` map
-    ``(B, n) → (B, n)``; ``M`` is ``preconditioner`` (see :func:`make_preconditioner`)."""
-    values = k.point("point_W", f)
+    ``(B, n) → (B, n)``; ``M`` is ``preconditioner`` (see :func:`make_preconditioner`).
+
+    On a grid of shifts ``H v = Jᵀ(J v) + C v`` (:func:`_gauss_newton_hessian`: J's few
+    diagonals, most of them constant, and the curvature ``C`` of
+    :attr:`~scaleinv.symbolic.indexed.IndexedProblem.point_curvature`); on a neumann grid one
+    block-diagonal sparse H of the batch."""
     p = k.problem
     accesses = [p.accesses[s] for s in p.input_accesses]
     fields = [p.fields.index(a.field) for a in accesses]
-    if not k.shifts:
-        times, diagonal = _sparse_operator(k, values)
-    else:
-        times, diagonal = _stencil_hessian(k, values, accesses, fields)
-    entries = []
-    means = values.mean(axis=2)
-    for j, (alpha, beta) in enumerate(p.point_hessian):
-        da, db = accesses[alpha].offset, accesses[beta].offset
-        entries.append((fields[alpha], fields[beta], _minus(db, da), means[:, j]))
-        if alpha != beta:
-            entries.append((fields[beta], fields[alpha], _minus(da, db), means[:, j]))
     square = (len(p.fields),) * 2
-    precondition = make_preconditioner(
-        k, preconditioner, diagonal, spectral_symbol, entries, square
-    )
-    return times, diagonal, precondition
+    if k.shifts:
+        return _gauss_newton_hessian(k, f, preconditioner, accesses, fields)
+    values = k.point("point_W", f)
+    times, diagonal = _sparse_operator(k, values)
+    entries = _point_entries(p.point_hessian, values.mean(axis=2), accesses, fields)
+
+    def symbol(pooled: bool) -> np.ndarray:
+        return spectral_symbol(_pooled(entries) if pooled else entries, square, p.shape, _kind(k))
+
+    return times, diagonal, make_preconditioner(k, preconditioner, diagonal, symbol)
+
+
+def _gauss_newton_hessian(
+    k: IndexedKernels, f: np.ndarray, preconditioner: str, accesses: list, fields: list[int]
+) -> tuple[Operator, np.ndarray, Operator]:
+    """H = JᵀJ + C on a grid of shifts: a product with H is J·v, Jᵀ·w and C·v, about a third
+    of the terms of H's own stencil (the Brusselator: 12 + 12 + 3 against 52 diagonals), and
+    J's constant diagonals are numbers. ``diag H`` = the column sums of J's squares + C's."""
+    p = k.problem
+    jacobian, curvature = _jacobian_and_curvature(k, f)
+    forward, backward = _jacobian_times(k, jacobian)
+    square = (len(p.fields),) * 2
+    batch = len(f)
+    diagonal = k.gradient_from(jacobian**2, np.ones((batch, p.m)))
+    bent = None
+    if p.point_curvature:
+        bent, bent_diagonal = _stencil_hessian(k, curvature, p.point_curvature, accesses, fields)
+        diagonal += bent_diagonal
+
+    def times(v: np.ndarray) -> np.ndarray:
+        out = backward(forward(v))
+        if bent is not None:
+            out += bent(v)
+        return out
+
+    bends = _point_entries(p.point_curvature, curvature.mean(axis=2), accesses, fields)
+    slopes = _jacobian_entries(p, jacobian.mean(axis=2))
+
+    def symbol(pooled: bool) -> np.ndarray:
+        pick = _pooled if pooled else (lambda e: e)
+        fields_j = (p.fields_out, len(p.fields))
+        total = normal_symbol(spectral_symbol(pick(slopes), fields_j, p.shape, _kind(k)))
+        if bends:
+            total = total + spectral_symbol(pick(bends), square, p.shape, _kind(k))
+        return total
+
+    return times, diagonal, make_preconditioner(k, preconditioner, diagonal, symbol)
 
 
 def normal_operator(
@@ -110,7 +150,6 @@ def normal_operator(
     values = k.point("point_J", f)
     p = k.problem
     batch = len(f)
-    fields = (p.fields_out, len(p.fields))
     if not k.shifts:  # folds: entries of one (row, column) add before they square
         matrix = _block_matrix(k.jacobian_pattern, k.jacobian_pattern.values(values))
         squares = np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel()
@@ -118,37 +157,111 @@ def normal_operator(
         forward = _block_times(matrix, batch)
         backward = _block_times(matrix.T.tocsr(), batch)
     else:
-        grid = (batch,) + p.shape
-        forward_terms, backward_terms = [], []
-        for j, d in enumerate(p.jacobian_stencil):
-            w = values[:, j].reshape(grid)
-            forward_terms.append((d.row_field, d.col_field, d.offset, w))
-            back = tuple(-x for x in d.offset)  # Jᵀ: row q takes the entry of row q − δ
-            backward_terms.append((d.col_field, d.row_field, back, shift(w, d.offset, k.periodic)))
-        forward = stencil_times(forward_terms, fields, p.shape, k.periodic)
-        backward = stencil_times(backward_terms, fields[::-1], p.shape, k.periodic)
+        forward, backward = _jacobian_times(k, values)
         diagonal = k.gradient_from(values**2, np.ones((batch, p.m)))
-    means = values.mean(axis=2)
-    entries = [
-        (d.row_field, d.col_field, d.offset, means[:, j]) for j, d in enumerate(p.jacobian_stencil)
-    ]
+    entries = _jacobian_entries(p, values.mean(axis=2))
+    fields = (p.fields_out, len(p.fields))
 
-    def symbol(*args: Any) -> np.ndarray:
-        return normal_symbol(spectral_symbol(*args))
+    def symbol(pooled: bool) -> np.ndarray:
+        chosen = _pooled(entries) if pooled else entries
+        return normal_symbol(spectral_symbol(chosen, fields, p.shape, _kind(k)))
 
-    precondition = make_preconditioner(k, preconditioner, diagonal, symbol, entries, fields)
+    precondition = make_preconditioner(k, preconditioner, diagonal, symbol)
     return (lambda v: backward(forward(v))), diagonal, precondition, forward, backward
 
 
-def _stencil_hessian(
-    k: IndexedKernels, values: np.ndarray, accesses: list, fields: list[int]
-) -> tuple[Operator, np.ndarray]:
-    """H·v by its stencil diagonals (gathered once: ``W[α, β]`` of point p moved to row
-    ``p + d_α``), a diagonal constant over a periodic grid kept as one number per sample."""
+def _jacobian_times(k: IndexedKernels, values: np.ndarray) -> tuple[Operator, Operator]:
+    """``(v ↦ J v, w ↦ Jᵀ w)`` from J's diagonals ``(B, K, points)`` on a grid of shifts; a
+    diagonal whose formula is one number (free of the point) is kept as that number."""
     p = k.problem
     batch = len(values)
     grid = (batch,) + p.shape
-    constant = _constant_entries(p) if k.periodic else frozenset()
+    constant = _constant_entries(p, [d.formula for d in p.jacobian_stencil])
+    forward_terms, backward_terms = [], []
+    for j, d in enumerate(p.jacobian_stencil):
+        back = tuple(-x for x in d.offset)  # Jᵀ: row q takes the entry of row q − δ
+        if j in constant:
+            w = values[:, j, :1].reshape((batch,) + (1,) * len(p.shape))
+            moved = w
+        else:
+            w = values[:, j].reshape(grid)
+            moved = shift(w, d.offset, k.periodic)
+        forward_terms.append((d.row_field, d.col_field, d.offset, w))
+        backward_terms.append((d.col_field, d.row_field, back, moved))
+    fields = (p.fields_out, len(p.fields))
+    forward = stencil_times(forward_terms, fields, p.shape, k.periodic)
+    backward = stencil_times(backward_terms, fields[::-1], p.shape, k.periodic)
+    return forward, backward
+
+
+def _jacobian_entries(p: IndexedProblem, means: np.ndarray) -> list:
+    """J's stencil as spectral entries ``(row field, column field, δ, grid mean (B,))``."""
+    return [
+        (d.row_field, d.col_field, d.offset, means[:, j]) for j, d in enumerate(p.jacobian_stencil)
+    ]
+
+
+def _point_entries(
+    pairs: Mapping[tuple[int, int], Any], means: np.ndarray, accesses: list, fields: list[int]
+) -> list:
+    """A symmetric stencil given per point (``W`` or ``C`` over pairs of accesses) as spectral
+    entries, the mirror of each off-diagonal pair included."""
+    entries = []
+    for j, (alpha, beta) in enumerate(pairs):
+        da, db = accesses[alpha].offset, accesses[beta].offset
+        entries.append((fields[alpha], fields[beta], _minus(db, da), means[:, j]))
+        if alpha != beta:
+            entries.append((fields[beta], fields[alpha], _minus(da, db), means[:, j]))
+    return entries
+
+
+def _pooled(entries: list) -> list:
+    """The entries' grid means pooled over the batch: one stencil, one symbol."""
+    return [(r, c, delta, mean.mean(keepdims=True)) for r, c, delta, mean in entries]
+
+
+def _kind(k: IndexedKernels) -> str:
+    return k.problem.boundary.kind
+
+
+#: The point kernel of J's diagonals and the curvature C of each problem (CG's H·v), compiled
+#: on first use.
+_JACOBIAN_AND_CURVATURE: weakref.WeakKeyDictionary[IndexedProblem, Callable[..., Any]]
+_JACOBIAN_AND_CURVATURE = weakref.WeakKeyDictionary()
+
+
+def _jacobian_and_curvature(k: IndexedKernels, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """J's diagonals ``(B, K, points)`` and C's entries ``(B, L, points)`` at flat samples
+    ``f``, by one point kernel (one cse over both)."""
+    p = k.problem
+    count = len(p.jacobian_stencil)
+    exprs = [d.formula for d in p.jacobian_stencil] + list(p.point_curvature.values())
+    if p not in _JACOBIAN_AND_CURVATURE:
+        symbols = [*p.input_accesses, *p.index, *p.param_accesses, *p.target_symbols]
+        doc = "J's diagonals and the curvature C"
+        _, kernel = compile_point_kernel("point_JC", exprs, symbols, dict(p.params), doc)
+        _JACOBIAN_AND_CURVATURE[p] = kernel
+    out = np.empty((len(f), len(exprs)) + p.shape)
+    _JACOBIAN_AND_CURVATURE[p](out, *k.accesses(f), *k.static)
+    out = out.reshape((len(f), len(exprs), p.points))
+    return out[:, :count], out[:, count:]
+
+
+def _stencil_hessian(
+    k: IndexedKernels,
+    values: np.ndarray,
+    pairs: Mapping[tuple[int, int], Any],
+    accesses: list,
+    fields: list[int],
+) -> tuple[Operator, np.ndarray]:
+    """``A·v`` and ``diag A`` of the symmetric operator given per point by ``pairs`` (``W``
+    or ``C``: entry ``(α, β)`` of point p at row ``p + d_α``, column ``p + d_β``, and its
+    mirror), by its stencil diagonals (gathered once), a diagonal constant over a periodic
+    grid kept as one number per sample."""
+    p = k.problem
+    batch = len(values)
+    grid = (batch,) + p.shape
+    constant = _constant_entries(p, list(pairs.values())) if k.periodic else frozenset()
     diagonals: dict[tuple[int, int, tuple[int, ...]], np.ndarray] = {}
 
     def add(row: int, col: int, alpha: int, beta: int, j: int) -> None:
@@ -160,7 +273,7 @@ def _stencil_hessian(
             moved = shift(values[:, j].reshape(grid), da, k.periodic)
         diagonals[key] = diagonals[key] + moved if key in diagonals else moved
 
-    for j, (alpha, beta) in enumerate(p.point_hessian):
+    for j, (alpha, beta) in enumerate(pairs):
         add(alpha, beta, alpha, beta, j)
         if alpha != beta:
             add(beta, alpha, beta, alpha, j)
@@ -205,15 +318,13 @@ def _minus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(x - y for x, y in zip(a, b))
 
 
-def _constant_entries(problem: IndexedProblem) -> frozenset[int]:
-    """The point Hessian entries that are the same number at every point of every sample
-    (free of the accesses, the index, per-point params and the target)."""
+def _constant_entries(problem: IndexedProblem, formulas: list) -> frozenset[int]:
+    """The indices of ``formulas`` (point formulas) that are the same number at every point of
+    every sample (free of the accesses, the index, per-point params and the target)."""
     varying = set(problem.input_accesses) | set(problem.index) | set(problem.param_accesses)
     varying |= set(problem.target_symbols)
     return frozenset(
-        j
-        for j, formula in enumerate(problem.point_hessian.values())
-        if not sp.sympify(formula).free_symbols & varying
+        j for j, formula in enumerate(formulas) if not sp.sympify(formula).free_symbols & varying
     )
 
 
@@ -221,23 +332,21 @@ def make_preconditioner(
     k: IndexedKernels,
     kind: str,
     diagonal: np.ndarray,
-    symbol: Callable[..., np.ndarray],
-    entries: list,
-    fields: tuple[int, int],
+    symbol: Callable[[bool], np.ndarray],
 ) -> Operator:
     """``M⁻¹`` for CG: ``"jacobi"`` (``diag⁻¹``), ``"spectral"``
-    (:mod:`scaleinv.numeric.indexed_spectral`, from the grid means of the stencil ``entries``)
-    or ``"auto"``: spectral where the grid-mean stencil's condition number (its symbol's) is
-    above :data:`SPECTRAL_CONDITION`, else Jacobi. Jacobi where the transform does not exist."""
+    (:mod:`scaleinv.numeric.indexed_spectral`, from ``symbol(False)``: the symbol of the
+    operator's grid-mean stencil per sample) or ``"auto"``: spectral where the condition
+    number of ``symbol(True)`` (the stencil pooled over the batch: one symbol, cheap) is above
+    :data:`SPECTRAL_CONDITION`, else Jacobi. Jacobi where the transform does not exist."""
     if kind not in PRECONDITIONERS:
         raise RuleError(f"unknown preconditioner {kind!r}; known: {', '.join(PRECONDITIONERS)}")
     shape, where = k.problem.shape, k.problem.boundary.kind
-    if kind == "auto":  # decided on the stencil pooled over the batch: one symbol, cheap
-        pooled = [(r, c, delta, mean.mean(keepdims=True)) for r, c, delta, mean in entries]
-        ill = condition(symbol_eigenvalues(symbol(pooled, fields, shape, where)))
+    if kind == "auto":
+        ill = condition(symbol_eigenvalues(symbol(True)))
         kind = "spectral" if ill > SPECTRAL_CONDITION else "jacobi"
     if kind == "spectral":
-        made = spectral_inverse(symbol(entries, fields, shape, where), shape, where)
+        made = spectral_inverse(symbol(False), shape, where)
         if made is not None:
             return made
     with np.errstate(all="ignore"):  # |diag|: positive definite for MINRES too
