@@ -8,8 +8,8 @@ once per step from the point entries (entry ``C[α, β]`` of point p sits at row
 ``(field α, p + d_α)``, column ``(field β, p + d_β)``, and its mirror): ``D[(r, c, δ)][q]``
 multiplies ``v[c, q + δ]`` in row ``(r, q)``. Every product ``Σ D · v[c, · + δ]`` runs over
 the whole batch ``(B, n)`` at once, each term a window of ``v`` padded once
-(:func:`stencil_times`). A neumann grid (whose folds are no plain shifts) multiplies with one
-block-diagonal sparse H of the batch instead.
+(:class:`~scaleinv.numeric.indexed_stencil.StencilProduct`). A neumann grid (whose folds are
+no plain shifts) multiplies with one block-diagonal sparse H of the batch instead.
 
 The preconditioner is Jacobi or spectral (:mod:`scaleinv.numeric.indexed_spectral`: the FFT /
 sine / cosine transform of the grid-mean stencil, a k × k solve per frequency);
@@ -51,9 +51,10 @@ from scaleinv.numeric.indexed_spectral import (
     spectral_symbol,
     symbol_eigenvalues,
 )
+from scaleinv.numeric.indexed_stencil import StencilProduct
 from scaleinv.symbolic.indexed import IndexedProblem
 
-__all__ = ["hessian_operator", "normal_operator", "cg_solve", "stencil_times", "CG_POINTS"]
+__all__ = ["hessian_operator", "normal_operator", "cg_solve", "CG_POINTS"]
 __all__ += ["CG_ITERATIONS", "CG_TOLERANCE", "PRECONDITIONER", "PRECONDITIONERS"]
 __all__ += ["SPECTRAL_CONDITION", "make_preconditioner", "minres_solve"]
 
@@ -124,10 +125,14 @@ def _gauss_newton_hessian(
         bent, bent_diagonal = _stencil_hessian(k, curvature, p.point_curvature, accesses, fields)
         diagonal += bent_diagonal
 
+    between: dict[int, np.ndarray] = {}  # J·v, kept between calls
+
     def times(v: np.ndarray) -> np.ndarray:
-        out = backward(forward(v))
+        if len(v) not in between:
+            between[len(v)] = np.empty((len(v), p.m))
+        out = backward(forward(v, out=between[len(v)]))
         if bent is not None:
-            out += bent(v)
+            bent(v, out=out, accumulate=True)
         return out
 
     bends = _point_entries(p.point_curvature, curvature.mean(axis=2), accesses, fields)
@@ -173,7 +178,7 @@ def normal_operator(
     return (lambda v: backward(forward(v))), diagonal, precondition, forward, backward
 
 
-def _jacobian_times(k: IndexedKernels, values: np.ndarray) -> tuple[Operator, Operator]:
+def _jacobian_times(k: IndexedKernels, values: np.ndarray) -> tuple[StencilProduct, StencilProduct]:
     """``(v ↦ J v, w ↦ Jᵀ w)`` from J's diagonals ``(B, K, points)`` on a grid of shifts; a
     diagonal whose formula is one number (free of the point) is kept as that number."""
     p = k.problem
@@ -192,8 +197,8 @@ def _jacobian_times(k: IndexedKernels, values: np.ndarray) -> tuple[Operator, Op
         forward_terms.append((d.row_field, d.col_field, d.offset, w))
         backward_terms.append((d.col_field, d.row_field, back, moved))
     fields = (p.fields_out, len(p.fields))
-    forward = stencil_times(forward_terms, fields, p.shape, k.periodic)
-    backward = stencil_times(backward_terms, fields[::-1], p.shape, k.periodic)
+    forward = StencilProduct(forward_terms, fields, p.shape, k.periodic)
+    backward = StencilProduct(backward_terms, fields[::-1], p.shape, k.periodic)
     return forward, backward
 
 
@@ -256,7 +261,7 @@ def _stencil_hessian(
     pairs: Mapping[tuple[int, int], Any],
     accesses: list,
     fields: list[int],
-) -> tuple[Operator, np.ndarray]:
+) -> tuple[StencilProduct, np.ndarray]:
     """``A·v`` and ``diag A`` of the symmetric operator given per point by ``pairs`` (``W``
     or ``C``: entry ``(α, β)`` of point p at row ``p + d_α``, column ``p + d_β``, and its
     mirror), by its stencil diagonals (gathered once), a diagonal constant over a periodic
@@ -286,35 +291,7 @@ def _stencil_hessian(
         if r == c and not any(delta):
             diagonal[:, r] += d
     terms = [(r, c, delta, d) for (r, c, delta), d in diagonals.items()]
-    return stencil_times(terms, (count, count), p.shape, k.periodic), diagonal.reshape((batch, -1))
-
-
-def stencil_times(
-    terms: list[tuple[int, int, tuple[int, ...], np.ndarray]],
-    fields: tuple[int, int],
-    shape: tuple[int, ...],
-    periodic: bool,
-) -> Operator:
-    """``v ↦ A v`` for ``(A v)[r, q] = Σ D[q] · v[c, q + δ]`` over ``terms`` ``(r, c, δ, D)``
-    (``D`` ``(B, *shape)`` or broadcastable): ``v`` is padded once by the widest offset
-    (wrapped, or zeros off a dirichlet grid) and every term reads a window of it."""
-    rows, cols = fields
-    width = [max([abs(t[2][a]) for t in terms] + [0]) for a in range(len(shape))]
-    pads = [(0, 0), (0, 0)] + [(w, w) for w in width]
-    mode = "wrap" if periodic else "constant"
-
-    def times(v: np.ndarray) -> np.ndarray:
-        batch = len(v)
-        padded = np.pad(v.reshape((batch, cols) + shape), pads, mode=mode)
-        out = np.zeros((batch, rows) + shape)
-        scratch = np.empty((batch,) + shape)
-        for r, c, delta, d in terms:
-            window = tuple(slice(w + e, w + e + s) for w, e, s in zip(width, delta, shape))
-            np.multiply(d, padded[(slice(None), c) + window], out=scratch)
-            out[:, r] += scratch
-        return out.reshape((batch, -1))
-
-    return times
+    return StencilProduct(terms, (count, count), p.shape, k.periodic), diagonal.reshape((batch, -1))
 
 
 def _minus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
