@@ -422,8 +422,9 @@ def cg_solve(
     r = rhs.copy()
     z = precondition(r)
     p = z.copy()
-    rz = np.einsum("bi,bi->b", r, z)
-    norm_b = np.linalg.norm(rhs, axis=1)
+    scaled = np.empty(rhs.shape)  # α·p and α·Hp, in place: no temporaries per iteration
+    rz = _dots(r, z)
+    norm_b = np.sqrt(_dots(rhs, rhs))
     best = norm_b.copy()
     since = np.zeros(batch, dtype=np.int64)
     converged = norm_b == 0
@@ -432,13 +433,13 @@ def cg_solve(
         if not active.any():
             break
         hp = times(p)
-        php = np.einsum("bi,bi->b", p, hp)
+        php = _dots(p, hp)
         broken = active & ~(php > 0)
         active &= ~broken
-        alpha = np.where(active, rz / np.where(active, php, 1.0), 0.0)
-        x += alpha[:, None] * p
-        r -= alpha[:, None] * hp
-        norm_r = np.linalg.norm(r, axis=1)
+        alpha = np.where(active, rz / np.where(active, php, 1.0), 0.0)[:, None]
+        x += np.multiply(alpha, p, out=scaled)
+        r -= np.multiply(alpha, hp, out=scaled)
+        norm_r = np.sqrt(_dots(r, r))
         done = active & (norm_r <= tolerance * norm_b)
         converged |= done
         active &= ~done
@@ -448,8 +449,14 @@ def cg_solve(
         converged |= stalled & (best <= 1e3 * tolerance * norm_b)
         active &= ~stalled
         z = precondition(r)
-        rz_new = np.einsum("bi,bi->b", r, z)
+        rz_new = _dots(r, z)
         beta = np.where(active, rz_new / np.where(rz != 0, rz, 1.0), 0.0)
         rz = rz_new
-        p = z + beta[:, None] * p
+        p *= beta[:, None]
+        p += z
     return x, converged & np.isfinite(x).all(axis=1)
+
+
+def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``aᵢ · bᵢ`` per sample of ``(B, n)`` arrays."""
+    return np.einsum("bi,bi->b", a, b)
