@@ -179,6 +179,24 @@ def test_spectral_preconditioner_inverts_a_constant_periodic_stencil() -> None:
     assert _relative(precondition(v)[0], scipy.sparse.linalg.spsolve(h.tocsc(), v[0])) < 1e-12
 
 
+@pytest.mark.parametrize("name", ["brusselator", "brusselator-dirichlet"])
+def test_jacobi_of_two_fields_inverts_the_point_blocks_of_the_assembled_hessian(name) -> None:
+    # the 2 × 2 block of H at each grid point (u and v there), taken from the assembled H
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem, 2)
+    _, _, precondition = hessian_operator(k, x, "jacobi")
+    r = np.random.default_rng(10).standard_normal(x.shape)
+    z = precondition(r)
+    points = problem.points
+    for s in range(len(x)):
+        h = k.hessian_matrix(x[s]).toarray()
+        for q in range(0, points, 7):
+            at = [q, points + q]
+            block = h[np.ix_(at, at)]
+            np.testing.assert_allclose(z[s, at], np.linalg.solve(block, r[s, at]), rtol=1e-12)
+
+
 def test_unknown_preconditioner_is_a_rule_error() -> None:
     k = compile_indexed(CASES["brusselator"])
     with pytest.raises(RuleError, match="unknown preconditioner 'ilu'"):

@@ -11,15 +11,18 @@ the whole batch ``(B, n)`` at once, each term a window of ``v`` padded once
 (:class:`~scaleinv.numeric.indexed_stencil.StencilProduct`). A neumann grid (whose folds are
 no plain shifts) multiplies with one block-diagonal sparse H of the batch instead.
 
-The preconditioner is Jacobi or spectral (:mod:`scaleinv.numeric.indexed_spectral`: the FFT /
+The preconditioner is Jacobi (block Jacobi where several fields meet at a point: H's F × F
+block there, inverted) or spectral (:mod:`scaleinv.numeric.indexed_spectral`: the FFT /
 sine / cosine transform of the grid-mean stencil, a k × k solve per frequency);
 ``"auto"`` (the default) takes the spectral one where the grid-mean stencil is
 ill-conditioned (:data:`SPECTRAL_CONDITION`). Measured (warm Newton step on 10 samples at
-256², iterations to ``|r| ≤ 10⁻¹⁴ |b|``, Jacobi / spectral): the Brusselator of
-``benchmarks/indexed.py`` 16 / 16 (its H is well conditioned, ≈ 2.5); heat with a cubic
-source 76 / 13. The shipped Brusselator (``reports/brusselator.toml``, κ_v = 0.2) near its
-solution (condition of H ≈ 10⁶ at 32², ≈ 3·10⁷ at 256²): Jacobi stalls (378 iterations, then
-a ~25 s SuperLU per sample at 256²), spectral converges (54 iterations at 32²).
+256², iterations to ``|r| ≤ 10⁻¹⁴ |b|``, Jacobi / block Jacobi / spectral): the Brusselator
+of ``benchmarks/indexed.py`` 16 / 13 / 16 (its H is well conditioned, ≈ 2.5; the variation
+of its coefficients from point to point, not the grid coupling, sets the count); heat with a
+cubic source 76 / – / 13. The shipped Brusselator (``reports/brusselator.toml``, κ_v = 0.2)
+near its solution (condition of H ≈ 10⁶ at 32², ≈ 3·10⁷ at 256²): Jacobi stalls (378
+iterations, then a ~25 s SuperLU per sample at 256²), spectral converges (54 iterations at
+32²).
 
 A sample whose CG meets ``pᵀHp ≤ 0`` (H not positive definite: near a solution of an
 ill-conditioned problem, or far from one) is solved by MINRES with the spectral
@@ -46,6 +49,7 @@ from scaleinv.numeric.indexed_kernels import IndexedKernels, Placement, shift
 from scaleinv.numeric.indexed_source import compile_point_kernel
 from scaleinv.numeric.indexed_spectral import (
     condition,
+    floored_inverse,
     normal_symbol,
     spectral_inverse,
     spectral_symbol,
@@ -146,7 +150,49 @@ def _gauss_newton_hessian(
             total = total + spectral_symbol(pick(bends), square, p.shape, _kind(k))
         return total
 
-    return times, diagonal, make_preconditioner(k, preconditioner, diagonal, symbol)
+    def blocks() -> np.ndarray:
+        return _point_blocks(k, jacobian, curvature, diagonal, accesses, fields)
+
+    made = make_preconditioner(k, preconditioner, diagonal, symbol, blocks)
+    return times, diagonal, made
+
+
+def _point_blocks(
+    k: IndexedKernels,
+    jacobian: np.ndarray,
+    curvature: np.ndarray,
+    diagonal: np.ndarray,
+    accesses: list,
+    fields: list[int],
+) -> np.ndarray:
+    """H's ``F × F`` block at each grid point (the fields coupled at one point) ``(B, F, F,
+    points)``: ``diag H`` on its diagonal; off it, ``(JᵀJ)[(r, q), (c, q)]`` (the products of
+    two diagonals of J in one row field at one offset δ, moved to q = p + δ) and C's entries
+    between accesses at one offset."""
+    p = k.problem
+    count, batch = len(p.fields), len(jacobian)
+    grid = (batch,) + p.shape
+    blocks = np.zeros((batch, count, count) + p.shape)
+    for r in range(count):
+        blocks[:, r, r] = diagonal.reshape((batch, count) + p.shape)[:, r]
+    stencil = p.jacobian_stencil
+    for one, first in enumerate(stencil):
+        for two, second in enumerate(stencil):
+            same_row = first.row_field == second.row_field and first.offset == second.offset
+            if same_row and first.col_field < second.col_field:
+                product = (jacobian[:, one] * jacobian[:, two]).reshape(grid)
+                blocks[:, first.col_field, second.col_field] += shift(
+                    product, first.offset, k.periodic
+                )
+    for j, (alpha, beta) in enumerate(p.point_curvature):
+        r, c = sorted((fields[alpha], fields[beta]))
+        if r != c and accesses[alpha].offset == accesses[beta].offset:
+            moved = shift(curvature[:, j].reshape(grid), accesses[alpha].offset, k.periodic)
+            blocks[:, r, c] += moved
+    for r in range(count):
+        for c in range(r):
+            blocks[:, r, c] = blocks[:, c, r]
+    return blocks.reshape((batch, count, count, -1))
 
 
 def normal_operator(
@@ -313,8 +359,10 @@ def make_preconditioner(
     kind: str,
     diagonal: np.ndarray,
     symbol: Callable[[bool], np.ndarray],
+    blocks: Callable[[], np.ndarray] | None = None,
 ) -> Operator:
-    """``M⁻¹`` for CG: ``"jacobi"`` (``diag⁻¹``), ``"spectral"``
+    """``M⁻¹`` for CG: ``"jacobi"`` (``diag⁻¹``; block Jacobi with the ``F × F`` blocks of
+    several fields at one point, ``blocks()``, where given), ``"spectral"``
     (:mod:`scaleinv.numeric.indexed_spectral`, from ``symbol(False)``: the symbol of the
     operator's grid-mean stencil per sample) or ``"auto"``: spectral where the condition
     number of ``symbol(True)`` (the stencil pooled over the batch: one symbol, cheap) is above
@@ -329,9 +377,30 @@ def make_preconditioner(
         made = spectral_inverse(symbol(False), shape, where)
         if made is not None:
             return made
+    if blocks is not None and len(k.problem.fields) > 1:
+        return _block_jacobi(blocks())
     with np.errstate(all="ignore"):  # |diag|: positive definite for MINRES too
         inverse = np.where(diagonal != 0, 1.0 / np.abs(diagonal), 0.0)
     return lambda r: inverse * r
+
+
+def _block_jacobi(blocks: np.ndarray) -> Operator:
+    """``r ↦ |B|⁻¹ r`` for the point blocks ``B`` ``(B, F, F, points)`` (eigenvalue
+    magnitudes floored as the spectral preconditioner's: positive definite)."""
+    inverse = floored_inverse(blocks)
+    batch, count = blocks.shape[:2]
+
+    def apply(r: np.ndarray) -> np.ndarray:
+        fields = r.reshape((batch, count, -1))
+        out = np.empty_like(fields)
+        scratch = np.empty_like(fields[:, 0])
+        for row in range(count):
+            np.multiply(inverse[:, row, 0], fields[:, 0], out=out[:, row])
+            for col in range(1, count):
+                out[:, row] += np.multiply(inverse[:, row, col], fields[:, col], out=scratch)
+        return out.reshape(r.shape)
+
+    return apply
 
 
 def minres_solve(

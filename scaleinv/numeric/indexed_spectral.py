@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 __all__ = ["Entry", "spectral_symbol", "normal_symbol", "spectral_inverse", "FLOOR"]
-__all__ += ["symbol_eigenvalues", "condition"]
+__all__ += ["symbol_eigenvalues", "condition", "floored_inverse"]
 
 Operator = Callable[[np.ndarray], np.ndarray]
 #: One diagonal of the stencil: ``(row field, column field, offset δ, grid mean per sample (B,))``.
@@ -102,7 +102,7 @@ def spectral_inverse(symbol: np.ndarray, shape: Sequence[int], kind: str) -> Ope
 
     batch, count = symbol.shape[0], symbol.shape[1]
     axes = tuple(range(2, 2 + len(shape)))
-    inverse = _floored_inverse(symbol)
+    inverse = floored_inverse(symbol)
     if kind != "periodic":
         inverse = inverse.real
     full = (batch, count) + tuple(shape)
@@ -132,7 +132,7 @@ def spectral_inverse(symbol: np.ndarray, shape: Sequence[int], kind: str) -> Ope
     return apply
 
 
-def _floored_inverse(symbol: np.ndarray) -> np.ndarray:
+def floored_inverse(symbol: np.ndarray) -> np.ndarray:
     """``|Â|⁻¹`` per frequency, eigenvalue magnitudes floored at :data:`FLOOR` of the
     sample's largest: the plain inverse where every eigenvalue is above the floor (closed
     form for k ≤ 2), else by the eigendecomposition."""
