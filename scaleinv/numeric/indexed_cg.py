@@ -122,11 +122,10 @@ def _gauss_newton_hessian(
     jacobian, curvature = _jacobian_and_curvature(k, f)
     forward, backward = _jacobian_times(k, jacobian)
     square = (len(p.fields),) * 2
-    batch = len(f)
-    diagonal = k.gradient_from(jacobian**2, np.ones((batch, p.m)))
+    diagonal = _normal_diagonal(k, jacobian)
     bent = None
     if p.point_curvature:
-        bent, bent_diagonal = _stencil_hessian(k, curvature, p.point_curvature, accesses, fields)
+        bent, bent_diagonal = _symmetric_stencil(k, curvature, p.point_curvature, accesses, fields)
         diagonal += bent_diagonal
 
     between: dict[int, np.ndarray] = {}  # J·v, kept between calls
@@ -212,7 +211,7 @@ def normal_operator(
         backward = _block_times(matrix.T.tocsr(), batch)
     else:
         forward, backward = _jacobian_times(k, values)
-        diagonal = k.gradient_from(values**2, np.ones((batch, p.m)))
+        diagonal = _normal_diagonal(k, values)
     entries = _jacobian_entries(p, values.mean(axis=2))
     fields = (p.fields_out, len(p.fields))
 
@@ -246,6 +245,25 @@ def _jacobian_times(k: IndexedKernels, values: np.ndarray) -> tuple[StencilProdu
     forward = StencilProduct(forward_terms, fields, p.shape, k.periodic)
     backward = StencilProduct(backward_terms, fields[::-1], p.shape, k.periodic)
     return forward, backward
+
+
+def _normal_diagonal(k: IndexedKernels, values: np.ndarray) -> np.ndarray:
+    """``diag JᵀJ`` ``(B, n)`` from J's diagonals on a grid of shifts: column ``(c, q)`` sums
+    the squares of its entries, ``J_δ[q − δ]²`` (where row ``q − δ`` is on the grid). On a
+    periodic grid the diagonals that are one number add one number each."""
+    p = k.problem
+    batch = len(values)
+    grid = (batch,) + p.shape
+    formulas = [d.formula for d in p.jacobian_stencil]
+    constant = _constant_entries(p, formulas) if k.periodic else frozenset()
+    out = np.zeros((batch, len(p.fields)) + p.shape)
+    ones = (batch,) + (1,) * len(p.shape)
+    for j, d in enumerate(p.jacobian_stencil):
+        if j in constant:
+            out[:, d.col_field] += (values[:, j, 0] ** 2).reshape(ones)
+        else:
+            out[:, d.col_field] += shift((values[:, j] ** 2).reshape(grid), d.offset, k.periodic)
+    return out.reshape((batch, -1))
 
 
 def _jacobian_entries(p: IndexedProblem, means: np.ndarray) -> list:
@@ -301,7 +319,7 @@ def _jacobian_and_curvature(k: IndexedKernels, f: np.ndarray) -> tuple[np.ndarra
     return out[:, :count], out[:, count:]
 
 
-def _stencil_hessian(
+def _symmetric_stencil(
     k: IndexedKernels,
     values: np.ndarray,
     pairs: Mapping[tuple[int, int], Any],
@@ -386,9 +404,18 @@ def make_preconditioner(
 
 def _block_jacobi(blocks: np.ndarray) -> Operator:
     """``r ↦ |B|⁻¹ r`` for the point blocks ``B`` ``(B, F, F, points)`` (eigenvalue
-    magnitudes floored as the spectral preconditioner's: positive definite)."""
-    inverse = floored_inverse(blocks)
+    magnitudes floored as the spectral preconditioner's: positive definite); two fields whose
+    blocks are all positive definite by the closed form."""
     batch, count = blocks.shape[:2]
+    inverse = None
+    if count == 2:
+        a, b, d = blocks[:, 0, 0], blocks[:, 0, 1], blocks[:, 1, 1]
+        with np.errstate(all="ignore"):
+            det = a * d - b * b
+        if (a > 0).all() and (det > 0).all():
+            inverse = np.stack([np.stack([d, -b], 1), np.stack([-b, a], 1)], 1) / det[:, None, None]
+    if inverse is None:
+        inverse = floored_inverse(blocks)
 
     def apply(r: np.ndarray) -> np.ndarray:
         fields = r.reshape((batch, count, -1))
