@@ -68,6 +68,13 @@ CASES = {
         params={"n": 12, "m": 10, "D": 0.05, "dt": 0.1, "a": 1, "b": 3},
         target=["1 + 0.1*cos(i)", "3"],
     ),
+    # C couples u[i+1] and u[i-1]: it reaches two points, J one
+    "neighbour-product": IndexedProblem.from_strings(
+        "u[0:n, 0:m]",
+        "u[i,j] + 0.3*u[i+1,j]*u[i-1,j] + 0.1*u[i,j+1]",
+        params={"n": 9, "m": 7},
+        target="0.5*sin(i)",
+    ),
     "heat-dirichlet": IndexedProblem.from_strings(
         "u[0:n, 0:m]",
         HEAT,

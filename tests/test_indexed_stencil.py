@@ -78,3 +78,29 @@ def test_a_row_without_terms_is_zero_and_fields_may_differ() -> None:
     result = tall(w)
     assert not result[:, :6].any()
     np.testing.assert_allclose(result, _naive([(1, 0, (-1,), d)], (2, 1), shape, False, w))
+
+
+def test_a_product_reads_another_products_padded_buffer_and_writes_into_its_interior() -> None:
+    # C·v from J's buffer (padded as wide), J·v written straight into Jᵀ's buffer
+    rng = np.random.default_rng(2)
+    shape, batch = (5, 4), 2
+    wide = _terms(shape, batch, rng)  # reaches 2 points
+    near = [(0, 1, (0, 0), rng.standard_normal((batch,) + shape))]  # reaches none
+    first = StencilProduct(wide, (2, 2), shape, True)
+    second = StencilProduct(near, (2, 2), shape, True, width=first.width)
+    assert second.width == first.width == [2, 2]
+    v = rng.standard_normal((batch, 40))
+    padded = first.load(v)
+    np.testing.assert_allclose(second.apply(padded), _naive(near, (2, 2), shape, True, v))
+    then = StencilProduct(near, (2, 2), shape, True)
+    first.apply(padded, out=then.interior(batch))
+    expected = _naive(near, (2, 2), shape, True, _naive(wide, (2, 2), shape, True, v))
+    np.testing.assert_allclose(then.apply(then.wrap(batch)), expected, rtol=1e-13, atol=1e-13)
+
+
+def test_offsets_wider_than_a_periodic_grid_wrap_more_than_once() -> None:
+    rng = np.random.default_rng(3)
+    terms = [(0, 0, (3,), rng.standard_normal((1, 2))), (0, 0, (-2,), rng.standard_normal((1, 1)))]
+    v = rng.standard_normal((1, 2))
+    product = StencilProduct(terms, (1, 1), (2,), True)
+    np.testing.assert_allclose(product(v), _naive(terms, (1, 1), (2,), True, v), rtol=1e-13)

@@ -38,7 +38,7 @@ updated residual; rounding keeps the true one within a few ``ε κ(H)``) bounds 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,16 +125,18 @@ def _gauss_newton_hessian(
     diagonal = _normal_diagonal(k, jacobian)
     bent = None
     if p.point_curvature:
-        bent, bent_diagonal = _symmetric_stencil(k, curvature, p.point_curvature, accesses, fields)
+        bent, bent_diagonal = _symmetric_stencil(
+            k, curvature, p.point_curvature, accesses, fields, forward.width
+        )
         diagonal += bent_diagonal
 
-    between: dict[int, np.ndarray] = {}  # J·v, kept between calls
-
-    def times(v: np.ndarray) -> np.ndarray:
-        if len(v) not in between:
-            between[len(v)] = np.empty((len(v), p.m))
-        out = backward(forward(v, out=between[len(v)]))
-        if bent is not None:
+    def times(v: np.ndarray) -> np.ndarray:  # J·v straight into Jᵀ's padded buffer
+        padded = forward.load(v)
+        forward.apply(padded, out=backward.interior(len(v)))
+        out = backward.apply(backward.wrap(len(v)))
+        if bent is not None and bent.width == forward.width:  # C reads v from J's buffer
+            bent.apply(padded, out=out, accumulate=True)
+        elif bent is not None:  # C reaches farther than J: its own padding
             bent(v, out=out, accumulate=True)
         return out
 
@@ -325,6 +327,7 @@ def _symmetric_stencil(
     pairs: Mapping[tuple[int, int], Any],
     accesses: list,
     fields: list[int],
+    width: Sequence[int] = (),
 ) -> tuple[StencilProduct, np.ndarray]:
     """``A·v`` and ``diag A`` of the symmetric operator given per point by ``pairs`` (``W``
     or ``C``: entry ``(α, β)`` of point p at row ``p + d_α``, column ``p + d_β``, and its
@@ -355,7 +358,8 @@ def _symmetric_stencil(
         if r == c and not any(delta):
             diagonal[:, r] += d
     terms = [(r, c, delta, d) for (r, c, delta), d in diagonals.items()]
-    return StencilProduct(terms, (count, count), p.shape, k.periodic), diagonal.reshape((batch, -1))
+    product = StencilProduct(terms, (count, count), p.shape, k.periodic, width)
+    return product, diagonal.reshape((batch, -1))
 
 
 def _minus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:

@@ -30,11 +30,19 @@ class StencilProduct:
     ``(rows, columns)``: maps ``(B, columns·points)`` to ``(B, rows·points)``."""
 
     def __init__(
-        self, terms: Sequence[Term], fields: tuple[int, int], shape: tuple[int, ...], periodic: bool
+        self,
+        terms: Sequence[Term],
+        fields: tuple[int, int],
+        shape: tuple[int, ...],
+        periodic: bool,
+        width: Sequence[int] = (),
     ) -> None:
+        """``width``: pad at least this much per axis (to read another product's padded
+        buffer of the same columns, :meth:`apply`)."""
         self.rows, self.cols = fields
         self.shape, self.periodic = tuple(shape), periodic
         self.width = [max([abs(t[2][a]) for t in terms] + [0]) for a in range(len(shape))]
+        self.width = [max([w, *width[a : a + 1]]) for a, w in enumerate(self.width)]
         self._padded: np.ndarray | None = None
         self._scratch: np.ndarray | None = None
         # per row field: varying terms (column, window, D) and constant groups
@@ -62,32 +70,57 @@ class StencilProduct:
         assert self._scratch is not None
         return self._padded, self._scratch
 
-    def _pad(self, v: np.ndarray) -> np.ndarray:
-        """``v`` into the padded buffer: the interior, then (periodic) each axis's halos
-        from the opposite side (over the full extent of the axes before: the corners too)."""
-        batch = len(v)
+    def interior(self, batch: int) -> np.ndarray:
+        """The padded buffer's interior ``(B, columns, *grid)``: write a vector there, then
+        :meth:`wrap`, instead of :meth:`load` (no copy)."""
         padded, _ = self._buffers(batch)
-        interior = tuple(slice(w, w + s) for w, s in zip(self.width, self.shape))
-        padded[(slice(None), slice(None)) + interior] = v.reshape((batch, self.cols) + self.shape)
-        if self.periodic:
-            for a, (w, s) in enumerate(zip(self.width, self.shape)):
-                if not w:
-                    continue
-                before = (slice(None),) * (2 + a)
-                padded[before + (slice(0, w),)] = padded[before + (slice(s, s + w),)]
-                padded[before + (slice(s + w, s + 2 * w),)] = padded[before + (slice(w, 2 * w),)]
+        inside = tuple(slice(w, w + s) for w, s in zip(self.width, self.shape))
+        return padded[(slice(None), slice(None)) + inside]
+
+    def wrap(self, batch: int) -> np.ndarray:
+        """The padded buffer with its halos filled from its interior: from the opposite side
+        on a periodic grid, axis by axis over the full extent of the axes before (the corners
+        too); zeros (never written) otherwise."""
+        padded, _ = self._buffers(batch)
+        if not self.periodic:
+            return padded
+        if any(w > s for w, s in zip(self.width, self.shape)):  # wider than the grid
+            grid = (slice(None), slice(None))
+            inside = grid + tuple(slice(w, w + s) for w, s in zip(self.width, self.shape))
+            pads = [(0, 0), (0, 0)] + [(w, w) for w in self.width]
+            padded[...] = np.pad(padded[inside], pads, mode="wrap")
+            return padded
+        for a, (w, s) in enumerate(zip(self.width, self.shape)):
+            if not w:
+                continue
+            before = (slice(None),) * (2 + a)
+            padded[before + (slice(0, w),)] = padded[before + (slice(s, s + w),)]
+            padded[before + (slice(s + w, s + 2 * w),)] = padded[before + (slice(w, 2 * w),)]
         return padded
+
+    def load(self, v: np.ndarray) -> np.ndarray:
+        """``v`` ``(B, columns·points)`` into the padded buffer, halos filled: the buffer."""
+        batch = len(v)
+        self.interior(batch)[...] = v.reshape((batch, self.cols) + self.shape)
+        return self.wrap(batch)
 
     def __call__(
         self, v: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
     ) -> np.ndarray:
         """``A v`` (into ``out`` if given; added to it with ``accumulate``)."""
-        batch = len(v)
-        padded = self._pad(v)
+        return self.apply(self.load(v), out, accumulate)
+
+    def apply(
+        self, padded: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
+    ) -> np.ndarray:
+        """``A v`` from ``v`` already padded (:meth:`load`, or another product's buffer of
+        the same columns and width), into ``out`` (flat ``(B, rows·points)`` or a grid
+        ``(B, rows, *grid)``, e.g. another product's :meth:`interior`) if given."""
+        batch = len(padded)
         _, scratch = self._buffers(batch)
         if out is None:
             out = np.empty((batch, self.rows * int(np.prod(self.shape))))
-        grid = out.reshape((batch, self.rows) + self.shape)
+        grid = out if out.ndim > 2 else out.reshape((batch, self.rows) + self.shape)
         for r in range(self.rows):
             target = grid[:, r]
             empty = not accumulate
