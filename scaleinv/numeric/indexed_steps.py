@@ -35,7 +35,13 @@ import numpy as np
 from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule, stateless
-from scaleinv.numeric.indexed_cg import CG_POINTS, cg_solve, hessian_operator, normal_operator
+from scaleinv.numeric.indexed_cg import (
+    CG_POINTS,
+    cg_solve,
+    hessian_operator,
+    minres_solve,
+    normal_operator,
+)
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, cholesky_band_solve, sparse_lu_solve
@@ -189,6 +195,9 @@ def solve_hessian(
     direct route."""
     if _takes_cg(k, cg_points):
         x, converged = cg_solve(*hessian_operator(k, f), rhs)
+        broken = np.flatnonzero(~converged)
+        if len(broken):  # H indefinite, or CG stalled: MINRES, then the direct route
+            x[broken], converged[broken] = minres_solve(k, f[broken], rhs[broken])
         return _direct_where_cg_failed(solve_hessian, k, f, rhs, x, converged)
     if _band_fits(k, _hessian_reach(k)):
         ab, (lower, _) = k.hessian_band(f)
@@ -222,8 +231,8 @@ def solve_jacobian(
     :func:`solve_hessian`, CG on the normal equations ``JᵀJ x = Jᵀ rhs`` (a sample counts as
     solved when also ``|J x − rhs| ≤ 10⁻¹⁰ |rhs|``)."""
     if _takes_cg(k, cg_points):
-        times, diagonal, forward, backward = normal_operator(k, f)
-        x, converged = cg_solve(times, diagonal, backward(rhs))
+        times, diagonal, precondition, forward, backward = normal_operator(k, f)
+        x, converged = cg_solve(times, diagonal, precondition, backward(rhs))
         with np.errstate(all="ignore"):
             error = np.linalg.norm(forward(x) - rhs, axis=1)
         converged &= error <= 1e-10 * np.linalg.norm(rhs, axis=1)

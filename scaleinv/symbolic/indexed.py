@@ -262,20 +262,34 @@ class IndexedProblem:
         return tuple(f - t for f, t in zip(self.outputs, self.target_symbols))
 
     @cached_property
+    def point_curvature(self) -> Mapping[tuple[int, int], sp.Expr]:
+        """``C[α, β]`` (α ≤ β, nonzero entries only): the second-derivative part of
+        :attr:`point_hessian`, ``Σ_a r_a ∂²P_a/∂α∂β`` (empty where P is linear in the
+        accesses). H = JᵀJ + the sum over points of ``C`` placed as ``W`` is."""
+        entries = {}
+        accesses = self.input_accesses
+        for alpha in range(len(accesses)):
+            for beta in range(alpha, len(accesses)):
+                total = sp.Integer(0)
+                for formula, r in zip(self.outputs, self.residuals):
+                    total += r * sp.diff(formula, accesses[alpha], accesses[beta])
+                if total != 0:
+                    entries[(alpha, beta)] = total
+        return MappingProxyType(entries)
+
+    @cached_property
     def point_hessian(self) -> Mapping[tuple[int, int], sp.Expr]:
         """``W[α, β]`` (α ≤ β indexing :attr:`input_accesses`): the Hessian of the loss at one
-        output point by the accesses it reads, ``Σ_a g_aα g_aβ + r_a ∂²P_a/∂α∂β``. H is the sum
-        over points of ``W`` placed at the columns the accesses read."""
+        output point by the accesses it reads, ``Σ_a g_aα g_aβ`` plus :attr:`point_curvature`.
+        H is the sum over points of ``W`` placed at the columns the accesses read."""
         gradients = [[sp.diff(f, s) for s in self.input_accesses] for f in self.outputs]
         entries = {}
         count = len(self.input_accesses)
         for alpha in range(count):
             for beta in range(alpha, count):
-                total = sp.Integer(0)
-                for a, r in enumerate(self.residuals):
-                    total += gradients[a][alpha] * gradients[a][beta]
-                    if gradients[a][alpha] != 0:
-                        total += r * sp.diff(gradients[a][alpha], self.input_accesses[beta])
+                total = self.point_curvature.get((alpha, beta), sp.Integer(0))
+                for g in gradients:
+                    total += g[alpha] * g[beta]
                 if total != 0:
                     entries[(alpha, beta)] = total
         return MappingProxyType(entries)
