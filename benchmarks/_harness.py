@@ -63,18 +63,23 @@ def interleave(
     seed: int = 0,
     budget: float = float("inf"),
     clock: Callable[[], float] = time.perf_counter,
+    cpu: Runs | None = None,
 ) -> Runs:
     """Seconds of each tool per round: every tool once per round, in a shuffled order.
 
     A tool whose runs add up to ``budget`` seconds stops repeating (see :func:`short`).
+    ``cpu``, if given, receives the CPU seconds of the process (all its threads) per run
+    (on a shared machine they vary less than the wall-clock seconds).
     """
     runs: Runs = {name: [] for name in tools}
     for name in rounds_of(list(tools), rounds, seed):
         if runs[name] and sum(runs[name]) >= budget:
             continue
-        start = clock()
+        start, start_cpu = clock(), time.process_time()
         tools[name]()
         runs[name].append(clock() - start)
+        if cpu is not None:
+            cpu.setdefault(name, []).append(time.process_time() - start_cpu)
     return runs
 
 

@@ -302,18 +302,20 @@ def measure(
             start = time.perf_counter()
             loop(x, steps)
             first[tool] = time.perf_counter() - start
+        cpu: _harness.Runs = {}
         runs = _harness.interleave(
             {tool: (lambda loop=loop: loop(x, steps)) for tool, loop in loops.items()},
-            rounds, budget=budget,
+            rounds, budget=budget, cpu=cpu,
         )  # fmt: skip
-        med = _harness.medians(runs)
+        med, med_cpu = _harness.medians(runs), _harness.medians(cpu)
         fastest = min((v for k, v in med.items() if k.startswith("scaleinv")), default=None)
-        numpy_engine = med.get("scaleinv[numpy]", med.get("scaleinv"))
+        engine_label = "scaleinv[numpy]" if "scaleinv[numpy]" in med else "scaleinv"
         rows.append([
             name, default_engine(problem, name, eta), *(med.get(label(e)) for e in engine_list),
             med.get("numpy"), med.get("jax"), _harness.ratio(fastest, med.get("jax")),
-            _harness.ratio(numpy_engine, med.get("numpy")), first.get("jax"),
-            first.get("scaleinv[jax]"),
+            _harness.ratio(med.get(engine_label), med.get("numpy")), med_cpu.get(engine_label),
+            med_cpu.get("numpy"), _harness.ratio(med_cpu.get(engine_label), med_cpu.get("numpy")),
+            first.get("jax"), first.get("scaleinv[jax]"),
             "; ".join(_harness.short(runs, rounds)) or "",
         ])  # fmt: skip
     return rows
@@ -361,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"every anchor and the others follow minimize(record='all') to {RTOL:g} ({check_size:,} "
           f"starts; steps: {CHECK_STEPS})\n")  # fmt: skip
     columns = ["rule", "default", *(label(e) + " s" for e in engine_list), "numpy s", "jax s",
-               "fastest/jax", "numpy-engine/numpy", "jax 1st call s", "scaleinv[jax] 1st call s",
+               "fastest/jax", "numpy-engine/numpy", "numpy-engine cpu s", "numpy cpu s",
+               "numpy-engine/numpy cpu", "jax 1st call s", "scaleinv[jax] 1st call s",
                "note"]  # fmt: skip
     for case in args.cases:
         if case != "comparison":

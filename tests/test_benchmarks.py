@@ -93,3 +93,18 @@ def test_rounds_interleave_every_tool_once_per_round_in_a_shuffled_order(harness
     calls: list[str] = []
     runs = _harness.interleave({t: (lambda t=t: calls.append(t)) for t in "ab"}, 3)
     assert sorted(calls) == ["a"] * 3 + ["b"] * 3 and all(len(v) == 3 for v in runs.values())
+
+
+def test_interleave_gives_the_cpu_seconds_of_each_run(harness) -> None:
+    import time
+
+    def spin() -> None:  # CPU-bound for a few milliseconds
+        end = time.process_time() + 0.005
+        while time.process_time() < end:
+            pass
+
+    cpu: dict[str, list[float]] = {}
+    runs = harness.interleave({"spin": spin, "sleep": lambda: time.sleep(0.01)}, 2, cpu=cpu)
+    assert len(cpu["spin"]) == len(cpu["sleep"]) == 2
+    assert all(c >= 0.005 for c in cpu["spin"]) and all(c < 0.005 for c in cpu["sleep"])
+    assert all(w >= 0.01 for w in runs["sleep"])
