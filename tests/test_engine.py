@@ -185,3 +185,58 @@ def test_import_scaleinv_does_not_import_jax() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_rough_branch_candidates_are_polished() -> None:
+    """P = x - 1/x: the branch (y + sqrt(y² + 4))/2 cancels at y ~ -1e4 and is rough (off by
+    ~1e-8 relative), valid only after the polish. The lean step must not decide those samples
+    (they are events, run again by the checked step); a skipped polish would leave them 1e-8
+    off, beyond the 1e-12 of assert_same."""
+    import jax
+    import jax.numpy as jnp
+
+    from scaleinv.numeric.engine_jax import _lean_step
+
+    problem = Problem.from_strings(["x"], ["x - 1/x"], target=[-1e4])
+    x0 = np.concatenate([np.geomspace(2e-6, 1e-3, 30), np.geomspace(0.5, 3, 30)])[:, None]
+    rule = rules.pg(0.5)
+    with jax.enable_x64(True):
+        _, event = jax.vmap(_lean_step(problem, rule))(jnp.asarray(x0))
+    event = np.asarray(event)
+    assert event[:5].all() and not event[30:].any()
+    assert_same(*both(problem, rule, x0, 12, tol=1e-9))
+
+
+def test_events_inside_a_block_rerun_only_that_block() -> None:
+    """Samples that stop at different steps inside the lean blocks (tol, a singular Hessian,
+    divergence) with many more steps than a block: statuses and steps taken identical."""
+    from scaleinv.numeric import engine_jax
+
+    x0 = _starts(COMPARISON, 400, seed=7)
+    for name in ("gd", "newton", "pg"):
+        fused, plain = both(COMPARISON, RULES[name], x0, 3 * engine_jax.BLOCK + 7, tol=1.0,
+                            record="every:9")  # fmt: skip
+        assert_same(fused, plain)
+        assert len(set(plain.steps_taken.tolist())) > 10
+
+
+@pytest.mark.slow
+def test_twelve_link_chain_newton_differences_are_the_iterations() -> None:
+    """The benchmark's chain starts (issue 19 saw 3e-1 between the engines after 10 Newton
+    steps): every single step agrees to 1e-10 of its length, and the NumPy engine against
+    itself, started one ulp away, ends as far apart (the Newton map climbs towards saddles,
+    expanding by up to ~5e5 a step): the iteration's sensitivity, not the engine's."""
+    chain = _chain(12)
+    x0 = np.random.default_rng(1).uniform(-0.5, 0.5, (300, 12)) + 0.3
+    rule = rules.newton(0.5)
+    plain = minimize(chain, rule, x0, 10, record="all", engine="numpy")
+    points = plain.x[:-1].reshape(-1, 12)
+    one = {e: minimize(chain, rule, points, 1, record="last", engine=e).x[-1]
+           for e in ("numpy", "jax")}  # fmt: skip
+    length = np.abs(one["numpy"] - points).max(-1)
+    assert (np.abs(one["jax"] - one["numpy"]).max(-1) <= 1e-10 * length).all()
+    nudged = minimize(chain, rule, x0 * (1 + np.finfo(float).eps), 10, engine="numpy")
+    fused = minimize(chain, rule, x0, 10, engine="jax")
+    apart = np.abs(nudged.x[-1] - plain.x[-1]).max()
+    assert apart > 1e-3
+    assert np.abs(fused.x[-1] - plain.x[-1]).max() <= 10 * apart

@@ -42,7 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scaleinv.numeric import runtime
+from scaleinv.numeric import inverse_source, runtime
+from scaleinv.numeric.engine_columns import columns
 from scaleinv.numeric.flavors.loader import load_module
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.trajectory import recorded_steps
@@ -50,7 +51,7 @@ from scaleinv.symbolic import Problem
 
 __all__ = ["run_fused", "fused_program"]
 
-_MODULES: weakref.WeakKeyDictionary[Problem, dict[tuple[Rule, bool], dict[str, Any]]] = (
+_MODULES: weakref.WeakKeyDictionary[Problem, dict[tuple[Rule, Any], dict[str, Any]]] = (
     weakref.WeakKeyDictionary()
 )
 _PROGRAMS: weakref.WeakKeyDictionary[Problem, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
@@ -168,6 +169,48 @@ def _module(problem: Problem, rule: Rule, careful: bool) -> dict[str, Any]:
     return per_problem[rule, careful]
 
 
+def _lean_step(problem: Problem, rule: Rule) -> Callable[[Any], tuple[Any, Any]]:
+    """The rule's step for the common case, ``x -> (dx, event)`` (cached): solves by Cramer's
+    rule (``k <= 2``) or LU without their fallbacks, PG's branch candidates not polished.
+    ``event`` marks the samples where that may not be the exported step's result (a matrix
+    Cramer's rule does not trust, a non-finite solution, a rough branch candidate) or whose
+    step status is not ``RUNNING``; everywhere else ``dx`` is the exported step's, bit for bit
+    (the same expressions)."""
+    per_problem = _MODULES.setdefault(problem, {})
+    if (rule, "lean") not in per_problem:
+        module = vars(load_module(problem, "jax", [rule]))
+        events: list[Any] = []  # filled while the step is traced
+
+        def solve(a: Any, b: Any) -> tuple[Any, Any]:
+            if a.shape[-1] <= 2:
+                x, fine = _cramer(a, b)
+            else:
+                x = jnp.linalg.solve(a, b[..., None])[..., 0]
+                fine = _all_finite(x, -1)
+            events.append(~fine)
+            return x, jnp.zeros(fine.shape, dtype=jnp.int8)
+
+        def polish(c: Any, r: Any, y: Any, params: Any) -> tuple[Any, Any, Any]:
+            # r is 0 where c is not finite, so this is nearest_branch's `rough`
+            events.append(~jnp.all(jnp.abs(r) <= inverse_source.TOL * (1 + jnp.abs(y)), -1))
+            return c, r, jnp.zeros(c.shape[:-1], dtype=bool)
+
+        module["solve"], module["polish"] = solve, polish
+        step = module[rule.step_name]
+
+        def lean_step(x: Any) -> tuple[Any, Any]:
+            events.clear()
+            dx, status = step(x)
+            event = status != runtime.RUNNING
+            for seen in events:
+                event = event | seen
+            events.clear()
+            return dx, event
+
+        per_problem[rule, "lean"] = {"step": lean_step}
+    return per_problem[rule, "lean"]["step"]
+
+
 def _segments(kept: np.ndarray) -> list[tuple[int, int]]:
     """Runs ``(length, count)`` of equal gaps between the recorded steps ``kept`` (from 0)."""
     runs: list[tuple[int, int]] = []
@@ -190,95 +233,214 @@ def fused_program(
     per_problem = _PROGRAMS.setdefault(problem, {})
     if key not in per_problem:
         module = _module(problem, rule, careful)
-        kept = recorded_steps(record, steps)
-        columns = rule.per_sample and not careful
-        per_problem[key] = _build(module[rule.step_name], module, steps, kept, has_tol, columns)
+        kernels = [module[name] for name in (rule.step_name, "gradient", "loss")]
+        if rule.per_sample and not careful:
+            layout: _Layout = _Columns(problem.n, *kernels, _lean_step(problem, rule))
+        else:
+            layout = _Stacked(*kernels)
+        per_problem[key] = _build(layout, steps, recorded_steps(record, steps), has_tol)
     return per_problem[key]
 
 
-def _build(
-    rule_step: Callable,
-    module: dict[str, Any],
-    steps: int,
-    kept: np.ndarray,
-    has_tol: bool,
-    columns: bool,
-) -> Callable:
+class _Stacked:
+    """Points as one ``(size, n)`` array, the kernels called on it (batch-wide steps)."""
+
+    lean = None
+
+    def __init__(self, step: Callable, gradient: Callable, loss: Callable) -> None:
+        self.step, self.gradient, self.loss = step, gradient, loss
+
+    def split(self, x: Any) -> Any:
+        return x
+
+    def stack(self, points: Any) -> Any:
+        return points
+
+    def add(self, points: Any, dx: Any) -> Any:
+        return points + dx
+
+    def where(self, mask: Any, a: Any, b: Any) -> Any:
+        return jnp.where(mask[:, None], a, b)
+
+    def finite(self, points: Any) -> Any:
+        return _all_finite(points, -1)
+
+    def squared_gradient(self, points: Any) -> Any:
+        g = self.gradient(points)
+        return _sum_of_squares([g[..., i] for i in range(g.shape[-1])])
+
+
+class _Columns(_Stacked):
+    """Points as a tuple of ``n`` arrays ``(size,)``, the per-sample kernels evaluated on
+    them scalar by scalar (:func:`~scaleinv.numeric.engine_columns.columns`)."""
+
+    def __init__(
+        self, n: int, step: Callable, gradient: Callable, loss: Callable, lean: Callable
+    ) -> None:
+        self.n = n
+        self.step, self.gradient, self.loss, self.lean = (
+            self._tuples(columns(fn, n)) for fn in (step, gradient, loss, lean)
+        )
+
+    @staticmethod
+    def _tuples(fn: Callable) -> Callable:
+        """``fn`` on a tuple of points, its vectors as tuples and its scalars as arrays."""
+
+        def run(points: tuple) -> Any:
+            outs = fn(*points)
+            return jax.tree_util.tree_map(
+                lambda a: tuple(a) if a.ndim else a[()], outs, is_leaf=_is_object_array
+            )
+
+        return run
+
+    def split(self, x: Any) -> Any:
+        return tuple(x.T)
+
+    def stack(self, points: Any) -> Any:
+        return jnp.stack(points, axis=-1)
+
+    def add(self, points: Any, dx: Any) -> Any:
+        return tuple(p + d for p, d in zip(points, dx))
+
+    def where(self, mask: Any, a: Any, b: Any) -> Any:
+        return tuple(jnp.where(mask, u, v) for u, v in zip(a, b))
+
+    def finite(self, points: Any) -> Any:
+        out = jnp.isfinite(points[0])
+        for part in points[1:]:
+            out = out & jnp.isfinite(part)
+        return out
+
+    def squared_gradient(self, points: Any) -> Any:
+        return _sum_of_squares(list(self.gradient(points)))
+
+
+_Layout = _Stacked
+
+
+def _is_object_array(a: Any) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype == object
+
+
+def _sum_of_squares(parts: list[Any]) -> Any:
+    squares = parts[0] * parts[0]
+    for part in parts[1:]:
+        squares = squares + part * part
+    return squares
+
+
+#: Steps per block of the fused loop: a block runs the lean step (nothing but the points
+#: written), then one check over the batch; a block where a running sample met an event runs
+#: again from its start, step by step with the statuses (see :func:`_build`).
+BLOCK = 10
+
+
+def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Callable:
     """The run of :func:`scaleinv.numeric.runtime.iterate`, traced (see there, case for case).
 
-    ``columns``: the points are held as ``(n, size)``, one contiguous array per coordinate,
-    and the per-sample kernels mapped over the last axis (``vmap``): XLA then fuses a step
-    into a few loops over contiguous arrays (2-10x faster than over ``(size, n)`` rows on
-    the comparison problem). Only for per-sample steps (not HIG, whose cut-off is taken over
-    the batch, nor the careful solve, which decides over the batch).
+    Per-sample rules (:class:`_Columns`) hold the points as one array per coordinate and
+    evaluate every kernel scalar by scalar on such arrays, so that XLA fuses a step into one
+    loop per coordinate, as in a hand-written loop. Their steps run in blocks of
+    :data:`BLOCK`: first by the lean step alone (:func:`_lean_step`), every sample moving and
+    nothing written but the points; a sample that meets an event (its step status, a solve or
+    a branch the lean step does not decide, ``tol``, a loss at or above ``DIVERGED_LOSS``) gets
+    NaN in its first coordinate, and a non-finite point stays non-finite. At the end of the
+    block one check looks for a non-finite point among the running samples. Where there is
+    none, no status changed in the block, and its points are those of the checked loop (the
+    samples stopped before the block keep theirs). Where there is one, the block is run again
+    from its start by ``checked``: the exported step with the statuses, ``tol`` and the
+    divergence check of the NumPy engine, step for step.
+
+    Batch-wide steps (HIG, whose cut-off is taken over the batch, and the careful solve,
+    which decides over the batch) hold ``(size, n)`` and check every step.
     """
     running = runtime.RUNNING
-    gradient, loss = module["gradient"], module["loss"]
-    axis = 0 if columns else -1  # the coordinate axis of the points
-    if columns:
-        rule_step = jax.vmap(rule_step, in_axes=1, out_axes=(1, 0))
-        gradient = jax.vmap(gradient, in_axes=1, out_axes=1)
-        loss = jax.vmap(loss, in_axes=1)
 
-    def per_point(mask: Any) -> Any:
-        return mask[None, :] if columns else mask[:, None]
+    def small(points: Any, tol: Any) -> Any:
+        return jnp.sqrt(layout.squared_gradient(points)) <= tol
 
-    def small(x: Any, tol: Any) -> Any:
-        g = jnp.moveaxis(gradient(x), axis, 0)
-        squares = g[0] * g[0]
-        for part in g[1:]:
-            squares = squares + part * part
-        return jnp.sqrt(squares) <= tol
-
-    def stop(status: Any, taken: Any, where: Any, code: Any, k: Any) -> tuple[Any, Any]:
-        newly = (status == running) & where
-        return jnp.where(newly, code, status).astype(jnp.int8), jnp.where(newly, k, taken)
-
-    def one(k: Any, carry: tuple, tol: Any) -> tuple:
-        x, loss_x, status, taken, unsure = carry
+    def checked(k: Any, state: tuple, tol: Any) -> tuple:
+        """One step of ``iterate``: tol, the step's status, divergence, in this order."""
+        points, status, taken, unsure = state
+        code = jnp.zeros_like(status)
         if has_tol:
-            status, taken = stop(status, taken, small(x, tol), runtime.CONVERGED, k)
-        dx, step_status = rule_step(x)
+            code = jnp.where(small(points, tol), runtime.CONVERGED, code).astype(jnp.int8)
+        dx, step_status = layout.step(points)
         unsure = unsure | (step_status == UNSURE).any()
         step_status = jnp.where(step_status == UNSURE, running, step_status)
-        status, taken = stop(status, taken, step_status != running, step_status, k)
-        x_new = x + dx
-        loss_new = loss(x_new)
-        fine = _all_finite(x_new, axis) & (jnp.abs(loss_new) < runtime.DIVERGED_LOSS)
-        status, taken = stop(status, taken, ~fine, runtime.DIVERGED, k)
-        keep = status != running
-        x = jnp.where(per_point(keep), x, x_new)
-        return x, jnp.where(keep, loss_x, loss_new), status, taken, unsure
+        code = jnp.where(code == running, step_status, code)
+        new = layout.add(points, dx)
+        fine = layout.finite(new) & (jnp.abs(layout.loss(new)) < runtime.DIVERGED_LOSS)
+        code = jnp.where((code == running) & ~fine, runtime.DIVERGED, code)
+        newly = (status == running) & (code != running)
+        status = jnp.where(newly, code, status).astype(jnp.int8)
+        points = layout.where(status == running, new, points)
+        return points, status, jnp.where(newly, k, taken), unsure
+
+    def lean(points: tuple, tol: Any) -> tuple:
+        """``checked`` without statuses where no sample meets an event (see above)."""
+        dx, event = layout.lean(points)
+        if has_tol:
+            event = event | small(points, tol)
+        new = list(layout.add(points, dx))
+        event = event | ~(jnp.abs(layout.loss(tuple(new))) < runtime.DIVERGED_LOSS)
+        new[0] = jnp.where(event, jnp.nan, new[0])
+        return tuple(new)
+
+    def block(state: tuple, first: Any, length: int, tol: Any) -> tuple:
+        def each(k: Any, s: tuple) -> tuple:
+            return checked(k, s, tol)
+
+        if layout.lean is None:
+            return jax.lax.fori_loop(first, first + length, each, state)
+        points, status = state[0], state[1]
+        ends = jax.lax.fori_loop(0, length, lambda _, p: lean(p, tol), points)
+        moves = status == running
+        met = (moves & ~layout.finite(ends)).any()
+
+        def lean_result(s: tuple) -> tuple:
+            return (layout.where(moves, ends, points), *s[1:])
+
+        return jax.lax.cond(
+            met, lambda s: jax.lax.fori_loop(first, first + length, each, s), lean_result, state
+        )
+
+    def blocks(state: tuple, first: Any, length: int, tol: Any) -> tuple:
+        whole, rest = divmod(length, BLOCK)
+        if whole:
+            state = jax.lax.fori_loop(
+                0, whole, lambda j, s: block(s, first + j * BLOCK, BLOCK, tol), state
+            )
+        return block(state, first + whole * BLOCK, rest, tol) if rest else state
 
     runs = _segments(kept)
 
     def program(x0: Any, tol: Any) -> tuple:
         size = x0.shape[0]
-        x0 = x0.T if columns else x0
+        points = layout.split(x0)
         status = jnp.zeros(size, dtype=jnp.int8)
-        carry = (x0, loss(x0), status, jnp.full(size, steps, dtype=jnp.int64), jnp.array(False))
-        xs: list[Any] = [x0[None]] if kept[0] == 0 else []
-        losses: list[Any] = [carry[1][None]] if kept[0] == 0 else []
+        state = (points, status, jnp.full(size, steps, dtype=jnp.int64), jnp.array(False))
+        xs: list[Any] = [layout.stack(points)[None]] if kept[0] == 0 else []
+        losses: list[Any] = [layout.loss(points)[None]] if kept[0] == 0 else []
         first = 0
         for length, count in runs:
 
             def segment(state: tuple, i: Any, length: int = length, first: int = first) -> tuple:
-                start = first + i * length
-                state = jax.lax.fori_loop(start, start + length, lambda k, c: one(k, c, tol), state)
-                return state, (state[0], state[1])
+                state = blocks(state, first + i * length, length, tol)
+                return state, (layout.stack(state[0]), layout.loss(state[0]))
 
-            seg: tuple[Any, Any]
-            carry, seg = jax.lax.scan(segment, carry, jnp.arange(count))
-            xs.append(seg[0])
-            losses.append(seg[1])
+            state, (seg_x, seg_loss) = jax.lax.scan(segment, state, jnp.arange(count))
+            xs.append(seg_x)
+            losses.append(seg_loss)
             first += length * count
-        x, _, status, taken, unsure = carry
+        points, status, taken, unsure = state
         if has_tol:
-            status, taken = stop(status, taken, small(x, tol), runtime.CONVERGED, steps)
+            newly = (status == running) & small(points, tol)
+            status = jnp.where(newly, runtime.CONVERGED, status)
+            taken = jnp.where(newly, steps, taken)
         status = jnp.where(status == running, runtime.MAX_STEPS, status).astype(jnp.int8)
-        points = jnp.concatenate(xs)
-        points = jnp.swapaxes(points, 1, 2) if columns else points
-        return points, jnp.concatenate(losses), status, taken, unsure
+        return jnp.concatenate(xs), jnp.concatenate(losses), status, taken, unsure
 
     return jax.jit(program)
 
