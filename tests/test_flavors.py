@@ -273,3 +273,30 @@ def test_max_and_min_kernels_run_and_equal_sympy_and_finite_differences(
     np.testing.assert_allclose(kernels.P(x), exact, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(kernels.jacobian(x), fd, rtol=1e-7, atol=1e-8)
     assert np.isfinite(np.asarray(module.hessian(convert(x)))).all()
+
+
+@pytest.mark.slow
+def test_a_mostly_zero_hessian_is_gathered_not_stacked_entry_by_entry() -> None:
+    """A flat problem of many inputs: its Hessian kernel stacked all n² entries (zeros too),
+    a minute of tracing under jax.jit at n = 128; now the nonzero ones, then one gather."""
+    from scaleinv import Problem
+
+    n = 12
+    xs = [f"x{k}" for k in range(n)]
+    outputs = [
+        f"x{k} + 0.1*(x{(k + 1) % n} - 2*x{k} + x{(k - 1) % n}) + 0.05*x{k}**3" for k in range(n)
+    ]
+    problem = Problem.from_strings(xs, outputs, target=[str(np.sin(k)) for k in range(n)])
+    x = np.random.default_rng(4).normal(size=(5, n))
+    want = problem.compile().hessian(x)  # the in-process NumPy kernels
+    assert np.count_nonzero(want[0]) < n * n / 2
+    for flavor in ("jax", "torch"):
+        convert = _framework(flavor)
+        module = load_module(problem, flavor)
+        got = np.asarray(module.hessian(convert(x)))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    jax = _jax()
+    module = load_module(problem, "jax")
+    jaxpr = jax.make_jaxpr(module.hessian)(x)
+    widest = max(len(eqn.invars) for eqn in jaxpr.jaxpr.eqns)
+    assert widest < n * n / 2  # no op takes every entry

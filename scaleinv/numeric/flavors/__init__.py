@@ -197,6 +197,11 @@ def printer_of(flavor: str) -> Any:
     return _NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
 
 
+#: A functional kernel of at least this many entries, most of them zero, gathers its nonzero
+#: entries instead of stacking every one.
+GATHER_MIN = 64
+
+
 def functional_source(
     name: str,
     signature: str,
@@ -242,11 +247,22 @@ def functional_source(
     body.append(f"_base = {base}")
     body += assign
     terms = ["_base" if e is None else f"_base + ({e})" for e in entries]
-    if shape:
-        body.append(f"_out = numpy.stack([{', '.join(terms)}], axis=-1)")
+    if not shape:
+        body.append(f"return {terms[0]}")
+    elif len(entries) >= GATHER_MIN and 2 * entries.count(None) > len(entries):
+        # mostly zeros (a Hessian of many inputs): stack the nonzero entries once and gather;
+        # a stack of every entry traced n² terms (a minute under jax.jit at n = 128)
+        nonzero = [k for k, e in enumerate(entries) if e is not None]
+        stacked = ", ".join(["_base", *(terms[k] for k in nonzero)])
+        body.append(f"_values = numpy.stack([{stacked}], axis=-1)")
+        body.append(f"_slots = [0] * {len(entries)}  # entry -> its column of _values, 0: zero")
+        body.append(f"for _k, _p in enumerate({tuple(nonzero)!r}):")
+        body.append("    _slots[_p] = _k + 1")
+        body.append("_out = _values[..., numpy.asarray(_slots)]")
         body.append(f"return _out.reshape(tuple(_base.shape) + {shape!r})")
     else:
-        body.append(f"return {terms[0]}")
+        body.append(f"_out = numpy.stack([{', '.join(terms)}], axis=-1)")
+        body.append(f"return _out.reshape(tuple(_base.shape) + {shape!r})")
     return f"def {name}({signature}):\n{doc}" + "".join(f"    {line}\n" for line in body)
 
 
