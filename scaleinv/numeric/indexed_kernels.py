@@ -112,21 +112,22 @@ class IndexedKernels:
 
     @cached_property
     def point_newton(self) -> Callable[..., np.ndarray]:
-        """P, J's diagonals and W in one point kernel (one cse over the three: W repeats P
-        and J), for :meth:`gradient_and_hessian_band`; compiled on first use."""
+        """``P − y*``, J's diagonals and W in one point kernel (one cse over the three: W
+        repeats them), for :meth:`gradient_and_hessian_band`; compiled on first use."""
         p = self.problem
-        exprs = [*p.outputs, *(d.formula for d in p.jacobian_stencil), *p.point_hessian.values()]
-        doc = "P, J's diagonals and the point Hessians W"
+        diagonals = [d.formula for d in p.jacobian_stencil]
+        exprs = [*p.residuals, *diagonals, *p.point_hessian.values()]
+        doc = "P − y*, J's diagonals and the point Hessians W"
         _, kernel = compile_point_kernel("point_PJW", exprs, _symbols(p), dict(p.params), doc)
         return kernel
 
     @cached_property
     def point_ig(self) -> Callable[..., np.ndarray]:
-        """P and J's diagonals in one point kernel, for :meth:`residual_and_jacobian_band`;
-        compiled on first use."""
+        """``P − y*`` and J's diagonals in one point kernel, for
+        :meth:`residual_and_jacobian_band`; compiled on first use."""
         p = self.problem
-        exprs = [*p.outputs, *(d.formula for d in p.jacobian_stencil)]
-        doc = "P and J's diagonals"
+        exprs = [*p.residuals, *(d.formula for d in p.jacobian_stencil)]
+        doc = "P − y* and J's diagonals"
         _, kernel = compile_point_kernel("point_PJ", exprs, _symbols(p), dict(p.params), doc)
         return kernel
 
@@ -297,8 +298,8 @@ class IndexedKernels:
         """J of flat samples ``f`` ``(B, n)`` in LAPACK's general band storage (as :func:`band`
         gives it, but for the first ``l`` rows, the LU's room, which are not set; tridiagonal,
         each sample's rows contiguous, as ``dgtsv`` takes them), in one blocked pass over the
-        grid (see :meth:`gradient_and_hessian_band`): band row ``l + u −
-        d`` at column ``j`` is ``J_d(j − d)``."""
+        grid (see :meth:`gradient_and_hessian_band`): band row ``l + u − d`` at column ``j``
+        is ``J_d(j − d)``."""
         return self._jacobian_band(f, None)
 
     def residual_and_jacobian_band(
@@ -318,12 +319,11 @@ class IndexedKernels:
             ab = np.empty((size[0], rows, size[1]))
         else:
             ab = np.empty(size + (rows,)).transpose(0, 2, 1)
-        first = 0 if r is None else 1  # P first
+        first = 0 if r is None else 1  # P − y* first
 
         def write(block: slice, values: np.ndarray, width: int) -> None:
             if r is not None:
                 _sum_shifted(r[:, block], values, [(0, 0)], width)
-                r[:, block] -= self.target[block]
             for row in range(-upper, lower + 1):  # i − j
                 terms = [(d, first + k) for k, d in enumerate(offsets) if d == -row]
                 _sum_shifted(ab[:, lower + upper + row, block], values, terms, width)
@@ -408,12 +408,10 @@ class IndexedKernels:
         lower = max([0, *terms])
         gradient = np.empty((len(f), p.points))
         ab = np.empty((len(f), p.points, lower + 1)).transpose(0, 2, 1)
-        target = self.halo_static[-1]
         products = [(d.offset[0], outputs + k) for k, d in enumerate(p.jacobian_stencil)]
 
         def write(block: slice, values: np.ndarray, width: int) -> None:
-            r = values[:, 0]
-            r -= target[block.start : block.stop + 2 * width]
+            r = values[:, 0]  # P − y*
             for _, k in products:
                 values[:, k] *= r
             _sum_shifted(gradient[:, block], values, products, width)
