@@ -65,3 +65,14 @@ def test_the_top_level_help_lists_every_exit_status(capsys) -> None:
     assert "--version" in out
     for code in ExitCode:
         assert f"\n  {int(code):<4} " in out, code
+
+
+def test_the_command_line_loads_the_analysis_only_for_a_command_that_runs_it() -> None:
+    # every command (a study of 10**6 starts too) pays for what its parser imports: the
+    # claims ledger, units and branch analysis (scipy.linalg, sympy.physics) cost ~0.7 s
+    code = (
+        "import sys, scaleinv.cli.main\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scaleinv.analysis')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

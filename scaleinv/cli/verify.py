@@ -14,21 +14,17 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scaleinv.analysis.claims import LEDGER_BUDGET, ClaimVerdict, LedgerReport, claim, run_ledger
-from scaleinv.analysis.claims.statement import Statement
-from scaleinv.analysis.units import check_unit_table
 from scaleinv.cli.exit_status import ExitCode, exit_status_help
 from scaleinv.errors import SpecError
-from scaleinv.numeric.inverse import numeric_inverse_note
-from scaleinv.numeric.rules import REGISTRY
-from scaleinv.reports.content import ETA
-from scaleinv.reports.spec_verdicts import spec_verdicts
 from scaleinv.reports.text import fitting_wrap, format_table
-from scaleinv.reports.verdict_text import HEADERS, text_rows
 from scaleinv.symbolic import IndexedProblem, Spec, load_spec
 from scaleinv.symbolic.spec import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
+from scaleinv.symbolic.spec_schema import LEDGER_BUDGET
+
+if TYPE_CHECKING:  # the analysis is imported when a command runs it: every command loads this
+    from scaleinv.analysis.claims import LedgerReport
 
 __all__ = ["register", "cmd_verify", "ledger_table", "plain_quote"]
 
@@ -106,6 +102,14 @@ def _steps(text: str) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the ledger (or one spec's checks); the exit code says whether what should hold
     does (see :class:`~scaleinv.cli.exit_status.ExitCode`)."""
+    from scaleinv.analysis.claims import run_ledger
+    from scaleinv.analysis.units import check_unit_table
+    from scaleinv.numeric.inverse import numeric_inverse_note
+    from scaleinv.numeric.rules import REGISTRY
+    from scaleinv.reports.content import ETA
+    from scaleinv.reports.spec_verdicts import spec_verdicts
+    from scaleinv.reports.verdict_text import HEADERS, text_rows
+
     if args.budget is not None and not MIN_BUDGET <= args.budget <= MAX_BUDGET:
         raise SpecError(
             "", "--budget", f"must be {MIN_BUDGET:_} to {MAX_BUDGET:_} steps, got {args.budget:_}"
@@ -157,6 +161,8 @@ def _ledger_status(report: LedgerReport) -> ExitCode:
 
 def _undecided_claims(report: LedgerReport) -> list[Any]:
     """Rows whose claim should hold (as written or corrected) but came out undecided."""
+    from scaleinv.analysis.claims import ClaimVerdict
+
     hold = (ClaimVerdict.HOLDS, ClaimVerdict.CORRECTED)
     return [
         r for r in report.rows if r.verdict is ClaimVerdict.UNDECIDED and r.claim.expected in hold
@@ -165,6 +171,8 @@ def _undecided_claims(report: LedgerReport) -> list[Any]:
 
 def ledger_table(report: LedgerReport) -> str:
     """The ledger as a text table with a summary line."""
+    from scaleinv.analysis.claims import ClaimVerdict
+
     rows = [
         [
             r.id,
@@ -189,6 +197,9 @@ def ledger_table(report: LedgerReport) -> str:
 
 
 def _show_claims(ids: Sequence[str], budget: float) -> int:
+    from scaleinv.analysis.claims import claim, run_ledger
+    from scaleinv.analysis.claims.statement import Statement
+
     for claim_id in ids:
         try:
             claim(claim_id)

@@ -28,12 +28,10 @@ from scaleinv.analysis.claims.statement import Statement, statement
 from scaleinv.analysis.claims.table import ENTRIES
 from scaleinv.analysis.verdict import Step
 from scaleinv.markup import markdown_text
+from scaleinv.symbolic.spec_schema import LEDGER_BUDGET  # the command line names it too
 
 __all__ = ["ClaimVerdict", "ClaimResult", "Claim", "CLAIMS", "LedgerRow", "LedgerReport"]
 __all__ += ["run_ledger", "claim", "LEDGER_BUDGET"]
-
-#: Default work limit of a claim's symbolic decisions, in counted steps (some 40 s on CI).
-LEDGER_BUDGET = 4_000_000
 
 
 class ClaimVerdict(StrEnum):
