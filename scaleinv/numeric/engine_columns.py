@@ -85,7 +85,8 @@ def _evaluate(jaxpr: Any, consts: Sequence[Any], args: Sequence[np.ndarray], siz
 
     def read(var: Any) -> np.ndarray:
         if isinstance(var, core.Literal):
-            return _constant(np.asarray(var.val, dtype=var.aval.dtype))
+            aval: Any = var.aval  # a ShapedArray
+            return _constant(np.asarray(var.val, dtype=aval.dtype))
         return env[var]
 
     for var, value in zip(jaxpr.constvars, consts):
@@ -103,10 +104,10 @@ def _evaluate(jaxpr: Any, consts: Sequence[Any], args: Sequence[np.ndarray], siz
 def _apply(eqn: Any, ins: list[np.ndarray], size: int) -> list[np.ndarray]:
     name, params = eqn.primitive.name, eqn.params
     if name in _ELEMENTWISE:
-        ins = np.broadcast_arrays(*ins)
-        out = np.empty(ins[0].shape, dtype=object)
+        same = np.broadcast_arrays(*ins)
+        out = np.empty(same[0].shape, dtype=object)
         for index in np.ndindex(out.shape):
-            out[index] = _bind(eqn.primitive, [a[index] for a in ins], params, size)
+            out[index] = _bind(eqn.primitive, [a[index] for a in same], params, size)
         return [out]
     if name in _FOLDS:
         return [_fold(ins[0], params["axes"], _FOLDS[name])]

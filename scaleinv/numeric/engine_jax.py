@@ -59,6 +59,12 @@ _PROGRAMS: weakref.WeakKeyDictionary[Problem, dict[tuple, Callable]] = weakref.W
 
 def _cramer(a: Any, b: Any) -> tuple[Any, Any]:
     """NumPy's ``_cramer_into`` (k = 1, 2): the solution and where it is trusted."""
+    x, trusted = _cramer_unchecked(a, b)
+    return x, trusted & _all_finite(x, -1)
+
+
+def _cramer_unchecked(a: Any, b: Any) -> tuple[Any, Any]:
+    """:func:`_cramer` without the finiteness of the solution: where the matrix is trusted."""
     if a.shape[-1] == 1:
         det = a[..., 0, 0]
         x = (b[..., 0] / det)[..., None]
@@ -73,7 +79,7 @@ def _cramer(a: Any, b: Any) -> tuple[Any, Any]:
         # sums of entries written out: a reduction would end XLA's loop fusion
         squares = a00 * a00 + a01 * a01 + a10 * a10 + a11 * a11
         fine = squares < runtime._CRAMER_LIMIT * jnp.abs(det)
-    return x, fine & _all_finite(x, -1)
+    return x, fine
 
 
 def _all_finite(x: Any, axis: int) -> Any:
@@ -173,22 +179,25 @@ def _lean_step(problem: Problem, rule: Rule) -> Callable[[Any], tuple[Any, Any]]
     """The rule's step for the common case, ``x -> (dx, event)`` (cached): solves by Cramer's
     rule (``k <= 2``) or LU without their fallbacks, PG's branch candidates not polished.
     ``event`` marks the samples where that may not be the exported step's result (a matrix
-    Cramer's rule does not trust, a non-finite solution, a rough branch candidate) or whose
-    step status is not ``RUNNING``; everywhere else ``dx`` is the exported step's, bit for bit
-    (the same expressions)."""
+    Cramer's rule does not trust, a rough branch candidate) or whose step status is not
+    ``RUNNING``; everywhere else ``dx`` is the exported step's, bit for bit (the same
+    expressions), or not finite (a solution that is not finite is no event: the point it makes
+    is not finite either, which the block's check finds; an event would keep the solution
+    apart from the point, one more array written per step)."""
     per_problem = _MODULES.setdefault(problem, {})
     if (rule, "lean") not in per_problem:
         module = vars(load_module(problem, "jax", [rule]))
         events: list[Any] = []  # filled while the step is traced
 
         def solve(a: Any, b: Any) -> tuple[Any, Any]:
+            # a solution that is not finite needs no event: it makes the point non-finite,
+            # which stays so and is found by the check at the end of the block
             if a.shape[-1] <= 2:
-                x, fine = _cramer(a, b)
+                x, trusted = _cramer_unchecked(a, b)
+                events.append(~trusted)
             else:
                 x = jnp.linalg.solve(a, b[..., None])[..., 0]
-                fine = _all_finite(x, -1)
-            events.append(~fine)
-            return x, jnp.zeros(fine.shape, dtype=jnp.int8)
+            return x, jnp.zeros(x.shape[:-1], dtype=jnp.int8)
 
         def polish(c: Any, r: Any, y: Any, params: Any) -> tuple[Any, Any, Any]:
             # r is 0 where c is not finite, so this is nearest_branch's `rough`
@@ -233,11 +242,11 @@ def fused_program(
     per_problem = _PROGRAMS.setdefault(problem, {})
     if key not in per_problem:
         module = _module(problem, rule, careful)
-        kernels = [module[name] for name in (rule.step_name, "gradient", "loss")]
+        step, gradient, loss = (module[name] for name in (rule.step_name, "gradient", "loss"))
         if rule.per_sample and not careful:
-            layout: _Layout = _Columns(problem.n, *kernels, _lean_step(problem, rule))
+            layout: _Layout = _Columns(problem.n, step, gradient, loss, _lean_step(problem, rule))
         else:
-            layout = _Stacked(*kernels)
+            layout = _Stacked(step, gradient, loss)
         per_problem[key] = _build(layout, steps, recorded_steps(record, steps), has_tol)
     return per_problem[key]
 
@@ -245,7 +254,7 @@ def fused_program(
 class _Stacked:
     """Points as one ``(size, n)`` array, the kernels called on it (batch-wide steps)."""
 
-    lean = None
+    lean: Callable | None = None
 
     def __init__(self, step: Callable, gradient: Callable, loss: Callable) -> None:
         self.step, self.gradient, self.loss = step, gradient, loss
@@ -342,15 +351,17 @@ def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Call
     Per-sample rules (:class:`_Columns`) hold the points as one array per coordinate and
     evaluate every kernel scalar by scalar on such arrays, so that XLA fuses a step into one
     loop per coordinate, as in a hand-written loop. Their steps run in blocks of
-    :data:`BLOCK`: first by the lean step alone (:func:`_lean_step`), every sample moving and
-    nothing written but the points; a sample that meets an event (its step status, a solve or
-    a branch the lean step does not decide, ``tol``, a loss at or above ``DIVERGED_LOSS``) gets
-    NaN in its first coordinate, and a non-finite point stays non-finite. At the end of the
-    block one check looks for a non-finite point among the running samples. Where there is
-    none, no status changed in the block, and its points are those of the checked loop (the
-    samples stopped before the block keep theirs). Where there is one, the block is run again
-    from its start by ``checked``: the exported step with the statuses, ``tol`` and the
-    divergence check of the NumPy engine, step for step.
+    :data:`BLOCK`: first by the lean step alone (:func:`_lean_step`), nothing written but the
+    points; a running sample that meets an event (its step status, a solve or a branch the
+    lean step does not decide, ``tol``, a loss at or above ``DIVERGED_LOSS``) gets NaN in its
+    first coordinate, and a non-finite point stays non-finite (``x + dx`` of a non-finite
+    ``x`` is not finite). Samples stopped before the block keep their points (finite: a point
+    is only taken where it is): a mask holds them, and while no sample has stopped, the block
+    runs without the mask (it costs about half a step). At the end of the block one check
+    looks for a non-finite point. Where there is none, no status changed in the block, and its
+    points are those of the checked loop. Where there is one, the block is run again from its
+    start by ``checked``: the exported step with the statuses, ``tol`` and the divergence
+    check of the NumPy engine, step for step.
 
     Batch-wide steps (HIG, whose cut-off is taken over the batch, and the careful solve,
     which decides over the batch) hold ``(size, n)`` and check every step.
@@ -378,15 +389,25 @@ def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Call
         points = layout.where(status == running, new, points)
         return points, status, jnp.where(newly, k, taken), unsure
 
-    def lean(points: tuple, tol: Any) -> tuple:
-        """``checked`` without statuses where no sample meets an event (see above)."""
+    def lean(points: tuple, moves: Any, tol: Any) -> tuple:
+        """``checked`` without statuses where no sample meets an event (see above); ``moves``
+        the running samples (None: all)."""
+        assert layout.lean is not None  # only per-sample rules (_Columns) run lean blocks
         dx, event = layout.lean(points)
         if has_tol:
             event = event | small(points, tol)
-        new = list(layout.add(points, dx))
-        event = event | ~(jnp.abs(layout.loss(tuple(new))) < runtime.DIVERGED_LOSS)
-        new[0] = jnp.where(event, jnp.nan, new[0])
-        return tuple(new)
+        new = layout.add(points, dx)
+        if moves is not None:
+            new = layout.where(moves, new, points)
+        event = event | ~(jnp.abs(layout.loss(new)) < runtime.DIVERGED_LOSS)
+        if moves is not None:
+            event = moves & event
+        return (jnp.where(event, jnp.nan, new[0]), *new[1:])
+
+    def lean_steps(points: tuple, moves: Any, length: int, tol: Any) -> tuple:
+        # the first step apart: it writes new arrays, and the block's start stays for a rerun
+        ends = lean(points, moves, tol)
+        return jax.lax.fori_loop(1, length, lambda _, p: lean(p, moves, tol), ends)
 
     def block(state: tuple, first: Any, length: int, tol: Any) -> tuple:
         def each(k: Any, s: tuple) -> tuple:
@@ -395,12 +416,18 @@ def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Call
         if layout.lean is None:
             return jax.lax.fori_loop(first, first + length, each, state)
         points, status = state[0], state[1]
-        ends = jax.lax.fori_loop(0, length, lambda _, p: lean(p, tol), points)
         moves = status == running
-        met = (moves & ~layout.finite(ends)).any()
+        # the mask costs ~50% of a lean step: left out while no sample has stopped
+        ends = jax.lax.cond(
+            moves.all(),
+            lambda p: lean_steps(p, None, length, tol),
+            lambda p: lean_steps(p, moves, length, tol),
+            points,
+        )
+        met = ~layout.finite(ends).all()  # stopped samples keep their (finite) points
 
         def lean_result(s: tuple) -> tuple:
-            return (layout.where(moves, ends, points), *s[1:])
+            return (ends, *s[1:])
 
         return jax.lax.cond(
             met, lambda s: jax.lax.fori_loop(first, first + length, each, s), lean_result, state
@@ -430,9 +457,10 @@ def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Call
                 state = blocks(state, first + i * length, length, tol)
                 return state, (layout.stack(state[0]), layout.loss(state[0]))
 
-            state, (seg_x, seg_loss) = jax.lax.scan(segment, state, jnp.arange(count))
-            xs.append(seg_x)
-            losses.append(seg_loss)
+            seg: tuple[Any, Any]
+            state, seg = jax.lax.scan(segment, state, jnp.arange(count))
+            xs.append(seg[0])
+            losses.append(seg[1])
             first += length * count
         points, status, taken, unsure = state
         if has_tol:
