@@ -577,16 +577,16 @@ def test_the_minimiser_of_a_coupled_loss_is_checked_for_a_minimum(m) -> None:
 def test_report_and_verify_read_the_same_verdicts_at_the_named_point(built, monkeypatch) -> None:
     """One source of verdicts (spring.toml): the report's verdict objects are the ones
     ``scaleinv verify`` prints, the report's rows show them, and the PDF names the point."""
-    from scaleinv.cli import verify as verify_cmd
+    from scaleinv.reports import verdict_text  # `verify` imports text_rows when it runs
 
     printed = []
-    real = verify_cmd.text_rows
+    real = verdict_text.text_rows
 
     def spy(checks):
         printed.append(checks)
         return real(checks)
 
-    monkeypatch.setattr(verify_cmd, "text_rows", spy)
+    monkeypatch.setattr(verdict_text, "text_rows", spy)
     # PG's composition on spring is undecided (sqrt(1/k)² against Abs): exit 3, none failed
     assert main(["verify", str(ROOT / "reports" / "spring.toml")]) == ExitCode.UNDECIDED
     checks = built["spring"].checks

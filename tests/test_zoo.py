@@ -49,6 +49,7 @@ from scaleinv.numeric import Status
 from scaleinv.numeric.inverse import numeric_inverse_note
 from scaleinv.numeric.rules import make_rule
 from scaleinv.reports import builder
+from scaleinv.reports import spec_verdicts as spec_verdicts_module
 from scaleinv.reports import study as study_module
 from scaleinv.reports.builder import BuildResult
 from scaleinv.reports.content import FEW
@@ -185,7 +186,8 @@ def cli(zoo: Case, monkeypatch: pytest.MonkeyPatch) -> Any:
     for module in (run_cmd, derive_cmd, export_cmd, study_cmd, verify_cmd):
         monkeypatch.setattr(module, "load_spec", lambda path: zoo.spec)
     monkeypatch.setattr(study_module, "run_study", lambda spec, starts=None, engine=None: zoo.study)
-    monkeypatch.setattr(verify_cmd, "spec_verdicts", lambda spec, **_: zoo.report.checks)
+    # `verify` imports spec_verdicts when it runs: patched in its own module
+    monkeypatch.setattr(spec_verdicts_module, "spec_verdicts", lambda spec, **_: zoo.report.checks)
     return scaleinv_cli.main
 
 
