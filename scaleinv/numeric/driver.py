@@ -17,15 +17,18 @@ from __future__ import annotations
 import os
 import warnings
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from scaleinv.errors import MemoryLimitError, NumericInverseWarning, ProblemError
 from scaleinv.numeric import runtime
+from scaleinv.numeric.column_loop import iterate_columns
 from scaleinv.numeric.compiled import CompiledRule
 from scaleinv.numeric.compiler import compile_problem
 from scaleinv.numeric.engines import check_engine, choose_engine, reruns_no_inverse
+from scaleinv.numeric.fused_step import fused_step
 from scaleinv.numeric.indexed_kernels import IndexedKernels
 from scaleinv.numeric.indexed_steps import (
     compile_indexed_rule,
@@ -230,7 +233,7 @@ def minimize(
         with ProgressBar(steps if progress else 0, f"minimize {rule.name}") as bar:
             radius = _radius(problem, flat, steps)
             status, taken = _iterate_numpy(
-                rule, compiled, kernels, flat, steps, tol, recorder, bar, radius
+                problem, rule, compiled, kernels, flat, steps, tol, recorder, bar, radius
             )
     except MemoryError as err:
         if isinstance(err, MemoryLimitError):
@@ -268,6 +271,7 @@ def _in_chunks(rule: Rule, compiled: CompiledRule, samples: int, steps: int) -> 
 
 
 def _iterate_numpy(
+    problem: Problem | IndexedProblem,
     rule: Rule,
     compiled: CompiledRule,
     kernels: ProblemKernels | IndexedKernels,
@@ -286,16 +290,27 @@ def _iterate_numpy(
     and statuses stay in cache for all its steps (instead of every step streaming the whole
     batch through memory several times). Other rules (HIG's batch SVD, BFGS) run whole.
     ``radius``: where the loss cannot diverge (:mod:`scaleinv.numeric.loss_radius`).
+    GD, Newton and IG on small problems run on coordinate columns with one fused step
+    (:mod:`scaleinv.numeric.column_loop`).
     """
     samples = len(x0)
     gradient, loss = kernels.gradient, kernels.loss
     if isinstance(kernels, ProblemKernels):  # the driver's own calls: arguments already checked
         gradient, loss = kernels.gradient.func, kernels.loss.func
-    if not _in_chunks(rule, compiled, samples, steps):
-        state = compiled.init(x0, steps)
+    fused = None
+    if isinstance(problem, Problem) and rule.per_sample and not compiled.state_bytes(1, steps):
+        fused = fused_step(problem, rule, with_norm=tol is not None)
+
+    def run(x: np.ndarray, part: runtime.Recorder, update: Callable[..., None]) -> tuple:
+        if fused is not None:
+            return iterate_columns(fused, compiled.step, loss, x, steps, tol, part, update, radius)
+        state = compiled.init(x, steps)
         return runtime.iterate(
-            compiled.step, gradient, loss, x0, steps, tol, recorder, state, bar.update, radius
+            compiled.step, gradient, loss, x, steps, tol, part, state, update, radius
         )
+
+    if not _in_chunks(rule, compiled, samples, steps):
+        return run(x0, recorder, bar.update)
     status = np.empty(samples, dtype=np.int8)
     taken = np.empty(samples, dtype=np.int64)
     chunks = -(-samples // runtime.CHUNK)
@@ -305,11 +320,7 @@ def _iterate_numpy(
         def update(done: int, running: int | None = None, c: int = c) -> None:
             bar.update((c * steps + done) // chunks)
 
-        state = compiled.init(x0[rows], steps)
-        status[rows], taken[rows] = runtime.iterate(
-            compiled.step, gradient, loss, x0[rows], steps, tol, recorder.part(rows), state,
-            update, radius,
-        )  # fmt: skip
+        status[rows], taken[rows] = run(x0[rows], recorder.part(rows), update)
     recorder.filled = len(recorder.steps)
     return status, taken
 

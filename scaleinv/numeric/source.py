@@ -31,7 +31,7 @@ from scaleinv.numeric.flavors import MinMax, functional_source, printer_of
 from scaleinv.numeric.pysource import SUM_GROUP, balanced
 
 __all__ = ["BLOCK", "MAX_PRODUCT_POWER", "RESERVED", "kernel_source", "program_source"]
-__all__ += ["param_keywords"]
+__all__ += ["param_keywords", "renaming_printer"]
 
 #: Points per block of a kernel's batch loop (a block's temporaries then fit in L2/L3 cache).
 BLOCK = 4096
@@ -108,6 +108,12 @@ class _Printer(MinMax, NumPyPrinter):
         sp.atan: "arctan",
     }
 
+    #: Names printed for symbols instead of their own (:func:`renaming_printer`).
+    names: Mapping[sp.Basic, str] = {}
+
+    def _print_Symbol(self, expr: Any) -> str:
+        return self.names.get(expr) or str(super()._print_Symbol(expr))
+
     def doprint(self, expr: Any, assign_to: Any = None) -> str:
         if assign_to is None:
             return self._fast(expr)
@@ -123,7 +129,7 @@ class _Printer(MinMax, NumPyPrinter):
 
     def _fast(self, expr: Any) -> str:
         if expr.is_Symbol:
-            return expr.name
+            return self.names.get(expr) or expr.name
         if expr.is_Rational and max(abs(expr.p), expr.q) >= _EXACT_INT:
             return _float_literal(float(expr))
         if expr.is_Integer:
@@ -185,6 +191,15 @@ def _printer() -> NumPyPrinter:
     # display was 2/3 of the printing time of a 256-point stencil's kernels.
     settings = {"fully_qualified_modules": True, "allow_unknown_functions": False}
     return _Printer({**settings, "order": "none"})
+
+
+def renaming_printer(names: Mapping[sp.Basic, str]) -> NumPyPrinter:
+    """The kernels' printer, printing the symbols of ``names`` by those names (renaming with
+    ``xreplace`` would rebuild the expressions, and SymPy's evaluation could then change their
+    arithmetic: ``4*t + 2*(t - 3)`` becomes ``6*t - 6``)."""
+    printer = _printer()
+    printer.names = dict(names)
+    return printer
 
 
 def _flatten(exprs: sp.MatrixBase | Sequence[sp.Expr] | sp.Expr) -> tuple[tuple, list[sp.Expr]]:
