@@ -17,8 +17,14 @@ PROBLEMS = {
     "cubic": (["x"], ["x**3 - x"], {}, [0.5]),
     "coupled": (["u", "v"], ["u*v", "u + v**2"], {}, [1.0, 2.0]),
     "constant row": (["u", "v"], ["2", "u + v**2"], {}, [1.0, 2.0]),
+    "excluded boundary": (["u", "v"], ["u*v", "u"], {}, [1.0, 0.5]),
+    "sum and product": (["u", "v"], ["u*v", "u + v"], {}, [1.0, 3.0]),
 }
 RULES = [rules.gd(0.05), rules.gd(5.0), rules.newton(0.7), rules.ig(0.5)]
+#: PG's cases: problems with a closed-form local inverse (not periodic)
+PG_PROBLEMS = ["separable", "excluded boundary", "sum and product"]
+CASES = [(name, rule) for name in sorted(PROBLEMS) for rule in RULES]
+CASES += [(name, rules.pg(0.5)) for name in PG_PROBLEMS]
 
 
 def _problem(name: str) -> Problem:
@@ -32,31 +38,33 @@ def _kernel_by_kernel(monkeypatch: pytest.MonkeyPatch, *args, **kwargs):
         return minimize(*args, **kwargs)
 
 
-@pytest.mark.parametrize("name", sorted(PROBLEMS))
-@pytest.mark.parametrize("rule", RULES, ids=str)
+@pytest.mark.parametrize(("name", "rule"), CASES, ids=str)
 def test_fused_step_equals_the_rules_own_step(name, rule):
     problem = _problem(name)
     fused = fused_step(problem, rule, with_norm=True)
     assert fused is not None
-    x = np.random.default_rng(1).uniform(-2, 2, (500, problem.n))
-    *dx, trusted, norm = fused.func(*(x[:, i].copy() for i in range(problem.n)))
-    dx = np.stack([np.broadcast_to(d, (500,)) for d in dx], axis=-1)
+    x = np.random.default_rng(1).uniform(-2, 2, (5000, problem.n))  # two blocks
+    dx, trusted, norm = np.empty((problem.n, 5000)), np.ones(5000, bool), np.empty(5000)
+    fused.func(np.array(x.T), dx, trusted, norm)
+    dx = dx.T
     expected, _, status = driver.compiled_rule(problem, rule).step(x, None)
     kernels = compile_problem(problem, backend="numpy")
     g = kernels.gradient(x)
     np.testing.assert_allclose(norm, (g * g).sum(-1), rtol=1e-15)
-    ok = np.ones(500, bool) if trusted is None else np.broadcast_to(trusted, (500,))
-    ok = ok & np.isfinite(dx).all(-1)
+    assert fused.has_trust == (rule.name != "gd")
+    ok = trusted & np.isfinite(dx).all(-1)
     if name == "constant row" and rule.name == "ig":  # J singular everywhere: all fall back
         assert not ok.any()
-    else:  # the fused solve decides almost every sample itself
+    elif rule.name == "pg" and name == "sum and product":  # no real solution at 1/3 of them
+        assert ok.mean() > 0.6
+        assert (status[~ok] == runtime.NO_INVERSE).mean() > 0.9
+    else:  # the fused step decides almost every sample itself
         assert ok.mean() > 0.9
     np.testing.assert_allclose(dx[ok], expected[ok], rtol=1e-13, atol=1e-300)
     assert (status[ok] == runtime.RUNNING).all()
 
 
-@pytest.mark.parametrize("name", sorted(PROBLEMS))
-@pytest.mark.parametrize("rule", RULES, ids=str)
+@pytest.mark.parametrize(("name", "rule"), CASES, ids=str)
 @pytest.mark.parametrize(("tol", "record"), [(None, "ends"), (1e-6, "all"), (1e-6, "every:3")])
 def test_fused_loop_equals_the_kernel_by_kernel_loop(monkeypatch, name, rule, tol, record):
     problem = _problem(name)
@@ -94,7 +102,7 @@ def test_large_run_in_chunks_with_the_loss_certificate(monkeypatch):
     size = runtime.CHUNK + 5000
     x = np.random.default_rng(4).uniform(-3, 3, (size, 2))
     steps = driver.CERTIFY_WORK // size + 1
-    for rule in (rules.gd(0.6), rules.newton(1 / 3)):
+    for rule in (rules.gd(0.6), rules.newton(1 / 3), rules.pg(0.3)):
         ours = minimize(problem, rule, x, steps, 1e-9, engine="numpy")
         theirs = _kernel_by_kernel(monkeypatch, problem, rule, x, steps, 1e-9, engine="numpy")
         np.testing.assert_array_equal(ours.status, theirs.status)
@@ -107,4 +115,21 @@ def test_no_fused_step_where_the_solve_is_not_cramers():
     assert fused_step(three, rules.gd(0.1), with_norm=False) is not None
     wide = Problem.from_strings(["a", "b"], ["a*b"], target=[1.0])
     assert fused_step(wide, rules.ig(1.0), with_norm=False) is None  # pseudo-inverse
-    assert fused_step(_problem("separable"), rules.pg(0.3), with_norm=False) is None
+    assert fused_step(_problem("separable"), rules.pg(0.3, inverse="numeric"), False) is None
+    assert fused_step(_problem("separable"), rules.pg(0.3, fallback="ig"), False) is None
+    periodic = Problem.from_strings(["a", "t"], ["a*cos(t)", "a*sin(t)"], target=[1.0, 1.0])
+    assert fused_step(periodic, rules.pg(0.3), with_norm=False) is None
+
+
+def test_pg_samples_without_an_inverse_stop_as_before(monkeypatch):
+    # (x0, x1**2) towards y1 = -3: no real x1 once the target turns negative; those samples
+    # end no_inverse from the rule's own step, the others move on fused
+    problem = Problem.from_strings(["x0", "x1"], ["x0", "x1**2"], target=[2.0, -3.0])
+    x = np.random.default_rng(5).uniform(0.5, 2, (300, 2))
+    ours = minimize(problem, rules.pg(0.2), x, 15, record="all", engine="numpy")
+    theirs = _kernel_by_kernel(monkeypatch, problem, rules.pg(0.2), x, 15, record="all",
+                               engine="numpy")  # fmt: skip
+    assert "NO_INVERSE" in {s.name for s in ours.statuses()}
+    np.testing.assert_array_equal(ours.status, theirs.status)
+    np.testing.assert_array_equal(ours.steps_taken, theirs.steps_taken)
+    np.testing.assert_allclose(ours.x, theirs.x, rtol=1e-12, atol=1e-12)

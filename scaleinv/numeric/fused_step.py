@@ -2,18 +2,19 @@
 
 The NumPy engine's step of a small problem makes one call per kernel (the gradient, the
 Hessian, then the solve, each over ``(samples, n)`` arrays whose columns are strided), and the
-tolerance check evaluates the gradient again. For GD, Newton and IG on problems of at most
-:data:`MAX_SOLVE_N` inputs (GD: :data:`MAX_GD_N`), this module prints instead one function
-``fused(x0, x1, ..., **params) -> (dx0, ..., trusted, g2)`` over one contiguous array per
-coordinate: the kernels' own straight-line programs one after the other (the same expressions,
-so the same values bit for bit), then the rule's solve written out as
-:func:`scaleinv.numeric.runtime.solve` computes it (Cramer's rule, ``b / diag`` for a
-structurally diagonal matrix), its trust test, and ``|dL/dx|²`` for the tolerance check.
+tolerance check evaluates the gradient again. For GD, Newton, IG and PG (closed-form, not
+periodic) on problems of at most :data:`MAX_SOLVE_N` inputs (GD and PG: :data:`MAX_GD_N`),
+this module prints instead one function ``fused(x, dx, ok, norm)`` over the points held as
+one contiguous row per coordinate: the kernels' own straight-line programs one after the
+other (the same expressions, so the same values bit for bit), then the rule's solve written
+out as :func:`scaleinv.numeric.runtime.solve` computes it (Cramer's rule, ``b / diag`` for a
+structurally diagonal matrix) or PG's nearest branch as its local inverse picks it first,
+the trust test, and ``|dL/dx|²`` for the tolerance check.
 
-``trusted`` (None for GD) is where :func:`~scaleinv.numeric.runtime.solve` trusts Cramer's
-rule before the finiteness of the solution; everywhere else the loop
-(:mod:`scaleinv.numeric.column_loop`) takes the rule's own step, so statuses (singular samples)
-come from the same code as before.
+``ok`` (not written for GD) is where :func:`~scaleinv.numeric.runtime.solve` trusts Cramer's
+rule before the finiteness of the solution (PG: where the nearest candidate solves
+``P(x) = y``); everywhere else the loop (:mod:`scaleinv.numeric.column_loop`) takes the
+rule's own step, so statuses (singular samples, no inverse) come from the same code as before.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from scaleinv.numeric import runtime
+from scaleinv.numeric import inverse_source, runtime
 from scaleinv.numeric.kernels import StraightLine, flavor_kernels
 from scaleinv.numeric.rules import Rule
-from scaleinv.numeric.source import param_keywords, renaming_printer
+from scaleinv.numeric.source import BLOCK, param_keywords, renaming_printer
 from scaleinv.symbolic import Problem
 
 __all__ = ["FusedStep", "fused_step", "MAX_SOLVE_N", "MAX_GD_N"]
@@ -42,12 +43,23 @@ MAX_GD_N = 8
 
 @dataclass(frozen=True)
 class FusedStep:
-    """A rule's fused step: ``func(*columns)`` returns the ``n`` columns of ``Δx``, where the
-    solve is trusted (None: always) and ``|dL/dx|²`` (None unless built ``with_norm``)."""
+    """A rule's fused step: ``func(x, dx, ok, norm)`` writes, for the points ``x`` held as
+    ``(n, size)`` (one contiguous row per coordinate), ``Δx`` into ``dx`` (``(n, size)``),
+    where the step is trusted into ``ok`` and ``|dL/dx|²`` into ``norm`` (``(size,)`` each),
+    a block of :data:`~scaleinv.numeric.source.BLOCK` samples at a time (the temporaries of a
+    block stay in cache)."""
 
-    func: Callable[..., tuple[Any, ...]]
+    func: Callable[..., None]
     source: str
     n: int
+    #: Whether ``func`` writes where its step is trusted into ``ok`` (else: everywhere).
+    has_trust: bool
+    #: Whether ``func`` writes ``|dL/dx|²`` into ``norm``.
+    has_norm: bool
+    #: Whether stopped samples join the rule's own step where the fused one is not trusted:
+    #: yes for a solve (:func:`~scaleinv.numeric.runtime.solve` decides over all of its
+    #: samples), no for PG (its local inverse decides sample by sample).
+    fallback_stopped: bool = True
 
 
 _CACHE: weakref.WeakKeyDictionary[Problem, dict[tuple[Rule, bool], FusedStep | None]] = (
@@ -57,7 +69,8 @@ _CACHE: weakref.WeakKeyDictionary[Problem, dict[tuple[Rule, bool], FusedStep | N
 
 def fused_step(problem: Problem, rule: Rule, with_norm: bool) -> FusedStep | None:
     """The fused step of ``rule`` on ``problem`` (cached), or None where there is none: other
-    rules, too many inputs, a non-square Jacobian (IG's pseudo-inverse), a sparse matrix."""
+    rules, too many inputs, a non-square Jacobian (IG's pseudo-inverse), a sparse matrix, PG
+    without a closed form or with periodic branches or the IG fallback."""
     per_problem = _CACHE.setdefault(problem, {})
     key = (rule, with_norm)
     if key not in per_problem:
@@ -77,13 +90,19 @@ class _Writer:
         self.lines: list[str] = []
         self.programs = 0
 
-    def program(self, program: StraightLine | None, prefix: str) -> dict[tuple[int, ...], str]:
+    def program(
+        self,
+        program: StraightLine | None,
+        prefix: str,
+        reads: dict[sp.Basic, str] | None = None,
+    ) -> dict[tuple[int, ...], str]:
         """Print ``program``'s temporaries and outputs; return each output entry's name, or
-        its value where it is a constant (a structurally zero entry is ``"0"``)."""
+        its value where it is a constant (a structurally zero entry is ``"0"``). ``reads``
+        names what some of its symbols read instead of the usual columns."""
         if program is None:
             raise _NotFused("the kernel has no straight-line program")
         self.programs += 1
-        names = dict(self.names)
+        names = {**self.names, **(reads or {})}
         names.update((t, f"_p{self.programs}t{k}") for k, (t, _) in enumerate(program.temps))
         printer = renaming_printer(names)
 
@@ -111,18 +130,20 @@ class _NotFused(Exception):
 
 def _build(problem: Problem, rule: Rule, with_norm: bool) -> FusedStep | None:
     n = problem.n
-    limit = MAX_GD_N if rule.name == "gd" else MAX_SOLVE_N
-    if rule.name not in ("gd", "newton", "ig") or n > limit:
+    limit = MAX_SOLVE_N if rule.name in ("newton", "ig") else MAX_GD_N
+    if rule.name not in ("gd", "newton", "ig", "pg") or n > limit:
         return None
     kernels = flavor_kernels(problem)
     writer = _Writer(problem)
     eta = repr(float(rule.settings()["eta"]))
     try:
         g = None
-        if rule.name != "ig" or with_norm:
+        if rule.name in ("gd", "newton") or with_norm:
             g = writer.program(kernels.gradient.program, "_g")
         trusted = "None"
-        if rule.name == "gd":
+        if rule.name == "pg":
+            dx, trusted = _pg_lines(problem, rule, writer, eta)
+        elif rule.name == "gd":
             dx = [f"(-{eta}) * {g[(i,)]}" for i in range(n)] if g else []
         elif rule.name == "newton":
             if kernels.hessian_pattern.sparse:
@@ -145,23 +166,88 @@ def _build(problem: Problem, rule: Rule, with_norm: bool) -> FusedStep | None:
             dx, trusted = _solve_lines(writer.lines, a, b)
     except _NotFused:
         return None
-    norm = "None"
+    writes = [f"dx[{i}, _rows] = {v}" for i, v in enumerate(dx)]
+    if trusted != "None":
+        writes.append(f"ok[_rows] = {trusted}")
     if with_norm and g is not None:
-        norm = _sum_of_squares([g[(i,)] for i in range(n)])
+        writes.append(f"norm[_rows] = {_sum_of_squares([g[(i,)] for i in range(n)])}")
     params = [f"{ident}={float(problem.params[s])!r}" for s, ident in writer.keywords.items()]
-    args = ", ".join([f"_x{i}" for i in range(n)] + (["*", *params] if params else []))
-    body = "\n".join(f"        {line}" for line in writer.lines)
-    returns = ", ".join([*dx, trusted, norm])
+    unpack = [f"_x{i} = x[{i}, _rows]" for i in range(n)]
+    body = "\n".join(f"            {line}" for line in [*unpack, *writer.lines, *writes])
     source = (
-        f"def fused({args}):\n"
-        f'    """{rule.label} step of {problem.n} columns: (dx..., trusted, |g|²)."""\n'
-        f"    with numpy.errstate(all='ignore'):\n{body}\n"
-        f"        return ({returns},)\n"
+        f"def fused(x, dx, ok, norm{''.join(', ' + p for p in ['*', *params] if params)}):\n"
+        f'    """{rule.label} step on coordinate rows x (n, size): into dx, ok, norm."""\n'
+        "    with numpy.errstate(all='ignore'):\n"
+        f"        for _start in range(0, x.shape[1], {BLOCK}):\n"
+        f"            _rows = slice(_start, _start + {BLOCK})\n{body}\n"
     )
-    scope: dict[str, Any] = {"numpy": np}
+    scope: dict[str, Any] = {"numpy": np, "_select": _select}
     # The source is printed from scaleinv's own expressions (never from user text).
     exec(compile(source, f"<scaleinv fused {rule.name} step>", "exec"), scope)  # noqa: S102
-    return FusedStep(scope["fused"], source, n)
+    return FusedStep(
+        scope["fused"], source, n, trusted != "None", with_norm, fallback_stopped=rule.name != "pg"
+    )
+
+
+def _pg_lines(problem: Problem, rule: Rule, writer: _Writer, eta: str) -> tuple[list[str], str]:
+    """PG's step as its closed-form local inverse's first stage computes it (``nearest_first``
+    of :mod:`scaleinv.numeric.inverse_source`): the target ``t = y + η·newton_dy(y)``, every
+    branch at ``t``, the nearest finite candidate, and whether it solves ``P(c) = t`` to the
+    tolerance (the trust test: elsewhere the rule's own step polishes or finds no inverse)."""
+    if rule.uses_numeric_inverse or getattr(rule, "fallback", "stop") != "stop":
+        raise _NotFused("the numeric local inverse, or the IG fallback")
+    kernels = flavor_kernels(problem)
+    if kernels.newton_dy is None:
+        raise _NotFused("no Newton step in y")
+    local = problem.local_inverse()
+    if local.numeric or not local.branches:
+        raise _NotFused("no closed form")
+    first = local.branches[0]
+    if any(t is not None for t in first.period) or first.joint_period:
+        raise _NotFused("periodic branches (their shift is not written out here)")
+    n, m, lines = problem.n, problem.m, writer.lines
+    y = writer.program(kernels.P.program, "_y")
+    _alias(lines, y)
+    d = writer.program(kernels.newton_dy.program, "_d")
+    for j in range(m):  # pg_step: y + eta * newton_dy(y)
+        lines.append(f"_t{j} = _y{j} + {eta} * {d[(j,)]}")
+    targets = {ys: f"_t{j}" for j, ys in enumerate(problem.output_symbols)}
+    for b, branch in enumerate(local.branches):
+        temps, reduced = sp.cse(list(branch.solution), symbols=sp.numbered_symbols("_t"))
+        outputs = [((i,), e) for i, e in enumerate(reduced) if e != 0]
+        program = StraightLine(temps, outputs, (n,), [], problem.params)
+        c = writer.program(program, f"_c{b}_", reads=targets)
+        lines += [f"_gap{i} = {c[(i,)]} - _x{i}" for i in range(n)]
+        squares = " + ".join(f"_gap{i} * _gap{i}" for i in range(n))
+        lines.append(f"_dist = numpy.fmin({squares}, numpy.inf)")
+        if b == 0:
+            lines += [f"_xs{i} = {c[(i,)]}" for i in range(n)]
+            lines.append("_best = _dist")
+        else:  # ties: the first branch
+            lines.append("_pick = (_dist < _best).view(numpy.int8).astype(numpy.int64)")
+            lines += [f"_xs{i} = _select(_pick, {c[(i,)]}, _xs{i})" for i in range(n)]
+            lines.append("_best = numpy.minimum(_best, _dist)")
+    selected = {x: f"_xs{i}" for i, x in enumerate(problem.inputs)}
+    q = writer.program(kernels.P.program, "_q", reads=selected)
+    tol = repr(inverse_source.TOL)
+    checks = [f"(numpy.abs(_t{j} - {q[(j,)]}) <= {tol} * (1 + numpy.abs(_t{j})))"
+              for j in range(m)]  # fmt: skip
+    lines.append(f"_valid = {' & '.join(checks)} & (_best < numpy.inf)")
+    return [f"_xs{i} - _x{i}" for i in range(n)], "_valid"
+
+
+def _select(pick: np.ndarray, a: Any, b: Any) -> np.ndarray:
+    """``numpy.where(pick, a, b)`` bit for bit, ``pick`` 0 or 1 as int64: by the bits of
+    ``a ^ b`` (a random mask makes ``numpy.where`` mispredict a branch per element: 4x the
+    time at 16,384 samples)."""
+    if np.shape(a) != pick.shape:  # a constant candidate
+        a = np.full(pick.shape, a, dtype=np.float64)
+    if np.shape(b) != pick.shape:
+        b = np.full(pick.shape, b, dtype=np.float64)
+    bits = np.bitwise_xor(a.view(np.int64), b.view(np.int64))
+    bits *= pick
+    bits ^= b.view(np.int64)
+    return bits.view(np.float64)
 
 
 def _alias(lines: list[str], y: dict[tuple[int, ...], str]) -> None:
