@@ -262,7 +262,7 @@ def test_points_outside_the_loss_box_and_long_blocks() -> None:
     x0 = 1e35 (loss 1e70, not diverged) every step outside the box is an event run again by
     the checked step (Newton and IG come back in 60-70 steps, GD stays out); x1 = 1e30 diverges
     (GD) or is singular; GD from 1e3 diverges inside a long block. 100 steps, one record:
-    blocks of 10, 20, 40, ... (each after a clean one twice as long)."""
+    blocks of 10, 40, 50 (each after a clean one GROW = 4 times as long)."""
     from scaleinv.numeric.loss_radius import loss_radius
 
     assert loss_radius(COMPARISON) == 1e24

@@ -373,11 +373,15 @@ def _sum_of_squares(parts: list[Any]) -> Any:
     return squares
 
 
-#: Steps of the first block of the fused loop (a block after one without an event is twice as
-#: long as that one, one after an event this long again): a block runs the lean step (nothing
-#: but the points written), then one check over the batch; a block where a running sample met
-#: an event runs again from its start, step by step with the statuses (see :func:`_build`).
+#: Steps of the first block of the fused loop (a block after one without an event is
+#: :data:`GROW` times as long as that one, one after an event this long again): a block runs
+#: the lean step (nothing but the points written), then one check over the batch; a block
+#: where a running sample met an event runs again from its start, step by step with the
+#: statuses (see :func:`_build`).
 BLOCK = 10
+#: Growth of the blocks after a block without an event: each block's check and conds cost
+#: about 5 steps at 10**5 samples (dispatch, not memory); a rerun costs its block's length.
+GROW = 4
 
 
 def _build(
@@ -388,7 +392,7 @@ def _build(
     Per-sample rules (:class:`_Columns`) hold the points as one array per coordinate and
     evaluate every kernel scalar by scalar on such arrays, so that XLA fuses a step into one
     loop per coordinate, as in a hand-written loop. Their steps run in blocks (the first of
-    :data:`BLOCK` steps, each after one without an event twice as long as that): first by the
+    :data:`BLOCK` steps, each after one without an event :data:`GROW` times as long): first by the
     lean step alone (:func:`_lean_step`), nothing written but the points; a running sample
     that meets an event (its step status, a solve or a branch the lean step does not decide,
     ``tol``) gets NaN in its last coordinate. Divergence is an event too: where
@@ -487,8 +491,7 @@ def _build(
 
     def blocks(state: tuple, first: Any, length: int, tol: Any) -> tuple:
         """``length`` steps from step ``first``: blocks of :data:`BLOCK` steps, each block
-        after one without an event twice as long as that (the check and the choice between
-        the lean and the checked result cost about a step per block)."""
+        after one without an event :data:`GROW` times as long as that."""
         if layout.lean is None:
             return jax.lax.fori_loop(first, first + length, lambda k, s: checked(k, s, tol), state)
         if length <= BLOCK:
@@ -501,7 +504,7 @@ def _build(
             state, done, size = carry
             size = jnp.minimum(size, length - done)
             state, met = block(state, first + done, size, tol)
-            return state, done + size, jnp.where(met, BLOCK, 2 * size)
+            return state, done + size, jnp.where(met, BLOCK, GROW * size)
 
         start = (state, jnp.asarray(0, dtype=jnp.int64), jnp.asarray(BLOCK, dtype=jnp.int64))
         return jax.lax.while_loop(more, next_block, start)[0]
@@ -513,6 +516,10 @@ def _build(
         points = layout.split(x0)
         status = jnp.zeros(size, dtype=jnp.int8)
         state = (points, status, jnp.full(size, steps, dtype=jnp.int64), jnp.array(False))
+        # the start as XLA's constants no more: a loop of one trip is inlined, and XLA then
+        # folds the first block's reductions over the constant statuses at compile time
+        # (37 s for 10**7 samples)
+        state = jax.lax.optimization_barrier(state)
         xs: list[Any] = [layout.stack(points)[None]] if kept[0] == 0 else []
         losses: list[Any] = [layout.loss(points)[None]] if kept[0] == 0 else []
         first = 0
