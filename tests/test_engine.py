@@ -240,3 +240,62 @@ def test_twelve_link_chain_newton_differences_are_the_iterations() -> None:
     apart = np.abs(nudged.x[-1] - plain.x[-1]).max()
     assert apart > 1e-3
     assert np.abs(fused.x[-1] - plain.x[-1]).max() <= 10 * apart
+
+
+#: Loss without a certified box (a division): the lean blocks check divergence by the loss.
+UNBOXED = Problem.from_strings(["x0", "x1"], ["x0", "x1**2 + 1/(1 + x0**2)"], target=[2.0, 3.0])
+
+
+def test_divergence_is_found_by_the_loss_without_a_box() -> None:
+    from scaleinv.numeric.loss_radius import loss_radius
+
+    assert loss_radius(UNBOXED) is None
+    x0 = _starts(UNBOXED, 300, seed=3)
+    x0[:3] = [[1e3, 1e3], [0.5, 40.0], [1.0, 1.0]]
+    fused, plain = both(UNBOXED, RULES["gd"], x0, 60, record="last")
+    assert_same(fused, plain)
+    assert (plain.status[:2] == Status.DIVERGED).all() and plain.steps_taken[1] > 1
+
+
+def test_points_outside_the_loss_box_and_long_blocks() -> None:
+    """The lean blocks test the box |x_i| <= 1e25 (loss_radius) instead of the loss. From
+    x0 = 1e35 (loss 1e70, not diverged) every step outside the box is an event run again by
+    the checked step (Newton and IG come back in 60-70 steps, GD stays out); x1 = 1e30 diverges
+    (GD) or is singular; GD from 1e3 diverges inside a long block. 100 steps, one record:
+    blocks of 10, 40, 50 (each after a clean one GROW = 4 times as long)."""
+    from scaleinv.numeric.loss_radius import loss_radius
+
+    assert loss_radius(COMPARISON) == 1e24
+    x0 = _starts(COMPARISON, 300, seed=5)
+    x0[3:6] = [[1e35, 2.0], [-3e24, -1.5], [1.0, 1e30]]
+    for name in ("gd", "newton", "ig"):
+        for tol in (None, 1e-6):
+            fused, plain = both(COMPARISON, RULES[name], x0, 100, tol=tol, record="ends")
+            assert_same(fused, plain)
+            assert (plain.status[3:5] != Status.DIVERGED).all()
+            if name == "gd":
+                assert plain.status[1] == plain.status[5] == Status.DIVERGED
+                assert abs(plain.x[-1, 3, 0]) > 1e24
+            else:
+                assert plain.status[5] == Status.SINGULAR and abs(plain.x[-1, 3, 0]) < 1e24
+
+
+#: Diagonal Hessian and Jacobian of size 3: the lean solve divides by the diagonal (LAPACK's
+#: LU of a diagonal matrix, exactly); x2 = 0 makes the Hessian singular.
+SEPARABLE = Problem.from_strings(["x0", "x1", "x2"], ["x0", "x1**2", "x2**3"], target=[1, 2, 3])
+
+
+def test_diagonal_matrices_of_three_inputs() -> None:
+    from scaleinv.numeric import engine_jax
+    from scaleinv.numeric.flavors.loader import load_module
+
+    assert engine_jax._diagonal(vars(load_module(SEPARABLE, "jax", [RULES["newton"]])))
+    assert not engine_jax._diagonal(vars(load_module(ARM, "jax", [RULES["newton"]])))
+    # positive starts: from x2 < 0, IG and Newton cross x2 = 0 (a near-singular Hessian and
+    # Jacobian), where an ulp grows to ~1e-12 within 30 steps in either engine
+    x0 = np.abs(_starts(SEPARABLE, 300, seed=2)) + 0.2
+    x0[0, 2] = 0.0
+    for name in ("newton", "ig"):
+        fused, plain = both(SEPARABLE, RULES[name], x0, 30, tol=1e-8, record="every:4")
+        assert_same(fused, plain)
+        assert plain.status[0] == Status.SINGULAR and (plain.status[1:] != Status.SINGULAR).all()

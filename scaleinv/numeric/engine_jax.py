@@ -14,7 +14,8 @@ engine's to rounding (1e-12 per sample in the tests) with identical statuses. Wh
 must differ:
 
 * Linear solves (Newton, IG, PG's IG fallback) use Cramer's rule where the NumPy engine does
-  (``k <= 2``, far from singular), LU elsewhere, and tell singular samples apart by their
+  (``k <= 2``, far from singular; ``b / diag`` where the Hessian and Jacobian are diagonal by
+  structure, as NumPy's ``_diagonal_into``), LU elsewhere, and tell singular samples apart by their
   singular values only where an LU result is not finite, as NumPy's ``solve`` does. NumPy
   decides that per call (a chunk of :data:`~scaleinv.numeric.runtime.CHUNK` samples), the
   fused engine per batch: a matrix singular to working precision but solved finitely by LU
@@ -34,6 +35,7 @@ those boundaries (every sample of a per-sample rule is independent of the others
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +47,7 @@ import numpy as np
 from scaleinv.numeric import inverse_source, runtime
 from scaleinv.numeric.engine_columns import columns
 from scaleinv.numeric.flavors.loader import load_module
+from scaleinv.numeric.loss_radius import loss_radius
 from scaleinv.numeric.rules import Rule
 from scaleinv.numeric.trajectory import recorded_steps
 from scaleinv.symbolic import Problem
@@ -62,14 +65,20 @@ COLUMNS_MAX_N = 4
 _PROGRAMS: weakref.WeakKeyDictionary[Problem, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
 
 
-def _cramer(a: Any, b: Any) -> tuple[Any, Any]:
+def _cramer(a: Any, b: Any, diagonal: bool) -> tuple[Any, Any]:
     """NumPy's ``_cramer_into`` (k = 1, 2): the solution and where it is trusted."""
-    x, trusted = _cramer_unchecked(a, b)
+    x, trusted = _cramer_unchecked(a, b, diagonal)
     return x, trusted & _all_finite(x, -1)
 
 
-def _cramer_unchecked(a: Any, b: Any) -> tuple[Any, Any]:
-    """:func:`_cramer` without the finiteness of the solution: where the matrix is trusted."""
+def _cramer_unchecked(a: Any, b: Any, diagonal: bool) -> tuple[Any, Any]:
+    """:func:`_cramer` without the finiteness of the solution: where the matrix is trusted.
+    ``diagonal``: ``a`` is diagonal by structure (NumPy's ``_diagonal_into``: ``b / diag``,
+    trusted where Cramer's rule is; one division a component instead of two)."""
+    if diagonal and a.shape[-1] == 2:
+        a00, a11 = a[..., 0, 0], a[..., 1, 1]
+        x = jnp.stack([b[..., 0] / a00, b[..., 1] / a11], axis=-1)
+        return x, a00 * a00 + a11 * a11 < runtime._CRAMER_LIMIT * jnp.abs(a00 * a11)
     if a.shape[-1] == 1:
         det = a[..., 0, 0]
         x = (b[..., 0] / det)[..., None]
@@ -119,19 +128,20 @@ def _lu(a: Any, b: Any) -> Any:
     return jnp.stack([(c0 - p0[..., 1] * x1) / p0[..., 0], x1], axis=-1)
 
 
-def fast_solve(a: Any, b: Any) -> tuple[Any, Any]:
+def fast_solve(a: Any, b: Any, diagonal: bool = False) -> tuple[Any, Any]:
     """NumPy's ``solve`` without its batch-wide fallback: Cramer's rule where it is trusted
-    (``k <= 2``), LU elsewhere; status :data:`UNSURE` where the LU result is not finite."""
+    (``k <= 2``), LU elsewhere; status :data:`UNSURE` where the LU result is not finite.
+    ``diagonal``: see :func:`_cramer_unchecked`."""
     k = a.shape[-1]
     if k <= 2:
-        x, fine = _cramer(a, b)
+        x, fine = _cramer(a, b, diagonal)
         x = jnp.where(fine[..., None], x, _lu(a, b))
     else:
         x = jnp.linalg.solve(a, b[..., None])[..., 0]
     return x, jnp.where(_all_finite(x, -1), runtime.RUNNING, UNSURE).astype(jnp.int8)
 
 
-def careful_solve(a: Any, b: Any) -> tuple[Any, Any]:
+def careful_solve(a: Any, b: Any, diagonal: bool = False) -> tuple[Any, Any]:
     """:func:`scaleinv.numeric.runtime.solve` for JAX, case for case: Cramer where NumPy
     trusts it, LU for the rest, and where an LU result is not finite, every such sample told
     apart by its singular values (``solve_flagged``). ``lax.cond`` keeps the SVD off the steps
@@ -140,7 +150,7 @@ def careful_solve(a: Any, b: Any) -> tuple[Any, Any]:
     b = jnp.broadcast_to(b, a.shape[:-1])
     eye = jnp.eye(k)
     if k <= 2:
-        x_fast, fine = _cramer(a, b)
+        x_fast, fine = _cramer(a, b, diagonal)
     else:
         x_fast, fine = jnp.zeros_like(b), jnp.zeros(b.shape[:-1], dtype=bool)
     finite_a = jnp.isfinite(a).all(axis=(-2, -1))
@@ -175,9 +185,19 @@ def _module(problem: Problem, rule: Rule, careful: bool) -> dict[str, Any]:
     per_problem = _MODULES.setdefault(problem, {})
     if (rule, careful) not in per_problem:
         module = vars(load_module(problem, "jax", [rule]))
-        module["solve"] = careful_solve if careful else fast_solve
+        solve = careful_solve if careful else fast_solve
+        module["solve"] = functools.partial(solve, diagonal=_diagonal(module))
         per_problem[rule, careful] = module
     return per_problem[rule, careful]
+
+
+def _diagonal(module: dict[str, Any]) -> bool:
+    """Are the square matrices a step of ``module`` solves (the Hessian, the Jacobian)
+    diagonal by structure (their exported sparsity patterns)?"""
+    for rows, cols, (k, m) in (module["hessian_pattern"], module["jacobian_pattern"]):
+        if k == m and list(rows) != list(cols):
+            return False
+    return True
 
 
 def _lean_step(problem: Problem, rule: Rule) -> Callable[[Any], tuple[Any, Any]]:
@@ -193,13 +213,16 @@ def _lean_step(problem: Problem, rule: Rule) -> Callable[[Any], tuple[Any, Any]]
     if (rule, "lean") not in per_problem:
         module = vars(load_module(problem, "jax", [rule]))
         events: list[Any] = []  # filled while the step is traced
+        diagonal = _diagonal(module)
 
         def solve(a: Any, b: Any) -> tuple[Any, Any]:
             # a solution that is not finite needs no event: it makes the point non-finite,
             # which stays so and is found by the check at the end of the block
             if a.shape[-1] <= 2:
-                x, trusted = _cramer_unchecked(a, b)
+                x, trusted = _cramer_unchecked(a, b, diagonal)
                 events.append(~trusted)
+            elif diagonal:  # LAPACK's LU of a diagonal matrix: b / diag, exactly
+                x = b / jnp.stack([a[..., i, i] for i in range(a.shape[-1])], axis=-1)
             else:
                 x = jnp.linalg.solve(a, b[..., None])[..., 0]
             return x, jnp.zeros(x.shape[:-1], dtype=jnp.int8)
@@ -252,7 +275,8 @@ def fused_program(
             layout: _Layout = _Columns(problem.n, step, gradient, loss, _lean_step(problem, rule))
         else:
             layout = _Stacked(step, gradient, loss)
-        per_problem[key] = _build(layout, steps, recorded_steps(record, steps), has_tol)
+        kept = recorded_steps(record, steps)
+        per_problem[key] = _build(layout, steps, kept, has_tol, loss_radius(problem))
     return per_problem[key]
 
 
@@ -337,6 +361,11 @@ def _is_object_array(a: Any) -> bool:
     return isinstance(a, np.ndarray) and a.dtype == object
 
 
+def _either(a: Any, b: Any) -> Any:
+    """``a | b``, ``a`` None for none."""
+    return b if a is None else a | b
+
+
 def _sum_of_squares(parts: list[Any]) -> Any:
     squares = parts[0] * parts[0]
     for part in parts[1:]:
@@ -344,25 +373,37 @@ def _sum_of_squares(parts: list[Any]) -> Any:
     return squares
 
 
-#: Steps per block of the fused loop: a block runs the lean step (nothing but the points
-#: written), then one check over the batch; a block where a running sample met an event runs
-#: again from its start, step by step with the statuses (see :func:`_build`).
+#: Steps of the first block of the fused loop (a block after one without an event is
+#: :data:`GROW` times as long as that one, one after an event this long again): a block runs
+#: the lean step (nothing but the points written), then one check over the batch; a block
+#: where a running sample met an event runs again from its start, step by step with the
+#: statuses (see :func:`_build`).
 BLOCK = 10
+#: Growth of the blocks after a block without an event: each block's check and conds cost
+#: about 5 steps at 10**5 samples (dispatch, not memory); a rerun costs its block's length.
+GROW = 4
 
 
-def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Callable:
+def _build(
+    layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool, radius: float | None
+) -> Callable:
     """The run of :func:`scaleinv.numeric.runtime.iterate`, traced (see there, case for case).
 
     Per-sample rules (:class:`_Columns`) hold the points as one array per coordinate and
     evaluate every kernel scalar by scalar on such arrays, so that XLA fuses a step into one
-    loop per coordinate, as in a hand-written loop. Their steps run in blocks of
-    :data:`BLOCK`: first by the lean step alone (:func:`_lean_step`), nothing written but the
-    points; a running sample that meets an event (its step status, a solve or a branch the
-    lean step does not decide, ``tol``, a loss at or above ``DIVERGED_LOSS``) gets NaN in its
-    first coordinate, and a non-finite point stays non-finite (``x + dx`` of a non-finite
-    ``x`` is not finite). Samples stopped before the block keep their points (finite: a point
-    is only taken where it is): a mask holds them, and while no sample has stopped, the block
-    runs without the mask (it costs about half a step). At the end of the block one check
+    loop per coordinate, as in a hand-written loop. Their steps run in blocks (the first of
+    :data:`BLOCK` steps, each after one without an event :data:`GROW` times as long): first by the
+    lean step alone (:func:`_lean_step`), nothing written but the points; a running sample
+    that meets an event (its step status, a solve or a branch the lean step does not decide,
+    ``tol``) gets NaN in its last coordinate. Divergence is an event too: where
+    :func:`~scaleinv.numeric.loss_radius.loss_radius` certifies a box ``|x_i| <= R`` in which
+    the loss stays below ``DIVERGED_LOSS``, a coordinate that leaves the box gets NaN itself
+    (no coordinate's update then reads another's: XLA updates each in place in one loop);
+    without a box, a loss at or above ``DIVERGED_LOSS`` marks the last coordinate. A
+    non-finite point stays non-finite (``x + dx`` of a non-finite ``x`` is not finite).
+    Samples stopped before the block keep their points (finite: a point is only taken where it
+    is): a mask holds them, and while no sample has stopped, the block runs without the mask
+    (it costs about half a step). At the end of the block one check
     looks for a non-finite point. Where there is none, no status changed in the block, and its
     points are those of the checked loop. Where there is one, the block is run again from its
     start by ``checked``: the exported step with the statuses, ``tol`` and the divergence
@@ -404,22 +445,30 @@ def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Call
         new = layout.add(points, dx)
         if moves is not None:
             new = layout.where(moves, new, points)
-        event = event | ~(jnp.abs(layout.loss(new)) < runtime.DIVERGED_LOSS)
+        if radius is None:
+            event = event | ~(jnp.abs(layout.loss(new)) < runtime.DIVERGED_LOSS)
+        # the sample's event marks its last coordinate; with a box, a coordinate outside it
+        # marks itself: no coordinate's update then reads another's new value, and XLA
+        # updates each coordinate in one loop, in place (as in a hand-written loop)
+        marks: list[Any] = [None] * (len(new) - 1) + [event]
+        if radius is not None:
+            marks = [_either(m, ~(jnp.abs(x) <= radius)) for m, x in zip(marks, new)]
         if moves is not None:
-            event = moves & event
-        return (jnp.where(event, jnp.nan, new[0]), *new[1:])
+            marks = [m if m is None else moves & m for m in marks]
+        return tuple(x if m is None else jnp.where(m, jnp.nan, x) for m, x in zip(marks, new))
 
     def lean_steps(points: tuple, moves: Any, length: int, tol: Any) -> tuple:
         # the first step apart: it writes new arrays, and the block's start stays for a rerun
         ends = lean(points, moves, tol)
         return jax.lax.fori_loop(1, length, lambda _, p: lean(p, moves, tol), ends)
 
-    def block(state: tuple, first: Any, length: int, tol: Any) -> tuple:
+    def block(state: tuple, first: Any, length: Any, tol: Any) -> tuple[tuple, Any]:
+        """``length`` steps from step ``first``, lean where no sample meets an event; the
+        state after them and whether the block ran checked."""
+
         def each(k: Any, s: tuple) -> tuple:
             return checked(k, s, tol)
 
-        if layout.lean is None:
-            return jax.lax.fori_loop(first, first + length, each, state)
         points, status = state[0], state[1]
         moves = status == running
         # the mask costs ~50% of a lean step: left out while no sample has stopped
@@ -434,17 +483,31 @@ def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Call
         def lean_result(s: tuple) -> tuple:
             return (ends, *s[1:])
 
-        return jax.lax.cond(
-            met, lambda s: jax.lax.fori_loop(first, first + length, each, s), lean_result, state
-        )
+        def rerun(s: tuple) -> tuple:
+            return jax.lax.fori_loop(first, first + length, each, s)
+
+        state = jax.lax.cond(met, rerun, lean_result, state)
+        return state, met
 
     def blocks(state: tuple, first: Any, length: int, tol: Any) -> tuple:
-        whole, rest = divmod(length, BLOCK)
-        if whole:
-            state = jax.lax.fori_loop(
-                0, whole, lambda j, s: block(s, first + j * BLOCK, BLOCK, tol), state
-            )
-        return block(state, first + whole * BLOCK, rest, tol) if rest else state
+        """``length`` steps from step ``first``: blocks of :data:`BLOCK` steps, each block
+        after one without an event :data:`GROW` times as long as that."""
+        if layout.lean is None:
+            return jax.lax.fori_loop(first, first + length, lambda k, s: checked(k, s, tol), state)
+        if length <= BLOCK:
+            return block(state, first, length, tol)[0]
+
+        def more(carry: tuple) -> Any:
+            return carry[1] < length
+
+        def next_block(carry: tuple) -> tuple:
+            state, done, size = carry
+            size = jnp.minimum(size, length - done)
+            state, met = block(state, first + done, size, tol)
+            return state, done + size, jnp.where(met, BLOCK, GROW * size)
+
+        start = (state, jnp.asarray(0, dtype=jnp.int64), jnp.asarray(BLOCK, dtype=jnp.int64))
+        return jax.lax.while_loop(more, next_block, start)[0]
 
     runs = _segments(kept)
 
@@ -453,6 +516,10 @@ def _build(layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool) -> Call
         points = layout.split(x0)
         status = jnp.zeros(size, dtype=jnp.int8)
         state = (points, status, jnp.full(size, steps, dtype=jnp.int64), jnp.array(False))
+        # the start as XLA's constants no more: a loop of one trip is inlined, and XLA then
+        # folds the first block's reductions over the constant statuses at compile time
+        # (37 s for 10**7 samples)
+        state = jax.lax.optimization_barrier(state)
         xs: list[Any] = [layout.stack(points)[None]] if kept[0] == 0 else []
         losses: list[Any] = [layout.loss(points)[None]] if kept[0] == 0 else []
         first = 0
