@@ -42,6 +42,7 @@ from scaleinv.numeric.indexed_cg import (
     minres_solve,
     normal_operator,
 )
+from scaleinv.numeric.indexed_fused import FusedKernel
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, cholesky_band_solve, sparse_lu_solve
@@ -89,7 +90,7 @@ def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
     return stateless(_chunked(kernels, steps[type(rule)], eta))
 
 
-def _band_kernel(k: IndexedKernels, rule: Rule) -> Callable[..., np.ndarray] | None:
+def _band_kernel(k: IndexedKernels, rule: Rule) -> FusedKernel | None:
     """The fused point kernel of ``rule``'s band route (compiled on this call: with the rule,
     setup, not at its first step); None where the rule takes no band route."""
     if isinstance(rule, Newton) and _band_fits(k, _hessian_reach(k)):
