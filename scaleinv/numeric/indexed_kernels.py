@@ -145,19 +145,17 @@ class IndexedKernels:
         return "\n".join(self.sources.values())
 
     # -- evaluation ---------------------------------------------------------------------------
-    def accesses(self, x: np.ndarray, halo: int = 0) -> list[np.ndarray]:
+    def accesses(self, x: np.ndarray) -> list[np.ndarray]:
         """Every input access of every point from flat ``x`` ``(B, n)``: views ``(B, *shape)``
-        of the fields padded by the stencil's width with the boundary rule; with ``halo``, of
-        the points ``halo`` beyond the grid on every side too (``(B, *(shape + 2·halo))``: the
-        fields padded by ``width + halo``)."""
+        of the fields padded by the stencil's width with the boundary rule."""
         p = self.problem
         fields = x.reshape((x.shape[0], len(p.fields)) + p.shape)
         width = p.width
-        pads = [(0, 0)] + [(w + halo, w + halo) for w in width]
+        pads = [(0, 0)] + [(w, w) for w in width]
         padded = []
         for b, name in enumerate(p.fields):
             field = fields[:, b]
-            if not any(width) and not halo:
+            if not any(width):
                 padded.append(field)
             elif p.boundary.kind == "periodic":
                 padded.append(np.pad(field, pads, mode="wrap"))
@@ -170,11 +168,28 @@ class IndexedKernels:
         for symbol in p.input_accesses:
             access = p.accesses[symbol]
             window = tuple(
-                slice(w + d, w + d + size + 2 * halo)
-                for w, d, size in zip(width, access.offset, p.shape)
+                slice(w + d, w + d + size) for w, d, size in zip(width, access.offset, p.shape)
             )
             views.append(padded[p.fields.index(access.field)][(slice(None), *window)])
         return views
+
+    def _window(self, f: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Points ``start … stop − 1`` of flat samples ``f`` ``(B, n)`` of a banded problem
+        (one field, 1-D), those beyond the grid by the boundary rule (periodic: wrapped,
+        dirichlet: its value): a view of ``f`` where the window lies in the grid, so a
+        blocked pass copies only its first and last blocks' (not the whole field padded)."""
+        n = self.problem.points
+        if 0 <= start and stop <= n:
+            return f[:, start:stop]
+        index = np.arange(start, stop)
+        if self.periodic:
+            return f[:, index % n]
+        inside = (index >= 0) & (index < n)
+        out = np.full(
+            (len(f), stop - start), self.problem.boundary.values.get(self.problem.fields[0], 0.0)
+        )
+        out[:, inside] = f[:, index[inside]]
+        return out
 
     def _flat(self, x: Any) -> tuple[np.ndarray, tuple[int, ...], int]:
         """``x`` as ``(B, n)``, its batch shape, and samples per chunk."""
@@ -353,7 +368,7 @@ class IndexedKernels:
         zeroed: those points are dropped), and ``spare`` the buffers of
         :func:`~scaleinv.numeric.indexed_fused.sum_shifted`."""
         w, n = self.problem.width[0], self.problem.points
-        views = self.accesses(f, w)
+        offsets = [self.problem.accesses[s].offset[0] for s in self.problem.input_accesses]
         static = self.halo_static
         blocks = self.blocks(len(f))
         buffer = np.empty((len(f), kernel.count, blocks[0].stop + 2 * w))  # one block's
@@ -362,7 +377,9 @@ class IndexedKernels:
             size = block.stop - block.start
             halo = slice(block.start, block.stop + 2 * w)  # the block's points, ± w
             values = buffer[:, :, : size + 2 * w]
-            kernel.kernel(values, *[v[:, halo] for v in views], *[s[halo] for s in static])
+            points = self._window(f, block.start - 2 * w, block.stop + 2 * w)  # the accesses'
+            views = [points[:, w + d : w + d + size + 2 * w] for d in offsets]
+            kernel.kernel(values, *views, *[s[halo] for s in static])
             if not self.periodic:
                 values[:, :, : max(0, w - block.start)] = 0.0
                 values[:, :, max(0, n + w - block.start) :] = 0.0
