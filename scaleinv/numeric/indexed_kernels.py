@@ -178,7 +178,7 @@ class IndexedKernels:
         (one field, 1-D), those beyond the grid by the boundary rule (periodic: wrapped,
         dirichlet: its value): a view of ``f`` where the window lies in the grid, so a
         blocked pass copies only its first and last blocks' (not the whole field padded)."""
-        n = self.problem.points
+        n = f.shape[-1]  # the grid's points (problem.points computes a product per call)
         if 0 <= start and stop <= n:
             return f[:, start:stop]
         index = np.arange(start, stop)
