@@ -5,8 +5,8 @@ Hessians W) and sums them at shifted points into ∇L and the band of J or H. Ma
 formulas are numbers (a linear stencil's coefficients: ``dt*nu``) or repeat one another (W's
 mirrored pairs), so :func:`fuse` compiles one point kernel writing each distinct formula that
 varies over the grid once, and gives every formula its column there or its number. The sums
-then add a number instead of a column of copies of it: at 10⁶ points of 1-D diffusion, five of
-the ten formulas are numbers and one repeats another.
+then add a number instead of a column of copies of it: in 1-D diffusion's Newton kernel five
+of the ten formulas are numbers and one repeats another (4 columns instead of 10).
 
 :func:`sum_shifted` forms one sum of shifted values, keeping the running sum in a contiguous
 buffer and writing its destination once (a band row of LAPACK's storage is strided: each
