@@ -279,3 +279,24 @@ def _mirrored(parts: list) -> list:
     """Lower-triangle parts with their upper mirrors (the general storage of the same
     symmetric matrix)."""
     return parts + [(0, r, values) for r, _, values in parts if r]
+
+
+def test_the_band_solves_write_into_a_given_array():
+    """``out``: the solution lands in the caller's rows (a step's Δx, no copy), equal to the
+    solve without it."""
+    n = 15
+    parts = _parts(2, 0, n, 7, 9.0)
+    rhs = np.random.default_rng(7).standard_normal((1, n))
+    for symmetric in (True, False):
+        solved = []
+        for out in (None, np.full((1, n), np.nan)):
+            ab, widths = band(parts if symmetric else _mirrored(parts), n, True, symmetric)
+            if symmetric:
+                x, status, _ = cholesky_band_solve(ab, 2, rhs, True, out)
+            else:
+                x, status = band_solve(ab, widths, rhs, True, out)
+            assert out is None or x is out
+            solved.append(x)
+        np.testing.assert_array_equal(solved[0], solved[1])
+        a = _dense(parts, n, True, True)
+        np.testing.assert_allclose(solved[1], np.linalg.solve(a, rhs.T).T, rtol=0, atol=1e-12)

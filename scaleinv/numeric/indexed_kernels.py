@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from scaleinv.errors import ProblemError
+from scaleinv.numeric.indexed_fused import FusedKernel, fuse, sum_shifted
 from scaleinv.numeric.indexed_source import compile_point_kernel
 from scaleinv.numeric.kernels import real_array
 from scaleinv.symbolic.indexed import IndexedProblem
@@ -111,25 +112,32 @@ class IndexedKernels:
         return _hessian_placement(self.problem)
 
     @cached_property
-    def point_newton(self) -> Callable[..., np.ndarray]:
+    def point_newton(self) -> FusedKernel:
         """``P − y*``, J's diagonals and W in one point kernel (one cse over the three: W
-        repeats them), for :meth:`gradient_and_hessian_band`; compiled on first use."""
+        repeats them; :func:`~scaleinv.numeric.indexed_fused.fuse`), for
+        :meth:`gradient_and_hessian_band`; compiled on first use."""
         p = self.problem
         diagonals = [d.formula for d in p.jacobian_stencil]
         exprs = [*p.residuals, *diagonals, *p.point_hessian.values()]
         doc = "P − y*, J's diagonals and the point Hessians W"
-        _, kernel = compile_point_kernel("point_PJW", exprs, _symbols(p), dict(p.params), doc)
-        return kernel
+        return fuse("point_PJW", exprs, _symbols(p), dict(p.params), doc, self.periodic)
 
     @cached_property
-    def point_ig(self) -> Callable[..., np.ndarray]:
+    def point_ig(self) -> FusedKernel:
         """``P − y*`` and J's diagonals in one point kernel, for
         :meth:`residual_and_jacobian_band`; compiled on first use."""
         p = self.problem
         exprs = [*p.residuals, *(d.formula for d in p.jacobian_stencil)]
         doc = "P − y* and J's diagonals"
-        _, kernel = compile_point_kernel("point_PJ", exprs, _symbols(p), dict(p.params), doc)
-        return kernel
+        return fuse("point_PJ", exprs, _symbols(p), dict(p.params), doc, self.periodic)
+
+    @cached_property
+    def point_jacobian(self) -> FusedKernel:
+        """J's diagonals, for :meth:`jacobian_band` (the kernel ``point_J``, its numbers
+        columns too: compiled once, with the problem)."""
+        count, source = self.counts["point_J"], self.sources["point_J"]
+        columns = tuple(range(count))
+        return FusedKernel(self.kernels["point_J"], count, columns, (0.0,) * count, source)
 
     @property
     def source(self) -> str:
@@ -137,19 +145,17 @@ class IndexedKernels:
         return "\n".join(self.sources.values())
 
     # -- evaluation ---------------------------------------------------------------------------
-    def accesses(self, x: np.ndarray, halo: int = 0) -> list[np.ndarray]:
+    def accesses(self, x: np.ndarray) -> list[np.ndarray]:
         """Every input access of every point from flat ``x`` ``(B, n)``: views ``(B, *shape)``
-        of the fields padded by the stencil's width with the boundary rule; with ``halo``, of
-        the points ``halo`` beyond the grid on every side too (``(B, *(shape + 2·halo))``: the
-        fields padded by ``width + halo``)."""
+        of the fields padded by the stencil's width with the boundary rule."""
         p = self.problem
         fields = x.reshape((x.shape[0], len(p.fields)) + p.shape)
         width = p.width
-        pads = [(0, 0)] + [(w + halo, w + halo) for w in width]
+        pads = [(0, 0)] + [(w, w) for w in width]
         padded = []
         for b, name in enumerate(p.fields):
             field = fields[:, b]
-            if not any(width) and not halo:
+            if not any(width):
                 padded.append(field)
             elif p.boundary.kind == "periodic":
                 padded.append(np.pad(field, pads, mode="wrap"))
@@ -162,11 +168,28 @@ class IndexedKernels:
         for symbol in p.input_accesses:
             access = p.accesses[symbol]
             window = tuple(
-                slice(w + d, w + d + size + 2 * halo)
-                for w, d, size in zip(width, access.offset, p.shape)
+                slice(w + d, w + d + size) for w, d, size in zip(width, access.offset, p.shape)
             )
             views.append(padded[p.fields.index(access.field)][(slice(None), *window)])
         return views
+
+    def _window(self, f: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Points ``start … stop − 1`` of flat samples ``f`` ``(B, n)`` of a banded problem
+        (one field, 1-D), those beyond the grid by the boundary rule (periodic: wrapped,
+        dirichlet: its value): a view of ``f`` where the window lies in the grid, so a
+        blocked pass copies only its first and last blocks' (not the whole field padded)."""
+        n = f.shape[-1]  # the grid's points (problem.points computes a product per call)
+        if 0 <= start and stop <= n:
+            return f[:, start:stop]
+        index = np.arange(start, stop)
+        if self.periodic:
+            return f[:, index % n]
+        inside = (index >= 0) & (index < n)
+        out = np.full(
+            (len(f), stop - start), self.problem.boundary.values.get(self.problem.fields[0], 0.0)
+        )
+        out[:, inside] = f[:, index[inside]]
+        return out
 
     def _flat(self, x: Any) -> tuple[np.ndarray, tuple[int, ...], int]:
         """``x`` as ``(B, n)``, its batch shape, and samples per chunk."""
@@ -320,45 +343,47 @@ class IndexedKernels:
         else:
             ab = np.empty(size + (rows,)).transpose(0, 2, 1)
         first = 0 if r is None else 1  # P − y* first
+        kernel = self.point_jacobian if r is None else self.point_ig
 
-        def write(block: slice, values: np.ndarray, width: int) -> None:
+        def write(block: slice, values: np.ndarray, width: int, spare: np.ndarray) -> None:
             if r is not None:
-                _sum_shifted(r[:, block], values, [(0, 0)], width)
+                sum_shifted(r[:, block], values, [(0, 0)], kernel, width, spare)
             for row in range(-upper, lower + 1):  # i − j
                 terms = [(d, first + k) for k, d in enumerate(offsets) if d == -row]
-                _sum_shifted(ab[:, lower + upper + row, block], values, terms, width)
+                out = ab[:, lower + upper + row, block]
+                sum_shifted(out, values, terms, kernel, width, spare)
 
-        if r is None:
-            self._blocked(f, self.kernels["point_J"], self.counts["point_J"], write)
-        else:
-            self._blocked(f, self.point_ig, 1 + len(offsets), write)
+        self._blocked(f, kernel, write)
         return ab, (lower, upper)
 
     def _blocked(
         self,
         f: np.ndarray,
-        kernel: Callable[..., np.ndarray],
-        count: int,
-        write: Callable[[slice, np.ndarray, int], None],
+        kernel: FusedKernel,
+        write: Callable[[slice, np.ndarray, int, np.ndarray], None],
     ) -> None:
-        """Point ``kernel`` (``count`` formulas) on blocks of a 1-D grid: ``write(block,
-        values, w)`` with ``values`` ``(B, count, size + 2w)`` of the block's points and ``w``
+        """A fused point ``kernel`` on blocks of a 1-D grid: ``write(block, values, w,
+        spare)`` with ``values`` ``(B, count, size + 2w)`` of the block's points and ``w``
         (the stencil's width) more on each side (in the CPU's cache; off a dirichlet grid
-        zeroed: those points are dropped)."""
+        zeroed: those points are dropped), and ``spare`` the buffers of
+        :func:`~scaleinv.numeric.indexed_fused.sum_shifted`."""
         w, n = self.problem.width[0], self.problem.points
-        views = self.accesses(f, w)
+        offsets = [self.problem.accesses[s].offset[0] for s in self.problem.input_accesses]
         static = self.halo_static
         blocks = self.blocks(len(f))
-        buffer = np.empty((len(f), count, blocks[0].stop + 2 * w))  # one block's
+        buffer = np.empty((len(f), kernel.count, blocks[0].stop + 2 * w))  # one block's
+        spare = np.empty((2, len(f), blocks[0].stop))
         for block in blocks:
             size = block.stop - block.start
             halo = slice(block.start, block.stop + 2 * w)  # the block's points, ± w
             values = buffer[:, :, : size + 2 * w]
-            kernel(values, *[v[:, halo] for v in views], *[s[halo] for s in static])
+            points = self._window(f, block.start - 2 * w, block.stop + 2 * w)  # the accesses'
+            views = [points[:, w + d : w + d + size + 2 * w] for d in offsets]
+            kernel.kernel(values, *views, *[s[halo] for s in static])
             if not self.periodic:
                 values[:, :, : max(0, w - block.start)] = 0.0
                 values[:, :, max(0, n + w - block.start) :] = 0.0
-            write(block, values, w)
+            write(block, values, w, spare)
 
     def hessian_band(
         self, f: np.ndarray, symmetric: bool = True
@@ -409,19 +434,18 @@ class IndexedKernels:
         gradient = np.empty((len(f), p.points))
         ab = np.empty((len(f), p.points, lower + 1)).transpose(0, 2, 1)
         products = [(d.offset[0], outputs + k) for k, d in enumerate(p.jacobian_stencil)]
+        fused = self.point_newton
 
-        def write(block: slice, values: np.ndarray, width: int) -> None:
-            r = values[:, 0]  # P − y*
-            for _, k in products:
-                values[:, k] *= r
-            _sum_shifted(gradient[:, block], values, products, width)
+        def write(block: slice, values: np.ndarray, width: int, spare: np.ndarray) -> None:
+            r = values[:, fused.columns[0]]  # P − y* (y* varies: never a number)
+            g = gradient[:, block]
+            sum_shifted(g, values, products, fused, width, spare, factor=r)
             if scale != 1.0:
-                gradient[:, block] *= scale
+                g *= scale
             for q in range(lower + 1):
-                _sum_shifted(ab[:, q, block], values, terms.get(q, []), width)
+                sum_shifted(ab[:, q, block], values, terms.get(q, []), fused, width, spare)
 
-        count = outputs + diagonals + len(p.point_hessian)
-        self._blocked(f, self.point_newton, count, write)
+        self._blocked(f, fused, write)
         return gradient, ab, (lower, 0)
 
     def jacobian_matrix(self, x: Any) -> Any:
@@ -612,23 +636,6 @@ def add_shifted(
         source = (slice(None),) + tuple(s for s, _ in combination)
         target = (slice(None),) + tuple(t for _, t in combination)
         out[target] += values[source]
-
-
-def _sum_shifted(
-    out: np.ndarray, values: np.ndarray, terms: list[tuple[int, int]], width: int
-) -> None:
-    """``out[:, j] = Σ values[:, k, width − c + j]`` over ``terms`` ``(c, k)`` (in their order):
-    the values of point ``j − c`` of a block whose ``values`` start ``width`` points before
-    ``out``'s; zero without terms."""
-    size = out.shape[-1]
-    if not terms:
-        out[...] = 0.0
-    for t, (c, k) in enumerate(terms):
-        view = values[:, k, width - c : width - c + size]
-        if t:
-            out += view
-        else:
-            np.copyto(out, view)
 
 
 def band(

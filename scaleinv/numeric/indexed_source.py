@@ -17,7 +17,8 @@ import numpy as np
 import sympy as sp
 
 from scaleinv.numeric import pysource
-from scaleinv.numeric.source import _identifier, _printer, param_keywords
+from scaleinv.numeric.pysource import balanced
+from scaleinv.numeric.source import _identifier, _Printer, _printer, param_keywords
 
 __all__ = ["point_source", "compile_point_kernel"]
 
@@ -52,8 +53,12 @@ def point_source(
         if ident != symbol.name:
             rename[symbol] = sp.Symbol(ident)
     temps, reduced = sp.cse([sp.sympify(e) for e in exprs], symbols=sp.numbered_symbols("_t"))
-    printer = _printer()
-    lines = [f"{printer.doprint(t)} = {printer.doprint(e.xreplace(rename))}" for t, e in temps]
+    printer = _ScalarsFirst(_printer(), {rename.get(s, s) for s in params})
+    lines = []
+    for t, e in temps:
+        e = e.xreplace(rename)
+        printer.note(t, e)
+        lines.append(f"{printer.doprint(t)} = {printer.doprint(e)}")
     lines += [f"out[:, {k}] = {printer.doprint(e.xreplace(rename))}" for k, e in enumerate(reduced)]
     signature = ", ".join(["out", *arguments])
     if keywords:
@@ -64,6 +69,32 @@ def point_source(
         f"def {name}({signature}):\n{docstring}"
         f"    with numpy.errstate(all='ignore'):\n{body}\n    return out\n"
     )
+
+
+class _ScalarsFirst(_Printer):
+    """The kernels' printer, multiplying a product's numbers and params (and temporaries made
+    of them: :meth:`note`) first: Python multiplies left to right, so ``6*c*dt*u*r`` costs
+    two passes over the grid where SymPy's order, ``6*u*r*c*dt``, costs four."""
+
+    def __init__(self, like: _Printer, scalars: set[sp.Symbol]) -> None:
+        super().__init__(like._settings)
+        self._scalars = set(scalars)
+
+    def note(self, temp: sp.Symbol, expr: sp.Expr) -> None:
+        """``temp = expr`` is printed: ``temp`` is a scalar where ``expr`` is."""
+        if self._scalar(expr):
+            self._scalars.add(temp)
+
+    def _scalar(self, expr: sp.Expr) -> bool:
+        return expr.free_symbols <= self._scalars
+
+    def _fast(self, expr: Any) -> str:
+        if expr.is_Mul:
+            scalars = [a for a in expr.args if self._scalar(a)]
+            if 0 < len(scalars) < len(expr.args):
+                arrays = [a for a in expr.args if not self._scalar(a)]
+                return balanced([self._fast(a) for a in scalars + arrays], "*")
+        return super()._fast(expr)
 
 
 def compile_point_kernel(

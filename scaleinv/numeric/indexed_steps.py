@@ -42,6 +42,7 @@ from scaleinv.numeric.indexed_cg import (
     minres_solve,
     normal_operator,
 )
+from scaleinv.numeric.indexed_fused import FusedKernel
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
 from scaleinv.numeric.indexed_pointwise import pointwise_inverse
 from scaleinv.numeric.indexed_solve import band_solve, cholesky_band_solve, sparse_lu_solve
@@ -60,12 +61,16 @@ INDEXED_RULES = ("gd", "newton", "ig", "pg")
 PG_ITERATIONS = 50
 PG_TOLERANCE = 1e-12
 
+#: A rule's step on a chunk of flat samples: ``one(kernels, f, eta, out)`` writes ``Δx`` into
+#: ``out`` (the chunk's rows of the whole step: no copy) and returns the statuses.
+Step = Callable[[IndexedKernels, np.ndarray, float, np.ndarray], np.ndarray]
+
 
 def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
     """The batched step of ``rule`` on ``problem`` (see the module docstring)."""
     kernels: IndexedKernels = compile_indexed(problem)
     eta = float(getattr(rule, "eta", 1.0))
-    steps: dict[type, Callable[[IndexedKernels, np.ndarray, float], tuple]] = {
+    steps: dict[type, Step] = {
         GD: _gd,
         Newton: _newton,
         IG: _ig,
@@ -75,8 +80,8 @@ def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
         numeric = rule.inverse == "numeric"
         _require_square(problem, rule.name)
 
-        def pg(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
-            return _pg(k, f, eta, fallback, numeric)
+        def pg(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.ndarray:
+            return _pg(k, f, eta, out, fallback, numeric)
 
         return _skip_failed(stateless(_chunked(kernels, pg, eta)))
     if type(rule) not in steps:
@@ -89,7 +94,7 @@ def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
     return stateless(_chunked(kernels, steps[type(rule)], eta))
 
 
-def _band_kernel(k: IndexedKernels, rule: Rule) -> Callable[..., np.ndarray] | None:
+def _band_kernel(k: IndexedKernels, rule: Rule) -> FusedKernel | None:
     """The fused point kernel of ``rule``'s band route (compiled on this call: with the rule,
     setup, not at its first step); None where the rule takes no band route."""
     if isinstance(rule, Newton) and _band_fits(k, _hessian_reach(k)):
@@ -138,7 +143,7 @@ def _require_square(problem: IndexedProblem, rule: str) -> None:
 
 
 def _chunked(
-    kernels: IndexedKernels, one: Callable[[IndexedKernels, np.ndarray, float], tuple], eta: float
+    kernels: IndexedKernels, one: Step, eta: float
 ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     def step(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = kernels.problem.n
@@ -148,7 +153,7 @@ def _chunked(
         chunk = max(1, CHUNK_POINTS // kernels.problem.points)
         for start in range(0, len(flat), chunk):
             rows = slice(start, start + chunk)
-            dx[rows], status[rows] = one(kernels, flat[rows], eta)
+            status[rows] = one(kernels, flat[rows], eta, dx[rows])
         return dx.reshape(x.shape), status.reshape(x.shape[:-1])
 
     return step
@@ -159,27 +164,29 @@ def _residual_and_gradient(k: IndexedKernels, f: np.ndarray) -> tuple[np.ndarray
     return r, k.gradient_from(k.point("point_J", f), r)
 
 
-def _gd(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+def _gd(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.ndarray:
     _, g = _residual_and_gradient(k, f)
-    return -eta * g, np.zeros(len(f), dtype=np.int8)
+    np.multiply(g, -eta, out=out)
+    return np.zeros(len(f), dtype=np.int8)
 
 
-def _newton(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+def _newton(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.ndarray:
     if _band_fits(k, _hessian_reach(k)):  # −η∇L and H in one pass over the grid
         g, ab, (lower, _) = k.gradient_and_hessian_band(f, -eta)
-        return _solve_hessian_band(k, f, g, ab, lower)
+        return _solve_hessian_band(k, f, g, ab, lower, out)[1]
     _, g = _residual_and_gradient(k, f)
     dx, status = solve_hessian(k, f, g)
-    dx *= -eta
-    return dx, status
+    np.multiply(dx, -eta, out=out)
+    return status
 
 
-def _ig(k: IndexedKernels, f: np.ndarray, eta: float) -> tuple:
+def _ig(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.ndarray:
     if _band_fits(k, _jacobian_reach(k)):  # P − y* and J in one pass over the grid
         r, ab, widths = k.residual_and_jacobian_band(f)
-        return _solve_jacobian_band(k, f, -eta * r, ab, widths)
+        return _solve_jacobian_band(k, f, -eta * r, ab, widths, out)[1]
     r = k.point("point_P", f).reshape((len(f), -1)) - k.target
-    return solve_jacobian(k, f, -eta * r)
+    out[...], status = solve_jacobian(k, f, -eta * r)
+    return status
 
 
 def solve_hessian(
@@ -212,11 +219,17 @@ def _hessian_reach(k: IndexedKernels) -> int | None:
 
 
 def _solve_hessian_band(
-    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, ab: np.ndarray, lower: int
+    k: IndexedKernels,
+    f: np.ndarray,
+    rhs: np.ndarray,
+    ab: np.ndarray,
+    lower: int,
+    out: np.ndarray | None = None,
 ) -> tuple:
-    """``H⁻¹ rhs`` from H's lower band ``ab`` at ``f`` by the band Cholesky; where H is not
-    positive definite by its band LU (H assembled again in general storage)."""
-    x, status, indefinite = cholesky_band_solve(ab, lower, rhs, k.periodic)
+    """``H⁻¹ rhs`` (into ``out`` if given) from H's lower band ``ab`` at ``f`` by the band
+    Cholesky; where H is not positive definite by its band LU (H assembled again in general
+    storage)."""
+    x, status, indefinite = cholesky_band_solve(ab, lower, rhs, k.periodic, out)
     redo = np.flatnonzero(indefinite)
     if len(redo):
         ab, widths = k.hessian_band(f[redo], symmetric=False)
@@ -250,10 +263,15 @@ def _jacobian_reach(k: IndexedKernels) -> int | None:
 
 
 def _solve_jacobian_band(
-    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, ab: np.ndarray, widths: tuple[int, int]
+    k: IndexedKernels,
+    f: np.ndarray,
+    rhs: np.ndarray,
+    ab: np.ndarray,
+    widths: tuple[int, int],
+    out: np.ndarray | None = None,
 ) -> tuple:
-    """``J⁻¹ rhs`` from J's band ``ab`` at ``f`` by the band LU."""
-    x, status = band_solve(ab, widths, rhs, k.periodic)
+    """``J⁻¹ rhs`` (into ``out`` if given) from J's band ``ab`` at ``f`` by the band LU."""
+    x, status = band_solve(ab, widths, rhs, k.periodic, out)
     return _retry_sparse(k, f, rhs, x, status, "point_J", "jacobian_pattern")
 
 
@@ -309,18 +327,20 @@ def _retry_sparse(
     return x, status
 
 
-def _pg(k: IndexedKernels, f: np.ndarray, eta: float, fallback: bool, numeric: bool) -> tuple:
+def _pg(
+    k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray, fallback: bool, numeric: bool
+) -> np.ndarray:
     y = k.point("point_P", f).reshape((len(f), -1))
     dy = -eta * (y - k.target)
     goal = y + dy
     closed = None if numeric else pointwise_inverse(k.problem)
     x, status = (closed or partial(numeric_inverse, k))(goal, f)
-    dx = np.where((status == runtime.RUNNING)[:, None], x - f, 0.0)
+    out[...] = np.where((status == runtime.RUNNING)[:, None], x - f, 0.0)
     if fallback:
         failed = np.flatnonzero(status != runtime.RUNNING)
         if len(failed):
-            dx[failed], status[failed] = solve_jacobian(k, f[failed], dy[failed])
-    return dx, status
+            out[failed], status[failed] = solve_jacobian(k, f[failed], dy[failed])
+    return status
 
 
 def numeric_inverse(
