@@ -14,7 +14,7 @@ from conftest import optional_module
 
 from scaleinv import Problem, minimize, rules
 from scaleinv.errors import NumericInverseWarning, ScaleinvError
-from scaleinv.numeric.engines import JAX_MIN_WORK, choose_engine
+from scaleinv.numeric.engines import FUSED_JAX_MIN_WORK, JAX_MIN_WORK, choose_engine
 from scaleinv.numeric.status import Status
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -167,7 +167,11 @@ def test_engine_selection() -> None:
     bfgs = minimize(COMPARISON, rules.bfgs(), [[1.0, 1.0]], 3, engine="jax")
     assert bfgs.engine == "numpy"
     assert choose_engine(COMPARISON, RULES["gd"], 10, 10, None)[0] == "numpy"
-    assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "auto")[0] == "jax"
+    # a fused NumPy step (2 inputs) keeps NumPy up to FUSED_JAX_MIN_WORK, others from JAX_MIN_WORK
+    assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "auto")[0] == "numpy"
+    assert choose_engine(COMPARISON, RULES["gd"], FUSED_JAX_MIN_WORK, 1, "auto")[0] == "jax"
+    three = Problem.from_strings(["a", "b", "c"], ["a*b", "b + c", "c**3"], target=[1, 2, 3])
+    assert choose_engine(three, RULES["newton"], JAX_MIN_WORK, 1, "auto")[0] == "jax"
     assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "numpy")[0] == "numpy"
     assert choose_engine(COMPARISON, RULES["pg"], JAX_MIN_WORK, 1, None)[0] == "numpy"
     assert choose_engine(COMPARISON, RULES["pg"], 1, 1, "jax")[0] == "jax"
