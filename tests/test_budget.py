@@ -7,15 +7,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sympy as sp
 
 from scaleinv.errors import BudgetExceeded
 from scaleinv.symbolic import Problem, budget
-from scaleinv.symbolic.budget import cheap_simplify, steps_spent, with_budget
+from scaleinv.symbolic.budget import cheap_simplify, start_server, steps_spent, with_budget
 from scaleinv.symbolic.inverse import local_inverse
 
 
@@ -303,3 +305,19 @@ def test_a_budgeted_derivation_beside_running_jax_threads_gives_no_fork_warning(
     for branch in inverse.branches:  # the round trip P(P^-1(y)) = y at a sample point
         x = dict(zip(problem.inputs, (complex(s.subs(y).evalf()).real for s in branch.solution)))
         assert [float(p.subs(x)) for p in problem.outputs] == pytest.approx([10.0, 4.0])
+
+
+def test_a_server_started_ahead_serves_the_threads_later_budgets() -> None:
+    """``start_server`` (``scaleinv study`` before its rules run) starts the thread's server
+    without waiting for it; the thread's budgets then run on that server, not a second one."""
+    seen: list[Any] = []
+
+    def thread() -> None:
+        start_server()
+        server = budget._servers.server
+        seen.extend([server.pid, with_budget(lambda: 6 * 7, 100, "ahead"), budget._server().pid])
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join()
+    assert seen[1] == 42 and seen[0] == seen[2]

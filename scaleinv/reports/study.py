@@ -32,6 +32,7 @@ from scaleinv.numeric.rules import make_rule
 from scaleinv.reports.content import rule_labels
 from scaleinv.reports.study_ends import Minimum, classify_ends
 from scaleinv.symbolic import Spec, input_periods
+from scaleinv.symbolic.budget import start_server
 from scaleinv.symbolic.spec import STUDY_KEYS, check_keys, check_run_limits
 
 __all__ = ["StudyOptions", "study_options", "RuleStudy", "Study", "run_study", "periods_of"]
@@ -219,6 +220,8 @@ def run_study(spec: Spec, starts: int | None = None, engine: str | None = None) 
     options = study_options(spec, starts)
     x0 = _starts(options)
     rules = [make_rule(r) for r in spec.rules]
+    if any(rule.uses_inverse for rule in rules):  # PG derives its inverse under a budget: the
+        start_server()  # budgets' server starts while the rules before it run
     ends, statuses, taken, engines = [], [], [], []
     for rule in rules:
         try:

@@ -69,7 +69,7 @@ from typing import Any, TypeVar, cast
 from scaleinv.errors import BudgetExceeded
 
 __all__ = ["with_budget", "cheap_simplify", "steps_spent", "WALL_STEPS_PER_SECOND", "WALL_GRACE"]
-__all__ += ["MAX_EXPANDED_POWER", "huge_power", "tree_size", "worker_cpu_seconds"]
+__all__ += ["MAX_EXPANDED_POWER", "huge_power", "tree_size", "worker_cpu_seconds", "start_server"]
 
 T = TypeVar("T")
 
@@ -206,6 +206,17 @@ def with_budget(fn: Callable[[], T], steps: float, what: str, *, isolate: bool =
     if _IN_WORKER or not isolate or not hasattr(os, "fork") or not hasattr(os, "posix_spawn"):
         return _counted(fn, steps, what)
     return _in_worker(fn, steps, what)
+
+
+def start_server() -> None:
+    """Start this thread's fork server now if its budgets will use one (see :func:`with_budget`).
+
+    Its start (a fresh interpreter's imports, about 1-2 s) then runs in its own process beside
+    whatever the caller does until its first budget (``scaleinv study`` runs the other rules
+    meanwhile) instead of being waited for then. Budgets count the same either way.
+    """
+    if not _IN_WORKER and hasattr(os, "fork") and hasattr(os, "posix_spawn"):
+        _server()
 
 
 def _counted(fn: Callable[[], T], steps: int, what: str) -> T:
