@@ -321,3 +321,32 @@ def test_a_server_started_ahead_serves_the_threads_later_budgets() -> None:
     worker.start()
     worker.join()
     assert seen[1] == 42 and seen[0] == seen[2]
+
+
+@pytest.mark.parametrize("fits", [True, False])
+def test_a_fork_server_imports_its_parents_modules_at_its_start(fits, monkeypatch) -> None:
+    """Not at the first request (a quarter second then): their names go in its ``argv``, so
+    the first request names no module, and its worker has them (names too long for an
+    argument: the first request names them, as before)."""
+    import scaleinv.symbolic.inverse  # noqa: F401 - a module a budget of PG needs
+
+    if not fits:
+        monkeypatch.setattr(budget, "_ARGUMENT_LIMIT", 10)
+
+    frames: list[bytes] = []
+    write = budget._write_frame
+    monkeypatch.setattr(
+        budget, "_write_frame", lambda fd, data: frames.append(data) or write(fd, data)
+    )
+    seen: list[Any] = []
+
+    def thread() -> None:
+        start_server()
+        seen.append(with_budget(lambda: "scaleinv.symbolic.inverse" in sys.modules, 100, "in"))
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join()
+    assert seen == [True]
+    names = frames[0].split(b"\n", 1)[0].decode().split()
+    assert len(frames) == 1 and (names == [] if fits else "scaleinv.symbolic.inverse" in names)

@@ -306,16 +306,20 @@ class _ForkServer:
     worker's pid out (a pipe whose number is in ``argv``), then its CPU seconds (a line) and its
     pickled ``(kind, value, steps)`` (empty if it died). Server and workers print to the
     parent's stdout and stderr.
-    A request starts with the names of the modules of SymPy, mpmath and scaleinv that the
-    parent has imported since its last request (a newline-separated line): the server imports
-    them before it forks, so a worker starts with the modules a fork of the parent would have
-    (SymPy imports some on first use, ``sympy.physics.units`` at the first ``simplify``: a
-    worker without them spends seconds importing them, uncounted).
+    The server imports the modules of SymPy, mpmath and scaleinv that the parent had imported
+    when it started the server (their names in ``argv``: imported while the parent goes on), and
+    a request starts with the names of those it has imported since (a newline-separated line):
+    the server imports them before it forks, so a worker starts with the modules a fork of the
+    parent would have (SymPy imports some on first use, ``sympy.physics.units`` at the first
+    ``simplify``: a worker without them spends seconds importing them, uncounted).
     """
 
     def __init__(self) -> None:
         self.owner = os.getpid()  # a fork of the owner (a process pool) must start its own
-        self._sent: set[str] = set()
+        names = " ".join(sorted(_mirrored()))  # imported at its start, before any request
+        if len(names) > _ARGUMENT_LIMIT:  # too long for one argument: the first request's
+            names = ""
+        self._sent = set(names.split())
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         env.update(dict.fromkeys(_BLAS_THREADS, "1"))
         to_server, self._in = os.pipe()
@@ -323,6 +327,7 @@ class _ForkServer:
         os.set_inheritable(from_server, True)  # its number is passed; stdout stays the parent's
         script = "from scaleinv.symbolic.budget import _serve_forks; _serve_forks()"
         argv = [sys.executable, "-c", script, str(os.getpid()), str(from_server), _SOURCE]
+        argv.append(names)
         try:
             self.pid = os.posix_spawn(
                 sys.executable, argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, to_server, 0)]
@@ -336,7 +341,7 @@ class _ForkServer:
         """The worker's reply, or None once it ran ``wall`` seconds (it is killed then).
 
         The clock starts at the fork: the server's start and imports are not the step's."""
-        loaded = {m for m in sys.modules if m.startswith(_MIRRORED) and not _THREADED.search(m)}
+        loaded = _mirrored()
         modules, self._sent = " ".join(sorted(loaded - self._sent)), self._sent | loaded
         try:
             _write_frame(self._in, modules.encode() + b"\n" + request)
@@ -365,6 +370,9 @@ _SOURCE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 _MIRRORED = ("sympy", "mpmath", "scaleinv")
 #: Modules a fork server must not import: they start threads.
 _THREADED = re.compile(r"jax|torch|dask|distributed|numba")
+#: Bytes of module names a fork server takes in its ``argv`` (Linux allows 128 KiB an argument;
+#: all of SymPy's, mpmath's and scaleinv's modules make some 60 KB).
+_ARGUMENT_LIMIT = 100_000
 _BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _servers = threading.local()
 
@@ -375,6 +383,11 @@ def _server() -> _ForkServer:
     if server is None or server.owner != os.getpid():
         server = _servers.server = _ForkServer()
     return cast(_ForkServer, server)
+
+
+def _mirrored() -> set[str]:
+    """The modules of this process that a fork server imports (see :class:`_ForkServer`)."""
+    return {m for m in sys.modules if m.startswith(_MIRRORED) and not _THREADED.search(m)}
 
 
 def _stop_server(pid: int, to_server: int, from_server: int) -> None:
@@ -406,26 +419,33 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _serve_forks() -> None:  # pragma: no cover - the fork server (a separate interpreter)
-    """The fork server's loop: ``argv`` holds the parent's pid and the reply pipe's number."""
+def _import_all(names: str) -> None:  # pragma: no cover - in the fork server
+    """Import the modules ``names`` (space-separated) that import."""
     import importlib
 
-    parent, replies, source = sys.argv[1:]
+    for name in names.split():
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
+def _serve_forks() -> None:  # pragma: no cover - the fork server (a separate interpreter)
+    """The fork server's loop: ``argv`` holds the parent's pid, the reply pipe's number, the
+    hash of this file and the modules the parent had imported when it started the server."""
+    parent, replies, source, loaded = sys.argv[1:]
     if source != _SOURCE:  # this file changed on disk (an upgrade) since the parent loaded it
         sys.exit("scaleinv's budget module changed since this process started: restart it")
     _die_with(int(parent))
     out = int(replies)
     import cloudpickle  # noqa: F401 - every request needs it to unpickle
 
+    _import_all(loaded)  # the parent's modules at the server's start, before any request
     server = os.getpid()
     while True:
         try:
             modules, _, request = _read_frame(0).partition(b"\n")
         except RuntimeError:  # the parent closed the pipe: done
             os._exit(0)
-        for name in modules.decode().split():
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
+        _import_all(modules.decode())
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
