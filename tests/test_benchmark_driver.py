@@ -42,9 +42,9 @@ def test_the_check_catches_a_wrong_anchor(monkeypatch) -> None:
 
 def test_the_default_column_names_the_engine_of_the_timed_size() -> None:
     # the default engine depends on the run's size: the column must not probe a tiny run
-    from scaleinv.numeric.engines import FUSED_JAX_MIN_WORK, jax_installed
+    from scaleinv.numeric.engines import JAX_MIN_WORK, jax_installed
 
     problem = bench.comparison_problem()
     assert bench.default_engine(problem, "gd", 0.01, 1000, 10) == "numpy"
-    large = bench.default_engine(problem, "gd", 0.01, FUSED_JAX_MIN_WORK, 1)
+    large = bench.default_engine(problem, "gd", 0.01, JAX_MIN_WORK, 1)
     assert large == ("jax" if jax_installed() else "numpy")

@@ -167,9 +167,10 @@ def test_engine_selection() -> None:
     bfgs = minimize(COMPARISON, rules.bfgs(), [[1.0, 1.0]], 3, engine="jax")
     assert bfgs.engine == "numpy"
     assert choose_engine(COMPARISON, RULES["gd"], 10, 10, None)[0] == "numpy"
-    # a fused NumPy step (2 inputs) keeps NumPy up to FUSED_JAX_MIN_WORK, others from JAX_MIN_WORK
-    assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "auto")[0] == "numpy"
-    assert choose_engine(COMPARISON, RULES["gd"], FUSED_JAX_MIN_WORK, 1, "auto")[0] == "jax"
+    # with tol, a fused NumPy step (2 inputs) keeps NumPy up to FUSED_JAX_MIN_WORK
+    assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "auto")[0] == "jax"
+    assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "auto", 1e-6)[0] == "numpy"
+    assert choose_engine(COMPARISON, RULES["gd"], FUSED_JAX_MIN_WORK, 1, None, 1e-6)[0] == "jax"
     three = Problem.from_strings(["a", "b", "c"], ["a*b", "b + c", "c**3"], target=[1, 2, 3])
     assert choose_engine(three, RULES["newton"], JAX_MIN_WORK, 1, "auto")[0] == "jax"
     assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "numpy")[0] == "numpy"

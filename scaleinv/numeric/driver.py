@@ -219,7 +219,7 @@ def minimize(
     kernels = compile_problem(problem)
     compiled = compiled_rule(problem, rule)
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
-    chosen, _ = choose_engine(problem, rule, samples, steps, engine)
+    chosen, _ = choose_engine(problem, rule, samples, steps, engine, tol)
     chunked = chosen != "jax" and _in_chunks(rule, compiled, samples, steps)
     _check_memory(
         problem, rule, compiled, samples, shape, steps, count, record, max_memory, chunked

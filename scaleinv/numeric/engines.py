@@ -8,8 +8,8 @@
 * ``None`` / ``"auto"`` — JAX where it is installed, runs the rule faster (not PG: its traced
   local inverse polishes every branch candidate everywhere, and measured 1.2x slower than the
   NumPy engine's, which polishes only the rough ones), and the run is large enough to repay
-  its compilation (:data:`JAX_MIN_WORK` sample-steps, :data:`FUSED_JAX_MIN_WORK` where the
-  NumPy engine runs the rule by a fused step); NumPy otherwise.
+  its compilation (:data:`JAX_MIN_WORK` sample-steps, :data:`FUSED_JAX_MIN_WORK` for a run
+  with ``tol`` where the NumPy engine runs the rule by a fused step); NumPy otherwise.
 
 Nothing here imports JAX: ``import scaleinv`` never does.
 """
@@ -28,10 +28,13 @@ from scaleinv.symbolic import IndexedProblem, Problem
 __all__ = ["ENGINES", "JAX_MIN_WORK", "check_engine", "choose_engine", "jax_unsupported"]
 __all__ += ["reruns_no_inverse", "FUSED_JAX_MIN_WORK"]
 
-#: ``auto`` takes JAX for a rule the NumPy engine runs by a fused step
+#: ``auto`` takes JAX for a run with ``tol`` of a rule the NumPy engine runs by a fused step
 #: (:mod:`scaleinv.numeric.fused_step`) only from this many sample-steps: at 10**8 (10**6
 #: starts x 100 steps of the comparison problem, tol given) the fused NumPy run took 2.0, 1.1
-#: and 1.5 s for GD, Newton and IG against JAX's 3.4, 1.9 and 2.0 s with its compilation.
+#: and 1.5 s for GD, Newton and IG against JAX's 3.4, 1.9 and 2.0 s with its compilation
+#: (samples converging at different steps make JAX rerun blocks). Without ``tol``, JAX's
+#: first call at 10**7 x 20 took 1.7, 1.4 and 1.5 s against the fused NumPy run's 2.2, 3.4
+#: and 2.8 s, so :data:`JAX_MIN_WORK` holds there.
 FUSED_JAX_MIN_WORK = 10**9
 #: The values of ``engine`` (``None`` means ``"auto"``).
 ENGINES = ("auto", "numpy", "jax")
@@ -76,9 +79,15 @@ def reruns_no_inverse(problem: Problem, rule: Any) -> bool:
 
 
 def choose_engine(
-    problem: Problem | IndexedProblem, rule: Any, samples: int, steps: int, engine: str | None
+    problem: Problem | IndexedProblem,
+    rule: Any,
+    samples: int,
+    steps: int,
+    engine: str | None,
+    tol: float | None = None,
 ) -> tuple[str, str]:
-    """``(engine, why)``: the engine that runs, and a few words on why."""
+    """``(engine, why)``: the engine that runs (a run of ``samples`` x ``steps``, with the
+    tolerance ``tol`` or without), and a few words on why."""
     engine = check_engine(engine)
     if engine == "numpy":
         return "numpy", "asked for"
@@ -96,7 +105,7 @@ def choose_engine(
     if samples * steps < JAX_MIN_WORK:
         return "numpy", f"fewer than {JAX_MIN_WORK:.0e} sample-steps: compiling would not pay"
     fused = isinstance(problem, Problem) and fused_step(problem, rule, False) is not None
-    if fused and samples * steps < FUSED_JAX_MIN_WORK:
-        why = f"NumPy's fused step: compiling would not pay below {FUSED_JAX_MIN_WORK:.0e}"
+    if fused and tol is not None and samples * steps < FUSED_JAX_MIN_WORK:
+        why = f"NumPy's fused step with tol: compiling would not pay below {FUSED_JAX_MIN_WORK:.0e}"
         return "numpy", why + " sample-steps"
     return "jax", f"at least {JAX_MIN_WORK:.0e} sample-steps"

@@ -93,13 +93,15 @@ def sum_shifted(
     for c, k in terms:
         shifted = slice(width - c, width - c + size)
         column = fused.columns[k]
-        value = fused.constants[k] if column is None else values[:, column, shifted]
+        value: np.ndarray | float = (
+            fused.constants[k] if column is None else values[:, column, shifted]
+        )
         if factor is not None:
             arrays.append((factor[:, shifted], value))
-        elif column is None:
-            numbers += value
-        else:
+        elif isinstance(value, np.ndarray):
             arrays.append(value)
+        else:
+            numbers += value
     if not arrays:
         out.fill(numbers)  # on a strided row 1.5x faster than out[...] = numbers
         return
