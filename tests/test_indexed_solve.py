@@ -137,6 +137,19 @@ def test_newton_on_the_band_route_matches_the_expanded_problem(boundary):
     np.testing.assert_allclose(ours.x, theirs.x, rtol=0, atol=1e-12)
 
 
+def _blocked_problem(stencil: str, boundary, seed: int):
+    """A cubic diffusion step on a 23-point grid with ``stencil``, and two random points."""
+    n = 23
+    problem = IndexedProblem.from_strings(
+        "u[0:n]",
+        f"u[i] + 0.1*({stencil}) + 0.05*u[i]**3",
+        boundary=boundary,
+        params={"n": n},
+        target="0.3*sin(i)",
+    )
+    return problem, 0.3 * np.random.default_rng(seed).standard_normal((2, n))
+
+
 @pytest.mark.parametrize("boundary", ["periodic", {"kind": "dirichlet", "value": 0.2}])
 def test_blocks_of_the_grid_add_up_to_the_whole(monkeypatch, boundary):
     """Blocks of 4 points on a 23-point grid (stencil reach 2: entries cross the blocks' edges
@@ -144,15 +157,8 @@ def test_blocks_of_the_grid_add_up_to_the_whole(monkeypatch, boundary):
     and the expanded problem's ∇L and H, entry by entry."""
     from scaleinv.numeric import indexed_kernels
 
-    n = 23
-    problem = IndexedProblem.from_strings(
-        "u[0:n]",
-        "u[i] + 0.1*(u[i+2] - 2*u[i] + u[i-1]) + 0.05*u[i]**3",
-        boundary=boundary,
-        params={"n": n},
-        target="0.3*sin(i)",
-    )
-    x = 0.3 * np.random.default_rng(5).standard_normal((2, n))
+    problem, x = _blocked_problem("u[i+2] - 2*u[i] + u[i-1]", boundary, seed=5)
+    n = problem.n
     expanded = problem.to_problem().compile()
     k = problem.compile()
     whole, _ = k.hessian_band(x)
@@ -210,15 +216,8 @@ def test_blocks_of_the_grid_give_the_jacobian_band(monkeypatch, boundary, stenci
     and P − y*, entry by entry (periodic: the wrapped entries too)."""
     from scaleinv.numeric import indexed_kernels
 
-    n = 23
-    problem = IndexedProblem.from_strings(
-        "u[0:n]",
-        f"u[i] + 0.1*({stencil}) + 0.05*u[i]**3",
-        boundary=boundary,
-        params={"n": n},
-        target="0.3*sin(i)",
-    )
-    x = 0.3 * np.random.default_rng(6).standard_normal((2, n))
+    problem, x = _blocked_problem(stencil, boundary, seed=6)
+    n = problem.n
     expanded = problem.to_problem().compile()
     k = problem.compile()
     monkeypatch.setattr(indexed_kernels, "BLOCK_POINTS", 8)  # 4 points × 2 samples

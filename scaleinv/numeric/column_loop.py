@@ -111,25 +111,10 @@ def iterate_columns(
             if (boxed and stopped is None) or certified(new, stopped):
                 loss_new = None
             else:
-                loss_new = loss_of(new)
-                everything_fine = (
-                    stopped is None
-                    and np.isfinite(new.sum())
-                    and -runtime.DIVERGED_LOSS < loss_new.min()
-                    and loss_new.max() < runtime.DIVERGED_LOSS
+                diverged, loss_new = runtime.stop_diverged(
+                    status, taken, k, new, x, loss_of(new), loss_x, stopped, coordinates=0
                 )
-                if not everything_fine:
-                    fine = np.abs(loss_new) < runtime.DIVERGED_LOSS
-                    fine &= np.isfinite(new).all(axis=0)
-                    diverged = runtime._stop(status, taken, k, ~fine, runtime.DIVERGED)
-                    running -= diverged
-                    if diverged:
-                        keep = status != runtime.RUNNING
-                        np.copyto(new, x, where=keep)
-                        if loss_x is None:
-                            loss_new = None
-                        else:
-                            np.copyto(loss_new, loss_x, where=keep)
+                running -= diverged
         x, new, loss_x = new, x, loss_new
         if recorder.wants(k + 1):
             if loss_x is None:

@@ -74,13 +74,7 @@ def _cramer_into(a, b, x):
     x1 /= det
     x[:, 0], x[:, 1] = x0, x1
     squares = numpy.square(a.reshape(-1, 4)) @ _ONES  # ‖a‖_F² (einsum: 5x slower)
-    numpy.abs(det, out=det)
-    det *= _CRAMER_LIMIT
-    fine = squares < det
-    if not numpy.isfinite(x0.sum() + x1.sum()):  # only then sample by sample
-        fine &= numpy.isfinite(x0)
-        fine &= numpy.isfinite(x1)
-    return fine
+    return _trusted(squares, det, x0, x1)
 
 
 def _diagonal_into(a00, a11, b0, b1, x):
@@ -93,6 +87,12 @@ def _diagonal_into(a00, a11, b0, b1, x):
     det = a00 * a11
     squares = a00 * a00
     squares += a11 * a11
+    return _trusted(squares, det, x0, x1)
+
+
+def _trusted(squares, det, x0, x1):
+    """Where a 2x2 solution ``(x0, x1)`` by Cramer's rule is trusted: ``‖a‖_F² = squares``
+    below ``_CRAMER_LIMIT · |det|`` (``det`` is overwritten) and the solution finite."""
     numpy.abs(det, out=det)
     det *= _CRAMER_LIMIT
     fine = squares < det
@@ -328,6 +328,35 @@ def _stop(status, taken, step, where, code):
     return int(numpy.count_nonzero(newly))
 
 
+def stop_diverged(status, taken, step, x_new, x, loss_new, loss_x, stopped, coordinates=-1):
+    """The divergence check of a step: a running sample whose new point is not finite or whose
+    loss ``loss_new`` is not below :data:`DIVERGED_LOSS` stops as diverged at ``step`` and
+    keeps its point ``x`` (and its loss ``loss_x``) in ``x_new``. ``stopped``: the samples
+    stopped before (None: none); ``coordinates``: the axis of ``x_new`` holding a point's
+    coordinates (-1: ``(..., n)``; 0: ``(n, size)``, one row per coordinate). Returns how
+    many diverged, and the new losses (None where a kept point's loss is not known)."""
+    # whole-batch reductions without temporaries; NaN fails the comparisons, and an
+    # overflowing sum only sends the batch to the per-sample check below
+    everything_fine = (
+        stopped is None
+        and numpy.isfinite(x_new.sum())
+        and -DIVERGED_LOSS < loss_new.min()
+        and loss_new.max() < DIVERGED_LOSS
+    )
+    if everything_fine:
+        return 0, loss_new
+    fine = numpy.isfinite(x_new).all(axis=coordinates)  # per sample: who diverged
+    fine &= numpy.abs(loss_new) < DIVERGED_LOSS
+    diverged = _stop(status, taken, step, ~fine, DIVERGED)
+    if diverged:  # they keep their points too
+        keep = status != RUNNING
+        numpy.copyto(x_new, x, where=keep if coordinates == 0 else keep[..., None])
+        if loss_x is None:  # the loss of the points kept is not known
+            return diverged, None
+        numpy.copyto(loss_new, loss_x, where=keep)
+    return diverged, loss_new
+
+
 def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress=None, radius=None):
     """The loop of :func:`scaleinv.minimize` (and of exported modules and Dask workers).
 
@@ -396,27 +425,10 @@ def iterate(step, gradient, loss, x0, steps, tol, recorder, state=None, progress
             if certified(x_new, stopped):  # no running sample can have diverged
                 loss_new = None
             else:
-                loss_new = loss(x_new)
-                # whole-batch reductions without temporaries; NaN fails the comparisons, and an
-                # overflowing sum only sends the batch to the per-sample check below
-                everything_fine = (
-                    stopped is None
-                    and numpy.isfinite(x_new.sum())
-                    and -DIVERGED_LOSS < loss_new.min()
-                    and loss_new.max() < DIVERGED_LOSS
+                diverged, loss_new = stop_diverged(
+                    status, taken, k, x_new, x, loss(x_new), loss_x, stopped
                 )
-                if not everything_fine:  # per sample: who diverged, who keeps its point
-                    fine = numpy.isfinite(x_new).all(axis=-1)
-                    fine &= numpy.abs(loss_new) < DIVERGED_LOSS
-                    diverged = _stop(status, taken, k, ~fine, DIVERGED)
-                    running -= diverged
-                    if diverged:  # they keep their points too
-                        keep = status != RUNNING
-                        numpy.copyto(x_new, x, where=keep[..., None])
-                        if loss_x is None:  # the loss of the points kept is not known
-                            loss_new = None
-                        else:
-                            numpy.copyto(loss_new, loss_x, where=keep)
+                running -= diverged
         x, loss_x = x_new, loss_new
         if loss_x is None and recorder.wants(k + 1):
             loss_x = loss_of(x)
