@@ -95,10 +95,13 @@ class _Writer:
         program: StraightLine | None,
         prefix: str,
         reads: dict[sp.Basic, str] | None = None,
+        known: dict[str, str] | None = None,
     ) -> dict[tuple[int, ...], str]:
         """Print ``program``'s temporaries and outputs; return each output entry's name, or
-        its value where it is a constant (a structurally zero entry is ``"0"``). ``reads``
-        names what some of its symbols read instead of the usual columns."""
+        its text where it is a constant or a symbol (a structurally zero entry is ``"0"``).
+        ``reads`` names what some of its symbols read instead of the usual columns. ``known``
+        maps the text of what earlier programs computed to its name: the same text is not
+        computed again (only for names that are never rebound in between)."""
         if program is None:
             raise _NotFused("the kernel has no straight-line program")
         self.programs += 1
@@ -111,16 +114,23 @@ class _Writer:
                 expr = expr.replace(sp.DiracDelta, lambda *a: sp.Integer(0))
             return str(printer.doprint(expr))
 
+        known = {} if known is None else known
+
+        def assign(name: str, expr: sp.Expr) -> str:
+            value = text(expr)
+            if value not in known:
+                self.lines.append(f"{name} = {value}")
+                known[value] = name
+            return known[value]
+
         for t, expr in program.temps:
-            self.lines.append(f"{names[t]} = {text(expr)}")
+            printer.names[t] = assign(names[t], expr)
         entries = {index: "0" for index in np.ndindex(*program.shape)}
         for index, expr in program.outputs:
-            if expr.is_Number:  # a constant entry is written where it is used
+            if expr.is_Number or expr.is_Symbol:  # read where it is used (no pass, no copy)
                 entries[index] = text(expr)
                 continue
-            name = f"{prefix}{''.join(map(str, index))}"
-            self.lines.append(f"{name} = {text(expr)}")
-            entries[index] = name
+            entries[index] = assign(f"{prefix}{''.join(map(str, index))}", expr)
         return entries
 
 
@@ -138,20 +148,21 @@ def _build(problem: Problem, rule: Rule, with_norm: bool) -> FusedStep | None:
     eta = repr(float(rule.settings()["eta"]))
     try:
         g = None
+        dx: list[tuple[str, ...] | None]  # per coordinate: ufunc and arguments, or None (written)
         if rule.name in ("gd", "newton") or with_norm:
             g = writer.program(kernels.gradient.program, "_g")
         trusted = "None"
         if rule.name == "pg":
             dx, trusted = _pg_lines(problem, rule, writer, eta)
         elif rule.name == "gd":
-            dx = [f"(-{eta}) * {g[(i,)]}" for i in range(n)] if g else []
+            dx = [("multiply", f"(-{eta})", g[(i,)]) for i in range(n)] if g else []
         elif rule.name == "newton":
             if kernels.hessian_pattern.sparse:
                 return None
             a = writer.program(kernels.hessian.program, "_h")
             assert g is not None
             x, trusted = _solve_lines(writer.lines, a, [g[(i,)] for i in range(n)])
-            dx = [f"(-{eta}) * {v}" for v in x]
+            dx = [("multiply", f"(-{eta})", v) for v in x]
         else:  # IG: J⁻¹ (η · newton_dy(P(x)))
             if problem.m != n or kernels.newton_dy is None or kernels.jacobian_pattern.sparse:
                 return None
@@ -163,10 +174,11 @@ def _build(problem: Problem, rule: Rule, with_norm: bool) -> FusedStep | None:
                 writer.lines.append(f"_b{j} = {eta} * {d[(j,)]}")
                 b.append(f"_b{j}")
             a = writer.program(kernels.jacobian.program, "_j")
-            dx, trusted = _solve_lines(writer.lines, a, b)
+            x, trusted = _solve_lines(writer.lines, a, b)
+            dx = [("positive", v) for v in x]
     except _NotFused:
         return None
-    writes = [f"dx[{i}, _rows] = {v}" for i, v in enumerate(dx)]
+    writes = [_into(f"dx[{i}, _rows]", *v) for i, v in enumerate(dx) if v is not None]
     if trusted != "None":
         writes.append(f"ok[_rows] = {trusted}")
     if with_norm and g is not None:
@@ -189,7 +201,9 @@ def _build(problem: Problem, rule: Rule, with_norm: bool) -> FusedStep | None:
     )
 
 
-def _pg_lines(problem: Problem, rule: Rule, writer: _Writer, eta: str) -> tuple[list[str], str]:
+def _pg_lines(
+    problem: Problem, rule: Rule, writer: _Writer, eta: str
+) -> tuple[list[tuple[str, ...] | None], str]:
     """PG's step as its closed-form local inverse's first stage computes it (``nearest_first``
     of :mod:`scaleinv.numeric.inverse_source`): the target ``t = y + η·newton_dy(y)``, every
     branch at ``t``, the nearest finite candidate, and whether it solves ``P(c) = t`` to the
@@ -208,32 +222,80 @@ def _pg_lines(problem: Problem, rule: Rule, writer: _Writer, eta: str) -> tuple[
     n, m, lines = problem.n, problem.m, writer.lines
     y = writer.program(kernels.P.program, "_y")
     _alias(lines, y)
-    d = writer.program(kernels.newton_dy.program, "_d")
+    newton_dy, minus = _negated(kernels.newton_dy.program)
+    d = writer.program(newton_dy, "_d")
     for j in range(m):  # pg_step: y + eta * newton_dy(y)
-        lines.append(f"_t{j} = _y{j} + {eta} * {d[(j,)]}")
+        lines.append(f"_t{j} = _y{j} {'-' if (j,) in minus else '+'} {eta} * {d[(j,)]}")
     targets = {ys: f"_t{j}" for j, ys in enumerate(problem.output_symbols)}
+    candidates: list[list[str]] = []
+    known: dict[str, str] = {}  # what one branch computes, the others read
     for b, branch in enumerate(local.branches):
         temps, reduced = sp.cse(list(branch.solution), symbols=sp.numbered_symbols("_t"))
         outputs = [((i,), e) for i, e in enumerate(reduced) if e != 0]
         program = StraightLine(temps, outputs, (n,), [], problem.params)
-        c = writer.program(program, f"_c{b}_", reads=targets)
-        lines += [f"_gap{i} = {c[(i,)]} - _x{i}" for i in range(n)]
-        squares = " + ".join(f"_gap{i} * _gap{i}" for i in range(n))
-        lines.append(f"_dist = numpy.fmin({squares}, numpy.inf)")
-        if b == 0:
-            lines += [f"_xs{i} = {c[(i,)]}" for i in range(n)]
-            lines.append("_best = _dist")
-        else:  # ties: the first branch
-            lines.append("_pick = (_dist < _best).view(numpy.int8).astype(numpy.int64)")
-            lines += [f"_xs{i} = _select(_pick, {c[(i,)]}, _xs{i})" for i in range(n)]
-            lines.append("_best = numpy.minimum(_best, _dist)")
-    selected = {x: f"_xs{i}" for i, x in enumerate(problem.inputs)}
-    q = writer.program(kernels.P.program, "_q", reads=selected)
+        entries = writer.program(program, f"_c{b}_", reads=targets, known=known)
+        candidates.append([entries[(i,)] for i in range(n)])
+    # A coordinate every branch computes by the same text has one value: its gap is its step
+    # (written into dx at once), squared once, and no branch choice is written for it. Where
+    # a branch's candidate is the previous one's text, its square and choice are skipped too.
+    shared = [all(c[i] == candidates[0][i] for c in candidates) for i in range(n)]
+    squares: dict[int, str] = {}
+    for i in range(n):
+        if shared[i]:
+            gap = _into(f"dx[{i}, _rows]", "subtract", candidates[0][i], f"_x{i}")
+            lines += [f"_gs{i} = {gap}", f"_sq{i} = _gs{i} * _gs{i}"]
+            squares[i] = f"_sq{i}"
+    for b, c in enumerate(candidates):
+        fresh = [i for i in range(n) if not shared[i] and (b == 0 or c[i] != candidates[b - 1][i])]
+        for i in fresh:
+            lines += [f"_gap{i} = {c[i]} - _x{i}", f"_sq{i} = _gap{i} * _gap{i}"]
+            squares[i] = f"_sq{i}"
+        dist = " + ".join(squares[i] for i in range(n))
+        if b == 0:  # a NaN distance (c not finite) is too far: infinite
+            lines.append(f"_best = numpy.fmin({dist}, numpy.inf)")
+            lines += [f"_xs{i} = {c[i]}" for i in range(n) if not shared[i]]
+            continue
+        # ties: the first branch; a NaN distance is never nearer (as infinity)
+        lines.append(f"_dist = {dist}")
+        lines.append("_pick = (_dist < _best).view(numpy.int8).astype(numpy.int64)")
+        same = [i for i in range(n) if all(e[i] == c[i] for e in candidates[:b])]
+        lines += [f"_xs{i} = _select(_pick, {c[i]}, _xs{i})" for i in range(n)
+                  if not shared[i] and i not in same]  # fmt: skip
+        lines.append("_best = numpy.fmin(_best, _dist)")
+    selected = [candidates[0][i] if shared[i] else f"_xs{i}" for i in range(n)]
+    q = writer.program(kernels.P.program, "_q", reads=dict(zip(problem.inputs, selected)))
     tol = repr(inverse_source.TOL)
-    checks = [f"(numpy.abs(_t{j} - {q[(j,)]}) <= {tol} * (1 + numpy.abs(_t{j})))"
-              for j in range(m)]  # fmt: skip
+    checks = [
+        # |t - t| <= tol (1 + |t|) holds exactly where t is finite
+        f"numpy.isfinite(_t{j})" if q[(j,)] == f"_t{j}"
+        else f"(numpy.abs(_t{j} - {q[(j,)]}) <= {tol} * (1 + numpy.abs(_t{j})))"
+        for j in range(m)
+    ]  # fmt: skip
     lines.append(f"_valid = {' & '.join(checks)} & (_best < numpy.inf)")
-    return [f"_xs{i} - _x{i}" for i in range(n)], "_valid"
+    steps: list[tuple[str, ...] | None] = [
+        None if shared[i] else ("subtract", f"_xs{i}", f"_x{i}") for i in range(n)
+    ]
+    return steps, "_valid"
+
+
+def _negated(program: StraightLine | None) -> tuple[StraightLine | None, set[tuple[int, ...]]]:
+    """``program`` with each output ``(-1)*e`` written as ``e``, and where it was: ``y +
+    η·((-1)*e)`` is then printed ``y - η·e``, the same bits (negation is exact, rounding
+    symmetric about 0) with one pass less."""
+    if program is None:
+        return None, set()
+    outputs, minus = [], set()
+    for index, expr in program.outputs:
+        if expr.is_Mul and len(expr.args) == 2 and expr.args[0] == -1:
+            expr = expr.args[1]
+            minus.add(index)
+        outputs.append((index, expr))
+    return program._replace(outputs=outputs), minus
+
+
+def _into(target: str, ufunc: str, *args: str) -> str:
+    """``numpy.<ufunc>(*args)`` written into ``target`` (no temporary, no copy)."""
+    return f"numpy.{ufunc}({', '.join(args)}, out={target})"
 
 
 def _select(pick: np.ndarray, a: Any, b: Any) -> np.ndarray:
