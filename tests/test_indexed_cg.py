@@ -421,3 +421,31 @@ def test_a_singular_jacobian_falls_back_to_the_direct_solve(monkeypatch) -> None
     _, status = steps.solve_jacobian(k, x, rhs, 0)
     assert calls == [0, problem.n + 1]
     assert (status == runtime.SINGULAR).all()
+
+
+def test_cg_updates_in_place_per_sample_and_leave_stopped_samples_alone() -> None:
+    from scaleinv.numeric.indexed_cg import _axpy
+
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((2, 3, 50))
+    x[1] = np.nan  # a stopped sample (α = 0) is not touched, whatever its direction holds
+    alpha = np.array([0.5, 0.0, -2.0])
+    expected = y + np.where(alpha[:, None] != 0, alpha[:, None] * x, 0.0)
+    _axpy(alpha, x, y)
+    np.testing.assert_allclose(y, expected, rtol=1e-15, atol=1e-15)
+
+
+def test_cg_with_a_preconditioner_returning_its_argument_solves_a_dense_system() -> None:
+    # M⁻¹ = identity given as r ↦ r (the same array): CG's p ← z + βp must not write into r
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((2, 30, 30))
+    h = a @ a.transpose(0, 2, 1) + 30 * np.eye(30)
+    rhs = rng.standard_normal((2, 30))
+    kept = rhs.copy()
+    x, converged = cg_solve(
+        lambda v: np.einsum("bij,bj->bi", h, v), np.einsum("bii->bi", h), lambda r: r, rhs
+    )
+    assert converged.all()
+    np.testing.assert_array_equal(rhs, kept)
+    for s in range(2):
+        assert _relative(x[s], np.linalg.solve(h[s], rhs[s])) < 1e-12

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from scipy.linalg.blas import daxpy
 
 from scaleinv.errors import RuleError
 from scaleinv.numeric.indexed_kernels import IndexedKernels, Placement, shift
@@ -560,10 +561,9 @@ def cg_solve(
     batch = len(rhs)
     usable = (diagonal > 0).all(axis=1) & np.isfinite(diagonal).all(axis=1)
     x = np.zeros(rhs.shape)
-    r = rhs.copy()
+    r = np.array(rhs, dtype=float, order="C")
     z = precondition(r)
-    p = z.copy()
-    scaled = np.empty(rhs.shape)  # α·p and α·Hp, in place: no temporaries per iteration
+    p = np.array(z, dtype=float, order="C")
     rz = _dots(r, z)
     norm_b = np.sqrt(_dots(rhs, rhs))
     best = norm_b.copy()
@@ -577,9 +577,9 @@ def cg_solve(
         php = _dots(p, hp)
         broken = active & ~(php > 0)
         active &= ~broken
-        alpha = np.where(active, rz / np.where(active, php, 1.0), 0.0)[:, None]
-        x += np.multiply(alpha, p, out=scaled)
-        r -= np.multiply(alpha, hp, out=scaled)
+        alpha = np.where(active, rz / np.where(active, php, 1.0), 0.0)
+        _axpy(alpha, p, x)
+        _axpy(-alpha, hp, r)
         norm_r = np.sqrt(_dots(r, r))
         done = active & (norm_r <= tolerance * norm_b)
         converged |= done
@@ -593,9 +593,20 @@ def cg_solve(
         rz_new = _dots(r, z)
         beta = np.where(active, rz_new / np.where(rz != 0, rz, 1.0), 0.0)
         rz = rz_new
-        p *= beta[:, None]
-        p += z
+        z = np.ascontiguousarray(z, dtype=float)  # p ← z + β p in z's buffer (not r's)
+        if np.may_share_memory(z, r):
+            z = z.copy()
+        _axpy(beta, p, z)
+        p = z
     return x, converged & np.isfinite(x).all(axis=1)
+
+
+def _axpy(alpha: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """``y[s] += alpha[s] · x[s]`` in place for each sample whose ``alpha`` is not zero (one
+    BLAS pass a sample: NumPy's product and sum would be two over the batch), ``x`` and
+    ``y`` C-contiguous ``(B, n)``."""
+    for s in np.flatnonzero(alpha):
+        daxpy(x[s], y[s], a=alpha[s])
 
 
 def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
