@@ -463,15 +463,9 @@ def _block_jacobi(blocks: np.ndarray) -> Operator:
     if inverse is None:
         inverse = floored_inverse(blocks)
 
-    def apply(r: np.ndarray) -> np.ndarray:
+    def apply(r: np.ndarray) -> np.ndarray:  # one pass: einsum sums the products in place
         fields = r.reshape((batch, count, -1))
-        out = np.empty_like(fields)
-        scratch = np.empty_like(fields[:, 0])
-        for row in range(count):
-            np.multiply(inverse[:, row, 0], fields[:, 0], out=out[:, row])
-            for col in range(1, count):
-                out[:, row] += np.multiply(inverse[:, row, col], fields[:, col], out=scratch)
-        return out.reshape(r.shape)
+        return np.einsum("brcp,bcp->brp", inverse, fields).reshape(r.shape)
 
     return apply
 
