@@ -324,13 +324,15 @@ def _normal_diagonal(k: IndexedKernels, values: list[np.ndarray]) -> np.ndarray:
     batch = len(values[0]) if values else 0
     grid = (batch,) + p.shape
     out = np.zeros((batch, len(p.fields)) + p.shape)
-    ones = (batch,) + (1,) * len(p.shape)
+    numbers = np.zeros((batch, len(p.fields)) + (1,) * len(p.shape))  # added once a field
     for j, d in enumerate(p.jacobian_stencil):
         square = values[j] ** 2
         if _is_number(square) and k.periodic:
-            out[:, d.col_field] += square.reshape(ones)
+            numbers[:, d.col_field] += square.reshape(numbers.shape[:1] + numbers.shape[2:])
         else:
             out[:, d.col_field] += shift(_on_grid(square, grid), d.offset, k.periodic)
+    if k.periodic:
+        out += numbers
     return out.reshape((batch, -1))
 
 
@@ -459,7 +461,11 @@ def _block_jacobi(blocks: np.ndarray) -> Operator:
         with np.errstate(all="ignore"):
             det = a * d - b * b
         if (a > 0).all() and (det > 0).all():
-            inverse = np.stack([np.stack([d, -b], 1), np.stack([-b, a], 1)], 1) / det[:, None, None]
+            inverse = np.empty_like(blocks)
+            np.divide(d, det, out=inverse[:, 0, 0])
+            np.divide(a, det, out=inverse[:, 1, 1])
+            np.negative(np.divide(b, det, out=inverse[:, 0, 1]), out=inverse[:, 0, 1])
+            inverse[:, 1, 0] = inverse[:, 0, 1]
     if inverse is None:
         inverse = floored_inverse(blocks)
 
