@@ -18,6 +18,8 @@ from scaleinv.numeric import runtime
 from scaleinv.numeric.indexed_cg import (
     PRECONDITIONERS,
     cg_solve,
+    curved_values,
+    gradient_and_hessian_operator,
     hessian_operator,
     minres_solve,
     normal_operator,
@@ -107,6 +109,59 @@ def test_hessian_times_vector_equals_the_assembled_hessian(name: str) -> None:
         h = k.hessian_matrix(x[s])
         assert _relative(product[s], h @ v[s]) < 1e-13
         np.testing.assert_allclose(diagonal[s], h.diagonal(), rtol=1e-13, atol=1e-13)
+
+
+SHIFT_CASES = sorted(name for name in CASES if not name.endswith("neumann"))
+
+
+@pytest.mark.parametrize("name", SHIFT_CASES)
+def test_one_point_kernel_gives_the_residual_gradient_and_hessian_operator(name: str) -> None:
+    # Newton's CG route: P − y*, J and C from one fused point kernel, ∇L by H's own Jᵀ; against
+    # the per-quantity kernels (residual, gradient) and the operator built on its own
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem)
+    residual, jacobian, curvature = curved_values(k, x)
+    np.testing.assert_allclose(residual, k.residual(x), rtol=0, atol=1e-14)
+    columns = k.point("point_J", x)
+    for j, value in enumerate(jacobian):  # a number per sample where the formula is one
+        number = not problem.jacobian_stencil[j].formula.free_symbols - set(problem.params)
+        assert value.shape == ((len(x), 1) if number else (len(x), problem.points))
+        np.testing.assert_allclose(np.broadcast_to(value, columns[:, j].shape), columns[:, j])
+    assert len(curvature) == len(problem.point_curvature)
+    g, (times, diagonal, precondition) = gradient_and_hessian_operator(k, x)
+    gradient = k.gradient(x)
+    assert _relative(g, gradient) < 1e-14
+    alone, alone_diagonal, alone_precondition = hessian_operator(k, x)
+    v = np.random.default_rng(5).standard_normal(x.shape)
+    np.testing.assert_array_equal(times(v), alone(v))
+    np.testing.assert_array_equal(diagonal, alone_diagonal)
+    np.testing.assert_array_equal(precondition(v), alone_precondition(v))
+
+
+@pytest.mark.parametrize("name", ["brusselator", "heat-dirichlet"])
+def test_newton_rule_on_the_cg_route_takes_one_point_kernel_and_equals_the_direct_step(
+    name: str, monkeypatch
+) -> None:
+    import scaleinv.numeric.indexed_steps as steps
+    from scaleinv import rules
+    from scaleinv.numeric.indexed_steps import compile_indexed_rule
+
+    problem = CASES[name]
+    k = compile_indexed(problem)
+    x = _starts(problem)
+    monkeypatch.setattr(steps, "CG_POINTS", 0)
+    calls = []
+    built = steps.gradient_and_hessian_operator
+    monkeypatch.setattr(
+        steps, "gradient_and_hessian_operator", lambda k, f: calls.append(1) or built(k, f)
+    )
+    dx, _, _ = compile_indexed_rule(problem, rules.newton(0.5)).step(x, None)
+    assert calls == [1]
+    direct, status = solve_hessian(k, x, k.gradient(x), cg_points=problem.n + 1)
+    assert not status.any()
+    for s in range(len(x)):
+        assert _relative(dx[s], -0.5 * direct[s]) < 1e-10
 
 
 @pytest.mark.parametrize("name", ["brusselator", "heat-dirichlet", "1d-periodic"])
@@ -366,3 +421,31 @@ def test_a_singular_jacobian_falls_back_to_the_direct_solve(monkeypatch) -> None
     _, status = steps.solve_jacobian(k, x, rhs, 0)
     assert calls == [0, problem.n + 1]
     assert (status == runtime.SINGULAR).all()
+
+
+def test_cg_updates_in_place_per_sample_and_leave_stopped_samples_alone() -> None:
+    from scaleinv.numeric.indexed_cg import _axpy
+
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((2, 3, 50))
+    x[1] = np.nan  # a stopped sample (α = 0) is not touched, whatever its direction holds
+    alpha = np.array([0.5, 0.0, -2.0])
+    expected = y + np.where(alpha[:, None] != 0, alpha[:, None] * x, 0.0)
+    _axpy(alpha, x, y)
+    np.testing.assert_allclose(y, expected, rtol=1e-15, atol=1e-15)
+
+
+def test_cg_with_a_preconditioner_returning_its_argument_solves_a_dense_system() -> None:
+    # M⁻¹ = identity given as r ↦ r (the same array): CG's p ← z + βp must not write into r
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((2, 30, 30))
+    h = a @ a.transpose(0, 2, 1) + 30 * np.eye(30)
+    rhs = rng.standard_normal((2, 30))
+    kept = rhs.copy()
+    x, converged = cg_solve(
+        lambda v: np.einsum("bij,bj->bi", h, v), np.einsum("bii->bi", h), lambda r: r, rhs
+    )
+    assert converged.all()
+    np.testing.assert_array_equal(rhs, kept)
+    for s in range(2):
+        assert _relative(x[s], np.linalg.solve(h[s], rhs[s])) < 1e-12

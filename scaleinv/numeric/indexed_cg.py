@@ -37,16 +37,15 @@ updated residual; rounding keeps the true one within a few ``ε κ(H)``) bounds 
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import sympy as sp
+from scipy.linalg.blas import daxpy
 
 from scaleinv.errors import RuleError
 from scaleinv.numeric.indexed_kernels import IndexedKernels, Placement, shift
-from scaleinv.numeric.indexed_source import compile_point_kernel
 from scaleinv.numeric.indexed_spectral import (
     condition,
     floored_inverse,
@@ -59,6 +58,7 @@ from scaleinv.numeric.indexed_stencil import StencilProduct
 from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["hessian_operator", "normal_operator", "cg_solve", "CG_POINTS"]
+__all__ += ["gradient_and_hessian_operator", "curved_values"]
 __all__ += ["CG_ITERATIONS", "CG_TOLERANCE", "PRECONDITIONER", "PRECONDITIONERS"]
 __all__ += ["SPECTRAL_CONDITION", "make_preconditioner", "minres_solve"]
 
@@ -97,11 +97,11 @@ def hessian_operator(
     :attr:`~scaleinv.symbolic.indexed.IndexedProblem.point_curvature`); on a neumann grid one
     block-diagonal sparse H of the batch."""
     p = k.problem
+    if k.shifts:
+        return _shifted_operator(k, f, preconditioner)[2]
     accesses = [p.accesses[s] for s in p.input_accesses]
     fields = [p.fields.index(a.field) for a in accesses]
     square = (len(p.fields),) * 2
-    if k.shifts:
-        return _gauss_newton_hessian(k, f, preconditioner, accesses, fields)
     values = k.point("point_W", f)
     times, diagonal = _sparse_operator(k, values)
     entries = _point_entries(p.point_hessian, values.mean(axis=2), accesses, fields)
@@ -112,14 +112,57 @@ def hessian_operator(
     return times, diagonal, make_preconditioner(k, preconditioner, diagonal, symbol)
 
 
-def _gauss_newton_hessian(
-    k: IndexedKernels, f: np.ndarray, preconditioner: str, accesses: list, fields: list[int]
-) -> tuple[Operator, np.ndarray, Operator]:
-    """H = JᵀJ + C on a grid of shifts: a product with H is J·v, Jᵀ·w and C·v, about a third
-    of the terms of H's own stencil (the Brusselator: 12 + 12 + 3 against 52 diagonals), and
-    J's constant diagonals are numbers. ``diag H`` = the column sums of J's squares + C's."""
+def gradient_and_hessian_operator(
+    k: IndexedKernels, f: np.ndarray, preconditioner: str = PRECONDITIONER
+) -> tuple[np.ndarray, tuple[Operator, np.ndarray, Operator]]:
+    """``∇L = Jᵀ(P − y*)`` ``(B, n)`` and :func:`hessian_operator` at flat samples ``f`` on a
+    grid of shifts: one pass of one point kernel over the grid
+    (:attr:`~scaleinv.numeric.indexed_kernels.IndexedKernels.point_curved`: the residuals, J
+    and C share their subexpressions), ``Jᵀ r`` by H's own ``Jᵀ`` product."""
+    residual, transpose, operator = _shifted_operator(k, f, preconditioner)
+    return transpose(residual), operator
+
+
+def _shifted_operator(
+    k: IndexedKernels, f: np.ndarray, preconditioner: str
+) -> tuple[np.ndarray, Operator, tuple[Operator, np.ndarray, Operator]]:
+    """``P − y*``, ``w ↦ Jᵀ w`` and :func:`hessian_operator` on a grid of shifts."""
     p = k.problem
-    jacobian, curvature = _jacobian_and_curvature(k, f)
+    accesses = [p.accesses[s] for s in p.input_accesses]
+    fields = [p.fields.index(a.field) for a in accesses]
+    residual, jacobian, curvature = curved_values(k, f)
+    times, diagonal, precondition, transpose = _gauss_newton_hessian(
+        k, jacobian, curvature, preconditioner, accesses, fields
+    )
+    return residual, transpose, (times, diagonal, precondition)
+
+
+def curved_values(k: IndexedKernels, f: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """``P − y*`` ``(B, m)``, J's diagonals and C's entries (lists of ``(B, points)``, or
+    ``(B, 1)`` where a formula is a number) at flat samples ``f``, by one point kernel."""
+    p = k.problem
+    values = k.fused_values(k.point_curved, f)
+    outputs, count = p.fields_out, len(p.jacobian_stencil)
+    residual = np.concatenate(
+        [np.broadcast_to(r, (len(f), p.points)) for r in values[:outputs]], axis=1
+    )
+    return residual, values[outputs : outputs + count], values[outputs + count :]
+
+
+def _gauss_newton_hessian(
+    k: IndexedKernels,
+    jacobian: list[np.ndarray],
+    curvature: list[np.ndarray],
+    preconditioner: str,
+    accesses: list,
+    fields: list[int],
+) -> tuple[Operator, np.ndarray, Operator, StencilProduct]:
+    """H = JᵀJ + C on a grid of shifts from J's diagonals and C's entries (as
+    :func:`curved_values` gives them), and ``w ↦ Jᵀ w``: a product with H is J·v, Jᵀ·w and
+    C·v, about a third of the terms of H's own stencil (the Brusselator: 12 + 12 + 3 against
+    52 diagonals), and J's constant diagonals are numbers. ``diag H`` = the column sums of J's
+    squares + C's."""
+    p = k.problem
     forward, backward = _jacobian_times(k, jacobian)
     square = (len(p.fields),) * 2
     diagonal = _normal_diagonal(k, jacobian)
@@ -140,8 +183,8 @@ def _gauss_newton_hessian(
             bent(v, out=out, accumulate=True)
         return out
 
-    bends = _point_entries(p.point_curvature, curvature.mean(axis=2), accesses, fields)
-    slopes = _jacobian_entries(p, jacobian.mean(axis=2))
+    bends = _point_entries(p.point_curvature, _means(curvature), accesses, fields)
+    slopes = _jacobian_entries(p, _means(jacobian))
 
     def symbol(pooled: bool) -> np.ndarray:
         pick = _pooled if pooled else (lambda e: e)
@@ -155,13 +198,13 @@ def _gauss_newton_hessian(
         return _point_blocks(k, jacobian, curvature, diagonal, accesses, fields)
 
     made = make_preconditioner(k, preconditioner, diagonal, symbol, blocks)
-    return times, diagonal, made
+    return times, diagonal, made, backward
 
 
 def _point_blocks(
     k: IndexedKernels,
-    jacobian: np.ndarray,
-    curvature: np.ndarray,
+    jacobian: list[np.ndarray],
+    curvature: list[np.ndarray],
     diagonal: np.ndarray,
     accesses: list,
     fields: list[int],
@@ -171,7 +214,7 @@ def _point_blocks(
     two diagonals of J in one row field at one offset δ, moved to q = p + δ) and C's entries
     between accesses at one offset."""
     p = k.problem
-    count, batch = len(p.fields), len(jacobian)
+    count, batch = len(p.fields), len(diagonal)
     grid = (batch,) + p.shape
     blocks = np.zeros((batch, count, count) + p.shape)
     for r in range(count):
@@ -181,14 +224,14 @@ def _point_blocks(
         for two, second in enumerate(stencil):
             same_row = first.row_field == second.row_field and first.offset == second.offset
             if same_row and first.col_field < second.col_field:
-                product = (jacobian[:, one] * jacobian[:, two]).reshape(grid)
+                product = _on_grid(jacobian[one] * jacobian[two], grid)
                 blocks[:, first.col_field, second.col_field] += shift(
                     product, first.offset, k.periodic
                 )
     for j, (alpha, beta) in enumerate(p.point_curvature):
         r, c = sorted((fields[alpha], fields[beta]))
         if r != c and accesses[alpha].offset == accesses[beta].offset:
-            moved = shift(curvature[:, j].reshape(grid), accesses[alpha].offset, k.periodic)
+            moved = shift(_on_grid(curvature[j], grid), accesses[alpha].offset, k.periodic)
             blocks[:, r, c] += moved
     for r in range(count):
         for c in range(r):
@@ -212,8 +255,9 @@ def normal_operator(
         forward = _block_times(matrix, batch)
         backward = _block_times(matrix.T.tocsr(), batch)
     else:
-        forward, backward = _jacobian_times(k, values)
-        diagonal = _normal_diagonal(k, values)
+        diagonals = _diagonals(p, values)
+        forward, backward = _jacobian_times(k, diagonals)
+        diagonal = _normal_diagonal(k, diagonals)
     entries = _jacobian_entries(p, values.mean(axis=2))
     fields = (p.fields_out, len(p.fields))
 
@@ -225,21 +269,43 @@ def normal_operator(
     return (lambda v: backward(forward(v))), diagonal, precondition, forward, backward
 
 
-def _jacobian_times(k: IndexedKernels, values: np.ndarray) -> tuple[StencilProduct, StencilProduct]:
-    """``(v ↦ J v, w ↦ Jᵀ w)`` from J's diagonals ``(B, K, points)`` on a grid of shifts; a
-    diagonal whose formula is one number (free of the point) is kept as that number."""
-    p = k.problem
-    batch = len(values)
-    grid = (batch,) + p.shape
+def _diagonals(p: IndexedProblem, values: np.ndarray) -> list[np.ndarray]:
+    """J's diagonals ``(B, K, points)`` as :func:`curved_values` gives them: a list, each
+    ``(B, points)``, or ``(B, 1)`` where its formula is one number (free of the point)."""
     constant = _constant_entries(p, [d.formula for d in p.jacobian_stencil])
+    return [values[:, j, :1] if j in constant else values[:, j] for j in range(values.shape[1])]
+
+
+def _means(values: list[np.ndarray]) -> np.ndarray:
+    """The grid means ``(B, K)`` of point values given as :func:`curved_values` lists."""
+    return np.stack([v.mean(axis=1) for v in values], axis=1) if values else np.zeros((0, 0))
+
+
+def _on_grid(value: np.ndarray, grid: tuple[int, ...]) -> np.ndarray:
+    """Point values ``(B, points)`` or a number per sample ``(B, 1)`` as ``(B, *grid)``."""
+    return np.broadcast_to(value, (grid[0], int(np.prod(grid[1:])))).reshape(grid)
+
+
+def _is_number(value: np.ndarray) -> bool:
+    return value.shape[1] == 1
+
+
+def _jacobian_times(
+    k: IndexedKernels, values: list[np.ndarray]
+) -> tuple[StencilProduct, StencilProduct]:
+    """``(v ↦ J v, w ↦ Jᵀ w)`` from J's diagonals (as :func:`curved_values` gives them) on a
+    grid of shifts; a diagonal whose formula is one number is kept as that number."""
+    p = k.problem
+    batch = len(values[0]) if values else 0
+    grid = (batch,) + p.shape
     forward_terms, backward_terms = [], []
     for j, d in enumerate(p.jacobian_stencil):
         back = tuple(-x for x in d.offset)  # Jᵀ: row q takes the entry of row q − δ
-        if j in constant:
-            w = values[:, j, :1].reshape((batch,) + (1,) * len(p.shape))
+        if _is_number(values[j]):
+            w = values[j].reshape((batch,) + (1,) * len(p.shape))
             moved = w
         else:
-            w = values[:, j].reshape(grid)
+            w = values[j].reshape(grid)
             moved = shift(w, d.offset, k.periodic)
         forward_terms.append((d.row_field, d.col_field, d.offset, w))
         backward_terms.append((d.col_field, d.row_field, back, moved))
@@ -249,22 +315,24 @@ def _jacobian_times(k: IndexedKernels, values: np.ndarray) -> tuple[StencilProdu
     return forward, backward
 
 
-def _normal_diagonal(k: IndexedKernels, values: np.ndarray) -> np.ndarray:
-    """``diag JᵀJ`` ``(B, n)`` from J's diagonals on a grid of shifts: column ``(c, q)`` sums
-    the squares of its entries, ``J_δ[q − δ]²`` (where row ``q − δ`` is on the grid). On a
-    periodic grid the diagonals that are one number add one number each."""
+def _normal_diagonal(k: IndexedKernels, values: list[np.ndarray]) -> np.ndarray:
+    """``diag JᵀJ`` ``(B, n)`` from J's diagonals (as :func:`curved_values` gives them) on a
+    grid of shifts: column ``(c, q)`` sums the squares of its entries, ``J_δ[q − δ]²`` (where
+    row ``q − δ`` is on the grid). On a periodic grid a diagonal that is one number adds one
+    number."""
     p = k.problem
-    batch = len(values)
+    batch = len(values[0]) if values else 0
     grid = (batch,) + p.shape
-    formulas = [d.formula for d in p.jacobian_stencil]
-    constant = _constant_entries(p, formulas) if k.periodic else frozenset()
     out = np.zeros((batch, len(p.fields)) + p.shape)
-    ones = (batch,) + (1,) * len(p.shape)
+    numbers = np.zeros((batch, len(p.fields)) + (1,) * len(p.shape))  # added once a field
     for j, d in enumerate(p.jacobian_stencil):
-        if j in constant:
-            out[:, d.col_field] += (values[:, j, 0] ** 2).reshape(ones)
+        square = values[j] ** 2
+        if _is_number(square) and k.periodic:
+            numbers[:, d.col_field] += square.reshape(numbers.shape[:1] + numbers.shape[2:])
         else:
-            out[:, d.col_field] += shift((values[:, j] ** 2).reshape(grid), d.offset, k.periodic)
+            out[:, d.col_field] += shift(_on_grid(square, grid), d.offset, k.periodic)
+    if k.periodic:
+        out += numbers
     return out.reshape((batch, -1))
 
 
@@ -298,32 +366,9 @@ def _kind(k: IndexedKernels) -> str:
     return k.problem.boundary.kind
 
 
-#: The point kernel of J's diagonals and the curvature C of each problem (CG's H·v), compiled
-#: on first use.
-_JACOBIAN_AND_CURVATURE: weakref.WeakKeyDictionary[IndexedProblem, Callable[..., Any]]
-_JACOBIAN_AND_CURVATURE = weakref.WeakKeyDictionary()
-
-
-def _jacobian_and_curvature(k: IndexedKernels, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """J's diagonals ``(B, K, points)`` and C's entries ``(B, L, points)`` at flat samples
-    ``f``, by one point kernel (one cse over both)."""
-    p = k.problem
-    count = len(p.jacobian_stencil)
-    exprs = [d.formula for d in p.jacobian_stencil] + list(p.point_curvature.values())
-    if p not in _JACOBIAN_AND_CURVATURE:
-        symbols = [*p.input_accesses, *p.index, *p.param_accesses, *p.target_symbols]
-        doc = "J's diagonals and the curvature C"
-        _, kernel = compile_point_kernel("point_JC", exprs, symbols, dict(p.params), doc)
-        _JACOBIAN_AND_CURVATURE[p] = kernel
-    out = np.empty((len(f), len(exprs)) + p.shape)
-    _JACOBIAN_AND_CURVATURE[p](out, *k.accesses(f), *k.static)
-    out = out.reshape((len(f), len(exprs), p.points))
-    return out[:, :count], out[:, count:]
-
-
 def _symmetric_stencil(
     k: IndexedKernels,
-    values: np.ndarray,
+    values: list[np.ndarray],
     pairs: Mapping[tuple[int, int], Any],
     accesses: list,
     fields: list[int],
@@ -331,21 +376,20 @@ def _symmetric_stencil(
 ) -> tuple[StencilProduct, np.ndarray]:
     """``A·v`` and ``diag A`` of the symmetric operator given per point by ``pairs`` (``W``
     or ``C``: entry ``(α, β)`` of point p at row ``p + d_α``, column ``p + d_β``, and its
-    mirror), by its stencil diagonals (gathered once), a diagonal constant over a periodic
-    grid kept as one number per sample."""
+    mirror; as :func:`curved_values` gives C's), by its stencil diagonals (gathered once), a
+    diagonal constant over a periodic grid kept as one number per sample."""
     p = k.problem
-    batch = len(values)
+    batch = len(values[0])
     grid = (batch,) + p.shape
-    constant = _constant_entries(p, list(pairs.values())) if k.periodic else frozenset()
     diagonals: dict[tuple[int, int, tuple[int, ...]], np.ndarray] = {}
 
     def add(row: int, col: int, alpha: int, beta: int, j: int) -> None:
         da, db = accesses[alpha].offset, accesses[beta].offset
         key = (fields[row], fields[col], _minus(db, da))
-        if j in constant:
-            moved = values[:, j, :1].reshape((batch,) + (1,) * len(p.shape))
+        if _is_number(values[j]) and k.periodic:
+            moved = values[j].reshape((batch,) + (1,) * len(p.shape))
         else:
-            moved = shift(values[:, j].reshape(grid), da, k.periodic)
+            moved = shift(_on_grid(values[j], grid), da, k.periodic)
         diagonals[key] = diagonals[key] + moved if key in diagonals else moved
 
     for j, (alpha, beta) in enumerate(pairs):
@@ -417,19 +461,17 @@ def _block_jacobi(blocks: np.ndarray) -> Operator:
         with np.errstate(all="ignore"):
             det = a * d - b * b
         if (a > 0).all() and (det > 0).all():
-            inverse = np.stack([np.stack([d, -b], 1), np.stack([-b, a], 1)], 1) / det[:, None, None]
+            inverse = np.empty_like(blocks)
+            np.divide(d, det, out=inverse[:, 0, 0])
+            np.divide(a, det, out=inverse[:, 1, 1])
+            np.negative(np.divide(b, det, out=inverse[:, 0, 1]), out=inverse[:, 0, 1])
+            inverse[:, 1, 0] = inverse[:, 0, 1]
     if inverse is None:
         inverse = floored_inverse(blocks)
 
-    def apply(r: np.ndarray) -> np.ndarray:
+    def apply(r: np.ndarray) -> np.ndarray:  # one pass: einsum sums the products in place
         fields = r.reshape((batch, count, -1))
-        out = np.empty_like(fields)
-        scratch = np.empty_like(fields[:, 0])
-        for row in range(count):
-            np.multiply(inverse[:, row, 0], fields[:, 0], out=out[:, row])
-            for col in range(1, count):
-                out[:, row] += np.multiply(inverse[:, row, col], fields[:, col], out=scratch)
-        return out.reshape(r.shape)
+        return np.einsum("brcp,bcp->brp", inverse, fields).reshape(r.shape)
 
     return apply
 
@@ -519,10 +561,9 @@ def cg_solve(
     batch = len(rhs)
     usable = (diagonal > 0).all(axis=1) & np.isfinite(diagonal).all(axis=1)
     x = np.zeros(rhs.shape)
-    r = rhs.copy()
+    r = np.array(rhs, dtype=float, order="C")
     z = precondition(r)
-    p = z.copy()
-    scaled = np.empty(rhs.shape)  # α·p and α·Hp, in place: no temporaries per iteration
+    p = np.array(z, dtype=float, order="C")
     rz = _dots(r, z)
     norm_b = np.sqrt(_dots(rhs, rhs))
     best = norm_b.copy()
@@ -536,9 +577,9 @@ def cg_solve(
         php = _dots(p, hp)
         broken = active & ~(php > 0)
         active &= ~broken
-        alpha = np.where(active, rz / np.where(active, php, 1.0), 0.0)[:, None]
-        x += np.multiply(alpha, p, out=scaled)
-        r -= np.multiply(alpha, hp, out=scaled)
+        alpha = np.where(active, rz / np.where(active, php, 1.0), 0.0)
+        _axpy(alpha, p, x)
+        _axpy(-alpha, hp, r)
         norm_r = np.sqrt(_dots(r, r))
         done = active & (norm_r <= tolerance * norm_b)
         converged |= done
@@ -552,9 +593,20 @@ def cg_solve(
         rz_new = _dots(r, z)
         beta = np.where(active, rz_new / np.where(rz != 0, rz, 1.0), 0.0)
         rz = rz_new
-        p *= beta[:, None]
-        p += z
+        z = np.ascontiguousarray(z, dtype=float)  # p ← z + β p in z's buffer (not r's)
+        if np.may_share_memory(z, r):
+            z = z.copy()
+        _axpy(beta, p, z)
+        p = z
     return x, converged & np.isfinite(x).all(axis=1)
+
+
+def _axpy(alpha: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """``y[s] += alpha[s] · x[s]`` in place for each sample whose ``alpha`` is not zero (one
+    BLAS pass a sample: NumPy's product and sum would be two over the batch), ``x`` and
+    ``y`` C-contiguous ``(B, n)``."""
+    for s in np.flatnonzero(alpha):
+        daxpy(x[s], y[s], a=alpha[s])
 
 
 def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:

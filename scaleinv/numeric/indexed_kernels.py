@@ -132,6 +132,18 @@ class IndexedKernels:
         return fuse("point_PJ", exprs, _symbols(p), dict(p.params), doc, self.periodic)
 
     @cached_property
+    def point_curved(self) -> FusedKernel:
+        """``P − y*``, J's diagonals and the curvature ``C = Σ r_a ∇²P_a`` in one point kernel
+        (one cse over the three: C repeats the residuals), every number kept a number (a
+        constant diagonal is never a column): Newton's matrix-free route
+        (:mod:`scaleinv.numeric.indexed_cg`), evaluated by :meth:`fused_values`."""
+        p = self.problem
+        diagonals = [d.formula for d in p.jacobian_stencil]
+        exprs = [*p.residuals, *diagonals, *p.point_curvature.values()]
+        doc = "P − y*, J's diagonals and the curvature C"
+        return fuse("point_PJC", exprs, _symbols(p), dict(p.params), doc)
+
+    @cached_property
     def point_jacobian(self) -> FusedKernel:
         """J's diagonals, for :meth:`jacobian_band` (the kernel ``point_J``, its numbers
         columns too: compiled once, with the problem)."""
@@ -205,6 +217,19 @@ class IndexedKernels:
         for block in self.blocks(len(x)):
             self.evaluate(name, out[:, :, block], views, block)
         return out.reshape((len(x), -1, self.problem.points))
+
+    def fused_values(self, kernel: FusedKernel, x: np.ndarray) -> list[np.ndarray]:
+        """Each formula of the fused ``kernel`` at flat samples ``x`` ``(B, n)``, evaluated a
+        block of the grid at a time: ``(B, points)``, or ``(B, 1)`` where it is a number."""
+        views = self.accesses(x)
+        out = np.empty((len(x), kernel.count) + self.problem.shape)
+        for block in self.blocks(len(x)):
+            kernel.kernel(out[:, :, block], *self.block_arguments(views, block))
+        flat = out.reshape((len(x), kernel.count, -1))
+        return [
+            flat[:, c] if c is not None else np.full((len(x), 1), number)
+            for c, number in zip(kernel.columns, kernel.constants)
+        ]
 
     def blocks(self, samples: int) -> list[slice]:
         """Slices of the grid's first axis of about :data:`BLOCK_POINTS` points over

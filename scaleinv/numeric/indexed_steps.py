@@ -38,6 +38,7 @@ from scaleinv.numeric.compiled import CompiledRule, stateless
 from scaleinv.numeric.indexed_cg import (
     CG_POINTS,
     cg_solve,
+    gradient_and_hessian_operator,
     hessian_operator,
     minres_solve,
     normal_operator,
@@ -90,15 +91,18 @@ def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
         )
     if isinstance(rule, IG):
         _require_square(problem, rule.name)
-    _band_kernel(kernels, rule)  # compiled now
+    _step_kernel(kernels, rule)  # compiled now
     return stateless(_chunked(kernels, steps[type(rule)], eta))
 
 
-def _band_kernel(k: IndexedKernels, rule: Rule) -> FusedKernel | None:
-    """The fused point kernel of ``rule``'s band route (compiled on this call: with the rule,
-    setup, not at its first step); None where the rule takes no band route."""
+def _step_kernel(k: IndexedKernels, rule: Rule) -> FusedKernel | None:
+    """The fused point kernel of ``rule``'s band route or of Newton's matrix-free route
+    (compiled on this call: with the rule, setup, not at its first step); None where the
+    rule takes neither."""
     if isinstance(rule, Newton) and _band_fits(k, _hessian_reach(k)):
         return k.point_newton
+    if isinstance(rule, Newton) and _curved_route(k):
+        return k.point_curved
     if isinstance(rule, IG) and _band_fits(k, _jacobian_reach(k)):
         return k.point_ig
     return None
@@ -174,8 +178,12 @@ def _newton(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np
     if _band_fits(k, _hessian_reach(k)):  # −η∇L and H in one pass over the grid
         g, ab, (lower, _) = k.gradient_and_hessian_band(f, -eta)
         return _solve_hessian_band(k, f, g, ab, lower, out)[1]
-    _, g = _residual_and_gradient(k, f)
-    dx, status = solve_hessian(k, f, g)
+    if _curved_route(k):  # ∇L and H·v from one point kernel
+        g, operator = gradient_and_hessian_operator(k, f)
+        dx, status = solve_hessian(k, f, g, operator=operator)
+    else:
+        _, g = _residual_and_gradient(k, f)
+        dx, status = solve_hessian(k, f, g)
     np.multiply(dx, -eta, out=out)
     return status
 
@@ -189,10 +197,20 @@ def _ig(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.nda
     return status
 
 
+def _curved_route(k: IndexedKernels) -> bool:
+    """Does Newton's step take CG with H·v = Jᵀ(J·v) + C·v (a grid of shifts)?"""
+    return k.shifts and _takes_cg(k, None)
+
+
 def solve_hessian(
-    k: IndexedKernels, f: np.ndarray, rhs: np.ndarray, cg_points: int | None = None
+    k: IndexedKernels,
+    f: np.ndarray,
+    rhs: np.ndarray,
+    cg_points: int | None = None,
+    operator: tuple[Callable, np.ndarray, Callable] | None = None,
 ) -> tuple:
-    """``H⁻¹ rhs`` at flat samples ``f``, with ``(x, status)``.
+    """``H⁻¹ rhs`` at flat samples ``f``, with ``(x, status)``; ``operator``: CG's
+    :func:`~scaleinv.numeric.indexed_cg.hessian_operator` at ``f`` where already built.
 
     From ``cg_points`` unknowns on by matrix-free CG (:mod:`scaleinv.numeric.indexed_cg`); by
     default :data:`~scaleinv.numeric.indexed_cg.CG_POINTS` where H goes to the sparse LU, never
@@ -201,7 +219,8 @@ def solve_hessian(
     samples CG does not solve (H indefinite, no convergence) and smaller problems take the
     direct route."""
     if _takes_cg(k, cg_points):
-        x, converged = cg_solve(*hessian_operator(k, f), rhs)
+        times, diagonal, precondition = operator or hessian_operator(k, f)
+        x, converged = cg_solve(times, diagonal, precondition, rhs)
         broken = np.flatnonzero(~converged)
         if len(broken):  # H indefinite, or CG stalled: MINRES, then the direct route
             x[broken], converged[broken] = minres_solve(k, f[broken], rhs[broken])
