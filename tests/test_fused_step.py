@@ -138,3 +138,10 @@ def test_pg_samples_without_an_inverse_stop_as_before(monkeypatch):
     np.testing.assert_array_equal(ours.status, theirs.status)
     np.testing.assert_array_equal(ours.steps_taken, theirs.steps_taken)
     np.testing.assert_allclose(ours.x, theirs.x, rtol=1e-12, atol=1e-12)
+
+
+def test_pg_branches_share_what_they_compute_alike():
+    """``x1 = ±sqrt(t1)``, ``x0 = t0`` in both branches: one root, one branch choice."""
+    source = fused_step(_problem("separable"), rules.pg(0.5), with_norm=False).source
+    assert source.count("numpy.sqrt(") == 1
+    assert source.count("_select(") == 1

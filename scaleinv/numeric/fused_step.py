@@ -226,14 +226,19 @@ def _pg_lines(
     d = writer.program(newton_dy, "_d")
     for j in range(m):  # pg_step: y + eta * newton_dy(y)
         lines.append(f"_t{j} = _y{j} {'-' if (j,) in minus else '+'} {eta} * {d[(j,)]}")
-    targets = {ys: f"_t{j}" for j, ys in enumerate(problem.output_symbols)}
-    candidates: list[list[str]] = []
-    known: dict[str, str] = {}  # what one branch computes, the others read
-    for b, branch in enumerate(local.branches):
+    reads: dict[sp.Basic, str] = {ys: f"_t{j}" for j, ys in enumerate(problem.output_symbols)}
+    programs = []
+    for branch in local.branches:
         temps, reduced = sp.cse(list(branch.solution), symbols=sp.numbered_symbols("_t"))
         outputs = [((i,), e) for i, e in enumerate(reduced) if e != 0]
-        program = StraightLine(temps, outputs, (n,), [], problem.params)
-        entries = writer.program(program, f"_c{b}_", reads=targets, known=known)
+        programs.append(StraightLine(temps, outputs, (n,), [], problem.params))
+    for k, common in enumerate(_common_subtrees(programs, {*reads, *problem.params})):
+        program = StraightLine([], [((0,), common)], (1,), [], problem.params)
+        reads[common] = writer.program(program, f"_r{k}_", reads=reads)[(0,)]
+    candidates: list[list[str]] = []
+    known: dict[str, str] = {}  # what one branch computes, the others read
+    for b, program in enumerate(programs):
+        entries = writer.program(program, f"_c{b}_", reads=reads, known=known)
         candidates.append([entries[(i,)] for i in range(n)])
     # A coordinate every branch computes by the same text has one value: its gap is its step
     # (written into dx at once), squared once, and no branch choice is written for it. Where
@@ -276,6 +281,23 @@ def _pg_lines(
         None if shared[i] else ("subtract", f"_xs{i}", f"_x{i}") for i in range(n)
     ]
     return steps, "_valid"
+
+
+def _common_subtrees(programs: Sequence[StraightLine], outer: set[sp.Basic]) -> list[sp.Expr]:
+    """The subexpressions of at least two of ``programs`` that read only ``outer`` symbols
+    (not a program's own temporaries), smaller first: each is computed once, and the
+    programs read it (``sqrt(y1)`` of the branches ``±sqrt(y1)``)."""
+    seen: dict[sp.Expr, int] = {}
+    for program in programs:
+        mine = set()
+        for expr in [e for _, e in program.temps] + [e for _, e in program.outputs]:
+            for sub in sp.preorder_traversal(expr):
+                if not sub.is_Atom and sub.free_symbols <= outer:
+                    mine.add(sub)
+        for sub in mine:
+            seen[sub] = seen.get(sub, 0) + 1
+    common = [sub for sub, count in seen.items() if count > 1]
+    return sorted(common, key=lambda e: (sp.count_ops(e), sp.default_sort_key(e)))
 
 
 def _negated(program: StraightLine | None) -> tuple[StraightLine | None, set[tuple[int, ...]]]:

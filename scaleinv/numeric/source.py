@@ -108,7 +108,8 @@ class _Printer(MinMax, NumPyPrinter):
         sp.atan: "arctan",
     }
 
-    #: Names printed for symbols instead of their own (:func:`renaming_printer`).
+    #: Names printed for symbols (and subexpressions) instead of their own
+    #: (:func:`renaming_printer`).
     names: Mapping[sp.Basic, str] = {}
 
     def _print_Symbol(self, expr: Any) -> str:
@@ -130,6 +131,8 @@ class _Printer(MinMax, NumPyPrinter):
     def _fast(self, expr: Any) -> str:
         if expr.is_Symbol:
             return self.names.get(expr) or expr.name
+        if self.names and (name := self.names.get(expr)) is not None:  # computed already
+            return name
         if expr.is_Rational and max(abs(expr.p), expr.q) >= _EXACT_INT:
             return _float_literal(float(expr))
         if expr.is_Integer:
@@ -194,9 +197,9 @@ def _printer() -> NumPyPrinter:
 
 
 def renaming_printer(names: Mapping[sp.Basic, str]) -> NumPyPrinter:
-    """The kernels' printer, printing the symbols of ``names`` by those names (renaming with
-    ``xreplace`` would rebuild the expressions, and SymPy's evaluation could then change their
-    arithmetic: ``4*t + 2*(t - 3)`` becomes ``6*t - 6``)."""
+    """The kernels' printer, printing the symbols and subexpressions of ``names`` by those
+    names (renaming with ``xreplace`` would rebuild the expressions, and SymPy's evaluation
+    could then change their arithmetic: ``4*t + 2*(t - 3)`` becomes ``6*t - 6``)."""
     printer = _printer()
     printer.names = dict(names)
     return printer
