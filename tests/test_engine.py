@@ -163,6 +163,18 @@ def test_excluded_boundary_samples_are_rerun_on_numpy() -> None:
     assert (plain.status != Status.NO_INVERSE).all()
 
 
+def test_jax_trajectory_holds_the_programs_buffers() -> None:
+    """The JAX engine hands over its program's outputs as they are: x, y = P(x) (computed in
+    the program, not again in NumPy) and the loss are read-only views of its buffers, no
+    copies (at 10**7 starts the copies and NumPy's P took 0.2-0.9 s of a 1.5-4 s run)."""
+    x0 = _starts(COMPARISON, 50)
+    fused, plain = both(COMPARISON, RULES["gd"], x0, 5, record="last")
+    assert_same(fused, plain)
+    for name in ("x", "y", "loss"):
+        a = getattr(fused, name)
+        assert not a.flags.writeable and not a.flags.owndata, name
+
+
 def test_engine_selection() -> None:
     bfgs = minimize(COMPARISON, rules.bfgs(), [[1.0, 1.0]], 3, engine="jax")
     assert bfgs.engine == "numpy"

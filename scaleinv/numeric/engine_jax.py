@@ -262,19 +262,22 @@ def _segments(kept: np.ndarray) -> list[tuple[int, int]]:
 def fused_program(
     problem: Problem, rule: Rule, steps: int, record: str, has_tol: bool, careful: bool = False
 ) -> Callable[..., Any]:
-    """The jitted ``run(x0, tol) -> (x, loss, status, taken, unsure)`` of :func:`run_fused`
-    (cached per problem, rule, steps, record, whether ``tol`` is given and the solve); ``x0``
-    is ``(size, n)``, ``x`` and ``loss`` hold the recorded steps; ``unsure`` says whether the
+    """The jitted ``run(x0, tol) -> (x, y, loss, status, taken, unsure)`` of
+    :func:`run_fused` (cached per problem, rule, steps, record, whether ``tol`` is given and
+    the solve); ``x0`` is ``(size, n)``, ``x``, ``y = P(x)`` and ``loss`` hold the recorded
+    steps; ``unsure`` says whether the
     fast solve met a sample it could not decide (then the run is repeated carefully)."""
     key = (rule, steps, record, has_tol, careful)
     per_problem = _PROGRAMS.setdefault(problem, {})
     if key not in per_problem:
         module = _module(problem, rule, careful)
-        step, gradient, loss = (module[name] for name in (rule.step_name, "gradient", "loss"))
+        names = (rule.step_name, "gradient", "loss", "P", "loss_of_y")
+        kernels = [module[name] for name in names]
         if rule.per_sample and not careful and problem.n <= COLUMNS_MAX_N:
-            layout: _Layout = _Columns(problem.n, step, gradient, loss, _lean_step(problem, rule))
+            lean = _lean_step(problem, rule)
+            layout: _Layout = _Columns(problem.n, problem.m, *kernels, lean)
         else:
-            layout = _Stacked(step, gradient, loss)
+            layout = _Stacked(*kernels)
         kept = recorded_steps(record, steps)
         per_problem[key] = _build(layout, steps, kept, has_tol, loss_radius(problem))
     return per_problem[key]
@@ -285,14 +288,23 @@ class _Stacked:
 
     lean: Callable | None = None
 
-    def __init__(self, step: Callable, gradient: Callable, loss: Callable) -> None:
+    def __init__(
+        self, step: Callable, gradient: Callable, loss: Callable, P: Callable, loss_of_y: Callable
+    ) -> None:
         self.step, self.gradient, self.loss = step, gradient, loss
+        self.P, self.loss_of_y = P, loss_of_y
 
     def split(self, x: Any) -> Any:
         return x
 
     def stack(self, points: Any) -> Any:
         return points
+
+    def recorded(self, points: Any) -> tuple[Any, Any, Any]:
+        """``(x, y, loss)`` of the points as the trajectory keeps them: ``(size, n)``,
+        ``(size, m)``, ``(size,)`` (the loss from ``y``: ``loss`` is ``loss_of_y(P(x))``)."""
+        y = self.P(points)
+        return points, y, self.loss_of_y(y)
 
     def add(self, points: Any, dx: Any) -> Any:
         return points + dx
@@ -313,12 +325,20 @@ class _Columns(_Stacked):
     them scalar by scalar (:func:`~scaleinv.numeric.engine_columns.columns`)."""
 
     def __init__(
-        self, n: int, step: Callable, gradient: Callable, loss: Callable, lean: Callable
+        self,
+        n: int,
+        m: int,
+        step: Callable,
+        gradient: Callable,
+        loss: Callable,
+        P: Callable,
+        loss_of_y: Callable,
+        lean: Callable,
     ) -> None:
-        self.n = n
-        self.step, self.gradient, self.loss, self.lean = (
-            self._tuples(columns(fn, n)) for fn in (step, gradient, loss, lean)
+        self.step, self.gradient, self.loss, self.P, self.lean = (
+            self._tuples(columns(fn, n)) for fn in (step, gradient, loss, P, lean)
         )
+        self.loss_of_y = self._tuples(columns(loss_of_y, m))
 
     @staticmethod
     def _tuples(fn: Callable) -> Callable:
@@ -333,10 +353,15 @@ class _Columns(_Stacked):
         return run
 
     def split(self, x: Any) -> Any:
-        return tuple(x.T)
+        return tuple(x[:, i] for i in range(x.shape[1]))
 
     def stack(self, points: Any) -> Any:
         return jnp.stack(points, axis=-1)
+
+    def recorded(self, points: Any) -> tuple[Any, Any, Any]:
+        size = points[0].shape  # an output that does not depend on x is a scalar here
+        y = tuple(jnp.broadcast_to(v, size) for v in self.P(points))
+        return self.stack(points), self.stack(y), jnp.broadcast_to(self.loss_of_y(y), size)
 
     def add(self, points: Any, dx: Any) -> Any:
         return tuple(p + d for p, d in zip(points, dx))
@@ -511,28 +536,26 @@ def _build(
 
     runs = _segments(kept)
 
-    def program(x0: Any, tol: Any) -> tuple:
-        size = x0.shape[0]
-        points = layout.split(x0)
+    def program(points: Any, tol: Any) -> tuple:
+        size = jax.tree_util.tree_leaves(points)[0].shape[0]
         status = jnp.zeros(size, dtype=jnp.int8)
         state = (points, status, jnp.full(size, steps, dtype=jnp.int64), jnp.array(False))
         # the start as XLA's constants no more: a loop of one trip is inlined, and XLA then
         # folds the first block's reductions over the constant statuses at compile time
         # (37 s for 10**7 samples)
         state = jax.lax.optimization_barrier(state)
-        xs: list[Any] = [layout.stack(points)[None]] if kept[0] == 0 else []
-        losses: list[Any] = [layout.loss(points)[None]] if kept[0] == 0 else []
+        records: list[tuple] = [tuple(a[None] for a in layout.recorded(points))]
+        records = records if kept[0] == 0 else []
         first = 0
         for length, count in runs:
 
             def segment(state: tuple, i: Any, length: int = length, first: int = first) -> tuple:
                 state = blocks(state, first + i * length, length, tol)
-                return state, (layout.stack(state[0]), layout.loss(state[0]))
+                return state, layout.recorded(state[0])
 
-            seg: tuple[Any, Any]
+            seg: tuple[Any, Any, Any]
             state, seg = jax.lax.scan(segment, state, jnp.arange(count))
-            xs.append(seg[0])
-            losses.append(seg[1])
+            records.append(seg)
             first += length * count
         points, status, taken, unsure = state
         if has_tol:
@@ -540,24 +563,39 @@ def _build(
             status = jnp.where(newly, runtime.CONVERGED, status)
             taken = jnp.where(newly, steps, taken)
         status = jnp.where(status == running, runtime.MAX_STEPS, status).astype(jnp.int8)
-        return jnp.concatenate(xs), jnp.concatenate(losses), status, taken, unsure
+        x, y, loss = (jnp.concatenate(parts) for parts in zip(*records))
+        return x, y, loss, status, taken, unsure
 
-    return jax.jit(program)
+    jitted = jax.jit(program)
+
+    def run(x0: Any, tol: Any) -> tuple:
+        # split before the call: JAX copies each column into its buffer as it takes it in (as
+        # a hand-written loop's columns), where a split in the program is a pass of its own
+        return jitted(layout.split(x0), tol)
+
+    return run
 
 
 def run_fused(
     problem: Problem, rule: Rule, x0: np.ndarray, steps: int, tol: float | None, record: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Recorded ``x`` ``(r, *batch, n)``, ``loss`` ``(r, *batch)``, ``status`` and
-    ``steps_taken`` of one run, computed by the fused program in float64."""
+) -> tuple[np.ndarray, ...]:
+    """Recorded ``x`` ``(r, *batch, n)``, ``y`` ``(r, *batch, m)``, ``loss`` ``(r, *batch)``,
+    ``status`` and ``steps_taken`` of one run, computed by the fused program in float64: the
+    program's output buffers themselves (read-only NumPy views, no copy; JAX on the CPU)."""
     batch, n = x0.shape[:-1], x0.shape[-1]
     with jax.enable_x64(True):
-        args = jnp.asarray(x0.reshape(-1, n)), jnp.asarray(0.0 if tol is None else float(tol))
+        # NumPy arrays straight into the jitted call: jnp.asarray would take twice as long
+        args = x0.reshape(-1, n), np.float64(0.0 if tol is None else tol)
         for careful in (False, True):
             program = fused_program(problem, rule, steps, record, tol is not None, careful)
-            x, loss, status, taken, unsure = (np.asarray(v) for v in program(*args))
+            *outs, unsure = (np.asarray(v) for v in program(*args))
             if not unsure:
                 break
+    x, y, loss, status, taken = outs
     r = x.shape[0]
-    x, loss = x.reshape((r, *batch, n)), loss.reshape((r, *batch))
-    return x, loss, status.reshape(batch), taken.reshape(batch)
+    x, y, loss = (
+        x.reshape((r, *batch, n)),
+        y.reshape((r, *batch, y.shape[-1])),
+        loss.reshape((r, *batch)),
+    )
+    return x, y, loss, status.reshape(batch), taken.reshape(batch)
