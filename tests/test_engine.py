@@ -224,6 +224,21 @@ def test_rough_branch_candidates_are_polished() -> None:
     assert_same(*both(problem, rule, x0, 12, tol=1e-9))
 
 
+def test_lean_pg_takes_components_common_to_every_branch_alone() -> None:
+    """P = (x0, x1²): both branches give x0 = y0. The lean step takes that component without
+    the branches' choice (which reads every coordinate), so that XLA updates x0 in a loop of
+    its own: where x1 is NaN (no valid branch: an event) the step of x0 is still y0's."""
+    import jax
+    import jax.numpy as jnp
+
+    from scaleinv.numeric.engine_jax import _lean_step
+
+    with jax.enable_x64(True):
+        dx, event = _lean_step(COMPARISON, RULES["pg"])(jnp.array([3.0, jnp.nan]))
+    assert bool(event) and np.isnan(float(dx[1]))
+    assert float(dx[0]) == pytest.approx(0.3 * -3.0)  # eta (y*_0 - y0), y*_0 = 0
+
+
 def test_events_inside_a_block_rerun_only_that_block() -> None:
     """Samples that stop at different steps inside the lean blocks (tol, a singular Hessian,
     divergence) with many more steps than a block: statuses and steps taken identical."""

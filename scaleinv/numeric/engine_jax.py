@@ -233,6 +233,8 @@ def _lean_step(problem: Problem, rule: Rule) -> Callable[[Any], tuple[Any, Any]]
             return c, r, jnp.zeros(c.shape[:-1], dtype=bool)
 
         module["solve"], module["polish"] = solve, polish
+        if rule.uses_inverse:
+            module["nearest_branch"] = _common_components(problem, module)
         step = module[rule.step_name]
 
         def lean_step(x: Any) -> tuple[Any, Any]:
@@ -246,6 +248,32 @@ def _lean_step(problem: Problem, rule: Rule) -> Callable[[Any], tuple[Any, Any]]
 
         per_problem[rule, "lean"] = {"step": lean_step}
     return per_problem[rule, "lean"]["step"]
+
+
+def _common_components(problem: Problem, module: dict[str, Any]) -> Callable:
+    """The module's ``nearest_branch`` for the lean step: components of ``x`` that every
+    branch's formula gives alike (``x0 = y0`` in both branches of ``P = (x0, x1²)``) taken
+    from the first branch, not chosen by the branches' validity and distance. Where the lean
+    step finds no event, a valid branch exists and no candidate was polished, so that is the
+    chosen candidate's value, bit for bit; the point's other coordinates then no longer enter
+    that component's update, which XLA can do in place in a loop of its own (a choice made
+    in every component made each read all coordinates: two loops doing the whole choice,
+    a copy of the point per step). Periodic branches (shifted towards ``x0``) keep the choice.
+    """
+    nearest = module["nearest_branch"]
+    branches = problem.local_inverse().branches
+    if any(t is not None for t in branches[0].period) or branches[0].joint_period:
+        return nearest
+    first = module["inverse_branch0"]
+    common = [len({b.solution[k] for b in branches}) == 1 for k in range(problem.n)]
+
+    def lean_nearest(y: Any, x0: Any, params: Any) -> tuple[Any, Any, Any]:
+        x, status, residual = nearest(y, x0, params)
+        c = first(y, **params).reshape(x0.shape)
+        x = jnp.stack([c[..., k] if same else x[..., k] for k, same in enumerate(common)], -1)
+        return x, status, residual
+
+    return lean_nearest
 
 
 def _segments(kept: np.ndarray) -> list[tuple[int, int]]:
