@@ -175,6 +175,20 @@ def test_jax_trajectory_holds_the_programs_buffers() -> None:
         assert not a.flags.writeable and not a.flags.owndata, name
 
 
+@pytest.mark.parametrize("name", ["gd", "hig"])
+def test_fused_programs_run_in_the_buffers_of_the_starts(name: str) -> None:
+    """The starts JAX copies in are donated and aliased to outputs: XLA runs the loop in them
+    instead of copying them first (per sample: columns; batch-wide: one array)."""
+    import jax
+
+    from scaleinv.numeric.engine_jax import fused_program
+
+    with jax.enable_x64(True):
+        program = fused_program(COMPARISON, RULES[name], 5, "last", False)
+        text = program.lower(_starts(COMPARISON, 10), 0.0).as_text()
+    assert text.count("tf.aliasing_output") == (2 if name == "gd" else 1)
+
+
 def test_engine_selection() -> None:
     bfgs = minimize(COMPARISON, rules.bfgs(), [[1.0, 1.0]], 3, engine="jax")
     assert bfgs.engine == "numpy"

@@ -62,7 +62,7 @@ _MODULES: weakref.WeakKeyDictionary[Problem, dict[tuple[Rule, Any], dict[str, An
 #: (the 12-link chain's Newton: 25 s of CPU to compile by columns, 7.6 s stacked).
 COLUMNS_MAX_N = 4
 
-_PROGRAMS: weakref.WeakKeyDictionary[Problem, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
+_PROGRAMS: weakref.WeakKeyDictionary[Problem, dict[tuple, _Program]] = weakref.WeakKeyDictionary()
 
 
 def _cramer(a: Any, b: Any, diagonal: bool) -> tuple[Any, Any]:
@@ -289,7 +289,7 @@ def _segments(kept: np.ndarray) -> list[tuple[int, int]]:
 
 def fused_program(
     problem: Problem, rule: Rule, steps: int, record: str, has_tol: bool, careful: bool = False
-) -> Callable[..., Any]:
+) -> _Program:
     """The jitted ``run(x0, tol) -> (x, y, loss, status, taken, unsure)`` of
     :func:`run_fused` (cached per problem, rule, steps, record, whether ``tol`` is given and
     the solve); ``x0`` is ``(size, n)``, ``x``, ``y = P(x)`` and ``loss`` hold the recorded
@@ -299,13 +299,11 @@ def fused_program(
     per_problem = _PROGRAMS.setdefault(problem, {})
     if key not in per_problem:
         module = _module(problem, rule, careful)
-        names = (rule.step_name, "gradient", "loss", "P", "loss_of_y")
-        kernels = [module[name] for name in names]
         if rule.per_sample and not careful and problem.n <= COLUMNS_MAX_N:
             lean = _lean_step(problem, rule)
-            layout: _Layout = _Columns(problem.n, problem.m, *kernels, lean)
+            layout: _Layout = _Columns(module, rule.step_name, lean, problem.n, problem.m)
         else:
-            layout = _Stacked(*kernels)
+            layout = _Stacked(module, rule.step_name)
         kept = recorded_steps(record, steps)
         per_problem[key] = _build(layout, steps, kept, has_tol, loss_radius(problem))
     return per_problem[key]
@@ -316,11 +314,10 @@ class _Stacked:
 
     lean: Callable | None = None
 
-    def __init__(
-        self, step: Callable, gradient: Callable, loss: Callable, P: Callable, loss_of_y: Callable
-    ) -> None:
-        self.step, self.gradient, self.loss = step, gradient, loss
-        self.P, self.loss_of_y = P, loss_of_y
+    def __init__(self, module: dict[str, Any], step_name: str) -> None:
+        self.step, self.gradient, self.loss, self.P, self.loss_of_y = (
+            module[name] for name in (step_name, "gradient", "loss", "P", "loss_of_y")
+        )
 
     def split(self, x: Any) -> Any:
         return x
@@ -353,20 +350,14 @@ class _Columns(_Stacked):
     them scalar by scalar (:func:`~scaleinv.numeric.engine_columns.columns`)."""
 
     def __init__(
-        self,
-        n: int,
-        m: int,
-        step: Callable,
-        gradient: Callable,
-        loss: Callable,
-        P: Callable,
-        loss_of_y: Callable,
-        lean: Callable,
+        self, module: dict[str, Any], step_name: str, lean: Callable, n: int, m: int
     ) -> None:
+        super().__init__(module, step_name)
         self.step, self.gradient, self.loss, self.P, self.lean = (
-            self._tuples(columns(fn, n)) for fn in (step, gradient, loss, P, lean)
+            self._tuples(columns(fn, n))
+            for fn in (self.step, self.gradient, self.loss, self.P, lean)
         )
-        self.loss_of_y = self._tuples(columns(loss_of_y, m))
+        self.loss_of_y = self._tuples(columns(self.loss_of_y, m))
 
     @staticmethod
     def _tuples(fn: Callable) -> Callable:
@@ -439,7 +430,7 @@ GROW = 4
 
 def _build(
     layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool, radius: float | None
-) -> Callable:
+) -> _Program:
     """The run of :func:`scaleinv.numeric.runtime.iterate`, traced (see there, case for case).
 
     Per-sample rules (:class:`_Columns`) hold the points as one array per coordinate and
@@ -592,16 +583,28 @@ def _build(
             taken = jnp.where(newly, steps, taken)
         status = jnp.where(status == running, runtime.MAX_STEPS, status).astype(jnp.int8)
         x, y, loss = (jnp.concatenate(parts) for parts in zip(*records))
-        return x, y, loss, status, taken, unsure
+        # the last points too: outputs of the starts' shapes let XLA run the loop in the
+        # buffers of the (donated) starts instead of copying them first
+        return (x, y, loss, status, taken, unsure), points
 
-    jitted = jax.jit(program)
+    return _Program(jax.jit(program, donate_argnums=0), layout.split)
 
-    def run(x0: Any, tol: Any) -> tuple:
-        # split before the call: JAX copies each column into its buffer as it takes it in (as
-        # a hand-written loop's columns), where a split in the program is a pass of its own
-        return jitted(layout.split(x0), tol)
 
-    return run
+class _Program:
+    """A fused program called on ``(x0, tol)``: ``x0`` split for the layout before the call
+    (JAX copies each column into a buffer of its own as it takes it in, as a hand-written
+    loop's columns; a split in the program would be a pass of its own), those buffers donated
+    (the loop runs in them)."""
+
+    def __init__(self, jitted: Any, split: Callable) -> None:
+        self.jitted, self.split = jitted, split
+
+    def __call__(self, x0: Any, tol: Any) -> tuple:
+        return self.jitted(self.split(x0), tol)[0]
+
+    def lower(self, x0: Any, tol: Any) -> Any:
+        """The program lowered for ``x0``'s shape (``jax.stages.Lowered``: its HLO, cost)."""
+        return self.jitted.lower(self.split(x0), tol)
 
 
 def run_fused(
