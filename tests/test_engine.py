@@ -189,6 +189,27 @@ def test_fused_programs_run_in_the_buffers_of_the_starts(name: str) -> None:
     assert text.count("tf.aliasing_output") == (2 if name == "gd" else 1)
 
 
+def test_fused_pg_updates_points_in_place_on_the_cpu() -> None:
+    """The fused programs are compiled with XLA's region analysis for copies on the CPU: PG's
+    lean step then updates x0 in place although the update of x1 reads it (XLA's default
+    copies the column every step)."""
+    import jax
+
+    from scaleinv.numeric.engine_jax import CPU_OPTIONS, fused_program
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("XLA's CPU options")
+    x0 = _starts(COMPARISON, 1000)
+    with jax.enable_x64(True):
+        lowered = fused_program(COMPARISON, RULES["pg"], 30, "last", False).lower(x0, 0.0)
+        default = dict.fromkeys(CPU_OPTIONS, False)
+        copies = [
+            lowered.compile(**kw).as_text().count("f64[1000]{0} copy(")
+            for kw in ({}, {"compiler_options": default})
+        ]
+    assert copies[0] < copies[1]
+
+
 def test_engine_selection() -> None:
     bfgs = minimize(COMPARISON, rules.bfgs(), [[1.0, 1.0]], 3, engine="jax")
     assert bfgs.engine == "numpy"

@@ -587,7 +587,27 @@ def _build(
         # buffers of the (donated) starts instead of copying them first
         return (x, y, loss, status, taken, unsure), points
 
-    return _Program(jax.jit(program, donate_argnums=0), layout.split)
+    jitted = jax.jit(program, donate_argnums=0, compiler_options=_compiler_options())
+    return _Program(jitted, layout.split)
+
+
+#: XLA's options for the fused programs on the CPU: copy insertion by region analysis, which
+#: sees that a loop body can update a point in place where another coordinate's update reads
+#: it (PG's lean step copied a point column per step without: 10**5 x 100 0.053 -> 0.039 s,
+#: 10**7 x 20 1.94 -> 1.60 s of CPU).
+CPU_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
+
+
+@functools.cache
+def _compiler_options() -> dict[str, Any] | None:
+    """:data:`CPU_OPTIONS` where JAX runs on the CPU and its XLA knows them; None elsewhere."""
+    if jax.default_backend() != "cpu":
+        return None
+    try:
+        jax.jit(lambda a: a + 1, compiler_options=CPU_OPTIONS).lower(1.0).compile()
+    except jax.errors.JaxRuntimeError:  # an XLA without it: "No such compile option"
+        return None
+    return CPU_OPTIONS
 
 
 class _Program:
