@@ -221,7 +221,8 @@ def test_engine_selection() -> None:
     three = Problem.from_strings(["a", "b", "c"], ["a*b", "b + c", "c**3"], target=[1, 2, 3])
     assert choose_engine(three, RULES["newton"], JAX_MIN_WORK, 1, "auto")[0] == "jax"
     assert choose_engine(COMPARISON, RULES["gd"], JAX_MIN_WORK, 1, "numpy")[0] == "numpy"
-    assert choose_engine(COMPARISON, RULES["pg"], JAX_MIN_WORK, 1, None)[0] == "numpy"
+    assert choose_engine(COMPARISON, RULES["pg"], JAX_MIN_WORK, 1, None)[0] == "jax"
+    assert choose_engine(COMPARISON, RULES["pg"], JAX_MIN_WORK // 2, 1, None)[0] == "numpy"
     assert choose_engine(COMPARISON, RULES["pg"], 1, 1, "jax")[0] == "jax"
     assert minimize(COMPARISON, RULES["gd"], [1.0, 1.0], 3).engine == "numpy"
     with pytest.raises(ScaleinvError, match="unknown engine 'gpu'"):
