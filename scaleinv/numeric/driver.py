@@ -339,13 +339,12 @@ def _run_jax(
     (:func:`~scaleinv.numeric.engines.reruns_no_inverse`)."""
     from scaleinv.numeric.engine_jax import run_fused
 
-    x, loss, status, taken = (np.array(v) for v in run_fused(problem, rule, x0, steps, tol, record))
+    x, y, loss, status, taken = run_fused(problem, rule, x0, steps, tol, record)
     if reruns_no_inverse(problem, rule):
         again = status == Status.NO_INVERSE
-        if again.any():
+        if again.any():  # the program's buffers are read-only: copies to write into
+            x, y, loss, status, taken = (np.array(v) for v in (x, y, loss, status, taken))
             sub = minimize(problem, rule, x0[again], steps, tol, record=record, engine="numpy")
-            x[:, again], loss[:, again] = sub.x, sub.loss
+            x[:, again], y[:, again], loss[:, again] = sub.x, sub.y, sub.loss
             status[again], taken[again] = sub.status, sub.steps_taken
-    with np.errstate(all="ignore"):
-        y = compile_problem(problem).P(x)
     return Trajectory(x, y, loss, status, rule.name, kept, taken, engine="jax")

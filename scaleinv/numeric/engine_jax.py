@@ -62,7 +62,7 @@ _MODULES: weakref.WeakKeyDictionary[Problem, dict[tuple[Rule, Any], dict[str, An
 #: (the 12-link chain's Newton: 25 s of CPU to compile by columns, 7.6 s stacked).
 COLUMNS_MAX_N = 4
 
-_PROGRAMS: weakref.WeakKeyDictionary[Problem, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
+_PROGRAMS: weakref.WeakKeyDictionary[Problem, dict[tuple, _Program]] = weakref.WeakKeyDictionary()
 
 
 def _cramer(a: Any, b: Any, diagonal: bool) -> tuple[Any, Any]:
@@ -233,6 +233,8 @@ def _lean_step(problem: Problem, rule: Rule) -> Callable[[Any], tuple[Any, Any]]
             return c, r, jnp.zeros(c.shape[:-1], dtype=bool)
 
         module["solve"], module["polish"] = solve, polish
+        if rule.uses_inverse:
+            module["nearest_branch"] = _common_components(problem, module)
         step = module[rule.step_name]
 
         def lean_step(x: Any) -> tuple[Any, Any]:
@@ -248,6 +250,32 @@ def _lean_step(problem: Problem, rule: Rule) -> Callable[[Any], tuple[Any, Any]]
     return per_problem[rule, "lean"]["step"]
 
 
+def _common_components(problem: Problem, module: dict[str, Any]) -> Callable:
+    """The module's ``nearest_branch`` for the lean step: components of ``x`` that every
+    branch's formula gives alike (``x0 = y0`` in both branches of ``P = (x0, x1²)``) taken
+    from the first branch, not chosen by the branches' validity and distance. Where the lean
+    step finds no event, a valid branch exists and no candidate was polished, so that is the
+    chosen candidate's value, bit for bit; the point's other coordinates then no longer enter
+    that component's update, which XLA can do in place in a loop of its own (a choice made
+    in every component made each read all coordinates: two loops doing the whole choice,
+    a copy of the point per step). Periodic branches (shifted towards ``x0``) keep the choice.
+    """
+    nearest = module["nearest_branch"]
+    branches = problem.local_inverse().branches
+    if any(t is not None for t in branches[0].period) or branches[0].joint_period:
+        return nearest
+    first = module["inverse_branch0"]
+    common = [len({b.solution[k] for b in branches}) == 1 for k in range(problem.n)]
+
+    def lean_nearest(y: Any, x0: Any, params: Any) -> tuple[Any, Any, Any]:
+        x, status, residual = nearest(y, x0, params)
+        c = first(y, **params).reshape(x0.shape)
+        x = jnp.stack([c[..., k] if same else x[..., k] for k, same in enumerate(common)], -1)
+        return x, status, residual
+
+    return lean_nearest
+
+
 def _segments(kept: np.ndarray) -> list[tuple[int, int]]:
     """Runs ``(length, count)`` of equal gaps between the recorded steps ``kept`` (from 0)."""
     runs: list[tuple[int, int]] = []
@@ -261,20 +289,21 @@ def _segments(kept: np.ndarray) -> list[tuple[int, int]]:
 
 def fused_program(
     problem: Problem, rule: Rule, steps: int, record: str, has_tol: bool, careful: bool = False
-) -> Callable[..., Any]:
-    """The jitted ``run(x0, tol) -> (x, loss, status, taken, unsure)`` of :func:`run_fused`
-    (cached per problem, rule, steps, record, whether ``tol`` is given and the solve); ``x0``
-    is ``(size, n)``, ``x`` and ``loss`` hold the recorded steps; ``unsure`` says whether the
+) -> _Program:
+    """The jitted ``run(x0, tol) -> (x, y, loss, status, taken, unsure)`` of
+    :func:`run_fused` (cached per problem, rule, steps, record, whether ``tol`` is given and
+    the solve); ``x0`` is ``(size, n)``, ``x``, ``y = P(x)`` and ``loss`` hold the recorded
+    steps; ``unsure`` says whether the
     fast solve met a sample it could not decide (then the run is repeated carefully)."""
     key = (rule, steps, record, has_tol, careful)
     per_problem = _PROGRAMS.setdefault(problem, {})
     if key not in per_problem:
         module = _module(problem, rule, careful)
-        step, gradient, loss = (module[name] for name in (rule.step_name, "gradient", "loss"))
         if rule.per_sample and not careful and problem.n <= COLUMNS_MAX_N:
-            layout: _Layout = _Columns(problem.n, step, gradient, loss, _lean_step(problem, rule))
+            lean = _lean_step(problem, rule)
+            layout: _Layout = _Columns(module, rule.step_name, lean, problem.n, problem.m)
         else:
-            layout = _Stacked(step, gradient, loss)
+            layout = _Stacked(module, rule.step_name)
         kept = recorded_steps(record, steps)
         per_problem[key] = _build(layout, steps, kept, has_tol, loss_radius(problem))
     return per_problem[key]
@@ -285,14 +314,22 @@ class _Stacked:
 
     lean: Callable | None = None
 
-    def __init__(self, step: Callable, gradient: Callable, loss: Callable) -> None:
-        self.step, self.gradient, self.loss = step, gradient, loss
+    def __init__(self, module: dict[str, Any], step_name: str) -> None:
+        self.step, self.gradient, self.loss, self.P, self.loss_of_y = (
+            module[name] for name in (step_name, "gradient", "loss", "P", "loss_of_y")
+        )
 
     def split(self, x: Any) -> Any:
         return x
 
     def stack(self, points: Any) -> Any:
         return points
+
+    def recorded(self, points: Any) -> tuple[Any, Any, Any]:
+        """``(x, y, loss)`` of the points as the trajectory keeps them: ``(size, n)``,
+        ``(size, m)``, ``(size,)`` (the loss from ``y``: ``loss`` is ``loss_of_y(P(x))``)."""
+        y = self.P(points)
+        return points, y, self.loss_of_y(y)
 
     def add(self, points: Any, dx: Any) -> Any:
         return points + dx
@@ -313,12 +350,14 @@ class _Columns(_Stacked):
     them scalar by scalar (:func:`~scaleinv.numeric.engine_columns.columns`)."""
 
     def __init__(
-        self, n: int, step: Callable, gradient: Callable, loss: Callable, lean: Callable
+        self, module: dict[str, Any], step_name: str, lean: Callable, n: int, m: int
     ) -> None:
-        self.n = n
-        self.step, self.gradient, self.loss, self.lean = (
-            self._tuples(columns(fn, n)) for fn in (step, gradient, loss, lean)
+        super().__init__(module, step_name)
+        self.step, self.gradient, self.loss, self.P, self.lean = (
+            self._tuples(columns(fn, n))
+            for fn in (self.step, self.gradient, self.loss, self.P, lean)
         )
+        self.loss_of_y = self._tuples(columns(self.loss_of_y, m))
 
     @staticmethod
     def _tuples(fn: Callable) -> Callable:
@@ -333,10 +372,15 @@ class _Columns(_Stacked):
         return run
 
     def split(self, x: Any) -> Any:
-        return tuple(x.T)
+        return tuple(x[:, i] for i in range(x.shape[1]))
 
     def stack(self, points: Any) -> Any:
         return jnp.stack(points, axis=-1)
+
+    def recorded(self, points: Any) -> tuple[Any, Any, Any]:
+        size = points[0].shape  # an output that does not depend on x is a scalar here
+        y = tuple(jnp.broadcast_to(v, size) for v in self.P(points))
+        return self.stack(points), self.stack(y), jnp.broadcast_to(self.loss_of_y(y), size)
 
     def add(self, points: Any, dx: Any) -> Any:
         return tuple(p + d for p, d in zip(points, dx))
@@ -386,7 +430,7 @@ GROW = 4
 
 def _build(
     layout: _Layout, steps: int, kept: np.ndarray, has_tol: bool, radius: float | None
-) -> Callable:
+) -> _Program:
     """The run of :func:`scaleinv.numeric.runtime.iterate`, traced (see there, case for case).
 
     Per-sample rules (:class:`_Columns`) hold the points as one array per coordinate and
@@ -511,28 +555,26 @@ def _build(
 
     runs = _segments(kept)
 
-    def program(x0: Any, tol: Any) -> tuple:
-        size = x0.shape[0]
-        points = layout.split(x0)
+    def program(points: Any, tol: Any) -> tuple:
+        size = jax.tree_util.tree_leaves(points)[0].shape[0]
         status = jnp.zeros(size, dtype=jnp.int8)
         state = (points, status, jnp.full(size, steps, dtype=jnp.int64), jnp.array(False))
         # the start as XLA's constants no more: a loop of one trip is inlined, and XLA then
         # folds the first block's reductions over the constant statuses at compile time
         # (37 s for 10**7 samples)
         state = jax.lax.optimization_barrier(state)
-        xs: list[Any] = [layout.stack(points)[None]] if kept[0] == 0 else []
-        losses: list[Any] = [layout.loss(points)[None]] if kept[0] == 0 else []
+        records: list[tuple] = [tuple(a[None] for a in layout.recorded(points))]
+        records = records if kept[0] == 0 else []
         first = 0
         for length, count in runs:
 
             def segment(state: tuple, i: Any, length: int = length, first: int = first) -> tuple:
                 state = blocks(state, first + i * length, length, tol)
-                return state, (layout.stack(state[0]), layout.loss(state[0]))
+                return state, layout.recorded(state[0])
 
-            seg: tuple[Any, Any]
+            seg: tuple[Any, Any, Any]
             state, seg = jax.lax.scan(segment, state, jnp.arange(count))
-            xs.append(seg[0])
-            losses.append(seg[1])
+            records.append(seg)
             first += length * count
         points, status, taken, unsure = state
         if has_tol:
@@ -540,24 +582,71 @@ def _build(
             status = jnp.where(newly, runtime.CONVERGED, status)
             taken = jnp.where(newly, steps, taken)
         status = jnp.where(status == running, runtime.MAX_STEPS, status).astype(jnp.int8)
-        return jnp.concatenate(xs), jnp.concatenate(losses), status, taken, unsure
+        x, y, loss = (jnp.concatenate(parts) for parts in zip(*records))
+        # the last points too: outputs of the starts' shapes let XLA run the loop in the
+        # buffers of the (donated) starts instead of copying them first
+        return (x, y, loss, status, taken, unsure), points
 
-    return jax.jit(program)
+    jitted = jax.jit(program, donate_argnums=0, compiler_options=_compiler_options())
+    return _Program(jitted, layout.split)
+
+
+#: XLA's options for the fused programs on the CPU: copy insertion by region analysis, which
+#: sees that a loop body can update a point in place where another coordinate's update reads
+#: it (PG's lean step copied a point column per step without: 10**5 x 100 0.053 -> 0.039 s,
+#: 10**7 x 20 1.94 -> 1.60 s of CPU).
+CPU_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
+
+
+@functools.cache
+def _compiler_options() -> dict[str, Any] | None:
+    """:data:`CPU_OPTIONS` where JAX runs on the CPU and its XLA knows them; None elsewhere."""
+    if jax.default_backend() != "cpu":
+        return None
+    try:
+        jax.jit(lambda a: a + 1, compiler_options=CPU_OPTIONS).lower(1.0).compile()
+    except jax.errors.JaxRuntimeError:  # an XLA without it: "No such compile option"
+        return None
+    return CPU_OPTIONS
+
+
+class _Program:
+    """A fused program called on ``(x0, tol)``: ``x0`` split for the layout before the call
+    (JAX copies each column into a buffer of its own as it takes it in, as a hand-written
+    loop's columns; a split in the program would be a pass of its own), those buffers donated
+    (the loop runs in them)."""
+
+    def __init__(self, jitted: Any, split: Callable) -> None:
+        self.jitted, self.split = jitted, split
+
+    def __call__(self, x0: Any, tol: Any) -> tuple:
+        return self.jitted(self.split(x0), tol)[0]
+
+    def lower(self, x0: Any, tol: Any) -> Any:
+        """The program lowered for ``x0``'s shape (``jax.stages.Lowered``: its HLO, cost)."""
+        return self.jitted.lower(self.split(x0), tol)
 
 
 def run_fused(
     problem: Problem, rule: Rule, x0: np.ndarray, steps: int, tol: float | None, record: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Recorded ``x`` ``(r, *batch, n)``, ``loss`` ``(r, *batch)``, ``status`` and
-    ``steps_taken`` of one run, computed by the fused program in float64."""
+) -> tuple[np.ndarray, ...]:
+    """Recorded ``x`` ``(r, *batch, n)``, ``y`` ``(r, *batch, m)``, ``loss`` ``(r, *batch)``,
+    ``status`` and ``steps_taken`` of one run, computed by the fused program in float64: the
+    program's output buffers themselves (read-only NumPy views, no copy; JAX on the CPU)."""
     batch, n = x0.shape[:-1], x0.shape[-1]
     with jax.enable_x64(True):
-        args = jnp.asarray(x0.reshape(-1, n)), jnp.asarray(0.0 if tol is None else float(tol))
+        # NumPy arrays straight into the jitted call: jnp.asarray would take twice as long
+        args = x0.reshape(-1, n), np.float64(0.0 if tol is None else tol)
         for careful in (False, True):
             program = fused_program(problem, rule, steps, record, tol is not None, careful)
-            x, loss, status, taken, unsure = (np.asarray(v) for v in program(*args))
+            *outs, unsure = (np.asarray(v) for v in program(*args))
             if not unsure:
                 break
+    x, y, loss, status, taken = outs
     r = x.shape[0]
-    x, loss = x.reshape((r, *batch, n)), loss.reshape((r, *batch))
-    return x, loss, status.reshape(batch), taken.reshape(batch)
+    x, y, loss = (
+        x.reshape((r, *batch, n)),
+        y.reshape((r, *batch, y.shape[-1])),
+        loss.reshape((r, *batch)),
+    )
+    return x, y, loss, status.reshape(batch), taken.reshape(batch)

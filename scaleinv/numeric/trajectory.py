@@ -90,6 +90,8 @@ class Trajectory:
         Per sample, the steps it moved before it stopped (``steps`` where it never stopped).
     engine : str
         What ran the loop: ``"numpy"`` or ``"jax"`` (see :mod:`scaleinv.numeric.engines`).
+        The JAX engine's arrays are read-only views of its program's output buffers (no
+        copy); ``np.array(t.x)`` gives one to write into.
 
     Examples
     --------
