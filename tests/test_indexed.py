@@ -219,3 +219,26 @@ def test_paths_for_one_kind_of_problem_name_the_other_kind():
     listed = parse_spec({"problem": {"inputs": ["x0"], "outputs": ["x0**2"]}})
     with pytest.raises(SpecError, match=r"\[problem\] is not indexed; run_study studies it"):
         run_indexed_study(listed, starts=2)
+
+
+def test_an_index_name_the_grid_does_not_have_may_name_a_param():
+    """``k`` (a diffusivity, say) is free on a 2-D grid, ``j`` on a 1-D one: the problem is
+    the one with the param renamed; a name of the grid's own index is refused."""
+    heat = "u[i,j] + {0}*(u[i+1,j] + u[i,j-1] - 2*u[i,j]) + 0.05*u[i,j]**3"
+    params = {"n": 3, "m": 4}
+    named_k = IndexedProblem.from_strings(
+        "u[0:n, 0:m]", heat.format("k"), params={**params, "k": 0.1}, target="0.1*i*j"
+    )
+    named_d = IndexedProblem.from_strings(
+        "u[0:n, 0:m]", heat.format("d"), params={**params, "d": 0.1}, target="0.1*i*j"
+    )
+    x = np.random.default_rng(0).standard_normal((2, named_k.n))
+    k, d = named_k.compile(), named_d.compile()
+    for kernel in ("P", "loss", "gradient"):
+        np.testing.assert_array_equal(getattr(k, kernel)(x), getattr(d, kernel)(x))
+    one = IndexedProblem.from_strings(
+        "u[0:n]", "u[i] + j*u[i+1]**2", params={"n": 5, "j": 0.5}, target="1"
+    )
+    np.testing.assert_allclose(one.compile().P(np.ones(5)), 1.5)
+    with pytest.raises(ProblemError, match="'j' names an index of the grid"):
+        IndexedProblem.from_strings("u[0:n, 0:m]", "u[i,j]*j", params={**params, "j": 1})

@@ -284,3 +284,21 @@ def test_pg_reports_a_point_without_a_real_inverse():
     t = scaleinv.minimize(problem, rules.pg(1.0), np.ones((2, 4)), 2)
     assert t.statuses() == [Status.NO_INVERSE, Status.NO_INVERSE]
     np.testing.assert_array_equal(t.x[-1], np.ones((2, 4)))  # a failed sample keeps its point
+
+
+def test_a_kink_compiles_and_matches_the_expanded_problem():
+    """|u| differentiates to sign(u) and then to 2 DiracDelta(u): the point kernels print it
+    as 0 (where a float lands), as the per-expression kernels do, instead of failing."""
+    problem = IndexedProblem.from_strings(
+        "u[0:n]", "Abs(u[i]) + 0.1*u[i+1]**2 - 0.2*u[i-1]", params={"n": 5}, target="0.3"
+    )
+    expanded = problem.to_problem()
+    k, e = problem.compile(), expanded.compile()
+    x = np.random.default_rng(3).standard_normal((4, problem.n))  # both signs
+    _close(k.gradient(x), e.gradient(x))
+    for sample in x:
+        _close(k.hessian_matrix(sample).toarray(), e.hessian(sample))
+    ours = scaleinv.minimize(problem, rules.newton(0.5), x, 3, record="all")
+    theirs = scaleinv.minimize(expanded, rules.newton(0.5), x, 3, record="all")
+    assert ours.statuses() == theirs.statuses()
+    _close(ours.x, theirs.x, 1e-11)

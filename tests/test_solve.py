@@ -47,14 +47,18 @@ def test_singular_and_non_finite_samples_among_regular_ones() -> None:
         [
             [[2.0, 0.0], [0.0, 4.0]],
             [[1.0, 1.0], [1.0, 1.0]],  # exactly singular
-            [[1.0, 2.0], [2.0, 4.0 * (1 + 2**-52)]],  # singular to working precision
+            # singular to working precision, but LU's pivot is -4.4e-16, not 0: LU's (huge)
+            # answer, as alone (a sample's status never depends on its batch-mates)
+            [[1.0, 2.0], [2.0, 4.0 * (1 + 2**-52)]],
             [[np.nan, 0.0], [0.0, 1.0]],
             [[1e-300, 0.0], [0.0, 1e-300]],  # tiny but regular: LAPACK's answer
         ]
     )
     x, status = runtime.solve(a, np.ones((5, 2)))
-    assert status.tolist() == [0, 5, 5, 0, 0]
-    np.testing.assert_array_equal(x[:3], [[0.5, 0.25], [0, 0], [0, 0]])
+    assert status.tolist() == [0, 5, 0, 0, 0]
+    np.testing.assert_array_equal(x[:2], [[0.5, 0.25], [0, 0]])
+    np.testing.assert_array_equal(x[2], np.linalg.solve(a[2], np.ones(2)))
+    assert np.abs(x[2]).min() > 1e14
     assert np.isnan(x[3]).all()  # garbage in: not finite, for the driver to call diverged
     np.testing.assert_allclose(x[4], [1e300, 1e300])
 
@@ -144,3 +148,47 @@ def test_diagonal_systems_are_divided_and_flagged_as_cramers_rule_flags_them() -
     x, status = runtime.solve(a, b)
     np.testing.assert_allclose(x[200], np.linalg.solve(a[200], b[200]), rtol=1e-14)
     np.testing.assert_allclose(x[~singular], b[~singular] / d[~singular], rtol=1e-14, atol=1e-3)
+
+
+def test_a_sample_solved_finitely_keeps_its_solve_whatever_shares_its_batch() -> None:
+    """A matrix singular to working precision that LU still solves finitely gets the same
+    result in a batch with an exactly singular matrix as alone: statuses never depend on
+    which other samples share a call (a chunk, a ``--starts`` run)."""
+    from scaleinv.numeric.runtime import solve
+
+    near = np.array([[1.0, 1.0], [1.0, 1.0 + 4e-16]])  # condition ≈ 1e16, LU pivot 4.4e-16
+    exact = np.array([[1.0, 1.0], [1.0, 1.0]])
+    b = np.array([1.0, 2.0])
+    for a, rhs in (
+        (np.stack([near, exact]), np.stack([b, b])),  # Cramer's rule trusts neither
+        (np.stack([_bordered(near), _bordered(exact)]), np.stack([np.append(b, 1.0)] * 2)),
+    ):
+        x, status = solve(a, rhs)
+        assert status.tolist() == [0, 5]
+        alone = solve(a[:1], rhs[:1])
+        assert alone[1].tolist() == [0]
+        np.testing.assert_array_equal(x[0], alone[0][0])
+        assert np.all(x[1] == 0)
+
+
+def _bordered(a: np.ndarray) -> np.ndarray:
+    """``a`` with a row and column of the identity appended (3x3: LAPACK, no Cramer)."""
+    out = np.eye(3)
+    out[:2, :2] = a
+    return out
+
+
+def test_a_sample_of_a_minimize_run_ends_as_it_does_alone() -> None:
+    """Newton on a problem whose runs cross near-singular Hessians: each start of a batch
+    ends with the status and point it has when run alone."""
+    from scaleinv import Problem, minimize, rules
+
+    problem = Problem.from_strings(
+        ["x0", "x1"], ["x0*exp(x1)", "x0 + x1**3 - 1.5*x1"], target=[2.0, 0.5]
+    )
+    x0 = np.random.default_rng(0).uniform(-2, 2, (200, 2))
+    batch = minimize(problem, rules.newton(1.0), x0, 20, tol=1e-10, engine="numpy")
+    for i in range(len(x0)):
+        alone = minimize(problem, rules.newton(1.0), x0[i : i + 1], 20, tol=1e-10, engine="numpy")
+        assert alone.status[0] == batch.status[i], i
+        np.testing.assert_array_equal(alone.x[:, 0], batch.x[:, i])

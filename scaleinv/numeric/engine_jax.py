@@ -15,12 +15,12 @@ must differ:
 
 * Linear solves (Newton, IG, PG's IG fallback) use Cramer's rule where the NumPy engine does
   (``k <= 2``, far from singular; ``b / diag`` where the Hessian and Jacobian are diagonal by
-  structure, as NumPy's ``_diagonal_into``), LU elsewhere, and tell singular samples apart by their
-  singular values only where an LU result is not finite, as NumPy's ``solve`` does. NumPy
-  decides that per call (a chunk of :data:`~scaleinv.numeric.runtime.CHUNK` samples), the
-  fused engine per batch: a matrix singular to working precision but solved finitely by LU
-  (condition number above ~1e15) can be ``singular`` in one engine and take a huge step in
-  the other when an exactly singular sample shares its chunk in one engine only.
+  structure, as NumPy's ``_diagonal_into``), LU elsewhere; a sample is ``singular`` where its
+  own LU result is not finite and its singular values say singular to working precision, as
+  in NumPy's ``solve`` (so a sample's status never depends on the samples sharing its batch
+  or chunk). XLA's LU and LAPACK's agree to rounding: on a matrix singular to working
+  precision (condition number above ~1e15) one may still come out finite where the other
+  does not, and the step of such a sample is huge in either.
 * HIG's cut-off ``rcond · σ_max`` takes ``σ_max`` over the batch, as NumPy does; XLA's batched
   SVD may round differently from LAPACK's (the step, ``V Σ^-β Uᵀ g``, agrees to rounding).
 
@@ -161,12 +161,14 @@ def careful_solve(a: Any, b: Any, diagonal: bool = False) -> tuple[Any, Any]:
         x_lu = jnp.linalg.solve(jnp.where(rest[..., None, None], a, eye), b[..., None])[..., 0]
         x = jnp.where(fine[..., None], x_fast, x_lu)
         failed = (rest & ~jnp.isfinite(x_lu).all(-1)).any()
-        return jax.lax.cond(failed, flagged, lambda _: (x, zero), None)
+        return jax.lax.cond(failed, flagged, lambda _: (x, zero), x_lu)
 
-    def flagged(_: Any) -> tuple[Any, Any]:  # runtime.solve_flagged on the rest
+    def flagged(x_lu: Any) -> tuple[Any, Any]:  # runtime._lapack_solve's fallback on the rest
         rest = ~fine
         s = jnp.linalg.svd(jnp.where(finite_a[..., None, None], a, 0.0), compute_uv=False)
+        # singular: to working precision and its own LU not finite (as it would be alone)
         singular = finite_a & ~(s[..., -1] > s[..., 0] * k * runtime._EPS)
+        singular = singular & ~jnp.isfinite(x_lu).all(-1)
         regular = finite_a & ~singular
         safe = jnp.where(regular[..., None, None], a, eye)
         x_lu = jnp.linalg.solve(safe, b[..., None])[..., 0]

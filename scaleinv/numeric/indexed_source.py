@@ -18,7 +18,7 @@ import sympy as sp
 
 from scaleinv.numeric import pysource
 from scaleinv.numeric.pysource import balanced
-from scaleinv.numeric.source import _identifier, _Printer, _printer, param_keywords
+from scaleinv.numeric.source import _clean, _identifier, _Printer, _printer, param_keywords
 
 __all__ = ["point_source", "compile_point_kernel"]
 
@@ -52,7 +52,8 @@ def point_source(
         arguments.append(ident)
         if ident != symbol.name:
             rename[symbol] = sp.Symbol(ident)
-    temps, reduced = sp.cse([sp.sympify(e) for e in exprs], symbols=sp.numbered_symbols("_t"))
+    exprs = [_clean(sp.sympify(e), {}) for e in exprs]  # DiracDelta (of |u|'s sign) as 0
+    temps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"))
     printer = _ScalarsFirst(_printer(), {rename.get(s, s) for s in params})
     lines = []
     for t, e in temps:

@@ -103,7 +103,9 @@ def _trusted(squares, det, x0, x1):
 
 
 def _lapack_solve(a, b):
-    """LAPACK's batched LU; samples are told apart by their singular values only on failure."""
+    """LAPACK's batched LU; samples are told apart by their singular values only on failure,
+    and only those whose own LU fails or is not finite are singular: each sample ends as it
+    would alone, whatever shares its call."""
     try:
         with numpy.errstate(all="ignore"):
             x = numpy.linalg.solve(a, b[..., None])[..., 0]
@@ -111,7 +113,16 @@ def _lapack_solve(a, b):
             return x, numpy.zeros(x.shape[:-1], dtype=numpy.int8)
     except numpy.linalg.LinAlgError:
         pass
-    return solve_flagged(a, b)
+    x, status = solve_flagged(a, b)
+    for k in map(tuple, numpy.argwhere(status == SINGULAR)):  # rare: singular to precision
+        try:
+            with numpy.errstate(all="ignore"):
+                alone = numpy.linalg.solve(a[k], b[k])
+        except numpy.linalg.LinAlgError:
+            continue
+        if numpy.isfinite(alone).all():
+            x[k], status[k] = alone, RUNNING
+    return x, status
 
 
 def solve_flagged(a, b):

@@ -151,7 +151,7 @@ def parse_indexed_parts(
     scalars = {k: v for k, v in params.items() if k not in point_names}
     for name in [*fields, *params]:
         check_name(str(name))
-        if name in INDEX_NAMES:
+        if name in INDEX_NAMES[: len(shape)]:
             raise ProblemError(f"{name!r} names an index of the grid; rename the field or param")
     clash = set(fields) & set(params)
     if clash:
