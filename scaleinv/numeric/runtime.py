@@ -114,14 +114,17 @@ def _lapack_solve(a, b):
     except numpy.linalg.LinAlgError:
         pass
     x, status = solve_flagged(a, b)
-    for k in map(tuple, numpy.argwhere(status == SINGULAR)):  # rare: singular to precision
-        try:
-            with numpy.errstate(all="ignore"):
-                alone = numpy.linalg.solve(a[k], b[k])
-        except numpy.linalg.LinAlgError:
-            continue
-        if numpy.isfinite(alone).all():
-            x[k], status[k] = alone, RUNNING
+    rows = numpy.flatnonzero(status == SINGULAR)  # singular to working precision
+    k = a.shape[-1]
+    a, b = a.reshape(-1, k, k)[rows], b.reshape(-1, k)[rows]
+    # LAPACK's LU meets an exactly zero pivot (solve raises) where slogdet's sign is 0
+    lu = numpy.linalg.slogdet(a)[0] != 0
+    if lu.any():
+        with numpy.errstate(all="ignore"):
+            alone = numpy.linalg.solve(a[lu], b[lu][..., None])[..., 0]
+        finite = numpy.isfinite(alone).all(axis=-1)
+        rows = rows[lu][finite]
+        x.reshape(-1, k)[rows], status.reshape(-1)[rows] = alone[finite], RUNNING
     return x, status
 
 
