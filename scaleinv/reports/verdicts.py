@@ -77,6 +77,8 @@ def dimension_tex(dim: Any) -> str:
     '\\mathrm{mass}\\,\\mathrm{time}^{-2}'
     >>> dimension_tex("1")
     '1'
+    >>> dimension_tex("amount_of_substance/time")  # words apart, not subscripts
+    '\\mathrm{amount\\ of\\ substance}\\,\\mathrm{time}^{-1}'
     """
     powers = parse_dimension(dim).name.as_powers_dict()
     parts = []
@@ -90,7 +92,8 @@ def dimension_tex(dim: Any) -> str:
         if base == 1 or exp == 0:
             continue
         shown = "" if exp == 1 else f"^{{{tex(exp)}}}"
-        parts.append(rf"\mathrm{{{base}}}{shown}")
+        words = str(base).replace("_", "\\ ")  # amount_of_substance: _ would subscript
+        parts.append(rf"\mathrm{{{words}}}{shown}")
     return r"\,".join(parts) or "1"
 
 
