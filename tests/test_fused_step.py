@@ -28,6 +28,7 @@ RULES = [rules.gd(0.05), rules.gd(5.0), rules.newton(0.7), rules.ig(0.5)]
 PG_PROBLEMS = ["separable", "excluded boundary", "sum and product", "two roots"]
 CASES = [(name, rule) for name in sorted(PROBLEMS) if name != "two roots" for rule in RULES]
 CASES += [(name, rules.pg(0.5)) for name in PG_PROBLEMS]
+CASES += [("two roots", rules.ig(0.5))]  # a Newton step in y that is not -1 times a formula
 
 
 def _problem(name: str) -> Problem:

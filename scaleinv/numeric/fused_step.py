@@ -168,14 +168,19 @@ def _build(problem: Problem, rule: Rule, with_norm: bool) -> FusedStep | None:
                 return None
             y = writer.program(kernels.P.program, "_y")
             _alias(writer.lines, y)
-            d = writer.program(kernels.newton_dy.program, "_d")
+            # where every entry of newton_dy is (-1)*e: b = -(η e), solved for -x (exactly:
+            # the solve's products, differences and quotients are odd in b), one pass less
+            newton_dy, minus = _negated(kernels.newton_dy.program)
+            if len(minus) < n:
+                newton_dy, minus = kernels.newton_dy.program, set()
+            d = writer.program(newton_dy, "_d")
             b = []
             for j in range(n):
                 writer.lines.append(f"_b{j} = {eta} * {d[(j,)]}")
                 b.append(f"_b{j}")
             a = writer.program(kernels.jacobian.program, "_j")
             x, trusted = _solve_lines(writer.lines, a, b)
-            dx = [("positive", v) for v in x]
+            dx = [("negative" if minus else "positive", v) for v in x]
     except _NotFused:
         return None
     writes = [_into(f"dx[{i}, _rows]", *v) for i, v in enumerate(dx) if v is not None]
