@@ -30,7 +30,7 @@ import sympy as sp
 from scaleinv.numeric import inverse_source, runtime
 from scaleinv.numeric.kernels import StraightLine, flavor_kernels
 from scaleinv.numeric.rules import Rule
-from scaleinv.numeric.source import BLOCK, param_keywords, renaming_printer
+from scaleinv.numeric.source import BLOCK, _clean, param_keywords, renaming_printer
 from scaleinv.symbolic import Problem
 
 __all__ = ["FusedStep", "fused_step", "MAX_SOLVE_N", "MAX_GD_N"]
@@ -110,9 +110,7 @@ class _Writer:
         printer = renaming_printer(names)
 
         def text(expr: sp.Expr) -> str:
-            if expr.has(sp.DiracDelta):  # as the kernels print it (see source._clean)
-                expr = expr.replace(sp.DiracDelta, lambda *a: sp.Integer(0))
-            return str(printer.doprint(expr))
+            return str(printer.doprint(_clean(expr, {})))  # as the kernels print it
 
         known = {} if known is None else known
 
