@@ -74,6 +74,18 @@ def test_fields_share_one_grid_and_boundaries_are_checked():
         diffusion(n=1)
 
 
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "params", "shown"),
+    [
+        ("u[0:n]", "1.0", {"n": 4}, r"u\[i\]"),
+        ("u[0:n, 0:n]", ["a[i, j]**2"], {"n": 3, "a": [[1.0] * 3] * 3}, r"u\[i, j\]"),
+    ],
+)
+def test_outputs_that_read_no_input_field_are_refused(inputs, outputs, params, shown):
+    with pytest.raises(ProblemError, match=f"no output reads an input field.*{shown}"):
+        IndexedProblem.from_strings(inputs, outputs, params=params)
+
+
 def test_the_spec_route_follows_how_inputs_are_written():
     indexed = parse_spec(
         {

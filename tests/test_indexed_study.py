@@ -161,7 +161,7 @@ def test_study_refuses_a_region(tmp_path, capsys):
     path = tmp_path / "bad.toml"
     path.write_text(SPEC.format(n=16).replace("spread = 0.2", "region = [[0, 1]]"), "utf-8")
     assert main(["study", str(path)]) == 2
-    assert "[study.region] unknown key" in capsys.readouterr().err
+    assert "starts spread around its [run] start (spread = 0.1" in capsys.readouterr().err
 
 
 def test_inertia_matches_dense_eigenvalues():

@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scaleinv import Problem
-from scaleinv.errors import ParseError
+from scaleinv.errors import ParseError, ProblemError
 from scaleinv.symbolic.parsing import FUNCTIONS, parse_expr
 
 X, Y = sp.symbols("x y", real=True)
@@ -76,6 +76,12 @@ def test_problem_strings_are_never_executed(tmp_path: Path) -> None:
 def test_bad_symbol_names_are_rejected(name: str) -> None:
     with pytest.raises(ParseError, match="symbol name|not allowed|reserved"):
         Problem.from_strings([name], ["1"])
+
+
+def test_a_problem_whose_outputs_read_no_input_is_refused() -> None:
+    with pytest.raises(ProblemError, match=r"no output depends on an input \(x0, x1\)"):
+        Problem.from_strings(["x0", "x1"], ["1", "2*c"], params={"c": 3.0})
+    assert Problem.from_strings(["x0", "x1"], ["x1", "1"]).m == 2  # one constant output is fine
 
 
 _leaf = st.sampled_from([X, Y, sp.Integer(2), sp.Rational(1, 3)])

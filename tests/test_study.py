@@ -128,6 +128,8 @@ def test_a_spec_without_a_region_is_a_clear_error(tmp_path, capsys) -> None:
         run_study(bad)
     assert main(["study", "reports/scaling.toml"]) == 2
     assert "scaleinv: error:" in capsys.readouterr().err
+    with pytest.raises(SpecError, match="region = .* spread and seed are for indexed problems"):
+        parse_spec({**TWO_MINIMA, "study": {"spread": 0.1}}, source="s.toml")
 
 
 @pytest.mark.parametrize("tol", [math.inf, -math.inf, math.nan, 0, -1e-6])

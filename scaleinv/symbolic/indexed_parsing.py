@@ -163,6 +163,11 @@ def parse_indexed_parts(
     accesses: dict[sp.Symbol, Access] = {}
     subscript = _Subscripts(fields, set(point_names), index, accesses)
     formulas = tuple(parse_expr(t, formula_names, subscript=subscript) for t in texts)
+    if not any(not a.param for a in accesses.values()):
+        raise ProblemError(
+            f"no output reads an input field ({', '.join(fields)}): P is constant, there is "
+            f"nothing to optimize; write the update with {fields[0]}[{', '.join(map(str, index))}]"
+        )
     points = {
         name: _point_values(name, params[name], shape, formula_names, symbols)
         for name in point_names

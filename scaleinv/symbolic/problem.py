@@ -174,6 +174,11 @@ class Problem:
             ps[make_symbol(name, positive=value > 0)] = value
         by_name = {**xs, **{str(s): s for s in ps}}
         exprs = [parse_expr(o, by_name) for o in outs]
+        if names and not any(e.free_symbols & set(xs.values()) for e in exprs):
+            raise ProblemError(
+                f"no output depends on an input ({', '.join(names)}): P is constant, there is "
+                "nothing to optimize"
+            )
         ys = {str(y): y for y in output_symbols(len(exprs))}
         lexpr = None if loss is None else parse_expr(loss, {**ys, **{str(s): s for s in ps}})
         tgt = None

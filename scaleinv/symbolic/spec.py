@@ -220,7 +220,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
     tables = {key: _table(data, key, source) for key in ("units", "analysis", "report", "study")}
     check_keys(tables["analysis"], ANALYSIS_KEYS, source, "analysis")
     check_keys(tables["report"], REPORT_KEYS, source, "report")
-    check_keys(tables["study"], INDEXED_STUDY_KEYS if indexed else STUDY_KEYS, source, "study")
+    _check_study_keys(tables["study"], indexed, source)
     for key in ("title", "description"):
         if not isinstance(data.get(key, ""), str):
             raise SpecError(source, key, f"must be a string, got {data[key]!r}")
@@ -238,6 +238,23 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "") -> Spec:
         source=source,
         study=MappingProxyType(tables["study"]),
     )
+
+
+def _check_study_keys(table: Mapping[str, Any], indexed: bool, source: str) -> None:
+    """Check ``[study]``, whose keys depend on how the problem was written: say which
+    layout of starts the other route's keys belong to."""
+    if indexed and "region" in table:
+        raise SpecError(
+            source, "study.region", "an indexed problem's starts spread around its [run] start "
+            "(spread = 0.1, seed = 0); a region per input is for problems written expression by "
+            "expression",
+        )  # fmt: skip
+    if not indexed and "region" not in table and {"spread", "seed"} & set(table):
+        raise SpecError(
+            source, "study", "a problem written expression by expression starts from a region = "
+            "[[low, high], ...] per input; spread and seed are for indexed problems (u[0:n])",
+        )  # fmt: skip
+    check_keys(table, INDEXED_STUDY_KEYS if indexed else STUDY_KEYS, source, "study")
 
 
 def check_keys(table: Mapping[str, Any], known: Collection[str], source: str, where: str) -> None:
