@@ -89,6 +89,41 @@ def test_band_cholesky_reports_an_indefinite_matrix():
     assert not x.any()
 
 
+def _interior_singular(n: int) -> tuple[str, dict]:
+    """A periodic tridiagonal stencil (not diagonally dominant) whose band without its corners
+    (``A_ii``, the first point removed) is singular in exact arithmetic while ``A`` is well
+    conditioned: ``A_ii`` is Toeplitz with eigenvalues ``d + 2√(ac) cos(πj/n)``."""
+    a, c = 0.37, 0.29
+    d = -2 * np.sqrt(a * c) * np.cos(np.pi * (n // 3) / n)
+    return "d*u[i] + a*u[i-1] + c*u[i+1]", {"n": n, "a": a, "c": c, "d": d}
+
+
+@pytest.mark.filterwarnings("ignore::scaleinv.errors.NumericInverseWarning")
+@pytest.mark.parametrize("n", [256, 1000])
+def test_a_periodic_band_whose_interior_is_near_singular_goes_to_the_sparse_lu(n: int):
+    """The Schur complement lost every digit here (IG's step off by 1e32 at n = 1000, P
+    diverged at 4096, though A's condition number is below 20): such a sample is refused by the
+    band solve and solved again by the sparse LU."""
+    formula, params = _interior_singular(n)
+    problem = IndexedProblem.from_strings("u[0:n]", formula, params=params)
+    a = problem.compile().jacobian_matrix(np.zeros(n)).toarray()
+    if n <= 256:  # (a dense SVD)
+        assert np.linalg.cond(a) < 20 and np.linalg.cond(a[1:, 1:]) > 1e8
+    rhs = np.random.default_rng(n).standard_normal((1, n))
+    parts = [(0, r, np.full((1, n), a[0, r % n])) for r in (-1, 0, 1)]
+    ab, widths = band(parts, n, True)
+    _, status = band_solve(ab, widths, rhs, True)
+    assert status.tolist() == [runtime.SINGULAR]  # refused, not a wrong answer
+    star = np.sin(2 * np.pi * np.arange(n) / n) + 0.001 * np.arange(n)
+    linear = IndexedProblem.from_strings(
+        "u[0:n]", formula, params=params, target_from="sin(2*pi*i/n) + 0.001*i"
+    )
+    for rule in (rules.ig(1.0), rules.pg(1.0)):  # linear: one step lands on x*
+        t = scaleinv.minimize(linear, rule, np.zeros((1, n)), 1)
+        assert t.status.tolist() == [runtime.MAX_STEPS]
+        np.testing.assert_allclose(np.asarray(t.x)[-1].ravel(), star, rtol=0, atol=1e-12)
+
+
 def test_a_singular_band_is_reported():
     """A periodic difference ``u[i+1] − u[i]`` annihilates constants."""
     n = 10

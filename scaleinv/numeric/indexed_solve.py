@@ -90,6 +90,11 @@ def _parts(ab: np.ndarray, b: Border, symmetric: bool) -> tuple[np.ndarray, Entr
     return a_bb, (first[ib], second[ib], values[ib]), (first[bi], second[bi], values[bi])
 
 
+#: The largest condition number (a lower bound of it) of a periodic band's interior block
+#: that the Schur complement solves with (:func:`band_solve`); a sample above it goes to the
+#: sparse LU (the rounding it gives is at most ~10⁻⁸ relative).
+MAX_CONDITION = 1e8
+
 #: ``(rows, cols, values)`` of a sparse block.
 Entries = tuple[np.ndarray, np.ndarray, np.ndarray]
 #: Rows of the first forward solve of a periodic Cholesky's border columns (see
@@ -134,6 +139,7 @@ def band_solve(
         if b:
             a_bb, a_ib, (bi_rows, bi_cols, bi_values) = _parts(a, b, False)
             columns = _dense(a_ib, slice(0, len(r) - k), k, first=1)
+            size = np.abs(a[lower:, k:]).max()  # of A_ii's entries, before LAPACK factors it
         else:
             columns = np.empty((len(r), 1), order="F")
         columns[:, 0] = r[k:]
@@ -149,6 +155,7 @@ def band_solve(
         x[k:] = z[:, 0]  # z = A_ii⁻¹ [rhs, A_ib]
         if b:
             y, z = z[:, 0], z[:, 1:]
+            _require_regular_interior(size, (y, r[k:]), (z, a_ib[2]))
             schur = a_bb.copy()
             np.add.at(schur, bi_rows, -bi_values[:, None] * z[bi_cols])
             reduced = r[:k] - np.bincount(bi_rows, weights=bi_values * y[bi_cols], minlength=k)
@@ -158,6 +165,18 @@ def band_solve(
     wraps = periodic and max(lower, upper) > 0
     corners = border(lower, upper, ab.shape[-1], False) if wraps else None
     return _per_sample(one, ab, rhs, corners, out)
+
+
+def _require_regular_interior(size: float, *pairs: tuple[np.ndarray, np.ndarray]) -> None:
+    """Raise ``LinAlgError`` where ``A_ii`` (a periodic band without its corners) is near
+    singular, though ``A`` need not be: the Schur complement then cancels huge terms and loses
+    every digit (a non-diagonally-dominant stencil, ``A_ii`` at condition 10¹⁹ with ``A`` at
+    14). Each pair ``(A_ii⁻¹ V, V)`` (a vector or columns) bounds ``‖A_ii⁻¹‖∞ ≥ max|A_ii⁻¹ V| /
+    max|V|``; times ``size`` (the largest entry, at most ``‖A_ii‖∞``) that is a lower bound of
+    ``A_ii``'s condition number (max-norms: no overflow where 2-norms would)."""
+    bound = max(float(np.abs(w).max()) / (float(np.abs(v).max()) or np.inf) for w, v in pairs)
+    if not bound * size <= MAX_CONDITION:
+        raise np.linalg.LinAlgError("the band without its corners is near singular")
 
 
 def cholesky_band_solve(
