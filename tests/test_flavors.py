@@ -304,7 +304,7 @@ def test_a_mostly_zero_hessian_is_gathered_not_stacked_entry_by_entry() -> None:
 
 def test_exp_of_a_derivative_is_printed_as_exp_not_a_power_of_e() -> None:
     """Derivatives on the expression graph keep ``Pow(E, a)`` unevaluated; SymPy printed it as
-    ``e**a``: under JAX a ``pow`` per element, which XLA's CPU backend calls from libm (the
+    ``e**a``: under JAX a general ``pow`` per element, far slower than ``exp`` on the CPU (the
     fused engine's GD on the coupled map ran 1.6x its ``jax.grad`` twin). Every flavour now
     prints ``exp``; values equal the in-process NumPy kernels, which print ``exp`` already."""
     import sympy as sp

@@ -260,9 +260,9 @@ def _fusible_target(nearest: Callable) -> Callable:
     ``y - P(c)`` that reads the ``sqrt`` too. XLA's CPU fusion does not duplicate a producer
     of two array operands into more than one consumer, nor a ``sqrt`` with several users;
     meeting ``y`` before the ``sqrt`` was fused, it wrote ``y`` to an array of its own every
-    step (PG on ``P = (x0, x1²)``: one more pass over the batch a step, 10**7 x 20 ~12% more
-    CPU). Behind an op of one operand ``y`` may be duplicated, and the step fuses into one
-    loop per coordinate.
+    step (jaxlib 0.10; PG on ``P = (x0, x1²)``: one more pass over the batch a step, 7-12%
+    more CPU at 10**7 x 20). Behind an op of one operand ``y`` may be duplicated, and the
+    step fuses into one loop per coordinate.
     """
 
     def lean_target(y: Any, x0: Any, params: Any) -> tuple[Any, Any, Any]:
