@@ -4,6 +4,7 @@ identical, every record mode and tol; engine selection; import scaleinv never im
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -208,6 +209,39 @@ def test_fused_pg_updates_points_in_place_on_the_cpu() -> None:
             for kw in ({}, {"compiler_options": default})
         ]
     assert copies[0] < copies[1]
+
+
+def _while_body_fusions(hlo: str, shape: str) -> list[int]:
+    """For every while loop of the compiled ``hlo`` text, how many fusions its body runs that
+    write an array of ``shape`` (e.g. ``f64[1000]{0}``)."""
+    bodies = re.findall(r"while\(.*?body=(%[\w.-]+)", hlo)
+    counts = []
+    for body in bodies:
+        block = hlo.split(f"\n{body} ", 1)[1].split("\n}\n", 1)[0]
+        counts.append(block.count(f"= {shape} fusion("))
+    return counts
+
+
+def test_lean_pg_step_writes_nothing_but_the_points() -> None:
+    """PG's lean loop on P = (x0, x1²) runs one fused loop per coordinate, as a hand-written
+    loop: the target y of the local inverse (a sum feeding the branch's sqrt and the residual
+    that reads the sqrt) went to an array of its own every step before it passed through an
+    identity XLA keeps (``_fusible_target``); that identity changes no value."""
+    import jax
+    import jax.numpy as jnp
+
+    from scaleinv.numeric.engine_jax import _fusible_target, fused_program
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("XLA's CPU fusion")
+    with jax.enable_x64(True):
+        special = jnp.array([0.0, -0.0, 1e-310, -3.5, jnp.inf, -jnp.inf, jnp.nan, 1e308])
+        same = _fusible_target(lambda y, x0, params: (y, x0, params))(special, None, {})[0]
+        assert np.array_equal(np.asarray(same).view(np.int64), np.asarray(special).view(np.int64))
+        program = fused_program(COMPARISON, RULES["pg"], 30, "last", False)
+        hlo = program.lower(_starts(COMPARISON, 1000), 0.0).compile().as_text()
+    lean_loop = min(c for c in _while_body_fusions(hlo, "f64[1000]{0}") if c)
+    assert lean_loop == COMPARISON.n
 
 
 def test_engine_selection() -> None:
