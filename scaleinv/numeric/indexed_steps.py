@@ -42,6 +42,7 @@ from scaleinv.numeric.indexed_cg import (
     hessian_operator,
     minres_solve,
     normal_operator,
+    solve_cg,
 )
 from scaleinv.numeric.indexed_fused import FusedKernel
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
@@ -208,9 +209,12 @@ def solve_hessian(
     rhs: np.ndarray,
     cg_points: int | None = None,
     operator: tuple[Callable, np.ndarray, Callable] | None = None,
+    engine: str | None = None,
 ) -> tuple:
     """``H⁻¹ rhs`` at flat samples ``f``, with ``(x, status)``; ``operator``: CG's
-    :func:`~scaleinv.numeric.indexed_cg.hessian_operator` at ``f`` where already built.
+    :func:`~scaleinv.numeric.indexed_cg.hessian_operator` at ``f`` where already built;
+    ``engine``: what runs CG (:func:`~scaleinv.numeric.indexed_cg.solve_cg`; auto: JAX where
+    installed and the CG large, :func:`~scaleinv.numeric.engines.choose_cg_engine`).
 
     From ``cg_points`` unknowns on by matrix-free CG (:mod:`scaleinv.numeric.indexed_cg`); by
     default :data:`~scaleinv.numeric.indexed_cg.CG_POINTS` where H goes to the sparse LU, never
@@ -220,7 +224,7 @@ def solve_hessian(
     direct route."""
     if _takes_cg(k, cg_points):
         times, diagonal, precondition = operator or hessian_operator(k, f)
-        x, converged = cg_solve(times, diagonal, precondition, rhs)
+        x, converged = solve_cg(times, diagonal, precondition, rhs, engine)
         broken = np.flatnonzero(~converged)
         if len(broken):  # H indefinite, or CG stalled: MINRES, then the direct route
             x[broken], converged[broken] = minres_solve(k, f[broken], rhs[broken])
