@@ -69,7 +69,7 @@ def jax_cg_solve(
             np.asarray(rhs, dtype=float),
             np.float64(tolerance),
         )
-        x, converged = np.asarray(x), np.asarray(converged)
+        x, converged = np.array(x), np.array(converged)  # writable: fallbacks fill them
     return x, converged & np.isfinite(x).all(axis=1)
 
 

@@ -35,6 +35,7 @@ import numpy as np
 from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule, stateless
+from scaleinv.numeric.engines import choose_cg_engine
 from scaleinv.numeric.indexed_cg import (
     CG_POINTS,
     cg_solve,
@@ -54,7 +55,7 @@ from scaleinv.symbolic import Problem
 from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["compile_indexed_rule", "flat_points", "indexed_inverse_note", "numeric_inverse"]
-__all__ += ["inverse_note"]
+__all__ += ["inverse_note", "newton_route"]
 __all__ += ["solve_hessian", "solve_jacobian", "INDEXED_RULES", "PG_ITERATIONS", "PG_TOLERANCE"]
 
 #: The rules an indexed problem runs.
@@ -196,6 +197,19 @@ def _ig(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.nda
     r = k.point("point_P", f).reshape((len(f), -1)) - k.target
     out[...], status = solve_jacobian(k, f, -eta * r)
     return status
+
+
+def newton_route(problem: IndexedProblem, samples: int, engine: str | None = None) -> str:
+    """How Newton's step solves ``H Δx = −η ∇L`` on ``problem`` for a batch of ``samples``, in
+    a few words (``engine``: CG's, as :func:`solve_hessian` takes it)."""
+    k = compile_indexed(problem)
+    if _band_fits(k, _hessian_reach(k)):
+        return "banded H: LAPACK's band Cholesky"
+    if not _takes_cg(k, None):
+        return "SciPy's sparse LU"
+    batch = min(samples, max(1, CHUNK_POINTS // problem.points))  # as _chunked calls it
+    chosen, why = choose_cg_engine(problem.n, batch, engine)
+    return f"matrix-free CG on {chosen} ({why}; NumPy with the spectral preconditioner)"
 
 
 def _curved_route(k: IndexedKernels) -> bool:
