@@ -2,11 +2,14 @@
 
 The NumPy CG (:func:`~scaleinv.numeric.indexed_cg.cg_solve`) makes one NumPy pass per term of
 the stencil and per vector update: about 40 whole-grid passes per ``H·v`` on the Brusselator.
-Here the whole loop — ``H v = Jᵀ(J v) + C v`` from the same diagonals (J's, as
-:func:`~scaleinv.numeric.indexed_cg.curved_values` gives them; C's as the NumPy route gathers
-them), the (block) Jacobi preconditioner, the same stopping rule per sample — is one XLA
-program (``lax.while_loop``), which fuses the shifted products of a field into one loop.
-``Jᵀ w`` needs no moved diagonals: ``(Jᵀ w)[c] = Σ_δ shift(J_δ · w_r, −δ)``.
+Here the whole loop — ``H v = Jᵀ(J v) + C v`` from the diagonals of the NumPy route's
+:class:`~scaleinv.numeric.indexed_cg.GaussNewtonProduct` (J's, Jᵀ's moved ones, C's; each
+array passed once), the (block) Jacobi preconditioner, the same stopping rule per sample — is
+one XLA program (``lax.while_loop``). Vectors are lists of fields; each field is padded once
+per product (:func:`_padded`) and the terms of one output field read windows of it in one
+fused loop. Measured (Brusselator 256², 10 samples, 13 iterations, CPU s): 0.23–0.25 against
+the NumPy CG's 0.42–0.44 (H·v ~10 ms against ~26 ms; the rest is the vector updates, memory
+bound both ways); compiling takes ~1.4 s once.
 
 It runs in float64 under ``jax.enable_x64(True)`` (a context: JAX's global setting is not
 changed), compiled once per stencil structure, grid and batch size (``jax.jit``'s cache). Its
@@ -65,7 +68,7 @@ def jax_cg_solve(
         x, converged = program(
             [np.asarray(d, dtype=float) for d in diagonals.values()],
             precondition.inverse,
-            np.asarray(diagonal, dtype=float),
+            (diagonal > 0).all(axis=1) & np.isfinite(diagonal).all(axis=1),
             np.asarray(rhs, dtype=float),
             np.float64(tolerance),
         )
@@ -161,13 +164,12 @@ def _program(
     def solve(
         diagonals: list,
         inverse: Any,
-        diagonal: Any,
+        usable: Any,
         flat: Any,
         tolerance: Any,
     ) -> tuple[Any, Any]:
         times = operator(diagonals)
         precondition = preconditioner(inverse)
-        usable = (diagonal > 0).all(axis=1) & jnp.isfinite(diagonal).all(axis=1)
         rhs = split(flat)
         z = precondition(rhs)
         norm_b = jnp.sqrt(dots(rhs, rhs))
