@@ -51,9 +51,10 @@ JAX_MIN_WORK = 2 * 10**7
 
 
 #: ``auto`` runs an indexed problem's CG (Newton's matrix-free step) on JAX from this many
-#: unknowns x samples of one step's CG on. Measured (warm CG of the Brusselator at 256², 10
-#: samples, 1.3·10⁶, 13 iterations, CPU s, NumPy / JAX): 0.42 / 0.25; compiling the program
-#: took ~1.4 s of CPU once per stencil, grid and batch size (on the first step).
+#: unknowns x samples of one step's CG on. Measured (warm Newton step of the Brusselator at
+#: 256², 10 samples: 1.3·10⁶, 13 CG iterations; CPU s, interleaved, NumPy / JAX): 0.46 / 0.25
+#: (the CG alone ~0.32 / 0.18); compiling the program takes ~2 s of CPU on the first step of
+#: each stencil, grid and batch size, which ~15 such steps repay.
 JAX_CG_MIN_WORK = 10**6
 
 
