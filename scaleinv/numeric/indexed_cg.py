@@ -29,6 +29,11 @@ ill-conditioned problem, or far from one) is solved by MINRES with the spectral
 preconditioner (:func:`minres_solve`); what that does not solve either goes to the direct
 route (:func:`scaleinv.numeric.indexed_steps.solve_hessian`).
 
+:func:`solve_cg` runs the same CG as one compiled JAX program
+(:mod:`scaleinv.numeric.indexed_cg_jax`) where :func:`~scaleinv.numeric.engines.choose_cg_engine`
+picks JAX (installed, a large CG) and it can run the operator (:func:`jax_cg_unsupported`):
+its steps equal NumPy's to rounding, and its failed samples take the same fallbacks.
+
 What the tolerance guarantees: the stopping rule ``|b − H x| ≤ 10⁻¹⁴ |b|`` (the recursively
 updated residual; rounding keeps the true one within a few ``ε κ(H)``) bounds the error by
 ``|x − H⁻¹b| ≤ κ(H) · 10⁻¹⁴ · |H⁻¹b|``: at ``κ ≤ 10⁴`` the step equals the direct solve to
