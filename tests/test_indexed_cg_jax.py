@@ -29,6 +29,15 @@ from scaleinv.symbolic import IndexedProblem
 NARROW = IndexedProblem.from_strings(
     "u[0:n]", "u[i] + 0.3*u[i+2]*u[i-2]", params={"n": 3}, target="0.5*sin(i)"
 )
+#: P linear (no C), every diagonal of J one number.
+LINEAR = IndexedProblem.from_strings(
+    "u[0:n, 0:m]",
+    "u[i,j] + 0.1*(u[i+1,j] + u[i-1,j] + u[i,j+1] + u[i,j-1] - 4*u[i,j])",
+    boundary="periodic",
+    params={"n": 8, "m": 6},
+    target="0.5*sin(i)*cos(j)",
+)
+EXTRA = {"narrow": NARROW, "linear": LINEAR}
 SHIFTED = sorted(name for name in CASES if "neumann" not in name)
 
 
@@ -37,9 +46,9 @@ def _jax():
     optional_module("jax", "jax")
 
 
-@pytest.mark.parametrize("name", SHIFTED + ["narrow"])
+@pytest.mark.parametrize("name", SHIFTED + sorted(EXTRA))
 def test_jax_cg_step_equals_the_numpy_cg_step_and_the_direct_solve(name: str) -> None:
-    problem = NARROW if name == "narrow" else CASES[name]
+    problem = EXTRA[name] if name in EXTRA else CASES[name]
     k = compile_indexed(problem)
     x = _starts(problem)
     g, (times, diagonal, precondition) = gradient_and_hessian_operator(k, x, "jacobi")

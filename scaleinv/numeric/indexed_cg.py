@@ -654,7 +654,11 @@ def solve_cg(
 
         assert isinstance(times, GaussNewtonProduct)
         assert isinstance(precondition, Jacobi | BlockJacobi)
-        return jax_cg_solve(times, diagonal, precondition, rhs, CG_TOLERANCE, CG_ITERATIONS)
+        products = [times.forward, times.backward] + ([times.bent] if times.bent else [])
+        blocks = isinstance(precondition, BlockJacobi)
+        return jax_cg_solve(
+            products, diagonal, precondition.inverse, blocks, rhs, CG_TOLERANCE, CG_ITERATIONS
+        )
     return cg_solve(times, diagonal, precondition, rhs)
 
 

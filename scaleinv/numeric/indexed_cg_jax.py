@@ -35,8 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from scaleinv.numeric.indexed_cg import BlockJacobi, GaussNewtonProduct, Jacobi
-from scaleinv.numeric.indexed_stencil import Term
+from scaleinv.numeric.indexed_stencil import StencilProduct, Term
 
 __all__ = ["jax_cg_solve"]
 
@@ -46,32 +45,30 @@ _Shape = tuple[int, int, tuple[int, ...], int]
 
 
 def jax_cg_solve(
-    times: GaussNewtonProduct,
+    products: Sequence[StencilProduct],
     diagonal: np.ndarray,
-    precondition: Jacobi | BlockJacobi,
+    inverse: np.ndarray,
+    blocks: bool,
     rhs: np.ndarray,
     tolerance: float,
     iterations: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`~scaleinv.numeric.indexed_cg.cg_solve` of ``times`` (its J and C terms) with the
-    (block) Jacobi ``precondition``, as one compiled program: ``(x, converged)``."""
-    products = (times.forward, times.backward) + ((times.bent,) if times.bent else ())
+    """:func:`~scaleinv.numeric.indexed_cg.cg_solve` with ``H v = Jᵀ(J v) + C v`` given by
+    the stencil ``products`` of J, Jᵀ and C (C's left out where P is linear; as
+    :class:`~scaleinv.numeric.indexed_cg.GaussNewtonProduct` holds them) and ``diag H``,
+    preconditioned by Jacobi (``inverse`` = ``|diag H|⁻¹`` ``(B, n)``) or block Jacobi
+    (``blocks``: ``inverse`` = the point blocks' ``(B, F, F, points)``), as one compiled
+    program: ``(x, converged)``."""
     diagonals: dict[int, np.ndarray] = {}  # by identity: Jᵀ's unmoved diagonals are J's
     structure = tuple(_structure(product.terms, diagonals) for product in products)
-    forward = times.forward
-    program = _program(
-        structure,
-        (forward.rows, forward.cols),
-        forward.shape,
-        forward.periodic,
-        isinstance(precondition, BlockJacobi),
-        iterations,
-    )
+    forward = products[0]
+    fields = (forward.rows, forward.cols)
+    program = _program(structure, fields, forward.shape, forward.periodic, blocks, iterations)
     with jax.enable_x64(True):
         # NumPy arrays straight into the jitted call (no jnp.asarray: a copy of its own)
         x, converged = program(
             [np.asarray(d, dtype=float) for d in diagonals.values()],
-            precondition.inverse,
+            inverse,
             (diagonal > 0).all(axis=1) & np.isfinite(diagonal).all(axis=1),
             np.asarray(rhs, dtype=float),
             np.float64(tolerance),
