@@ -11,6 +11,7 @@ from conftest import optional_module
 from test_indexed_cg import CASES, _relative, _starts
 
 import scaleinv.numeric.engines as engines
+from scaleinv import minimize, rules
 from scaleinv.errors import ScaleinvError
 from scaleinv.numeric.engines import JAX_CG_MIN_WORK, choose_cg_engine
 from scaleinv.numeric.indexed_cg import (
@@ -114,3 +115,19 @@ def test_auto_takes_jax_for_a_large_cg_only(monkeypatch) -> None:
     assert choose_cg_engine(10**7, 10) == ("numpy", "JAX is not installed")
     with pytest.raises(ScaleinvError, match="needs JAX"):
         choose_cg_engine(10, 1, "jax")
+
+
+def test_minimize_hands_its_engine_to_the_cg(monkeypatch) -> None:
+    import scaleinv.numeric.indexed_cg_jax as cg_jax
+
+    problem = CASES["brusselator"]  # 960 unknowns: Newton's step by CG, block Jacobi
+    x0 = _starts(problem, 2)
+    calls: list[int] = []
+    real = cg_jax.jax_cg_solve
+    monkeypatch.setattr(cg_jax, "jax_cg_solve", lambda *a: calls.append(1) or real(*a))
+    on_jax = minimize(problem, rules.newton(1.0), x0, 2, engine="jax")
+    assert calls == [1, 1]  # one CG a step
+    on_numpy = minimize(problem, rules.newton(1.0), x0, 2, engine="numpy")
+    assert calls == [1, 1]
+    np.testing.assert_allclose(on_jax.x, on_numpy.x, rtol=1e-12, atol=1e-12)
+    assert on_jax.statuses() == on_numpy.statuses()

@@ -69,13 +69,16 @@ PG_TOLERANCE = 1e-12
 Step = Callable[[IndexedKernels, np.ndarray, float, np.ndarray], np.ndarray]
 
 
-def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
-    """The batched step of ``rule`` on ``problem`` (see the module docstring)."""
+def compile_indexed_rule(
+    problem: IndexedProblem, rule: Rule, engine: str | None = None
+) -> CompiledRule:
+    """The batched step of ``rule`` on ``problem`` (see the module docstring); ``engine``:
+    what runs Newton's matrix-free CG (:func:`solve_hessian`)."""
     kernels: IndexedKernels = compile_indexed(problem)
     eta = float(getattr(rule, "eta", 1.0))
     steps: dict[type, Step] = {
         GD: _gd,
-        Newton: _newton,
+        Newton: partial(_newton, engine=engine),
         IG: _ig,
     }
     if isinstance(rule, PG):
@@ -176,16 +179,18 @@ def _gd(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.nda
     return np.zeros(len(f), dtype=np.int8)
 
 
-def _newton(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.ndarray:
+def _newton(
+    k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray, engine: str | None = None
+) -> np.ndarray:
     if _band_fits(k, _hessian_reach(k)):  # −η∇L and H in one pass over the grid
         g, ab, (lower, _) = k.gradient_and_hessian_band(f, -eta)
         return _solve_hessian_band(k, f, g, ab, lower, out)[1]
     if _curved_route(k):  # ∇L and H·v from one point kernel
         g, operator = gradient_and_hessian_operator(k, f)
-        dx, status = solve_hessian(k, f, g, operator=operator)
+        dx, status = solve_hessian(k, f, g, operator=operator, engine=engine)
     else:
         _, g = _residual_and_gradient(k, f)
-        dx, status = solve_hessian(k, f, g)
+        dx, status = solve_hessian(k, f, g, engine=engine)
     np.multiply(dx, -eta, out=out)
     return status
 
