@@ -369,13 +369,18 @@ def measure_one(tool: str, case: Case) -> dict[str, Any]:
         call()
         warm.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
-    return {
+    result = {
         "setup": setup,
         "step": step,
         "warm": float(np.median(warm)),
         "warm_cpu": float(np.median(cpu)),
         "probe": new[:, probe(case)].tolist(),
     }
+    if tool == "scaleinv":  # scaleinv's default (auto) choice, which the step ran
+        from scaleinv.numeric.indexed_steps import newton_route
+
+        result["route"] = newton_route(scaleinv_problem(case), POINTS)
+    return result
 
 
 # -- the driver ----------------------------------------------------------------------------------
@@ -535,6 +540,9 @@ def report(
         parts.append(f"{tool}: not installed (pip install 'scaleinv[bench]'): no column")
     for (tool, key), why in sorted(skipped.items()):
         parts.append(f"{tool} not run at {Case.parse(key).label}: {why}")
+    for case in cases:
+        routes = {r["route"] for r in runs.get(("scaleinv", case.key()), []) if "route" in r}
+        parts += [f"scaleinv at {case.label}: {route}" for route in sorted(routes)]
     wrong = disagreements(runs, cases)
     parts += [f"DISAGREE {w}" for w in wrong] or [f"all tools agree to {AGREE:g}"]
     return "\n".join(parts)

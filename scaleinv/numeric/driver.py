@@ -46,21 +46,27 @@ from scaleinv.symbolic import IndexedProblem, Problem
 
 __all__ = ["minimize", "compiled_rule", "available_memory"]
 
-_COMPILED: weakref.WeakKeyDictionary[Problem | IndexedProblem, dict[Rule, CompiledRule]] = (
-    weakref.WeakKeyDictionary()
-)
+_COMPILED: weakref.WeakKeyDictionary[
+    Problem | IndexedProblem, dict[tuple[Rule, str], CompiledRule]
+] = weakref.WeakKeyDictionary()
 
 
-def compiled_rule(problem: Problem | IndexedProblem, rule: Rule) -> CompiledRule:
+def compiled_rule(
+    problem: Problem | IndexedProblem, rule: Rule, engine: str | None = None
+) -> CompiledRule:
     """``rule.compile(problem)`` (an indexed problem: its structured step,
-    :mod:`scaleinv.numeric.indexed_steps`), compiled once per (problem, rule) and cached."""
+    :mod:`scaleinv.numeric.indexed_steps`, whose matrix-free CG runs on ``engine``:
+    :func:`~scaleinv.numeric.engines.choose_cg_engine`), compiled once per (problem, rule,
+    engine) and cached."""
     per_problem = _COMPILED.setdefault(problem, {})
-    if rule not in per_problem:
+    indexed = isinstance(problem, IndexedProblem)
+    key = (rule, check_engine(engine) if indexed else "")
+    if key not in per_problem:
         if isinstance(problem, IndexedProblem):
-            per_problem[rule] = compile_indexed_rule(problem, rule)
+            per_problem[key] = compile_indexed_rule(problem, rule, engine)
         else:
-            per_problem[rule] = rule.compile(problem)
-    return per_problem[rule]
+            per_problem[key] = rule.compile(problem)
+    return per_problem[key]
 
 
 def available_memory() -> int | None:
@@ -177,7 +183,9 @@ def minimize(
         every rule), ``"jax"`` (the whole run as one compiled JAX program; rules it cannot run
         fall back to NumPy), or ``None``/``"auto"``: JAX where installed and the run is large
         enough to repay compiling it. :attr:`Trajectory.engine` says which ran; results agree
-        to rounding, statuses are the same.
+        to rounding, statuses are the same. An indexed problem's loop runs on NumPy; the
+        matrix-free CG of its Newton steps takes ``engine`` as it is
+        (:func:`~scaleinv.numeric.engines.choose_cg_engine`: ``"numpy"`` keeps it on NumPy).
 
     Raises
     ------
@@ -217,7 +225,7 @@ def minimize(
         raise ProblemError("x0 contains non-finite values")
     count = recorded_count(record, steps)
     kernels = compile_problem(problem)
-    compiled = compiled_rule(problem, rule)
+    compiled = compiled_rule(problem, rule, engine)
     shape, samples = (problem.n, problem.m), int(np.prod(x0.shape[:-1]))
     chosen, _ = choose_engine(problem, rule, samples, steps, engine, tol)
     chunked = chosen != "jax" and _in_chunks(rule, compiled, samples, steps)

@@ -12,6 +12,11 @@
   sample-steps, :data:`FUSED_JAX_MIN_WORK` for a run with ``tol`` where the NumPy engine
   runs the rule by a fused step); NumPy otherwise.
 
+Inside the NumPy engine, the matrix-free CG of an indexed problem's Newton step
+(:mod:`scaleinv.numeric.indexed_cg`) has an engine of its own, :func:`choose_cg_engine`: JAX
+(:mod:`scaleinv.numeric.indexed_cg_jax`, the whole CG loop one XLA program) where installed
+and a step's CG is large enough to repay compiling the program; NumPy otherwise.
+
 Nothing here imports JAX: ``import scaleinv`` never does.
 """
 
@@ -27,7 +32,7 @@ from scaleinv.numeric.inverse_source import excluded_boundary
 from scaleinv.symbolic import IndexedProblem, Problem
 
 __all__ = ["ENGINES", "JAX_MIN_WORK", "check_engine", "choose_engine", "jax_unsupported"]
-__all__ += ["reruns_no_inverse", "FUSED_JAX_MIN_WORK"]
+__all__ += ["reruns_no_inverse", "FUSED_JAX_MIN_WORK", "choose_cg_engine", "JAX_CG_MIN_WORK"]
 
 #: ``auto`` takes JAX for a run with ``tol`` of a rule the NumPy engine runs by a fused step
 #: (:mod:`scaleinv.numeric.fused_step`) only from this many sample-steps: at 10**8 (10**6
@@ -43,6 +48,14 @@ ENGINES = ("auto", "numpy", "jax")
 #: program takes 1-5 s on this machine (2 cores), which 2 x 10**7 sample-steps repay for GD,
 #: Newton and IG (measured: see the notes of issue 19); smaller runs stay on NumPy.
 JAX_MIN_WORK = 2 * 10**7
+
+
+#: ``auto`` runs an indexed problem's CG (Newton's matrix-free step) on JAX from this many
+#: unknowns x samples of one step's CG on. Measured (warm Newton step of the Brusselator at
+#: 256², 10 samples: 1.3·10⁶, 13 CG iterations; CPU s, interleaved, NumPy / JAX): 0.46 / 0.25
+#: (the CG alone ~0.32 / 0.18); compiling the program takes ~2 s of CPU on the first step of
+#: each stencil, grid and batch size, which ~15 such steps repay.
+JAX_CG_MIN_WORK = 10**6
 
 
 def check_engine(engine: str | None) -> str:
@@ -108,3 +121,23 @@ def choose_engine(
         why = f"NumPy's fused step with tol: compiling would not pay below {FUSED_JAX_MIN_WORK:.0e}"
         return "numpy", why + " sample-steps"
     return "jax", f"at least {JAX_MIN_WORK:.0e} sample-steps"
+
+
+def choose_cg_engine(unknowns: int, samples: int, engine: str | None = None) -> tuple[str, str]:
+    """``(engine, why)``: what runs the matrix-free CG of one step (``samples`` x
+    ``unknowns``): ``"jax"`` or ``"numpy"`` (``engine`` as in :func:`check_engine`); the CG
+    itself falls back to NumPy where its operator or preconditioner has no JAX form
+    (:func:`scaleinv.numeric.indexed_cg.jax_cg_unsupported`)."""
+    engine = check_engine(engine)
+    if engine == "numpy":
+        return "numpy", "asked for"
+    if not jax_installed():
+        if engine == "jax":
+            raise ScaleinvError("engine='jax' needs JAX: pip install 'scaleinv[jax]'")
+        return "numpy", "JAX is not installed"
+    if engine == "jax":
+        return "jax", "asked for"
+    work = f"{JAX_CG_MIN_WORK:.0e} unknowns x samples"
+    if unknowns * samples < JAX_CG_MIN_WORK:
+        return "numpy", f"fewer than {work}: compiling would not pay"
+    return "jax", f"at least {work}"

@@ -29,6 +29,11 @@ ill-conditioned problem, or far from one) is solved by MINRES with the spectral
 preconditioner (:func:`minres_solve`); what that does not solve either goes to the direct
 route (:func:`scaleinv.numeric.indexed_steps.solve_hessian`).
 
+:func:`solve_cg` runs the same CG as one compiled JAX program
+(:mod:`scaleinv.numeric.indexed_cg_jax`) where :func:`~scaleinv.numeric.engines.choose_cg_engine`
+picks JAX (installed, a large CG) and it can run the operator (:func:`jax_cg_unsupported`):
+its steps equal NumPy's to rounding, and its failed samples take the same fallbacks.
+
 What the tolerance guarantees: the stopping rule ``|b − H x| ≤ 10⁻¹⁴ |b|`` (the recursively
 updated residual; rounding keeps the true one within a few ``ε κ(H)``) bounds the error by
 ``|x − H⁻¹b| ≤ κ(H) · 10⁻¹⁴ · |H⁻¹b|``: at ``κ ≤ 10⁴`` the step equals the direct solve to
@@ -45,6 +50,7 @@ import sympy as sp
 from scipy.linalg.blas import daxpy
 
 from scaleinv.errors import RuleError
+from scaleinv.numeric.engines import choose_cg_engine
 from scaleinv.numeric.indexed_kernels import IndexedKernels, Placement, shift
 from scaleinv.numeric.indexed_spectral import (
     condition,
@@ -61,6 +67,7 @@ __all__ = ["hessian_operator", "normal_operator", "cg_solve", "CG_POINTS"]
 __all__ += ["gradient_and_hessian_operator", "curved_values"]
 __all__ += ["CG_ITERATIONS", "CG_TOLERANCE", "PRECONDITIONER", "PRECONDITIONERS"]
 __all__ += ["SPECTRAL_CONDITION", "make_preconditioner", "minres_solve"]
+__all__ += ["GaussNewtonProduct", "Jacobi", "BlockJacobi", "solve_cg", "jax_cg_unsupported"]
 
 Operator = Callable[[np.ndarray], np.ndarray]
 
@@ -173,16 +180,7 @@ def _gauss_newton_hessian(
         )
         diagonal += bent_diagonal
 
-    def times(v: np.ndarray) -> np.ndarray:  # J·v straight into Jᵀ's padded buffer
-        padded = forward.load(v)
-        forward.apply(padded, out=backward.interior(len(v)))
-        out = backward.apply(backward.wrap(len(v)))
-        if bent is not None and bent.width == forward.width:  # C reads v from J's buffer
-            bent.apply(padded, out=out, accumulate=True)
-        elif bent is not None:  # C reaches farther than J: its own padding
-            bent(v, out=out, accumulate=True)
-        return out
-
+    times = GaussNewtonProduct(forward, backward, bent)
     bends = _point_entries(p.point_curvature, _means(curvature), accesses, fields)
     slopes = _jacobian_entries(p, _means(jacobian))
 
@@ -199,6 +197,28 @@ def _gauss_newton_hessian(
 
     made = make_preconditioner(k, preconditioner, diagonal, symbol, blocks)
     return times, diagonal, made, backward
+
+
+class GaussNewtonProduct:
+    """``v ↦ H v = Jᵀ(J v) + C v`` from the stencil products of J, Jᵀ and C (``bent``, None
+    where P is linear): J·v straight into Jᵀ's padded buffer, C reading v from J's where it
+    reaches no farther."""
+
+    def __init__(
+        self, forward: StencilProduct, backward: StencilProduct, bent: StencilProduct | None
+    ) -> None:
+        self.forward, self.backward, self.bent = forward, backward, bent
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        forward, backward, bent = self.forward, self.backward, self.bent
+        padded = forward.load(v)
+        forward.apply(padded, out=backward.interior(len(v)))
+        out = backward.apply(backward.wrap(len(v)))
+        if bent is not None and bent.width == forward.width:  # C reads v from J's buffer
+            bent.apply(padded, out=out, accumulate=True)
+        elif bent is not None:  # C reaches farther than J: its own padding
+            bent(v, out=out, accumulate=True)
+        return out
 
 
 def _point_blocks(
@@ -444,18 +464,39 @@ def make_preconditioner(
         if made is not None:
             return made
     if blocks is not None and len(k.problem.fields) > 1:
-        return _block_jacobi(blocks())
+        return BlockJacobi(_block_inverse(blocks()))
     with np.errstate(all="ignore"):  # |diag|: positive definite for MINRES too
-        inverse = np.where(diagonal != 0, 1.0 / np.abs(diagonal), 0.0)
-    return lambda r: inverse * r
+        return Jacobi(np.where(diagonal != 0, 1.0 / np.abs(diagonal), 0.0))
 
 
-def _block_jacobi(blocks: np.ndarray) -> Operator:
-    """``r ↦ |B|⁻¹ r`` for the point blocks ``B`` ``(B, F, F, points)`` (eigenvalue
-    magnitudes floored as the spectral preconditioner's: positive definite); two fields whose
-    blocks are all positive definite by the closed form."""
-    batch, count = blocks.shape[:2]
-    inverse = None
+class Jacobi:
+    """``r ↦ inverse · r``, ``inverse`` ``(B, n)``: ``|diag H|⁻¹`` (0 where the diagonal is)."""
+
+    def __init__(self, inverse: np.ndarray) -> None:
+        self.inverse = inverse
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        return self.inverse * r
+
+
+class BlockJacobi:
+    """``r ↦ |B|⁻¹ r`` per grid point, ``inverse`` = ``|B|⁻¹`` ``(B, F, F, points)``
+    (:func:`_block_inverse`)."""
+
+    def __init__(self, inverse: np.ndarray) -> None:
+        self.inverse = inverse
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:  # one pass: einsum sums in place
+        batch, count = self.inverse.shape[:2]
+        fields = r.reshape((batch, count, -1))
+        return np.einsum("brcp,bcp->brp", self.inverse, fields).reshape(r.shape)
+
+
+def _block_inverse(blocks: np.ndarray) -> np.ndarray:
+    """``|B|⁻¹`` for the point blocks ``B`` ``(B, F, F, points)`` (eigenvalue magnitudes
+    floored as the spectral preconditioner's: positive definite); two fields whose blocks are
+    all positive definite by the closed form."""
+    count = blocks.shape[1]
     if count == 2:
         a, b, d = blocks[:, 0, 0], blocks[:, 0, 1], blocks[:, 1, 1]
         with np.errstate(all="ignore"):
@@ -466,14 +507,8 @@ def _block_jacobi(blocks: np.ndarray) -> Operator:
             np.divide(a, det, out=inverse[:, 1, 1])
             np.negative(np.divide(b, det, out=inverse[:, 0, 1]), out=inverse[:, 0, 1])
             inverse[:, 1, 0] = inverse[:, 0, 1]
-    if inverse is None:
-        inverse = floored_inverse(blocks)
-
-    def apply(r: np.ndarray) -> np.ndarray:  # one pass: einsum sums the products in place
-        fields = r.reshape((batch, count, -1))
-        return np.einsum("brcp,bcp->brp", inverse, fields).reshape(r.shape)
-
-    return apply
+            return inverse
+    return floored_inverse(blocks)
 
 
 def minres_solve(
@@ -599,6 +634,43 @@ def cg_solve(
         _axpy(beta, p, z)
         p = z
     return x, converged & np.isfinite(x).all(axis=1)
+
+
+def solve_cg(
+    times: Operator,
+    diagonal: np.ndarray,
+    precondition: Operator,
+    rhs: np.ndarray,
+    engine: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cg_solve` on the engine :func:`~scaleinv.numeric.engines.choose_cg_engine`
+    picks for ``rhs`` (``engine``: ``None``/``"auto"``, ``"numpy"`` or ``"jax"``): on JAX
+    (:func:`~scaleinv.numeric.indexed_cg_jax.jax_cg_solve`, the same iteration and stopping
+    rule as one compiled program) where it is chosen and can run ``times`` and
+    ``precondition`` (:func:`jax_cg_unsupported`), else on NumPy."""
+    chosen, _ = choose_cg_engine(rhs.shape[1], len(rhs), engine)
+    if chosen == "jax" and jax_cg_unsupported(times, precondition) is None:
+        from scaleinv.numeric.indexed_cg_jax import jax_cg_solve
+
+        assert isinstance(times, GaussNewtonProduct)
+        assert isinstance(precondition, Jacobi | BlockJacobi)
+        products = [times.forward, times.backward] + ([times.bent] if times.bent else [])
+        blocks = isinstance(precondition, BlockJacobi)
+        return jax_cg_solve(
+            products, diagonal, precondition.inverse, blocks, rhs, CG_TOLERANCE, CG_ITERATIONS
+        )
+    return cg_solve(times, diagonal, precondition, rhs)
+
+
+def jax_cg_unsupported(times: Operator, precondition: Operator) -> str | None:
+    """Why the JAX CG cannot run ``times`` with ``precondition``; None if it can: it runs
+    ``H = JᵀJ + C`` on a grid of shifts (:class:`GaussNewtonProduct`) with the (block)
+    Jacobi preconditioner."""
+    if not isinstance(times, GaussNewtonProduct):
+        return "H·v is not the stencil product JᵀJ + C of a grid of shifts"
+    if not isinstance(precondition, Jacobi | BlockJacobi):
+        return "the spectral preconditioner runs on NumPy (SciPy's transforms)"
+    return None
 
 
 def _axpy(alpha: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:

@@ -41,6 +41,7 @@ class StencilProduct:
         buffer of the same columns, :meth:`apply`)."""
         self.rows, self.cols = fields
         self.shape, self.periodic = tuple(shape), periodic
+        self.terms = tuple(terms)  # as given (another engine rebuilds the product from them)
         self.width = [max([abs(t[2][a]) for t in terms] + [0]) for a in range(len(shape))]
         self.width = [max([w, *width[a : a + 1]]) for a, w in enumerate(self.width)]
         self._padded: np.ndarray | None = None

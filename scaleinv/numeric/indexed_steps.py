@@ -35,6 +35,7 @@ import numpy as np
 from scaleinv.errors import RuleError
 from scaleinv.numeric import runtime
 from scaleinv.numeric.compiled import CompiledRule, stateless
+from scaleinv.numeric.engines import choose_cg_engine
 from scaleinv.numeric.indexed_cg import (
     CG_POINTS,
     cg_solve,
@@ -42,6 +43,7 @@ from scaleinv.numeric.indexed_cg import (
     hessian_operator,
     minres_solve,
     normal_operator,
+    solve_cg,
 )
 from scaleinv.numeric.indexed_fused import FusedKernel
 from scaleinv.numeric.indexed_kernels import CHUNK_POINTS, IndexedKernels, compile_indexed
@@ -53,7 +55,7 @@ from scaleinv.symbolic import Problem
 from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["compile_indexed_rule", "flat_points", "indexed_inverse_note", "numeric_inverse"]
-__all__ += ["inverse_note"]
+__all__ += ["inverse_note", "newton_route"]
 __all__ += ["solve_hessian", "solve_jacobian", "INDEXED_RULES", "PG_ITERATIONS", "PG_TOLERANCE"]
 
 #: The rules an indexed problem runs.
@@ -67,13 +69,16 @@ PG_TOLERANCE = 1e-12
 Step = Callable[[IndexedKernels, np.ndarray, float, np.ndarray], np.ndarray]
 
 
-def compile_indexed_rule(problem: IndexedProblem, rule: Rule) -> CompiledRule:
-    """The batched step of ``rule`` on ``problem`` (see the module docstring)."""
+def compile_indexed_rule(
+    problem: IndexedProblem, rule: Rule, engine: str | None = None
+) -> CompiledRule:
+    """The batched step of ``rule`` on ``problem`` (see the module docstring); ``engine``:
+    what runs Newton's matrix-free CG (:func:`solve_hessian`)."""
     kernels: IndexedKernels = compile_indexed(problem)
     eta = float(getattr(rule, "eta", 1.0))
     steps: dict[type, Step] = {
         GD: _gd,
-        Newton: _newton,
+        Newton: partial(_newton, engine=engine),
         IG: _ig,
     }
     if isinstance(rule, PG):
@@ -174,16 +179,18 @@ def _gd(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.nda
     return np.zeros(len(f), dtype=np.int8)
 
 
-def _newton(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.ndarray:
+def _newton(
+    k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray, engine: str | None = None
+) -> np.ndarray:
     if _band_fits(k, _hessian_reach(k)):  # −η∇L and H in one pass over the grid
         g, ab, (lower, _) = k.gradient_and_hessian_band(f, -eta)
         return _solve_hessian_band(k, f, g, ab, lower, out)[1]
     if _curved_route(k):  # ∇L and H·v from one point kernel
         g, operator = gradient_and_hessian_operator(k, f)
-        dx, status = solve_hessian(k, f, g, operator=operator)
+        dx, status = solve_hessian(k, f, g, operator=operator, engine=engine)
     else:
         _, g = _residual_and_gradient(k, f)
-        dx, status = solve_hessian(k, f, g)
+        dx, status = solve_hessian(k, f, g, engine=engine)
     np.multiply(dx, -eta, out=out)
     return status
 
@@ -197,6 +204,19 @@ def _ig(k: IndexedKernels, f: np.ndarray, eta: float, out: np.ndarray) -> np.nda
     return status
 
 
+def newton_route(problem: IndexedProblem, samples: int, engine: str | None = None) -> str:
+    """How Newton's step solves ``H Δx = −η ∇L`` on ``problem`` for a batch of ``samples``, in
+    a few words (``engine``: CG's, as :func:`solve_hessian` takes it)."""
+    k = compile_indexed(problem)
+    if _band_fits(k, _hessian_reach(k)):
+        return "banded H: LAPACK's band Cholesky"
+    if not _takes_cg(k, None):
+        return "SciPy's sparse LU"
+    batch = min(samples, max(1, CHUNK_POINTS // problem.points))  # as _chunked calls it
+    chosen, why = choose_cg_engine(problem.n, batch, engine)
+    return f"matrix-free CG on {chosen} ({why}; the spectral preconditioner runs on NumPy)"
+
+
 def _curved_route(k: IndexedKernels) -> bool:
     """Does Newton's step take CG with H·v = Jᵀ(J·v) + C·v (a grid of shifts)?"""
     return k.shifts and _takes_cg(k, None)
@@ -208,9 +228,12 @@ def solve_hessian(
     rhs: np.ndarray,
     cg_points: int | None = None,
     operator: tuple[Callable, np.ndarray, Callable] | None = None,
+    engine: str | None = None,
 ) -> tuple:
     """``H⁻¹ rhs`` at flat samples ``f``, with ``(x, status)``; ``operator``: CG's
-    :func:`~scaleinv.numeric.indexed_cg.hessian_operator` at ``f`` where already built.
+    :func:`~scaleinv.numeric.indexed_cg.hessian_operator` at ``f`` where already built;
+    ``engine``: what runs CG (:func:`~scaleinv.numeric.indexed_cg.solve_cg`; auto: JAX where
+    installed and the CG large, :func:`~scaleinv.numeric.engines.choose_cg_engine`).
 
     From ``cg_points`` unknowns on by matrix-free CG (:mod:`scaleinv.numeric.indexed_cg`); by
     default :data:`~scaleinv.numeric.indexed_cg.CG_POINTS` where H goes to the sparse LU, never
@@ -220,7 +243,7 @@ def solve_hessian(
     direct route."""
     if _takes_cg(k, cg_points):
         times, diagonal, precondition = operator or hessian_operator(k, f)
-        x, converged = cg_solve(times, diagonal, precondition, rhs)
+        x, converged = solve_cg(times, diagonal, precondition, rhs, engine)
         broken = np.flatnonzero(~converged)
         if len(broken):  # H indefinite, or CG stalled: MINRES, then the direct route
             x[broken], converged[broken] = minres_solve(k, f[broken], rhs[broken])
