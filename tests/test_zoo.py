@@ -3,8 +3,9 @@ properties that must hold, not by snapshots of outputs.
 
 Each problem's study and report (derive, run, verify, study, figures and the PDF; its verdicts
 are the objects ``scaleinv verify`` prints) are made once per session, two problems at a time
-in worker processes (:func:`prepared`); the commands ``derive``, ``run``, ``study``, ``verify``
-and ``export`` then print or write from them. Per problem:
+in worker processes (:func:`prepared`), which then run ``derive`` and the local inverse's round
+trip on the problem the report derived; the commands ``run``, ``study``, ``verify`` and
+``export`` print or write from them. Per problem:
 
 * derive: the exact Jacobian, gradient and Hessian equal finite differences of ``P`` and ``L``
   at random points of the study region; where the local inverse has a closed form, the round
@@ -22,7 +23,9 @@ and ``export`` then print or write from them. Per problem:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import multiprocessing
 import sys
 import warnings
@@ -67,12 +70,28 @@ pytestmark = pytest.mark.slow
 
 
 @dataclass(frozen=True)
+class RoundTrip:
+    """``P(P⁻¹(y; x0))`` at ``y = P(x)``, ``x0`` near regular points ``x`` of the region."""
+
+    x: np.ndarray
+    x0: np.ndarray
+    y: np.ndarray
+    found: np.ndarray  # P⁻¹(y; x0)
+    ok: np.ndarray
+    p_found: np.ndarray  # P(P⁻¹(y; x0))
+    numeric: bool
+
+
+@dataclass(frozen=True)
 class Case:
-    """One zoo problem with what is built once per session: its report, study and checks."""
+    """One zoo problem with what is built once per session: its report, study and checks, what
+    ``scaleinv derive`` printed (status, text) and the local inverse's round trip."""
 
     spec: Spec
     report: BuildResult
     study: Study
+    derived: tuple[int, str]
+    round_trip: RoundTrip
 
     @property
     def checks(self) -> tuple[SpecVerdict, ...]:
@@ -89,16 +108,35 @@ def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("zoo")
 
 
-def _prepare(path: Path, out: Path) -> tuple[BuildResult, Study]:
+def _prepare(path: Path, out: Path) -> tuple[BuildResult, Study, tuple[int, str], RoundTrip]:
     """Study and report one problem (with the PDF; the report's study section is this study,
-    its verdicts those of ``scaleinv verify``)."""
+    its verdicts those of ``scaleinv verify``), then run ``scaleinv derive`` and the local
+    inverse's round trip on the same problem, whose derivations the report made (each command
+    would derive them again in a process of its own)."""
     spec = load_spec(path)
     with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
         warnings.simplefilter("ignore", NumericInverseWarning)  # outputs say so themselves
         study = run_study(spec)
         patch.setattr(builder, "run_study", lambda _: study)
         report = builder.build(spec, out)
-    return report, study
+        patch.setattr(derive_cmd, "load_spec", lambda _: spec)
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            status = scaleinv_cli.main(["derive", str(path)])
+        return report, study, (status, text.getvalue()), _round_trip(spec)
+
+
+def _round_trip(spec: Spec) -> RoundTrip:
+    problem = spec.problem
+    kernels = problem.compile()
+    x = _regular(kernels, _points(spec, 12, seed=1))
+    low, high = np.array(spec.study["region"], dtype=float).T
+    x0 = x + 1e-3 * (high - low) * np.random.default_rng(2).uniform(-1, 1, x.shape)
+    y = kernels.P(x)
+    inverse = problem.local_inverse()
+    solution = inverse.compile().solve(y, x0)
+    found = solution.x
+    return RoundTrip(x, x0, y, found, solution.ok, kernels.P(found), inverse.numeric)
 
 
 @pytest.fixture(scope="session")
@@ -160,23 +198,17 @@ def test_derivatives_equal_finite_differences(zoo: Case) -> None:
 
 def test_local_inverse_round_trip(zoo: Case) -> None:
     """``P(P⁻¹(y; x0)) = y`` at ``y = P(x)``, ``x0`` near ``x``; the closed form (nearest
-    branch) returns ``x`` itself."""
-    problem = zoo.spec.problem
-    kernels = problem.compile()
-    x = _regular(kernels, _points(zoo.spec, 12, seed=1))
-    assert len(x), "no regular point in the study region"
+    branch) returns ``x`` itself (computed by :func:`_round_trip` with the report's inverse)."""
+    trip = zoo.round_trip
+    assert len(trip.x), "no regular point in the study region"
+    assert trip.ok.all(), f"no inverse found at {trip.x[~trip.ok]}"
+    scale = np.abs(trip.y).max(axis=-1, keepdims=True) + 1e-300
+    np.testing.assert_allclose(trip.p_found / scale, trip.y / scale, atol=1e-9)
+    # a second evaluation path for P(P⁻¹(y)): this process's own kernels
+    np.testing.assert_allclose(zoo.spec.problem.compile().P(trip.found), trip.p_found, rtol=1e-12)
     low, high = np.array(zoo.spec.study["region"], dtype=float).T
-    x0 = x + 1e-3 * (high - low) * np.random.default_rng(2).uniform(-1, 1, x.shape)
-    y = kernels.P(x)
-    inverse = problem.local_inverse()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NumericInverseWarning)
-        solution = inverse.compile().solve(y, x0)
-    assert solution.ok.all(), f"no inverse found at {x[~solution.ok]}"
-    scale = np.abs(y).max(axis=-1, keepdims=True) + 1e-300
-    np.testing.assert_allclose(kernels.P(solution.x) / scale, y / scale, atol=1e-9)
-    if not inverse.numeric:  # the nearest branch: x itself, to the region's resolution
-        assert np.all(np.abs(solution.x - x) <= 1e-7 * (high - low)), (solution.x, x)
+    if not trip.numeric:  # the nearest branch: x itself, to the region's resolution
+        assert np.all(np.abs(trip.found - trip.x) <= 1e-7 * (high - low)), (trip.found, trip.x)
 
 
 @pytest.fixture
@@ -191,9 +223,10 @@ def cli(zoo: Case, monkeypatch: pytest.MonkeyPatch) -> Any:
     return scaleinv_cli.main
 
 
-def test_cli_derive_prints_every_rule(zoo: Case, cli: Any, capsys: pytest.CaptureFixture) -> None:
-    assert cli(["derive", zoo.spec.source]) == 0
-    out = capsys.readouterr().out
+def test_cli_derive_prints_every_rule(zoo: Case) -> None:
+    """What ``scaleinv derive`` printed (:func:`_prepare`)."""
+    status, out = zoo.derived
+    assert status == 0
     if zoo.spec.problem.n <= FEW:  # past FEW inputs derive prints a summary (cli_large)
         assert "local inverse" in out
     else:
