@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import optional_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {"budget_overhead.py": ["--quick"]}
@@ -56,6 +57,8 @@ def test_a_benchmark_runs_at_a_tiny_size_and_prints_its_table(script: str) -> No
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SLOW))
 def test_a_slow_benchmark_runs_at_a_tiny_size_and_prints_its_table(script: str) -> None:
+    if script == "dask_starts.py":  # it times scaleinv's Dask route
+        optional_module("dask", "distributed")
     _check(script, SLOW[script])
 
 

@@ -95,6 +95,8 @@ def test_torch_module_keeps_autograd():
 @pytest.mark.parametrize("flavor", ["numpy", "jax", "torch"])
 def test_source_does_not_grow_with_n(flavor):
     """The module at n = 16 and n = 10⁶ differ only in the grid's size where it is written."""
+    if flavor != "numpy":
+        optional_module(flavor, flavor)
     small, large = (module_source(diffusion(n, "periodic"), flavor=flavor) for n in (16, 10**6))
     assert small.replace("16", "N") == large.replace("1000000", "N")
 
@@ -145,6 +147,7 @@ def test_cli_export_says_what_is_not_exported(tmp_path, capsys):
         '[params]\nn = 8\n[[rules]]\nname = "gd"\neta = 0.3\n[[rules]]\nname = "newton"\n',
         encoding="utf-8",
     )
+    optional_module("jax", "jax")
     assert main(["export", str(spec), "--to", str(tmp_path / "k.py"), "--flavor", "jax"]) == 0
     out = capsys.readouterr().out
     assert "wrote" in out and "not exported: newton_step" in out

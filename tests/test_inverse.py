@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scaleinv.errors import NoInverseError, ProblemError
@@ -150,6 +150,7 @@ def test_period_is_a_period_of_p() -> None:
 def test_sum_and_product_give_the_nearest_root_pair(
     a: float, b: float, da: float, db: float
 ) -> None:
+    assume(a * b == 0 or abs(a * b) >= np.finfo(float).tiny)  # a subnormal product lost digits
     li = inverse("a b", ("a + b", "a*b"))
     y = np.array([a + b, a * b])
     x0 = np.array([a + da, b + db])
