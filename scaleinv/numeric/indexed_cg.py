@@ -65,7 +65,8 @@ from scaleinv.symbolic.indexed import IndexedProblem
 
 __all__ = ["hessian_operator", "normal_operator", "cg_solve", "CG_POINTS"]
 __all__ += ["gradient_and_hessian_operator", "curved_values"]
-__all__ += ["CG_ITERATIONS", "CG_TOLERANCE", "PRECONDITIONER", "PRECONDITIONERS"]
+__all__ += ["CG_ITERATIONS", "CG_TOLERANCE", "CG_STALL", "CG_STALL_FLOOR", "usable_diagonal"]
+__all__ += ["PRECONDITIONER", "PRECONDITIONERS"]
 __all__ += ["SPECTRAL_CONDITION", "make_preconditioner", "minres_solve"]
 __all__ += ["GaussNewtonProduct", "Jacobi", "BlockJacobi", "solve_cg", "jax_cg_unsupported"]
 
@@ -82,6 +83,10 @@ CG_POINTS = 512
 CG_TOLERANCE = 1e-14
 #: At most this many iterations (then: not converged, the direct route solves the sample).
 CG_ITERATIONS = 500
+#: A sample whose residual has not fallen for this many iterations stops: converged if its
+#: best residual is within ``CG_STALL_FLOOR · CG_TOLERANCE · |b|`` (the floor of rounding).
+CG_STALL = 20
+CG_STALL_FLOOR = 1e3
 #: The preconditioners CG knows (see :func:`make_preconditioner`), and the default.
 PRECONDITIONERS = ("auto", "spectral", "jacobi")
 PRECONDITIONER = "auto"
@@ -591,10 +596,10 @@ def cg_solve(
     ``precondition`` (``r ↦ M⁻¹ r``, symmetric positive definite), all samples at once.
     Returns ``(x, converged)``; a sample stops on its own once converged, on breakdown
     (``pᵀHp ≤ 0`` or a non-positive/non-finite ``diagonal`` of H: not converged) or when its
-    residual has not fallen for 20 iterations (converged if within ``10³ · tolerance``: the
-    floor of rounding, else not)."""
+    residual has not fallen for :data:`CG_STALL` iterations (converged if within
+    :data:`CG_STALL_FLOOR` ``· tolerance``: the floor of rounding, else not)."""
     batch = len(rhs)
-    usable = (diagonal > 0).all(axis=1) & np.isfinite(diagonal).all(axis=1)
+    usable = usable_diagonal(diagonal)
     x = np.zeros(rhs.shape)
     r = np.array(rhs, dtype=float, order="C")
     z = precondition(r)
@@ -621,8 +626,8 @@ def cg_solve(
         active &= ~done
         since = np.where(norm_r < best, 0, since + 1)
         best = np.minimum(best, norm_r)
-        stalled = active & (since >= 20)
-        converged |= stalled & (best <= 1e3 * tolerance * norm_b)
+        stalled = active & (since >= CG_STALL)
+        converged |= stalled & (best <= CG_STALL_FLOOR * tolerance * norm_b)
         active &= ~stalled
         z = precondition(r)
         rz_new = _dots(r, z)
@@ -634,6 +639,11 @@ def cg_solve(
         _axpy(beta, p, z)
         p = z
     return x, converged & np.isfinite(x).all(axis=1)
+
+
+def usable_diagonal(diagonal: np.ndarray) -> np.ndarray:
+    """Per sample: is ``diag H`` positive and finite (else CG breaks down at once)?"""
+    return (diagonal > 0).all(axis=1) & np.isfinite(diagonal).all(axis=1)
 
 
 def solve_cg(
@@ -656,9 +666,9 @@ def solve_cg(
         assert isinstance(precondition, Jacobi | BlockJacobi)
         products = [times.forward, times.backward] + ([times.bent] if times.bent else [])
         blocks = isinstance(precondition, BlockJacobi)
-        return jax_cg_solve(
-            products, diagonal, precondition.inverse, blocks, rhs, CG_TOLERANCE, CG_ITERATIONS
-        )
+        rule = (CG_TOLERANCE, CG_ITERATIONS, CG_STALL, CG_STALL_FLOOR)
+        usable = usable_diagonal(diagonal)
+        return jax_cg_solve(products, usable, precondition.inverse, blocks, rhs, rule)
     return cg_solve(times, diagonal, precondition, rhs)
 
 

@@ -46,30 +46,34 @@ _Shape = tuple[int, int, tuple[int, ...], int]
 
 def jax_cg_solve(
     products: Sequence[StencilProduct],
-    diagonal: np.ndarray,
+    usable: np.ndarray,
     inverse: np.ndarray,
     blocks: bool,
     rhs: np.ndarray,
-    tolerance: float,
-    iterations: int,
+    rule: tuple[float, int, int, float],
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`~scaleinv.numeric.indexed_cg.cg_solve` with ``H v = Jᵀ(J v) + C v`` given by
     the stencil ``products`` of J, Jᵀ and C (C's left out where P is linear; as
-    :class:`~scaleinv.numeric.indexed_cg.GaussNewtonProduct` holds them) and ``diag H``,
+    :class:`~scaleinv.numeric.indexed_cg.GaussNewtonProduct` holds them), the samples whose
+    ``diag H`` is ``usable`` (:func:`~scaleinv.numeric.indexed_cg.usable_diagonal`),
     preconditioned by Jacobi (``inverse`` = ``|diag H|⁻¹`` ``(B, n)``) or block Jacobi
     (``blocks``: ``inverse`` = the point blocks' ``(B, F, F, points)``), as one compiled
-    program: ``(x, converged)``."""
+    program, stopping by ``rule`` = (tolerance, iterations, stall, stall floor) as
+    :func:`~scaleinv.numeric.indexed_cg.cg_solve` does: ``(x, converged)``."""
+    tolerance, iterations, stall, floor = rule
     diagonals: dict[int, np.ndarray] = {}  # by identity: Jᵀ's unmoved diagonals are J's
     structure = tuple(_structure(product.terms, diagonals) for product in products)
     forward = products[0]
     fields = (forward.rows, forward.cols)
-    program = _program(structure, fields, forward.shape, forward.periodic, blocks, iterations)
+    program = _program(
+        structure, fields, forward.shape, forward.periodic, blocks, iterations, stall, floor
+    )
     with jax.enable_x64(True):
         # NumPy arrays straight into the jitted call (JAX copies them in: ~10 ms here)
         x, converged = program(
             [np.asarray(d, dtype=float) for d in diagonals.values()],
             inverse,
-            (diagonal > 0).all(axis=1) & np.isfinite(diagonal).all(axis=1),
+            usable,
             np.asarray(rhs, dtype=float),
             np.float64(tolerance),
         )
@@ -122,6 +126,8 @@ def _program(
     periodic: bool,
     blocks: bool,
     iterations: int,
+    stall: int,
+    floor: float,
 ) -> Any:
     """The jitted CG for one stencil structure (jit compiles it once per batch size). Vectors
     are lists of fields ``(B, *grid)``: no concatenation, each field's terms one loop."""
@@ -200,8 +206,8 @@ def _program(
             active = active & ~done
             since = jnp.where(norm_r < best, 0, since + 1)
             best = jnp.minimum(best, norm_r)
-            stalled = active & (since >= 20)
-            converged = converged | (stalled & (best <= 1e3 * tolerance * norm_b))
+            stalled = active & (since >= stall)
+            converged = converged | (stalled & (best <= floor * tolerance * norm_b))
             active = active & ~stalled
             z = precondition(r)
             rz_new = dots(r, z)
