@@ -306,17 +306,22 @@ def test_near_the_solution_cg_no_longer_stalls_into_the_direct_route(monkeypatch
         assert _relative(solved[s], direct[s]) < 1e-9
 
 
-def test_an_indefinite_hessian_is_solved_by_minres(monkeypatch) -> None:
-    import scaleinv.numeric.indexed_steps as steps
-
-    # H = JᵀJ + r·∇²P: with u ≈ 0.1 far below the target 2, r·2 ≈ −4 makes H indefinite
+def _indefinite() -> tuple:
+    """``(problem, kernels, x, ∇L)`` where ``H = JᵀJ + r·∇²P`` is positive definite at sample 0
+    (u ≈ 1.5) and indefinite at sample 1 (u ≈ 0.1, far below the target 2: r·2 ≈ −4)."""
     problem = IndexedProblem.from_strings(
         "u[0:n]", "u[i]**2 + 0.1*(u[i+1] - u[i-1])", params={"n": 200}, target="2"
     )
     k = compile_indexed(problem)
     rng = np.random.default_rng(3)
     x = np.array([1.5, 0.1])[:, None] + 0.01 * rng.standard_normal((2, problem.n))
-    g = k.gradient(x)
+    return problem, k, x, k.gradient(x)
+
+
+def test_an_indefinite_hessian_is_solved_by_minres(monkeypatch) -> None:
+    import scaleinv.numeric.indexed_steps as steps
+
+    problem, k, x, g = _indefinite()
     assert np.linalg.eigvalsh(k.hessian_matrix(x[1]).toarray()).min() < 0
     _, converged = cg_solve(*hessian_operator(k, x), g)
     assert converged.tolist() == [True, False]

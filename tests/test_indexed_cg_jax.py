@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import optional_module
-from test_indexed_cg import CASES, _relative, _starts
+from test_indexed_cg import CASES, _indefinite, _relative, _starts
 
 import scaleinv.numeric.engines as engines
 from scaleinv import minimize, rules
@@ -66,15 +66,8 @@ def test_jax_cg_step_equals_the_numpy_cg_step_and_the_direct_solve(name: str) ->
 def test_the_step_on_either_engine_is_the_same_through_the_fallbacks(monkeypatch) -> None:
     import scaleinv.numeric.indexed_steps as steps
 
-    # H = JᵀJ + r·∇²P is indefinite at sample 1 (u ≈ 0.1, target 2): CG breaks down there on
-    # both engines, MINRES solves it
-    problem = IndexedProblem.from_strings(
-        "u[0:n]", "u[i]**2 + 0.1*(u[i+1] - u[i-1])", params={"n": 200}, target="2"
-    )
-    k = compile_indexed(problem)
-    rng = np.random.default_rng(3)
-    x = np.array([1.5, 0.1])[:, None] + 0.01 * rng.standard_normal((2, problem.n))
-    g = k.gradient(x)
+    # H is indefinite at sample 1: CG breaks down there on both engines, MINRES solves it
+    problem, k, x, g = _indefinite()
     operator = hessian_operator(k, x, "jacobi")
     _, converged = solve_cg(*operator, g, "jax")
     _, plain = cg_solve(*operator, g)
