@@ -22,7 +22,7 @@ from scaleinv.numeric.indexed_cg import (
     solve_cg,
 )
 from scaleinv.numeric.indexed_kernels import compile_indexed
-from scaleinv.numeric.indexed_steps import solve_hessian
+from scaleinv.numeric.indexed_steps import newton_route, solve_hessian
 from scaleinv.symbolic import IndexedProblem
 
 #: A periodic grid of 3 points, C coupling u[i+2] and u[i-2] (4 apart): the padding wraps
@@ -124,3 +124,11 @@ def test_minimize_hands_its_engine_to_the_cg(monkeypatch) -> None:
     assert calls == [1, 1]
     np.testing.assert_allclose(on_jax.x, on_numpy.x, rtol=1e-12, atol=1e-12)
     assert on_jax.statuses() == on_numpy.statuses()
+
+
+def test_newton_route_names_the_cg_engine_and_its_caveat_only_on_jax() -> None:
+    optional_module("jax", "jax")
+    problem = CASES["brusselator"]  # two fields on a 2-D grid: the CG route
+    assert newton_route(problem, 1, "numpy") == "matrix-free CG on numpy (asked for)"
+    on_jax = newton_route(problem, 1, "jax")
+    assert on_jax.startswith("matrix-free CG on jax (asked for)") and "spectral" in on_jax

@@ -214,7 +214,10 @@ def newton_route(problem: IndexedProblem, samples: int, engine: str | None = Non
         return "SciPy's sparse LU"
     batch = min(samples, max(1, CHUNK_POINTS // problem.points))  # as _chunked calls it
     chosen, why = choose_cg_engine(problem.n, batch, engine)
-    return f"matrix-free CG on {chosen} ({why}; the spectral preconditioner runs on NumPy)"
+    route = f"matrix-free CG on {chosen} ({why})"
+    if chosen == "jax":
+        route += "; a step whose preconditioner is spectral stays on NumPy"
+    return route
 
 
 def _curved_route(k: IndexedKernels) -> bool:
